@@ -1,0 +1,100 @@
+// remex — command line client of a remex server. See `remex --help`.
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli/command_line.h"
+#include "cli/commands.h"
+#include "remex/client.h"
+
+namespace remex::cli {
+namespace {
+
+constexpr absl::string_view kDefaultServer = "localhost:50051";
+
+const std::vector<FlagSpec>& GlobalFlags() {
+  static const auto* const flags = new std::vector<FlagSpec>{
+      {"server", FlagKind::kString}, {"help", FlagKind::kSwitch}};
+  return *flags;
+}
+
+std::string Usage() {
+  std::string usage =
+      "Usage: remex [--server ADDR] COMMAND [ARGS]\n"
+      "\n"
+      "Talks to a remex server at ADDR (default: $REMEX_SERVER, else " +
+      std::string(kDefaultServer) +
+      ").\n--server may also come after the command. Prints the answer "
+      "(a task,\nor a list) as JSON on stdout. Durations look like 500ms, 5s, "
+      "2m, 1h.\n\nCommands:\n";
+  for (const Command& command : Commands()) {
+    absl::StrAppend(&usage, "\n  remex ", command.name,
+                    command.arguments.empty() ? "" : " ",
+                    absl::StrJoin(command.arguments, " "), "\n", command.help);
+  }
+  absl::StrAppend(
+      &usage,
+      "\nExit codes:\n"
+      "  0  success\n"
+      "  1  the RPC failed (one line 'remex: CODE: message' on stderr)\n"
+      "  2  usage error\n"
+      "  3  submit --wait or await: the task ended FAILED, CANCELLED,\n"
+      "     TIMED_OUT or WORKER_LOST (the task is still printed)\n");
+  return usage;
+}
+
+// Reports `status` on stderr in one line and returns `exit_code`.
+int Fail(int exit_code, const absl::Status& status) {
+  std::cerr << "remex: " << absl::StatusCodeToString(status.code()) << ": "
+            << status.message() << "\n";
+  return exit_code;
+}
+
+int UsageError(absl::string_view message) {
+  return Fail(kExitUsage, absl::InvalidArgumentError(
+                              absl::StrCat(message, " (see remex --help)")));
+}
+
+std::string ServerAddress(const CommandLine& line) {
+  const char* from_environment = std::getenv("REMEX_SERVER");
+  return line.String("server", from_environment != nullptr
+                                   ? from_environment
+                                   : std::string(kDefaultServer));
+}
+
+int Run(const std::vector<absl::string_view>& args) {
+  const absl::StatusOr<CommandLine> line =
+      ParseCommandLine(args, GlobalFlags(), [](absl::string_view name) {
+        const Command* command = FindCommand(name);
+        return command != nullptr ? &command->flags : nullptr;
+      });
+  if (!line.ok()) return UsageError(line.status().message());
+  if (line->Has("help") || line->command() == "help") {
+    std::cout << Usage();
+    return kExitOk;
+  }
+  if (line->command().empty()) return UsageError("missing command");
+  const Command& command = *FindCommand(line->command());
+  if (line->positional().size() != command.arguments.size()) {
+    return UsageError(absl::StrCat(command.name, " takes ",
+                                   command.arguments.empty()
+                                       ? "no arguments"
+                                       : absl::StrJoin(command.arguments, " ")));
+  }
+  Client client(ServerAddress(*line));
+  const absl::StatusOr<int> exit_code = command.run(client, *line);
+  if (!exit_code.ok()) return Fail(kExitRpcError, exit_code.status());
+  return *exit_code;
+}
+
+}  // namespace
+}  // namespace remex::cli
+
+int main(int argc, char** argv) {
+  return remex::cli::Run(std::vector<absl::string_view>(argv + 1, argv + argc));
+}

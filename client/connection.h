@@ -1,0 +1,58 @@
+// A connection to one remex server: every Executor RPC as a blocking call
+// that returns absl::Status.
+#ifndef REMEX_CLIENT_CONNECTION_H_
+#define REMEX_CLIENT_CONNECTION_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "client/task_transport.h"
+#include "remex/v1/executor.grpc.pb.h"
+
+namespace remex::client {
+
+// Longest single Await RPC; longer waits are made of several.
+inline constexpr absl::Duration kMaxAwaitSlice = absl::Seconds(30);
+
+// Thread-safe: the channel and stub may be used from any number of threads.
+// Owns its stub and shares the channel.
+class Connection : public TaskTransport {
+ public:
+  // `rpc_timeout` is the deadline of every call that does not wait for a
+  // task; an Await gets its timeout plus `rpc_timeout`.
+  Connection(std::string_view address, absl::Duration rpc_timeout);
+
+  absl::StatusOr<v1::Task> Submit(const v1::SubmitRequest& request);
+  // Bounded RPCs of at most kMaxAwaitSlice each, until the task is terminal
+  // or `timeout` passed.
+  absl::StatusOr<v1::Task> Await(const std::string& id,
+                                 absl::Duration timeout) override;
+  absl::StatusOr<v1::Task> Get(const std::string& id) override;
+  absl::StatusOr<v1::Task> Cancel(const std::string& id) override;
+  absl::Status Delete(const std::string& id);
+  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request);
+  absl::StatusOr<v1::ListFunctionsResponse> ListFunctions();
+
+ private:
+  // One Await RPC; `timeout` must be positive and finite.
+  absl::StatusOr<v1::Task> AwaitOnce(const std::string& id,
+                                     absl::Duration timeout);
+
+  // Calls `method` on the stub with a deadline `deadline` from now.
+  template <class Request, class Response>
+  absl::StatusOr<Response> Call(
+      grpc::Status (v1::Executor::StubInterface::*method)(
+          grpc::ClientContext*, const Request&, Response*),
+      const Request& request, absl::Duration deadline);
+
+  const absl::Duration rpc_timeout_;
+  const std::unique_ptr<v1::Executor::StubInterface> stub_;
+};
+
+}  // namespace remex::client
+
+#endif  // REMEX_CLIENT_CONNECTION_H_

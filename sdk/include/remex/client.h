@@ -1,0 +1,100 @@
+// remex/client.h — the entry point of the remex C++ SDK.
+//
+//   remex::Client client("localhost:50051");
+//   remex::Future future = client.Submit("primes", remex::Json(R"({"n": 1000})"));
+//   std::cout << future.get().json() << "\n";
+#ifndef REMEX_CLIENT_H_
+#define REMEX_CLIENT_H_
+
+#include <google/protobuf/message.h>
+#include <google/protobuf/struct.pb.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "remex/future.h"
+#include "remex/v1/executor.pb.h"
+
+namespace remex {
+
+namespace client {
+class Connection;
+}  // namespace client
+
+// How to run one task. Zero or empty fields are unset: the server decides.
+struct SubmitOptions {
+  // Empty: the function's default pool.
+  std::string pool;
+  // Higher runs first.
+  int32_t priority = 0;
+  // Longest wait before the task starts.
+  absl::Duration queue_timeout = absl::ZeroDuration();
+  // Longest run.
+  absl::Duration run_timeout = absl::ZeroDuration();
+  // Runs allowed when a worker dies (server default: 1).
+  int32_t max_attempts = 0;
+  std::map<std::string, std::string> labels;
+  // How long the server keeps the finished task.
+  absl::Duration ttl = absl::ZeroDuration();
+  // Raw input bytes for the function.
+  std::string input;
+};
+
+struct ClientOptions {
+  // Deadline of every RPC that does not wait for a task. Waits are split into
+  // RPCs of at most 30 s plus this.
+  absl::Duration rpc_timeout = absl::Seconds(30);
+};
+
+// A connection to one remex server. Thread-safe; copies share the connection,
+// which closes when the last Client and Future using it are gone. Creating a
+// Client does not connect: the first call does.
+//
+// Methods returning Future throw RpcError when the RPC fails; methods
+// returning absl::Status(Or) report every error there and never throw.
+class Client {
+ public:
+  // `address` is "host:port" (or any gRPC target name).
+  explicit Client(std::string_view address, ClientOptions options = {});
+
+  // Submits `function(args)` and returns a future for it.
+  Future Submit(std::string_view function,
+                const google::protobuf::Value& args = {},
+                const SubmitOptions& options = {});
+  // Same, with `input` serialized into SubmitOptions::input (replacing it).
+  Future Submit(std::string_view function, const google::protobuf::Value& args,
+                const google::protobuf::Message& input,
+                SubmitOptions options = {});
+  absl::StatusOr<Future> TrySubmit(std::string_view function,
+                                   const google::protobuf::Value& args = {},
+                                   const SubmitOptions& options = {});
+
+  // A future for a task that already exists (e.g. submitted by another
+  // client). Throws RpcError (NOT_FOUND) if the server does not know `id`.
+  Future Attach(std::string_view id);
+
+  // Raw calls: one per RPC, answering what the server answered.
+  absl::StatusOr<v1::Task> Get(std::string_view id);
+  absl::StatusOr<v1::Task> Cancel(std::string_view id);
+  // The task once terminal, or as it stands when `timeout` passes
+  // (absl::InfiniteDuration(): until terminal).
+  absl::StatusOr<v1::Task> Await(std::string_view id, absl::Duration timeout);
+  absl::Status Delete(std::string_view id);
+  absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request);
+  absl::StatusOr<v1::ListFunctionsResponse> ListFunctions();
+
+ private:
+  Future MakeFuture(v1::Task task);
+
+  std::shared_ptr<client::Connection> connection_;
+};
+
+}  // namespace remex
+
+#endif  // REMEX_CLIENT_H_

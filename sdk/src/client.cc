@@ -1,0 +1,103 @@
+#include "remex/client.h"
+
+#include <utility>
+
+#include "client/connection.h"
+#include "common/proto_time.h"
+#include "sdk/src/future_state.h"
+#include "sdk/src/value_or_throw.h"
+
+namespace remex {
+namespace {
+
+using internal::ValueOrThrow;
+
+// Sets `*field` from `duration` unless it is zero (unset).
+void SetDuration(absl::Duration duration, google::protobuf::Duration* field) {
+  if (duration != absl::ZeroDuration()) {
+    *field = common::ToProtoDuration(duration);
+  }
+}
+
+v1::SubmitRequest MakeSubmitRequest(std::string_view function,
+                                    const google::protobuf::Value& args,
+                                    const SubmitOptions& options) {
+  v1::SubmitRequest request;
+  request.set_function(std::string(function));
+  *request.mutable_args() = args;
+  request.set_input(options.input);
+  request.set_pool(options.pool);
+  request.set_priority(options.priority);
+  SetDuration(options.queue_timeout, request.mutable_queue_timeout());
+  SetDuration(options.run_timeout, request.mutable_run_timeout());
+  request.set_max_attempts(options.max_attempts);
+  request.mutable_labels()->insert(options.labels.begin(),
+                                   options.labels.end());
+  SetDuration(options.ttl, request.mutable_ttl());
+  return request;
+}
+
+}  // namespace
+
+Client::Client(std::string_view address, ClientOptions options)
+    : connection_(std::make_shared<client::Connection>(address,
+                                                       options.rpc_timeout)) {}
+
+Future Client::Submit(std::string_view function,
+                      const google::protobuf::Value& args,
+                      const SubmitOptions& options) {
+  return ValueOrThrow(TrySubmit(function, args, options));
+}
+
+Future Client::Submit(std::string_view function,
+                      const google::protobuf::Value& args,
+                      const google::protobuf::Message& input,
+                      SubmitOptions options) {
+  options.input = input.SerializeAsString();
+  return Submit(function, args, options);
+}
+
+absl::StatusOr<Future> Client::TrySubmit(std::string_view function,
+                                         const google::protobuf::Value& args,
+                                         const SubmitOptions& options) {
+  absl::StatusOr<v1::Task> task =
+      connection_->Submit(MakeSubmitRequest(function, args, options));
+  if (!task.ok()) return task.status();
+  return MakeFuture(*std::move(task));
+}
+
+Future Client::Attach(std::string_view id) {
+  return MakeFuture(ValueOrThrow(Get(id)));
+}
+
+absl::StatusOr<v1::Task> Client::Get(std::string_view id) {
+  return connection_->Get(std::string(id));
+}
+
+absl::StatusOr<v1::Task> Client::Cancel(std::string_view id) {
+  return connection_->Cancel(std::string(id));
+}
+
+absl::StatusOr<v1::Task> Client::Await(std::string_view id,
+                                       absl::Duration timeout) {
+  return connection_->Await(std::string(id), timeout);
+}
+
+absl::Status Client::Delete(std::string_view id) {
+  return connection_->Delete(std::string(id));
+}
+
+absl::StatusOr<v1::ListResponse> Client::List(const v1::ListRequest& request) {
+  return connection_->List(request);
+}
+
+absl::StatusOr<v1::ListFunctionsResponse> Client::ListFunctions() {
+  return connection_->ListFunctions();
+}
+
+Future Client::MakeFuture(v1::Task task) {
+  return Future(
+      std::make_shared<internal::FutureState>(connection_, std::move(task)));
+}
+
+}  // namespace remex

@@ -1,0 +1,183 @@
+#include "server/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace remex::server {
+namespace {
+
+absl::Status Invalid(absl::string_view where, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("config: ", where, ": ", what));
+}
+
+absl::Status CheckKeys(const YAML::Node& node, absl::string_view where,
+                       std::initializer_list<absl::string_view> allowed) {
+  if (!node.IsMap()) return Invalid(where, "must be a mapping");
+  for (const auto& entry : node) {
+    const std::string key = entry.first.as<std::string>();
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return Invalid(where, absl::StrCat("unknown key '", key, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::StatusOr<T> Scalar(const YAML::Node& node, absl::string_view where) {
+  try {
+    return node.as<T>();
+  } catch (const YAML::Exception&) {
+    return Invalid(where, absl::StrCat("bad value '", YAML::Dump(node), "'"));
+  }
+}
+
+absl::StatusOr<int64_t> PositiveInteger(const YAML::Node& node,
+                                        absl::string_view where) {
+  REMEX_ASSIGN_OR_RETURN(const int64_t value, Scalar<int64_t>(node, where));
+  if (value <= 0) return Invalid(where, "must be > 0");
+  return value;
+}
+
+absl::StatusOr<absl::Duration> ParseDurationNode(const YAML::Node& node,
+                                                 absl::string_view where) {
+  REMEX_ASSIGN_OR_RETURN(const std::string text,
+                         Scalar<std::string>(node, where));
+  absl::Duration duration;
+  double seconds = 0;
+  if (absl::ParseDuration(text, &duration) && duration >= absl::ZeroDuration()) {
+    return duration;
+  }
+  std::istringstream stream(text);
+  if (stream >> seconds && stream.eof() && seconds >= 0) {
+    return absl::Seconds(seconds);
+  }
+  return Invalid(where, absl::StrCat("bad duration '", text,
+                                     "' (use e.g. \"500ms\", \"10s\", \"2m\")"));
+}
+
+absl::StatusOr<executor::PoolConfig> ParsePool(const YAML::Node& node,
+                                               size_t index) {
+  const std::string where = absl::StrCat("pools[", index, "]");
+  REMEX_RETURN_IF_ERROR(
+      CheckKeys(node, where, {"name", "kind", "workers", "max_queue"}));
+  executor::PoolConfig pool;
+  if (!node["name"]) return Invalid(where, "needs a name");
+  REMEX_ASSIGN_OR_RETURN(pool.name,
+                         Scalar<std::string>(node["name"], where + ".name"));
+  if (node["kind"]) {
+    REMEX_ASSIGN_OR_RETURN(const std::string kind,
+                           Scalar<std::string>(node["kind"], where + ".kind"));
+    REMEX_ASSIGN_OR_RETURN(pool.kind, executor::ParsePoolKind(kind));
+  }
+  if (node["workers"]) {
+    REMEX_ASSIGN_OR_RETURN(pool.workers,
+                           PositiveInteger(node["workers"], where + ".workers"));
+  }
+  if (node["max_queue"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        pool.max_queue, PositiveInteger(node["max_queue"], where + ".max_queue"));
+  }
+  return pool;
+}
+
+absl::Status ParsePools(const YAML::Node& node, ServerConfig& config) {
+  if (!node.IsSequence() || node.size() == 0) {
+    return Invalid("pools", "must be a non-empty list");
+  }
+  config.executor.pools.clear();
+  for (size_t i = 0; i < node.size(); ++i) {
+    REMEX_ASSIGN_OR_RETURN(executor::PoolConfig pool, ParsePool(node[i], i));
+    config.executor.pools.push_back(std::move(pool));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseRetention(const YAML::Node& node, ServerConfig& config) {
+  REMEX_RETURN_IF_ERROR(
+      CheckKeys(node, "retention", {"ttl", "max_tasks", "max_bytes"}));
+  executor::ExecutorOptions& options = config.executor;
+  if (node["ttl"]) {
+    REMEX_ASSIGN_OR_RETURN(options.default_ttl,
+                           ParseDurationNode(node["ttl"], "retention.ttl"));
+  }
+  if (node["max_tasks"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        options.retention.max_tasks,
+        PositiveInteger(node["max_tasks"], "retention.max_tasks"));
+  }
+  if (node["max_bytes"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        options.retention.max_bytes,
+        PositiveInteger(node["max_bytes"], "retention.max_bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseRoot(const YAML::Node& root, ServerConfig& config) {
+  if (root.IsNull()) return absl::OkStatus();
+  REMEX_RETURN_IF_ERROR(CheckKeys(
+      root, "top level", {"pools", "retention", "shutdown_grace", "pollers"}));
+  if (root["pools"]) REMEX_RETURN_IF_ERROR(ParsePools(root["pools"], config));
+  if (root["retention"]) {
+    REMEX_RETURN_IF_ERROR(ParseRetention(root["retention"], config));
+  }
+  if (root["shutdown_grace"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        config.shutdown_grace,
+        ParseDurationNode(root["shutdown_grace"], "shutdown_grace"));
+  }
+  if (root["pollers"]) {
+    REMEX_ASSIGN_OR_RETURN(config.pollers,
+                           PositiveInteger(root["pollers"], "pollers"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ServerConfig DefaultConfig() {
+  ServerConfig config;
+  const int cores =
+      std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  // Like Python's ThreadPoolExecutor: room for I/O-bound tasks, bounded.
+  config.executor.pools.push_back(executor::PoolConfig{
+      .name = "default",
+      .kind = executor::PoolKind::kThread,
+      .workers = std::min(32, cores + 4),
+      .max_queue = 100000});
+  return config;
+}
+
+absl::StatusOr<ServerConfig> ParseConfig(absl::string_view text,
+                                         ServerConfig base) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: not valid JSON or YAML: ", e.what()));
+  }
+  REMEX_RETURN_IF_ERROR(ParseRoot(root, base));
+  return base;
+}
+
+absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path,
+                                            ServerConfig base) {
+  std::ifstream file(path);
+  if (!file) {
+    return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  }
+  std::stringstream text;
+  text << file.rdbuf();
+  return ParseConfig(text.str(), std::move(base));
+}
+
+}  // namespace remex::server

@@ -1,0 +1,21 @@
+// The built-in functions of design.md: echo, sleep, fail, sha256, primes,
+// spin, and (only when asked for) crash.
+#ifndef REMEX_SERVER_EXECUTOR_BUILTIN_FUNCTIONS_H_
+#define REMEX_SERVER_EXECUTOR_BUILTIN_FUNCTIONS_H_
+
+#include "absl/status/status.h"
+#include "server/executor/function_registry.h"
+
+namespace remex::executor {
+
+struct BuiltinOptions {
+  // Registers `crash`, which kills the process running it. For tests only.
+  bool enable_test_functions = false;
+};
+
+absl::Status RegisterBuiltinFunctions(const BuiltinOptions& options,
+                                      FunctionRegistry& registry);
+
+}  // namespace remex::executor
+
+#endif  // REMEX_SERVER_EXECUTOR_BUILTIN_FUNCTIONS_H_

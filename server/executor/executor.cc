@@ -1,0 +1,338 @@
+#include "server/executor/executor.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/ids.h"
+#include "common/status_macros.h"
+
+namespace remex::executor {
+namespace {
+
+constexpr char kDefaultPoolName[] = "default";
+
+std::shared_ptr<const TaskOutcome> RunFunction(const FunctionSpec& function,
+                                               Task& task, bool* succeeded) {
+  TaskContext context(task.id(), task.spec(), task.cancellation());
+  absl::Status status;
+  try {
+    status = function.body(context);
+  } catch (const std::exception& e) {
+    status = absl::UnknownError(absl::StrCat("function threw: ", e.what()));
+  } catch (...) {
+    status = absl::UnknownError("function threw a non-standard exception");
+  }
+  *succeeded = status.ok();
+  if (!status.ok()) {
+    return ErrorOutcome(status.code(), std::string(status.message()));
+  }
+  auto outcome = std::make_shared<TaskOutcome>();
+  outcome->result = std::move(context.mutable_result());
+  outcome->output = std::move(context.mutable_output());
+  return outcome;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
+    ExecutorOptions options, const FunctionRegistry& registry) {
+  if (options.pools.empty()) {
+    return absl::InvalidArgumentError("the executor needs at least one pool");
+  }
+  std::unique_ptr<Executor> executor(
+      new Executor(std::move(options), registry));
+  REMEX_RETURN_IF_ERROR(executor->StartPools());
+  executor->ScheduleRetentionSweep();
+  return executor;
+}
+
+Executor::Executor(ExecutorOptions options, const FunctionRegistry& registry)
+    : options_(std::move(options)),
+      registry_(registry),
+      table_(options_.retention) {}
+
+absl::Status Executor::StartPools() {
+  for (const PoolConfig& config : options_.pools) {
+    if (pools_.contains(config.name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("pool '", config.name, "' is defined twice"));
+    }
+    REMEX_ASSIGN_OR_RETURN(std::unique_ptr<Pool> pool,
+                           CreatePool(config, *this));
+    pools_.emplace(config.name, std::move(pool));
+  }
+  default_pool_ = pools_.contains(kDefaultPoolName)
+                      ? kDefaultPoolName
+                      : options_.pools.front().name;
+  return absl::OkStatus();
+}
+
+Executor::~Executor() {
+  StartDrain();
+  // Tokens first, so that cooperative functions return and the joins below
+  // do not wait for them; then once more for anything that raced the drain.
+  CancelAll("the server shut down");
+  for (auto& [name, pool] : pools_) pool->Shutdown();
+  CancelAll("the server shut down");
+}
+
+absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
+  if (draining_.load(std::memory_order_relaxed)) {
+    return absl::UnavailableError("the server is draining; submit elsewhere");
+  }
+  const FunctionSpec* function = registry_.Find(spec.function);
+  if (function == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "unknown function '", spec.function, "' (see ListFunctions)"));
+  }
+  REMEX_ASSIGN_OR_RETURN(Pool * pool, ResolvePool(spec, *function));
+  spec.pool = pool->config().name;
+  REMEX_RETURN_IF_ERROR(CheckSpec(spec, *function));
+
+  auto task = std::make_shared<Task>(
+      common::NewTaskId(), std::make_shared<const TaskSpec>(std::move(spec)),
+      absl::Now());
+  table_.Insert(task);
+  active_tasks_.fetch_add(1, std::memory_order_relaxed);
+  TaskSnapshot snapshot = task->Snapshot();
+  if (absl::Status status = pool->Enqueue(task); !status.ok()) {
+    table_.Erase(task->id());
+    active_tasks_.fetch_sub(1, std::memory_order_relaxed);
+    return status;
+  }
+  ArmQueueTimeout(task);
+  return snapshot;
+}
+
+absl::StatusOr<Pool*> Executor::ResolvePool(const TaskSpec& spec,
+                                            const FunctionSpec& function) const {
+  const std::string& name =
+      spec.pool.empty() ? DefaultPoolOf(function) : spec.pool;
+  auto it = pools_.find(name);
+  if (it != pools_.end()) return it->second.get();
+  std::vector<std::string> names;
+  for (const PoolConfig& config : options_.pools) names.push_back(config.name);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown pool '", name, "' (pools: ", absl::StrJoin(names, ", "), ")"));
+}
+
+absl::Status Executor::CheckSpec(const TaskSpec& spec,
+                                 const FunctionSpec& function) const {
+  if (spec.queue_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("queue_timeout must not be negative");
+  }
+  if (spec.run_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("run_timeout must not be negative");
+  }
+  if (spec.ttl < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("ttl must not be negative");
+  }
+  if (spec.max_attempts < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_attempts must be at least 1, got ", spec.max_attempts));
+  }
+  if (!function.check_args) return absl::OkStatus();
+  return function.check_args(spec.args, spec.input);
+}
+
+const std::string& Executor::DefaultPoolOf(const FunctionSpec& function) const {
+  return function.default_pool.empty() ? default_pool_ : function.default_pool;
+}
+
+void Executor::ArmQueueTimeout(const std::shared_ptr<Task>& task) {
+  const absl::Duration timeout = task->spec().queue_timeout;
+  if (timeout == absl::InfiniteDuration()) return;
+  std::weak_ptr<Task> weak = task;
+  task->queue_timer = timers_.Schedule(absl::Now() + timeout, [this, weak,
+                                                               timeout] {
+    std::shared_ptr<Task> task = weak.lock();
+    if (task == nullptr) return;
+    const bool timed_out = FinishTask(
+        task, TaskState::kTimedOut,
+        ErrorOutcome(absl::StatusCode::kDeadlineExceeded,
+                     absl::StrCat("queue_timeout: not started within ",
+                                  absl::FormatDuration(timeout))),
+        TaskState::kQueued);
+    if (timed_out) pools_.at(task->spec().pool)->RemoveQueued(*task);
+  });
+}
+
+void Executor::ArmRunTimeout(const std::shared_ptr<Task>& task) {
+  const absl::Duration timeout = task->spec().run_timeout;
+  if (timeout == absl::InfiniteDuration()) return;
+  std::weak_ptr<Task> weak = task;
+  const int32_t attempt = task->attempt();
+  task->run_timer = timers_.Schedule(
+      absl::Now() + timeout, [this, weak, timeout, attempt] {
+        std::shared_ptr<Task> task = weak.lock();
+        if (task == nullptr) return;
+        FinishTask(task, TaskState::kTimedOut,
+                   ErrorOutcome(absl::StatusCode::kDeadlineExceeded,
+                                absl::StrCat("run_timeout: still running after ",
+                                             absl::FormatDuration(timeout))),
+                   TaskState::kRunning, attempt);
+      });
+}
+
+void Executor::Run(const std::shared_ptr<Task>& task) {
+  if (!task->MarkRunning(absl::Now())) return;  // ended while queued
+  if (const uint64_t timer = task->queue_timer.exchange(0)) {
+    timers_.Cancel(timer);
+  }
+  ArmRunTimeout(task);
+  const FunctionSpec* function = registry_.Find(task->spec().function);
+  bool succeeded = false;
+  std::shared_ptr<const TaskOutcome> outcome =
+      RunFunction(*function, *task, &succeeded);
+  FinishTask(task, succeeded ? TaskState::kSucceeded : TaskState::kFailed,
+             std::move(outcome));
+}
+
+bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
+                          std::shared_ptr<const TaskOutcome> outcome,
+                          std::optional<TaskState> only_from,
+                          int32_t only_attempt) {
+  const size_t bytes = outcome->ApproximateBytes() + sizeof(Task);
+  if (!task->Finish(state, std::move(outcome), absl::Now(), only_from,
+                    only_attempt)) {
+    return false;
+  }
+  for (std::atomic<uint64_t>* timer : {&task->queue_timer, &task->run_timer}) {
+    if (const uint64_t id = timer->exchange(0)) timers_.Cancel(id);
+  }
+  const absl::Duration ttl =
+      task->spec().ttl > absl::ZeroDuration() ? task->spec().ttl
+                                              : options_.default_ttl;
+  table_.Retain(task, absl::Now() + ttl, bytes);
+  if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+      draining_.load()) {
+    absl::MutexLock lock(&idle_mu_);
+    idle_cv_.SignalAll();
+  }
+  return true;
+}
+
+absl::StatusOr<TaskSnapshot> Executor::Get(const std::string& id) const {
+  std::shared_ptr<Task> task = table_.Find(id);
+  if (task == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown task id '", id, "'"));
+  }
+  return task->Snapshot();
+}
+
+bool Executor::CancelTask(const std::shared_ptr<Task>& task,
+                          const std::string& reason) {
+  const TaskState before = task->RequestCancel();
+  if (IsTerminal(before)) return false;
+  if (!FinishTask(task, TaskState::kCancelled,
+                  ErrorOutcome(absl::StatusCode::kCancelled, reason))) {
+    return false;
+  }
+  if (before == TaskState::kQueued) {
+    pools_.at(task->spec().pool)->RemoveQueued(*task);
+  }
+  return true;
+}
+
+absl::StatusOr<TaskSnapshot> Executor::Cancel(const std::string& id) {
+  std::shared_ptr<Task> task = table_.Find(id);
+  if (task == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown task id '", id, "'"));
+  }
+  CancelTask(task, "cancelled by request");
+  return task->Snapshot();
+}
+
+absl::Status Executor::Delete(const std::string& id) {
+  std::shared_ptr<Task> task = table_.Find(id);
+  if (task == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown task id '", id, "'"));
+  }
+  CancelTask(task, "deleted by request");
+  table_.Erase(id);
+  return absl::OkStatus();
+}
+
+ListPage Executor::List(const ListQuery& query) const {
+  const size_t page_size = static_cast<size_t>(
+      query.page_size <= 0 ? ListQuery::kDefaultPageSize
+                           : std::min(query.page_size, ListQuery::kMaxPageSize));
+  std::vector<std::shared_ptr<Task>> matches;
+  table_.ForEach([&](const std::shared_ptr<Task>& task) {
+    if (task->id() <= query.page_token && !query.page_token.empty()) return;
+    const TaskSpec& spec = task->spec();
+    if (!query.function.empty() && spec.function != query.function) return;
+    if (!query.pool.empty() && spec.pool != query.pool) return;
+    if (query.state.has_value() && task->state() != *query.state) return;
+    matches.push_back(task);
+  });
+  const auto by_id = [](const std::shared_ptr<Task>& a,
+                        const std::shared_ptr<Task>& b) {
+    return a->id() < b->id();
+  };
+  const size_t shown = std::min(page_size, matches.size());
+  std::partial_sort(matches.begin(), matches.begin() + shown, matches.end(),
+                    by_id);
+  ListPage page;
+  page.tasks.reserve(shown);
+  for (size_t i = 0; i < shown; ++i) page.tasks.push_back(matches[i]->Snapshot());
+  if (matches.size() > shown) page.next_page_token = page.tasks.back().id;
+  return page;
+}
+
+absl::Status Executor::OnDone(const std::string& id, DoneCallback callback) {
+  std::shared_ptr<Task> task = table_.Find(id);
+  if (task == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown task id '", id, "'"));
+  }
+  task->AddDoneCallback(std::move(callback));
+  return absl::OkStatus();
+}
+
+std::vector<PoolStats> Executor::PoolStatistics() const {
+  std::vector<PoolStats> stats;
+  for (const PoolConfig& config : options_.pools) {
+    stats.push_back(pools_.at(config.name)->Stats());
+  }
+  return stats;
+}
+
+void Executor::StartDrain() {
+  draining_ = true;
+  for (auto& [name, pool] : pools_) {
+    for (const std::shared_ptr<Task>& task : pool->TakeAllQueued()) {
+      CancelTask(task, "the server is shutting down");
+    }
+  }
+}
+
+bool Executor::WaitUntilIdle(absl::Time deadline) {
+  absl::MutexLock lock(&idle_mu_);
+  while (active_tasks_.load() > 0) {
+    if (idle_cv_.WaitWithDeadline(&idle_mu_, deadline)) {
+      return active_tasks_.load() == 0;
+    }
+  }
+  return true;
+}
+
+void Executor::CancelAll(const std::string& reason) {
+  std::vector<std::shared_ptr<Task>> unfinished;
+  table_.ForEach([&](const std::shared_ptr<Task>& task) {
+    if (!IsTerminal(task->state())) unfinished.push_back(task);
+  });
+  for (const std::shared_ptr<Task>& task : unfinished) CancelTask(task, reason);
+}
+
+void Executor::ScheduleRetentionSweep() {
+  timers_.Schedule(absl::Now() + options_.retention_sweep_interval, [this] {
+    table_.EvictExpired(absl::Now());
+    ScheduleRetentionSweep();
+  });
+}
+
+}  // namespace remex::executor

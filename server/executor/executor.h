@@ -1,0 +1,151 @@
+// The executor core: accepts tasks, runs them on named pools, tracks every
+// task to exactly one terminal state, and forgets finished ones after their
+// retention. No gRPC, protobuf or Prometheus here.
+#ifndef REMEX_SERVER_EXECUTOR_EXECUTOR_H_
+#define REMEX_SERVER_EXECUTOR_EXECUTOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/executor/function_registry.h"
+#include "server/executor/pool.h"
+#include "server/executor/task.h"
+#include "server/executor/task_table.h"
+#include "server/executor/timer_queue.h"
+
+namespace remex::executor {
+
+struct ExecutorOptions {
+  // At least one. Functions without a default pool of their own run on the
+  // pool named "default", or on the first pool if none has that name.
+  std::vector<PoolConfig> pools;
+  // Retention of finished tasks when the caller sets no ttl.
+  absl::Duration default_ttl = absl::Minutes(10);
+  RetentionLimits retention;
+  // How often expired tasks are forgotten.
+  absl::Duration retention_sweep_interval = absl::Seconds(1);
+};
+
+struct ListQuery {
+  std::optional<TaskState> state;
+  std::string function;  // empty: any
+  std::string pool;      // empty: any
+  // Clamped to [1, kMaxPageSize]; 0 means kDefaultPageSize.
+  int page_size = 0;
+  // Tasks after this one (from ListPage::next_page_token); empty: from the
+  // first.
+  std::string page_token;
+
+  static constexpr int kDefaultPageSize = 100;
+  static constexpr int kMaxPageSize = 1000;
+};
+
+struct ListPage {
+  std::vector<TaskSnapshot> tasks;  // oldest first
+  std::string next_page_token;      // empty: no more
+};
+
+// Owns the pools, the task table and the timers.
+//
+// Thread-safe: every method may be called from any thread. Done callbacks
+// (OnDone) run on whichever thread ends the task and must not block.
+// Shutdown order: StartDrain(), WaitUntilIdle(grace), CancelAll(), then the
+// destructor stops the pools and timers.
+class Executor : private TaskRunner {
+ public:
+  // INVALID_ARGUMENT for a bad pool config. REQUIRES: `registry` is fully
+  // registered and outlives the executor.
+  static absl::StatusOr<std::unique_ptr<Executor>> Create(
+      ExecutorOptions options, const FunctionRegistry& registry);
+  ~Executor() override;
+
+  // Accepts a task: NOT_FOUND for an unknown function, INVALID_ARGUMENT for
+  // bad args, an unknown pool or a bad option, RESOURCE_EXHAUSTED when the
+  // pool's queue is full, UNAVAILABLE while draining.
+  absl::StatusOr<TaskSnapshot> Submit(TaskSpec spec);
+
+  // NOT_FOUND for an unknown (or forgotten) id.
+  absl::StatusOr<TaskSnapshot> Get(const std::string& id) const;
+
+  // Ends a queued or running task CANCELLED (a running function is told
+  // through its token); a finished task is left as it is.
+  absl::StatusOr<TaskSnapshot> Cancel(const std::string& id);
+
+  // Forgets a task, cancelling it first if it has not finished.
+  absl::Status Delete(const std::string& id);
+
+  ListPage List(const ListQuery& query) const;
+
+  // Runs `callback` with the terminal snapshot once the task ends (at once,
+  // on this thread, if it has). NOT_FOUND for an unknown id.
+  absl::Status OnDone(const std::string& id, DoneCallback callback);
+
+  const FunctionRegistry& functions() const { return registry_; }
+  // The pool a function runs on when Submit names none.
+  const std::string& DefaultPoolOf(const FunctionSpec& function) const;
+  std::vector<PoolStats> PoolStatistics() const;
+  size_t retained_tasks() const { return table_.retained_tasks(); }
+  // Tasks accepted and not yet terminal.
+  int64_t active_tasks() const { return active_tasks_.load(); }
+
+  // Refuses new tasks (UNAVAILABLE) and cancels every queued one. Running
+  // tasks go on.
+  void StartDrain();
+  bool draining() const { return draining_.load(); }
+  // Waits until no task is active or `deadline` passes; true if idle.
+  bool WaitUntilIdle(absl::Time deadline);
+  // Ends every task that is not terminal CANCELLED with `reason`.
+  void CancelAll(const std::string& reason);
+
+ private:
+  Executor(ExecutorOptions options, const FunctionRegistry& registry);
+  absl::Status StartPools();
+
+  // TaskRunner: runs on a pool worker.
+  void Run(const std::shared_ptr<Task>& task) override;
+
+  absl::StatusOr<Pool*> ResolvePool(const TaskSpec& spec,
+                                    const FunctionSpec& function) const;
+  absl::Status CheckSpec(const TaskSpec& spec,
+                         const FunctionSpec& function) const;
+  void ArmQueueTimeout(const std::shared_ptr<Task>& task);
+  void ArmRunTimeout(const std::shared_ptr<Task>& task);
+  // The one way a task ends: moves it to `state`, disarms its timers, starts
+  // its retention and updates the counts. False if it had already ended (or
+  // the only_from/only_attempt condition did not hold).
+  bool FinishTask(const std::shared_ptr<Task>& task, TaskState state,
+                  std::shared_ptr<const TaskOutcome> outcome,
+                  std::optional<TaskState> only_from = std::nullopt,
+                  int32_t only_attempt = 0);
+  // Ends a task CANCELLED and frees its queue slot if it was queued.
+  bool CancelTask(const std::shared_ptr<Task>& task, const std::string& reason);
+  void ScheduleRetentionSweep();
+
+  const ExecutorOptions options_;
+  const FunctionRegistry& registry_;
+  TaskTable table_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Pool>> pools_;
+  std::string default_pool_;
+  // Declared last: destroyed first, so no timer callback runs once the pools
+  // or the table are gone.
+  TimerQueue timers_;
+
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> active_tasks_{0};
+  absl::Mutex idle_mu_;
+  absl::CondVar idle_cv_;
+};
+
+}  // namespace remex::executor
+
+#endif  // REMEX_SERVER_EXECUTOR_EXECUTOR_H_

@@ -1,0 +1,126 @@
+#include "server/executor/task.h"
+
+#include <utility>
+
+namespace remex::executor {
+
+absl::string_view TaskStateName(TaskState state) {
+  switch (state) {
+    case TaskState::kQueued:
+      return "QUEUED";
+    case TaskState::kRunning:
+      return "RUNNING";
+    case TaskState::kSucceeded:
+      return "SUCCEEDED";
+    case TaskState::kFailed:
+      return "FAILED";
+    case TaskState::kCancelled:
+      return "CANCELLED";
+    case TaskState::kTimedOut:
+      return "TIMED_OUT";
+    case TaskState::kWorkerLost:
+      return "WORKER_LOST";
+  }
+  return "STATE_UNSPECIFIED";
+}
+
+size_t TaskOutcome::ApproximateBytes() const {
+  size_t bytes = sizeof(TaskOutcome) + output.capacity() + error.message.capacity();
+  if (!result.is_null()) bytes += result.dump().size();
+  return bytes;
+}
+
+Task::Task(std::string id, std::shared_ptr<const TaskSpec> spec, absl::Time now)
+    : id_(std::move(id)), spec_(std::move(spec)), created_at_(now) {}
+
+bool Task::MarkRunning(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (state_ != TaskState::kQueued) return false;
+  state_ = TaskState::kRunning;
+  ++attempt_;
+  started_at_ = now;
+  return true;
+}
+
+bool Task::Finish(TaskState state, std::shared_ptr<const TaskOutcome> outcome,
+                  absl::Time now, std::optional<TaskState> only_from,
+                  int32_t only_attempt) {
+  std::vector<DoneCallback> callbacks;
+  TaskSnapshot snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    if (IsTerminal(state_)) return false;
+    if (only_from.has_value() && state_ != *only_from) return false;
+    if (only_attempt > 0 && attempt_ != only_attempt) return false;
+    state_ = state;
+    finished_at_ = now;
+    outcome_ = std::move(outcome);
+    callbacks.swap(done_callbacks_);
+    if (!callbacks.empty()) snapshot = SnapshotLocked();
+  }
+  token_.Cancel();
+  for (DoneCallback& callback : callbacks) callback(snapshot);
+  return true;
+}
+
+TaskState Task::RequestCancel() {
+  TaskState state;
+  {
+    absl::MutexLock lock(&mu_);
+    state = state_;
+    if (!IsTerminal(state_)) cancel_requested_ = true;
+  }
+  return state;
+}
+
+void Task::AddDoneCallback(DoneCallback callback) {
+  TaskSnapshot snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!IsTerminal(state_)) {
+      done_callbacks_.push_back(std::move(callback));
+      return;
+    }
+    snapshot = SnapshotLocked();
+  }
+  callback(snapshot);
+}
+
+TaskState Task::state() const {
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
+
+int32_t Task::attempt() const {
+  absl::MutexLock lock(&mu_);
+  return attempt_;
+}
+
+TaskSnapshot Task::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  return SnapshotLocked();
+}
+
+TaskSnapshot Task::SnapshotLocked() const {
+  TaskSnapshot snapshot;
+  snapshot.id = id_;
+  snapshot.spec = spec_;
+  snapshot.state = state_;
+  snapshot.attempt = attempt_;
+  snapshot.cancel_requested = cancel_requested_;
+  snapshot.created_at = created_at_;
+  snapshot.started_at = started_at_;
+  snapshot.finished_at = finished_at_;
+  snapshot.outcome = outcome_;
+  return snapshot;
+}
+
+std::shared_ptr<const TaskOutcome> ErrorOutcome(absl::StatusCode code,
+                                                std::string message) {
+  auto outcome = std::make_shared<TaskOutcome>();
+  outcome->error.code = code;
+  outcome->error.message = std::move(message);
+  return outcome;
+}
+
+}  // namespace remex::executor

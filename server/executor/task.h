@@ -1,0 +1,181 @@
+// The task model of the executor core: states, what a caller submits, what a
+// finished task produced, and the Task object the core shares between the
+// task table, the pools and the timers.
+#ifndef REMEX_SERVER_EXECUTOR_TASK_H_
+#define REMEX_SERVER_EXECUTOR_TASK_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+#include "server/executor/cancellation.h"
+
+namespace remex::executor {
+
+using Json = nlohmann::json;
+
+// Numbers match remex.v1.State. The last five are terminal.
+enum class TaskState : uint8_t {
+  kQueued = 1,
+  kRunning = 2,
+  kSucceeded = 3,
+  kFailed = 4,
+  kCancelled = 5,
+  kTimedOut = 6,
+  kWorkerLost = 7,
+};
+
+inline bool IsTerminal(TaskState state) {
+  return state >= TaskState::kSucceeded;
+}
+
+// "QUEUED", "RUNNING", ... as in the proto enum.
+absl::string_view TaskStateName(TaskState state);
+
+// What a caller asks for. Immutable once the task is created.
+struct TaskSpec {
+  std::string function;
+  Json args;
+  std::string input;
+  // Empty: the function's default pool. Resolved by Executor::Submit.
+  std::string pool;
+  // Higher runs first; FIFO within a priority.
+  int32_t priority = 0;
+  // Infinite: no limit.
+  absl::Duration queue_timeout = absl::InfiniteDuration();
+  absl::Duration run_timeout = absl::InfiniteDuration();
+  // Runs allowed when a worker dies (process pools).
+  int32_t max_attempts = 1;
+  std::map<std::string, std::string> labels;
+  // Zero: the server's default retention.
+  absl::Duration ttl = absl::ZeroDuration();
+};
+
+// Why a task did not succeed; `code` kOk means no error.
+struct TaskError {
+  absl::StatusCode code = absl::StatusCode::kOk;
+  std::string message;
+};
+
+// What a terminal task produced. Immutable once published; shared by every
+// snapshot of the task.
+struct TaskOutcome {
+  Json result;
+  std::string output;
+  TaskError error;
+
+  // Heap bytes held, for the retention budget (an estimate for `result`).
+  size_t ApproximateBytes() const;
+};
+
+// A consistent copy of a task's state, cheap to make: the spec and the
+// outcome are shared, not copied.
+struct TaskSnapshot {
+  std::string id;
+  std::shared_ptr<const TaskSpec> spec;
+  TaskState state = TaskState::kQueued;
+  int32_t attempt = 0;
+  bool cancel_requested = false;
+  absl::Time created_at = absl::InfinitePast();
+  absl::Time started_at = absl::InfinitePast();
+  absl::Time finished_at = absl::InfinitePast();
+  // Null until the task is terminal.
+  std::shared_ptr<const TaskOutcome> outcome;
+};
+
+// Called once, with the terminal snapshot, when a task ends.
+using DoneCallback = std::function<void(const TaskSnapshot&)>;
+
+// One submitted task. The state machine lives here: exactly one transition
+// into a terminal state ever succeeds, whoever races for it (worker, cancel,
+// timer, shutdown).
+//
+// Thread-safe. Shared (std::shared_ptr) by the task table, a pool queue and
+// timers; done callbacks run on the thread that finishes the task, outside
+// the task's lock.
+class Task {
+ public:
+  Task(std::string id, std::shared_ptr<const TaskSpec> spec, absl::Time now);
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+
+  const std::string& id() const { return id_; }
+  const TaskSpec& spec() const { return *spec_; }
+  const CancellationToken& cancellation() const { return token_; }
+
+  // QUEUED -> RUNNING and counts an attempt. False if the task is terminal.
+  bool MarkRunning(absl::Time now);
+
+  // Moves the task into terminal `state` with `outcome`. Returns false (and
+  // changes nothing) if it was already terminal, or if `only_from` is given
+  // and the task is not in that state (or, with `only_attempt` > 0, not in
+  // that attempt): timers use these so that a stale timer never ends a task
+  // for the wrong reason. Sets the cancellation token so that a function
+  // still running learns that its result is not wanted.
+  // REQUIRES: IsTerminal(state), outcome != nullptr.
+  bool Finish(TaskState state, std::shared_ptr<const TaskOutcome> outcome,
+              absl::Time now, std::optional<TaskState> only_from = std::nullopt,
+              int32_t only_attempt = 0);
+
+  // Records that cancel was asked for. Returns the state the task was in.
+  // The token is set by Finish, not here: the task must be terminal before
+  // its function learns of the cancel, or the function's own return would
+  // win the race and end it FAILED.
+  TaskState RequestCancel();
+
+  // Runs `callback` once the task is terminal: at once, on this thread, if it
+  // already is.
+  void AddDoneCallback(DoneCallback callback);
+
+  TaskState state() const;
+  int32_t attempt() const;
+  TaskSnapshot Snapshot() const;
+
+  // Where the task sits in its pool's queue; set by the pool under its own
+  // lock, read only by that pool.
+  uint64_t queue_sequence = 0;
+  // Timers armed for the task (0: none); the executor cancels them when the
+  // task ends. Guarded by the executor's use: set before the timer can race.
+  std::atomic<uint64_t> queue_timer{0};
+  std::atomic<uint64_t> run_timer{0};
+  // Retention bookkeeping; guarded by the task table's retention lock.
+  absl::Time expire_at = absl::InfiniteFuture();
+  size_t retained_bytes = 0;
+  bool retained = false;
+
+ private:
+  TaskSnapshot SnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string id_;
+  const std::shared_ptr<const TaskSpec> spec_;
+  const absl::Time created_at_;
+  CancellationToken token_;
+
+  mutable absl::Mutex mu_;
+  TaskState state_ ABSL_GUARDED_BY(mu_) = TaskState::kQueued;
+  int32_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
+  bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time started_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time finished_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::shared_ptr<const TaskOutcome> outcome_ ABSL_GUARDED_BY(mu_);
+  std::vector<DoneCallback> done_callbacks_ ABSL_GUARDED_BY(mu_);
+};
+
+// An outcome with only an error.
+std::shared_ptr<const TaskOutcome> ErrorOutcome(absl::StatusCode code,
+                                                std::string message);
+
+}  // namespace remex::executor
+
+#endif  // REMEX_SERVER_EXECUTOR_TASK_H_

@@ -1,0 +1,90 @@
+#include "server/executor/thread_pool.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace remex::executor {
+
+ThreadPool::ThreadPool(PoolConfig config, TaskRunner& runner)
+    : config_(std::move(config)), runner_(runner) {
+  threads_.reserve(config_.workers);
+  for (int i = 0; i < config_.workers; ++i) {
+    threads_.emplace_back([this] { WorkerLoop(); });
+  }
+}
+
+ThreadPool::~ThreadPool() { Shutdown(); }
+
+absl::Status ThreadPool::Enqueue(std::shared_ptr<Task> task) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pool '", config_.name, "' is shut down"));
+  }
+  if (queue_.size() >= config_.max_queue) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("pool '", config_.name, "' queue is full (max_queue ",
+                     config_.max_queue, ")"));
+  }
+  task->queue_sequence = next_sequence_++;
+  const QueueKey key = KeyOf(*task);
+  queue_.emplace(key, std::move(task));
+  return absl::OkStatus();
+}
+
+bool ThreadPool::RemoveQueued(const Task& task) {
+  absl::MutexLock lock(&mu_);
+  auto it = queue_.find(KeyOf(task));
+  if (it == queue_.end() || it->second.get() != &task) return false;
+  queue_.erase(it);
+  return true;
+}
+
+std::vector<std::shared_ptr<Task>> ThreadPool::TakeAllQueued() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Task>> tasks;
+  tasks.reserve(queue_.size());
+  for (auto& [key, task] : queue_) tasks.push_back(std::move(task));
+  queue_.clear();
+  return tasks;
+}
+
+PoolStats ThreadPool::Stats() const {
+  absl::MutexLock lock(&mu_);
+  return PoolStats{.name = config_.name,
+                   .kind = config_.kind,
+                   .workers = config_.workers,
+                   .busy = busy_,
+                   .queued = queue_.size(),
+                   .max_queue = config_.max_queue};
+}
+
+void ThreadPool::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+  }
+  for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
+}
+
+void ThreadPool::WorkerLoop() {
+  for (;;) {
+    std::shared_ptr<Task> task;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &ThreadPool::HasWorkOrStopping));
+      if (stopping_) return;
+      auto first = queue_.begin();
+      task = std::move(first->second);
+      queue_.erase(first);
+      ++busy_;
+    }
+    runner_.Run(task);
+    task.reset();
+    absl::MutexLock lock(&mu_);
+    --busy_;
+  }
+}
+
+}  // namespace remex::executor

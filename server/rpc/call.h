@@ -1,0 +1,112 @@
+// Building blocks of the async completion-queue front end: tags and the base
+// of every unary call.
+//
+// Pattern (after gRPC's async examples and ray's server_call.h): each call
+// object asks gRPC for the next call of its method, and once matched, first
+// re-arms that request (so the method is always being served), then handles
+// the call, then finishes it. A call object is deleted when its last pending
+// completion-queue operation has returned, never earlier. Every operation of
+// one call completes on the one completion queue (and so the one poller
+// thread) that the call was requested on, so a call's members need no lock.
+#ifndef REMEX_SERVER_RPC_CALL_H_
+#define REMEX_SERVER_RPC_CALL_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "common/grpc_status.h"
+#include "remex/v1/executor.grpc.pb.h"
+#include "server/executor/executor.h"
+
+namespace remex::rpc {
+
+// Counters the front end keeps for the server (read by monitoring).
+struct FrontEndStats {
+  std::atomic<int64_t> parked_awaits{0};
+};
+
+// Shared by every call requested on one completion queue. Not owned.
+struct CallEnv {
+  v1::Executor::AsyncService* service;
+  grpc::ServerCompletionQueue* cq;
+  executor::Executor* executor;
+  FrontEndStats* stats;
+};
+
+// What pollers get back from the completion queue.
+class Tag {
+ public:
+  virtual void OnComplete(bool ok) = 0;
+
+ protected:
+  ~Tag() = default;
+};
+
+// A tag that calls `(call->*handler)(ok)`, so one call can own several
+// distinct tags, one per kind of pending operation.
+template <typename Call>
+class MemberTag final : public Tag {
+ public:
+  using Handler = void (Call::*)(bool ok);
+  MemberTag(Call* call, Handler handler) : call_(call), handler_(handler) {}
+  void OnComplete(bool ok) override { (call_->*handler_)(ok); }
+
+ private:
+  Call* const call_;
+  const Handler handler_;
+};
+
+// Base of the unary calls that answer at once (all but Await). Derived
+// defines:
+//   static constexpr auto kRequest = &v1::Executor::AsyncService::RequestX;
+//   void Handle();  // answers with Reply() or ReplyError(), exactly once
+template <typename Derived, typename Request, typename Response>
+class UnaryCall {
+ public:
+  // Creates a call object waiting for the next call of the method on
+  // env.cq. Ownership passes to the completion queue.
+  static void Spawn(const CallEnv& env) {
+    UnaryCall* call = new Derived(env);
+    (env.service->*Derived::kRequest)(&call->context_, &call->request_,
+                                      &call->responder_, env.cq, env.cq,
+                                      &call->request_tag_);
+  }
+
+ protected:
+  explicit UnaryCall(const CallEnv& env) : env_(env) {}
+
+  void Reply(const Response& response) {
+    responder_.Finish(response, grpc::Status::OK, &finish_tag_);
+  }
+  void ReplyError(const absl::Status& status) {
+    responder_.FinishWithError(common::ToGrpcStatus(status), &finish_tag_);
+  }
+
+  executor::Executor& executor() { return *env_.executor; }
+  const Request& request() const { return request_; }
+
+ private:
+  void OnRequest(bool ok) {
+    if (!ok) {  // the server is shutting down: no call was matched
+      delete static_cast<Derived*>(this);
+      return;
+    }
+    Spawn(env_);
+    static_cast<Derived*>(this)->Handle();
+  }
+  void OnFinished(bool /*ok*/) { delete static_cast<Derived*>(this); }
+
+  const CallEnv env_;
+  grpc::ServerContext context_;
+  Request request_;
+  grpc::ServerAsyncResponseWriter<Response> responder_{&context_};
+  MemberTag<UnaryCall> request_tag_{this, &UnaryCall::OnRequest};
+  MemberTag<UnaryCall> finish_tag_{this, &UnaryCall::OnFinished};
+};
+
+}  // namespace remex::rpc
+
+#endif  // REMEX_SERVER_RPC_CALL_H_

@@ -1,0 +1,205 @@
+#include "server/rpc/calls.h"
+
+#include <utility>
+
+#include "common/proto_time.h"
+#include "server/rpc/proto_mapping.h"
+
+namespace remex::rpc {
+namespace {
+
+// Longer waits are treated as no limit (and keep gpr time arithmetic safe).
+constexpr absl::Duration kLongestAwait = absl::Hours(24 * 365);
+
+gpr_timespec AlarmDeadline(const v1::AwaitRequest& request) {
+  const absl::Duration timeout =
+      request.has_timeout() ? common::FromProtoDuration(request.timeout())
+                            : absl::InfiniteDuration();
+  if (timeout >= kLongestAwait) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+  return gpr_time_add(
+      gpr_now(GPR_CLOCK_MONOTONIC),
+      gpr_time_from_nanos(absl::ToInt64Nanoseconds(timeout), GPR_TIMESPAN));
+}
+
+}  // namespace
+
+void SubmitCall::Handle() {
+  absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(request());
+  if (!spec.ok()) return ReplyError(spec.status());
+  absl::StatusOr<executor::TaskSnapshot> task =
+      executor().Submit(*std::move(spec));
+  if (!task.ok()) return ReplyError(task.status());
+  v1::Task response;
+  TaskToProto(*task, &response);
+  Reply(response);
+}
+
+void GetCall::Handle() {
+  absl::StatusOr<executor::TaskSnapshot> task = executor().Get(request().id());
+  if (!task.ok()) return ReplyError(task.status());
+  v1::Task response;
+  TaskToProto(*task, &response);
+  Reply(response);
+}
+
+void CancelCall::Handle() {
+  absl::StatusOr<executor::TaskSnapshot> task =
+      executor().Cancel(request().id());
+  if (!task.ok()) return ReplyError(task.status());
+  v1::Task response;
+  TaskToProto(*task, &response);
+  Reply(response);
+}
+
+void ListCall::Handle() {
+  absl::StatusOr<executor::ListQuery> query = ListQueryFromProto(request());
+  if (!query.ok()) return ReplyError(query.status());
+  executor::ListPage page = executor().List(*query);
+  v1::ListResponse response;
+  for (const executor::TaskSnapshot& task : page.tasks) {
+    TaskToProto(task, response.add_tasks());
+  }
+  response.set_next_page_token(page.next_page_token);
+  Reply(response);
+}
+
+void DeleteCall::Handle() {
+  absl::Status status = executor().Delete(request().id());
+  if (!status.ok()) return ReplyError(status);
+  Reply(google::protobuf::Empty());
+}
+
+void ListFunctionsCall::Handle() {
+  v1::ListFunctionsResponse response;
+  FunctionsToProto(executor(), &response);
+  Reply(response);
+}
+
+void AwaitWaker::Attach(grpc::Alarm* alarm) {
+  absl::MutexLock lock(&mu_);
+  alarm_ = alarm;
+}
+
+void AwaitWaker::Detach() {
+  absl::MutexLock lock(&mu_);
+  alarm_ = nullptr;
+}
+
+void AwaitWaker::Wake(const executor::TaskSnapshot& snapshot) {
+  absl::MutexLock lock(&mu_);
+  snapshot_ = snapshot;
+  if (alarm_ != nullptr) alarm_->Cancel();
+}
+
+std::optional<executor::TaskSnapshot> AwaitWaker::TakeSnapshot() {
+  absl::MutexLock lock(&mu_);
+  return std::move(snapshot_);
+}
+
+void AwaitCall::Spawn(const CallEnv& env) {
+  AwaitCall* call = new AwaitCall(env);
+  // Must precede the request; its tag comes back only if a call is matched.
+  call->context_.AsyncNotifyWhenDone(&call->done_tag_);
+  call->pending_ = 1;
+  env.service->RequestAwait(&call->context_, &call->request_,
+                            &call->responder_, env.cq, env.cq,
+                            &call->request_tag_);
+}
+
+AwaitCall::~AwaitCall() {
+  if (waker_ != nullptr) waker_->Detach();
+  if (alarm_set_) env_.stats->parked_awaits.fetch_sub(1);
+}
+
+void AwaitCall::OnRequest(bool ok) {
+  if (!ok) return Release();  // shutting down; the done tag will not come
+  ++pending_;                 // the done tag
+  Spawn(env_);
+  absl::StatusOr<executor::TaskSnapshot> task =
+      env_.executor->Get(request_.id());
+  if (!task.ok()) {
+    ReplyError(task.status());
+  } else if (executor::IsTerminal(task->state) ||
+             (request_.has_timeout() &&
+              common::FromProtoDuration(request_.timeout()) <=
+                  absl::ZeroDuration())) {
+    Reply(*task);
+  } else {
+    Park(*task);
+  }
+  Release();  // the request tag
+}
+
+void AwaitCall::Park(const executor::TaskSnapshot& snapshot) {
+  alarm_.Set(env_.cq, AlarmDeadline(request_), &alarm_tag_);
+  alarm_set_ = true;
+  ++pending_;
+  env_.stats->parked_awaits.fetch_add(1);
+  waker_ = std::make_shared<AwaitWaker>();
+  waker_->Attach(&alarm_);
+  std::weak_ptr<AwaitWaker> weak = waker_;
+  const absl::Status status = env_.executor->OnDone(
+      snapshot.id, [weak](const executor::TaskSnapshot& done) {
+        if (auto waker = weak.lock()) waker->Wake(done);
+      });
+  if (!status.ok()) alarm_.Cancel();  // deleted meanwhile: answer now
+}
+
+void AwaitCall::OnAlarm(bool /*fired*/) {
+  if (!replied_) {
+    std::optional<executor::TaskSnapshot> done = waker_->TakeSnapshot();
+    if (done.has_value()) {
+      Reply(*done);
+    } else {
+      absl::StatusOr<executor::TaskSnapshot> task =
+          env_.executor->Get(request_.id());
+      if (task.ok()) {
+        Reply(*task);
+      } else {
+        ReplyError(task.status());
+      }
+    }
+  }
+  Release();
+}
+
+void AwaitCall::OnDone(bool /*ok*/) {
+  // The call ended: answered, cancelled by the client, past its deadline, or
+  // cut by server shutdown. Stop waiting for the task in the last three.
+  if (alarm_set_ && !replied_) alarm_.Cancel();
+  Release();
+}
+
+void AwaitCall::OnFinished(bool /*ok*/) { Release(); }
+
+void AwaitCall::Reply(const executor::TaskSnapshot& snapshot) {
+  v1::Task response;
+  TaskToProto(snapshot, &response);
+  replied_ = true;
+  ++pending_;
+  responder_.Finish(response, grpc::Status::OK, &finish_tag_);
+}
+
+void AwaitCall::ReplyError(const absl::Status& status) {
+  replied_ = true;
+  ++pending_;
+  responder_.FinishWithError(common::ToGrpcStatus(status), &finish_tag_);
+}
+
+void AwaitCall::Release() {
+  if (--pending_ == 0) delete this;
+}
+
+void SpawnCalls(const CallEnv& env, int count) {
+  for (int i = 0; i < count; ++i) {
+    SubmitCall::Spawn(env);
+    AwaitCall::Spawn(env);
+    GetCall::Spawn(env);
+    CancelCall::Spawn(env);
+    ListCall::Spawn(env);
+    DeleteCall::Spawn(env);
+    ListFunctionsCall::Spawn(env);
+  }
+}
+
+}  // namespace remex::rpc

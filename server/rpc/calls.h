@@ -1,0 +1,130 @@
+// One call class per method of remex.v1.Executor.
+#ifndef REMEX_SERVER_RPC_CALLS_H_
+#define REMEX_SERVER_RPC_CALLS_H_
+
+#include <grpcpp/alarm.h>
+
+#include <memory>
+#include <optional>
+
+#include "absl/synchronization/mutex.h"
+#include "server/rpc/call.h"
+
+namespace remex::rpc {
+
+using AsyncService = v1::Executor::AsyncService;
+
+class SubmitCall final
+    : public UnaryCall<SubmitCall, v1::SubmitRequest, v1::Task> {
+ public:
+  static constexpr auto kRequest = &AsyncService::RequestSubmit;
+  using UnaryCall::UnaryCall;
+  void Handle();
+};
+
+class GetCall final : public UnaryCall<GetCall, v1::GetRequest, v1::Task> {
+ public:
+  static constexpr auto kRequest = &AsyncService::RequestGet;
+  using UnaryCall::UnaryCall;
+  void Handle();
+};
+
+class CancelCall final
+    : public UnaryCall<CancelCall, v1::CancelRequest, v1::Task> {
+ public:
+  static constexpr auto kRequest = &AsyncService::RequestCancel;
+  using UnaryCall::UnaryCall;
+  void Handle();
+};
+
+class ListCall final
+    : public UnaryCall<ListCall, v1::ListRequest, v1::ListResponse> {
+ public:
+  static constexpr auto kRequest = &AsyncService::RequestList;
+  using UnaryCall::UnaryCall;
+  void Handle();
+};
+
+class DeleteCall final
+    : public UnaryCall<DeleteCall, v1::DeleteRequest, google::protobuf::Empty> {
+ public:
+  static constexpr auto kRequest = &AsyncService::RequestDelete;
+  using UnaryCall::UnaryCall;
+  void Handle();
+};
+
+class ListFunctionsCall final
+    : public UnaryCall<ListFunctionsCall, v1::ListFunctionsRequest,
+                       v1::ListFunctionsResponse> {
+ public:
+  static constexpr auto kRequest = &AsyncService::RequestListFunctions;
+  using UnaryCall::UnaryCall;
+  void Handle();
+};
+
+// Links a parked Await to its task's done callback, which runs on whatever
+// thread ends the task: the callback stores the terminal snapshot and fires
+// the call's alarm early, so the answer is sent from the poller thread.
+//
+// Thread-safe. Shared by the call and the callback; the call detaches it
+// before it is destroyed, after which Wake does nothing.
+class AwaitWaker {
+ public:
+  void Attach(grpc::Alarm* alarm);
+  void Detach();
+  void Wake(const executor::TaskSnapshot& snapshot);
+  std::optional<executor::TaskSnapshot> TakeSnapshot();
+
+ private:
+  absl::Mutex mu_;
+  grpc::Alarm* alarm_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::optional<executor::TaskSnapshot> snapshot_ ABSL_GUARDED_BY(mu_);
+};
+
+// Await parks without a thread: a grpc::Alarm set at the await timeout is
+// the only pending operation besides the call itself; the task's end (or
+// the client going away) cancels the alarm, which completes at once.
+//
+// Pending operations are counted; the object deletes itself when the count
+// drops to zero.
+class AwaitCall final {
+ public:
+  static void Spawn(const CallEnv& env);
+
+ private:
+  explicit AwaitCall(const CallEnv& env) : env_(env) {}
+  ~AwaitCall();
+
+  void OnRequest(bool ok);
+  void OnAlarm(bool ok);
+  void OnDone(bool ok);
+  void OnFinished(bool ok);
+
+  void Park(const executor::TaskSnapshot& snapshot);
+  void Reply(const executor::TaskSnapshot& snapshot);
+  void ReplyError(const absl::Status& status);
+  // Counts one operation as returned; deletes the call after the last one.
+  void Release();
+
+  const CallEnv env_;
+  grpc::ServerContext context_;
+  v1::AwaitRequest request_;
+  grpc::ServerAsyncResponseWriter<v1::Task> responder_{&context_};
+  grpc::Alarm alarm_;
+  bool alarm_set_ = false;
+  bool replied_ = false;
+  int pending_ = 0;
+  std::shared_ptr<AwaitWaker> waker_;
+  MemberTag<AwaitCall> request_tag_{this, &AwaitCall::OnRequest};
+  MemberTag<AwaitCall> alarm_tag_{this, &AwaitCall::OnAlarm};
+  MemberTag<AwaitCall> done_tag_{this, &AwaitCall::OnDone};
+  MemberTag<AwaitCall> finish_tag_{this, &AwaitCall::OnFinished};
+};
+
+// Asks gRPC for the first call of every method on env.cq, `count` times
+// over (so that that many calls of a method can be matched at once).
+void SpawnCalls(const CallEnv& env, int count);
+
+}  // namespace remex::rpc
+
+#endif  // REMEX_SERVER_RPC_CALLS_H_

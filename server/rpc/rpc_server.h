@@ -1,0 +1,71 @@
+// The gRPC front end: remex.v1.Executor on completion queues, plus health
+// and reflection.
+#ifndef REMEX_SERVER_RPC_RPC_SERVER_H_
+#define REMEX_SERVER_RPC_RPC_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "remex/v1/executor.grpc.pb.h"
+#include "server/executor/executor.h"
+#include "server/rpc/call.h"
+
+namespace remex::rpc {
+
+struct RpcServerOptions {
+  // HOST:PORT; port 0 picks a free port (see RpcServer::port()).
+  std::string listen = "0.0.0.0:50051";
+  // Completion queues, one poller thread each; 0: one per core.
+  int pollers = 0;
+  // Calls of each method that can be matched at once, per queue.
+  int calls_per_method = 16;
+};
+
+// Serves the executor over gRPC. Pollers only dispatch: they never run task
+// code and never block on a pool.
+//
+// Thread-safe. Does not own the executor, which must outlive it.
+class RpcServer {
+ public:
+  // Binds, starts the pollers and reports SERVING. UNAVAILABLE if the
+  // address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<RpcServer>> Start(
+      const RpcServerOptions& options, executor::Executor& executor);
+  ~RpcServer();
+
+  int port() const { return port_; }
+  // The listen host with the real port, e.g. "127.0.0.1:40123".
+  const std::string& address() const { return address_; }
+  const FrontEndStats& stats() const { return stats_; }
+
+  // Graceful stop: health NOT_SERVING and new submits refused; queued tasks
+  // are cancelled; running tasks get `grace` to end, then are cancelled (so
+  // every parked Await is answered); then the server stops, the queues are
+  // drained and the pollers joined. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  RpcServer(executor::Executor& executor) : executor_(executor) {}
+  void Poll(grpc::ServerCompletionQueue* cq);
+  void StopServing();
+
+  executor::Executor& executor_;
+  FrontEndStats stats_;
+  v1::Executor::AsyncService service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
+  std::vector<std::thread> pollers_;
+  int port_ = 0;
+  std::string address_;
+  bool stopped_ = false;
+};
+
+}  // namespace remex::rpc
+
+#endif  // REMEX_SERVER_RPC_RPC_SERVER_H_

@@ -1,0 +1,134 @@
+#include "tests/testing/server_process.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "tests/testing/subprocess.h"
+
+#ifndef REMEX_SERVER_PATH
+#error "REMEX_SERVER_PATH must be the path of the remex-server binary"
+#endif
+
+namespace remex::testing {
+namespace {
+
+constexpr absl::Duration kStartTimeout = absl::Seconds(20);
+constexpr absl::Duration kStopTimeout = absl::Seconds(5);
+constexpr absl::string_view kListeningOn = "listening on ";
+
+// The address in a line containing "listening on ADDRESS", or "".
+std::string ListeningAddress(absl::string_view line) {
+  const size_t at = line.find(kListeningOn);
+  if (at == absl::string_view::npos) return "";
+  line.remove_prefix(at + kListeningOn.size());
+  return std::string(line.substr(0, line.find_first_of(" \t\r")));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
+    std::vector<std::string> extra_args) {
+  std::vector<std::string> argv = {REMEX_SERVER_PATH, "--listen",
+                                   "127.0.0.1:0"};
+  argv.insert(argv.end(), std::make_move_iterator(extra_args.begin()),
+              std::make_move_iterator(extra_args.end()));
+  absl::StatusOr<SpawnedProcess> spawned = Spawn(argv);
+  if (!spawned.ok()) return spawned.status();
+  std::unique_ptr<ServerProcess> server(new ServerProcess(
+      spawned->pid, spawned->stdout_fd, spawned->stderr_fd));
+  const absl::Status status = server->AwaitAddress(absl::Now() + kStartTimeout);
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat(status.message(), "; server output:\n",
+                                     server->ServerOutput()));
+  }
+  return server;
+}
+
+ServerProcess::ServerProcess(pid_t pid, int stdout_fd, int stderr_fd)
+    : pid_(pid), stdout_fd_(stdout_fd), stderr_fd_(stderr_fd) {
+  reader_ = std::thread([this] { ReadOutput(); });
+}
+
+ServerProcess::~ServerProcess() {
+  if (!reaped_) {
+    Signal(SIGTERM);
+    (void)Wait(kStopTimeout);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  reader_.join();
+  close(stdout_fd_);
+  close(stderr_fd_);
+}
+
+int ServerProcess::Signal(int sig) { return kill(pid_, sig); }
+
+absl::StatusOr<int> ServerProcess::Wait(absl::Duration timeout) {
+  absl::StatusOr<int> exit_code = WaitForExit(pid_, timeout);
+  reaped_ = true;
+  return exit_code;
+}
+
+std::vector<std::string> ServerProcess::output() const {
+  absl::MutexLock lock(&mu_);
+  return lines_;
+}
+
+std::string ServerProcess::ServerOutput() const {
+  return absl::StrJoin(output(), "\n");
+}
+
+void ServerProcess::ReadOutput() {
+  PumpPipes(
+      {stdout_fd_, stderr_fd_},
+      [this](size_t index, const char* data, size_t size) {
+        Consume(static_cast<int>(index), data, size);
+      },
+      [this] {
+        absl::MutexLock lock(&mu_);
+        return stop_;
+      });
+  absl::MutexLock lock(&mu_);
+  for (std::string& partial : partial_) {
+    if (!partial.empty()) lines_.push_back(std::move(partial));
+  }
+  output_closed_ = true;
+}
+
+void ServerProcess::Consume(int stream, const char* data, size_t size) {
+  absl::MutexLock lock(&mu_);
+  std::string& partial = partial_[stream];
+  partial.append(data, size);
+  for (size_t end; (end = partial.find('\n')) != std::string::npos;) {
+    std::string line = partial.substr(0, end);
+    partial.erase(0, end + 1);
+    if (listening_.empty() && stream == 0) listening_ = ListeningAddress(line);
+    lines_.push_back(std::move(line));
+  }
+}
+
+absl::Status ServerProcess::AwaitAddress(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  const auto started_or_closed = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return !listening_.empty() || output_closed_;
+  };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&started_or_closed), deadline)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "remex-server printed no '", kListeningOn, "' line within ",
+        absl::FormatDuration(kStartTimeout)));
+  }
+  if (listening_.empty()) {
+    return absl::UnavailableError("remex-server exited before listening");
+  }
+  address_ = listening_;
+  return absl::OkStatus();
+}
+
+}  // namespace remex::testing
