@@ -133,8 +133,10 @@ class Parser {
       if (inline_value) return absl::InvalidArgumentError("takes no value");
       return std::string();
     }
-    if (inline_value) return CheckValue(spec.kind, std::string(arg.substr(equals + 1)));
-    if (next_ == args_.size()) return absl::InvalidArgumentError("needs a value");
+    if (inline_value)
+      return CheckValue(spec.kind, std::string(arg.substr(equals + 1)));
+    if (next_ == args_.size())
+      return absl::InvalidArgumentError("needs a value");
     return CheckValue(spec.kind, std::string(args_[next_++]));
   }
 

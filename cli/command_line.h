@@ -9,10 +9,10 @@
 #include <map>
 #include <span>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "remex/v1/executor.pb.h"
 
@@ -32,6 +32,7 @@ enum class FlagKind {
 struct FlagSpec {
   absl::string_view name;  // without "--"
   FlagKind kind;
+  absl::string_view value_name = "";  // for usage, e.g. "DUR"
 };
 
 // Flags after parsing. A value type; not synchronized.

@@ -32,7 +32,8 @@ absl::StatusOr<int> PrintAnswer(const absl::StatusOr<Message>& answer) {
 absl::StatusOr<int> PrintWaited(const absl::StatusOr<v1::Task>& task) {
   if (!task.ok()) return task.status();
   Print(*task);
-  const bool failed = IsTerminal(task->state()) && task->state() != v1::SUCCEEDED;
+  const bool failed =
+      IsTerminal(task->state()) && task->state() != v1::SUCCEEDED;
   return failed ? kExitTaskNotSucceeded : kExitOk;
 }
 
@@ -54,9 +55,8 @@ SubmitOptions MakeSubmitOptions(const CommandLine& line) {
 }
 
 absl::StatusOr<int> RunSubmit(Client& client, const CommandLine& line) {
-  const google::protobuf::Value args = line.Has("args")
-                                           ? Json(line.String("args"))
-                                           : google::protobuf::Value();
+  const google::protobuf::Value args =
+      line.Has("args") ? Json(line.String("args")) : google::protobuf::Value();
   const absl::StatusOr<Future> future =
       client.TrySubmit(line.positional()[0], args, MakeSubmitOptions(line));
   if (!future.ok()) return future.status();
@@ -65,9 +65,9 @@ absl::StatusOr<int> RunSubmit(Client& client, const CommandLine& line) {
 }
 
 absl::StatusOr<int> RunAwait(Client& client, const CommandLine& line) {
-  return PrintWaited(client.Await(
-      line.positional()[0],
-      line.Duration("timeout", absl::InfiniteDuration())));
+  return PrintWaited(
+      client.Await(line.positional()[0],
+                   line.Duration("timeout", absl::InfiniteDuration())));
 }
 
 absl::StatusOr<int> RunGet(Client& client, const CommandLine& line) {
@@ -104,16 +104,16 @@ const std::vector<Command>& Commands() {
   static const auto* const commands = new std::vector<Command>{
       {"submit",
        {"FUNCTION"},
-       {{"args", FlagKind::kJson},
-        {"input", FlagKind::kString},
-        {"input-file", FlagKind::kFile},
-        {"pool", FlagKind::kString},
-        {"priority", FlagKind::kInt},
-        {"queue-timeout", FlagKind::kDuration},
-        {"run-timeout", FlagKind::kDuration},
-        {"max-attempts", FlagKind::kInt},
-        {"label", FlagKind::kKeyValue},
-        {"ttl", FlagKind::kDuration},
+       {{"args", FlagKind::kJson, "JSON"},
+        {"input", FlagKind::kString, "STR"},
+        {"input-file", FlagKind::kFile, "PATH"},
+        {"pool", FlagKind::kString, "P"},
+        {"priority", FlagKind::kInt, "N"},
+        {"queue-timeout", FlagKind::kDuration, "DUR"},
+        {"run-timeout", FlagKind::kDuration, "DUR"},
+        {"max-attempts", FlagKind::kInt, "N"},
+        {"label", FlagKind::kKeyValue, "K=V"},
+        {"ttl", FlagKind::kDuration, "DUR"},
         {"wait", FlagKind::kSwitch}},
        "  Submits a task and prints it (QUEUED or later).\n"
        "    --args JSON          arguments, any JSON value (default: none)\n"
@@ -131,7 +131,7 @@ const std::vector<Command>& Commands() {
        RunSubmit},
       {"await",
        {"ID"},
-       {{"timeout", FlagKind::kDuration}},
+       {{"timeout", FlagKind::kDuration, "DUR"}},
        "  Waits until the task ends, or --timeout DUR passes, and prints it.\n",
        RunAwait},
       {"get", {"ID"}, {}, "  Prints the task.\n", RunGet},
@@ -147,11 +147,11 @@ const std::vector<Command>& Commands() {
        RunDelete},
       {"list",
        {},
-       {{"state", FlagKind::kState},
-        {"function", FlagKind::kString},
-        {"pool", FlagKind::kString},
-        {"page-size", FlagKind::kInt},
-        {"page-token", FlagKind::kString}},
+       {{"state", FlagKind::kState, "S"},
+        {"function", FlagKind::kString, "F"},
+        {"pool", FlagKind::kString, "P"},
+        {"page-size", FlagKind::kInt, "N"},
+        {"page-token", FlagKind::kString, "T"}},
        "  Lists tasks, oldest first, filtered by --state S (QUEUED, RUNNING,\n"
        "  SUCCEEDED, FAILED, CANCELLED, TIMED_OUT, WORKER_LOST), --function "
        "F,\n"

@@ -2,10 +2,10 @@
 #ifndef REMEX_CLI_COMMANDS_H_
 #define REMEX_CLI_COMMANDS_H_
 
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "cli/command_line.h"
 #include "remex/client.h"
 

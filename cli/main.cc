@@ -2,12 +2,12 @@
 #include <cstdlib>
 #include <iostream>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "cli/command_line.h"
 #include "cli/commands.h"
 #include "remex/client.h"
@@ -19,8 +19,28 @@ constexpr absl::string_view kDefaultServer = "localhost:50051";
 
 const std::vector<FlagSpec>& GlobalFlags() {
   static const auto* const flags = new std::vector<FlagSpec>{
-      {"server", FlagKind::kString}, {"help", FlagKind::kSwitch}};
+      {"server", FlagKind::kString, "ADDR"}, {"help", FlagKind::kSwitch}};
   return *flags;
+}
+
+// "  remex NAME ARGUMENTS [--flag VALUE]...", wrapped at 80 columns.
+std::string Synopsis(const Command& command) {
+  std::string synopsis = absl::StrCat("  remex ", command.name);
+  size_t line_start = 0;
+  const auto append = [&](absl::string_view word) {
+    if (synopsis.size() - line_start + word.size() + 1 > 80) {
+      line_start = synopsis.size() + 1;
+      absl::StrAppend(&synopsis, "\n       ");
+    }
+    absl::StrAppend(&synopsis, " ", word);
+  };
+  for (absl::string_view argument : command.arguments) append(argument);
+  for (const FlagSpec& flag : command.flags) {
+    append(absl::StrCat("[--", flag.name, flag.value_name.empty() ? "" : " ",
+                        flag.value_name, "]",
+                        flag.kind == FlagKind::kKeyValue ? "..." : ""));
+  }
+  return synopsis;
 }
 
 std::string Usage() {
@@ -33,9 +53,7 @@ std::string Usage() {
       "(a task,\nor a list) as JSON on stdout. Durations look like 500ms, 5s, "
       "2m, 1h.\n\nCommands:\n";
   for (const Command& command : Commands()) {
-    absl::StrAppend(&usage, "\n  remex ", command.name,
-                    command.arguments.empty() ? "" : " ",
-                    absl::StrJoin(command.arguments, " "), "\n", command.help);
+    absl::StrAppend(&usage, "\n", Synopsis(command), "\n", command.help);
   }
   absl::StrAppend(
       &usage,
@@ -81,10 +99,10 @@ int Run(const std::vector<absl::string_view>& args) {
   if (line->command().empty()) return UsageError("missing command");
   const Command& command = *FindCommand(line->command());
   if (line->positional().size() != command.arguments.size()) {
-    return UsageError(absl::StrCat(command.name, " takes ",
-                                   command.arguments.empty()
-                                       ? "no arguments"
-                                       : absl::StrJoin(command.arguments, " ")));
+    return UsageError(absl::StrCat(
+        command.name, " takes ",
+        command.arguments.empty() ? "no arguments"
+                                  : absl::StrJoin(command.arguments, " ")));
   }
   Client client(ServerAddress(*line));
   const absl::StatusOr<int> exit_code = command.run(client, *line);

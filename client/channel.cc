@@ -12,9 +12,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(std::string_view address) {
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
   arguments.SetMaxSendMessageSize(kMaxMessageBytes);
-  return grpc::CreateCustomChannel(std::string(address),
-                                   grpc::InsecureChannelCredentials(),
-                                   arguments);
+  return grpc::CreateCustomChannel(
+      std::string(address), grpc::InsecureChannelCredentials(), arguments);
 }
 
 }  // namespace remex::client

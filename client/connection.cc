@@ -24,8 +24,8 @@ absl::StatusOr<Response> Connection::Call(
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   Response response;
-  const grpc::Status status = (stub_.get()->*method)(&context, request,
-                                                     &response);
+  const grpc::Status status =
+      (stub_.get()->*method)(&context, request, &response);
   if (!status.ok()) return common::FromGrpcStatus(status);
   return response;
 }

@@ -45,8 +45,9 @@ class Connection : public TaskTransport {
   // Calls `method` on the stub with a deadline `deadline` from now.
   template <class Request, class Response>
   absl::StatusOr<Response> Call(
-      grpc::Status (v1::Executor::StubInterface::*method)(
-          grpc::ClientContext*, const Request&, Response*),
+      grpc::Status (v1::Executor::StubInterface::*method)(grpc::ClientContext*,
+                                                          const Request&,
+                                                          Response*),
       const Request& request, absl::Duration deadline);
 
   const absl::Duration rpc_timeout_;

@@ -45,8 +45,8 @@ absl::Status TaskStatus(const v1::Task& task) {
   if (!task.error().message().empty()) {
     return absl::Status(code, task.error().message());
   }
-  return absl::Status(code,
-                      absl::StrCat("task ended ", v1::State_Name(task.state())));
+  return absl::Status(
+      code, absl::StrCat("task ended ", v1::State_Name(task.state())));
 }
 
 }  // namespace remex::client

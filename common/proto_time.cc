@@ -5,7 +5,8 @@
 namespace remex::common {
 
 absl::Duration FromProtoDuration(const google::protobuf::Duration& duration) {
-  return absl::Seconds(duration.seconds()) + absl::Nanoseconds(duration.nanos());
+  return absl::Seconds(duration.seconds()) +
+         absl::Nanoseconds(duration.nanos());
 }
 
 google::protobuf::Duration ToProtoDuration(absl::Duration duration) {
@@ -16,7 +17,8 @@ google::protobuf::Duration ToProtoDuration(absl::Duration duration) {
   return proto;
 }
 
-void SetProtoTimestamp(absl::Time time, google::protobuf::Timestamp* timestamp) {
+void SetProtoTimestamp(absl::Time time,
+                       google::protobuf::Timestamp* timestamp) {
   if (time == absl::InfinitePast()) {
     timestamp->Clear();
     return;

@@ -21,7 +21,8 @@ void CountPrimes(remex::Client& client) {
 
 // Starts a long sleep, waits a little, then cancels it.
 void CancelSleep(remex::Client& client) {
-  remex::Future future = client.Submit("sleep", remex::Json(R"({"ms": 60000})"));
+  remex::Future future =
+      client.Submit("sleep", remex::Json(R"({"ms": 60000})"));
   if (future.wait_for(std::chrono::milliseconds(100)) ==
       std::future_status::timeout) {
     std::cout << "sleep still running after 100 ms; cancelling\n";

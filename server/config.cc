@@ -15,7 +15,8 @@ namespace remex::server {
 namespace {
 
 absl::Status Invalid(absl::string_view where, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("config: ", where, ": ", what));
+  return absl::InvalidArgumentError(
+      absl::StrCat("config: ", where, ": ", what));
 }
 
 absl::Status CheckKeys(const YAML::Node& node, absl::string_view where,
@@ -52,15 +53,17 @@ absl::StatusOr<absl::Duration> ParseDurationNode(const YAML::Node& node,
                          Scalar<std::string>(node, where));
   absl::Duration duration;
   double seconds = 0;
-  if (absl::ParseDuration(text, &duration) && duration >= absl::ZeroDuration()) {
+  if (absl::ParseDuration(text, &duration) &&
+      duration >= absl::ZeroDuration()) {
     return duration;
   }
   std::istringstream stream(text);
   if (stream >> seconds && stream.eof() && seconds >= 0) {
     return absl::Seconds(seconds);
   }
-  return Invalid(where, absl::StrCat("bad duration '", text,
-                                     "' (use e.g. \"500ms\", \"10s\", \"2m\")"));
+  return Invalid(where,
+                 absl::StrCat("bad duration '", text,
+                              "' (use e.g. \"500ms\", \"10s\", \"2m\")"));
 }
 
 absl::StatusOr<executor::PoolConfig> ParsePool(const YAML::Node& node,
@@ -78,12 +81,13 @@ absl::StatusOr<executor::PoolConfig> ParsePool(const YAML::Node& node,
     REMEX_ASSIGN_OR_RETURN(pool.kind, executor::ParsePoolKind(kind));
   }
   if (node["workers"]) {
-    REMEX_ASSIGN_OR_RETURN(pool.workers,
-                           PositiveInteger(node["workers"], where + ".workers"));
+    REMEX_ASSIGN_OR_RETURN(
+        pool.workers, PositiveInteger(node["workers"], where + ".workers"));
   }
   if (node["max_queue"]) {
     REMEX_ASSIGN_OR_RETURN(
-        pool.max_queue, PositiveInteger(node["max_queue"], where + ".max_queue"));
+        pool.max_queue,
+        PositiveInteger(node["max_queue"], where + ".max_queue"));
   }
   return pool;
 }
@@ -148,11 +152,11 @@ ServerConfig DefaultConfig() {
   const int cores =
       std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   // Like Python's ThreadPoolExecutor: room for I/O-bound tasks, bounded.
-  config.executor.pools.push_back(executor::PoolConfig{
-      .name = "default",
-      .kind = executor::PoolKind::kThread,
-      .workers = std::min(32, cores + 4),
-      .max_queue = 100000});
+  config.executor.pools.push_back(
+      executor::PoolConfig{.name = "default",
+                           .kind = executor::PoolKind::kThread,
+                           .workers = std::min(32, cores + 4),
+                           .max_queue = 100000});
   return config;
 }
 

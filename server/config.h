@@ -3,10 +3,10 @@
 #define REMEX_SERVER_CONFIG_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/executor/executor.h"
 

@@ -6,12 +6,12 @@
 #include <iostream>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "server/config.h"
@@ -63,9 +63,9 @@ struct Flags {
 };
 
 // Splits "--name=value" or takes the next argument as the value.
-absl::StatusOr<std::string> FlagValue(absl::string_view name,
-                                      std::optional<absl::string_view> inline_value,
-                                      int argc, char** argv, int& i) {
+absl::StatusOr<std::string> FlagValue(
+    absl::string_view name, std::optional<absl::string_view> inline_value,
+    int argc, char** argv, int& i) {
   if (inline_value.has_value()) return std::string(*inline_value);
   if (i + 1 >= argc) {
     return absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
@@ -102,9 +102,8 @@ absl::Status ParseFlag(absl::string_view name,
                            FlagValue(name, inline_value, argc, argv, i));
     int pollers = 0;
     if (!absl::SimpleAtoi(text, &pollers) || pollers <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--pollers: expected a positive number, got '", text,
-                       "'"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--pollers: expected a positive number, got '", text, "'"));
     }
     flags.pollers = pollers;
   } else {
@@ -131,8 +130,8 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
 absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
   ServerConfig config = DefaultConfig();
   if (flags.config_path.has_value()) {
-    REMEX_ASSIGN_OR_RETURN(config,
-                           LoadConfigFile(*flags.config_path, std::move(config)));
+    REMEX_ASSIGN_OR_RETURN(
+        config, LoadConfigFile(*flags.config_path, std::move(config)));
   }
   if (flags.listen.has_value()) config.listen = *flags.listen;
   if (flags.shutdown_grace.has_value()) {
@@ -177,8 +176,9 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra) {
     std::cerr << "remex-server: " << executor.status() << "\n";
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<rpc::RpcServer>> server = rpc::RpcServer::Start(
-      {.listen = config.listen, .pollers = config.pollers}, **executor);
+  absl::StatusOr<std::unique_ptr<rpc::RpcServer>> server =
+      rpc::RpcServer::Start(
+          {.listen = config.listen, .pollers = config.pollers}, **executor);
   if (!server.ok()) {
     std::cerr << "remex-server: " << server.status() << "\n";
     return 1;

@@ -40,8 +40,8 @@ v1::SubmitRequest MakeSubmitRequest(std::string_view function,
 }  // namespace
 
 Client::Client(std::string_view address, ClientOptions options)
-    : connection_(std::make_shared<client::Connection>(address,
-                                                       options.rpc_timeout)) {}
+    : connection_(
+          std::make_shared<client::Connection>(address, options.rpc_timeout)) {}
 
 Future Client::Submit(std::string_view function,
                       const google::protobuf::Value& args,

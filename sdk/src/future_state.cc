@@ -40,8 +40,7 @@ bool FutureState::IsDone() const {
   return terminal_;
 }
 
-absl::StatusOr<bool> FutureState::Update(
-    const absl::StatusOr<v1::Task>& task) {
+absl::StatusOr<bool> FutureState::Update(const absl::StatusOr<v1::Task>& task) {
   if (!task.ok()) return task.status();
   absl::MutexLock lock(&mu_);
   if (!terminal_) {

@@ -21,7 +21,8 @@ absl::StatusOr<google::protobuf::Value> ParseJson(std::string_view text) {
 
 google::protobuf::Value Json(std::string_view text) {
   absl::StatusOr<google::protobuf::Value> value = ParseJson(text);
-  if (!value.ok()) throw std::invalid_argument(std::string(value.status().message()));
+  if (!value.ok())
+    throw std::invalid_argument(std::string(value.status().message()));
   return *std::move(value);
 }
 

@@ -1,13 +1,13 @@
 #include "server/executor/builtin_functions.h"
 
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <new>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -35,16 +35,16 @@ absl::StatusOr<int64_t> IntegerField(absl::string_view function,
                                      int64_t min, int64_t max) {
   REMEX_RETURN_IF_ERROR(RequireObjectOrNull(function, args));
   if (args.is_null() || !args.contains(field)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        function, ": args.", field, " is required (an integer from ", min,
-        " to ", max, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(function, ": args.", field,
+                     " is required (an integer from ", min, " to ", max, ")"));
   }
   const Json& value = args[field];
   const bool integral =
       value.is_number_integer() ||
       (value.is_number_float() &&
-       value.get<double>() == static_cast<double>(
-                                  static_cast<int64_t>(value.get<double>())));
+       value.get<double>() ==
+           static_cast<double>(static_cast<int64_t>(value.get<double>())));
   if (!integral || value.get<double>() < static_cast<double>(min) ||
       value.get<double>() > static_cast<double>(max)) {
     return absl::InvalidArgumentError(
@@ -60,9 +60,9 @@ absl::Status CheckOptionalString(absl::string_view function, const Json& args,
   if (args.is_null() || !args.contains(field) || args[field].is_string()) {
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      function, ": args.", field, " must be a string, got ",
-      Describe(args[field])));
+  return absl::InvalidArgumentError(absl::StrCat(function, ": args.", field,
+                                                 " must be a string, got ",
+                                                 Describe(args[field])));
 }
 
 absl::Status CancelledStatus() {
@@ -80,14 +80,15 @@ FunctionSpec Echo() {
 }
 
 FunctionSpec Sleep() {
-  return {.name = "sleep",
-          .description = "{\"ms\": N}: sleeps N ms; stops early when cancelled",
-          .check_args =
-              [](const Json& args, const std::string&) {
-                return IntegerField("sleep", args, "ms", 0, kMaxMillis)
-                    .status();
-              },
-          .body = [](TaskContext& context) {
+  return {
+      .name = "sleep",
+      .description = "{\"ms\": N}: sleeps N ms; stops early when cancelled",
+      .check_args =
+          [](const Json& args, const std::string&) {
+            return IntegerField("sleep", args, "ms", 0, kMaxMillis).status();
+          },
+      .body =
+          [](TaskContext& context) {
             const int64_t ms = context.args()["ms"].get<int64_t>();
             if (context.cancellation().WaitFor(absl::Milliseconds(ms))) {
               return CancelledStatus();
@@ -104,14 +105,15 @@ FunctionSpec Fail() {
               [](const Json& args, const std::string&) {
                 return CheckOptionalString("fail", args, "message");
               },
-          .body = [](TaskContext& context) {
-            const Json& args = context.args();
-            std::string message = "failed as asked";
-            if (args.is_object() && args.contains("message")) {
-              message = args["message"].get<std::string>();
-            }
-            return absl::UnknownError(message);
-          }};
+          .body =
+              [](TaskContext& context) {
+                const Json& args = context.args();
+                std::string message = "failed as asked";
+                if (args.is_object() && args.contains("message")) {
+                  message = args["message"].get<std::string>();
+                }
+                return absl::UnknownError(message);
+              }};
 }
 
 std::string Sha256Hex(const std::string& data) {
@@ -123,14 +125,16 @@ std::string Sha256Hex(const std::string& data) {
 }
 
 FunctionSpec Sha256() {
-  return {.name = "sha256",
-          .description =
-              "input bytes, or {\"text\": S}: result = hex SHA-256 digest",
-          .check_args =
-              [](const Json& args, const std::string&) {
-                return CheckOptionalString("sha256", args, "text");
-              },
-          .body = [](TaskContext& context) {
+  return {
+      .name = "sha256",
+      .description =
+          "input bytes, or {\"text\": S}: result = hex SHA-256 digest",
+      .check_args =
+          [](const Json& args, const std::string&) {
+            return CheckOptionalString("sha256", args, "text");
+          },
+      .body =
+          [](TaskContext& context) {
             const Json& args = context.args();
             const bool has_text = args.is_object() && args.contains("text");
             context.set_result(Sha256Hex(
@@ -155,21 +159,20 @@ absl::StatusOr<int64_t> CountPrimes(int64_t n, const CancellationToken& token) {
 }
 
 FunctionSpec Primes() {
-  return {.name = "primes",
-          .description = "{\"n\": N}: result = how many primes <= N (CPU)",
-          .check_args =
-              [](const Json& args, const std::string&) {
-                return IntegerField("primes", args, "n", 0, kMaxPrimesN)
-                    .status();
-              },
-          .body = [](TaskContext& context) -> absl::Status {
-            REMEX_ASSIGN_OR_RETURN(
-                const int64_t count,
-                CountPrimes(context.args()["n"].get<int64_t>(),
-                            context.cancellation()));
-            context.set_result(count);
-            return absl::OkStatus();
-          }};
+  return {
+      .name = "primes",
+      .description = "{\"n\": N}: result = how many primes <= N (CPU)",
+      .check_args =
+          [](const Json& args, const std::string&) {
+            return IntegerField("primes", args, "n", 0, kMaxPrimesN).status();
+          },
+      .body = [](TaskContext& context) -> absl::Status {
+        REMEX_ASSIGN_OR_RETURN(const int64_t count,
+                               CountPrimes(context.args()["n"].get<int64_t>(),
+                                           context.cancellation()));
+        context.set_result(count);
+        return absl::OkStatus();
+      }};
 }
 
 FunctionSpec Spin() {
@@ -177,21 +180,21 @@ FunctionSpec Spin() {
           .description = "{\"ms\": N}: busy CPU loop for N ms",
           .check_args =
               [](const Json& args, const std::string&) {
-                return IntegerField("spin", args, "ms", 0, kMaxMillis)
-                    .status();
+                return IntegerField("spin", args, "ms", 0, kMaxMillis).status();
               },
-          .body = [](TaskContext& context) {
-            const int64_t ms = context.args()["ms"].get<int64_t>();
-            const auto end = std::chrono::steady_clock::now() +
-                             std::chrono::milliseconds(ms);
-            uint64_t iterations = 0;
-            while (std::chrono::steady_clock::now() < end) {
-              if (context.cancelled()) return CancelledStatus();
-              ++iterations;
-            }
-            context.set_result(Json{{"spun_ms", ms}});
-            return absl::OkStatus();
-          }};
+          .body =
+              [](TaskContext& context) {
+                const int64_t ms = context.args()["ms"].get<int64_t>();
+                const auto end = std::chrono::steady_clock::now() +
+                                 std::chrono::milliseconds(ms);
+                uint64_t iterations = 0;
+                while (std::chrono::steady_clock::now() < end) {
+                  if (context.cancelled()) return CancelledStatus();
+                  ++iterations;
+                }
+                context.set_result(Json{{"spun_ms", ms}});
+                return absl::OkStatus();
+              }};
 }
 
 [[noreturn]] void CrashAs(const std::string& how) {
@@ -214,34 +217,34 @@ FunctionSpec Spin() {
 }
 
 FunctionSpec Crash() {
-  return {.name = "crash",
-          .description = "{\"how\": \"segv\"|\"abort\"|\"exit\"|\"oom\"}: "
-                         "kills the process running it (tests only)",
-          .check_args =
-              [](const Json& args, const std::string&) -> absl::Status {
-                REMEX_RETURN_IF_ERROR(RequireObjectOrNull("crash", args));
-                const Json how = args.is_object() && args.contains("how")
-                                     ? args["how"]
-                                     : Json();
-                if (how == "segv" || how == "abort" || how == "exit" ||
-                    how == "oom") {
-                  return absl::OkStatus();
-                }
-                return absl::InvalidArgumentError(absl::StrCat(
-                    "crash: args.how must be one of \"segv\", \"abort\", "
-                    "\"exit\", \"oom\", got ",
-                    Describe(how)));
-              },
-          .body = [](TaskContext& context) -> absl::Status {
-            CrashAs(context.args()["how"].get<std::string>());
-          }};
+  return {
+      .name = "crash",
+      .description =
+          "{\"how\": \"segv\"|\"abort\"|\"exit\"|\"oom\"}: "
+          "kills the process running it (tests only)",
+      .check_args = [](const Json& args, const std::string&) -> absl::Status {
+        REMEX_RETURN_IF_ERROR(RequireObjectOrNull("crash", args));
+        const Json how =
+            args.is_object() && args.contains("how") ? args["how"] : Json();
+        if (how == "segv" || how == "abort" || how == "exit" || how == "oom") {
+          return absl::OkStatus();
+        }
+        return absl::InvalidArgumentError(
+            absl::StrCat("crash: args.how must be one of \"segv\", \"abort\", "
+                         "\"exit\", \"oom\", got ",
+                         Describe(how)));
+      },
+      .body = [](TaskContext& context) -> absl::Status {
+        CrashAs(context.args()["how"].get<std::string>());
+      }};
 }
 
 }  // namespace
 
 absl::Status RegisterBuiltinFunctions(const BuiltinOptions& options,
                                       FunctionRegistry& registry) {
-  for (FunctionSpec spec : {Echo(), Sleep(), Fail(), Sha256(), Primes(), Spin()}) {
+  for (FunctionSpec spec :
+       {Echo(), Sleep(), Fail(), Sha256(), Primes(), Spin()}) {
     REMEX_RETURN_IF_ERROR(registry.Register(std::move(spec)));
   }
   if (options.enable_test_functions) {

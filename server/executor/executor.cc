@@ -86,8 +86,8 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
   }
   const FunctionSpec* function = registry_.Find(spec.function);
   if (function == nullptr) {
-    return absl::NotFoundError(absl::StrCat(
-        "unknown function '", spec.function, "' (see ListFunctions)"));
+    return absl::NotFoundError(absl::StrCat("unknown function '", spec.function,
+                                            "' (see ListFunctions)"));
   }
   REMEX_ASSIGN_OR_RETURN(Pool * pool, ResolvePool(spec, *function));
   spec.pool = pool->config().name;
@@ -108,8 +108,8 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
   return snapshot;
 }
 
-absl::StatusOr<Pool*> Executor::ResolvePool(const TaskSpec& spec,
-                                            const FunctionSpec& function) const {
+absl::StatusOr<Pool*> Executor::ResolvePool(
+    const TaskSpec& spec, const FunctionSpec& function) const {
   const std::string& name =
       spec.pool.empty() ? DefaultPoolOf(function) : spec.pool;
   auto it = pools_.find(name);
@@ -147,18 +147,18 @@ void Executor::ArmQueueTimeout(const std::shared_ptr<Task>& task) {
   const absl::Duration timeout = task->spec().queue_timeout;
   if (timeout == absl::InfiniteDuration()) return;
   std::weak_ptr<Task> weak = task;
-  task->queue_timer = timers_.Schedule(absl::Now() + timeout, [this, weak,
-                                                               timeout] {
-    std::shared_ptr<Task> task = weak.lock();
-    if (task == nullptr) return;
-    const bool timed_out = FinishTask(
-        task, TaskState::kTimedOut,
-        ErrorOutcome(absl::StatusCode::kDeadlineExceeded,
-                     absl::StrCat("queue_timeout: not started within ",
-                                  absl::FormatDuration(timeout))),
-        TaskState::kQueued);
-    if (timed_out) pools_.at(task->spec().pool)->RemoveQueued(*task);
-  });
+  task->queue_timer =
+      timers_.Schedule(absl::Now() + timeout, [this, weak, timeout] {
+        std::shared_ptr<Task> task = weak.lock();
+        if (task == nullptr) return;
+        const bool timed_out = FinishTask(
+            task, TaskState::kTimedOut,
+            ErrorOutcome(absl::StatusCode::kDeadlineExceeded,
+                         absl::StrCat("queue_timeout: not started within ",
+                                      absl::FormatDuration(timeout))),
+            TaskState::kQueued);
+        if (timed_out) pools_.at(task->spec().pool)->RemoveQueued(*task);
+      });
 }
 
 void Executor::ArmRunTimeout(const std::shared_ptr<Task>& task) {
@@ -166,16 +166,16 @@ void Executor::ArmRunTimeout(const std::shared_ptr<Task>& task) {
   if (timeout == absl::InfiniteDuration()) return;
   std::weak_ptr<Task> weak = task;
   const int32_t attempt = task->attempt();
-  task->run_timer = timers_.Schedule(
-      absl::Now() + timeout, [this, weak, timeout, attempt] {
-        std::shared_ptr<Task> task = weak.lock();
-        if (task == nullptr) return;
-        FinishTask(task, TaskState::kTimedOut,
-                   ErrorOutcome(absl::StatusCode::kDeadlineExceeded,
-                                absl::StrCat("run_timeout: still running after ",
-                                             absl::FormatDuration(timeout))),
-                   TaskState::kRunning, attempt);
-      });
+  task->run_timer = timers_.Schedule(absl::Now() + timeout, [this, weak,
+                                                             timeout, attempt] {
+    std::shared_ptr<Task> task = weak.lock();
+    if (task == nullptr) return;
+    FinishTask(task, TaskState::kTimedOut,
+               ErrorOutcome(absl::StatusCode::kDeadlineExceeded,
+                            absl::StrCat("run_timeout: still running after ",
+                                         absl::FormatDuration(timeout))),
+               TaskState::kRunning, attempt);
+  });
 }
 
 void Executor::Run(const std::shared_ptr<Task>& task) {
@@ -204,9 +204,9 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   for (std::atomic<uint64_t>* timer : {&task->queue_timer, &task->run_timer}) {
     if (const uint64_t id = timer->exchange(0)) timers_.Cancel(id);
   }
-  const absl::Duration ttl =
-      task->spec().ttl > absl::ZeroDuration() ? task->spec().ttl
-                                              : options_.default_ttl;
+  const absl::Duration ttl = task->spec().ttl > absl::ZeroDuration()
+                                 ? task->spec().ttl
+                                 : options_.default_ttl;
   table_.Retain(task, absl::Now() + ttl, bytes);
   if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
       draining_.load()) {
@@ -259,8 +259,9 @@ absl::Status Executor::Delete(const std::string& id) {
 
 ListPage Executor::List(const ListQuery& query) const {
   const size_t page_size = static_cast<size_t>(
-      query.page_size <= 0 ? ListQuery::kDefaultPageSize
-                           : std::min(query.page_size, ListQuery::kMaxPageSize));
+      query.page_size <= 0
+          ? ListQuery::kDefaultPageSize
+          : std::min(query.page_size, ListQuery::kMaxPageSize));
   std::vector<std::shared_ptr<Task>> matches;
   table_.ForEach([&](const std::shared_ptr<Task>& task) {
     if (task->id() <= query.page_token && !query.page_token.empty()) return;
@@ -279,7 +280,8 @@ ListPage Executor::List(const ListQuery& query) const {
                     by_id);
   ListPage page;
   page.tasks.reserve(shown);
-  for (size_t i = 0; i < shown; ++i) page.tasks.push_back(matches[i]->Snapshot());
+  for (size_t i = 0; i < shown; ++i)
+    page.tasks.push_back(matches[i]->Snapshot());
   if (matches.size() > shown) page.next_page_token = page.tasks.back().id;
   return page;
 }

@@ -39,9 +39,9 @@ absl::StatusOr<std::unique_ptr<Pool>> CreatePool(const PoolConfig& config,
     case PoolKind::kThread:
       return std::make_unique<ThreadPool>(config, runner);
     case PoolKind::kProcess:
-      return absl::UnimplementedError(absl::StrCat(
-          "pool '", config.name,
-          "': process pools are not available in this build yet"));
+      return absl::UnimplementedError(
+          absl::StrCat("pool '", config.name,
+                       "': process pools are not available in this build yet"));
   }
   return absl::InvalidArgumentError("unknown pool kind");
 }

@@ -25,7 +25,8 @@ absl::string_view TaskStateName(TaskState state) {
 }
 
 size_t TaskOutcome::ApproximateBytes() const {
-  size_t bytes = sizeof(TaskOutcome) + output.capacity() + error.message.capacity();
+  size_t bytes =
+      sizeof(TaskOutcome) + output.capacity() + error.message.capacity();
   if (!result.is_null()) bytes += result.dump().size();
   return bytes;
 }

@@ -52,8 +52,8 @@ class TaskTable {
 
   // Calls `visit` for every task, one shard at a time, with that shard's
   // lock held: `visit` must be quick and must not call back into the table.
-  void ForEach(const std::function<void(const std::shared_ptr<Task>&)>& visit)
-      const;
+  void ForEach(
+      const std::function<void(const std::shared_ptr<Task>&)>& visit) const;
 
   size_t retained_tasks() const;
   size_t retained_bytes() const;

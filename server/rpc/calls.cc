@@ -101,9 +101,8 @@ void AwaitCall::Spawn(const CallEnv& env) {
   // Must precede the request; its tag comes back only if a call is matched.
   call->context_.AsyncNotifyWhenDone(&call->done_tag_);
   call->pending_ = 1;
-  env.service->RequestAwait(&call->context_, &call->request_,
-                            &call->responder_, env.cq, env.cq,
-                            &call->request_tag_);
+  env.service->RequestAwait(&call->context_, &call->request_, &call->responder_,
+                            env.cq, env.cq, &call->request_tag_);
 }
 
 AwaitCall::~AwaitCall() {

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
+#include "common/status_macros.h"
 
 namespace remex::rpc {
 namespace {
@@ -107,14 +108,13 @@ absl::StatusOr<executor::TaskSpec> TaskSpecFromProto(
   spec.input = request.input();
   spec.pool = request.pool();
   spec.priority = request.priority();
-  auto queue_timeout = OptionalLimit(request.has_queue_timeout(),
-                                     request.queue_timeout(), "queue_timeout");
-  if (!queue_timeout.ok()) return queue_timeout.status();
-  spec.queue_timeout = *queue_timeout;
-  auto run_timeout = OptionalLimit(request.has_run_timeout(),
-                                   request.run_timeout(), "run_timeout");
-  if (!run_timeout.ok()) return run_timeout.status();
-  spec.run_timeout = *run_timeout;
+  REMEX_ASSIGN_OR_RETURN(
+      spec.queue_timeout,
+      OptionalLimit(request.has_queue_timeout(), request.queue_timeout(),
+                    "queue_timeout"));
+  REMEX_ASSIGN_OR_RETURN(spec.run_timeout,
+                         OptionalLimit(request.has_run_timeout(),
+                                       request.run_timeout(), "run_timeout"));
   if (request.max_attempts() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_attempts must not be negative, got ", request.max_attempts()));
@@ -146,11 +146,13 @@ void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task) {
     common::SetProtoTimestamp(snapshot.started_at, task->mutable_started_at());
   }
   if (snapshot.finished_at != absl::InfinitePast()) {
-    common::SetProtoTimestamp(snapshot.finished_at, task->mutable_finished_at());
+    common::SetProtoTimestamp(snapshot.finished_at,
+                              task->mutable_finished_at());
   }
   if (snapshot.outcome == nullptr) return;
   const executor::TaskOutcome& outcome = *snapshot.outcome;
-  if (!outcome.result.is_null()) JsonToValue(outcome.result, task->mutable_result());
+  if (!outcome.result.is_null())
+    JsonToValue(outcome.result, task->mutable_result());
   task->set_output(outcome.output);
   if (outcome.error.code != absl::StatusCode::kOk) {
     task->mutable_error()->set_code(static_cast<int32_t>(outcome.error.code));

@@ -80,8 +80,7 @@ void RpcServer::Shutdown(absl::Duration grace) {
 void RpcServer::StopServing() {
   // Calls still open after this deadline (parked awaits of tasks that were
   // just cancelled are being answered) are cancelled by gRPC.
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    std::chrono::seconds(1));
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   for (auto& queue : queues_) queue->Shutdown();
   for (std::thread& poller : pollers_) poller.join();
   pollers_.clear();

@@ -26,7 +26,8 @@ constexpr absl::Duration kCommandTimeout = absl::Seconds(30);
 template <class M>
 M Parse(const std::string& json) {
   M message;
-  const auto status = google::protobuf::util::JsonStringToMessage(json, &message);
+  const auto status =
+      google::protobuf::util::JsonStringToMessage(json, &message);
   EXPECT_TRUE(status.ok()) << status << " in:\n" << json;
   return message;
 }
@@ -140,9 +141,9 @@ TEST_F(CliTest, FunctionsListsBuiltIns) {
 }
 
 TEST_F(CliTest, ServerFromEnvironment) {
-  const absl::StatusOr<testing::ProcessResult> result = testing::RunProcess(
-      {REMEX_CLI_PATH, "functions"}, kCommandTimeout,
-      {"REMEX_SERVER=" + server_->address()});
+  const absl::StatusOr<testing::ProcessResult> result =
+      testing::RunProcess({REMEX_CLI_PATH, "functions"}, kCommandTimeout,
+                          {"REMEX_SERVER=" + server_->address()});
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->exit_code, 0) << result->err;
 }

@@ -196,6 +196,9 @@ class RpcTest : public ::testing::Test {
     if (HasFailure() && server_ != nullptr) {
       std::cerr << "remex-server output:\n" << server_->ServerOutput();
     }
+    // Closes the connection first: the server's shutdown waits for it.
+    stub_.reset();
+    health_.reset();
     server_.reset();
     for (const std::string& path : temp_files_) std::remove(path.c_str());
   }

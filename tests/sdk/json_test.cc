@@ -1,9 +1,10 @@
+#include "remex/json.h"
+
 #include <google/protobuf/timestamp.pb.h>
 
 #include <stdexcept>
 
 #include "gtest/gtest.h"
-#include "remex/json.h"
 #include "remex/v1/executor.pb.h"
 
 namespace remex {
@@ -15,8 +16,14 @@ TEST(JsonTest, ParsesAnyJsonValue) {
   EXPECT_TRUE(Json("true").bool_value());
   EXPECT_EQ(Json("null").kind_case(), google::protobuf::Value::kNullValue);
   EXPECT_EQ(Json("[1, 2]").list_value().values_size(), 2);
-  EXPECT_EQ(Json(R"({"a": {"b": 1}})").struct_value().fields().at("a")
-                .struct_value().fields().at("b").number_value(),
+  EXPECT_EQ(Json(R"({"a": {"b": 1}})")
+                .struct_value()
+                .fields()
+                .at("a")
+                .struct_value()
+                .fields()
+                .at("b")
+                .number_value(),
             1);
 }
 

@@ -95,8 +95,7 @@ TEST_F(SdkTest, Sha256OfInputBytes) {
 TEST_F(SdkTest, EchoOutputIsInput) {
   SubmitOptions options;
   options.input = std::string("raw\0bytes", 9);
-  EXPECT_EQ(client_->Submit("echo", {}, options).get().output(),
-            options.input);
+  EXPECT_EQ(client_->Submit("echo", {}, options).get().output(), options.input);
 }
 
 TEST_F(SdkTest, ResultOfFailedTaskIsStatusWithMessage) {
@@ -124,7 +123,7 @@ TEST_F(SdkTest, CancelStopsSleepQuickly) {
   EXPECT_EQ(error.state(), v1::CANCELLED);
   EXPECT_EQ(error.code(), absl::StatusCode::kCancelled);
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
-  EXPECT_FALSE(future.cancel());  // Already ended: nothing to cancel.
+  EXPECT_TRUE(future.cancel());  // Still CANCELLED; no new RPC needed.
 }
 
 TEST_F(SdkTest, WaitForTimesOutThenCancelMakesReady) {
@@ -139,14 +138,20 @@ TEST_F(SdkTest, WaitForTimesOutThenCancelMakesReady) {
   EXPECT_EQ(future.task().state(), v1::CANCELLED);
 }
 
+TEST_F(SdkTest, CancelOfFinishedTaskIsFalse) {
+  const Future future = client_->Submit("echo", Json("1"));
+  future.wait();
+  EXPECT_FALSE(future.cancel());
+  EXPECT_EQ(future.get().task().state(), v1::SUCCEEDED);
+}
+
 TEST_F(SdkTest, WaitUntilAndReadyOnQuickTask) {
   const Future future = client_->Submit("echo", Json("1"));
   EXPECT_EQ(future.wait_until(std::chrono::steady_clock::now() +
                               std::chrono::seconds(10)),
             std::future_status::ready);
   EXPECT_TRUE(future.ready());
-  EXPECT_EQ(future.wait_until(absl::InfinitePast()),
-            std::future_status::ready);
+  EXPECT_EQ(future.wait_until(absl::InfinitePast()), std::future_status::ready);
 }
 
 TEST_F(SdkTest, AttachFollowsTaskOfAnotherClient) {
@@ -170,10 +175,9 @@ TEST_F(SdkTest, UnknownFunctionIsNotFound) {
 }
 
 TEST_F(SdkTest, BadArgsAreInvalidArgument) {
-  EXPECT_EQ(client_->TrySubmit("sleep", Json(R"({"ms": "soon"})"))
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      client_->TrySubmit("sleep", Json(R"({"ms": "soon"})")).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(SdkTest, UnknownPoolIsInvalidArgument) {
@@ -258,7 +262,9 @@ TEST_F(SdkTest, ManyFuturesFromSeveralThreads) {
   EXPECT_EQ(shared.task().state(), v1::SUCCEEDED);
 }
 
-TEST(FutureTest, DefaultConstructedIsNotValid) { EXPECT_FALSE(Future().valid()); }
+TEST(FutureTest, DefaultConstructedIsNotValid) {
+  EXPECT_FALSE(Future().valid());
+}
 
 TEST(ClientTest, UnreachableServerIsAnRpcError) {
   ClientOptions options;

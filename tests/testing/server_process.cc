@@ -38,8 +38,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
               std::make_move_iterator(extra_args.end()));
   absl::StatusOr<SpawnedProcess> spawned = Spawn(argv);
   if (!spawned.ok()) return spawned.status();
-  std::unique_ptr<ServerProcess> server(new ServerProcess(
-      spawned->pid, spawned->stdout_fd, spawned->stderr_fd));
+  std::unique_ptr<ServerProcess> server(
+      new ServerProcess(spawned->pid, spawned->stdout_fd, spawned->stderr_fd));
   const absl::Status status = server->AwaitAddress(absl::Now() + kStartTimeout);
   if (!status.ok()) {
     return absl::Status(status.code(),
@@ -120,9 +120,9 @@ absl::Status ServerProcess::AwaitAddress(absl::Time deadline) {
     return !listening_.empty() || output_closed_;
   };
   if (!mu_.AwaitWithDeadline(absl::Condition(&started_or_closed), deadline)) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "remex-server printed no '", kListeningOn, "' line within ",
-        absl::FormatDuration(kStartTimeout)));
+    return absl::DeadlineExceededError(
+        absl::StrCat("remex-server printed no '", kListeningOn,
+                     "' line within ", absl::FormatDuration(kStartTimeout)));
   }
   if (listening_.empty()) {
     return absl::UnavailableError("remex-server exited before listening");

@@ -56,8 +56,9 @@ absl::StatusOr<pid_t> SpawnWith(posix_spawn_file_actions_t* actions,
 
 }  // namespace
 
-absl::StatusOr<SpawnedProcess> Spawn(const std::vector<std::string>& argv,
-                                     const std::vector<std::string>& extra_env) {
+absl::StatusOr<SpawnedProcess> Spawn(
+    const std::vector<std::string>& argv,
+    const std::vector<std::string>& extra_env) {
   std::array<int, 2> out, err;
   if (pipe2(out.data(), O_CLOEXEC) != 0) return ErrnoError("pipe", errno);
   if (pipe2(err.data(), O_CLOEXEC) != 0) {
@@ -97,9 +98,9 @@ absl::StatusOr<int> WaitForExit(pid_t pid, absl::Duration timeout) {
   kill(pid, SIGKILL);
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  return absl::DeadlineExceededError(absl::StrCat(
-      "process ", pid, " did not exit within ", absl::FormatDuration(timeout),
-      "; killed"));
+  return absl::DeadlineExceededError(
+      absl::StrCat("process ", pid, " did not exit within ",
+                   absl::FormatDuration(timeout), "; killed"));
 }
 
 void PumpPipes(const std::vector<int>& fds,

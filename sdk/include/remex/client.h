@@ -1,8 +1,8 @@
 // remex/client.h — the entry point of the remex C++ SDK.
 //
 //   remex::Client client("localhost:50051");
-//   remex::Future future = client.Submit("primes", remex::Json(R"({"n": 1000})"));
-//   std::cout << future.get().json() << "\n";
+//   remex::Future future = client.Submit("primes", remex::Json(R"({"n":
+//   1000})")); std::cout << future.get().json() << "\n";
 #ifndef REMEX_CLIENT_H_
 #define REMEX_CLIENT_H_
 

@@ -79,8 +79,8 @@ class Future {
 
   // Asks the server to cancel the task and blocks until it is terminal
   // (a running thread-pool task stops when it next checks for cancellation).
-  // Returns true iff the task ended CANCELLED; false if it had already ended
-  // or ended otherwise.
+  // Returns true iff the task ended CANCELLED (also when an earlier cancel
+  // did that); false if it ended otherwise, e.g. finished first.
   bool cancel() const;
 
   // The latest snapshot of the task this future has seen (no RPC).

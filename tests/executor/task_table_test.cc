@@ -1,0 +1,218 @@
+#include "server/executor/task_table.h"
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace remex::executor {
+namespace {
+
+using ::testing::UnorderedElementsAre;
+
+const absl::Time kEpoch = absl::FromUnixSeconds(1'700'000'000);
+
+std::shared_ptr<Task> NewTask(const std::string& id) {
+  return std::make_shared<Task>(id, std::make_shared<const TaskSpec>(), kEpoch);
+}
+
+// Inserts a task with `id` and returns it.
+std::shared_ptr<Task> Add(TaskTable& table, const std::string& id) {
+  std::shared_ptr<Task> task = NewTask(id);
+  table.Insert(task);
+  return task;
+}
+
+std::vector<std::string> IdsIn(const TaskTable& table) {
+  std::vector<std::string> ids;
+  table.ForEach(
+      [&ids](const std::shared_ptr<Task>& task) { ids.push_back(task->id()); });
+  return ids;
+}
+
+TEST(TaskTableTest, InsertFindErase) {
+  TaskTable table(RetentionLimits{});
+  EXPECT_EQ(table.Find("a"), nullptr);
+  const std::shared_ptr<Task> a = Add(table, "a");
+  const std::shared_ptr<Task> b = Add(table, "b");
+  EXPECT_EQ(table.Find("a"), a);
+  EXPECT_EQ(table.Find("b"), b);
+  EXPECT_EQ(table.Find("c"), nullptr);
+
+  EXPECT_EQ(table.Erase("a"), a);
+  EXPECT_EQ(table.Find("a"), nullptr);
+  EXPECT_EQ(table.Erase("a"), nullptr);
+  EXPECT_EQ(table.Find("b"), b);
+  EXPECT_THAT(IdsIn(table), UnorderedElementsAre("b"));
+}
+
+TEST(TaskTableTest, ForEachVisitsEveryTask) {
+  TaskTable table(RetentionLimits{});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 100; ++i) {
+    ids.push_back(absl::StrCat("task-", i));
+    Add(table, ids.back());
+  }
+  EXPECT_THAT(IdsIn(table), ::testing::UnorderedElementsAreArray(ids));
+}
+
+TEST(TaskTableTest, RetainCountsTasksAndBytes) {
+  TaskTable table(RetentionLimits{});
+  const std::shared_ptr<Task> a = Add(table, "a");
+  const std::shared_ptr<Task> b = Add(table, "b");
+  table.Retain(a, kEpoch + absl::Hours(1), 100);
+  table.Retain(b, kEpoch + absl::Hours(1), 50);
+  EXPECT_EQ(table.retained_tasks(), 2u);
+  EXPECT_EQ(table.retained_bytes(), 150u);
+
+  // A second Retain of the same task counts nothing twice.
+  table.Retain(a, kEpoch + absl::Hours(2), 999);
+  EXPECT_EQ(table.retained_tasks(), 2u);
+  EXPECT_EQ(table.retained_bytes(), 150u);
+
+  // Erase takes a retained task out of the budget.
+  EXPECT_EQ(table.Erase("a"), a);
+  EXPECT_EQ(table.retained_tasks(), 1u);
+  EXPECT_EQ(table.retained_bytes(), 50u);
+}
+
+TEST(TaskTableTest, RetainOfATaskNotInTheTableIsIgnored) {
+  TaskTable table(RetentionLimits{});
+  const std::shared_ptr<Task> gone = Add(table, "gone");
+  table.Erase("gone");
+  table.Retain(gone, kEpoch + absl::Hours(1), 10);
+  table.Retain(NewTask("never"), kEpoch + absl::Hours(1), 10);
+  EXPECT_EQ(table.retained_tasks(), 0u);
+  EXPECT_EQ(table.retained_bytes(), 0u);
+
+  // Nor is one whose id is now held by another task.
+  const std::shared_ptr<Task> impostor = NewTask("x");
+  Add(table, "x");
+  table.Retain(impostor, kEpoch + absl::Hours(1), 10);
+  EXPECT_EQ(table.retained_tasks(), 0u);
+}
+
+TEST(TaskTableTest, CountBudgetEvictsTheTaskClosestToExpiry) {
+  TaskTable table(RetentionLimits{.max_tasks = 2});
+  const std::shared_ptr<Task> a = Add(table, "a");
+  const std::shared_ptr<Task> b = Add(table, "b");
+  const std::shared_ptr<Task> c = Add(table, "c");
+  table.Retain(a, kEpoch + absl::Hours(3), 1);
+  table.Retain(b, kEpoch + absl::Hours(1), 1);
+  EXPECT_EQ(table.retained_tasks(), 2u);
+  table.Retain(c, kEpoch + absl::Hours(2), 1);
+  EXPECT_EQ(table.retained_tasks(), 2u);
+  EXPECT_EQ(table.Find("b"), nullptr);
+  EXPECT_EQ(table.Find("a"), a);
+  EXPECT_EQ(table.Find("c"), c);
+  EXPECT_EQ(table.retained_bytes(), 2u);
+}
+
+TEST(TaskTableTest, ByteBudgetEvictsUntilUnderIt) {
+  TaskTable table(RetentionLimits{.max_bytes = 100});
+  const std::shared_ptr<Task> a = Add(table, "a");
+  const std::shared_ptr<Task> b = Add(table, "b");
+  const std::shared_ptr<Task> c = Add(table, "c");
+  const std::shared_ptr<Task> d = Add(table, "d");
+  table.Retain(a, kEpoch + absl::Hours(1), 40);
+  table.Retain(b, kEpoch + absl::Hours(2), 40);
+  table.Retain(c, kEpoch + absl::Hours(3), 20);
+  EXPECT_EQ(table.retained_bytes(), 100u);  // at the limit: all kept
+  EXPECT_EQ(table.retained_tasks(), 3u);
+
+  // 170 bytes: a and b (the two closest to expiry) must go to get under 100.
+  table.Retain(d, kEpoch + absl::Hours(4), 70);
+  EXPECT_EQ(table.Find("a"), nullptr);
+  EXPECT_EQ(table.Find("b"), nullptr);
+  EXPECT_EQ(table.Find("c"), c);
+  EXPECT_EQ(table.Find("d"), d);
+  EXPECT_EQ(table.retained_bytes(), 90u);
+  EXPECT_EQ(table.retained_tasks(), 2u);
+}
+
+TEST(TaskTableTest, TaskLargerThanTheByteBudgetIsNotKept) {
+  TaskTable table(RetentionLimits{.max_bytes = 10});
+  const std::shared_ptr<Task> huge = Add(table, "huge");
+  table.Retain(huge, kEpoch + absl::Hours(1), 50);
+  EXPECT_EQ(table.Find("huge"), nullptr);
+  EXPECT_EQ(table.retained_tasks(), 0u);
+  EXPECT_EQ(table.retained_bytes(), 0u);
+}
+
+TEST(TaskTableTest, BudgetNeverEvictsTasksThatAreNotRetained) {
+  TaskTable table(RetentionLimits{.max_tasks = 1});
+  for (const char* id : {"r1", "r2", "r3"}) Add(table, id);
+  const std::shared_ptr<Task> done1 = Add(table, "done1");
+  const std::shared_ptr<Task> done2 = Add(table, "done2");
+  table.Retain(done1, kEpoch + absl::Hours(1), 1);
+  table.Retain(done2, kEpoch + absl::Hours(2), 1);
+  EXPECT_THAT(IdsIn(table), UnorderedElementsAre("r1", "r2", "r3", "done2"));
+}
+
+TEST(TaskTableTest, EvictExpiredForgetsOnlyTasksWhoseTtlPassed) {
+  TaskTable table(RetentionLimits{});
+  const std::shared_ptr<Task> t1 = Add(table, "t1");
+  const std::shared_ptr<Task> t2 = Add(table, "t2");
+  const std::shared_ptr<Task> t3 = Add(table, "t3");
+  Add(table, "running");
+  table.Retain(t1, kEpoch + absl::Seconds(1), 10);
+  table.Retain(t2, kEpoch + absl::Seconds(2), 10);
+  table.Retain(t3, kEpoch + absl::Seconds(3), 10);
+
+  table.EvictExpired(kEpoch);
+  EXPECT_EQ(table.retained_tasks(), 3u);
+
+  table.EvictExpired(kEpoch + absl::Seconds(2));  // expiry <= now goes
+  EXPECT_THAT(IdsIn(table), UnorderedElementsAre("t3", "running"));
+  EXPECT_EQ(table.retained_tasks(), 1u);
+  EXPECT_EQ(table.retained_bytes(), 10u);
+
+  table.EvictExpired(absl::InfiniteFuture());
+  EXPECT_THAT(IdsIn(table), UnorderedElementsAre("running"));
+  EXPECT_EQ(table.retained_bytes(), 0u);
+}
+
+TEST(TaskTableTest, EqualExpiriesAreAllKeptAndAllEvicted) {
+  TaskTable table(RetentionLimits{});
+  const absl::Time expiry = kEpoch + absl::Seconds(5);
+  for (int i = 0; i < 10; ++i) {
+    table.Retain(Add(table, absl::StrCat("t", i)), expiry, 1);
+  }
+  EXPECT_EQ(table.retained_tasks(), 10u);
+  table.EvictExpired(expiry);
+  EXPECT_EQ(table.retained_tasks(), 0u);
+  EXPECT_TRUE(IdsIn(table).empty());
+}
+
+TEST(TaskTableTest, ConcurrentUse) {
+  TaskTable table(RetentionLimits{.max_tasks = 500});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&table, t] {
+      for (int i = 0; i < 2000; ++i) {
+        const std::string id = absl::StrCat(t, "-", i);
+        std::shared_ptr<Task> task = Add(table, id);
+        EXPECT_EQ(table.Find(id), task);
+        if (i % 3 == 0) {
+          table.Erase(id);
+        } else {
+          table.Retain(task, kEpoch + absl::Milliseconds(i), 8);
+        }
+        if (i % 100 == 0) table.EvictExpired(kEpoch + absl::Milliseconds(i));
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_LE(table.retained_tasks(), 500u);
+  EXPECT_EQ(table.retained_bytes(), table.retained_tasks() * 8);
+  EXPECT_EQ(IdsIn(table).size(), table.retained_tasks());
+}
+
+}  // namespace
+}  // namespace remex::executor
