@@ -160,7 +160,8 @@ int WaitForStopSignal(const sigset_t& signals) {
   return signal;
 }
 
-int Serve(const ServerConfig& config, const RegisterFunctions& extra) {
+int Serve(const ServerConfig& config, const RegisterFunctions& extra,
+          const sigset_t& signals) {
   executor::FunctionRegistry registry;
   absl::Status registered = executor::RegisterBuiltinFunctions(
       {.enable_test_functions = config.enable_test_functions}, registry);
@@ -169,7 +170,6 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra) {
     std::cerr << "remex-server: " << registered << "\n";
     return 2;
   }
-  const sigset_t signals = BlockStopSignals();
   absl::StatusOr<std::unique_ptr<executor::Executor>> executor =
       executor::Executor::Create(config.executor, registry);
   if (!executor.ok()) {
@@ -201,6 +201,8 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra) {
 
 int RunServer(int argc, char** argv,
               const RegisterFunctions& register_functions) {
+  // Before anything can start a thread, so that every thread inherits it.
+  const sigset_t signals = BlockStopSignals();
   absl::StatusOr<Flags> flags = ParseFlags(argc, argv);
   if (!flags.ok()) {
     std::cerr << "remex-server: " << flags.status().message() << "\n";
@@ -220,7 +222,7 @@ int RunServer(int argc, char** argv,
     std::cerr << "remex-server: " << config.status().message() << "\n";
     return 2;
   }
-  return Serve(*config, register_functions);
+  return Serve(*config, register_functions, signals);
 }
 
 }  // namespace remex::server

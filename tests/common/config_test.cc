@@ -1,1 +1,188 @@
-// placeholder
+#include "server/config.h"
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/executor/pool.h"
+
+namespace remex::server {
+namespace {
+
+using executor::PoolKind;
+using ::testing::HasSubstr;
+
+// The config example of design.md.
+constexpr char kDesignExampleJson[] = R"(
+{"pools": [{"name": "default", "kind": "thread",  "workers": 4, "max_queue": 100000},
+           {"name": "process", "kind": "process", "workers": 2}]}
+)";
+
+constexpr char kDesignExampleYaml[] = R"(
+pools:
+  - name: default
+    kind: thread
+    workers: 4
+    max_queue: 100000
+  - name: process
+    kind: process
+    workers: 2
+)";
+
+// The INVALID_ARGUMENT message of parsing `text`, or a failure if it parses.
+std::string ParseError(const std::string& text) {
+  absl::StatusOr<ServerConfig> config = ParseConfig(text, DefaultConfig());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << text;
+  return std::string(config.status().message());
+}
+
+TEST(ConfigTest, DefaultConfigHasAThreadPoolNamedDefault) {
+  const ServerConfig config = DefaultConfig();
+  EXPECT_EQ(config.listen, "0.0.0.0:50051");
+  ASSERT_EQ(config.executor.pools.size(), 1u);
+  const executor::PoolConfig& pool = config.executor.pools[0];
+  EXPECT_EQ(pool.name, "default");
+  EXPECT_EQ(pool.kind, PoolKind::kThread);
+  EXPECT_GT(pool.workers, 0);
+  EXPECT_GT(pool.max_queue, 0u);
+  EXPECT_GT(config.executor.default_ttl, absl::ZeroDuration());
+  EXPECT_GT(config.shutdown_grace, absl::ZeroDuration());
+  EXPECT_FALSE(config.enable_test_functions);
+}
+
+void ExpectDesignExamplePools(const ServerConfig& config) {
+  ASSERT_EQ(config.executor.pools.size(), 2u);
+  const executor::PoolConfig& thread = config.executor.pools[0];
+  EXPECT_EQ(thread.name, "default");
+  EXPECT_EQ(thread.kind, PoolKind::kThread);
+  EXPECT_EQ(thread.workers, 4);
+  EXPECT_EQ(thread.max_queue, 100000u);
+  const executor::PoolConfig& process = config.executor.pools[1];
+  EXPECT_EQ(process.name, "process");
+  EXPECT_EQ(process.kind, PoolKind::kProcess);
+  EXPECT_EQ(process.workers, 2);
+  EXPECT_EQ(process.max_queue, executor::PoolConfig().max_queue);
+}
+
+TEST(ConfigTest, ParsesTheDesignExampleAsJson) {
+  absl::StatusOr<ServerConfig> config =
+      ParseConfig(kDesignExampleJson, DefaultConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  ExpectDesignExamplePools(*config);
+}
+
+TEST(ConfigTest, ParsesTheDesignExampleAsYaml) {
+  absl::StatusOr<ServerConfig> config =
+      ParseConfig(kDesignExampleYaml, DefaultConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  ExpectDesignExamplePools(*config);
+}
+
+TEST(ConfigTest, ParsesRetentionGraceAndPollers) {
+  absl::StatusOr<ServerConfig> config = ParseConfig(R"(
+retention: {ttl: "90s", max_tasks: 1000, max_bytes: 1048576}
+shutdown_grace: 500ms
+pollers: 3
+)",
+                                                    DefaultConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->executor.default_ttl, absl::Seconds(90));
+  EXPECT_EQ(config->executor.retention.max_tasks, 1000u);
+  EXPECT_EQ(config->executor.retention.max_bytes, 1048576u);
+  EXPECT_EQ(config->shutdown_grace, absl::Milliseconds(500));
+  EXPECT_EQ(config->pollers, 3);
+  // Pools were not mentioned: the base's stay.
+  EXPECT_EQ(config->executor.pools.size(), 1u);
+}
+
+TEST(ConfigTest, DurationsMayBeNumbersOfSeconds) {
+  absl::StatusOr<ServerConfig> config = ParseConfig(
+      R"({"retention": {"ttl": 30}, "shutdown_grace": 2.5})", DefaultConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->executor.default_ttl, absl::Seconds(30));
+  EXPECT_EQ(config->shutdown_grace, absl::Milliseconds(2500));
+}
+
+TEST(ConfigTest, EmptyTextKeepsTheBase) {
+  ServerConfig base = DefaultConfig();
+  base.enable_test_functions = true;
+  base.listen = "127.0.0.1:0";
+  absl::StatusOr<ServerConfig> config = ParseConfig("", base);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->enable_test_functions);
+  EXPECT_EQ(config->listen, "127.0.0.1:0");
+  EXPECT_EQ(config->executor.pools.size(), base.executor.pools.size());
+}
+
+TEST(ConfigTest, UnknownKeysAreRejectedByName) {
+  EXPECT_THAT(ParseError(R"({"poolz": []})"), HasSubstr("poolz"));
+  EXPECT_THAT(ParseError(R"({"pools": [{"name": "a", "threads": 4}]})"),
+              HasSubstr("threads"));
+  EXPECT_THAT(ParseError(R"({"retention": {"tll": "1m"}})"), HasSubstr("tll"));
+}
+
+TEST(ConfigTest, BadDurationsAreRejected) {
+  std::string error = ParseError(R"({"shutdown_grace": "10 parsecs"})");
+  EXPECT_THAT(error, HasSubstr("shutdown_grace"));
+  EXPECT_THAT(error, HasSubstr("10 parsecs"));
+  EXPECT_THAT(ParseError(R"({"shutdown_grace": "-1s"})"),
+              HasSubstr("shutdown_grace"));
+  EXPECT_THAT(ParseError(R"({"retention": {"ttl": "soon"}})"),
+              HasSubstr("retention.ttl"));
+  EXPECT_THAT(ParseError(R"({"retention": {"ttl": -5}})"),
+              HasSubstr("retention.ttl"));
+}
+
+TEST(ConfigTest, BadPoolsAreRejected) {
+  EXPECT_THAT(ParseError(R"({"pools": [{"name": "a", "workers": 0}]})"),
+              HasSubstr("workers"));
+  EXPECT_THAT(ParseError(R"({"pools": [{"name": "a", "workers": -2}]})"),
+              HasSubstr("workers"));
+  EXPECT_THAT(ParseError(R"({"pools": [{"name": "a", "workers": "four"}]})"),
+              HasSubstr("workers"));
+  EXPECT_THAT(ParseError(R"({"pools": [{"name": "a", "max_queue": 0}]})"),
+              HasSubstr("max_queue"));
+  std::string error =
+      ParseError(R"({"pools": [{"name": "a", "kind": "fiber"}]})");
+  EXPECT_THAT(error, HasSubstr("kind"));
+  EXPECT_THAT(error, HasSubstr("fiber"));
+  EXPECT_THAT(ParseError(R"({"pools": [{"workers": 2}]})"), HasSubstr("name"));
+  EXPECT_THAT(ParseError(R"({"pools": []})"), HasSubstr("pools"));
+  EXPECT_THAT(ParseError(R"({"pools": {"name": "a"}})"), HasSubstr("pools"));
+  EXPECT_THAT(ParseError(R"({"pollers": 0})"), HasSubstr("pollers"));
+}
+
+TEST(ConfigTest, MalformedTextIsInvalidArgument) {
+  ParseError(R"({"pools": [)");
+  ParseError("- just\n- a list\n");
+}
+
+TEST(ConfigTest, ParsePoolKindAcceptsThreadAndProcess) {
+  EXPECT_EQ(*executor::ParsePoolKind("thread"), PoolKind::kThread);
+  EXPECT_EQ(*executor::ParsePoolKind("process"), PoolKind::kProcess);
+  EXPECT_EQ(executor::ParsePoolKind("Thread").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(executor::PoolKindName(PoolKind::kProcess), "process");
+}
+
+TEST(ConfigTest, LoadConfigFileReadsAFile) {
+  const std::string path = ::testing::TempDir() + "/remex_config_test.yaml";
+  {
+    std::ofstream file(path);
+    file << kDesignExampleYaml;
+  }
+  absl::StatusOr<ServerConfig> config = LoadConfigFile(path, DefaultConfig());
+  std::remove(path.c_str());
+  ASSERT_TRUE(config.ok()) << config.status();
+  ExpectDesignExamplePools(*config);
+
+  EXPECT_EQ(LoadConfigFile(path, DefaultConfig()).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace remex::server

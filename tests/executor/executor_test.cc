@@ -68,9 +68,9 @@ class ExecutorTest : public ::testing::Test {
                 recorded_.push_back(context.args().value("tag", ""));
                 return absl::OkStatus();
               }});
-    Register({.name = "on_io",
-              .default_pool = "io",
-              .body = [](TaskContext&) { return absl::OkStatus(); }});
+    Register({.name = "on_io", .default_pool = "io", .body = [](TaskContext&) {
+                return absl::OkStatus();
+              }});
   }
 
   ~ExecutorTest() override {
@@ -194,19 +194,19 @@ TEST_F(ExecutorTest, CreateRejectsBadPoolConfigs) {
   twice.pools = {ThreadPoolConfig("a", 1), ThreadPoolConfig("a", 1)};
   absl::Status status = Executor::Create(twice, registry_).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(status.message(), HasSubstr("'a'"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("'a'"));
 
   ExecutorOptions no_workers;
   no_workers.pools = {ThreadPoolConfig("a", 0)};
   status = Executor::Create(no_workers, registry_).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(status.message(), HasSubstr("workers"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("workers"));
 
   ExecutorOptions no_queue;
   no_queue.pools = {ThreadPoolConfig("a", 1, 0)};
   status = Executor::Create(no_queue, registry_).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(status.message(), HasSubstr("max_queue"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("max_queue"));
 }
 
 // --- State machine and outcomes --------------------------------------------
@@ -246,8 +246,9 @@ TEST_F(ExecutorTest, TaskGoesQueuedRunningSucceeded) {
   EXPECT_LE(done.created_at, done.started_at);
   EXPECT_LE(done.started_at, done.finished_at);
   EXPECT_LE(done.finished_at, absl::Now());
-  EXPECT_EQ(executor_->active_tasks(), 0);
-  EXPECT_EQ(executor_->retained_tasks(), 1u);
+  EXPECT_TRUE(WaitUntil([&] {
+    return executor_->active_tasks() == 0 && executor_->retained_tasks() == 1;
+  }));
 }
 
 TEST_F(ExecutorTest, EchoReturnsArgsAndInput) {
@@ -286,15 +287,15 @@ TEST_F(ExecutorTest, ThrowingFunctionEndsFailedAndExecutorGoesOn) {
   // The only worker survived the exception.
   const TaskSnapshot after = Await(Submit(MakeSpec("echo", {{"ok", true}})));
   EXPECT_EQ(after.state, TaskState::kSucceeded);
-  EXPECT_EQ(executor_->active_tasks(), 0);
+  EXPECT_TRUE(WaitUntil([&] { return executor_->active_tasks() == 0; }));
 }
 
 TEST_F(ExecutorTest, HigherPriorityRunsFirstAndFifoWithinAPriority) {
   Start(1);
   const std::string gate = OccupyWorker();
   const std::vector<std::string> ids = {
-      SubmitRecord("p0", 0), SubmitRecord("p5-first", 5),
-      SubmitRecord("p1", 1), SubmitRecord("p5-second", 5)};
+      SubmitRecord("p0", 0), SubmitRecord("p5-first", 5), SubmitRecord("p1", 1),
+      SubmitRecord("p5-second", 5)};
   EXPECT_EQ(StatsOf("default").queued, 4u);
   ReleaseGate();
   for (const std::string& id : ids) {
@@ -342,8 +343,8 @@ TEST_F(ExecutorTest, CancelQueuedEndsCancelledAtOnceAndNeverRuns) {
   OccupyWorker();
   const std::string id = SubmitRecord("cancelled");
   int callbacks = 0;
-  ASSERT_TRUE(executor_->OnDone(id, [&](const TaskSnapshot&) { ++callbacks; })
-                  .ok());
+  ASSERT_TRUE(
+      executor_->OnDone(id, [&](const TaskSnapshot&) { ++callbacks; }).ok());
 
   absl::StatusOr<TaskSnapshot> cancelled = executor_->Cancel(id);
   ASSERT_TRUE(cancelled.ok()) << cancelled.status();
@@ -501,7 +502,7 @@ TEST_F(ExecutorTest, FinishedTaskIsForgottenAfterItsTtl) {
   EXPECT_THAT(executor_->OnDone(gone, [](const TaskSnapshot&) {}),
               StatusIs(absl::StatusCode::kNotFound));
   EXPECT_TRUE(executor_->Get(kept).ok());
-  EXPECT_EQ(executor_->retained_tasks(), 1u);
+  EXPECT_TRUE(WaitUntil([&] { return executor_->retained_tasks() == 1; }));
 }
 
 TEST_F(ExecutorTest, ServerDefaultTtlAppliesWhenTheTaskSetsNone) {
@@ -526,9 +527,8 @@ TEST_F(ExecutorTest, RunningTaskIsNotForgottenWhileItRuns) {
   Start(std::move(options));
   const std::string id = OccupyWorker();
   // Several sweeps pass; a task that has not ended has no retention clock.
-  const absl::Time until = absl::Now() + absl::Milliseconds(50);
-  EXPECT_FALSE(WaitUntil(
-      [&] { return !executor_->Get(id).ok(); }, until - absl::Now()));
+  EXPECT_FALSE(WaitUntil([&] { return !executor_->Get(id).ok(); },
+                         absl::Milliseconds(50)));
   ReleaseGate();
 }
 
@@ -542,6 +542,8 @@ TEST_F(ExecutorTest, RetentionCountBudgetKeepsTheNewestFinishedTasks) {
     ids.push_back(Submit(MakeSpec("echo", {{"i", i}})));
     EXPECT_EQ(Await(ids.back()).state, TaskState::kSucceeded);
   }
+  // The last task's retention starts just after its done callbacks ran.
+  EXPECT_TRUE(WaitUntil([&] { return !executor_->Get(ids[1]).ok(); }));
   EXPECT_EQ(executor_->retained_tasks(), 3u);
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(executor_->Get(ids[i]).ok(), i >= 2) << "task " << i;
@@ -559,7 +561,7 @@ TEST_F(ExecutorTest, FullQueueIsResourceExhausted) {
   absl::StatusOr<TaskSnapshot> third =
       executor_->Submit(MakeSpec("record", {{"tag", "c"}}));
   EXPECT_THAT(third.status(), StatusIs(absl::StatusCode::kResourceExhausted));
-  EXPECT_THAT(third.status().message(), HasSubstr("default"));
+  EXPECT_THAT(std::string(third.status().message()), HasSubstr("default"));
   // The refused task left no trace.
   EXPECT_EQ(executor_->active_tasks(), 3);
   EXPECT_EQ(executor_->List({}).tasks.size(), 3u);
@@ -578,28 +580,28 @@ TEST_F(ExecutorTest, SubmitErrorsNameWhatIsWrong) {
 
   absl::Status status = executor_->Submit(MakeSpec("no_such_fn")).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(status.message(), HasSubstr("no_such_fn"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("no_such_fn"));
 
   TaskSpec bad_pool = MakeSpec("echo");
   bad_pool.pool = "gpu";
   status = executor_->Submit(bad_pool).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(status.message(),
+  EXPECT_THAT(std::string(status.message()),
               AllOf(HasSubstr("gpu"), HasSubstr("default"), HasSubstr("io")));
 
   status = executor_->Submit(MakeSpec("sleep", {{"ms", "soon"}})).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(status.message(), HasSubstr("ms"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("ms"));
 
   status = executor_->Submit(MakeSpec("sleep")).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(status.message(), HasSubstr("ms"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("ms"));
 
   TaskSpec attempts = MakeSpec("echo");
   attempts.max_attempts = -1;
   status = executor_->Submit(attempts).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(status.message(), HasSubstr("max_attempts"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("max_attempts"));
   attempts.max_attempts = 0;
   EXPECT_THAT(executor_->Submit(attempts).status(),
               StatusIs(absl::StatusCode::kInvalidArgument));
@@ -608,19 +610,19 @@ TEST_F(ExecutorTest, SubmitErrorsNameWhatIsWrong) {
   queue_timeout.queue_timeout = absl::Seconds(-1);
   status = executor_->Submit(queue_timeout).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(status.message(), HasSubstr("queue_timeout"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("queue_timeout"));
 
   TaskSpec run_timeout = MakeSpec("echo");
   run_timeout.run_timeout = absl::Seconds(-1);
   status = executor_->Submit(run_timeout).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(status.message(), HasSubstr("run_timeout"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("run_timeout"));
 
   TaskSpec ttl = MakeSpec("echo");
   ttl.ttl = absl::Seconds(-1);
   status = executor_->Submit(ttl).status();
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(status.message(), HasSubstr("ttl"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("ttl"));
 
   // Nothing was accepted.
   EXPECT_EQ(executor_->active_tasks(), 0);
@@ -693,6 +695,28 @@ TEST_F(ExecutorTest, OnDoneRunsOnceWithTheTerminalSnapshot) {
   EXPECT_EQ(early->snapshots.size(), 2u);
 }
 
+// A done callback (e.g. one that completes a parked Await) sees the executor
+// already counting the task as finished and retained.
+TEST_F(ExecutorTest, CountsAreUpToDateWhenDoneCallbacksRun) {
+  Start(1);
+  const std::string id = OccupyWorker();
+  absl::Notification done;
+  int64_t active_in_callback = -1;
+  size_t retained_in_callback = 0;
+  ASSERT_TRUE(executor_
+                  ->OnDone(id,
+                           [&](const TaskSnapshot&) {
+                             active_in_callback = executor_->active_tasks();
+                             retained_in_callback = executor_->retained_tasks();
+                             done.Notify();
+                           })
+                  .ok());
+  ReleaseGate();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWaitTimeout));
+  EXPECT_EQ(active_in_callback, 0);
+  EXPECT_EQ(retained_in_callback, 1u);
+}
+
 TEST_F(ExecutorTest, DeleteRunningTaskCancelsItAndForgetsIt) {
   Start(1);
   const std::string id = SubmitLongSleep();
@@ -723,7 +747,7 @@ TEST_F(ExecutorTest, DeleteFinishedTaskForgetsIt) {
   Start(1);
   const std::string id = Submit(MakeSpec("echo"));
   ASSERT_EQ(Await(id).state, TaskState::kSucceeded);
-  ASSERT_EQ(executor_->retained_tasks(), 1u);
+  ASSERT_TRUE(WaitUntil([&] { return executor_->retained_tasks() == 1; }));
   EXPECT_TRUE(executor_->Delete(id).ok());
   EXPECT_THAT(executor_->Get(id).status(),
               StatusIs(absl::StatusCode::kNotFound));
@@ -889,8 +913,8 @@ TEST_F(ExecutorTest, DestructorEndsRunningAndQueuedTasks) {
   const absl::Time start = absl::Now();
   executor_.reset();
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
-  EXPECT_THAT(states,
-              UnorderedElementsAre(TaskState::kCancelled, TaskState::kCancelled));
+  EXPECT_THAT(states, UnorderedElementsAre(TaskState::kCancelled,
+                                           TaskState::kCancelled));
 }
 
 // --- Stress ------------------------------------------------------------------
@@ -951,11 +975,12 @@ TEST_F(ExecutorTest, ConcurrentSubmitsAndCancelsEndEveryTaskExactlyOnce) {
 
   EXPECT_EQ(tally->refused.load(), 0);
   ASSERT_EQ(tally->submitted.load(), kThreads * kPerThread);
-  ASSERT_TRUE(WaitUntil(
-      [&] { return tally->done.load() == tally->submitted.load(); },
-      absl::Seconds(60)))
+  ASSERT_TRUE(
+      WaitUntil([&] { return tally->done.load() == tally->submitted.load(); },
+                absl::Seconds(60)))
       << tally->done.load() << " of " << tally->submitted.load() << " ended";
-  EXPECT_EQ(executor_->active_tasks(), 0);
+  EXPECT_TRUE(WaitUntil([&] { return executor_->active_tasks() == 0; }))
+      << executor_->active_tasks();
   EXPECT_TRUE(WaitUntil([&] { return StatsOf("default").busy == 0; }));
   EXPECT_EQ(StatsOf("default").queued, 0u);
 
@@ -967,8 +992,7 @@ TEST_F(ExecutorTest, ConcurrentSubmitsAndCancelsEndEveryTaskExactlyOnce) {
     EXPECT_EQ(calls, 1) << id;
     const TaskState state = tally->states[id];
     EXPECT_TRUE(state == TaskState::kSucceeded ||
-                state == TaskState::kCancelled ||
-                state == TaskState::kTimedOut)
+                state == TaskState::kCancelled || state == TaskState::kTimedOut)
         << id << " ended " << TaskStateName(state);
     absl::StatusOr<TaskSnapshot> stored = executor_->Get(id);
     ASSERT_TRUE(stored.ok()) << stored.status();

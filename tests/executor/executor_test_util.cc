@@ -9,8 +9,7 @@
 
 namespace remex::executor::testing {
 
-bool WaitUntil(const std::function<bool()>& condition,
-               absl::Duration timeout) {
+bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (!condition()) {
     if (absl::Now() >= deadline) return false;
@@ -29,17 +28,16 @@ absl::StatusOr<TaskSnapshot> AwaitTerminal(Executor& executor,
   };
   auto slot = std::make_shared<Slot>();
   if (absl::Status status =
-          executor.OnDone(id, [slot](const TaskSnapshot& snapshot) {
-            absl::MutexLock lock(&slot->mu);
-            slot->snapshot = snapshot;
-          });
+          executor.OnDone(id,
+                          [slot](const TaskSnapshot& snapshot) {
+                            absl::MutexLock lock(&slot->mu);
+                            slot->snapshot = snapshot;
+                          });
       !status.ok()) {
     return status;
   }
   absl::MutexLock lock(&slot->mu);
-  const auto has_snapshot = [&slot] {
-    return slot->snapshot.has_value();
-  };
+  const auto has_snapshot = [&slot] { return slot->snapshot.has_value(); };
   if (!slot->mu.AwaitWithTimeout(absl::Condition(&has_snapshot), timeout)) {
     return absl::DeadlineExceededError("task " + id + " did not end in time");
   }

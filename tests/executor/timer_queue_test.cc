@@ -160,9 +160,8 @@ TEST(TimerQueueTest, CallbacksMayScheduleAndCancelTimers) {
     }
   };
   // A callback that cancels a later timer.
-  const TimerQueue::TimerId victim =
-      timers.Schedule(absl::Now() + absl::Milliseconds(200),
-                      log.Append("victim"));
+  const TimerQueue::TimerId victim = timers.Schedule(
+      absl::Now() + absl::Milliseconds(200), log.Append("victim"));
   timers.Schedule(absl::Now(), [&] { timers.Cancel(victim); });
   timers.Schedule(absl::Now(), [&] { step(1); });
 
@@ -206,9 +205,8 @@ TEST(TimerQueueTest, ConcurrentScheduleAndCancel) {
     });
   }
   for (std::thread& thread : threads) thread.join();
-  ASSERT_TRUE(WaitUntil([&] {
-    return timers.pending() == 0 && ran.load() >= expected.load();
-  }));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return timers.pending() == 0 && ran.load() >= expected.load(); }));
   EXPECT_LE(ran.load(), 2000);
 }
 

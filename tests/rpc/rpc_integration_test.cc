@@ -47,6 +47,8 @@ constexpr absl::Duration kRpcDeadline = absl::Seconds(10);
 constexpr absl::Duration kSlack = absl::Seconds(3);
 // Threads the server may start while many calls are parked (gRPC internals).
 constexpr int kThreadSlack = 4;
+// Bound on a clean shutdown at the end of a test (grace 1 s by default).
+constexpr absl::Duration kLongestShutdown = absl::Seconds(10);
 // A sleep that outlives every test unless something ends it.
 constexpr absl::string_view kLongSleep = R"({"ms":600000})";
 
@@ -92,6 +94,14 @@ v1::SubmitRequest Request(absl::string_view function, absl::string_view args) {
   v1::SubmitRequest request;
   request.set_function(std::string(function));
   *request.mutable_args() = JsonValue(args);
+  return request;
+}
+
+// A request of type Request for task `id`.
+template <typename Request>
+Request WithId(const std::string& id) {
+  Request request;
+  request.set_id(id);
   return request;
 }
 
@@ -192,19 +202,28 @@ bool ParkedAwaits::WaitAll(absl::Time deadline,
 
 class RpcTest : public ::testing::Test {
  protected:
+  // Every test ends with a clean shutdown, whatever tasks are left.
   void TearDown() override {
-    if (HasFailure() && server_ != nullptr) {
-      std::cerr << "remex-server output:\n" << server_->ServerOutput();
-    }
     // Closes the connection first: the server's shutdown waits for it.
     stub_.reset();
     health_.reset();
+    if (server_ != nullptr && !exited_) {
+      EXPECT_EQ(server_->Signal(SIGTERM), 0);
+      ExpectExitsZero(kLongestShutdown);
+    }
+    if (HasFailure() && server_ != nullptr) {
+      std::cerr << "remex-server output:\n" << server_->ServerOutput();
+    }
     server_.reset();
     for (const std::string& path : temp_files_) std::remove(path.c_str());
   }
 
-  // Starts remex-server with `args` (after --listen 127.0.0.1:0).
+  // Starts remex-server with `args` (after --listen 127.0.0.1:0) and a short
+  // --shutdown-grace unless `args` choose one.
   void StartServer(std::vector<std::string> args = {}) {
+    if (std::find(args.begin(), args.end(), "--shutdown-grace") == args.end()) {
+      args.insert(args.end(), {"--shutdown-grace", "1s"});
+    }
     auto server = ServerProcess::Start(std::move(args));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -278,12 +297,6 @@ class RpcTest : public ::testing::Test {
     return task;
   }
 
-  template <typename Request>
-  Request WithId(const std::string& id) {
-    Request request;
-    request.set_id(id);
-    return request;
-  }
   grpc::Status TryGet(const std::string& id, Task* task) {
     return Call(&Executor::Stub::Get, WithId<v1::GetRequest>(id), task);
   }
@@ -357,6 +370,14 @@ class RpcTest : public ::testing::Test {
     return task;
   }
 
+  // Waits for the server to exit (after a signal) and expects exit code 0.
+  void ExpectExitsZero(absl::Duration timeout) {
+    exited_ = true;
+    const absl::StatusOr<int> exit_code = server_->Wait(timeout);
+    ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+    EXPECT_EQ(*exit_code, 0);
+  }
+
   pid_t server_pid() const { return server_->pid(); }
   ServerProcess& server() { return *server_; }
   Executor::Stub* stub() { return stub_.get(); }
@@ -364,6 +385,7 @@ class RpcTest : public ::testing::Test {
  private:
   std::vector<std::string> temp_files_;
   std::unique_ptr<ServerProcess> server_;
+  bool exited_ = false;
   std::unique_ptr<Executor::Stub> stub_;
   std::unique_ptr<Health::Stub> health_;
 };
@@ -646,9 +668,7 @@ TEST_F(RpcTest, SubmitWhileDrainingIsUnavailable) {
   EXPECT_TRUE(HasCode(status, StatusCode::UNAVAILABLE));
   EXPECT_NE(HealthStatus(), HealthCheckResponse::SERVING);
 
-  const absl::StatusOr<int> exit_status = server().Wait(kGrace + kSlack);
-  ASSERT_TRUE(exit_status.ok()) << exit_status.status();
-  EXPECT_EQ(*exit_status, 0);
+  ExpectExitsZero(kGrace + kSlack);
 }
 
 // --- Errors and scheduling of tasks -----------------------------------------
@@ -728,6 +748,8 @@ TEST_F(RpcTest, ThousandParkedAwaitsCostNoThreadsAndAllReturn) {
     most = std::max(most, ThreadCount(server_pid()));
   }));
 
+  RecordProperty("server_threads_before", baseline);
+  RecordProperty("server_threads_most", most);
   EXPECT_LE(most, baseline + kThreadSlack) << "baseline " << baseline;
   for (const auto& call : awaits.calls()) {
     ASSERT_TRUE(IsOk(call->status));
@@ -753,9 +775,7 @@ TEST_F(RpcTest, SigtermDrainEndsEveryTaskAndExitsZero) {
   ASSERT_EQ(server().Signal(SIGTERM), 0);
   const absl::Time signalled = absl::Now();
   ASSERT_TRUE(awaits.WaitAll(signalled + kGrace + kSlack));
-  const absl::StatusOr<int> exit_status = server().Wait(kSlack);
-  ASSERT_TRUE(exit_status.ok()) << exit_status.status();
-  EXPECT_EQ(*exit_status, 0);
+  ExpectExitsZero(kSlack);
   EXPECT_LT(absl::Now() - signalled, kGrace + kSlack);
 
   int cancelled = 0;
@@ -766,6 +786,7 @@ TEST_F(RpcTest, SigtermDrainEndsEveryTaskAndExitsZero) {
         << call->task.ShortDebugString();
     cancelled += state == v1::CANCELLED;
   }
+  RecordProperty("cancelled", cancelled);
   EXPECT_GE(cancelled, kTasks - 4);
 }
 

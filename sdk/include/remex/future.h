@@ -24,9 +24,9 @@ template <class Rep, class Period>
 absl::Duration ToAbslDuration(
     const std::chrono::duration<Rep, Period>& timeout) {
   constexpr double kLongestFiniteSeconds = 1e12;
-  if (std::chrono::duration<double>(timeout).count() > kLongestFiniteSeconds) {
-    return absl::InfiniteDuration();
-  }
+  const double seconds = std::chrono::duration<double>(timeout).count();
+  if (seconds > kLongestFiniteSeconds) return absl::InfiniteDuration();
+  if (seconds < -kLongestFiniteSeconds) return -absl::InfiniteDuration();
   return absl::FromChrono(std::chrono::ceil<std::chrono::nanoseconds>(timeout));
 }
 }  // namespace internal
@@ -70,6 +70,9 @@ class Future {
   template <class Clock, class Duration>
   std::future_status wait_until(
       const std::chrono::time_point<Clock, Duration>& deadline) const {
+    if (deadline == std::chrono::time_point<Clock, Duration>::max()) {
+      return wait_until(absl::InfiniteFuture());
+    }
     return wait_for(deadline - Clock::now());
   }
 

@@ -22,8 +22,9 @@ google::protobuf::Value Json(std::string_view text);
 
 // `message` as protobuf JSON (lowerCamelCase field names), compact unless
 // `pretty`. A google.protobuf.Value prints as the value itself; an unset
-// Value prints as null. Throws std::invalid_argument if the message cannot be
-// printed (e.g. a Value holding NaN).
+// Value prints as null. The keys of a google.protobuf.Struct come in no
+// particular order (protobuf map order). Throws std::invalid_argument if the
+// message cannot be printed (e.g. a Value holding NaN).
 std::string ToJson(const google::protobuf::Message& message,
                    bool pretty = false);
 
