@@ -32,7 +32,12 @@ std::string ListeningAddress(absl::string_view line) {
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     std::vector<std::string> extra_args) {
-  std::vector<std::string> argv = {REMEX_SERVER_PATH, "--listen",
+  return StartBinary(REMEX_SERVER_PATH, std::move(extra_args));
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartBinary(
+    std::string binary, std::vector<std::string> extra_args) {
+  std::vector<std::string> argv = {std::move(binary), "--listen",
                                    "127.0.0.1:0"};
   argv.insert(argv.end(), std::make_move_iterator(extra_args.begin()),
               std::make_move_iterator(extra_args.end()));

@@ -27,6 +27,10 @@ class ServerProcess {
   // prints `listening on 127.0.0.1:PORT`.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       std::vector<std::string> extra_args = {});
+  // Same, for another server binary that takes remex-server's flags (a
+  // custom server built on remex::server::RunServer).
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> StartBinary(
+      std::string binary, std::vector<std::string> extra_args = {});
 
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
