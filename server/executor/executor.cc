@@ -197,10 +197,9 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                           std::optional<TaskState> only_from,
                           int32_t only_attempt) {
   const size_t bytes = outcome->ApproximateBytes() + sizeof(Task);
-  if (!task->Finish(state, std::move(outcome), absl::Now(), only_from,
-                    only_attempt)) {
-    return false;
-  }
+  std::optional<Task::Completion> completion = task->Finish(
+      state, std::move(outcome), absl::Now(), only_from, only_attempt);
+  if (!completion.has_value()) return false;
   for (std::atomic<uint64_t>* timer : {&task->queue_timer, &task->run_timer}) {
     if (const uint64_t id = timer->exchange(0)) timers_.Cancel(id);
   }
@@ -208,11 +207,11 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                                  ? task->spec().ttl
                                  : options_.default_ttl;
   table_.Retain(task, absl::Now() + ttl, bytes);
-  if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
-      draining_.load()) {
+  if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     absl::MutexLock lock(&idle_mu_);
     idle_cv_.SignalAll();
   }
+  completion->RunCallbacks();
   return true;
 }
 

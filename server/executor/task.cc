@@ -43,25 +43,27 @@ bool Task::MarkRunning(absl::Time now) {
   return true;
 }
 
-bool Task::Finish(TaskState state, std::shared_ptr<const TaskOutcome> outcome,
-                  absl::Time now, std::optional<TaskState> only_from,
-                  int32_t only_attempt) {
-  std::vector<DoneCallback> callbacks;
-  TaskSnapshot snapshot;
+std::optional<Task::Completion> Task::Finish(
+    TaskState state, std::shared_ptr<const TaskOutcome> outcome, absl::Time now,
+    std::optional<TaskState> only_from, int32_t only_attempt) {
+  Completion completion;
   {
     absl::MutexLock lock(&mu_);
-    if (IsTerminal(state_)) return false;
-    if (only_from.has_value() && state_ != *only_from) return false;
-    if (only_attempt > 0 && attempt_ != only_attempt) return false;
+    if (IsTerminal(state_)) return std::nullopt;
+    if (only_from.has_value() && state_ != *only_from) return std::nullopt;
+    if (only_attempt > 0 && attempt_ != only_attempt) return std::nullopt;
     state_ = state;
     finished_at_ = now;
     outcome_ = std::move(outcome);
-    callbacks.swap(done_callbacks_);
-    if (!callbacks.empty()) snapshot = SnapshotLocked();
+    completion.callbacks.swap(done_callbacks_);
+    if (!completion.callbacks.empty()) completion.snapshot = SnapshotLocked();
   }
   token_.Cancel();
-  for (DoneCallback& callback : callbacks) callback(snapshot);
-  return true;
+  return completion;
+}
+
+void Task::Completion::RunCallbacks() const {
+  for (const DoneCallback& callback : callbacks) callback(snapshot);
 }
 
 TaskState Task::RequestCancel() {

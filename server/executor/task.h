@@ -102,8 +102,8 @@ using DoneCallback = std::function<void(const TaskSnapshot&)>;
 // timer, shutdown).
 //
 // Thread-safe. Shared (std::shared_ptr) by the task table, a pool queue and
-// timers; done callbacks run on the thread that finishes the task, outside
-// the task's lock.
+// timers; done callbacks run on the thread that finishes the task (or adds a
+// callback to a finished one), outside the task's lock.
 class Task {
  public:
   Task(std::string id, std::shared_ptr<const TaskSpec> spec, absl::Time now);
@@ -117,16 +117,26 @@ class Task {
   // QUEUED -> RUNNING and counts an attempt. False if the task is terminal.
   bool MarkRunning(absl::Time now);
 
-  // Moves the task into terminal `state` with `outcome`. Returns false (and
-  // changes nothing) if it was already terminal, or if `only_from` is given
-  // and the task is not in that state (or, with `only_attempt` > 0, not in
-  // that attempt): timers use these so that a stale timer never ends a task
-  // for the wrong reason. Sets the cancellation token so that a function
-  // still running learns that its result is not wanted.
+  // What Finish hands back: the done callbacks to run, and the snapshot to
+  // give them. The caller runs them (RunCallbacks) after its own
+  // bookkeeping, outside every lock, so that callbacks see it done.
+  struct Completion {
+    TaskSnapshot snapshot;
+    std::vector<DoneCallback> callbacks;
+    void RunCallbacks() const;
+  };
+
+  // Moves the task into terminal `state` with `outcome`. Returns nothing
+  // (and changes nothing) if it was already terminal, or if `only_from` is
+  // given and the task is not in that state (or, with `only_attempt` > 0,
+  // not in that attempt): timers use these so that a stale timer never ends
+  // a task for the wrong reason. Sets the cancellation token so that a
+  // function still running learns that its result is not wanted.
   // REQUIRES: IsTerminal(state), outcome != nullptr.
-  bool Finish(TaskState state, std::shared_ptr<const TaskOutcome> outcome,
-              absl::Time now, std::optional<TaskState> only_from = std::nullopt,
-              int32_t only_attempt = 0);
+  std::optional<Completion> Finish(
+      TaskState state, std::shared_ptr<const TaskOutcome> outcome,
+      absl::Time now, std::optional<TaskState> only_from = std::nullopt,
+      int32_t only_attempt = 0);
 
   // Records that cancel was asked for. Returns the state the task was in.
   // The token is set by Finish, not here: the task must be terminal before
