@@ -23,33 +23,24 @@ gpr_timespec AlarmDeadline(const v1::AwaitRequest& request) {
 
 }  // namespace
 
+template <typename Derived, typename Request>
+void TaskCall<Derived, Request>::ReplyWithTask(
+    const absl::StatusOr<executor::TaskSnapshot>& task) {
+  if (!task.ok()) return this->ReplyError(task.status());
+  v1::Task response;
+  TaskToProto(*task, &response);
+  this->Reply(response);
+}
+
 void SubmitCall::Handle() {
   absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(request());
   if (!spec.ok()) return ReplyError(spec.status());
-  absl::StatusOr<executor::TaskSnapshot> task =
-      executor().Submit(*std::move(spec));
-  if (!task.ok()) return ReplyError(task.status());
-  v1::Task response;
-  TaskToProto(*task, &response);
-  Reply(response);
+  ReplyWithTask(executor().Submit(*std::move(spec)));
 }
 
-void GetCall::Handle() {
-  absl::StatusOr<executor::TaskSnapshot> task = executor().Get(request().id());
-  if (!task.ok()) return ReplyError(task.status());
-  v1::Task response;
-  TaskToProto(*task, &response);
-  Reply(response);
-}
+void GetCall::Handle() { ReplyWithTask(executor().Get(request().id())); }
 
-void CancelCall::Handle() {
-  absl::StatusOr<executor::TaskSnapshot> task =
-      executor().Cancel(request().id());
-  if (!task.ok()) return ReplyError(task.status());
-  v1::Task response;
-  TaskToProto(*task, &response);
-  Reply(response);
-}
+void CancelCall::Handle() { ReplyWithTask(executor().Cancel(request().id())); }
 
 void ListCall::Handle() {
   absl::StatusOr<executor::ListQuery> query = ListQueryFromProto(request());

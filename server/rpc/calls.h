@@ -14,26 +14,33 @@ namespace remex::rpc {
 
 using AsyncService = v1::Executor::AsyncService;
 
-class SubmitCall final
-    : public UnaryCall<SubmitCall, v1::SubmitRequest, v1::Task> {
+// A unary call that answers with one Task.
+template <typename Derived, typename Request>
+class TaskCall : public UnaryCall<Derived, Request, v1::Task> {
+ protected:
+  using UnaryCall<Derived, Request, v1::Task>::UnaryCall;
+  // Answers with the task, or with the error.
+  void ReplyWithTask(const absl::StatusOr<executor::TaskSnapshot>& task);
+};
+
+class SubmitCall final : public TaskCall<SubmitCall, v1::SubmitRequest> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestSubmit;
-  using UnaryCall::UnaryCall;
+  using TaskCall::TaskCall;
   void Handle();
 };
 
-class GetCall final : public UnaryCall<GetCall, v1::GetRequest, v1::Task> {
+class GetCall final : public TaskCall<GetCall, v1::GetRequest> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestGet;
-  using UnaryCall::UnaryCall;
+  using TaskCall::TaskCall;
   void Handle();
 };
 
-class CancelCall final
-    : public UnaryCall<CancelCall, v1::CancelRequest, v1::Task> {
+class CancelCall final : public TaskCall<CancelCall, v1::CancelRequest> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestCancel;
-  using UnaryCall::UnaryCall;
+  using TaskCall::TaskCall;
   void Handle();
 };
 
