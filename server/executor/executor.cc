@@ -147,18 +147,16 @@ void Executor::ArmQueueTimeout(const std::shared_ptr<Task>& task) {
   const absl::Duration timeout = task->spec().queue_timeout;
   if (timeout == absl::InfiniteDuration()) return;
   std::weak_ptr<Task> weak = task;
-  task->queue_timer =
-      timers_.Schedule(absl::Now() + timeout, [this, weak, timeout] {
-        std::shared_ptr<Task> task = weak.lock();
-        if (task == nullptr) return;
-        const bool timed_out = FinishTask(
-            task, TaskState::kTimedOut,
-            ErrorOutcome(absl::StatusCode::kDeadlineExceeded,
-                         absl::StrCat("queue_timeout: not started within ",
-                                      absl::FormatDuration(timeout))),
-            TaskState::kQueued);
-        if (timed_out) pools_.at(task->spec().pool)->RemoveQueued(*task);
-      });
+  task->queue_timer = timers_.Schedule(absl::Now() + timeout, [this, weak,
+                                                               timeout] {
+    std::shared_ptr<Task> task = weak.lock();
+    if (task == nullptr) return;
+    FinishTask(task, TaskState::kTimedOut,
+               ErrorOutcome(absl::StatusCode::kDeadlineExceeded,
+                            absl::StrCat("queue_timeout: not started within ",
+                                         absl::FormatDuration(timeout))),
+               TaskState::kQueued);
+  });
 }
 
 void Executor::ArmRunTimeout(const std::shared_ptr<Task>& task) {
@@ -200,6 +198,9 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   std::optional<Task::Completion> completion = task->Finish(
       state, std::move(outcome), absl::Now(), only_from, only_attempt);
   if (!completion.has_value()) return false;
+  if (completion->previous_state == TaskState::kQueued) {
+    pools_.at(task->spec().pool)->RemoveQueued(*task);
+  }
   for (std::atomic<uint64_t>* timer : {&task->queue_timer, &task->run_timer}) {
     if (const uint64_t id = timer->exchange(0)) timers_.Cancel(id);
   }
@@ -225,16 +226,9 @@ absl::StatusOr<TaskSnapshot> Executor::Get(const std::string& id) const {
 
 bool Executor::CancelTask(const std::shared_ptr<Task>& task,
                           const std::string& reason) {
-  const TaskState before = task->RequestCancel();
-  if (IsTerminal(before)) return false;
-  if (!FinishTask(task, TaskState::kCancelled,
-                  ErrorOutcome(absl::StatusCode::kCancelled, reason))) {
-    return false;
-  }
-  if (before == TaskState::kQueued) {
-    pools_.at(task->spec().pool)->RemoveQueued(*task);
-  }
-  return true;
+  if (IsTerminal(task->RequestCancel())) return false;
+  return FinishTask(task, TaskState::kCancelled,
+                    ErrorOutcome(absl::StatusCode::kCancelled, reason));
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Cancel(const std::string& id) {

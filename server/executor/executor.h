@@ -120,14 +120,15 @@ class Executor : private TaskRunner {
                          const FunctionSpec& function) const;
   void ArmQueueTimeout(const std::shared_ptr<Task>& task);
   void ArmRunTimeout(const std::shared_ptr<Task>& task);
-  // The one way a task ends: moves it to `state`, disarms its timers, starts
-  // its retention and updates the counts. False if it had already ended (or
+  // The one way a task ends: moves it to `state`, frees its queue slot if it
+  // was queued, disarms its timers, starts its retention, updates the counts,
+  // and only then runs its done callbacks. False if it had already ended (or
   // the only_from/only_attempt condition did not hold).
   bool FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                   std::shared_ptr<const TaskOutcome> outcome,
                   std::optional<TaskState> only_from = std::nullopt,
                   int32_t only_attempt = 0);
-  // Ends a task CANCELLED and frees its queue slot if it was queued.
+  // Ends a task CANCELLED (with the cancel recorded as requested).
   bool CancelTask(const std::shared_ptr<Task>& task, const std::string& reason);
   void ScheduleRetentionSweep();
 

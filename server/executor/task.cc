@@ -52,6 +52,7 @@ std::optional<Task::Completion> Task::Finish(
     if (IsTerminal(state_)) return std::nullopt;
     if (only_from.has_value() && state_ != *only_from) return std::nullopt;
     if (only_attempt > 0 && attempt_ != only_attempt) return std::nullopt;
+    completion.previous_state = state_;
     state_ = state;
     finished_at_ = now;
     outcome_ = std::move(outcome);

@@ -121,6 +121,8 @@ class Task {
   // give them. The caller runs them (RunCallbacks) after its own
   // bookkeeping, outside every lock, so that callbacks see it done.
   struct Completion {
+    // QUEUED or RUNNING: the state the task left.
+    TaskState previous_state = TaskState::kQueued;
     TaskSnapshot snapshot;
     std::vector<DoneCallback> callbacks;
     void RunCallbacks() const;
