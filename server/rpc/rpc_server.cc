@@ -37,6 +37,9 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
   builder.RegisterService(&server->service_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  // Without this, a second server on a port in use would bind it too
+  // (SO_REUSEPORT) and silently share the traffic.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const int pollers = PollerCount(options.pollers);
   for (int i = 0; i < pollers; ++i) {
     server->queues_.push_back(builder.AddCompletionQueue());
@@ -68,7 +71,7 @@ void RpcServer::Poll(grpc::ServerCompletionQueue* cq) {
 }
 
 void RpcServer::Shutdown(absl::Duration grace) {
-  if (stopped_) return;
+  if (stopped_ || server_ == nullptr) return;  // never started
   stopped_ = true;
   server_->GetHealthCheckService()->SetServingStatus(false);
   executor_.StartDrain();

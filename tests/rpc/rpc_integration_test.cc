@@ -29,6 +29,7 @@
 #include "health.grpc.pb.h"
 #include "remex/v1/executor.grpc.pb.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/subprocess.h"
 
 namespace remex {
 namespace {
@@ -788,6 +789,47 @@ TEST_F(RpcTest, SigtermDrainEndsEveryTaskAndExitsZero) {
   }
   RecordProperty("cancelled", cancelled);
   EXPECT_GE(cancelled, kTasks - 4);
+}
+
+// Runs remex-server with `args` to its end (it must exit by itself).
+remex::testing::ProcessResult RunServerExpectingExit(
+    const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {REMEX_SERVER_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto result = remex::testing::RunProcess(argv, absl::Seconds(20));
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *result : remex::testing::ProcessResult{};
+}
+
+TEST(ServerStartTest, PortInUseExitsOneWithAClearMessage) {
+  auto first = ServerProcess::Start();
+  ASSERT_TRUE(first.ok()) << first.status();
+  const auto second = RunServerExpectingExit({"--listen", (*first)->address()});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(
+      second.err, absl::StrCat("cannot listen on ", (*first)->address())))
+      << second.err;
+}
+
+TEST(ServerStartTest, BadConfigExitsTwoNamingTheKey) {
+  const std::string path = absl::StrCat(::testing::TempDir(),
+                                        "remex_bad_config_", getpid(), ".json");
+  std::ofstream(path) << R"({"pools":[{"name":"default","workerz":2}]})";
+  const auto run =
+      RunServerExpectingExit({"--listen", "127.0.0.1:0", "--config", path});
+  std::remove(path.c_str());
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(run.err, "unknown key 'workerz'")) << run.err;
+}
+
+TEST(ServerStartTest, HelpDocumentsEveryFlag) {
+  const auto run = RunServerExpectingExit({"--help"});
+  EXPECT_EQ(run.exit_code, 0);
+  for (const char* flag :
+       {"--listen", "--config", "--shutdown-grace", "--pollers",
+        "--enable-test-functions", "--version", "--help"}) {
+    EXPECT_TRUE(absl::StrContains(run.out, flag)) << flag;
+  }
 }
 
 }  // namespace
