@@ -194,7 +194,8 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                           std::shared_ptr<const TaskOutcome> outcome,
                           std::optional<TaskState> only_from,
                           int32_t only_attempt) {
-  const size_t bytes = outcome->ApproximateBytes() + sizeof(Task);
+  const size_t bytes = sizeof(Task) + task->spec().ApproximateBytes() +
+                       outcome->ApproximateBytes();
   std::optional<Task::Completion> completion = task->Finish(
       state, std::move(outcome), absl::Now(), only_from, only_attempt);
   if (!completion.has_value()) return false;

@@ -24,11 +24,32 @@ absl::string_view TaskStateName(TaskState state) {
   return "STATE_UNSPECIFIED";
 }
 
-size_t TaskOutcome::ApproximateBytes() const {
-  size_t bytes =
-      sizeof(TaskOutcome) + output.capacity() + error.message.capacity();
-  if (!result.is_null()) bytes += result.dump().size();
+size_t ApproximateJsonBytes(const Json& json) {
+  size_t bytes = sizeof(Json);
+  if (json.is_string()) {
+    bytes += json.get_ref<const std::string&>().capacity();
+  } else if (json.is_object()) {
+    for (const auto& [key, value] : json.items()) {
+      bytes += key.capacity() + ApproximateJsonBytes(value);
+    }
+  } else if (json.is_array()) {
+    for (const Json& value : json) bytes += ApproximateJsonBytes(value);
+  }
   return bytes;
+}
+
+size_t TaskSpec::ApproximateBytes() const {
+  size_t bytes = sizeof(TaskSpec) + function.capacity() + input.capacity() +
+                 pool.capacity() + ApproximateJsonBytes(args);
+  for (const auto& [key, value] : labels) {
+    bytes += key.capacity() + value.capacity();
+  }
+  return bytes;
+}
+
+size_t TaskOutcome::ApproximateBytes() const {
+  return sizeof(TaskOutcome) + output.capacity() + error.message.capacity() +
+         ApproximateJsonBytes(result);
 }
 
 Task::Task(std::string id, std::shared_ptr<const TaskSpec> spec, absl::Time now)

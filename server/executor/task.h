@@ -43,6 +43,9 @@ inline bool IsTerminal(TaskState state) {
 // "QUEUED", "RUNNING", ... as in the proto enum.
 absl::string_view TaskStateName(TaskState state);
 
+// Bytes a JSON value holds, estimated without serializing it.
+size_t ApproximateJsonBytes(const Json& json);
+
 // What a caller asks for. Immutable once the task is created.
 struct TaskSpec {
   std::string function;
@@ -60,6 +63,10 @@ struct TaskSpec {
   std::map<std::string, std::string> labels;
   // Zero: the server's default retention.
   absl::Duration ttl = absl::ZeroDuration();
+
+  // Bytes held (args, input, labels), for the retention budget: a finished
+  // task keeps its spec.
+  size_t ApproximateBytes() const;
 };
 
 // Why a task did not succeed; `code` kOk means no error.
@@ -75,7 +82,7 @@ struct TaskOutcome {
   std::string output;
   TaskError error;
 
-  // Heap bytes held, for the retention budget (an estimate for `result`).
+  // Bytes held, for the retention budget (an estimate for `result`).
   size_t ApproximateBytes() const;
 };
 

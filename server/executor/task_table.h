@@ -21,7 +21,7 @@ namespace remex::executor {
 struct RetentionLimits {
   // Finished tasks kept at most; the ones closest to expiry go first.
   size_t max_tasks = 1'000'000;
-  // Approximate bytes of results, outputs and errors kept at most.
+  // Approximate bytes kept at most: args, input, results, outputs, errors.
   size_t max_bytes = size_t{1} << 30;
 };
 

@@ -551,6 +551,26 @@ TEST_F(ExecutorTest, RetentionCountBudgetKeepsTheNewestFinishedTasks) {
   EXPECT_EQ(executor_->List({}).tasks.size(), 3u);
 }
 
+TEST_F(ExecutorTest, RetentionByteBudgetCountsInputsAndOutputs) {
+  constexpr size_t kPayload = 300 << 10;
+  ExecutorOptions options;
+  options.pools = {ThreadPoolConfig("default", 1)};
+  options.retention.max_bytes = 2 * kPayload;
+  Start(std::move(options));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    // echo keeps its input and returns it as output: 2 payloads per task.
+    TaskSpec spec = MakeSpec("echo", {{"i", i}});
+    spec.input = std::string(kPayload / 2, 'x');
+    ids.push_back(Submit(spec));
+    EXPECT_EQ(Await(ids.back()).state, TaskState::kSucceeded);
+  }
+  EXPECT_TRUE(WaitUntil([&] { return executor_->retained_tasks() == 1; }));
+  EXPECT_FALSE(executor_->Get(ids[0]).ok());
+  EXPECT_FALSE(executor_->Get(ids[1]).ok());
+  EXPECT_TRUE(executor_->Get(ids[2]).ok());
+}
+
 // --- Admission errors --------------------------------------------------------
 
 TEST_F(ExecutorTest, FullQueueIsResourceExhausted) {
