@@ -6,12 +6,17 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/rpc/calls.h"
 
 namespace remex::rpc {
 namespace {
 
 constexpr int kMaxMessageBytes = 64 << 20;
+// Longest wait at shutdown for the answers of parked Awaits to be sent.
+constexpr absl::Duration kAwaitAnswerTimeout = absl::Seconds(2);
+// How long open calls and idle connections get once those are sent.
+constexpr absl::Duration kShutdownDeadline = absl::Milliseconds(250);
 
 int PollerCount(int configured) {
   if (configured > 0) return configured;
@@ -81,9 +86,15 @@ void RpcServer::Shutdown(absl::Duration grace) {
 }
 
 void RpcServer::StopServing() {
-  // Calls still open after this deadline (parked awaits of tasks that were
-  // just cancelled are being answered) are cancelled by gRPC.
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  // Every task has ended by now, so every parked Await is being answered:
+  // let those answers go out before gRPC cuts what is left. Server::Shutdown
+  // waits for client connections to close until its deadline, so the
+  // deadline is kept short once nothing of ours is in flight.
+  const absl::Time answered_by = absl::Now() + kAwaitAnswerTimeout;
+  while (stats_.parked_awaits.load() > 0 && absl::Now() < answered_by) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + kShutdownDeadline));
   for (auto& queue : queues_) queue->Shutdown();
   for (std::thread& poller : pollers_) poller.join();
   pollers_.clear();

@@ -205,7 +205,8 @@ class RpcTest : public ::testing::Test {
  protected:
   // Every test ends with a clean shutdown, whatever tasks are left.
   void TearDown() override {
-    // Closes the connection first: the server's shutdown waits for it.
+    // Closes the connection first: the server waits for open connections
+    // (up to 250 ms) when it stops.
     stub_.reset();
     health_.reset();
     if (server_ != nullptr && !exited_) {
