@@ -6,7 +6,7 @@ set -euo pipefail
 
 readonly PACKAGES=(
   build-essential cmake pkg-config git
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libssl-dev
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
   clang-format
