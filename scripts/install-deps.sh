@@ -11,6 +11,7 @@ readonly PACKAGES=(
   libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
   clang-format
   python3 python3-grpcio python3-grpc-tools python3-protobuf
+  python3-pkg-resources
 )
 
 # Prints the packages of PACKAGES that are not fully installed.
