@@ -99,12 +99,14 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
   table_.Insert(task);
   active_tasks_.fetch_add(1, std::memory_order_relaxed);
   TaskSnapshot snapshot = task->Snapshot();
+  // Armed before the task can start, so that starting disarms it.
+  ArmQueueTimeout(task);
   if (absl::Status status = pool->Enqueue(task); !status.ok()) {
+    DisarmTimer(task->queue_timer);
     table_.Erase(task->id());
     active_tasks_.fetch_sub(1, std::memory_order_relaxed);
     return status;
   }
-  ArmQueueTimeout(task);
   return snapshot;
 }
 
@@ -159,6 +161,10 @@ void Executor::ArmQueueTimeout(const std::shared_ptr<Task>& task) {
   });
 }
 
+void Executor::DisarmTimer(std::atomic<uint64_t>& timer) {
+  if (const uint64_t id = timer.exchange(0)) timers_.Cancel(id);
+}
+
 void Executor::ArmRunTimeout(const std::shared_ptr<Task>& task) {
   const absl::Duration timeout = task->spec().run_timeout;
   if (timeout == absl::InfiniteDuration()) return;
@@ -178,9 +184,7 @@ void Executor::ArmRunTimeout(const std::shared_ptr<Task>& task) {
 
 void Executor::Run(const std::shared_ptr<Task>& task) {
   if (!task->MarkRunning(absl::Now())) return;  // ended while queued
-  if (const uint64_t timer = task->queue_timer.exchange(0)) {
-    timers_.Cancel(timer);
-  }
+  DisarmTimer(task->queue_timer);
   ArmRunTimeout(task);
   const FunctionSpec* function = registry_.Find(task->spec().function);
   bool succeeded = false;
@@ -202,9 +206,8 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   if (completion->previous_state == TaskState::kQueued) {
     pools_.at(task->spec().pool)->RemoveQueued(*task);
   }
-  for (std::atomic<uint64_t>* timer : {&task->queue_timer, &task->run_timer}) {
-    if (const uint64_t id = timer->exchange(0)) timers_.Cancel(id);
-  }
+  DisarmTimer(task->queue_timer);
+  DisarmTimer(task->run_timer);
   const absl::Duration ttl = task->spec().ttl > absl::ZeroDuration()
                                  ? task->spec().ttl
                                  : options_.default_ttl;

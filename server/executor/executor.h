@@ -120,6 +120,8 @@ class Executor : private TaskRunner {
                          const FunctionSpec& function) const;
   void ArmQueueTimeout(const std::shared_ptr<Task>& task);
   void ArmRunTimeout(const std::shared_ptr<Task>& task);
+  // Cancels the timer whose id `timer` holds, if any, and clears it.
+  void DisarmTimer(std::atomic<uint64_t>& timer);
   // The one way a task ends: moves it to `state`, frees its queue slot if it
   // was queued, disarms its timers, starts its retention, updates the counts,
   // and only then runs its done callbacks. False if it had already ended (or

@@ -164,8 +164,9 @@ class Task {
   // Where the task sits in its pool's queue; set by the pool under its own
   // lock, read only by that pool.
   uint64_t queue_sequence = 0;
-  // Timers armed for the task (0: none); the executor cancels them when the
-  // task ends. Guarded by the executor's use: set before the timer can race.
+  // Ids of the timers armed for the task (0: none): the executor swaps them
+  // to 0 and cancels them when the task starts or ends. A timer that escapes
+  // (fires in a race) finds its only_from condition false and does nothing.
   std::atomic<uint64_t> queue_timer{0};
   std::atomic<uint64_t> run_timer{0};
   // Retention bookkeeping; guarded by the task table's retention lock.
