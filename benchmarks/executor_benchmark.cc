@@ -66,6 +66,28 @@ void BM_Throughput(benchmark::State& state) {
 }
 BENCHMARK(BM_Throughput)->Arg(1000)->UseRealTime();
 
+// One page of List (100 tasks, no filter) with 100,000 finished tasks kept.
+void BM_ListPage(benchmark::State& state) {
+  constexpr int kTasks = 100000;
+  std::unique_ptr<Executor> executor = MakeExecutor(Builtins(), 2);
+  std::atomic<int> remaining{kTasks};
+  absl::Notification done;
+  for (int i = 0; i < kTasks; ++i) {
+    absl::StatusOr<TaskSnapshot> task = executor->Submit({.function = "echo"});
+    (void)executor->OnDone(task->id, [&](const TaskSnapshot&) {
+      if (remaining.fetch_sub(1) == 1) done.Notify();
+    });
+  }
+  done.WaitForNotification();
+  ListQuery query{.page_size = 100};
+  for (auto _ : state) {
+    ListPage page = executor->List(query);
+    query.page_token = page.next_page_token.empty() ? "" : page.next_page_token;
+    benchmark::DoNotOptimize(page);
+  }
+}
+BENCHMARK(BM_ListPage)->UseRealTime();
+
 }  // namespace
 }  // namespace remex::executor
 

@@ -259,26 +259,20 @@ ListPage Executor::List(const ListQuery& query) const {
       query.page_size <= 0
           ? ListQuery::kDefaultPageSize
           : std::min(query.page_size, ListQuery::kMaxPageSize));
-  std::vector<std::shared_ptr<Task>> matches;
-  table_.ForEach([&](const std::shared_ptr<Task>& task) {
-    if (task->id() <= query.page_token && !query.page_token.empty()) return;
-    const TaskSpec& spec = task->spec();
-    if (!query.function.empty() && spec.function != query.function) return;
-    if (!query.pool.empty() && spec.pool != query.pool) return;
-    if (query.state.has_value() && task->state() != *query.state) return;
-    matches.push_back(task);
-  });
-  const auto by_id = [](const std::shared_ptr<Task>& a,
-                        const std::shared_ptr<Task>& b) {
-    return a->id() < b->id();
-  };
-  const size_t shown = std::min(page_size, matches.size());
-  std::partial_sort(matches.begin(), matches.begin() + shown, matches.end(),
-                    by_id);
+  // One more than a page tells whether there is a next page.
+  std::vector<std::shared_ptr<Task>> matches = table_.FirstMatchesAfter(
+      query.page_token, page_size + 1, [&query](const Task& task) {
+        const TaskSpec& spec = task.spec();
+        return (query.function.empty() || spec.function == query.function) &&
+               (query.pool.empty() || spec.pool == query.pool) &&
+               (!query.state.has_value() || task.state() == *query.state);
+      });
   ListPage page;
+  const size_t shown = std::min(page_size, matches.size());
   page.tasks.reserve(shown);
-  for (size_t i = 0; i < shown; ++i)
+  for (size_t i = 0; i < shown; ++i) {
     page.tasks.push_back(matches[i]->Snapshot());
+  }
   if (matches.size() > shown) page.next_page_token = page.tasks.back().id;
   return page;
 }

@@ -1,5 +1,6 @@
 #include "server/executor/task_table.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/hash/hash.h"
@@ -72,6 +73,31 @@ void TaskTable::ForEach(
     absl::MutexLock lock(&shard.mu);
     for (const auto& [id, task] : shard.tasks) visit(task);
   }
+}
+
+std::vector<std::shared_ptr<Task>> TaskTable::FirstMatchesAfter(
+    const std::string& after, size_t limit,
+    const std::function<bool(const Task&)>& match) const {
+  std::vector<std::shared_ptr<Task>> matches;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    size_t taken = 0;
+    for (auto it = shard.tasks.upper_bound(after);
+         it != shard.tasks.end() && taken < limit; ++it) {
+      if (!match(*it->second)) continue;
+      matches.push_back(it->second);
+      ++taken;
+    }
+  }
+  const auto by_id = [](const std::shared_ptr<Task>& a,
+                        const std::shared_ptr<Task>& b) {
+    return a->id() < b->id();
+  };
+  const size_t kept = std::min(limit, matches.size());
+  std::partial_sort(matches.begin(), matches.begin() + kept, matches.end(),
+                    by_id);
+  matches.resize(kept);
+  return matches;
 }
 
 size_t TaskTable::retained_tasks() const {

@@ -8,10 +8,11 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/executor/task.h"
@@ -55,6 +56,15 @@ class TaskTable {
   void ForEach(
       const std::function<void(const std::shared_ptr<Task>&)>& visit) const;
 
+  // Up to `limit` tasks with ids greater than `after` (all if empty) for
+  // which `match` holds, in id order. Each shard is walked in id order and
+  // only until it has given `limit` matches, so a page costs O(shards *
+  // (log n + limit)) when most tasks match, O(n) when few do. `match` runs
+  // with a shard lock held: it must be quick and not call into the table.
+  std::vector<std::shared_ptr<Task>> FirstMatchesAfter(
+      const std::string& after, size_t limit,
+      const std::function<bool(const Task&)>& match) const;
+
   size_t retained_tasks() const;
   size_t retained_bytes() const;
 
@@ -62,7 +72,8 @@ class TaskTable {
   static constexpr size_t kShards = 32;
   struct Shard {
     mutable absl::Mutex mu;
-    absl::flat_hash_map<std::string, std::shared_ptr<Task>> tasks
+    // Ordered, so that List can page by id without sorting the table.
+    absl::btree_map<std::string, std::shared_ptr<Task>> tasks
         ABSL_GUARDED_BY(mu);
   };
   using RetentionKey = std::pair<absl::Time, Task*>;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -50,6 +51,32 @@ TEST(TaskTableTest, InsertFindErase) {
   EXPECT_EQ(table.Erase("a"), nullptr);
   EXPECT_EQ(table.Find("b"), b);
   EXPECT_THAT(IdsIn(table), UnorderedElementsAre("b"));
+}
+
+std::vector<std::string> IdsOf(
+    const std::vector<std::shared_ptr<Task>>& tasks) {
+  std::vector<std::string> ids;
+  for (const auto& task : tasks) ids.push_back(task->id());
+  return ids;
+}
+
+TEST(TaskTableTest, FirstMatchesAfterPagesInIdOrderAcrossShards) {
+  TaskTable table(RetentionLimits{});
+  // Inserted out of order; ids spread over every shard.
+  for (int i = 199; i >= 0; --i) Add(table, absl::StrFormat("id-%03d", i));
+  const auto all = [](const Task&) { return true; };
+
+  EXPECT_THAT(IdsOf(table.FirstMatchesAfter("", 3, all)),
+              ::testing::ElementsAre("id-000", "id-001", "id-002"));
+  EXPECT_THAT(IdsOf(table.FirstMatchesAfter("id-002", 2, all)),
+              ::testing::ElementsAre("id-003", "id-004"));
+  EXPECT_TRUE(table.FirstMatchesAfter("id-199", 5, all).empty());
+
+  const auto ends_in_7 = [](const Task& task) {
+    return task.id().back() == '7';
+  };
+  EXPECT_THAT(IdsOf(table.FirstMatchesAfter("id-010", 3, ends_in_7)),
+              ::testing::ElementsAre("id-017", "id-027", "id-037"));
 }
 
 TEST(TaskTableTest, ForEachVisitsEveryTask) {
