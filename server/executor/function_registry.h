@@ -49,7 +49,8 @@ class TaskContext {
 
 // Checks a task's args (and input) before it is accepted. A non-OK status is
 // returned to the caller as INVALID_ARGUMENT; its message should name the
-// field that is wrong and what was expected.
+// field that is wrong and what was expected. Runs on the thread that submits
+// (a gRPC poller): it must be quick and must not block.
 using ArgsChecker =
     std::function<absl::Status(const Json& args, const std::string& input)>;
 
