@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <initializer_list>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -13,6 +14,9 @@
 
 namespace remex::server {
 namespace {
+
+constexpr int64_t kMaxWorkers = 4096;
+constexpr int64_t kMaxPollers = 256;
 
 absl::Status Invalid(absl::string_view where, absl::string_view what) {
   return absl::InvalidArgumentError(
@@ -40,10 +44,14 @@ absl::StatusOr<T> Scalar(const YAML::Node& node, absl::string_view where) {
   }
 }
 
-absl::StatusOr<int64_t> PositiveInteger(const YAML::Node& node,
-                                        absl::string_view where) {
+// A whole number in [1, max].
+absl::StatusOr<int64_t> PositiveInteger(
+    const YAML::Node& node, absl::string_view where,
+    int64_t max = std::numeric_limits<int64_t>::max()) {
   REMEX_ASSIGN_OR_RETURN(const int64_t value, Scalar<int64_t>(node, where));
-  if (value <= 0) return Invalid(where, "must be > 0");
+  if (value <= 0 || value > max) {
+    return Invalid(where, absl::StrCat("must be from 1 to ", max));
+  }
   return value;
 }
 
@@ -82,7 +90,8 @@ absl::StatusOr<executor::PoolConfig> ParsePool(const YAML::Node& node,
   }
   if (node["workers"]) {
     REMEX_ASSIGN_OR_RETURN(
-        pool.workers, PositiveInteger(node["workers"], where + ".workers"));
+        pool.workers,
+        PositiveInteger(node["workers"], where + ".workers", kMaxWorkers));
   }
   if (node["max_queue"]) {
     REMEX_ASSIGN_OR_RETURN(
@@ -139,8 +148,9 @@ absl::Status ParseRoot(const YAML::Node& root, ServerConfig& config) {
         ParseDurationNode(root["shutdown_grace"], "shutdown_grace"));
   }
   if (root["pollers"]) {
-    REMEX_ASSIGN_OR_RETURN(config.pollers,
-                           PositiveInteger(root["pollers"], "pollers"));
+    REMEX_ASSIGN_OR_RETURN(
+        config.pollers,
+        PositiveInteger(root["pollers"], "pollers", kMaxPollers));
   }
   return absl::OkStatus();
 }
