@@ -148,38 +148,40 @@ const std::string& Executor::DefaultPoolOf(const FunctionSpec& function) const {
 void Executor::ArmQueueTimeout(const std::shared_ptr<Task>& task) {
   const absl::Duration timeout = task->spec().queue_timeout;
   if (timeout == absl::InfiniteDuration()) return;
-  std::weak_ptr<Task> weak = task;
-  task->queue_timer = timers_.Schedule(absl::Now() + timeout, [this, weak,
-                                                               timeout] {
-    std::shared_ptr<Task> task = weak.lock();
-    if (task == nullptr) return;
-    FinishTask(task, TaskState::kTimedOut,
-               ErrorOutcome(absl::StatusCode::kDeadlineExceeded,
-                            absl::StrCat("queue_timeout: not started within ",
-                                         absl::FormatDuration(timeout))),
-               TaskState::kQueued);
-  });
-}
-
-void Executor::DisarmTimer(std::atomic<uint64_t>& timer) {
-  if (const uint64_t id = timer.exchange(0)) timers_.Cancel(id);
+  task->queue_timer =
+      ArmTimeout(task, timeout, TaskState::kQueued, /*attempt=*/0,
+                 absl::StrCat("queue_timeout: not started within ",
+                              absl::FormatDuration(timeout)));
 }
 
 void Executor::ArmRunTimeout(const std::shared_ptr<Task>& task) {
   const absl::Duration timeout = task->spec().run_timeout;
   if (timeout == absl::InfiniteDuration()) return;
+  task->run_timer =
+      ArmTimeout(task, timeout, TaskState::kRunning, task->attempt(),
+                 absl::StrCat("run_timeout: still running after ",
+                              absl::FormatDuration(timeout)));
+}
+
+TimerQueue::TimerId Executor::ArmTimeout(const std::shared_ptr<Task>& task,
+                                         absl::Duration timeout,
+                                         TaskState only_from,
+                                         int32_t only_attempt,
+                                         std::string message) {
   std::weak_ptr<Task> weak = task;
-  const int32_t attempt = task->attempt();
-  task->run_timer = timers_.Schedule(absl::Now() + timeout, [this, weak,
-                                                             timeout, attempt] {
-    std::shared_ptr<Task> task = weak.lock();
-    if (task == nullptr) return;
-    FinishTask(task, TaskState::kTimedOut,
-               ErrorOutcome(absl::StatusCode::kDeadlineExceeded,
-                            absl::StrCat("run_timeout: still running after ",
-                                         absl::FormatDuration(timeout))),
-               TaskState::kRunning, attempt);
-  });
+  return timers_.Schedule(
+      absl::Now() + timeout,
+      [this, weak, only_from, only_attempt, message = std::move(message)] {
+        std::shared_ptr<Task> task = weak.lock();
+        if (task == nullptr) return;
+        FinishTask(task, TaskState::kTimedOut,
+                   ErrorOutcome(absl::StatusCode::kDeadlineExceeded, message),
+                   only_from, only_attempt);
+      });
+}
+
+void Executor::DisarmTimer(std::atomic<uint64_t>& timer) {
+  if (const uint64_t id = timer.exchange(0)) timers_.Cancel(id);
 }
 
 void Executor::Run(const std::shared_ptr<Task>& task) {

@@ -120,6 +120,11 @@ class Executor : private TaskRunner {
                          const FunctionSpec& function) const;
   void ArmQueueTimeout(const std::shared_ptr<Task>& task);
   void ArmRunTimeout(const std::shared_ptr<Task>& task);
+  // Schedules ending `task` TIMED_OUT with `message` after `timeout`, if it
+  // is then still in `only_from` (and in `only_attempt`, when > 0).
+  TimerQueue::TimerId ArmTimeout(const std::shared_ptr<Task>& task,
+                                 absl::Duration timeout, TaskState only_from,
+                                 int32_t only_attempt, std::string message);
   // Cancels the timer whose id `timer` holds, if any, and clears it.
   void DisarmTimer(std::atomic<uint64_t>& timer);
   // The one way a task ends: moves it to `state`, frees its queue slot if it
