@@ -138,7 +138,16 @@ absl::Status Executor::CheckSpec(const TaskSpec& spec,
         "max_attempts must be at least 1, got ", spec.max_attempts));
   }
   if (!function.check_args) return absl::OkStatus();
-  return function.check_args(spec.args, spec.input);
+  // User code on the submitting thread: nothing it throws may escape.
+  try {
+    return function.check_args(spec.args, spec.input);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec.function, ": the args check failed: ", e.what()));
+  } catch (...) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec.function, ": the args check failed"));
+  }
 }
 
 const std::string& Executor::DefaultPoolOf(const FunctionSpec& function) const {

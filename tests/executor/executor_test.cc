@@ -58,6 +58,12 @@ class ExecutorTest : public ::testing::Test {
     Register({.name = "throws", .body = [](TaskContext&) -> absl::Status {
                 throw std::runtime_error("boom from the function");
               }});
+    Register(
+        {.name = "check_throws",
+         .check_args = [](const Json&, const std::string&) -> absl::Status {
+           throw std::runtime_error("boom from the check");
+         },
+         .body = [](TaskContext&) { return absl::OkStatus(); }});
     Register({.name = "denied", .body = [](TaskContext&) {
                 return absl::PermissionDeniedError("no access to /secret");
               }});
@@ -288,6 +294,16 @@ TEST_F(ExecutorTest, ThrowingFunctionEndsFailedAndExecutorGoesOn) {
   const TaskSnapshot after = Await(Submit(MakeSpec("echo", {{"ok", true}})));
   EXPECT_EQ(after.state, TaskState::kSucceeded);
   EXPECT_TRUE(WaitUntil([&] { return executor_->active_tasks() == 0; }));
+}
+
+TEST_F(ExecutorTest, ThrowingArgsCheckIsInvalidArgumentNotACrash) {
+  Start(1);
+  const absl::StatusOr<TaskSnapshot> task =
+      executor_->Submit(MakeSpec("check_throws"));
+  ASSERT_FALSE(task.ok());
+  EXPECT_EQ(task.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(task.status().message(), HasSubstr("boom from the check"));
+  EXPECT_EQ(executor_->active_tasks(), 0);
 }
 
 TEST_F(ExecutorTest, HigherPriorityRunsFirstAndFifoWithinAPriority) {
