@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 
 namespace remex::executor {
 namespace {
@@ -26,9 +27,14 @@ std::shared_ptr<const TaskOutcome> RunFunction(const FunctionSpec& function,
   } catch (...) {
     status = absl::UnknownError("function threw a non-standard exception");
   }
+  if (status.ok() && !JsonIsValidUtf8(context.mutable_result())) {
+    status = absl::InternalError(
+        "the function's result holds a string that is not valid UTF-8 (put "
+        "raw bytes in the output instead)");
+  }
   *succeeded = status.ok();
   if (!status.ok()) {
-    return ErrorOutcome(status.code(), std::string(status.message()));
+    return ErrorOutcome(status.code(), common::ToValidUtf8(status.message()));
   }
   auto outcome = std::make_shared<TaskOutcome>();
   outcome->result = std::move(context.mutable_result());

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "common/utf8.h"
+
 namespace remex::executor {
 
 absl::string_view TaskStateName(TaskState state) {
@@ -36,6 +38,22 @@ size_t ApproximateJsonBytes(const Json& json) {
     for (const Json& value : json) bytes += ApproximateJsonBytes(value);
   }
   return bytes;
+}
+
+bool JsonIsValidUtf8(const Json& json) {
+  if (json.is_string()) {
+    return common::IsValidUtf8(json.get_ref<const std::string&>());
+  }
+  if (json.is_object()) {
+    for (const auto& [key, value] : json.items()) {
+      if (!common::IsValidUtf8(key) || !JsonIsValidUtf8(value)) return false;
+    }
+  } else if (json.is_array()) {
+    for (const Json& value : json) {
+      if (!JsonIsValidUtf8(value)) return false;
+    }
+  }
+  return true;
 }
 
 size_t TaskSpec::ApproximateBytes() const {

@@ -46,6 +46,10 @@ absl::string_view TaskStateName(TaskState state);
 // Bytes a JSON value holds, estimated without serializing it.
 size_t ApproximateJsonBytes(const Json& json);
 
+// True if every string and key in `json` is valid UTF-8 (as JSON, and the
+// protobuf Value a client receives, require).
+bool JsonIsValidUtf8(const Json& json);
+
 // What a caller asks for. Immutable once the task is created.
 struct TaskSpec {
   std::string function;

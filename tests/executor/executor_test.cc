@@ -64,6 +64,10 @@ class ExecutorTest : public ::testing::Test {
            throw std::runtime_error("boom from the check");
          },
          .body = [](TaskContext&) { return absl::OkStatus(); }});
+    Register({.name = "bad_utf8", .body = [](TaskContext& context) {
+                context.set_result(Json{{"text", "\xFF not UTF-8"}});
+                return absl::OkStatus();
+              }});
     Register({.name = "denied", .body = [](TaskContext&) {
                 return absl::PermissionDeniedError("no access to /secret");
               }});
@@ -294,6 +298,15 @@ TEST_F(ExecutorTest, ThrowingFunctionEndsFailedAndExecutorGoesOn) {
   const TaskSnapshot after = Await(Submit(MakeSpec("echo", {{"ok", true}})));
   EXPECT_EQ(after.state, TaskState::kSucceeded);
   EXPECT_TRUE(WaitUntil([&] { return executor_->active_tasks() == 0; }));
+}
+
+TEST_F(ExecutorTest, ResultThatIsNotUtf8EndsFailedInsteadOfBreakingClients) {
+  Start(1);
+  const TaskSnapshot done = Await(Submit(MakeSpec("bad_utf8")));
+  EXPECT_EQ(done.state, TaskState::kFailed);
+  ASSERT_NE(done.outcome, nullptr);
+  EXPECT_EQ(done.outcome->error.code, absl::StatusCode::kInternal);
+  EXPECT_THAT(done.outcome->error.message, HasSubstr("not valid UTF-8"));
 }
 
 TEST_F(ExecutorTest, ThrowingArgsCheckIsInvalidArgumentNotACrash) {
