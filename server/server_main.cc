@@ -6,12 +6,14 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "server/config.h"
@@ -43,14 +45,20 @@ flags:
   --pollers N               completion queues / poller threads (default: one
                             per core; overrides the config)
   --enable-test-functions   registers `crash`, which kills the process
-                            running it (for tests only)
+                            running it, and `ignore_cancel`, which keeps its
+                            worker busy after a cancel (for tests only)
   --version                 prints the version and exits
   --help                    prints this and exits
 
 On SIGTERM or SIGINT the server reports NOT_SERVING, refuses new tasks
 (UNAVAILABLE), cancels queued tasks, gives running ones the grace period,
-cancels what is left, answers every waiting Await, and exits 0.
+cancels what is left, answers every waiting Await, and exits 0 (after at
+most 3 s more if a function ignores its cancellation).
 )";
+
+// How long, after the drain, worker threads get to return from functions
+// that ignore cancellation before the process exits without them.
+constexpr absl::Duration kWorkerStopTimeout = absl::Seconds(3);
 
 struct Flags {
   std::optional<std::string> listen;
@@ -160,6 +168,28 @@ int WaitForStopSignal(const sigset_t& signals) {
   return signal;
 }
 
+// Stops the pools. By now every task is terminal and every RPC answered, but
+// a function that ignores its cancellation token keeps its worker thread,
+// and so the join, busy: past kWorkerStopTimeout the process exits without
+// waiting for it.
+void StopExecutor(std::unique_ptr<executor::Executor> executor) {
+  absl::Notification stopped;
+  std::thread stopper([&executor, &stopped] {
+    executor.reset();
+    stopped.Notify();
+  });
+  if (stopped.WaitForNotificationWithTimeout(kWorkerStopTimeout)) {
+    stopper.join();
+    return;
+  }
+  std::fprintf(stderr,
+               "remex-server: workers still busy in functions that ignore "
+               "cancellation after %s; exiting without them\n",
+               absl::FormatDuration(kWorkerStopTimeout).c_str());
+  std::fflush(stderr);
+  std::_Exit(0);
+}
+
 int Serve(const ServerConfig& config, const RegisterFunctions& extra,
           const sigset_t& signals) {
   executor::FunctionRegistry registry;
@@ -192,7 +222,7 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
                absl::FormatDuration(config.shutdown_grace).c_str());
   (*server)->Shutdown(config.shutdown_grace);
   server->reset();
-  executor->reset();
+  StopExecutor(std::move(*executor));
   std::fprintf(stderr, "remex-server: stopped\n");
   return 0;
 }

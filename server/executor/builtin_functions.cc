@@ -239,6 +239,24 @@ FunctionSpec Crash() {
       }};
 }
 
+FunctionSpec IgnoreCancel() {
+  return {.name = "ignore_cancel",
+          .description =
+              "{\"ms\": N}: sleeps N ms and ignores cancellation, "
+              "like a badly behaved function (tests only)",
+          .check_args =
+              [](const Json& args, const std::string&) {
+                return IntegerField("ignore_cancel", args, "ms", 0, kMaxMillis)
+                    .status();
+              },
+          .body =
+              [](TaskContext& context) {
+                absl::SleepFor(
+                    absl::Milliseconds(context.args()["ms"].get<int64_t>()));
+                return absl::OkStatus();
+              }};
+}
+
 }  // namespace
 
 absl::Status RegisterBuiltinFunctions(const BuiltinOptions& options,
@@ -249,6 +267,7 @@ absl::Status RegisterBuiltinFunctions(const BuiltinOptions& options,
   }
   if (options.enable_test_functions) {
     REMEX_RETURN_IF_ERROR(registry.Register(Crash()));
+    REMEX_RETURN_IF_ERROR(registry.Register(IgnoreCancel()));
   }
   return absl::OkStatus();
 }

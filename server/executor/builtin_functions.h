@@ -1,5 +1,5 @@
 // The built-in functions of design.md: echo, sleep, fail, sha256, primes,
-// spin, and (only when asked for) crash.
+// spin, and (only when asked for) the test functions crash and ignore_cancel.
 #ifndef REMEX_SERVER_EXECUTOR_BUILTIN_FUNCTIONS_H_
 #define REMEX_SERVER_EXECUTOR_BUILTIN_FUNCTIONS_H_
 
@@ -9,7 +9,9 @@
 namespace remex::executor {
 
 struct BuiltinOptions {
-  // Registers `crash`, which kills the process running it. For tests only.
+  // Registers `crash`, which kills the process running it, and
+  // `ignore_cancel`, which keeps its worker busy after a cancel. For tests
+  // only.
   bool enable_test_functions = false;
 };
 

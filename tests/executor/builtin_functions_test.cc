@@ -119,6 +119,7 @@ TEST_F(BuiltinFunctionsTest, RegistersThePinnedFunctionsWithoutCrash) {
   EXPECT_THAT(names,
               ElementsAre("echo", "fail", "primes", "sha256", "sleep", "spin"));
   EXPECT_EQ(registry_.Find("crash"), nullptr);
+  EXPECT_EQ(registry_.Find("ignore_cancel"), nullptr);
 }
 
 TEST_F(BuiltinFunctionsTest, RegisteringTwiceIsAlreadyExists) {
@@ -131,6 +132,7 @@ TEST_F(BuiltinFunctionsTest, CrashOnlyWithTestFunctionsAndChecksHow) {
   ASSERT_TRUE(
       RegisterBuiltinFunctions({.enable_test_functions = true}, with_crash)
           .ok());
+  EXPECT_NE(with_crash.Find("ignore_cancel"), nullptr);
   const FunctionSpec* crash = with_crash.Find("crash");
   ASSERT_NE(crash, nullptr);
   ASSERT_TRUE(crash->check_args);

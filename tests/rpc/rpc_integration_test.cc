@@ -585,6 +585,7 @@ TEST_F(RpcTest, ListFunctionsShowsBuiltinsAndPools) {
     EXPECT_TRUE(names.contains(name)) << name;
   }
   EXPECT_FALSE(names.contains("crash"));
+  EXPECT_FALSE(names.contains("ignore_cancel"));
 
   const auto pool = std::find_if(
       response.pools().begin(), response.pools().end(),
@@ -831,6 +832,23 @@ TEST(ServerStartTest, HelpDocumentsEveryFlag) {
         "--enable-test-functions", "--version", "--help"}) {
     EXPECT_TRUE(absl::StrContains(run.out, flag)) << flag;
   }
+}
+
+TEST_F(RpcTest, SigtermExitsZeroEvenIfAFunctionIgnoresCancellation) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--enable-test-functions", "--shutdown-grace", "500ms"}));
+  const std::string id = Submit("ignore_cancel", kLongSleep).id();
+  ASSERT_TRUE(WaitForState(id, v1::RUNNING));
+  ParkedAwaits awaits(stub());
+  awaits.Park(id);
+
+  ASSERT_EQ(server().Signal(SIGTERM), 0);
+  // Grace, then at most 3 s for the stuck worker, then exit without it.
+  ASSERT_TRUE(awaits.WaitAll(absl::Now() + absl::Milliseconds(500) + kSlack));
+  EXPECT_EQ(awaits.calls()[0]->task.state(), v1::CANCELLED);
+  ExpectExitsZero(absl::Seconds(3) + kSlack);
+  EXPECT_TRUE(absl::StrContains(server().ServerOutput(), "ignore cancellation"))
+      << server().ServerOutput();
 }
 
 }  // namespace
