@@ -16,8 +16,10 @@ namespace {
 
 constexpr char kDefaultPoolName[] = "default";
 
+// Runs the function and returns what it produced; an outcome with an error
+// code means it failed.
 std::shared_ptr<const TaskOutcome> RunFunction(const FunctionSpec& function,
-                                               Task& task, bool* succeeded) {
+                                               Task& task) {
   TaskContext context(task.id(), task.spec(), task.cancellation());
   absl::Status status;
   try {
@@ -32,7 +34,6 @@ std::shared_ptr<const TaskOutcome> RunFunction(const FunctionSpec& function,
         "the function's result holds a string that is not valid UTF-8 (put "
         "raw bytes in the output instead)");
   }
-  *succeeded = status.ok();
   if (!status.ok()) {
     return ErrorOutcome(status.code(), common::ToValidUtf8(status.message()));
   }
@@ -204,9 +205,8 @@ void Executor::Run(const std::shared_ptr<Task>& task) {
   DisarmTimer(task->queue_timer);
   ArmRunTimeout(task);
   const FunctionSpec* function = registry_.Find(task->spec().function);
-  bool succeeded = false;
-  std::shared_ptr<const TaskOutcome> outcome =
-      RunFunction(*function, *task, &succeeded);
+  std::shared_ptr<const TaskOutcome> outcome = RunFunction(*function, *task);
+  const bool succeeded = outcome->error.code == absl::StatusCode::kOk;
   FinishTask(task, succeeded ? TaskState::kSucceeded : TaskState::kFailed,
              std::move(outcome));
 }
@@ -215,10 +215,8 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                           std::shared_ptr<const TaskOutcome> outcome,
                           std::optional<TaskState> only_from,
                           int32_t only_attempt) {
-  const size_t bytes = sizeof(Task) + task->spec().ApproximateBytes() +
-                       outcome->ApproximateBytes();
-  std::optional<Task::Completion> completion = task->Finish(
-      state, std::move(outcome), absl::Now(), only_from, only_attempt);
+  std::optional<Task::Completion> completion =
+      task->Finish(state, outcome, absl::Now(), only_from, only_attempt);
   if (!completion.has_value()) return false;
   if (completion->previous_state == TaskState::kQueued) {
     pools_.at(task->spec().pool)->RemoveQueued(*task);
@@ -228,7 +226,9 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   const absl::Duration ttl = task->spec().ttl > absl::ZeroDuration()
                                  ? task->spec().ttl
                                  : options_.default_ttl;
-  table_.Retain(task, absl::Now() + ttl, bytes);
+  table_.Retain(task, absl::Now() + ttl,
+                sizeof(Task) + task->spec().ApproximateBytes() +
+                    outcome->ApproximateBytes());
   if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     absl::MutexLock lock(&idle_mu_);
     idle_cv_.SignalAll();
@@ -237,11 +237,17 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   return true;
 }
 
-absl::StatusOr<TaskSnapshot> Executor::Get(const std::string& id) const {
+absl::StatusOr<std::shared_ptr<Task>> Executor::FindTask(
+    const std::string& id) const {
   std::shared_ptr<Task> task = table_.Find(id);
   if (task == nullptr) {
     return absl::NotFoundError(absl::StrCat("unknown task id '", id, "'"));
   }
+  return task;
+}
+
+absl::StatusOr<TaskSnapshot> Executor::Get(const std::string& id) const {
+  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id));
   return task->Snapshot();
 }
 
@@ -253,19 +259,13 @@ bool Executor::CancelTask(const std::shared_ptr<Task>& task,
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Cancel(const std::string& id) {
-  std::shared_ptr<Task> task = table_.Find(id);
-  if (task == nullptr) {
-    return absl::NotFoundError(absl::StrCat("unknown task id '", id, "'"));
-  }
+  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id));
   CancelTask(task, "cancelled by request");
   return task->Snapshot();
 }
 
 absl::Status Executor::Delete(const std::string& id) {
-  std::shared_ptr<Task> task = table_.Find(id);
-  if (task == nullptr) {
-    return absl::NotFoundError(absl::StrCat("unknown task id '", id, "'"));
-  }
+  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id));
   CancelTask(task, "deleted by request");
   table_.Erase(id);
   return absl::OkStatus();
@@ -295,10 +295,7 @@ ListPage Executor::List(const ListQuery& query) const {
 }
 
 absl::Status Executor::OnDone(const std::string& id, DoneCallback callback) {
-  std::shared_ptr<Task> task = table_.Find(id);
-  if (task == nullptr) {
-    return absl::NotFoundError(absl::StrCat("unknown task id '", id, "'"));
-  }
+  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id));
   task->AddDoneCallback(std::move(callback));
   return absl::OkStatus();
 }

@@ -114,6 +114,8 @@ class Executor : private TaskRunner {
   // TaskRunner: runs on a pool worker.
   void Run(const std::shared_ptr<Task>& task) override;
 
+  // The task with `id`, or NOT_FOUND.
+  absl::StatusOr<std::shared_ptr<Task>> FindTask(const std::string& id) const;
   absl::StatusOr<Pool*> ResolvePool(const TaskSpec& spec,
                                     const FunctionSpec& function) const;
   absl::Status CheckSpec(const TaskSpec& spec,

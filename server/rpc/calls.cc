@@ -107,13 +107,12 @@ void AwaitCall::OnRequest(bool ok) {
   Spawn(env_);
   absl::StatusOr<executor::TaskSnapshot> task =
       env_.executor->Get(request_.id());
-  if (!task.ok()) {
-    ReplyError(task.status());
-  } else if (executor::IsTerminal(task->state) ||
-             (request_.has_timeout() &&
-              common::FromProtoDuration(request_.timeout()) <=
-                  absl::ZeroDuration())) {
-    Reply(*task);
+  const bool answer_now =
+      !task.ok() || executor::IsTerminal(task->state) ||
+      (request_.has_timeout() &&
+       common::FromProtoDuration(request_.timeout()) <= absl::ZeroDuration());
+  if (answer_now) {
+    ReplyWithTask(task);
   } else {
     Park(*task);
   }
@@ -137,18 +136,11 @@ void AwaitCall::Park(const executor::TaskSnapshot& snapshot) {
 
 void AwaitCall::OnAlarm(bool /*fired*/) {
   if (!replied_) {
+    // The snapshot the task's end handed over, or (timeout, client gone)
+    // the task as it stands.
     std::optional<executor::TaskSnapshot> done = waker_->TakeSnapshot();
-    if (done.has_value()) {
-      Reply(*done);
-    } else {
-      absl::StatusOr<executor::TaskSnapshot> task =
-          env_.executor->Get(request_.id());
-      if (task.ok()) {
-        Reply(*task);
-      } else {
-        ReplyError(task.status());
-      }
-    }
+    ReplyWithTask(done.has_value() ? *std::move(done)
+                                   : env_.executor->Get(request_.id()));
   }
   Release();
 }
@@ -162,18 +154,18 @@ void AwaitCall::OnDone(bool /*ok*/) {
 
 void AwaitCall::OnFinished(bool /*ok*/) { Release(); }
 
-void AwaitCall::Reply(const executor::TaskSnapshot& snapshot) {
+void AwaitCall::ReplyWithTask(
+    const absl::StatusOr<executor::TaskSnapshot>& task) {
+  replied_ = true;
+  ++pending_;
+  if (!task.ok()) {
+    responder_.FinishWithError(common::ToGrpcStatus(task.status()),
+                               &finish_tag_);
+    return;
+  }
   v1::Task response;
-  TaskToProto(snapshot, &response);
-  replied_ = true;
-  ++pending_;
+  TaskToProto(*task, &response);
   responder_.Finish(response, grpc::Status::OK, &finish_tag_);
-}
-
-void AwaitCall::ReplyError(const absl::Status& status) {
-  replied_ = true;
-  ++pending_;
-  responder_.FinishWithError(common::ToGrpcStatus(status), &finish_tag_);
 }
 
 void AwaitCall::Release() {

@@ -108,8 +108,8 @@ class AwaitCall final {
   void OnFinished(bool ok);
 
   void Park(const executor::TaskSnapshot& snapshot);
-  void Reply(const executor::TaskSnapshot& snapshot);
-  void ReplyError(const absl::Status& status);
+  // Answers with the task, or with the error.
+  void ReplyWithTask(const absl::StatusOr<executor::TaskSnapshot>& task);
   // Counts one operation as returned; deletes the call after the last one.
   void Release();
 
