@@ -3,6 +3,8 @@
 #define REMEX_SERVER_EXECUTOR_POOL_H_
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +37,9 @@ struct PoolStats {
   int busy = 0;
   size_t queued = 0;
   size_t max_queue = 0;
+  // Process pools: workers replaced so far, by reason ("crash", "cancel",
+  // "timeout", "recycle"). Empty for thread pools.
+  std::map<std::string, int64_t> worker_restarts;
 };
 
 // Runs one task on the calling worker. Implemented by the Executor, which
