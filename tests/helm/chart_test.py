@@ -1,0 +1,851 @@
+#!/usr/bin/env python3
+"""Offline tests of the Helm chart helm/remex: no cluster, no helm binary.
+
+The chart is rendered by tests/helm/render (Go text/template + sprig, what
+Helm runs) for the default values and for every option switched on, and:
+
+  RenderTest            the rendered objects follow the chart's promises
+                        (labels, probes, security, grace periods, ...);
+  ValuesSchemaTest      values.schema.json takes good values and refuses
+                        typos and out-of-range values;
+  KubernetesSchemaTest  every rendered object is valid for the Kubernetes
+                        (and prometheus-operator) object schemas of npm's
+                        kubernetes-models;
+  YamllintTest          the chart's YAML and the rendered manifests pass
+                        yamllint with tests/helm/yamllint.yaml;
+  ServerRunTest         the real remex-server runs with exactly the command
+                        line of the rendered Deployment and the config file of
+                        the rendered ConfigMap (only the listen addresses are
+                        moved to 127.0.0.1:0), answers health SERVING, runs a
+                        task and drains on SIGTERM as the pod's grace expects.
+
+Usage (ctest runs it; see tests/helm/CMakeLists.txt):
+  chart_test.py --renderer RENDER --server REMEX_SERVER
+                [--node-modules DIR] TESTCLASS...
+"""
+
+import argparse
+import copy
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+CHART = os.path.join(REPO, "helm", "remex")
+VALUES_DIR = os.path.join(HERE, "values")
+FULL_VALUES = os.path.join(VALUES_DIR, "full.yaml")
+SERVER_RUN_VALUES = os.path.join(VALUES_DIR, "server-run.yaml")
+# Files of monitoring/ that other parts of the repository provide; the
+# renderer falls back to these fixtures while they are missing.
+FIXTURES = os.path.join(HERE, "fixtures")
+YAMLLINT_CONFIG = os.path.join(HERE, "yamllint.yaml")
+VALIDATE_JS = os.path.join(HERE, "validate_k8s.js")
+
+RENDERER = None
+SERVER = None
+NODE_MODULES = None
+
+# The server's pods run as this user; the image's Dockerfile creates it.
+NON_ROOT_UID = 65532
+START_TIMEOUT_S = 30
+RPC_TIMEOUT_S = 10
+# Flags the chart renders for features of other branches; the server-run test
+# drops them (saying so) when this server's --help does not document them.
+UPCOMING_FLAGS = ("--metrics-listen", "--plugin")
+
+
+class RenderError(Exception):
+    pass
+
+
+def render(*value_files, notes=False, values_json=None):
+    """Renders the chart; returns the objects (or NOTES.txt) as text."""
+    command = [RENDERER, "-chart", CHART, "-files-fallback", FIXTURES]
+    for path in value_files:
+        command += ["-f", path]
+    if notes:
+        command.append("-notes")
+    if values_json:
+        command += ["-values-json", values_json]
+    result = subprocess.run(command, capture_output=True, text=True,
+                            timeout=60, check=False)
+    if result.returncode != 0:
+        raise RenderError(result.stderr.strip())
+    return result.stdout
+
+
+def split_sources(text):
+    """{"remex/templates/x.yaml": [doc text, ...]} of a rendering."""
+    sources = {}
+    for doc in re.split(r"(?m)^---\n", text):
+        match = re.match(r"# Source: (\S+)\n", doc)
+        if doc.strip():
+            if not match:
+                raise AssertionError("document without # Source: %r" % doc)
+            sources.setdefault(match.group(1), []).append(doc)
+    return sources
+
+
+def load_objects(text):
+    return [o for o in yaml.safe_load_all(text) if o is not None]
+
+
+def by_kind(objects):
+    kinds = {}
+    for obj in objects:
+        kinds.setdefault(obj["kind"], []).append(obj)
+    return kinds
+
+
+def one(objects, kind):
+    found = [o for o in objects if o["kind"] == kind]
+    if len(found) != 1:
+        raise AssertionError("expected one %s, got %d" % (kind, len(found)))
+    return found[0]
+
+
+def write_values(directory, name, values):
+    path = os.path.join(directory, name)
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(values, f)
+    return path
+
+
+def flag_value(args, name):
+    """The value of --name=VALUE or --name VALUE in a list of args."""
+    for i, arg in enumerate(args):
+        if arg.startswith(name + "="):
+            return arg[len(name) + 1:]
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def go_duration_seconds(text):
+    total = 0.0
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+    parts = re.findall(r"([0-9.]+)(ms|us|ns|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError("bad duration %r" % text)
+    for number, unit in parts:
+        total += float(number) * units[unit]
+    return total
+
+
+class Rendered:
+    """One rendering: its text and objects, cached per set of value files."""
+    _cache = {}
+
+    @classmethod
+    def of(cls, *value_files):
+        if value_files not in cls._cache:
+            text = render(*value_files)
+            cls._cache[value_files] = (text, load_objects(text))
+        return cls._cache[value_files]
+
+
+class RenderTest(unittest.TestCase):
+    """What the rendered objects promise, for the defaults and all options."""
+
+    def check_common(self, objects):
+        for obj in objects:
+            labels = obj["metadata"]["labels"]
+            for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance",
+                        "app.kubernetes.io/version",
+                        "app.kubernetes.io/managed-by", "helm.sh/chart"):
+                self.assertIn(key, labels, obj["kind"])
+            self.assertLessEqual(len(obj["metadata"]["name"]), 63)
+
+        deployment = one(objects, "Deployment")
+        spec = deployment["spec"]
+        pod = spec["template"]["spec"]
+        selector = spec["selector"]["matchLabels"]
+        self.assertLessEqual(spec["replicas"], 1)
+        for key, value in selector.items():
+            self.assertEqual(spec["template"]["metadata"]["labels"][key], value)
+        self.assertNotIn("app.kubernetes.io/version", selector,
+                         "the selector must not change with the version")
+
+        service = one(objects, "Service")
+        self.assertEqual(service["spec"]["selector"], selector)
+        ports = {p["name"]: p for p in service["spec"]["ports"]}
+        self.assertEqual(ports["grpc"]["appProtocol"], "grpc")
+
+        self.assertEqual(len(pod["containers"]), 1)
+        container = pod["containers"][0]
+        args = container["args"]
+        listen_port = int(flag_value(args, "--listen").rsplit(":", 1)[1])
+        container_ports = {p["name"]: p["containerPort"]
+                           for p in container["ports"]}
+        self.assertEqual(container_ports["grpc"], listen_port)
+        self.assertEqual(ports["grpc"]["targetPort"], "grpc")
+
+        # Native gRPC probes on the served port.
+        for probe in ("livenessProbe", "readinessProbe"):
+            self.assertEqual(container[probe]["grpc"]["port"], listen_port)
+
+        # Restricted security context.
+        pod_security = pod["securityContext"]
+        security = container["securityContext"]
+        self.assertTrue(pod_security["runAsNonRoot"])
+        self.assertEqual(pod_security["runAsUser"], NON_ROOT_UID)
+        self.assertEqual(pod_security["seccompProfile"]["type"],
+                         "RuntimeDefault")
+        self.assertFalse(security["allowPrivilegeEscalation"])
+        self.assertTrue(security["readOnlyRootFilesystem"])
+        self.assertEqual(security["capabilities"]["drop"], ["ALL"])
+        self.assertFalse(pod["automountServiceAccountToken"])
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        self.assertIn("emptyDir", volumes[mounts["/tmp"]],
+                      "/tmp must be writable on a read-only root")
+        self.assertIn("cpu", container["resources"]["limits"])
+        self.assertIn("memory", container["resources"]["limits"])
+
+        # The config file the server reads is the ConfigMap's.
+        config_map = [o for o in objects if o["kind"] == "ConfigMap"
+                      and o["metadata"]["name"] ==
+                      volumes["config"]["configMap"]["name"]]
+        self.assertEqual(len(config_map), 1)
+        config_path = flag_value(args, "--config")
+        mount = os.path.dirname(config_path)
+        self.assertEqual(mounts[mount], "config")
+        config = yaml.safe_load(
+            config_map[0]["data"][os.path.basename(config_path)])
+        self.assertIn("pools", config)
+        self.assertNotIn("shutdown_grace", config,
+                         "the grace is set once, by --shutdown-grace")
+
+        # Grace: the pod's grace covers the preStop pause, the drain grace
+        # and the 3 s the server waits for functions that ignore cancel.
+        grace = go_duration_seconds(flag_value(args, "--shutdown-grace"))
+        pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+        self.assertEqual(pre_stop[0], "/bin/sleep")
+        self.assertGreaterEqual(pod["terminationGracePeriodSeconds"],
+                                int(pre_stop[1]) + grace + 3 + 2)
+
+        # Scaling: nothing may run a second replica.
+        self.assertNotIn("HorizontalPodAutoscaler", by_kind(objects))
+        pdb = one(objects, "PodDisruptionBudget")
+        self.assertEqual(pdb["spec"]["selector"]["matchLabels"], selector)
+        return deployment, config
+
+    def test_defaults(self):
+        _, objects = Rendered.of()
+        deployment, config = self.check_common(objects)
+        kinds = sorted(by_kind(objects))
+        self.assertEqual(kinds, ["ConfigMap", "Deployment",
+                                 "PodDisruptionBudget", "Service",
+                                 "ServiceAccount"])
+        spec = deployment["spec"]
+        self.assertEqual(spec["replicas"], 1)
+        container = spec["template"]["spec"]["containers"][0]
+        self.assertEqual(container["command"],
+                         ["/usr/local/bin/remex-server"])
+        self.assertEqual(container["args"], [
+            "--listen=0.0.0.0:50051",
+            "--config=/etc/remex/config.yaml",
+            "--shutdown-grace=10s",
+            "--metrics-listen=0.0.0.0:9464",
+        ])
+        self.assertEqual(spec["template"]["spec"]
+                         ["terminationGracePeriodSeconds"], 25)
+        self.assertEqual(config["pools"][0]["name"], "default")
+        # A PDB with one replica must not block node drains by default.
+        pdb = one(objects, "PodDisruptionBudget")
+        self.assertEqual(pdb["spec"], {"maxUnavailable": 1,
+                                       "selector": pdb["spec"]["selector"]})
+        ports = {p["name"]: p["port"]
+                 for p in one(objects, "Service")["spec"]["ports"]}
+        self.assertEqual(ports, {"grpc": 50051, "metrics": 9464})
+        annotations = spec["template"]["metadata"]["annotations"]
+        self.assertNotIn("prometheus.io/scrape", annotations)
+
+    def test_full_options(self):
+        _, objects = Rendered.of(FULL_VALUES)
+        deployment, config = self.check_common(objects)
+        kinds = by_kind(objects)
+        self.assertEqual(sorted(kinds), [
+            "ConfigMap", "Deployment", "PodDisruptionBudget", "PrometheusRule",
+            "Service", "ServiceAccount", "ServiceMonitor"])
+        pod = deployment["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        self.assertEqual(container["args"], [
+            "--listen=0.0.0.0:8443",
+            "--config=/etc/remex/config.yaml",
+            "--shutdown-grace=60s",
+            "--metrics-listen=0.0.0.0:9100",
+            "--plugin=/opt/remex/plugins/libfirst.so",
+            "--plugin=/opt/remex/plugins/libsecond.so.1",
+            "--enable-test-functions",
+        ])
+        self.assertEqual(pod["spec"]["terminationGracePeriodSeconds"],
+                         10 + 60 + 15)
+        self.assertTrue(container["image"].endswith("@sha256:" + "0123456789abcdef" * 4))
+        annotations = pod["metadata"]["annotations"]
+        self.assertEqual(annotations["prometheus.io/scrape"], "true")
+        self.assertEqual(annotations["prometheus.io/port"], "9100")
+        self.assertEqual(config["pools"][1]["kind"], "process")
+        self.assertEqual(config["functions"][0]["command"],
+                         ["/bin/uname", "-a"])
+
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        self.assertEqual(mounts["plugins"]["mountPath"], "/opt/remex/plugins")
+        self.assertTrue(mounts["plugins"]["readOnly"])
+
+        monitor = one(objects, "ServiceMonitor")
+        self.assertEqual(monitor["spec"]["endpoints"][0]["port"], "metrics")
+        self.assertEqual(monitor["metadata"]["labels"]["release"],
+                         "kube-prometheus-stack")
+        service = one(objects, "Service")
+        for key, value in monitor["spec"]["selector"]["matchLabels"].items():
+            self.assertEqual(service["metadata"]["labels"][key], value)
+        job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+        self.assertEqual(job, "remex", "the alert rules select job=\"remex\"")
+
+        rule = one(objects, "PrometheusRule")
+        rules_file = yaml.safe_load(files_get("monitoring/alerts/remex.rules.yml"))
+        self.assertEqual(rule["spec"]["groups"], rules_file["groups"])
+
+        dashboards = [o for o in kinds["ConfigMap"]
+                      if "grafana_dashboard" in o["metadata"]["labels"]]
+        self.assertEqual(len(dashboards), 1)
+        self.assertEqual(dashboards[0]["metadata"]["namespace"], "monitoring")
+        self.assertEqual(
+            json.loads(dashboards[0]["data"]["remex.json"]),
+            json.loads(files_get("monitoring/dashboards/remex.json")))
+
+        self.assertEqual(one(objects, "PodDisruptionBudget")["spec"]
+                         ["minAvailable"], 1)
+
+    def test_metrics_off_says_so_to_the_server(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"metrics": {
+                "enabled": False, "serviceMonitor": {"enabled": True}}})
+            objects = load_objects(render(values))
+        container = one(objects, "Deployment")["spec"]["template"]["spec"][
+            "containers"][0]
+        self.assertIn("--metrics-listen=none", container["args"])
+        self.assertEqual([p["name"] for p in container["ports"]], ["grpc"])
+        self.assertNotIn("ServiceMonitor", by_kind(objects))
+
+    def test_config_change_rolls_the_pod(self):
+        def checksum(objects):
+            return one(objects, "Deployment")["spec"]["template"]["metadata"][
+                "annotations"]["checksum/config"]
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"config": {"pollers": 3}})
+            changed = load_objects(render(values))
+        self.assertNotEqual(checksum(changed), checksum(Rendered.of()[1]))
+
+    def test_renderer_refuses_what_the_chart_forbids(self):
+        """Without the schema too (e.g. helm --skip-schema-validation)."""
+        cases = {
+            "replicaCount": ({"replicaCount": 2}, "at most 1"),
+            "plugins": ({"plugins": {"enabled": True, "files": ["a.so"]}},
+                        "plugins.volume"),
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, (values, message) in cases.items():
+                with self.subTest(name):
+                    path = write_values(tmp, name + ".yaml", values)
+                    with self.assertRaisesRegex(RenderError, re.escape(message)):
+                        render(path)
+
+    def test_monitoring_files_are_required_when_switched_on(self):
+        """.Files.Get of a missing file fails the render with its name."""
+        global FIXTURES
+        saved = FIXTURES
+        with tempfile.TemporaryDirectory() as tmp:
+            FIXTURES = tmp
+            try:
+                path = write_values(tmp, "v.yaml", {"monitoring": {
+                    "prometheusRule": {"enabled": True}}})
+                if files_get("monitoring/alerts/remex.rules.yml", fallback=tmp):
+                    self.skipTest("the repository has the rules file")
+                with self.assertRaisesRegex(RenderError, "remex.rules.yml"):
+                    render(path)
+            finally:
+                FIXTURES = saved
+
+    def test_notes_show_grpcurl(self):
+        notes = render(notes=True)
+        self.assertIn("grpcurl -plaintext", notes)
+        self.assertIn("port-forward svc/remex 50051:50051", notes)
+        self.assertIn("remex.v1.Executor/Submit", notes)
+
+    def test_every_document_names_its_source(self):
+        text, _ = Rendered.of(FULL_VALUES)
+        sources = split_sources(text)
+        templates = sorted(
+            "remex/templates/" + name
+            for name in os.listdir(os.path.join(CHART, "templates"))
+            if not name.startswith("_") and name != "NOTES.txt")
+        self.assertEqual(sorted(sources), templates,
+                         "the full options render every template")
+
+
+def files_get(name, fallback=None):
+    """.Files.Get as the renderer does it: the chart, else the fixtures."""
+    for directory in (CHART, fallback or FIXTURES):
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+    return ""
+
+
+class ValuesSchemaTest(unittest.TestCase):
+    """values.schema.json, as Helm applies it to the merged values."""
+
+    @classmethod
+    def setUpClass(cls):
+        import jsonschema  # pylint: disable=import-outside-toplevel
+        with open(os.path.join(CHART, "values.schema.json"),
+                  encoding="utf-8") as f:
+            schema = json.load(f)
+        jsonschema.Draft7Validator.check_schema(schema)
+        cls.validator = jsonschema.Draft7Validator(schema)
+        cls.tmp = tempfile.TemporaryDirectory()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def merged(self, *value_files):
+        path = os.path.join(self.tmp.name, "merged.json")
+        render(*value_files, values_json=path)
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def errors(self, values):
+        return [("/".join(str(p) for p in e.absolute_path), e.message)
+                for e in self.validator.iter_errors(values)]
+
+    def test_good_values(self):
+        for files in ((), (FULL_VALUES,), (SERVER_RUN_VALUES,)):
+            with self.subTest(files=files):
+                self.assertEqual(self.errors(self.merged(*files)), [])
+
+    def test_bad_values(self):
+        base = self.merged()
+        pool = base["config"]["pools"][0]
+        cases = [
+            ("typo at the top", {"replicaCont": 1}, ""),
+            ("an autoscaler", {"autoscaling": {"enabled": True}}, ""),
+            ("two replicas", {"replicaCount": 2}, "replicaCount"),
+            ("replicas as text", {"replicaCount": "1"}, "replicaCount"),
+            ("typo in config", {"config": {"pool": []}}, "config"),
+            ("shutdown_grace in config", {"config": {"shutdown_grace": "5s"}},
+             "config"),
+            ("typo in a pool",
+             {"config": {"pools": [dict(pool, worker=4)]}}, "config/pools/0"),
+            ("no workers", {"config": {"pools": [dict(pool, workers=0)]}},
+             "config/pools/0/workers"),
+            ("too many workers",
+             {"config": {"pools": [dict(pool, workers=4097)]}},
+             "config/pools/0/workers"),
+            ("unknown pool kind",
+             {"config": {"pools": [dict(pool, kind="fiber")]}},
+             "config/pools/0/kind"),
+            ("process limit on a thread pool",
+             {"config": {"pools": [dict(pool, memory_limit_bytes=1 << 30)]}},
+             "config/pools/0"),
+            ("no pools", {"config": {"pools": []}}, "config/pools"),
+            ("bad duration", {"config": {"retention": {"ttl": "ten minutes"}}},
+             "config/retention/ttl"),
+            ("negative ttl", {"config": {"retention": {"ttl": -1}}},
+             "config/retention/ttl"),
+            ("port out of range", {"service": {"port": 70000}},
+             "service/port"),
+            ("grace margin below 3 s", {"shutdown": {"extraSeconds": 1}},
+             "shutdown/extraSeconds"),
+            ("unknown service type", {"service": {"type": "Ingress"}},
+             "service/type"),
+            ("plugins without files",
+             {"plugins": {"enabled": True,
+                          "volume": {"emptyDir": {}}}}, "plugins/files"),
+            ("plugin with a path", {"plugins": {"files": ["../x.so"]}},
+             "plugins/files/0"),
+            ("bad quantity", {"resources": {"limits": {"memory": "1 GB"}}},
+             "resources/limits/memory"),
+            ("liveness successThreshold",
+             {"probes": {"liveness": {"successThreshold": 2}}},
+             "probes/liveness/successThreshold"),
+            ("digest", {"image": {"digest": "latest"}}, "image/digest"),
+            ("typo in metrics", {"metrics": {"serviceMonitor": {"enable": True}}},
+             "metrics/serviceMonitor"),
+        ]
+        for name, override, where in cases:
+            with self.subTest(name):
+                values = copy.deepcopy(base)
+                merge(values, override)
+                errors = self.errors(values)
+                self.assertTrue(errors, "%s: accepted" % name)
+                self.assertTrue(any(path == where for path, _ in errors),
+                                "%s: errors %s, none at %r" %
+                                (name, errors, where))
+
+
+def merge(dst, src):
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            merge(dst[key], value)
+        else:
+            dst[key] = value
+
+
+class KubernetesSchemaTest(unittest.TestCase):
+    """Every rendered object against the Kubernetes object schemas."""
+
+    def validate(self, objects):
+        with tempfile.NamedTemporaryFile("w", suffix=".json",
+                                         delete=False) as f:
+            json.dump(objects, f)
+        try:
+            env = dict(os.environ, NODE_PATH=NODE_MODULES)
+            return subprocess.run(["node", VALIDATE_JS, f.name], env=env,
+                                  capture_output=True, text=True, timeout=120,
+                                  check=False)
+        finally:
+            os.unlink(f.name)
+
+    def test_rendered_objects_are_valid(self):
+        for files in ((), (FULL_VALUES,)):
+            with self.subTest(files=files):
+                _, objects = Rendered.of(*files)
+                result = self.validate(objects)
+                sys.stdout.write(result.stdout)
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertEqual(result.stdout.count("valid "), len(objects))
+
+    def test_invalid_objects_are_caught(self):
+        """The validator is not a no-op: broken objects fail it."""
+        _, objects = Rendered.of(FULL_VALUES)
+        deployment = copy.deepcopy(one(objects, "Deployment"))
+        deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0][
+            "containerPort"] = "grpc"
+        monitor = copy.deepcopy(one(objects, "ServiceMonitor"))
+        monitor["spec"]["endpoints"] = "metrics"
+        unknown = {"apiVersion": "example.com/v1", "kind": "Gadget",
+                   "metadata": {"name": "x"}}
+        for obj in (deployment, monitor, unknown):
+            with self.subTest(obj["kind"]):
+                result = self.validate([obj])
+                self.assertNotEqual(result.returncode, 0, result.stdout)
+
+
+class YamllintTest(unittest.TestCase):
+    """yamllint on the chart's YAML and on every rendered manifest."""
+
+    def yamllint(self, paths):
+        return subprocess.run(
+            ["yamllint", "--strict", "-c", YAMLLINT_CONFIG] + paths,
+            capture_output=True, text=True, timeout=120, check=False)
+
+    def test_chart_and_rendered_manifests(self):
+        paths = [os.path.join(CHART, "Chart.yaml"),
+                 os.path.join(CHART, "values.yaml")]
+        paths += [os.path.join(VALUES_DIR, n) for n in os.listdir(VALUES_DIR)]
+        paths.append(YAMLLINT_CONFIG)
+        with tempfile.TemporaryDirectory() as tmp:
+            for label, files in (("default", ()), ("full", (FULL_VALUES,))):
+                text, _ = Rendered.of(*files)
+                for source, docs in split_sources(text).items():
+                    path = os.path.join(tmp, label, os.path.basename(source))
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write("---\n" + "---\n".join(docs))
+                    paths.append(path)
+            result = self.yamllint(paths)
+            self.assertEqual(result.returncode, 0, result.stdout)
+
+            bad = os.path.join(tmp, "bad.yaml")
+            with open(bad, "w", encoding="utf-8") as f:
+                f.write("---\na: 1\na: 2\nb:   [1,2]   \n")
+            self.assertNotEqual(self.yamllint([bad]).returncode, 0)
+
+
+class ServerProcess:
+    """remex-server started with a given command line; stopped with SIGTERM."""
+
+    def __init__(self, command, cwd):
+        print("starting: %s" % " ".join(command))
+        self.process = subprocess.Popen(
+            command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        self.address = self.wait_for(r"(?<!metrics )listening on (\S+:\d+)")
+
+    def _pump(self):
+        for line in self.process.stdout:
+            sys.stdout.write("[server] " + line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, pattern):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError("no line matching %r" % pattern) from None
+            if line is None:
+                raise AssertionError("remex-server exited (%s) before %r" %
+                                     (self.process.wait(), pattern))
+            match = re.search(pattern, line)
+            if match:
+                return match.group(1)
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+
+
+class ServerRunTest(unittest.TestCase):
+    """The real server with the rendered Deployment's command line and
+    ConfigMap."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.messages = compile_protos(cls.tmp.name)
+        help_text = subprocess.run([SERVER, "--help"], capture_output=True,
+                                   text=True, timeout=30, check=True).stdout
+        cls.supported = {flag for flag in UPCOMING_FLAGS if flag in help_text}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def pod_command(self, objects, workdir):
+        """The Deployment's command line, runnable here: the ConfigMap's
+        files written where the pod mounts them (moved under workdir), the
+        listen addresses on 127.0.0.1 port 0, the built binary."""
+        deployment = one(objects, "Deployment")
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        config_maps = {o["metadata"]["name"]: o for o in objects
+                       if o["kind"] == "ConfigMap"}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        moved = {}
+        for mount in container["volumeMounts"]:
+            volume = volumes[mount["name"]]
+            if "configMap" not in volume:
+                continue
+            local = os.path.join(workdir, mount["name"])
+            os.makedirs(local)
+            for key, text in config_maps[volume["configMap"]["name"]][
+                    "data"].items():
+                with open(os.path.join(local, key), "w", encoding="utf-8") as f:
+                    f.write(text)
+            moved[mount["mountPath"]] = local
+        self.assertTrue(moved, "the pod mounts no ConfigMap")
+
+        args = []
+        for arg in container["args"]:
+            name, _, value = arg.partition("=")
+            if name in UPCOMING_FLAGS and name not in self.supported:
+                print("NOTE: %s dropped: this remex-server does not have it "
+                      "yet" % arg)
+                continue
+            if name in ("--listen", "--metrics-listen") and value != "none":
+                arg = name + "=127.0.0.1:0"
+            for mount_path, local in moved.items():
+                arg = arg.replace(mount_path + "/", local + "/")
+            args.append(arg)
+        self.assertEqual(os.path.basename(container["command"][0]),
+                         os.path.basename(SERVER))
+        return [SERVER] + container["command"][1:] + args, container, pod
+
+    def start(self, objects):
+        workdir = tempfile.mkdtemp(dir=self.tmp.name)
+        command, container, pod = self.pod_command(objects, workdir)
+        server = ServerProcess(command, cwd=workdir)
+        self.addCleanup(server.kill)
+        return server, container, pod
+
+    def test_default_values(self):
+        _, objects = Rendered.of()
+        server, container, pod = self.start(objects)
+        self.check_serves(server, container, objects)
+        self.assert_stops(server, pod, container)
+
+    def test_server_run_values_drain_within_the_pod_grace(self):
+        _, objects = Rendered.of(SERVER_RUN_VALUES)
+        server, container, pod = self.start(objects)
+        self.check_serves(server, container, objects)
+
+        # A running task outlives the drain grace: it ends CANCELLED after
+        # --shutdown-grace, and the server exits 0 well within the pod's
+        # terminationGracePeriodSeconds (minus the preStop pause).
+        with Channel(server.address, self.messages) as channel:
+            task = channel.submit("sleep", {"ms": 120000})
+            awaited = {}
+            waiter = threading.Thread(target=lambda: awaited.update(
+                channel.await_task(task.id, timeout_s=60)))
+            waiter.start()
+            channel.wait_until_running(task.id)
+            grace = go_duration_seconds(
+                flag_value(container["args"], "--shutdown-grace"))
+            drain = self.assert_stops(server, pod, container)
+            waiter.join(timeout=30)
+            self.assertEqual(awaited.get("state"), "CANCELLED", awaited)
+        self.assertGreaterEqual(drain, grace * 0.9)
+
+    def check_serves(self, server, container, objects):
+        config_map = [o for o in objects if o["kind"] == "ConfigMap"][0]
+        config = yaml.safe_load(config_map["data"]["config.yaml"])
+        with Channel(server.address, self.messages) as channel:
+            # What the kubelet's probes ask.
+            for probe in ("livenessProbe", "readinessProbe"):
+                service = container[probe]["grpc"].get("service", "")
+                self.assertEqual(channel.health(service), "SERVING", probe)
+            pools = {p.name: (p.kind, p.workers, p.max_queue)
+                     for p in channel.list_functions().pools}
+            expected = {p["name"]: (p.get("kind", "thread"), p["workers"],
+                                    p.get("max_queue", 100000))
+                        for p in config["pools"]}
+            self.assertEqual(pools, expected, "the ConfigMap's pools")
+            task = channel.submit("echo", {"x": 1})
+            done = channel.await_task(task.id, timeout_s=10)
+            self.assertEqual(done["state"], "SUCCEEDED")
+            self.assertEqual(done["result"], {"x": 1})
+        if flag_value(container["args"], "--metrics-listen") not in (
+                None, "none") and "--metrics-listen" in self.supported:
+            address = server.wait_for(r"metrics listening on (\S+:\d+)")
+            with urllib.request.urlopen("http://%s/metrics" % address,
+                                        timeout=RPC_TIMEOUT_S) as answer:
+                self.assertEqual(answer.status, 200)
+                self.assertIn("remex_", answer.read().decode())
+
+    def assert_stops(self, server, pod, container):
+        """SIGTERM (after the preStop pause in a pod); exit 0 in time."""
+        pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+        budget = pod["terminationGracePeriodSeconds"] - pre_stop
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=budget + 30)
+        took = time.monotonic() - started
+        self.assertEqual(code, 0)
+        self.assertLess(took, budget, "the kubelet would SIGKILL it")
+        return took
+
+
+class Channel:
+    """A gRPC channel with the few calls the tests need."""
+
+    def __init__(self, address, messages):
+        import grpc  # pylint: disable=import-outside-toplevel
+        self.grpc = grpc
+        self.channel = grpc.insecure_channel(address)
+        self.m = messages
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *unused):
+        self.channel.close()
+
+    def call(self, method, request, response_class):
+        stub = self.channel.unary_unary(
+            method, request_serializer=lambda r: r.SerializeToString(),
+            response_deserializer=response_class.FromString)
+        return stub(request, timeout=RPC_TIMEOUT_S)
+
+    def health(self, service):
+        health = self.m["health"]
+        answer = self.call("/grpc.health.v1.Health/Check",
+                           health.HealthCheckRequest(service=service),
+                           health.HealthCheckResponse)
+        return health.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+    def list_functions(self):
+        ex = self.m["executor"]
+        return self.call("/remex.v1.Executor/ListFunctions",
+                         ex.ListFunctionsRequest(), ex.ListFunctionsResponse)
+
+    def submit(self, function, args):
+        from google.protobuf import json_format  # pylint: disable=import-outside-toplevel
+        ex = self.m["executor"]
+        request = json_format.ParseDict(
+            {"function": function, "args": args}, ex.SubmitRequest())
+        return self.call("/remex.v1.Executor/Submit", request, ex.Task)
+
+    def get(self, task_id):
+        ex = self.m["executor"]
+        return self.call("/remex.v1.Executor/Get", ex.GetRequest(id=task_id),
+                         ex.Task)
+
+    def await_task(self, task_id, timeout_s):
+        from google.protobuf import json_format  # pylint: disable=import-outside-toplevel
+        ex = self.m["executor"]
+        request = json_format.ParseDict(
+            {"id": task_id, "timeout": "%ds" % timeout_s}, ex.AwaitRequest())
+        stub = self.channel.unary_unary(
+            "/remex.v1.Executor/Await",
+            request_serializer=lambda r: r.SerializeToString(),
+            response_deserializer=ex.Task.FromString)
+        task = stub(request, timeout=timeout_s + RPC_TIMEOUT_S)
+        return json_format.MessageToDict(task)
+
+    def wait_until_running(self, task_id):
+        ex = self.m["executor"]
+        deadline = time.monotonic() + RPC_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.get(task_id).state == ex.State.Value("RUNNING"):
+                return
+            time.sleep(0.02)
+        raise AssertionError("task %s did not start" % task_id)
+
+
+def compile_protos(out_dir):
+    """Python messages for remex.v1 and grpc.health.v1 (Debian's grpc_tools)."""
+    import grpc_tools  # pylint: disable=import-outside-toplevel
+    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc",
+         "-I" + os.path.join(REPO, "protos"),
+         "-I" + os.path.join(REPO, "tests", "rpc"), "-I" + include,
+         "--python_out=" + out_dir, "remex/v1/executor.proto",
+         "health.proto"], check=True, timeout=60)
+    sys.path.insert(0, out_dir)
+    import health_pb2  # pylint: disable=import-outside-toplevel,import-error
+    from remex.v1 import executor_pb2  # pylint: disable=import-outside-toplevel,import-error
+    return {"health": health_pb2, "executor": executor_pb2}
+
+
+def main():
+    global RENDERER, SERVER, NODE_MODULES
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--renderer", required=True)
+    parser.add_argument("--server")
+    parser.add_argument("--node-modules")
+    parser.add_argument("tests", nargs="*")
+    options = parser.parse_args()
+    RENDERER = options.renderer
+    SERVER = options.server and os.path.abspath(options.server)
+    NODE_MODULES = options.node_modules
+    if shutil.which("yamllint") is None and "YamllintTest" in options.tests:
+        sys.exit("yamllint is not installed (scripts/install-deps.sh)")
+    unittest.main(argv=[sys.argv[0], "-v"] + options.tests)
+
+
+if __name__ == "__main__":
+    main()
