@@ -2,34 +2,78 @@
 # Installs the Debian 12 packages that remex needs to build and to run every
 # test. Idempotent: when all of them are installed already it does nothing, so
 # CI re-runs are fast. Run as root (or with sudo available).
+#
+#   install-deps.sh               build and test (the README's commands)
+#   install-deps.sh --build-only  only what ./scripts/build.sh needs with
+#                                 -DREMEX_BUILD_TESTS=OFF
+#                                 -DREMEX_BUILD_BENCHMARKS=OFF (the image's
+#                                 build stage)
+#   install-deps.sh --runtime     only what remex-server needs to run:
+#                                 scripts/runtime-packages.txt (the image's
+#                                 runtime stage; tests/helm ImageTest checks it
+#                                 against the binary's shared libraries)
 set -euo pipefail
 
-readonly PACKAGES=(
+readonly BUILD_PACKAGES=(
   build-essential cmake pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libssl-dev
-  libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libabsl-dev
   libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
+)
+readonly TEST_PACKAGES=(
+  libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
   python3 python3-grpcio python3-grpc-tools python3-protobuf
   python3-pkg-resources
+  # tests/helm: the chart renderer, schema checks, yamllint, the image's init.
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev
+  golang-gopkg-yaml.v3-dev python3-jsonschema python3-yaml yamllint tini
 )
+# PACKAGE:COMMAND pairs: installed only when COMMAND is missing (NodeSource's
+# nodejs, for one, brings npm and conflicts with Debian's npm package).
+readonly TOOL_PACKAGES=(nodejs:node npm:npm)
+readonly RUNTIME_LIST="$(dirname "${BASH_SOURCE[0]}")/runtime-packages.txt"
 
-# Prints the packages of PACKAGES that are not fully installed.
+PACKAGES=()
+TOOLS=()
+
+# Prints the packages of PACKAGES that are not fully installed, and those of
+# TOOLS whose command is missing.
 missing_packages() {
-  local pkg
+  local pkg tool
   for pkg in "${PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}\n' "${pkg}" 2>/dev/null |
         grep -q '^install ok installed$'; then
       echo "${pkg}"
     fi
   done
+  for tool in "${TOOLS[@]}"; do
+    command -v "${tool#*:}" >/dev/null || echo "${tool%%:*}"
+  done
+}
+
+# Sets PACKAGES and TOOLS for the mode given on the command line.
+select_packages() {
+  case "${1:-}" in
+    "")
+      PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}")
+      TOOLS=("${TOOL_PACKAGES[@]}")
+      ;;
+    --build-only) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+    --runtime) mapfile -t PACKAGES < <(grep -o '^[^#[:space:]]\+' "${RUNTIME_LIST}") ;;
+    *)
+      echo "usage: install-deps.sh [--build-only | --runtime]" >&2
+      return 2
+      ;;
+  esac
 }
 
 main() {
+  select_packages "$@"
   local missing
   mapfile -t missing < <(missing_packages)
   if ((${#missing[@]} == 0)); then
-    echo "install-deps: all ${#PACKAGES[@]} packages are installed"
+    echo "install-deps: all $((${#PACKAGES[@]} + ${#TOOLS[@]})) packages are installed"
     return 0
   fi
   echo "install-deps: installing ${missing[*]}"

@@ -13,6 +13,9 @@ Helm runs) for the default values and for every option switched on, and:
                         kubernetes-models;
   YamllintTest          the chart's YAML and the rendered manifests pass
                         yamllint with tests/helm/yamllint.yaml;
+  ImageTest             the Dockerfile's runtime packages hold every shared
+                        library of remex-server; its user, init and paths
+                        are the chart's;
   ServerRunTest         the real remex-server runs with exactly the command
                         line of the rendered Deployment and the config file of
                         the rendered ConfigMap (only the listen addresses are
@@ -53,6 +56,8 @@ SERVER_RUN_VALUES = os.path.join(VALUES_DIR, "server-run.yaml")
 FIXTURES = os.path.join(HERE, "fixtures")
 YAMLLINT_CONFIG = os.path.join(HERE, "yamllint.yaml")
 VALIDATE_JS = os.path.join(HERE, "validate_k8s.js")
+DOCKERFILE = os.path.join(REPO, "Dockerfile")
+RUNTIME_PACKAGES = os.path.join(REPO, "scripts", "runtime-packages.txt")
 
 RENDERER = None
 SERVER = None
@@ -254,7 +259,7 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(spec["replicas"], 1)
         container = spec["template"]["spec"]["containers"][0]
         self.assertEqual(container["command"],
-                         ["/usr/local/bin/remex-server"])
+                         ["/usr/bin/tini", "--", "/usr/local/bin/remex-server"])
         self.assertEqual(container["args"], [
             "--listen=0.0.0.0:50051",
             "--config=/etc/remex/config.yaml",
@@ -584,9 +589,11 @@ class ServerProcess:
 
     def __init__(self, command, cwd):
         print("starting: %s" % " ".join(command))
+        # TINI_SUBREAPER: tini reaps orphans here as it does as PID 1.
         self.process = subprocess.Popen(
             command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, text=True)
+            stdin=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, TINI_SUBREAPER="1"))
         self.lines = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
         self.address = self.wait_for(r"(?<!metrics )listening on (\S+:\d+)")
@@ -670,9 +677,15 @@ class ServerRunTest(unittest.TestCase):
             for mount_path, local in moved.items():
                 arg = arg.replace(mount_path + "/", local + "/")
             args.append(arg)
-        self.assertEqual(os.path.basename(container["command"][0]),
-                         os.path.basename(SERVER))
-        return [SERVER] + container["command"][1:] + args, container, pod
+        # The image's binary is the one built here; an init before it (tini)
+        # runs as it is when this machine has it.
+        command = container["command"]
+        binary = [os.path.basename(c) for c in command].index("remex-server")
+        init = command[:binary]
+        if init and not os.access(init[0], os.X_OK):
+            print("NOTE: %s dropped: not installed here" % " ".join(init))
+            init = []
+        return init + [SERVER] + command[binary + 1:] + args, container, pod
 
     def start(self, objects):
         workdir = tempfile.mkdtemp(dir=self.tmp.name)
@@ -746,6 +759,175 @@ class ServerRunTest(unittest.TestCase):
         self.assertEqual(code, 0)
         self.assertLess(took, budget, "the kubelet would SIGKILL it")
         return took
+
+
+class ImageTest(unittest.TestCase):
+    """The Dockerfile, without a Docker engine: its runtime packages hold
+    every shared library remex-server links, and its user, paths and init
+    are the ones the chart's Deployment uses."""
+
+    @classmethod
+    def setUpClass(cls):
+        with open(DOCKERFILE, encoding="utf-8") as f:
+            cls.dockerfile = f.read()
+        with open(RUNTIME_PACKAGES, encoding="utf-8") as f:
+            cls.runtime = [line.split("#")[0].strip() for line in f
+                           if line.split("#")[0].strip()]
+        cls.closure = dependency_closure(cls.runtime)
+
+    def instructions(self):
+        """(stage index, INSTRUCTION, arguments), continuation lines joined."""
+        text = re.sub(r"\\\n", " ", self.dockerfile)
+        stage = -1
+        for line in text.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            word, _, rest = line.partition(" ")
+            if word.upper() == "FROM":
+                stage += 1
+            yield stage, word.upper(), rest.strip()
+
+    def test_runtime_packages_hold_every_shared_library(self):
+        libraries = shared_libraries(SERVER)
+        self.assertGreater(len(libraries), 5)
+        owners = owning_packages(libraries)
+        for library in libraries:
+            with self.subTest(library):
+                package = owners[library]
+                self.assertIn(package, self.closure,
+                              "%s is in %s: add it to %s" %
+                              (library, package, RUNTIME_PACKAGES))
+
+    def test_runtime_packages_are_runtime_packages(self):
+        for package in self.runtime:
+            with self.subTest(package):
+                self.assertFalse(package.endswith("-dev"))
+        out = subprocess.run(["apt-cache", "show", "--no-all-versions"] +
+                             self.runtime, capture_output=True, text=True,
+                             timeout=60, check=False).stdout
+        known = set(re.findall(r"(?m)^Package: (\S+)$", out))
+        self.assertEqual(sorted(set(self.runtime) - known), [],
+                         "not Debian packages")
+
+    def test_stages_run_the_repository_scripts(self):
+        runs = {}
+        froms = []
+        for stage, word, rest in self.instructions():
+            if word == "RUN":
+                runs.setdefault(stage, []).append(rest)
+            if word == "FROM":
+                froms.append(rest.split()[0])
+        self.assertEqual(len(froms), 2)
+        self.assertTrue(all(f.startswith("debian:12") for f in froms), froms)
+        build = " ".join(runs[0])
+        self.assertIn("./scripts/install-deps.sh --build-only", build)
+        self.assertIn("./scripts/build.sh", build)
+        self.assertIn("install-deps.sh --runtime", " ".join(runs[1]))
+
+    def test_image_matches_the_chart(self):
+        _, objects = Rendered.of()
+        pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        user = [rest for stage, word, rest in self.instructions()
+                if word == "USER" and stage == 1]
+        self.assertEqual(user, ["%d:%d" % (pod["securityContext"]["runAsUser"],
+                                           pod["securityContext"]["runAsGroup"])])
+        entrypoint = [json.loads(rest) for stage, word, rest
+                      in self.instructions() if word == "ENTRYPOINT"]
+        self.assertEqual(entrypoint, [container["command"]])
+        copies = [rest.split() for stage, word, rest in self.instructions()
+                  if word == "COPY" and rest.startswith("--from=build")]
+        self.assertEqual([c[-1] for c in copies], [container["command"][-1]])
+        # Every program the pod runs comes from a runtime package or from
+        # the base image's essential packages (the preStop sleep).
+        programs = container["command"][:1] + [
+            container["lifecycle"]["preStop"]["exec"]["command"][0]]
+        owners = owning_packages(programs)
+        for program in programs:
+            with self.subTest(program):
+                package = owners[program]
+                self.assertTrue(package in self.closure or is_essential(package),
+                                "%s (%s) is not in the runtime image" %
+                                (program, package))
+
+
+def shared_libraries(binary):
+    """The absolute paths ldd resolves for a binary (not the loader)."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    if "not found" in out:
+        raise AssertionError("ldd: a library is not found:\n" + out)
+    return sorted(set(re.findall(r"=> (/\S+)", out)))
+
+
+def owning_packages(paths):
+    """{path: Debian package} (one dpkg-query call), trying each path's
+    /usr-merged spellings; a path no package holds fails."""
+    spellings = {}
+    for path in paths:
+        for candidate in (path, os.path.realpath(path)):
+            other = (candidate[len("/usr"):] if candidate.startswith("/usr/")
+                     else "/usr" + candidate)
+            for spelling in (candidate, other):
+                spellings.setdefault(spelling, set()).add(path)
+    out = subprocess.run(["dpkg-query", "-S"] + sorted(spellings),
+                         capture_output=True, text=True, timeout=60,
+                         check=False).stdout
+    owners = {}
+    for line in out.splitlines():
+        package, _, spelling = line.partition(": ")
+        for path in spellings.get(spelling.strip(), ()):
+            owners[path] = package.split(",")[0].split(":")[0].strip()
+    missing = sorted(set(paths) - set(owners))
+    if missing:
+        raise AssertionError("no Debian package holds %s" % missing)
+    return owners
+
+
+def installed_packages():
+    """{package: (essential, [[alternative, ...] per dependency])} of the
+    packages installed here (one dpkg-query call)."""
+    out = subprocess.run(
+        ["dpkg-query", "-W",
+         "-f=${Package}\\t${db:Status-Abbrev}\\t${Essential}\\t"
+         "${Pre-Depends}, ${Depends}\\n"],
+        capture_output=True, text=True, timeout=60, check=True).stdout
+    packages = {}
+    for line in out.splitlines():
+        name, status, essential, depends = line.split("\t")
+        if not status.startswith("ii"):
+            continue
+        clauses = [[a.strip().split(" ")[0].split(":")[0]
+                    for a in clause.split("|")]
+                   for clause in depends.split(",") if clause.strip()]
+        packages[name] = (essential == "yes", clauses)
+    return packages
+
+
+INSTALLED = None
+
+
+def is_essential(package):
+    return INSTALLED[package][0] if package in INSTALLED else False
+
+
+def dependency_closure(packages):
+    """The packages and everything they (Pre-)Depend on, as installed here
+    (of alternatives "a | b", the first one installed)."""
+    global INSTALLED
+    if INSTALLED is None:
+        INSTALLED = installed_packages()
+    seen = set()
+    todo = list(packages)
+    while todo:
+        package = todo.pop()
+        if package in seen or package not in INSTALLED:
+            continue
+        seen.add(package)
+        for alternatives in INSTALLED[package][1]:
+            todo.extend([a for a in alternatives if a in INSTALLED][:1])
+    return seen
 
 
 class Channel:
