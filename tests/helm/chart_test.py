@@ -6,11 +6,12 @@ Helm runs) for the default values and for every option switched on, and:
 
   RenderTest            the rendered objects follow the chart's promises
                         (labels, probes, security, grace periods, ...);
-  ValuesSchemaTest      values.schema.json takes good values and refuses
-                        typos and out-of-range values;
+  ValuesSchemaTest      values.schema.json takes good values (also the
+                        README's example) and refuses typos and
+                        out-of-range values;
   KubernetesSchemaTest  every rendered object is valid for the Kubernetes
                         (and prometheus-operator) object schemas of npm's
-                        kubernetes-models;
+                        kubernetes-models, with no unknown field;
   YamllintTest          the chart's YAML and the rendered manifests pass
                         yamllint with tests/helm/yamllint.yaml;
   ImageTest             the Dockerfile's runtime packages hold every shared
@@ -441,7 +442,14 @@ class ValuesSchemaTest(unittest.TestCase):
                 for e in self.validator.iter_errors(values)]
 
     def test_good_values(self):
-        for files in ((), (FULL_VALUES,), (SERVER_RUN_VALUES,)):
+        readme = os.path.join(self.tmp.name, "my-values.yaml")
+        with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+            example = re.search(r"```yaml\n(# my-values.yaml.*?)```", f.read(),
+                                re.S)
+        self.assertIsNotNone(example, "README.md: the my-values.yaml example")
+        with open(readme, "w", encoding="utf-8") as f:
+            f.write(example.group(1))
+        for files in ((), (FULL_VALUES,), (SERVER_RUN_VALUES,), (readme,)):
             with self.subTest(files=files):
                 self.assertEqual(self.errors(self.merged(*files)), [])
 
@@ -529,28 +537,43 @@ class KubernetesSchemaTest(unittest.TestCase):
             os.unlink(f.name)
 
     def test_rendered_objects_are_valid(self):
-        for files in ((), (FULL_VALUES,)):
-            with self.subTest(files=files):
-                _, objects = Rendered.of(*files)
-                result = self.validate(objects)
-                sys.stdout.write(result.stdout)
-                self.assertEqual(result.returncode, 0, result.stderr)
-                self.assertEqual(result.stdout.count("valid "), len(objects))
+        objects = Rendered.of()[1] + Rendered.of(FULL_VALUES)[1]
+        result = self.validate(objects)
+        sys.stdout.write(result.stdout)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.count("valid "), len(objects))
 
     def test_invalid_objects_are_caught(self):
-        """The validator is not a no-op: broken objects fail it."""
+        """The validator is not a no-op: each broken object fails it."""
         _, objects = Rendered.of(FULL_VALUES)
+        broken = {}
         deployment = copy.deepcopy(one(objects, "Deployment"))
         deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0][
             "containerPort"] = "grpc"
+        broken["port-type"] = deployment
         monitor = copy.deepcopy(one(objects, "ServiceMonitor"))
         monitor["spec"]["endpoints"] = "metrics"
-        unknown = {"apiVersion": "example.com/v1", "kind": "Gadget",
-                   "metadata": {"name": "x"}}
-        for obj in (deployment, monitor, unknown):
-            with self.subTest(obj["kind"]):
-                result = self.validate([obj])
-                self.assertNotEqual(result.returncode, 0, result.stdout)
+        broken["monitor-endpoints"] = monitor
+        broken["unknown-kind"] = {"apiVersion": "example.com/v1",
+                                  "kind": "Gadget", "metadata": {}}
+        # A misspelt field: the API server would drop it, and with it the
+        # read-only root.
+        typo = copy.deepcopy(one(objects, "Deployment"))
+        security = typo["spec"]["template"]["spec"]["containers"][0][
+            "securityContext"]
+        security["readOnlyRootFileSystem"] = security.pop(
+            "readOnlyRootFilesystem")
+        broken["field-typo"] = typo
+        for name, obj in broken.items():
+            obj["metadata"]["name"] = name
+        result = self.validate(list(broken.values()))
+        self.assertNotEqual(result.returncode, 0, result.stdout)
+        for name in broken:
+            with self.subTest(name):
+                self.assertRegex(result.stdout,
+                                 r"(?m)^(INVALID|unknown kind) .* %s\b" % name)
+        self.assertIn("readOnlyRootFileSystem", result.stdout)
+        self.assertNotIn("valid ", result.stdout.replace("INVALID ", ""))
 
 
 class YamllintTest(unittest.TestCase):
