@@ -304,6 +304,9 @@ class RenderTest(unittest.TestCase):
         annotations = pod["metadata"]["annotations"]
         self.assertEqual(annotations["prometheus.io/scrape"], "true")
         self.assertEqual(annotations["prometheus.io/port"], "9100")
+        for probe in ("livenessProbe", "readinessProbe"):
+            self.assertEqual(container[probe]["grpc"]["service"],
+                             "remex.v1.Executor")
         self.assertEqual(config["pools"][1]["kind"], "process")
         self.assertEqual(config["functions"][0]["command"],
                          ["/bin/uname", "-a"])
@@ -386,6 +389,25 @@ class RenderTest(unittest.TestCase):
                     render(path)
             finally:
                 FIXTURES = saved
+
+    def test_chart_symlinks_resolve(self):
+        """Helm refuses to load a chart with a dangling symlink: the links
+        to monitoring/ must resolve once the repository has monitoring/."""
+        links = []
+        for directory, _, names in os.walk(CHART):
+            links += [os.path.join(directory, n) for n in names
+                      if os.path.islink(os.path.join(directory, n))]
+        links += [os.path.join(CHART, "monitoring", n)
+                  for n in ("alerts", "dashboards")]
+        if not os.path.isdir(os.path.join(REPO, "monitoring")):
+            self.skipTest("the repository has no monitoring/ yet")
+        for link in links:
+            with self.subTest(link):
+                self.assertTrue(os.path.exists(link), "dangling: " + link)
+        for name in ("alerts/remex.rules.yml", "dashboards/remex.json"):
+            with self.subTest(name):
+                self.assertTrue(os.path.isfile(
+                    os.path.join(CHART, "monitoring", name)))
 
     def test_notes_show_grpcurl(self):
         notes = render(notes=True)
