@@ -1,0 +1,114 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Values merge as Helm coalesces them: maps key by key, lists replaced whole,
+// null deletes, numbers float64.
+func TestMergeLikeHelm(t *testing.T) {
+	base, err := readYAML([]byte("a: {b: 1, c: [1, 2], d: x}\ne: 5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := readYAML([]byte("a: {c: [3], d: null, f: true}\ne: {g: 1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	merge(base, layer)
+	want := map[string]interface{}{
+		"a": map[string]interface{}{"b": 1.0, "c": []interface{}{3.0}, "f": true},
+		"e": map[string]interface{}{"g": 1.0},
+	}
+	if !reflect.DeepEqual(base, want) {
+		t.Errorf("merged %#v, want %#v", base, want)
+	}
+}
+
+// toYaml: sorted keys, unindented lists, big integers as integers, no final
+// newline (what Helm's sigs.k8s.io/yaml writes).
+func TestToYAMLLikeHelm(t *testing.T) {
+	values, err := readYAML([]byte("z: 1073741824\na: [x, {k: v}]\nm: 0.5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := toYAML(values)
+	want := "a:\n- x\n- k: v\nm: 0.5\nz: 1073741824"
+	if got != want {
+		t.Errorf("toYAML = %q, want %q", got, want)
+	}
+	if m := fromYAML("a: [1"); m["Error"] == nil {
+		t.Errorf("fromYAML of bad YAML = %v, want an Error key", m)
+	}
+}
+
+func TestRequired(t *testing.T) {
+	for _, v := range []interface{}{nil, ""} {
+		if _, err := required("need it", v); err == nil || err.Error() != "need it" {
+			t.Errorf("required(%#v) error = %v", v, err)
+		}
+	}
+	if v, err := required("need it", 0.0); err != nil || v != 0.0 {
+		t.Errorf("required(0) = %v, %v", v, err)
+	}
+}
+
+// A tiny chart: partials are not output, include/tpl/Files.Get work, empty
+// documents are dropped, NOTES.txt only with notes, fail stops the render.
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Chart.yaml", "apiVersion: v2\nname: demo\nversion: 1.0.0\nappVersion: \"2\"\n")
+	write("values.yaml", "port: 80\ngreeting: hi {{ .Release.Name }}\nfailNow: false\n")
+	write("files/data.txt", "from a file")
+	write("templates/_helpers.tpl", `{{- define "demo.name" -}}{{ .Chart.Name }}-{{ .Release.Name }}{{- end }}`)
+	write("templates/a.yaml", `{{- if .Values.failNow }}{{ fail "stopped" }}{{ end -}}
+kind: A
+name: {{ include "demo.name" . }}
+port: {{ .Values.port }}
+greeting: {{ tpl .Values.greeting . }}
+file: {{ .Files.Get "files/data.txt" }}
+missing: "{{ .Files.Get "files/none" }}{{ .Values.nothing }}"
+---
+# only a comment
+---
+kind: B
+version: {{ .Chart.AppVersion }}`)
+	write("templates/NOTES.txt", "notes for {{ .Release.Name }}")
+
+	o := options{chartDir: dir, name: "rel", namespace: "ns", kubeVersion: "v1.29.0"}
+	out, err := run(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "---\n# Source: demo/templates/a.yaml\nkind: A\nname: demo-rel\nport: 80\n" +
+		"greeting: hi rel\nfile: from a file\nmissing: \"\"\n" +
+		"---\n# Source: demo/templates/a.yaml\nkind: B\nversion: 2\n"
+	if out != want {
+		t.Errorf("run =\n%s\nwant\n%s", out, want)
+	}
+
+	o.notes = true
+	if out, err := run(o); err != nil || out != "notes for rel" {
+		t.Errorf("notes = %q, %v", out, err)
+	}
+
+	o.notes = false
+	write("fail.yaml", "failNow: true\n")
+	o.valueFiles = listFlag{filepath.Join(dir, "fail.yaml")}
+	if _, err := run(o); err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Errorf("run with fail = %v, want the fail message", err)
+	}
+}
