@@ -11,14 +11,18 @@
 # ---- build: the README's install and build steps, nothing else ----------
 FROM debian:12 AS build
 WORKDIR /src
+# The packages first, so that a source change does not reinstall them.
+COPY scripts/install-deps.sh scripts/runtime-packages.txt scripts/
+RUN ./scripts/install-deps.sh --build-only
 COPY . .
-RUN ./scripts/install-deps.sh --build-only \
- && REMEX_BUILD_DIR=/build ./scripts/build.sh \
+RUN REMEX_BUILD_DIR=/build ./scripts/build.sh \
       -DREMEX_BUILD_TESTS=OFF -DREMEX_BUILD_BENCHMARKS=OFF \
  && /build/server/remex-server --version
 
 # ---- runtime: shared libraries only, a fixed non-root user --------------
 FROM debian:12-slim
+LABEL org.opencontainers.image.title="remex-server" \
+      org.opencontainers.image.description="remex: a gRPC remote executor"
 COPY scripts/install-deps.sh scripts/runtime-packages.txt /usr/local/share/remex/
 RUN /usr/local/share/remex/install-deps.sh --runtime \
  && rm -rf /var/lib/apt/lists/*
