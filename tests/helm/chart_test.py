@@ -640,7 +640,8 @@ class ServerProcess:
             stdin=subprocess.DEVNULL, text=True,
             env=dict(os.environ, TINI_SUBREAPER="1"))
         self.lines = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
         self.address = self.wait_for(r"(?<!metrics )listening on (\S+:\d+)")
 
     def _pump(self):
@@ -667,6 +668,7 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self.pump.join(timeout=10)  # Reads to the end of the output.
         self.process.stdout.close()
 
 
@@ -737,18 +739,20 @@ class ServerRunTest(unittest.TestCase):
         command, container, pod = self.pod_command(objects, workdir)
         server = ServerProcess(command, cwd=workdir)
         self.addCleanup(server.kill)
+        with open(flag_value(command, "--config"), encoding="utf-8") as f:
+            server.config = yaml.safe_load(f)
         return server, container, pod
 
     def test_default_values(self):
         _, objects = Rendered.of()
         server, container, pod = self.start(objects)
-        self.check_serves(server, container, objects)
+        self.check_serves(server, container)
         self.assert_stops(server, pod, container)
 
     def test_server_run_values_drain_within_the_pod_grace(self):
         _, objects = Rendered.of(SERVER_RUN_VALUES)
         server, container, pod = self.start(objects)
-        self.check_serves(server, container, objects)
+        self.check_serves(server, container)
 
         # A running task outlives the drain grace: it ends CANCELLED after
         # --shutdown-grace, and the server exits 0 well within the pod's
@@ -767,20 +771,21 @@ class ServerRunTest(unittest.TestCase):
             self.assertEqual(awaited.get("state"), "CANCELLED", awaited)
         self.assertGreaterEqual(drain, grace * 0.9)
 
-    def check_serves(self, server, container, objects):
-        config_map = [o for o in objects if o["kind"] == "ConfigMap"][0]
-        config = yaml.safe_load(config_map["data"]["config.yaml"])
+    def check_serves(self, server, container):
         with Channel(server.address, self.messages) as channel:
             # What the kubelet's probes ask.
             for probe in ("livenessProbe", "readinessProbe"):
                 service = container[probe]["grpc"].get("service", "")
                 self.assertEqual(channel.health(service), "SERVING", probe)
-            pools = {p.name: (p.kind, p.workers, p.max_queue)
-                     for p in channel.list_functions().pools}
-            expected = {p["name"]: (p.get("kind", "thread"), p["workers"],
-                                    p.get("max_queue", 100000))
-                        for p in config["pools"]}
-            self.assertEqual(pools, expected, "the ConfigMap's pools")
+            # The server runs the ConfigMap's pools.
+            served = {p.name: p for p in channel.list_functions().pools}
+            self.assertEqual(sorted(served),
+                             sorted(p["name"] for p in server.config["pools"]))
+            for pool in server.config["pools"]:
+                for key in ("kind", "workers", "max_queue"):
+                    if key in pool:
+                        self.assertEqual(getattr(served[pool["name"]], key),
+                                         pool[key], (pool["name"], key))
             task = channel.submit("echo", {"x": 1})
             done = channel.await_task(task.id, timeout_s=10)
             self.assertEqual(done["state"], "SUCCEEDED")
