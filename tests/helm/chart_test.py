@@ -190,8 +190,9 @@ class RenderTest(unittest.TestCase):
         ports = {p["name"]: p for p in service["spec"]["ports"]}
         self.assertEqual(ports["grpc"]["appProtocol"], "grpc")
 
-        self.assertEqual(len(pod["containers"]), 1)
+        # The server first, then any extraContainers.
         container = pod["containers"][0]
+        self.assertEqual(container["name"], "server")
         args = container["args"]
         listen_port = int(flag_value(args, "--listen").rsplit(":", 1)[1])
         container_ports = {p["name"]: p["containerPort"]
@@ -339,6 +340,11 @@ class RenderTest(unittest.TestCase):
 
         self.assertEqual(one(objects, "PodDisruptionBudget")["spec"]
                          ["minAvailable"], 1)
+        self.assertEqual([c["name"] for c in pod["spec"]["containers"]],
+                         ["server", "sidecar"])
+        self.assertEqual([c["name"] for c in pod["spec"]["initContainers"]],
+                         ["fetch-plugins"])
+        self.assertEqual(pod["spec"]["runtimeClassName"], "gvisor")
 
     def test_metrics_off_says_so_to_the_server(self):
         with tempfile.TemporaryDirectory() as tmp:
