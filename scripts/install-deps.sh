@@ -27,7 +27,7 @@ readonly TEST_PACKAGES=(
   python3-pkg-resources
   # tests/helm: the chart renderer, schema checks, yamllint, the image's init.
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev
-  golang-gopkg-yaml.v3-dev python3-jsonschema python3-yaml yamllint tini
+  python3-jsonschema python3-yaml yamllint tini
 )
 # PACKAGE:COMMAND pairs: installed only when COMMAND is missing (NodeSource's
 # nodejs, for one, brings npm and conflicts with Debian's npm package).

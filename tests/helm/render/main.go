@@ -22,7 +22,7 @@
 // Helm does before it renders.
 //
 // Build (Debian 12 packages golang-go, golang-github-masterminds-sprig-dev,
-// golang-gopkg-yaml.v2-dev, golang-gopkg-yaml.v3-dev; no network):
+// golang-gopkg-yaml.v2-dev; no network):
 //
 //	GO111MODULE=off GOPATH=/usr/share/gocode go build -o render ./tests/helm/render
 package main
@@ -43,7 +43,6 @@ import (
 
 	"github.com/Masterminds/sprig"
 	yamlv2 "gopkg.in/yaml.v2"
-	yamlv3 "gopkg.in/yaml.v3"
 )
 
 // listFlag collects a repeated flag.
@@ -101,17 +100,36 @@ func (a apiVersions) Has(v string) bool {
 	return false
 }
 
+// jsonable turns go-yaml v2's map[interface{}]interface{} into
+// map[string]interface{}, recursively, so that encoding/json takes it.
+func jsonable(v interface{}) interface{} {
+	switch v := v.(type) {
+	case map[interface{}]interface{}:
+		m := make(map[string]interface{}, len(v))
+		for key, value := range v {
+			m[fmt.Sprint(key)] = jsonable(value)
+		}
+		return m
+	case []interface{}:
+		for i := range v {
+			v[i] = jsonable(v[i])
+		}
+	}
+	return v
+}
+
 // readYAML parses YAML into JSON-like values (map[string]interface{},
-// []interface{}, float64, string, bool, nil), as Helm's sigs.k8s.io/yaml does.
+// []interface{}, float64, string, bool, nil), as Helm's sigs.k8s.io/yaml does:
+// YAML 1.1 as go-yaml v2 reads it (yes/no/on/off are booleans), then JSON.
 func readYAML(data []byte) (map[string]interface{}, error) {
 	var raw interface{}
-	if err := yamlv3.Unmarshal(data, &raw); err != nil {
+	if err := yamlv2.Unmarshal(data, &raw); err != nil {
 		return nil, err
 	}
 	if raw == nil {
 		return map[string]interface{}{}, nil
 	}
-	encoded, err := json.Marshal(raw)
+	encoded, err := json.Marshal(jsonable(raw))
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,10 @@ func TestToYAMLLikeHelm(t *testing.T) {
 	if got != want {
 		t.Errorf("toYAML = %q, want %q", got, want)
 	}
+	// YAML 1.1, as Helm reads values: "on" is a boolean.
+	if m := fromYAML("a: on\nb: 'on'\n"); m["a"] != true || m["b"] != "on" {
+		t.Errorf("fromYAML(on) = %#v", m)
+	}
 	if m := fromYAML("a: [1"); m["Error"] == nil {
 		t.Errorf("fromYAML of bad YAML = %v, want an Error key", m)
 	}
