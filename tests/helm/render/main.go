@@ -67,6 +67,29 @@ type chartMetadata struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
+// release is .Release; a struct, as in Helm, so that a misspelt field fails.
+type release struct {
+	Name, Namespace, Service string
+	IsInstall, IsUpgrade     bool
+	Revision                 int
+}
+
+// kubeVersion is .Capabilities.KubeVersion.
+type kubeVersion struct {
+	Version, GitVersion, Major, Minor string
+}
+
+// capabilities is .Capabilities.
+type capabilities struct {
+	KubeVersion kubeVersion
+	APIVersions apiVersions
+}
+
+// templateInfo is .Template.
+type templateInfo struct {
+	Name, BasePath string
+}
+
 // files is .Files: paths relative to the chart directory.
 type files struct {
 	chartDir string
@@ -353,17 +376,17 @@ func run(o options) (string, error) {
 	}
 	data := map[string]interface{}{
 		"Values": values,
-		"Release": map[string]interface{}{
-			"Name": o.name, "Namespace": o.namespace, "Service": "Helm",
-			"IsInstall": true, "IsUpgrade": false, "Revision": 1,
+		"Release": release{
+			Name: o.name, Namespace: o.namespace, Service: "Helm",
+			IsInstall: true, Revision: 1,
 		},
 		"Chart": chart,
-		"Capabilities": map[string]interface{}{
-			"KubeVersion": map[string]interface{}{
-				"Version": o.kubeVersion, "GitVersion": o.kubeVersion,
-				"Major": minor[0], "Minor": minor[1],
+		"Capabilities": capabilities{
+			KubeVersion: kubeVersion{
+				Version: o.kubeVersion, GitVersion: o.kubeVersion,
+				Major: minor[0], Minor: minor[1],
 			},
-			"APIVersions": apiVersions(o.apiVersions),
+			APIVersions: apiVersions(o.apiVersions),
 		},
 		"Files": files{chartDir: o.chartDir, fallback: o.fallback},
 	}
@@ -375,9 +398,7 @@ func run(o options) (string, error) {
 		if strings.HasPrefix(base, "_") || isNotes != o.notes {
 			continue
 		}
-		data["Template"] = map[string]interface{}{
-			"Name": name, "BasePath": chart.Name + "/templates",
-		}
+		data["Template"] = templateInfo{Name: name, BasePath: chart.Name + "/templates"}
 		var buf bytes.Buffer
 		if err := r.root.ExecuteTemplate(&buf, name, data); err != nil {
 			return "", err

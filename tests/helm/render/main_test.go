@@ -109,6 +109,15 @@ version: {{ .Chart.AppVersion }}`)
 		t.Errorf("notes = %q, %v", out, err)
 	}
 
+	// Fields Helm does not have fail, as they would in Helm.
+	for _, text := range []string{"{{ .Release.Nme }}", `{{ .Files.Glob "x" }}`, "{{ nosuch 1 }}"} {
+		write("templates/b.yaml", text)
+		if _, err := run(options{chartDir: dir, name: "r", kubeVersion: "v1.29.0"}); err == nil {
+			t.Errorf("%s rendered without an error", text)
+		}
+	}
+	os.Remove(filepath.Join(dir, "templates", "b.yaml"))
+
 	o.notes = false
 	write("fail.yaml", "failNow: true\n")
 	o.valueFiles = listFlag{filepath.Join(dir, "fail.yaml")}
