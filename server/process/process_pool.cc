@@ -463,7 +463,9 @@ bool Supervisor::StartTask(Worker& worker, std::shared_ptr<Task> task) {
   run.set_seq(worker.seq);
   run.set_task_id(task->id());
   run.set_function(task->spec().function);
-  run.set_args_json(task->spec().args.dump());
+  // Never throws: a string that is not UTF-8 is replaced, not fatal.
+  run.set_args_json(task->spec().args.dump(
+      -1, ' ', false, executor::Json::error_handler_t::replace));
   run.set_input(task->spec().input);
   run.set_attempt(worker.attempt);
   if (absl::Status sent = WriteMessage(worker.fd, message); !sent.ok()) {

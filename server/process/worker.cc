@@ -192,7 +192,8 @@ wire::FromWorker RunOne(const wire::Run& run,
   result.set_code(static_cast<int>(outcome->error.code));
   result.set_message(outcome->error.message);
   if (outcome->error.code == absl::StatusCode::kOk) {
-    result.set_result_json(outcome->result.dump());
+    result.set_result_json(outcome->result.dump(
+        -1, ' ', false, executor::Json::error_handler_t::replace));
     result.set_output(outcome->output);
   }
   return answer;
@@ -219,6 +220,8 @@ void PrepareWorkerProcess(pid_t parent) {
   // The parent may have died before the line above: then nobody would
   // ever kill this worker.
   if (getppid() != parent) _exit(0);
+  // Tells workers from the server in ps and top.
+  prctl(PR_SET_NAME, "remex-worker");
   CloseInheritedFds();
 }
 

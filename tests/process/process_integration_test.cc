@@ -159,10 +159,19 @@ class ProcessPoolRpcTest : public ::testing::Test {
   bool exited_ = false;
 };
 
+#if defined(__SANITIZE_ADDRESS__)
+// ASan reserves terabytes of address space: no RLIMIT_AS, no "oom" crash.
+constexpr bool kMemoryLimits = false;
+constexpr absl::string_view kTwoWorkers =
+    R"({"pools":[{"name":"default","kind":"thread","workers":2},
+                 {"name":"process","kind":"process","workers":2}]})";
+#else
+constexpr bool kMemoryLimits = true;
 constexpr absl::string_view kTwoWorkers =
     R"({"pools":[{"name":"default","kind":"thread","workers":2},
                  {"name":"process","kind":"process","workers":2,
                   "memory_limit_bytes":1073741824}]})";
+#endif
 
 TEST_F(ProcessPoolRpcTest, KillNineOfAWorkerMidStreamLosesOnlyItsTask) {
   StartServer(kTwoWorkers);
@@ -200,11 +209,17 @@ TEST_F(ProcessPoolRpcTest, KillNineOfAWorkerMidStreamLosesOnlyItsTask) {
 
 TEST_F(ProcessPoolRpcTest, CrashesEndWorkerLostAndTheServerGoesOn) {
   StartServer(kTwoWorkers);
-  for (const char* how : {"segv", "abort", "exit", "oom"}) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"segv", "worker killed by signal SIGSEGV"},
+      {"abort", "worker killed by signal SIGABRT"},
+      {"exit", "worker exited with code 3"},
+      {"oom", "worker ran out of memory (memory_limit_bytes 1073741824)"}};
+  for (const auto& [how, cause] : cases) {
+    if (how == "oom" && !kMemoryLimits) continue;
     const Task done =
         Await(Submit("crash", absl::StrCat(R"({"how":")", how, R"("})")).id());
     EXPECT_EQ(done.state(), v1::WORKER_LOST) << how;
-    EXPECT_THAT(done.error().message(), HasSubstr("worker")) << how;
+    EXPECT_THAT(done.error().message(), HasSubstr(cause)) << how;
   }
   EXPECT_TRUE(PoolBackTo(2));
   EXPECT_EQ(Await(Submit("primes", R"({"n":1000})").id()).state(),

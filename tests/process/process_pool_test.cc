@@ -6,6 +6,7 @@
 //    limits, recycling, a scrubbed environment, no zombies.
 #include "server/process/process_pool.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,6 +82,19 @@ void RegisterTestFunctions(FunctionRegistry& registry) {
          const char* value =
              getenv(context.args()["name"].get<std::string>().c_str());
          context.set_result(value == nullptr ? Json() : Json(value));
+         return absl::OkStatus();
+       }});
+  // Opens /dev/null args.n times; returns how many opens succeeded.
+  (void)registry.Register(
+      {.name = "open_files", .body = [](TaskContext& context) {
+         std::vector<int> fds;
+         for (int i = 0; i < context.args()["n"].get<int>(); ++i) {
+           const int fd = open("/dev/null", O_RDONLY);
+           if (fd < 0) break;
+           fds.push_back(fd);
+         }
+         for (int fd : fds) close(fd);
+         context.set_result(static_cast<int>(fds.size()));
          return absl::OkStatus();
        }});
   (void)registry.Register({.name = "pid", .body = [](TaskContext& context) {
@@ -477,6 +491,15 @@ TEST_F(ProcessPoolTest, CpuLimitEndsATaskThatSpinsPastIt) {
     EXPECT_EQ(Await(Submit(MakeSpec("spin", Json{{"ms", 400}}))).state,
               TaskState::kSucceeded);
   }
+}
+
+TEST_F(ProcessPoolTest, MaxOpenFilesLimitsEachWorker) {
+  StartProcessPool(1, {.max_open_files = 32});
+  const TaskSnapshot done =
+      Await(Submit(MakeSpec("open_files", Json{{"n", 100}})));
+  ASSERT_EQ(done.state, TaskState::kSucceeded);
+  EXPECT_LT(done.outcome->result.get<int>(), 32);
+  EXPECT_GT(done.outcome->result.get<int>(), 0);
 }
 
 TEST_F(ProcessPoolTest, WorkersAreRecycledAfterMaxTasksPerWorker) {
