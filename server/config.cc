@@ -74,11 +74,66 @@ absl::StatusOr<absl::Duration> ParseDurationNode(const YAML::Node& node,
                               "' (use e.g. \"500ms\", \"10s\", \"2m\")"));
 }
 
+// The keys only process pools take; on a thread pool they are an error
+// (a thread cannot be killed or limited).
+absl::Status ParseProcessLimits(const YAML::Node& node,
+                                const std::string& where,
+                                executor::PoolConfig& pool) {
+  for (const char* key :
+       {"cancel_grace", "memory_limit_bytes", "cpu_limit_seconds",
+        "max_open_files", "max_tasks_per_worker"}) {
+    if (node[key] && pool.kind != executor::PoolKind::kProcess) {
+      return Invalid(absl::StrCat(where, ".", key),
+                     "only process pools take it (this pool is kind: thread)");
+    }
+  }
+  if (node["cancel_grace"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        pool.cancel_grace,
+        ParseDurationNode(node["cancel_grace"], where + ".cancel_grace"));
+  }
+  // Below this a worker cannot even load the server binary.
+  constexpr int64_t kMinMemoryLimit = 64 << 20;
+  if (node["memory_limit_bytes"]) {
+    REMEX_ASSIGN_OR_RETURN(pool.memory_limit_bytes,
+                           PositiveInteger(node["memory_limit_bytes"],
+                                           where + ".memory_limit_bytes"));
+    if (pool.memory_limit_bytes < kMinMemoryLimit) {
+      return Invalid(
+          where + ".memory_limit_bytes",
+          absl::StrCat("must be at least ", kMinMemoryLimit, " (64 MiB)"));
+    }
+  }
+  if (node["cpu_limit_seconds"]) {
+    REMEX_ASSIGN_OR_RETURN(pool.cpu_limit_seconds,
+                           PositiveInteger(node["cpu_limit_seconds"],
+                                           where + ".cpu_limit_seconds"));
+  }
+  if (node["max_open_files"]) {
+    // The worker itself needs a few (stdio, its channel, the binary).
+    REMEX_ASSIGN_OR_RETURN(
+        pool.max_open_files,
+        PositiveInteger(node["max_open_files"], where + ".max_open_files"));
+    if (pool.max_open_files < 16) {
+      return Invalid(where + ".max_open_files", "must be at least 16");
+    }
+  }
+  if (node["max_tasks_per_worker"]) {
+    REMEX_ASSIGN_OR_RETURN(pool.max_tasks_per_worker,
+                           PositiveInteger(node["max_tasks_per_worker"],
+                                           where + ".max_tasks_per_worker"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<executor::PoolConfig> ParsePool(const YAML::Node& node,
                                                size_t index) {
   const std::string where = absl::StrCat("pools[", index, "]");
   REMEX_RETURN_IF_ERROR(
-      CheckKeys(node, where, {"name", "kind", "workers", "max_queue"}));
+      CheckKeys(node, where,
+                {"name", "kind", "workers", "max_queue", "cancel_grace",
+                 "memory_limit_bytes", "cpu_limit_seconds", "max_open_files",
+                 "max_tasks_per_worker"}));
   executor::PoolConfig pool;
   if (!node["name"]) return Invalid(where, "needs a name");
   REMEX_ASSIGN_OR_RETURN(pool.name,
@@ -98,6 +153,7 @@ absl::StatusOr<executor::PoolConfig> ParsePool(const YAML::Node& node,
         pool.max_queue,
         PositiveInteger(node["max_queue"], where + ".max_queue"));
   }
+  REMEX_RETURN_IF_ERROR(ParseProcessLimits(node, where, pool));
   return pool;
 }
 
@@ -166,6 +222,12 @@ ServerConfig DefaultConfig() {
       executor::PoolConfig{.name = "default",
                            .kind = executor::PoolKind::kThread,
                            .workers = std::min(32, cores + 4),
+                           .max_queue = 100000});
+  // Like Python's ProcessPoolExecutor: one worker process per core.
+  config.executor.pools.push_back(
+      executor::PoolConfig{.name = "process",
+                           .kind = executor::PoolKind::kProcess,
+                           .workers = cores,
                            .max_queue = 100000});
   return config;
 }

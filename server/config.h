@@ -22,11 +22,15 @@ struct ServerConfig {
   bool enable_test_functions = false;
 };
 
-// The embedded defaults: a thread pool "default" sized to the machine.
+// The embedded defaults: a thread pool "default" and a process pool
+// "process" (one worker per core), sized to the machine.
 ServerConfig DefaultConfig();
 
 // Reads a config file (JSON or YAML; JSON is read as YAML) over `base`:
 //   pools: [{name, kind: thread|process, workers, max_queue}]  (replaces all)
+//     process pools also: cancel_grace (duration), memory_limit_bytes,
+//     cpu_limit_seconds (per task), max_open_files, max_tasks_per_worker
+//     (each refused on a thread pool)
 //   retention: {ttl: "10m", max_tasks: N, max_bytes: N}
 //   shutdown_grace: "10s"
 //   pollers: N

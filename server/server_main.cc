@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -19,6 +20,8 @@
 #include "server/config.h"
 #include "server/executor/builtin_functions.h"
 #include "server/executor/executor.h"
+#include "server/process/process_pool.h"
+#include "server/process/worker.h"
 #include "server/rpc/rpc_server.h"
 
 namespace remex::server {
@@ -34,8 +37,13 @@ flags:
                             port 0 picks a free port; the server prints
                             "listening on HOST:PORT" once it serves
   --config FILE             JSON or YAML config (default: built in: a thread
-                            pool "default" sized to the machine). Keys:
-                              pools: [{name, kind: thread, workers, max_queue}]
+                            pool "default" and a process pool "process",
+                            both sized to the machine). Keys:
+                              pools: [{name, kind: thread|process, workers,
+                                       max_queue}]
+                                process pools also: cancel_grace: "1s",
+                                memory_limit_bytes, cpu_limit_seconds (per
+                                task), max_open_files, max_tasks_per_worker
                               retention: {ttl: "10m", max_tasks, max_bytes}
                               shutdown_grace: "10s"
                               pollers: N
@@ -190,16 +198,19 @@ void StopExecutor(std::unique_ptr<executor::Executor> executor) {
   std::_Exit(0);
 }
 
-int Serve(const ServerConfig& config, const RegisterFunctions& extra,
-          const sigset_t& signals) {
+int Serve(ServerConfig config, const RegisterFunctions& extra,
+          const sigset_t& signals, int argc, char** argv) {
   executor::FunctionRegistry registry;
-  absl::Status registered = executor::RegisterBuiltinFunctions(
-      {.enable_test_functions = config.enable_test_functions}, registry);
-  if (registered.ok() && extra) registered = extra(registry);
-  if (!registered.ok()) {
+  if (absl::Status registered = BuildFunctionRegistry(config, extra, registry);
+      !registered.ok()) {
     std::cerr << "remex-server: " << registered << "\n";
     return 2;
   }
+  // Process workers are this binary with the same flags, so that they build
+  // the same registry (custom functions and plugins included).
+  config.executor.pool_factories[executor::PoolKind::kProcess] =
+      process::ProcessPoolFactory(
+          {.argv = std::vector<std::string>(argv, argv + argc)});
   absl::StatusOr<std::unique_ptr<executor::Executor>> executor =
       executor::Executor::Create(config.executor, registry);
   if (!executor.ok()) {
@@ -227,10 +238,42 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   return 0;
 }
 
+// A process pool's worker: the same flags and registry as the server, then
+// the worker loop on the channel its supervisor gave it.
+int RunWorkerMode(pid_t parent, int argc, char** argv,
+                  const RegisterFunctions& register_functions) {
+  process::PrepareWorkerProcess(parent);
+  absl::StatusOr<Flags> flags = ParseFlags(argc, argv);
+  absl::StatusOr<ServerConfig> config =
+      flags.ok() ? BuildConfig(*flags) : flags.status();
+  executor::FunctionRegistry registry;
+  absl::Status status = config.status();
+  if (status.ok()) {
+    status = BuildFunctionRegistry(*config, register_functions, registry);
+  }
+  if (!status.ok()) {
+    std::cerr << "remex-server worker: " << status << "\n";
+    return 2;
+  }
+  return process::RunWorker(process::kWorkerChannelFd, registry);
+}
+
 }  // namespace
+
+absl::Status BuildFunctionRegistry(const ServerConfig& config,
+                                   const RegisterFunctions& register_functions,
+                                   executor::FunctionRegistry& registry) {
+  REMEX_RETURN_IF_ERROR(executor::RegisterBuiltinFunctions(
+      {.enable_test_functions = config.enable_test_functions}, registry));
+  if (register_functions) REMEX_RETURN_IF_ERROR(register_functions(registry));
+  return absl::OkStatus();
+}
 
 int RunServer(int argc, char** argv,
               const RegisterFunctions& register_functions) {
+  if (std::optional<pid_t> parent = process::TakeWorkerFlag(argc, argv)) {
+    return RunWorkerMode(*parent, argc, argv, register_functions);
+  }
   // Before anything can start a thread, so that every thread inherits it.
   const sigset_t signals = BlockStopSignals();
   absl::StatusOr<Flags> flags = ParseFlags(argc, argv);
@@ -252,7 +295,7 @@ int RunServer(int argc, char** argv,
     std::cerr << "remex-server: " << config.status().message() << "\n";
     return 2;
   }
-  return Serve(*config, register_functions, signals);
+  return Serve(*std::move(config), register_functions, signals, argc, argv);
 }
 
 }  // namespace remex::server

@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "absl/status/status.h"
+#include "server/config.h"
 #include "server/executor/function_registry.h"
 
 namespace remex::server {
@@ -19,6 +20,14 @@ namespace remex::server {
 // Adds functions beside the built-in ones.
 using RegisterFunctions =
     std::function<absl::Status(executor::FunctionRegistry& registry)>;
+
+// Fills `registry` with every function the server offers: the built-in ones
+// (the test functions when the config enables them) and
+// `register_functions`' ones. The server and each of its process workers
+// call this, so that both know the same functions.
+absl::Status BuildFunctionRegistry(const ServerConfig& config,
+                                   const RegisterFunctions& register_functions,
+                                   executor::FunctionRegistry& registry);
 
 // Parses flags, loads the config, registers the built-in functions (and
 // `register_functions`' ones), serves until SIGTERM or SIGINT, drains, and

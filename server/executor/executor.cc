@@ -16,11 +16,12 @@ namespace {
 
 constexpr char kDefaultPoolName[] = "default";
 
-// Runs the function and returns what it produced; an outcome with an error
-// code means it failed.
-std::shared_ptr<const TaskOutcome> RunFunction(const FunctionSpec& function,
-                                               Task& task) {
-  TaskContext context(task.id(), task.spec(), task.cancellation());
+}  // namespace
+
+std::shared_ptr<const TaskOutcome> RunFunction(
+    const FunctionSpec& function, const std::string& task_id,
+    const TaskSpec& spec, const CancellationToken& cancellation) {
+  TaskContext context(task_id, spec, cancellation);
   absl::Status status;
   try {
     status = function.body(context);
@@ -42,8 +43,6 @@ std::shared_ptr<const TaskOutcome> RunFunction(const FunctionSpec& function,
   outcome->output = std::move(context.mutable_output());
   return outcome;
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
     ExecutorOptions options, const FunctionRegistry& registry) {
@@ -69,7 +68,7 @@ absl::Status Executor::StartPools() {
           absl::StrCat("pool '", config.name, "' is defined twice"));
     }
     REMEX_ASSIGN_OR_RETURN(std::unique_ptr<Pool> pool,
-                           CreatePool(config, *this));
+                           CreatePool(config, *this, options_.pool_factories));
     pools_.emplace(config.name, std::move(pool));
   }
   default_pool_ = pools_.contains(kDefaultPoolName)
@@ -201,14 +200,36 @@ void Executor::DisarmTimer(std::atomic<uint64_t>& timer) {
 }
 
 void Executor::Run(const std::shared_ptr<Task>& task) {
-  if (!task->MarkRunning(absl::Now())) return;  // ended while queued
+  if (!BeginRun(task)) return;
+  const int32_t attempt = task->attempt();
+  const FunctionSpec* function = registry_.Find(task->spec().function);
+  std::shared_ptr<const TaskOutcome> outcome =
+      RunFunction(*function, task->id(), task->spec(), task->cancellation());
+  const bool succeeded = outcome->error.code == absl::StatusCode::kOk;
+  CompleteRun(task, attempt,
+              succeeded ? TaskState::kSucceeded : TaskState::kFailed,
+              std::move(outcome));
+}
+
+bool Executor::BeginRun(const std::shared_ptr<Task>& task) {
+  if (!task->MarkRunning(absl::Now())) return false;  // ended while queued
   DisarmTimer(task->queue_timer);
   ArmRunTimeout(task);
-  const FunctionSpec* function = registry_.Find(task->spec().function);
-  std::shared_ptr<const TaskOutcome> outcome = RunFunction(*function, *task);
-  const bool succeeded = outcome->error.code == absl::StatusCode::kOk;
-  FinishTask(task, succeeded ? TaskState::kSucceeded : TaskState::kFailed,
-             std::move(outcome));
+  return true;
+}
+
+void Executor::CompleteRun(const std::shared_ptr<Task>& task, int32_t attempt,
+                           TaskState state,
+                           std::shared_ptr<const TaskOutcome> outcome) {
+  FinishTask(task, state, std::move(outcome), TaskState::kRunning, attempt);
+}
+
+bool Executor::RetryRun(const std::shared_ptr<Task>& task, int32_t attempt) {
+  if (attempt >= task->spec().max_attempts) return false;
+  if (!task->Requeue(attempt)) return false;
+  // A timer that escapes this finds the task QUEUED and does nothing.
+  DisarmTimer(task->run_timer);
+  return true;
 }
 
 bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,

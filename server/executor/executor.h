@@ -34,7 +34,16 @@ struct ExecutorOptions {
   RetentionLimits retention;
   // How often expired tasks are forgotten.
   absl::Duration retention_sweep_interval = absl::Seconds(1);
+  // Makers of the pool kinds that are not built in (process pools).
+  PoolFactories pool_factories;
 };
+
+// Runs `function` for task `task_id` on the calling thread and returns what
+// it produced; an outcome with an error code means it failed. Catches
+// whatever the function throws. Used by thread pools and process workers.
+std::shared_ptr<const TaskOutcome> RunFunction(
+    const FunctionSpec& function, const std::string& task_id,
+    const TaskSpec& spec, const CancellationToken& cancellation);
 
 struct ListQuery {
   std::optional<TaskState> state;
@@ -111,8 +120,13 @@ class Executor : private TaskRunner {
   Executor(ExecutorOptions options, const FunctionRegistry& registry);
   absl::Status StartPools();
 
-  // TaskRunner: runs on a pool worker.
+  // TaskRunner: called by the pools.
   void Run(const std::shared_ptr<Task>& task) override;
+  bool BeginRun(const std::shared_ptr<Task>& task) override;
+  void CompleteRun(const std::shared_ptr<Task>& task, int32_t attempt,
+                   TaskState state,
+                   std::shared_ptr<const TaskOutcome> outcome) override;
+  bool RetryRun(const std::shared_ptr<Task>& task, int32_t attempt) override;
 
   // The task with `id`, or NOT_FOUND.
   absl::StatusOr<std::shared_ptr<Task>> FindTask(const std::string& id) const;

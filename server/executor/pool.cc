@@ -22,8 +22,9 @@ absl::StatusOr<PoolKind> ParsePoolKind(absl::string_view name) {
       "unknown pool kind '", name, "' (expected \"thread\" or \"process\")"));
 }
 
-absl::StatusOr<std::unique_ptr<Pool>> CreatePool(const PoolConfig& config,
-                                                 TaskRunner& runner) {
+absl::StatusOr<std::unique_ptr<Pool>> CreatePool(
+    const PoolConfig& config, TaskRunner& runner,
+    const PoolFactories& factories) {
   if (config.name.empty()) {
     return absl::InvalidArgumentError("a pool needs a name");
   }
@@ -34,6 +35,13 @@ absl::StatusOr<std::unique_ptr<Pool>> CreatePool(const PoolConfig& config,
   if (config.max_queue == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("pool '", config.name, "': max_queue must be > 0"));
+  }
+  if (config.cancel_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pool '", config.name, "': cancel_grace must not be negative"));
+  }
+  if (auto it = factories.find(config.kind); it != factories.end()) {
+    return it->second(config, runner);
   }
   switch (config.kind) {
     case PoolKind::kThread:

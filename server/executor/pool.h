@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "server/executor/task.h"
 
 namespace remex::executor {
@@ -27,6 +29,18 @@ struct PoolConfig {
   int workers = 4;
   // Tasks that may wait in the queue; more are refused RESOURCE_EXHAUSTED.
   size_t max_queue = 100000;
+
+  // Process pools only (0: no limit). How long a cancelled or timed-out
+  // task's worker may take to stop before it is killed and replaced.
+  absl::Duration cancel_grace = absl::Seconds(1);
+  // Address space of each worker process (RLIMIT_AS), in bytes.
+  int64_t memory_limit_bytes = 0;
+  // CPU seconds each task may use in its worker (RLIMIT_CPU).
+  int64_t cpu_limit_seconds = 0;
+  // Open files of each worker process (RLIMIT_NOFILE).
+  int64_t max_open_files = 0;
+  // Tasks a worker runs before it is replaced by a fresh one.
+  int64_t max_tasks_per_worker = 0;
 };
 
 // A pool's figures at one moment (read at scrape time by monitoring).
@@ -42,12 +56,33 @@ struct PoolStats {
   std::map<std::string, int64_t> worker_restarts;
 };
 
-// Runs one task on the calling worker. Implemented by the Executor, which
-// owns the state machine; pools only decide where and when.
+// Runs tasks for a pool. Implemented by the Executor, which owns the state
+// machine; pools only decide where and when.
+//
+// Thread-safe.
 class TaskRunner {
  public:
   virtual ~TaskRunner() = default;
+
+  // Runs one task on the calling thread, from start to its terminal state
+  // (thread pools).
   virtual void Run(const std::shared_ptr<Task>& task) = 0;
+
+  // The same in steps, for pools that run the function elsewhere (process
+  // pools). BeginRun moves the task QUEUED -> RUNNING (a new attempt) and
+  // arms its run_timeout; false if the task already ended (skip it).
+  virtual bool BeginRun(const std::shared_ptr<Task>& task) = 0;
+  // Ends attempt `attempt` of a begun task in terminal `state`; does nothing
+  // if the task ended meanwhile (cancel, timeout) or moved on to another
+  // attempt.
+  virtual void CompleteRun(const std::shared_ptr<Task>& task, int32_t attempt,
+                           TaskState state,
+                           std::shared_ptr<const TaskOutcome> outcome) = 0;
+  // Puts attempt `attempt` of a begun task back to QUEUED for another
+  // attempt, if its spec allows one more (max_attempts); the caller then
+  // queues it again. False (and nothing changes) if it does not, or if the
+  // task ended meanwhile.
+  virtual bool RetryRun(const std::shared_ptr<Task>& task, int32_t attempt) = 0;
 };
 
 // A queue in front of workers: higher priority first, FIFO within a
@@ -78,10 +113,19 @@ class Pool {
   virtual void Shutdown() = 0;
 };
 
-// Creates the pool `config` describes; its workers call `runner`.
-// REQUIRES: `runner` outlives the pool.
-absl::StatusOr<std::unique_ptr<Pool>> CreatePool(const PoolConfig& config,
-                                                 TaskRunner& runner);
+// Makes a pool of one kind. Thread pools are built in; process pools come
+// from the server's wiring (server/process), so that the core stays free of
+// protobuf.
+using PoolFactory = std::function<absl::StatusOr<std::unique_ptr<Pool>>(
+    const PoolConfig& config, TaskRunner& runner)>;
+using PoolFactories = std::map<PoolKind, PoolFactory>;
+
+// Creates the pool `config` describes; its workers call `runner`. A kind
+// with an entry in `factories` is made by it; otherwise only thread pools
+// are available (UNIMPLEMENTED). REQUIRES: `runner` outlives the pool.
+absl::StatusOr<std::unique_ptr<Pool>> CreatePool(
+    const PoolConfig& config, TaskRunner& runner,
+    const PoolFactories& factories = {});
 
 }  // namespace remex::executor
 

@@ -82,6 +82,13 @@ bool Task::MarkRunning(absl::Time now) {
   return true;
 }
 
+bool Task::Requeue(int32_t attempt) {
+  absl::MutexLock lock(&mu_);
+  if (state_ != TaskState::kRunning || attempt_ != attempt) return false;
+  state_ = TaskState::kQueued;
+  return true;
+}
+
 std::optional<Task::Completion> Task::Finish(
     TaskState state, std::shared_ptr<const TaskOutcome> outcome, absl::Time now,
     std::optional<TaskState> only_from, int32_t only_attempt) {

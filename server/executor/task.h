@@ -128,6 +128,10 @@ class Task {
   // QUEUED -> RUNNING and counts an attempt. False if the task is terminal.
   bool MarkRunning(absl::Time now);
 
+  // RUNNING -> QUEUED, for another attempt after its worker died. False (and
+  // nothing changes) unless the task is RUNNING attempt `attempt`.
+  bool Requeue(int32_t attempt);
+
   // What Finish hands back: the done callbacks to run, and the snapshot to
   // give them. The caller runs them (RunCallbacks) after its own
   // bookkeeping, outside every lock, so that callbacks see it done.

@@ -20,32 +20,17 @@ absl::Status ThreadPool::Enqueue(std::shared_ptr<Task> task) {
     return absl::FailedPreconditionError(
         absl::StrCat("pool '", config_.name, "' is shut down"));
   }
-  if (queue_.size() >= config_.max_queue) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("pool '", config_.name, "' queue is full (max_queue ",
-                     config_.max_queue, ")"));
-  }
-  task->queue_sequence = next_sequence_++;
-  const QueueKey key = KeyOf(*task);
-  queue_.emplace(key, std::move(task));
-  return absl::OkStatus();
+  return queue_.Push(std::move(task));
 }
 
 bool ThreadPool::RemoveQueued(const Task& task) {
   absl::MutexLock lock(&mu_);
-  auto it = queue_.find(KeyOf(task));
-  if (it == queue_.end() || it->second.get() != &task) return false;
-  queue_.erase(it);
-  return true;
+  return queue_.Remove(task);
 }
 
 std::vector<std::shared_ptr<Task>> ThreadPool::TakeAllQueued() {
   absl::MutexLock lock(&mu_);
-  std::vector<std::shared_ptr<Task>> tasks;
-  tasks.reserve(queue_.size());
-  for (auto& [key, task] : queue_) tasks.push_back(std::move(task));
-  queue_.clear();
-  return tasks;
+  return queue_.TakeAll();
 }
 
 PoolStats ThreadPool::Stats() const {
@@ -75,9 +60,7 @@ void ThreadPool::WorkerLoop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(this, &ThreadPool::HasWorkOrStopping));
       if (stopping_) return;
-      auto first = queue_.begin();
-      task = std::move(first->second);
-      queue_.erase(first);
+      task = queue_.PopFront();
       ++busy_;
     }
     runner_.Run(task);

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/btree_map.h"
 #include "absl/synchronization/mutex.h"
 #include "server/executor/pool.h"
+#include "server/executor/task_queue.h"
 
 namespace remex::executor {
 
@@ -36,12 +36,6 @@ class ThreadPool final : public Pool {
   void Shutdown() override;
 
  private:
-  // Orders the queue: higher priority first, then submission order.
-  using QueueKey = std::pair<int64_t, uint64_t>;  // (-priority, sequence)
-
-  static QueueKey KeyOf(const Task& task) {
-    return {-static_cast<int64_t>(task.spec().priority), task.queue_sequence};
-  }
   void WorkerLoop();
   bool HasWorkOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stopping_ || !queue_.empty();
@@ -51,8 +45,7 @@ class ThreadPool final : public Pool {
   TaskRunner& runner_;
 
   mutable absl::Mutex mu_;
-  absl::btree_map<QueueKey, std::shared_ptr<Task>> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  TaskQueue queue_ ABSL_GUARDED_BY(mu_){config_};
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

@@ -1,8 +1,10 @@
 #include "server/config.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -40,15 +42,22 @@ std::string ParseError(const std::string& text) {
   return std::string(config.status().message());
 }
 
-TEST(ConfigTest, DefaultConfigHasAThreadPoolNamedDefault) {
+TEST(ConfigTest, DefaultConfigHasAThreadPoolDefaultAndAProcessPool) {
   const ServerConfig config = DefaultConfig();
   EXPECT_EQ(config.listen, "0.0.0.0:50051");
-  ASSERT_EQ(config.executor.pools.size(), 1u);
+  ASSERT_EQ(config.executor.pools.size(), 2u);
   const executor::PoolConfig& pool = config.executor.pools[0];
   EXPECT_EQ(pool.name, "default");
   EXPECT_EQ(pool.kind, PoolKind::kThread);
   EXPECT_GT(pool.workers, 0);
   EXPECT_GT(pool.max_queue, 0u);
+  const executor::PoolConfig& process = config.executor.pools[1];
+  EXPECT_EQ(process.name, "process");
+  EXPECT_EQ(process.kind, PoolKind::kProcess);
+  EXPECT_EQ(process.workers,
+            std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  EXPECT_EQ(process.cancel_grace, absl::Seconds(1));
+  EXPECT_EQ(process.memory_limit_bytes, 0);
   EXPECT_GT(config.executor.default_ttl, absl::ZeroDuration());
   EXPECT_GT(config.shutdown_grace, absl::ZeroDuration());
   EXPECT_FALSE(config.enable_test_functions);
@@ -96,7 +105,50 @@ pollers: 3
   EXPECT_EQ(config->shutdown_grace, absl::Milliseconds(500));
   EXPECT_EQ(config->pollers, 3);
   // Pools were not mentioned: the base's stay.
-  EXPECT_EQ(config->executor.pools.size(), 1u);
+  EXPECT_EQ(config->executor.pools.size(),
+            DefaultConfig().executor.pools.size());
+}
+
+TEST(ConfigTest, ProcessPoolsTakeLimits) {
+  absl::StatusOr<ServerConfig> config = ParseConfig(R"(
+pools:
+  - name: sandbox
+    kind: process
+    workers: 3
+    cancel_grace: 250ms
+    memory_limit_bytes: 536870912
+    cpu_limit_seconds: 30
+    max_open_files: 256
+    max_tasks_per_worker: 1000
+)",
+                                                    DefaultConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->executor.pools.size(), 1u);
+  const executor::PoolConfig& pool = config->executor.pools[0];
+  EXPECT_EQ(pool.kind, PoolKind::kProcess);
+  EXPECT_EQ(pool.cancel_grace, absl::Milliseconds(250));
+  EXPECT_EQ(pool.memory_limit_bytes, 536870912);
+  EXPECT_EQ(pool.cpu_limit_seconds, 30);
+  EXPECT_EQ(pool.max_open_files, 256);
+  EXPECT_EQ(pool.max_tasks_per_worker, 1000);
+}
+
+TEST(ConfigTest, ProcessLimitsOnAThreadPoolOrOutOfRangeAreRefused) {
+  EXPECT_THAT(
+      ParseError(R"({"pools": [{"name": "a", "memory_limit_bytes": 1e9}]})"),
+      HasSubstr("pools[0].memory_limit_bytes: only process pools take it"));
+  EXPECT_THAT(ParseError(R"({"pools": [{"name": "a", "kind": "thread",
+                                        "cancel_grace": "1s"}]})"),
+              HasSubstr("pools[0].cancel_grace: only process pools"));
+  EXPECT_THAT(ParseError(R"({"pools": [{"name": "a", "kind": "process",
+                                        "memory_limit_bytes": 1000}]})"),
+              HasSubstr("must be at least"));
+  EXPECT_THAT(ParseError(R"({"pools": [{"name": "a", "kind": "process",
+                                        "cancel_grace": "soon"}]})"),
+              HasSubstr("bad duration"));
+  EXPECT_THAT(ParseError(R"({"pools": [{"name": "a", "kind": "process",
+                                        "max_tasks_per_worker": 0}]})"),
+              HasSubstr("max_tasks_per_worker"));
 }
 
 TEST(ConfigTest, DurationsMayBeNumbersOfSeconds) {

@@ -1,0 +1,42 @@
+#include "server/executor/task_queue.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace remex::executor {
+
+absl::Status TaskQueue::Push(std::shared_ptr<Task> task, bool over_limit) {
+  if (!over_limit && queue_.size() >= config_.max_queue) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("pool '", config_.name, "' queue is full (max_queue ",
+                     config_.max_queue, ")"));
+  }
+  task->queue_sequence = next_sequence_++;
+  const QueueKey key = KeyOf(*task);
+  queue_.emplace(key, std::move(task));
+  return absl::OkStatus();
+}
+
+std::shared_ptr<Task> TaskQueue::PopFront() {
+  if (queue_.empty()) return nullptr;
+  auto first = queue_.begin();
+  std::shared_ptr<Task> task = std::move(first->second);
+  queue_.erase(first);
+  return task;
+}
+
+bool TaskQueue::Remove(const Task& task) {
+  auto it = queue_.find(KeyOf(task));
+  if (it == queue_.end() || it->second.get() != &task) return false;
+  queue_.erase(it);
+  return true;
+}
+
+std::vector<std::shared_ptr<Task>> TaskQueue::TakeAll() {
+  std::vector<std::shared_ptr<Task>> tasks;
+  tasks.reserve(queue_.size());
+  for (auto& [key, task] : queue_) tasks.push_back(std::move(task));
+  queue_.clear();
+  return tasks;
+}
+
+}  // namespace remex::executor

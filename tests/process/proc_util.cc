@@ -1,0 +1,52 @@
+#include "tests/process/proc_util.h"
+
+#include <dirent.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace remex::process::testing {
+namespace {
+
+// Parses /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces
+// and parentheses, so read from the last ')'.
+bool ReadStat(pid_t pid, char& state, pid_t& ppid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(file)),
+                   std::istreambuf_iterator<char>());
+  const size_t close = text.rfind(')');
+  if (close == std::string::npos) return false;
+  std::istringstream rest(text.substr(close + 1));
+  rest >> state >> ppid;
+  return static_cast<bool>(rest);
+}
+
+}  // namespace
+
+std::vector<ProcEntry> ChildrenOf(pid_t parent) {
+  std::vector<ProcEntry> children;
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr) return children;
+  while (dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0') continue;
+    char state = '?';
+    pid_t ppid = 0;
+    if (ReadStat(static_cast<pid_t>(pid), state, ppid) && ppid == parent) {
+      children.push_back({static_cast<pid_t>(pid), state});
+    }
+  }
+  closedir(dir);
+  return children;
+}
+
+bool IsAlive(pid_t pid) {
+  char state = '?';
+  pid_t ppid = 0;
+  return ReadStat(pid, state, ppid) && state != 'Z' && state != 'X';
+}
+
+}  // namespace remex::process::testing

@@ -1,0 +1,24 @@
+// Reading /proc for the process pool tests: children, zombies, liveness.
+#ifndef REMEX_TESTS_PROCESS_PROC_UTIL_H_
+#define REMEX_TESTS_PROCESS_PROC_UTIL_H_
+
+#include <sys/types.h>
+
+#include <vector>
+
+namespace remex::process::testing {
+
+struct ProcEntry {
+  pid_t pid = 0;
+  char state = '?';  // 'R', 'S', 'Z' (zombie), ...
+};
+
+// Every process whose parent is `parent`, zombies included.
+std::vector<ProcEntry> ChildrenOf(pid_t parent);
+
+// True if `pid` exists and is not a zombie.
+bool IsAlive(pid_t pid);
+
+}  // namespace remex::process::testing
+
+#endif  // REMEX_TESTS_PROCESS_PROC_UTIL_H_

@@ -1,0 +1,313 @@
+// Process pools seen from a client: the real remex-server over gRPC, its
+// worker processes observed and killed through /proc.
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "remex/v1/executor.grpc.pb.h"
+#include "tests/process/proc_util.h"
+#include "tests/testing/server_process.h"
+
+namespace remex {
+namespace {
+
+using ::remex::process::testing::ChildrenOf;
+using ::remex::process::testing::IsAlive;
+using ::remex::testing::ServerProcess;
+using ::remex::v1::Executor;
+using ::remex::v1::State;
+using ::remex::v1::Task;
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kRpcDeadline = absl::Seconds(20);
+
+void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+bool WaitUntil(const std::function<bool()>& condition,
+               absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+std::vector<pid_t> Pids(const std::vector<process::testing::ProcEntry>& all) {
+  std::vector<pid_t> pids;
+  for (const auto& entry : all) pids.push_back(entry.pid);
+  return pids;
+}
+
+class ProcessPoolRpcTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    stub_.reset();
+    if (server_ != nullptr && !exited_) {
+      EXPECT_EQ(server_->Signal(SIGTERM), 0);
+      absl::StatusOr<int> code = server_->Wait(absl::Seconds(15));
+      EXPECT_TRUE(code.ok() && *code == 0) << code.status();
+    }
+    if (HasFailure() && server_ != nullptr) {
+      std::cerr << "remex-server output:\n" << server_->ServerOutput();
+    }
+    server_.reset();
+    if (!config_path_.empty()) std::remove(config_path_.c_str());
+  }
+
+  // Starts remex-server with `config_json` (empty: the built-in config).
+  void StartServer(absl::string_view config_json) {
+    std::vector<std::string> args = {"--enable-test-functions",
+                                     "--shutdown-grace", "1s"};
+    if (!config_json.empty()) {
+      config_path_ = absl::StrCat(::testing::TempDir(), "remex_process_test_",
+                                  getpid(), ".json");
+      std::ofstream(config_path_) << config_json;
+      args.insert(args.end(), {"--config", config_path_});
+    }
+    auto server = ServerProcess::Start(args);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    stub_ = Executor::NewStub(grpc::CreateChannel(
+        server_->address(), grpc::InsecureChannelCredentials()));
+  }
+
+  Task Submit(absl::string_view function, absl::string_view args_json,
+              absl::string_view pool = "process", int priority = 0) {
+    v1::SubmitRequest request;
+    request.set_function(std::string(function));
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(
+                    std::string(args_json), request.mutable_args())
+                    .ok());
+    request.set_pool(std::string(pool));
+    request.set_priority(priority);
+    grpc::ClientContext context;
+    SetDeadline(context, kRpcDeadline);
+    Task task;
+    const grpc::Status status = stub_->Submit(&context, request, &task);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return task;
+  }
+
+  Task Await(const std::string& id,
+             absl::Duration timeout = absl::Seconds(30)) {
+    v1::AwaitRequest request;
+    request.set_id(id);
+    request.mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
+    grpc::ClientContext context;
+    SetDeadline(context, timeout + kRpcDeadline);
+    Task task;
+    const grpc::Status status = stub_->Await(&context, request, &task);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return task;
+  }
+
+  State GetState(const std::string& id) {
+    v1::GetRequest request;
+    request.set_id(id);
+    grpc::ClientContext context;
+    SetDeadline(context, kRpcDeadline);
+    Task task;
+    return stub_->Get(&context, request, &task).ok() ? task.state()
+                                                     : v1::STATE_UNSPECIFIED;
+  }
+
+  v1::ListFunctionsResponse ListFunctions() {
+    grpc::ClientContext context;
+    SetDeadline(context, kRpcDeadline);
+    v1::ListFunctionsResponse response;
+    EXPECT_TRUE(
+        stub_->ListFunctions(&context, v1::ListFunctionsRequest(), &response)
+            .ok());
+    return response;
+  }
+
+  // The server's live children, and a check that none is a zombie.
+  std::vector<pid_t> Workers() {
+    std::vector<process::testing::ProcEntry> children =
+        ChildrenOf(server_->pid());
+    for (const auto& child : children) {
+      EXPECT_NE(child.state, 'Z') << "zombie worker " << child.pid;
+    }
+    return Pids(children);
+  }
+
+  bool PoolBackTo(size_t workers) {
+    return WaitUntil([&] { return Workers().size() == workers; });
+  }
+
+  std::string config_path_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<Executor::Stub> stub_;
+  bool exited_ = false;
+};
+
+#if defined(__SANITIZE_ADDRESS__)
+// ASan reserves terabytes of address space: no RLIMIT_AS, no "oom" crash.
+constexpr bool kMemoryLimits = false;
+constexpr absl::string_view kTwoWorkers =
+    R"({"pools":[{"name":"default","kind":"thread","workers":2},
+                 {"name":"process","kind":"process","workers":2}]})";
+#else
+constexpr bool kMemoryLimits = true;
+constexpr absl::string_view kTwoWorkers =
+    R"({"pools":[{"name":"default","kind":"thread","workers":2},
+                 {"name":"process","kind":"process","workers":2,
+                  "memory_limit_bytes":1073741824}]})";
+#endif
+
+TEST_F(ProcessPoolRpcTest, KillNineOfAWorkerMidStreamLosesOnlyItsTask) {
+  StartServer(kTwoWorkers);
+  ASSERT_EQ(Workers().size(), 2u);
+  // Two long tasks hold both workers while 98 short ones queue behind them:
+  // whichever worker is killed is running one of the two.
+  const Task a = Submit("sleep", R"({"ms":1500})", "process", 1);
+  const Task b = Submit("sleep", R"({"ms":1500})", "process", 1);
+  ASSERT_TRUE(WaitUntil([&] {
+    return GetState(a.id()) == v1::RUNNING && GetState(b.id()) == v1::RUNNING;
+  }));
+  std::vector<std::string> ids = {a.id(), b.id()};
+  for (int i = 0; i < 98; ++i)
+    ids.push_back(Submit("sleep", R"({"ms":5})").id());
+  const pid_t victim = Workers().front();
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+
+  int lost = 0;
+  for (const std::string& id : ids) {
+    const Task done = Await(id);
+    if (done.state() == v1::WORKER_LOST) {
+      ++lost;
+      EXPECT_TRUE(id == a.id() || id == b.id()) << id;
+      EXPECT_THAT(done.error().message(), HasSubstr("SIGKILL"));
+    } else {
+      EXPECT_EQ(done.state(), v1::SUCCEEDED) << id;
+    }
+  }
+  EXPECT_EQ(lost, 1);
+  EXPECT_TRUE(PoolBackTo(2));
+  EXPECT_FALSE(IsAlive(victim));
+  EXPECT_EQ(Await(Submit("echo", R"({"ok":true})").id()).state(),
+            v1::SUCCEEDED);
+}
+
+TEST_F(ProcessPoolRpcTest, CrashesEndWorkerLostAndTheServerGoesOn) {
+  StartServer(kTwoWorkers);
+  const std::pair<std::string, std::string> cases[] = {
+      {"segv", "worker killed by signal SIGSEGV"},
+      {"abort", "worker killed by signal SIGABRT"},
+      {"exit", "worker exited with code 3"},
+      {"oom", "worker ran out of memory (memory_limit_bytes 1073741824)"}};
+  for (const auto& [how, cause] : cases) {
+    if (how == "oom" && !kMemoryLimits) continue;
+    const Task done =
+        Await(Submit("crash", absl::StrCat(R"({"how":")", how, R"("})")).id());
+    EXPECT_EQ(done.state(), v1::WORKER_LOST) << how;
+    EXPECT_THAT(done.error().message(), HasSubstr(cause)) << how;
+  }
+  EXPECT_TRUE(PoolBackTo(2));
+  EXPECT_EQ(Await(Submit("primes", R"({"n":1000})").id()).state(),
+            v1::SUCCEEDED);
+}
+
+TEST_F(ProcessPoolRpcTest, PoisonTaskRunsMaxAttemptsTimesThenEnds) {
+  StartServer(kTwoWorkers);
+  v1::SubmitRequest request;
+  request.set_function("crash");
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  R"({"how":"abort"})", request.mutable_args())
+                  .ok());
+  request.set_pool("process");
+  request.set_max_attempts(3);
+  grpc::ClientContext context;
+  SetDeadline(context, kRpcDeadline);
+  Task task;
+  ASSERT_TRUE(stub_->Submit(&context, request, &task).ok());
+  const Task done = Await(task.id());
+  EXPECT_EQ(done.state(), v1::WORKER_LOST);
+  EXPECT_EQ(done.attempt(), 3);
+  EXPECT_THAT(done.error().message(), HasSubstr("attempt 3 of 3"));
+  EXPECT_TRUE(PoolBackTo(2));
+}
+
+TEST_F(ProcessPoolRpcTest, DefaultConfigServesAProcessPoolSizedToTheMachine) {
+  StartServer("");
+  const v1::ListFunctionsResponse functions = ListFunctions();
+  bool found = false;
+  for (const v1::PoolInfo& pool : functions.pools()) {
+    if (pool.name() != "process") continue;
+    found = true;
+    EXPECT_EQ(pool.kind(), "process");
+    EXPECT_EQ(pool.workers(),
+              static_cast<int>(std::thread::hardware_concurrency()));
+  }
+  EXPECT_TRUE(found);
+  const Task done = Await(Submit("sha256", R"({"text":"abc"})").id());
+  EXPECT_EQ(done.state(), v1::SUCCEEDED);
+  EXPECT_EQ(done.result().string_value(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_F(ProcessPoolRpcTest, CleanShutdownLeavesNoWorkerBehind) {
+  StartServer(kTwoWorkers);
+  const Task running = Submit("ignore_cancel", R"({"ms":60000})");
+  ASSERT_TRUE(WaitUntil([&] { return GetState(running.id()) == v1::RUNNING; }));
+  const std::vector<pid_t> workers = Workers();
+  ASSERT_EQ(workers.size(), 2u);
+  stub_.reset();
+  ASSERT_EQ(server_->Signal(SIGTERM), 0);
+  absl::StatusOr<int> code = server_->Wait(absl::Seconds(15));
+  exited_ = true;
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+  for (pid_t pid : workers) EXPECT_FALSE(IsAlive(pid)) << pid;
+}
+
+TEST_F(ProcessPoolRpcTest, WorkersDieWithAKilledServer) {
+  StartServer(kTwoWorkers);
+  const Task running = Submit("sleep", R"({"ms":60000})");
+  ASSERT_TRUE(WaitUntil([&] { return GetState(running.id()) == v1::RUNNING; }));
+  const std::vector<pid_t> workers = Workers();
+  ASSERT_EQ(workers.size(), 2u);
+  stub_.reset();
+  ASSERT_EQ(server_->Signal(SIGKILL), 0);
+  (void)server_->Wait(absl::Seconds(15));
+  exited_ = true;
+  // PR_SET_PDEATHSIG: no orphan outlives the server.
+  EXPECT_TRUE(WaitUntil([&] {
+    for (pid_t pid : workers) {
+      if (IsAlive(pid)) return false;
+    }
+    return true;
+  }));
+}
+
+TEST_F(ProcessPoolRpcTest, ProcessLimitOnAThreadPoolIsAConfigError) {
+  config_path_ = absl::StrCat(::testing::TempDir(), "remex_process_bad_",
+                              getpid(), ".json");
+  std::ofstream(config_path_)
+      << R"({"pools":[{"name":"default","memory_limit_bytes":1073741824}]})";
+  auto server = ServerProcess::Start({"--config", config_path_});
+  ASSERT_FALSE(server.ok());
+  EXPECT_THAT(std::string(server.status().message()),
+              HasSubstr("only process pools take it"));
+}
+
+}  // namespace
+}  // namespace remex
