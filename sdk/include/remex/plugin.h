@@ -174,9 +174,9 @@ inline void CallRegister(absl::Status (*register_functions)(Registrar&),
     ::remex::plugin::internal::CallRegister(register_functions, registrar, \
                                             status);                       \
   }                                                                        \
-  static_assert(std::is_same_v<decltype(remex_plugin_api_version),         \
-                               ::remex::plugin::ApiVersionFunction> &&     \
-                std::is_same_v<decltype(remex_plugin_register),            \
-                               ::remex::plugin::RegisterFunction>)
+  static_assert(::std::is_same_v<decltype(remex_plugin_api_version),       \
+                                 ::remex::plugin::ApiVersionFunction> &&   \
+                ::std::is_same_v<decltype(remex_plugin_register),          \
+                                 ::remex::plugin::RegisterFunction>)
 
 #endif  // REMEX_PLUGIN_H_
