@@ -38,6 +38,7 @@ using ::remex::testing::WaitUntilRunning;
 constexpr char kConfig[] = R"(
 pools:
   - {name: default, kind: thread, workers: 4}
+shutdown_grace: 200ms
 functions:
   - name: upper
     description: "input in capitals"
@@ -253,6 +254,19 @@ TEST_F(CommandFunctionTest, RunTimeoutEndsTheTaskTimedOutAndTheChild) {
   const pid_t child = AwaitOnlyChild();
   ASSERT_GT(child, 0);
   EXPECT_EQ(AwaitTask(*client_, future->id()).state(), v1::TIMED_OUT);
+  ExpectGroupGone(child, absl::Seconds(10));
+}
+
+TEST_F(CommandFunctionTest, ShutdownEndsARunningCommand) {
+  Future future = client_->Submit("sleep_for", Json(R"({"seconds": 30})"));
+  ASSERT_TRUE(WaitUntilRunning(*client_, future.id()));
+  const pid_t child = AwaitOnlyChild();
+  ASSERT_GT(child, 0);
+
+  ASSERT_EQ(server_->Signal(SIGTERM), 0);
+  const absl::StatusOr<int> exit_code = server_->Wait(absl::Seconds(20));
+  ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+  EXPECT_EQ(*exit_code, 0) << server_->ServerOutput();
   ExpectGroupGone(child, absl::Seconds(10));
 }
 
