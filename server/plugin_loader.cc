@@ -47,6 +47,16 @@ class PluginRegistrar final : public plugin::Registrar {
       : registry_(registry) {}
 
   absl::Status Register(plugin::FunctionDef function) override {
+    executor::ArgsChecker check_args;
+    if (function.check_args) {
+      // Whatever code the plugin picks, bad args are INVALID_ARGUMENT.
+      check_args = [plugin_check = std::move(function.check_args)](
+                       const executor::Json& args, const std::string& input) {
+        absl::Status status = plugin_check(args, input);
+        if (status.ok()) return status;
+        return absl::InvalidArgumentError(status.message());
+      };
+    }
     executor::FunctionBody body;
     if (function.body) {
       body = [plugin_body =
@@ -60,7 +70,7 @@ class PluginRegistrar final : public plugin::Registrar {
                             .description = std::move(function.description),
                             .default_pool = std::move(function.default_pool),
                             .run_timeout = function.run_timeout,
-                            .check_args = std::move(function.check_args),
+                            .check_args = std::move(check_args),
                             .body = std::move(body)});
     if (first_error_.ok()) first_error_ = status;
     return status;
