@@ -150,6 +150,28 @@ TEST(PluginTest, ItsArgsChecksAnswerInvalidArgument) {
       << no_ms.status();
 }
 
+TEST(PluginTest, ItsMisbehaviourIsContained) {
+  std::unique_ptr<ServerProcess> server =
+      StartServer({"--plugin", QUIRKY_PLUGIN_none});
+  ASSERT_NE(server, nullptr);
+  Client client(server->address());
+
+  absl::StatusOr<Future> refused = client.TrySubmit("quirky_check", Json("{}"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
+      << "an args check's failure is INVALID_ARGUMENT whatever its code";
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "refuses"))
+      << refused.status();
+
+  Future thrown = client.Submit("quirky_throw", Json("{}"));
+  const v1::Task task = AwaitTask(client, thrown.id());
+  EXPECT_EQ(task.state(), v1::FAILED);
+  EXPECT_TRUE(absl::StrContains(task.error().message(), "quirky_throw: boom"))
+      << task.error().message();
+  EXPECT_EQ(client.Submit("echo", Json("1")).get().json(), "1")
+      << "the server goes on";
+}
+
 TEST(PluginTest, ConfigPluginPathsAreRelativeToTheConfigFile) {
   TempDir dir;
   std::filesystem::copy_file(EXAMPLE_PLUGIN_PATH, dir.path() / "libexample.so");
@@ -215,6 +237,23 @@ TEST(PluginStartTest, AFunctionNameTakenTwiceIsRefused) {
       {"--plugin", EXAMPLE_PLUGIN_PATH, "--plugin", EXAMPLE_PLUGIN_PATH},
       {absl::StrCat("plugin ", EXAMPLE_PLUGIN_PATH),
        "function 'reverse' is already registered"});
+}
+
+TEST(PluginStartTest, AFailedRegisterIsRefusedEvenIfThePluginIgnoresIt) {
+  ExpectRefused({"--plugin", QUIRKY_PLUGIN_ignored_failure},
+                {absl::StrCat("plugin ", QUIRKY_PLUGIN_ignored_failure),
+                 "function name must not be empty"});
+}
+
+TEST(PluginStartTest, AThrowingRegistrationIsRefused) {
+  ExpectRefused({"--plugin", QUIRKY_PLUGIN_throwing_registration},
+                {absl::StrCat("plugin ", QUIRKY_PLUGIN_throwing_registration),
+                 "the registration function threw: no registration today"});
+}
+
+TEST(PluginStartTest, AFunctionOnAnUnknownPoolIsRefused) {
+  ExpectRefused({"--plugin", QUIRKY_PLUGIN_unknown_pool},
+                {"function 'lost' runs on pool 'nowhere'"});
 }
 
 TEST(PluginStartTest, HelpDocumentsThePluginFlag) {
