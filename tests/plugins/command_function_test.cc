@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "remex/remex.h"
@@ -62,6 +63,10 @@ functions:
     command: [/usr/bin/env]
     env: {GREETING: hello}
     working_dir: /tmp
+  - name: ignores_input
+    command: [/bin/true]
+  - name: leaves_a_child
+    command: [/bin/sh, -c, "/bin/sleep 30 & echo $!"]
   - name: zeros
     command: [/usr/bin/head, -c, "{n}", /dev/zero]
     max_output_bytes: 1000
@@ -104,13 +109,23 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
   return children;
 }
 
-// Processes (zombies included) in process group `pgrp`.
+// Live processes in process group `pgrp`. Zombies do not count: a killed
+// grandchild is reparented, and whether its new parent reaps it is not the
+// server's business (the server's own children are checked with
+// ChildrenOf, zombies included).
 std::vector<pid_t> GroupMembers(pid_t pgrp) {
   std::vector<pid_t> members;
   for (const ProcInfo& info : AllProcesses()) {
-    if (info.pgrp == pgrp) members.push_back(info.pid);
+    if (info.pgrp == pgrp && info.state != 'Z') members.push_back(info.pid);
   }
   return members;
+}
+
+bool IsAlive(pid_t pid) {
+  for (const ProcInfo& info : AllProcesses()) {
+    if (info.pid == pid) return info.state != 'Z';
+  }
+  return false;
 }
 
 class CommandFunctionTest : public ::testing::Test {
@@ -149,11 +164,15 @@ class CommandFunctionTest : public ::testing::Test {
     return child;
   }
 
-  // Fails the test unless process group `pgrp` empties within `timeout`.
+  // Fails the test unless process group `pgrp` empties and the server has
+  // reaped its children within `timeout`.
   void ExpectGroupGone(pid_t pgrp, absl::Duration timeout) {
     EXPECT_TRUE(WaitUntil([&] { return GroupMembers(pgrp).empty(); }, timeout))
         << GroupMembers(pgrp).size() << " processes of group " << pgrp
         << " are still there";
+    EXPECT_TRUE(
+        WaitUntil([&] { return ChildrenOf(server_->pid()).empty(); }, timeout))
+        << "the server did not reap its child";
   }
 
   TempDir dir_;
@@ -230,7 +249,6 @@ TEST_F(CommandFunctionTest, CancelEndsTheTaskAndTheChildProcess) {
   EXPECT_TRUE(future.cancel());
   EXPECT_EQ(AwaitTask(*client_, future.id()).state(), v1::CANCELLED);
   ExpectGroupGone(child, absl::Seconds(10));
-  EXPECT_TRUE(ChildrenOf(server_->pid()).empty());
 }
 
 TEST_F(CommandFunctionTest, ACommandIgnoringSigtermIsKilledAfterTheGrace) {
@@ -285,6 +303,27 @@ TEST_F(CommandFunctionTest, TheEnvironmentIsOnlyPathAndTheConfigured) {
   EXPECT_EQ(lines, (std::set<std::string>{"GREETING=hello",
                                           "PATH=/usr/local/bin:/usr/bin:/bin"}))
       << task.output();
+}
+
+TEST_F(CommandFunctionTest, ACommandThatReadsNoInputStillSucceeds) {
+  // More than a pipe holds: the write fails with EPIPE once /bin/true has
+  // exited, which must neither fail the task nor SIGPIPE the server.
+  const v1::Task task =
+      Run("ignores_input", "{}", {.input = std::string(4 << 20, 'x')});
+  EXPECT_EQ(task.state(), v1::SUCCEEDED) << task.error().message();
+  EXPECT_EQ(Run("cat", "{}", {.input = "still here"}).output(), "still here");
+}
+
+TEST_F(CommandFunctionTest, WhatACommandLeavesInItsGroupIsKilled) {
+  const v1::Task task = Run("leaves_a_child", "{}");
+  ASSERT_EQ(task.state(), v1::SUCCEEDED) << task.error().message();
+  pid_t background = 0;
+  ASSERT_TRUE(
+      absl::SimpleAtoi(absl::StripAsciiWhitespace(task.output()), &background))
+      << task.output();
+  EXPECT_TRUE(
+      WaitUntil([&] { return !IsAlive(background); }, absl::Seconds(10)))
+      << "the background sleep " << background << " is still there";
 }
 
 TEST_F(CommandFunctionTest, OutputBeyondTheLimitIsDroppedAndSaidSo) {
