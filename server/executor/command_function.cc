@@ -507,12 +507,16 @@ class ChildRun {
   }
 
  private:
-  // True once the child has exited; it is not reaped yet (WNOWAIT).
+  // True once the child has exited; it is not reaped yet (WNOWAIT). Also
+  // true if it is gone (ECHILD: something else reaped it), so that the run
+  // never waits for an exit that cannot be seen.
   bool Exited() {
     siginfo_t info = {};
-    return waitid(P_PID, static_cast<id_t>(pid_), &info,
-                  WEXITED | WNOHANG | WNOWAIT) == 0 &&
-           info.si_pid == pid_;
+    if (waitid(P_PID, static_cast<id_t>(pid_), &info,
+               WEXITED | WNOHANG | WNOWAIT) != 0) {
+      return errno == ECHILD;
+    }
+    return info.si_pid == pid_;
   }
 
   void StopIfCancelled() {
@@ -552,9 +556,13 @@ class ChildRun {
 
   void Reap() {
     int status = 0;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFEXITED(status)) {
+    pid_t reaped = -1;
+    do {
+      reaped = waitpid(pid_, &status, 0);
+    } while (reaped < 0 && errno == EINTR);
+    if (reaped != pid_) {
+      result_.exit_code = -1;  // how it ended is lost
+    } else if (WIFEXITED(status)) {
       result_.exit_code = WEXITSTATUS(status);
     } else if (WIFSIGNALED(status)) {
       result_.signal = WTERMSIG(status);
