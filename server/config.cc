@@ -3,9 +3,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -190,10 +192,120 @@ absl::Status ParseRetention(const YAML::Node& node, ServerConfig& config) {
   return absl::OkStatus();
 }
 
-absl::Status ParseRoot(const YAML::Node& root, ServerConfig& config) {
+// Relative paths are taken from `config_dir` (empty: the working directory).
+absl::Status ParsePlugins(const YAML::Node& node, absl::string_view config_dir,
+                          ServerConfig& config) {
+  if (!node.IsSequence()) return Invalid("plugins", "must be a list of paths");
+  config.plugins.clear();
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string where = absl::StrCat("plugins[", i, "]");
+    REMEX_ASSIGN_OR_RETURN(const std::string path,
+                           Scalar<std::string>(node[i], where));
+    if (path.empty()) return Invalid(where, "empty path");
+    config.plugins.push_back(
+        (std::filesystem::path(std::string(config_dir)) / path).string());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> StringList(const YAML::Node& node,
+                                                    absl::string_view where) {
+  if (!node.IsSequence()) return Invalid(where, "must be a list of strings");
+  std::vector<std::string> strings;
+  for (size_t i = 0; i < node.size(); ++i) {
+    REMEX_ASSIGN_OR_RETURN(
+        std::string value,
+        Scalar<std::string>(node[i], absl::StrCat(where, "[", i, "]")));
+    strings.push_back(std::move(value));
+  }
+  return strings;
+}
+
+absl::Status ParseEnv(const YAML::Node& node, absl::string_view where,
+                      std::map<std::string, std::string>& env) {
+  if (!node.IsMap()) return Invalid(where, "must be a mapping NAME: VALUE");
+  for (const auto& entry : node) {
+    REMEX_ASSIGN_OR_RETURN(std::string name,
+                           Scalar<std::string>(entry.first, where));
+    REMEX_ASSIGN_OR_RETURN(
+        env[name],
+        Scalar<std::string>(entry.second, absl::StrCat(where, ".", name)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<executor::CommandFunctionConfig> ParseCommandFunction(
+    const YAML::Node& node, size_t index) {
+  const std::string where = absl::StrCat("functions[", index, "]");
+  REMEX_RETURN_IF_ERROR(
+      CheckKeys(node, where,
+                {"name", "description", "command", "pool", "run_timeout",
+                 "cancel_grace", "env", "working_dir", "max_output_bytes"}));
+  executor::CommandFunctionConfig function;
+  if (!node["name"]) return Invalid(where, "needs a name");
+  if (!node["command"]) return Invalid(where, "needs a command");
+  REMEX_ASSIGN_OR_RETURN(function.name,
+                         Scalar<std::string>(node["name"], where + ".name"));
+  REMEX_ASSIGN_OR_RETURN(function.command,
+                         StringList(node["command"], where + ".command"));
+  if (node["description"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        function.description,
+        Scalar<std::string>(node["description"], where + ".description"));
+  }
+  if (node["pool"]) {
+    REMEX_ASSIGN_OR_RETURN(function.pool,
+                           Scalar<std::string>(node["pool"], where + ".pool"));
+  }
+  if (node["run_timeout"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        function.run_timeout,
+        ParseDurationNode(node["run_timeout"], where + ".run_timeout"));
+  }
+  if (node["cancel_grace"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        function.cancel_grace,
+        ParseDurationNode(node["cancel_grace"], where + ".cancel_grace"));
+  }
+  if (node["env"]) {
+    REMEX_RETURN_IF_ERROR(ParseEnv(node["env"], where + ".env", function.env));
+  }
+  if (node["working_dir"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        function.working_dir,
+        Scalar<std::string>(node["working_dir"], where + ".working_dir"));
+  }
+  if (node["max_output_bytes"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        function.max_output_bytes,
+        PositiveInteger(node["max_output_bytes"], where + ".max_output_bytes"));
+  }
+  // Checked now, so that a bad command stops the server at start.
+  if (absl::Status status = executor::MakeCommandFunction(function).status();
+      !status.ok()) {
+    return Invalid(where, status.message());
+  }
+  return function;
+}
+
+absl::Status ParseCommandFunctions(const YAML::Node& node,
+                                   ServerConfig& config) {
+  if (!node.IsSequence()) return Invalid("functions", "must be a list");
+  config.command_functions.clear();
+  for (size_t i = 0; i < node.size(); ++i) {
+    REMEX_ASSIGN_OR_RETURN(executor::CommandFunctionConfig function,
+                           ParseCommandFunction(node[i], i));
+    config.command_functions.push_back(std::move(function));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
+                       ServerConfig& config) {
   if (root.IsNull()) return absl::OkStatus();
-  REMEX_RETURN_IF_ERROR(CheckKeys(
-      root, "top level", {"pools", "retention", "shutdown_grace", "pollers"}));
+  REMEX_RETURN_IF_ERROR(CheckKeys(root, "top level",
+                                  {"pools", "retention", "shutdown_grace",
+                                   "pollers", "plugins", "functions"}));
   if (root["pools"]) REMEX_RETURN_IF_ERROR(ParsePools(root["pools"], config));
   if (root["retention"]) {
     REMEX_RETURN_IF_ERROR(ParseRetention(root["retention"], config));
@@ -207,6 +319,12 @@ absl::Status ParseRoot(const YAML::Node& root, ServerConfig& config) {
     REMEX_ASSIGN_OR_RETURN(
         config.pollers,
         PositiveInteger(root["pollers"], "pollers", kMaxPollers));
+  }
+  if (root["plugins"]) {
+    REMEX_RETURN_IF_ERROR(ParsePlugins(root["plugins"], config_dir, config));
+  }
+  if (root["functions"]) {
+    REMEX_RETURN_IF_ERROR(ParseCommandFunctions(root["functions"], config));
   }
   return absl::OkStatus();
 }
@@ -233,7 +351,8 @@ ServerConfig DefaultConfig() {
 }
 
 absl::StatusOr<ServerConfig> ParseConfig(absl::string_view text,
-                                         ServerConfig base) {
+                                         ServerConfig base,
+                                         absl::string_view config_dir) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
@@ -241,7 +360,7 @@ absl::StatusOr<ServerConfig> ParseConfig(absl::string_view text,
     return absl::InvalidArgumentError(
         absl::StrCat("config: not valid JSON or YAML: ", e.what()));
   }
-  REMEX_RETURN_IF_ERROR(ParseRoot(root, base));
+  REMEX_RETURN_IF_ERROR(ParseRoot(root, config_dir, base));
   return base;
 }
 
@@ -253,7 +372,10 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path,
   }
   std::stringstream text;
   text << file.rdbuf();
-  return ParseConfig(text.str(), std::move(base));
+  std::error_code error;
+  const std::filesystem::path absolute = std::filesystem::absolute(path, error);
+  return ParseConfig(text.str(), std::move(base),
+                     error ? "" : absolute.parent_path().string());
 }
 
 }  // namespace remex::server

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/executor/command_function.h"
 #include "server/executor/executor.h"
 
 namespace remex::server {
@@ -20,6 +21,11 @@ struct ServerConfig {
   // How long running tasks may go on after SIGTERM before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
   bool enable_test_functions = false;
+  // Shared libraries of functions to load at start (see remex/plugin.h):
+  // the config's, then those of --plugin.
+  std::vector<std::string> plugins;
+  // Functions that run an executable (see command_function.h).
+  std::vector<executor::CommandFunctionConfig> command_functions;
 };
 
 // The embedded defaults: a thread pool "default" and a process pool
@@ -34,10 +40,16 @@ ServerConfig DefaultConfig();
 //   retention: {ttl: "10m", max_tasks: N, max_bytes: N}
 //   shutdown_grace: "10s"
 //   pollers: N
+//   plugins: [PATH.so, ...]  (relative paths: to `config_dir`)
+//   functions: [{name, description, command: [EXECUTABLE, ARG, ...], pool,
+//                run_timeout, cancel_grace, env: {NAME: VALUE},
+//                working_dir, max_output_bytes}]  (command functions)
 // Durations are strings like "500ms", "10s", "2m" or numbers of seconds.
 // Unknown keys and bad values are INVALID_ARGUMENT naming the key.
 absl::StatusOr<ServerConfig> ParseConfig(absl::string_view text,
-                                         ServerConfig base);
+                                         ServerConfig base,
+                                         absl::string_view config_dir = "");
+// Plugin paths in the file are relative to the file's directory.
 absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path,
                                             ServerConfig base);
 

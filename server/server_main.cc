@@ -18,7 +18,6 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "server/config.h"
-#include "server/executor/builtin_functions.h"
 #include "server/executor/executor.h"
 #include "server/process/process_pool.h"
 #include "server/process/worker.h"
@@ -47,11 +46,26 @@ flags:
                               retention: {ttl: "10m", max_tasks, max_bytes}
                               shutdown_grace: "10s"
                               pollers: N
+                              plugins: [PATH.so, ...]  (relative to the
+                                config file's directory)
+                              functions: [{name, command: [EXECUTABLE,
+                                "{arg}", ...], description, pool,
+                                run_timeout, cancel_grace, env, working_dir,
+                                max_output_bytes}]  (command functions: run
+                                EXECUTABLE, no shell, with each {arg}
+                                filled from the task's args, stdin = input)
   --shutdown-grace DURATION how long running tasks may go on after SIGTERM
                             or SIGINT before they are cancelled (default 10s;
                             overrides the config)
   --pollers N               completion queues / poller threads (default: one
                             per core; overrides the config)
+  --plugin PATH.so          loads functions from a shared library built
+                            against remex/plugin.h (repeatable; after the
+                            config's plugins; PATH relative to the working
+                            directory). A plugin that cannot be loaded, was
+                            built for another plugin API version or offers
+                            a function name already taken stops the server
+                            (exit 1)
   --enable-test-functions   registers `crash`, which kills the process
                             running it, and `ignore_cancel`, which keeps its
                             worker busy after a cancel (for tests only)
@@ -73,6 +87,7 @@ struct Flags {
   std::optional<std::string> config_path;
   std::optional<absl::Duration> shutdown_grace;
   std::optional<int> pollers;
+  std::vector<std::string> plugins;
   bool enable_test_functions = false;
   bool help = false;
   bool version = false;
@@ -100,6 +115,9 @@ absl::Status ParseFlag(absl::string_view name,
     flags.enable_test_functions = true;
   } else if (name == "--listen") {
     REMEX_ASSIGN_OR_RETURN(flags.listen,
+                           FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--plugin") {
+    REMEX_ASSIGN_OR_RETURN(flags.plugins.emplace_back(),
                            FlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--config") {
     REMEX_ASSIGN_OR_RETURN(flags.config_path,
@@ -155,6 +173,8 @@ absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
   }
   if (flags.pollers.has_value()) config.pollers = *flags.pollers;
   config.enable_test_functions = flags.enable_test_functions;
+  config.plugins.insert(config.plugins.end(), flags.plugins.begin(),
+                        flags.plugins.end());
   return config;
 }
 
@@ -203,8 +223,8 @@ int Serve(ServerConfig config, const RegisterFunctions& extra,
   executor::FunctionRegistry registry;
   if (absl::Status registered = BuildFunctionRegistry(config, extra, registry);
       !registered.ok()) {
-    std::cerr << "remex-server: " << registered << "\n";
-    return 2;
+    std::cerr << "remex-server: " << registered.message() << "\n";
+    return 1;
   }
   // Process workers are this binary with the same flags, so that they build
   // the same registry (custom functions and plugins included).
@@ -259,15 +279,6 @@ int RunWorkerMode(pid_t parent, int argc, char** argv,
 }
 
 }  // namespace
-
-absl::Status BuildFunctionRegistry(const ServerConfig& config,
-                                   const RegisterFunctions& register_functions,
-                                   executor::FunctionRegistry& registry) {
-  REMEX_RETURN_IF_ERROR(executor::RegisterBuiltinFunctions(
-      {.enable_test_functions = config.enable_test_functions}, registry));
-  if (register_functions) REMEX_RETURN_IF_ERROR(register_functions(registry));
-  return absl::OkStatus();
-}
 
 int RunServer(int argc, char** argv,
               const RegisterFunctions& register_functions) {

@@ -9,30 +9,16 @@
 #ifndef REMEX_SERVER_SERVER_MAIN_H_
 #define REMEX_SERVER_SERVER_MAIN_H_
 
-#include <functional>
-
-#include "absl/status/status.h"
-#include "server/config.h"
-#include "server/executor/function_registry.h"
+#include "server/registry_builder.h"
 
 namespace remex::server {
 
-// Adds functions beside the built-in ones.
-using RegisterFunctions =
-    std::function<absl::Status(executor::FunctionRegistry& registry)>;
-
-// Fills `registry` with every function the server offers: the built-in ones
-// (the test functions when the config enables them) and
-// `register_functions`' ones. The server and each of its process workers
-// call this, so that both know the same functions.
-absl::Status BuildFunctionRegistry(const ServerConfig& config,
-                                   const RegisterFunctions& register_functions,
-                                   executor::FunctionRegistry& registry);
-
-// Parses flags, loads the config, registers the built-in functions (and
-// `register_functions`' ones), serves until SIGTERM or SIGINT, drains, and
+// Parses flags, loads the config, registers the functions (see
+// BuildFunctionRegistry: the built-in ones, `register_functions`' ones,
+// plugins, command functions), serves until SIGTERM or SIGINT, drains, and
 // returns the process exit code: 0 after a clean drain, 2 for bad flags or
-// config, 1 if the server could not start.
+// config, 1 if the server could not start (a function could not be
+// registered, a plugin not loaded, the address not bound).
 int RunServer(int argc, char** argv,
               const RegisterFunctions& register_functions = nullptr);
 

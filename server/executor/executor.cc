@@ -98,6 +98,9 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
   REMEX_ASSIGN_OR_RETURN(Pool * pool, ResolvePool(spec, *function));
   spec.pool = pool->config().name;
   REMEX_RETURN_IF_ERROR(CheckSpec(spec, *function));
+  if (spec.run_timeout == absl::InfiniteDuration()) {
+    spec.run_timeout = function->run_timeout;
+  }
 
   auto task = std::make_shared<Task>(
       common::NewTaskId(), std::make_shared<const TaskSpec>(std::move(spec)),

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "server/executor/cancellation.h"
 #include "server/executor/task.h"
 
@@ -63,6 +64,8 @@ struct FunctionSpec {
   std::string description;
   // Empty: the server's default pool.
   std::string default_pool;
+  // The run_timeout of tasks submitted without one; infinite: none.
+  absl::Duration run_timeout = absl::InfiniteDuration();
   // Null: any args accepted.
   ArgsChecker check_args;
   FunctionBody body;

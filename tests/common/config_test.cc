@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -234,6 +236,72 @@ TEST(ConfigTest, LoadConfigFileReadsAFile) {
 
   EXPECT_EQ(LoadConfigFile(path, DefaultConfig()).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace remex::server
+
+namespace remex::server {
+namespace {
+
+TEST(ConfigTest, PluginPathsAreRelativeToTheConfigDirectory) {
+  absl::StatusOr<ServerConfig> config =
+      ParseConfig(R"({"plugins": ["liba.so", "/opt/libb.so", "sub/libc.so"]})",
+                  DefaultConfig(), "/etc/remex");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->plugins,
+            (std::vector<std::string>{"/etc/remex/liba.so", "/opt/libb.so",
+                                      "/etc/remex/sub/libc.so"}));
+}
+
+TEST(ConfigTest, ParsesCommandFunctions) {
+  absl::StatusOr<ServerConfig> config = ParseConfig(R"(
+functions:
+  - name: upper
+    description: capitals
+    command: [/usr/bin/tr, "{from}", "{to}"]
+    pool: default
+    run_timeout: 30s
+    cancel_grace: 500ms
+    env: {LC_ALL: C}
+    working_dir: /tmp
+    max_output_bytes: 4096
+)",
+                                                    DefaultConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->command_functions.size(), 1u);
+  const executor::CommandFunctionConfig& upper = config->command_functions[0];
+  EXPECT_EQ(upper.name, "upper");
+  EXPECT_EQ(upper.description, "capitals");
+  EXPECT_EQ(upper.command,
+            (std::vector<std::string>{"/usr/bin/tr", "{from}", "{to}"}));
+  EXPECT_EQ(upper.pool, "default");
+  EXPECT_EQ(upper.run_timeout, absl::Seconds(30));
+  EXPECT_EQ(upper.cancel_grace, absl::Milliseconds(500));
+  EXPECT_EQ(upper.env, (std::map<std::string, std::string>{{"LC_ALL", "C"}}));
+  EXPECT_EQ(upper.working_dir, "/tmp");
+  EXPECT_EQ(upper.max_output_bytes, 4096);
+}
+
+TEST(ConfigTest, BadCommandFunctionsAreRejectedByIndex) {
+  EXPECT_THAT(ParseError(R"({"functions": [{"command": ["/bin/echo"]}]})"),
+              HasSubstr("functions[0]: needs a name"));
+  EXPECT_THAT(ParseError(R"({"functions": [{"name": "x"}]})"),
+              HasSubstr("functions[0]: needs a command"));
+  EXPECT_THAT(
+      ParseError(R"({"functions": [{"name": "x", "command": "/bin/echo"}]})"),
+      HasSubstr("functions[0].command: must be a list"));
+  EXPECT_THAT(ParseError(R"({"functions": [{"name": "x",
+                   "command": ["/bin/echo", "{a}}"]}]})"),
+              HasSubstr("a lone '}'"));
+  EXPECT_THAT(ParseError(R"({"functions": [{"name": "x",
+                   "command": ["/bin/echo"], "max_output_bytes": 0}]})"),
+              HasSubstr("functions[0].max_output_bytes"));
+  EXPECT_THAT(ParseError(R"({"functions": [{"name": "x",
+                   "command": ["/bin/echo"], "env": {"A=B": "c"}}]})"),
+              HasSubstr("env: bad variable 'A=B'"));
+  EXPECT_THAT(ParseError(R"({"plugins": "liba.so"})"),
+              HasSubstr("plugins: must be a list"));
 }
 
 }  // namespace
