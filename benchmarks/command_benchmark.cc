@@ -12,7 +12,7 @@
 
 #include "benchmark/benchmark.h"
 #include "server/executor/cancellation.h"
-#include "server/executor/command_function.h"
+#include "server/executor/command_runner.h"
 
 extern char** environ;
 

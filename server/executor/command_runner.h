@@ -1,0 +1,58 @@
+// Runs an executable as a child process of a multi-threaded server: no
+// fork(), no shell, its own process group, bounded capture of its output,
+// and a cancellation that ends with the child killed and reaped. Plain
+// POSIX; what command functions (command_function.h) run on.
+#ifndef REMEX_SERVER_EXECUTOR_COMMAND_RUNNER_H_
+#define REMEX_SERVER_EXECUTOR_COMMAND_RUNNER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/executor/cancellation.h"
+
+namespace remex::executor {
+
+// One run of a command.
+struct CommandRun {
+  // argv[0] is an absolute path.
+  std::vector<std::string> argv;
+  // "NAME=VALUE", the whole environment.
+  std::vector<std::string> env;
+  // Empty: the caller's.
+  std::string working_dir;
+  std::string stdin_data;
+  int64_t max_output_bytes = 1 << 20;
+  absl::Duration cancel_grace = absl::Seconds(2);
+};
+
+// How a command ended and what it printed.
+struct CommandResult {
+  // The exit status, or -1 when a signal ended it.
+  int exit_code = -1;
+  // The signal that ended it, or 0.
+  int signal = 0;
+  std::string stdout_data;
+  std::string stderr_data;
+  bool stdout_truncated = false;
+  bool stderr_truncated = false;
+  // The token was set and the command was told to stop.
+  bool cancelled = false;
+};
+
+// Runs `run` to completion on this thread: posix_spawn (the caller may be
+// multi-threaded), the child in a process group of its own, with the default
+// signal dispositions and an empty signal mask. Once `cancellation` is set,
+// SIGTERM to the group, then SIGKILL after run.cancel_grace. When the child
+// exits, whatever it left running in its group is killed, and what is in
+// its pipes is read without waiting for descendants that escaped the group.
+// Reaps only the child it started (never waitpid(-1)). FAILED_PRECONDITION
+// if the command could not be started.
+absl::StatusOr<CommandResult> RunCommand(const CommandRun& run,
+                                         const CancellationToken& cancellation);
+
+}  // namespace remex::executor
+
+#endif  // REMEX_SERVER_EXECUTOR_COMMAND_RUNNER_H_
