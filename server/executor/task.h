@@ -25,6 +25,8 @@ namespace remex::executor {
 
 using Json = nlohmann::json;
 
+class TaskSeries;
+
 // Numbers match remex.v1.State. The last five are terminal.
 enum class TaskState : uint8_t {
   kQueued = 1,
@@ -124,6 +126,7 @@ class Task {
   const std::string& id() const { return id_; }
   const TaskSpec& spec() const { return *spec_; }
   const CancellationToken& cancellation() const { return token_; }
+  absl::Time created_at() const { return created_at_; }
 
   // QUEUED -> RUNNING and counts an attempt. False if the task is terminal.
   bool MarkRunning(absl::Time now);
@@ -173,6 +176,9 @@ class Task {
   // (fires in a race) finds its only_from condition false and does nothing.
   std::atomic<uint64_t> queue_timer{0};
   std::atomic<uint64_t> run_timer{0};
+  // Where the executor reports the task's events (see TaskObserver); null:
+  // nowhere. Set before the task is shared, then only read.
+  TaskSeries* series = nullptr;
   // Retention bookkeeping; guarded by the task table's retention lock.
   absl::Time expire_at = absl::InfiniteFuture();
   size_t retained_bytes = 0;

@@ -104,6 +104,7 @@ AwaitCall::~AwaitCall() {
 void AwaitCall::OnRequest(bool ok) {
   if (!ok) return Release();  // shutting down; the done tag will not come
   ++pending_;                 // the done tag
+  if (env_.metrics != nullptr) started_ = absl::Now();
   Spawn(env_);
   absl::StatusOr<executor::TaskSnapshot> task =
       env_.executor->Get(request_.id());
@@ -148,7 +149,11 @@ void AwaitCall::OnAlarm(bool /*fired*/) {
 void AwaitCall::OnDone(bool /*ok*/) {
   // The call ended: answered, cancelled by the client, past its deadline, or
   // cut by server shutdown. Stop waiting for the task in the last three.
-  if (alarm_set_ && !replied_) alarm_.Cancel();
+  if (alarm_set_ && !replied_) {
+    alarm_.Cancel();
+    RecordCall(env_, monitoring::RpcMethod::kAwait,
+               absl::StatusCode::kCancelled, started_);
+  }
   Release();
 }
 
@@ -158,6 +163,8 @@ void AwaitCall::ReplyWithTask(
     const absl::StatusOr<executor::TaskSnapshot>& task) {
   replied_ = true;
   ++pending_;
+  RecordCall(env_, monitoring::RpcMethod::kAwait, task.status().code(),
+             started_);
   if (!task.ok()) {
     responder_.FinishWithError(common::ToGrpcStatus(task.status()),
                                &finish_tag_);
