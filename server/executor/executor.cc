@@ -273,11 +273,11 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   }
   // Before the callbacks, so that whoever awaits the task finds it counted.
   if (task->series != nullptr) {
-    const TaskSnapshot& done = completion->snapshot;
     task->series->OnFinished(
-        state, done.started_at == absl::InfinitePast()
+        state, completion->started_at == absl::InfinitePast()
                    ? std::nullopt
-                   : std::make_optional(done.finished_at - done.started_at));
+                   : std::make_optional(completion->finished_at -
+                                        completion->started_at));
   }
   completion->RunCallbacks();
   return true;

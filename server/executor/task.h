@@ -137,6 +137,10 @@ class Task {
   struct Completion {
     // QUEUED or RUNNING: the state the task left.
     TaskState previous_state = TaskState::kQueued;
+    // When the task last started (InfinitePast if it never did) and ended.
+    absl::Time started_at = absl::InfinitePast();
+    absl::Time finished_at = absl::InfinitePast();
+    // Filled only when there are callbacks.
     TaskSnapshot snapshot;
     std::vector<DoneCallback> callbacks;
     void RunCallbacks() const;
