@@ -11,7 +11,8 @@ readonly PACKAGES=(
   libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
   clang-format
   python3 python3-grpcio python3-grpc-tools python3-protobuf
-  python3-pkg-resources
+  python3-pkg-resources python3-yaml
+  prometheus
 )
 
 # Prints the packages of PACKAGES that are not fully installed.
