@@ -1,9 +1,17 @@
 #include "monitoring/metrics.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
 #include <exception>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "monitoring/process_collector.h"
 #include "prometheus/exposer.h"
 #include "prometheus/gauge.h"
@@ -68,6 +76,39 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   return server;
 }
 
-MetricsServer::~MetricsServer() = default;
+namespace {
+
+// Connects to and disconnects from 127.0.0.1 (or the IPv4 host of
+// `address`) `port` once; errors are ignored.
+void Knock(const std::string& host, int port) {
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(static_cast<uint16_t>(port));
+  const std::string ip = host.empty() || host == "0.0.0.0" ? "127.0.0.1" : host;
+  if (inet_pton(AF_INET, ip.c_str(), &peer.sin_addr) != 1) return;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return;
+  (void)connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer));
+  close(fd);
+}
+
+}  // namespace
+
+MetricsServer::~MetricsServer() {
+  // The exposer's HTTP server (civetweb) sees that it is stopped only when
+  // its wait for connections returns, which takes up to a second when none
+  // come; knocking on the port ends that wait at once.
+  if (exposer_ == nullptr || port_ == 0) return;
+  absl::Notification stopped;
+  const std::string host = address_.substr(0, address_.rfind(':'));
+  std::thread knocker([&stopped, &host, port = port_] {
+    do {
+      Knock(host, port);
+    } while (!stopped.WaitForNotificationWithTimeout(absl::Milliseconds(5)));
+  });
+  exposer_.reset();
+  stopped.Notify();
+  knocker.join();
+}
 
 }  // namespace remex::monitoring

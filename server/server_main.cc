@@ -268,6 +268,7 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
                signal == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(config.shutdown_grace).c_str());
   (*server)->Shutdown(config.shutdown_grace);
+  // Metrics stay served through the drain.
   metrics_server->reset();
   metrics.SetStatsSource(nullptr);
   server->reset();

@@ -330,6 +330,17 @@ TEST(MetricsServerTest, ServesTheMetricsOnAFreePort) {
   EXPECT_THAT(answer->body, HasSubstr("process_resident_memory_bytes"));
 }
 
+TEST(MetricsServerTest, StopsWithoutWaitingForItsPollInterval) {
+  Metrics metrics({});
+  auto server = MetricsServer::Start("127.0.0.1:0", metrics);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(testing::HttpGet((*server)->address(), "/metrics").ok());
+  const absl::Time start = absl::Now();
+  server->reset();
+  // Without the knock on its port, the HTTP server's wait takes a second.
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(500));
+}
+
 TEST(MetricsServerTest, APortInUseIsUnavailableNamingTheAddress) {
   Metrics metrics({});
   auto first = MetricsServer::Start("127.0.0.1:0", metrics);
