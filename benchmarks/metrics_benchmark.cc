@@ -101,9 +101,8 @@ BENCHMARK(BM_ObserverCallsPerTask)->Threads(1)->Threads(2)->UseRealTime();
 void BM_Scrape(benchmark::State& state) {
   Metrics metrics({});
   std::unique_ptr<Executor> executor = MakeExecutor(2, &metrics);
-  metrics.SetStatsSource([&executor] {
-    return ServerStats{.pools = executor->PoolStatistics()};
-  });
+  metrics.SetStatsSource(
+      [&executor] { return ServerStats{.pools = executor->PoolStatistics()}; });
   for (auto _ : state) benchmark::DoNotOptimize(metrics.Scrape());
   metrics.SetStatsSource(nullptr);
 }

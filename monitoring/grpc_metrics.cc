@@ -29,13 +29,15 @@ absl::string_view RpcMethodName(RpcMethod method) {
 GrpcMetrics::GrpcMetrics(prometheus::Registry& registry) {
   auto& requests = prometheus::BuildCounter()
                        .Name("remex_grpc_requests_total")
-                       .Help("remex.v1.Executor calls answered, by method and "
-                             "status code.")
+                       .Help(
+                           "remex.v1.Executor calls answered, by method and "
+                           "status code.")
                        .Register(registry);
   auto& seconds = prometheus::BuildHistogram()
                       .Name("remex_grpc_request_seconds")
-                      .Help("Time from a call's arrival to its answer, by "
-                            "method (Await includes its wait).")
+                      .Help(
+                          "Time from a call's arrival to its answer, by "
+                          "method (Await includes its wait).")
                       .Register(registry);
   for (int m = 0; m < kRpcMethodCount; ++m) {
     const std::string method(RpcMethodName(static_cast<RpcMethod>(m)));
@@ -53,7 +55,8 @@ void GrpcMetrics::Record(RpcMethod method, absl::StatusCode code,
                          absl::Duration latency) {
   const int m = static_cast<int>(method);
   int c = static_cast<int>(code);
-  if (c < 0 || c >= kCodeCount) c = static_cast<int>(absl::StatusCode::kUnknown);
+  if (c < 0 || c >= kCodeCount)
+    c = static_cast<int>(absl::StatusCode::kUnknown);
   requests_[m][c]->Increment();
   seconds_[m]->Observe(absl::ToDoubleSeconds(latency));
 }

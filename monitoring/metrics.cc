@@ -70,9 +70,9 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   }
   server->port_ = ports.front();
   const size_t colon = listen.rfind(':');
-  server->address_ =
-      absl::StrCat(colon == std::string::npos ? listen : listen.substr(0, colon),
-                   ":", server->port_);
+  server->address_ = absl::StrCat(
+      colon == std::string::npos ? listen : listen.substr(0, colon), ":",
+      server->port_);
   return server;
 }
 

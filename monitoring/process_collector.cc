@@ -31,8 +31,8 @@ std::optional<std::vector<std::string>> StatFields() {
   const std::string stat = text.str();
   const size_t end_of_name = stat.rfind(')');
   if (end_of_name == std::string::npos) return std::nullopt;
-  return absl::StrSplit(absl::string_view(stat).substr(end_of_name + 1),
-                        ' ', absl::SkipEmpty());
+  return absl::StrSplit(absl::string_view(stat).substr(end_of_name + 1), ' ',
+                        absl::SkipEmpty());
 }
 
 // Element of StatFields() holding field `number` of proc(5).
@@ -120,9 +120,8 @@ std::vector<MetricFamily> ProcessCollector::Collect() const {
       MetricType::Gauge, OpenFds());
   rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
-    Add(families, "process_max_fds",
-        "Maximum number of open file descriptors.", MetricType::Gauge,
-        static_cast<double>(limit.rlim_cur));
+    Add(families, "process_max_fds", "Maximum number of open file descriptors.",
+        MetricType::Gauge, static_cast<double>(limit.rlim_cur));
   }
   return families;
 }

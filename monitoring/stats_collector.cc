@@ -41,15 +41,15 @@ void AddCounter(MetricFamily& family, std::vector<ClientMetric::Label> labels,
 }  // namespace
 
 std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
-  MetricFamily depth = Family("remex_pool_queue_depth",
-                              "Tasks waiting in the pool's queue.",
-                              MetricType::Gauge);
+  MetricFamily depth =
+      Family("remex_pool_queue_depth", "Tasks waiting in the pool's queue.",
+             MetricType::Gauge);
   MetricFamily capacity = Family(
       "remex_pool_queue_capacity",
       "Tasks the pool's queue holds before submits are refused (max_queue).",
       MetricType::Gauge);
-  MetricFamily running = Family("remex_pool_running",
-                                "Tasks running in the pool.", MetricType::Gauge);
+  MetricFamily running = Family(
+      "remex_pool_running", "Tasks running in the pool.", MetricType::Gauge);
   MetricFamily workers =
       Family("remex_pool_workers", "The pool's workers, by state (idle, busy).",
              MetricType::Gauge);
@@ -80,15 +80,14 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
              "retention.",
              MetricType::Gauge);
   AddGauge(retained, {}, static_cast<double>(stats.retained_tasks));
-  MetricFamily awaiters = Family(
-      "remex_awaiters", "Await calls parked until their task ends.",
-      MetricType::Gauge);
+  MetricFamily awaiters =
+      Family("remex_awaiters", "Await calls parked until their task ends.",
+             MetricType::Gauge);
   AddGauge(awaiters, {}, static_cast<double>(stats.awaiters));
 
   std::vector<MetricFamily> families;
-  for (MetricFamily* family :
-       {&depth, &capacity, &running, &workers, &restarts, &retained,
-        &awaiters}) {
+  for (MetricFamily* family : {&depth, &capacity, &running, &workers, &restarts,
+                               &retained, &awaiters}) {
     // A family with no sample (no process pool) is left out.
     if (!family->metric.empty()) families.push_back(std::move(*family));
   }

@@ -43,8 +43,8 @@ class Series final : public executor::TaskSeries {
     queue_seconds_.Observe(Seconds(queued));
   }
   void OnFinished(TaskState state, std::optional<absl::Duration> ran) override {
-    const int index = static_cast<int>(state) -
-                      static_cast<int>(TaskState::kSucceeded);
+    const int index =
+        static_cast<int>(state) - static_cast<int>(TaskState::kSucceeded);
     if (index >= 0 && index < static_cast<int>(completed_.size())) {
       completed_[index]->Increment();
     }
@@ -62,10 +62,11 @@ class Series final : public executor::TaskSeries {
 }  // namespace
 
 const prometheus::Histogram::BucketBoundaries& SecondsBuckets() {
-  static const auto* const kBuckets = new prometheus::Histogram::BucketBoundaries{
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-      0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10,
-      30,     60,      120,    300,   600,    1800,  3600};
+  static const auto* const kBuckets =
+      new prometheus::Histogram::BucketBoundaries{
+          0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10,
+          30,     60,      120,    300,   600,    1800,  3600};
   return *kBuckets;
 }
 

@@ -223,8 +223,8 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
     return 2;
   }
   // Declared before what reports to it, so that it is destroyed after.
-  monitoring::Metrics metrics({.version = REMEX_VERSION,
-                               .revision = REMEX_REVISION});
+  monitoring::Metrics metrics(
+      {.version = REMEX_VERSION, .revision = REMEX_REVISION});
   executor::ExecutorOptions executor_options = config.executor;
   executor_options.observer = &metrics.tasks();
   absl::StatusOr<std::unique_ptr<executor::Executor>> executor =

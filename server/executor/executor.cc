@@ -273,11 +273,11 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   }
   // Before the callbacks, so that whoever awaits the task finds it counted.
   if (task->series != nullptr) {
-    task->series->OnFinished(
-        state, completion->started_at == absl::InfinitePast()
-                   ? std::nullopt
-                   : std::make_optional(completion->finished_at -
-                                        completion->started_at));
+    task->series->OnFinished(state,
+                             completion->started_at == absl::InfinitePast()
+                                 ? std::nullopt
+                                 : std::make_optional(completion->finished_at -
+                                                      completion->started_at));
   }
   completion->RunCallbacks();
   return true;

@@ -120,8 +120,9 @@ TEST_F(TaskMetricsTest, CountsEveryTaskOnceByFinalStateWithItsTimes) {
   ASSERT_TRUE(executor_->Cancel(running->id).ok());
   ASSERT_TRUE(AwaitTerminal(*executor_, running->id).ok());
 
-  EXPECT_EQ(Sample(metrics_, "remex_tasks_submitted_total{function=\"echo\","
-                             "pool=\"default\"}"),
+  EXPECT_EQ(Sample(metrics_,
+                   "remex_tasks_submitted_total{function=\"echo\","
+                   "pool=\"default\"}"),
             3);
   EXPECT_EQ(Sample(metrics_, Completed("echo", "succeeded")), 3);
   EXPECT_EQ(Sample(metrics_, Completed("echo", "failed")), 0);
@@ -129,18 +130,21 @@ TEST_F(TaskMetricsTest, CountsEveryTaskOnceByFinalStateWithItsTimes) {
   EXPECT_EQ(Sample(metrics_, Completed("sleep", "timed_out")), 1);
   EXPECT_EQ(Sample(metrics_, Completed("sleep", "cancelled")), 1);
   EXPECT_EQ(Sample(metrics_, Completed("sleep", "worker_lost")), 0);
-  EXPECT_EQ(Sample(metrics_, "remex_task_run_seconds_count{function=\"sleep\","
-                             "pool=\"default\"}"),
+  EXPECT_EQ(Sample(metrics_,
+                   "remex_task_run_seconds_count{function=\"sleep\","
+                   "pool=\"default\"}"),
             2);
-  EXPECT_EQ(Sample(metrics_, "remex_task_queue_seconds_count{pool=\"default\"}"),
-            7);
+  EXPECT_EQ(
+      Sample(metrics_, "remex_task_queue_seconds_count{pool=\"default\"}"), 7);
   // The timed out task ran at least its run_timeout.
-  EXPECT_GE(Sample(metrics_, "remex_task_run_seconds_sum{function=\"sleep\","
-                             "pool=\"default\"}"),
+  EXPECT_GE(Sample(metrics_,
+                   "remex_task_run_seconds_sum{function=\"sleep\","
+                   "pool=\"default\"}"),
             0.02);
   // Every time is within the bucket bounds' range.
-  EXPECT_EQ(Sample(metrics_, "remex_task_run_seconds_bucket{function=\"echo\","
-                             "pool=\"default\",le=\"3600\"}"),
+  EXPECT_EQ(Sample(metrics_,
+                   "remex_task_run_seconds_bucket{function=\"echo\","
+                   "pool=\"default\",le=\"3600\"}"),
             3);
 }
 
@@ -157,11 +161,13 @@ TEST_F(TaskMetricsTest, QueuedTaskCancelledCountsNoQueueOrRunTime) {
   ASSERT_TRUE(executor_->Cancel(blocker->id).ok());
   ASSERT_TRUE(AwaitTerminal(*executor_, blocker->id).ok());
   EXPECT_EQ(Sample(metrics_, Completed("echo", "cancelled")), 1);
-  EXPECT_EQ(Sample(metrics_, "remex_task_run_seconds_count{function=\"echo\","
-                             "pool=\"default\"}"),
+  EXPECT_EQ(Sample(metrics_,
+                   "remex_task_run_seconds_count{function=\"echo\","
+                   "pool=\"default\"}"),
             0);
-  EXPECT_EQ(Sample(metrics_, "remex_task_queue_seconds_count{pool=\"default\"}"),
-            1);  // the blocker only
+  EXPECT_EQ(
+      Sample(metrics_, "remex_task_queue_seconds_count{pool=\"default\"}"),
+      1);  // the blocker only
 }
 
 TEST_F(TaskMetricsTest, RejectionsCarryAKnownPoolOrNoneNeverTheCallersString) {
@@ -186,9 +192,8 @@ TEST_F(TaskMetricsTest, RejectionsCarryAKnownPoolOrNoneNeverTheCallersString) {
   on_small.pool = "small";
   auto first = executor_->Submit(on_small);
   ASSERT_TRUE(first.ok());
-  ASSERT_TRUE(WaitUntil([&] {
-    return executor_->Get(first->id)->state == TaskState::kRunning;
-  }));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return executor_->Get(first->id)->state == TaskState::kRunning; }));
   ASSERT_TRUE(executor_->Submit(on_small).ok());
   EXPECT_EQ(SubmitError(on_small), absl::StatusCode::kResourceExhausted);
 
@@ -226,20 +231,24 @@ TEST(GrpcMetricsTest, CountsByMethodAndCodeAndTimesByMethod) {
                         absl::Microseconds(50));
   metrics.grpc().Record(RpcMethod::kGet, static_cast<absl::StatusCode>(99),
                         absl::ZeroDuration());
-  EXPECT_EQ(Sample(metrics, "remex_grpc_requests_total{code=\"OK\","
-                            "method=\"Submit\"}"),
+  EXPECT_EQ(Sample(metrics,
+                   "remex_grpc_requests_total{code=\"OK\","
+                   "method=\"Submit\"}"),
             1);
-  EXPECT_EQ(Sample(metrics, "remex_grpc_requests_total{code=\"NOT_FOUND\","
-                            "method=\"Submit\"}"),
+  EXPECT_EQ(Sample(metrics,
+                   "remex_grpc_requests_total{code=\"NOT_FOUND\","
+                   "method=\"Submit\"}"),
             1);
-  EXPECT_EQ(Sample(metrics, "remex_grpc_requests_total{code=\"UNKNOWN\","
-                            "method=\"Get\"}"),
+  EXPECT_EQ(Sample(metrics,
+                   "remex_grpc_requests_total{code=\"UNKNOWN\","
+                   "method=\"Get\"}"),
             1);
   EXPECT_EQ(
       Sample(metrics, "remex_grpc_request_seconds_count{method=\"Submit\"}"),
       2);
-  EXPECT_EQ(Sample(metrics, "remex_grpc_request_seconds_bucket{"
-                            "method=\"ListFunctions\",le=\"0.0001\"}"),
+  EXPECT_EQ(Sample(metrics,
+                   "remex_grpc_request_seconds_bucket{"
+                   "method=\"ListFunctions\",le=\"0.0001\"}"),
             1);
   EXPECT_NEAR(
       Sample(metrics, "remex_grpc_request_seconds_sum{method=\"Submit\"}"),
@@ -257,17 +266,16 @@ TEST(StatsCollectorTest, ReportsPoolsAtScrapeTimeAndRestartsOfProcessPools) {
                                 .busy = 3,
                                 .queued = 7,
                                 .max_queue = 100};
-    executor::PoolStats processes{.name = "process",
-                                  .kind = executor::PoolKind::kProcess,
-                                  .workers = 2,
-                                  .busy = 0,
-                                  .worker_restarts = {{"crash", 5},
-                                                      {"oom", 1}}};
+    executor::PoolStats processes{
+        .name = "process",
+        .kind = executor::PoolKind::kProcess,
+        .workers = 2,
+        .busy = 0,
+        .worker_restarts = {{"crash", 5}, {"oom", 1}}};
     return ServerStats{
         .pools = {threads, processes}, .retained_tasks = 11, .awaiters = 2};
   });
-  const std::map<std::string, double> samples =
-      ParseSamples(metrics.Scrape());
+  const std::map<std::string, double> samples = ParseSamples(metrics.Scrape());
   EXPECT_EQ(scrapes, 1);
   EXPECT_EQ(samples.at("remex_pool_queue_depth{pool=\"default\"}"), 7);
   EXPECT_EQ(samples.at("remex_pool_queue_capacity{pool=\"default\"}"), 100);
@@ -321,7 +329,8 @@ TEST(MetricsServerTest, ServesTheMetricsOnAFreePort) {
   auto server = MetricsServer::Start("127.0.0.1:0", metrics);
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_GT((*server)->port(), 0);
-  EXPECT_EQ((*server)->address(), absl::StrCat("127.0.0.1:", (*server)->port()));
+  EXPECT_EQ((*server)->address(),
+            absl::StrCat("127.0.0.1:", (*server)->port()));
   const absl::StatusOr<testing::HttpResponse> answer =
       testing::HttpGet((*server)->address(), "/metrics");
   ASSERT_TRUE(answer.ok()) << answer.status();
@@ -348,9 +357,9 @@ TEST(MetricsServerTest, APortInUseIsUnavailableNamingTheAddress) {
   auto second = MetricsServer::Start((*first)->address(), metrics);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(second.status().message(),
-              HasSubstr(absl::StrCat("cannot serve metrics on ",
-                                     (*first)->address())));
+  EXPECT_THAT(
+      second.status().message(),
+      HasSubstr(absl::StrCat("cannot serve metrics on ", (*first)->address())));
 }
 
 }  // namespace

@@ -94,11 +94,11 @@ class PrometheusProcess {
     prometheus->address_ = absl::StrCat("127.0.0.1:", FreePort());
     // Through sh only to send its output to a file: exec keeps the pid.
     const std::string command = absl::StrCat(
-        "exec ", PROMETHEUS_PATH, " --config.file=",
-        (prometheus->dir_ / "prometheus.yml").string(),
+        "exec ", PROMETHEUS_PATH,
+        " --config.file=", (prometheus->dir_ / "prometheus.yml").string(),
         " --storage.tsdb.path=", (prometheus->dir_ / "data").string(),
-        " --web.listen-address=", prometheus->address_,
-        " >", prometheus->log_path().string(), " 2>&1");
+        " --web.listen-address=", prometheus->address_, " >",
+        prometheus->log_path().string(), " 2>&1");
     absl::StatusOr<testing::SpawnedProcess> spawned =
         testing::Spawn({"/bin/sh", "-c", command});
     if (!spawned.ok()) return spawned.status();
@@ -131,10 +131,12 @@ class PrometheusProcess {
   absl::StatusOr<std::map<std::string, double>> Query(
       const std::string& promql) const {
     absl::StatusOr<testing::HttpResponse> answer = testing::HttpGet(
-        address_, absl::StrCat("/api/v1/query?query=", testing::UrlEncode(promql)));
+        address_,
+        absl::StrCat("/api/v1/query?query=", testing::UrlEncode(promql)));
     if (!answer.ok()) return answer.status();
-    const nlohmann::json json = nlohmann::json::parse(answer->body, nullptr,
-                                                      /*allow_exceptions=*/false);
+    const nlohmann::json json =
+        nlohmann::json::parse(answer->body, nullptr,
+                              /*allow_exceptions=*/false);
     if (json.is_discarded() || json.value("status", "") != "success") {
       return absl::InternalError(
           absl::StrCat("query ", promql, " failed: ", answer->body));
@@ -205,7 +207,8 @@ class PrometheusTest : public ::testing::Test {
   // Polls `promql` until it answers `expected` or kSettleTimeout passes;
   // returns the last answer.
   std::map<std::string, double> QueryUntil(
-      const std::string& promql, const std::map<std::string, double>& expected) {
+      const std::string& promql,
+      const std::map<std::string, double>& expected) {
     std::map<std::string, double> last;
     const absl::Time deadline = absl::Now() + kSettleTimeout;
     do {
@@ -231,7 +234,8 @@ void RunTheMix(const std::string& address) {
   Client client(address);
   std::vector<Future> futures;
   for (int i = 0; i < kSucceed; ++i) {
-    futures.push_back(client.Submit("echo", Json(absl::StrCat("{\"i\":", i, "}"))));
+    futures.push_back(
+        client.Submit("echo", Json(absl::StrCat("{\"i\":", i, "}"))));
   }
   for (int i = 0; i < kFail; ++i) {
     futures.push_back(client.Submit("fail", Json(R"({"message": "planned"})")));
@@ -258,9 +262,9 @@ void RunTheMix(const std::string& address) {
     ++states[v1::State_Name(future.task().state())];
   }
   EXPECT_EQ(states, (std::map<std::string, int>{{"SUCCEEDED", kSucceed},
-                                                 {"FAILED", kFail},
-                                                 {"CANCELLED", kCancel},
-                                                 {"TIMED_OUT", kTimeOut}}));
+                                                {"FAILED", kFail},
+                                                {"CANCELLED", kCancel},
+                                                {"TIMED_OUT", kTimeOut}}));
   // One refusal: an unknown function, counted with no pool.
   EXPECT_FALSE(client.TrySubmit("no_such_function").ok());
 }
@@ -285,19 +289,16 @@ TEST_F(PrometheusTest, CountsOfAKnownMixMatchExactlyThroughPrometheus) {
                                            {"state=timed_out", kTimeOut},
                                            {"state=worker_lost", 0}}));
   const std::map<std::string, double> submitted = {
-      {"function=echo", kSucceed},
-      {"function=fail", kFail},
-      {"function=sha256", 0},
-      {"function=primes", 0},
-      {"function=spin", 0},
-      {"function=sleep", kCancel + kTimeOut}};
-  EXPECT_EQ(QueryUntil("sum by (function) (remex_tasks_submitted_total)",
-                       submitted),
-            submitted);
+      {"function=echo", kSucceed}, {"function=fail", kFail},
+      {"function=sha256", 0},      {"function=primes", 0},
+      {"function=spin", 0},        {"function=sleep", kCancel + kTimeOut}};
+  EXPECT_EQ(
+      QueryUntil("sum by (function) (remex_tasks_submitted_total)", submitted),
+      submitted);
   // Every task of the mix started (so has a queue time) and ran.
-  EXPECT_EQ(QueryUntil("sum by (function) (remex_task_run_seconds_count)",
-                       submitted),
-            submitted);
+  EXPECT_EQ(
+      QueryUntil("sum by (function) (remex_task_run_seconds_count)", submitted),
+      submitted);
   EXPECT_EQ(QueryUntil("sum(remex_task_queue_seconds_count)", {{"", kTasks}}),
             (std::map<std::string, double>{{"", kTasks}}));
   EXPECT_EQ(QueryUntil("sum(remex_task_queue_seconds_bucket{le=\"+Inf\"})",
@@ -309,8 +310,7 @@ TEST_F(PrometheusTest, CountsOfAKnownMixMatchExactlyThroughPrometheus) {
   ASSERT_TRUE(quick_sleeps.ok()) << quick_sleeps.status();
   EXPECT_LE(quick_sleeps->at(""), kCancel);
   // The refusal has no pool label (an empty value is no label).
-  const std::map<std::string, double> rejected = {{"", 1},
-                                                  {"pool=default", 0}};
+  const std::map<std::string, double> rejected = {{"", 1}, {"pool=default", 0}};
   EXPECT_EQ(QueryUntil("sum by (pool) (remex_tasks_rejected_total"
                        "{reason=\"not_found\"})",
                        rejected),
@@ -364,12 +364,11 @@ TEST_F(PrometheusTest, TheRealScrapePassesPromtoolCheckMetrics) {
         "process_threads "}) {
     EXPECT_THAT(scrape->body, HasSubstr(family));
   }
-  const std::string path = absl::StrCat(::testing::TempDir(),
-                                        "remex_scrape_", getpid(), ".txt");
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "remex_scrape_", getpid(), ".txt");
   std::ofstream(path) << scrape->body;
   absl::StatusOr<testing::ProcessResult> check = testing::RunProcess(
-      {"/bin/sh", "-c",
-       absl::StrCat(PROMTOOL_PATH, " check metrics < ", path)},
+      {"/bin/sh", "-c", absl::StrCat(PROMTOOL_PATH, " check metrics < ", path)},
       absl::Seconds(30));
   std::remove(path.c_str());
   ASSERT_TRUE(check.ok()) << check.status();

@@ -64,10 +64,10 @@ TEST(ServerMetricsTest, AMetricsPortInUseExitsOneNamingIt) {
   ASSERT_TRUE(first.ok()) << first.status();
   auto metrics = (*first)->MetricsAddress();
   ASSERT_TRUE(metrics.ok()) << metrics.status();
-  auto second = testing::RunProcess({REMEX_SERVER_PATH, "--listen",
-                                     "127.0.0.1:0", "--metrics-listen",
-                                     *metrics},
-                                    absl::Seconds(20));
+  auto second =
+      testing::RunProcess({REMEX_SERVER_PATH, "--listen", "127.0.0.1:0",
+                           "--metrics-listen", *metrics},
+                          absl::Seconds(20));
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ(second->exit_code, 1);
   EXPECT_THAT(second->err,
@@ -85,14 +85,17 @@ TEST(ServerMetricsTest, CountsCallsByMethodAndCodeAndParkedAwaits) {
   ASSERT_TRUE(client.ListFunctions().ok());
   EXPECT_EQ(client.Get("no-such-task").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(Scrape(*metrics, "remex_grpc_requests_total{code=\"NOT_FOUND\","
-                             "method=\"Get\"}"),
+  EXPECT_EQ(Scrape(*metrics,
+                   "remex_grpc_requests_total{code=\"NOT_FOUND\","
+                   "method=\"Get\"}"),
             1);
-  EXPECT_EQ(Scrape(*metrics, "remex_grpc_requests_total{code=\"OK\","
-                             "method=\"ListFunctions\"}"),
+  EXPECT_EQ(Scrape(*metrics,
+                   "remex_grpc_requests_total{code=\"OK\","
+                   "method=\"ListFunctions\"}"),
             1);
-  EXPECT_EQ(Scrape(*metrics, "remex_grpc_request_seconds_count{method="
-                             "\"ListFunctions\"}"),
+  EXPECT_EQ(Scrape(*metrics,
+                   "remex_grpc_request_seconds_count{method="
+                   "\"ListFunctions\"}"),
             1);
 
   // An Await parked on a running task shows in remex_awaiters until the
@@ -106,15 +109,19 @@ TEST(ServerMetricsTest, CountsCallsByMethodAndCodeAndParkedAwaits) {
   EXPECT_TRUE(sleeper.cancel());
   awaiter.join();
   EXPECT_EQ(ScrapeUntil(*metrics, "remex_awaiters", 0), 0);
-  EXPECT_EQ(Scrape(*metrics, "remex_grpc_requests_total{code=\"OK\","
-                             "method=\"Await\"}"),
-            Scrape(*metrics, "remex_grpc_request_seconds_count{method="
-                             "\"Await\"}"));
-  EXPECT_GE(Scrape(*metrics, "remex_grpc_requests_total{code=\"OK\","
-                             "method=\"Await\"}"),
+  EXPECT_EQ(Scrape(*metrics,
+                   "remex_grpc_requests_total{code=\"OK\","
+                   "method=\"Await\"}"),
+            Scrape(*metrics,
+                   "remex_grpc_request_seconds_count{method="
+                   "\"Await\"}"));
+  EXPECT_GE(Scrape(*metrics,
+                   "remex_grpc_requests_total{code=\"OK\","
+                   "method=\"Await\"}"),
             1);
-  EXPECT_EQ(Scrape(*metrics, "remex_tasks_completed_total{function=\"sleep\","
-                             "pool=\"default\",state=\"cancelled\"}"),
+  EXPECT_EQ(Scrape(*metrics,
+                   "remex_tasks_completed_total{function=\"sleep\","
+                   "pool=\"default\",state=\"cancelled\"}"),
             1);
 }
 

@@ -830,8 +830,7 @@ TEST(ServerStartTest, HelpDocumentsEveryFlag) {
   EXPECT_EQ(run.exit_code, 0);
   for (const char* flag :
        {"--listen", "--config", "--shutdown-grace", "--pollers",
-        "--enable-test-functions", "--metrics-listen", "--version",
-        "--help"}) {
+        "--enable-test-functions", "--metrics-listen", "--version", "--help"}) {
     EXPECT_TRUE(absl::StrContains(run.out, flag)) << flag;
   }
 }

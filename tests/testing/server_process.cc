@@ -38,9 +38,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartBinary(
     std::string binary, std::vector<std::string> extra_args) {
-  std::vector<std::string> argv = {std::move(binary), "--listen",
-                                   "127.0.0.1:0", "--metrics-listen",
-                                   "127.0.0.1:0"};
+  std::vector<std::string> argv = {std::move(binary), "--listen", "127.0.0.1:0",
+                                   "--metrics-listen", "127.0.0.1:0"};
   argv.insert(argv.end(), std::make_move_iterator(extra_args.begin()),
               std::make_move_iterator(extra_args.end()));
   absl::StatusOr<SpawnedProcess> spawned = Spawn(argv);
@@ -153,8 +152,8 @@ absl::StatusOr<std::string> ServerProcess::MetricsAddress(
   };
   mu_.AwaitWithTimeout(absl::Condition(&known_or_closed), timeout);
   if (metrics_listening_.empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        "remex-server printed no '", kMetricsListeningOn, "' line"));
+    return absl::NotFoundError(absl::StrCat("remex-server printed no '",
+                                            kMetricsListeningOn, "' line"));
   }
   return metrics_listening_;
 }

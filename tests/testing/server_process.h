@@ -18,10 +18,10 @@ namespace remex::testing {
 
 // Owns one remex-server process (REMEX_SERVER_PATH) started with
 // `--listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0` (extra args may
-// override either, e.g. `--metrics-listen none`) and a thread that collects its stdout and stderr.
-// The destructor stops the server (SIGTERM, then SIGKILL after 5 s) if Wait()
-// has not reaped it. Thread-safe, except that Wait() and the destructor must
-// not race.
+// override either, e.g. `--metrics-listen none`) and a thread that collects its
+// stdout and stderr. The destructor stops the server (SIGTERM, then SIGKILL
+// after 5 s) if Wait() has not reaped it. Thread-safe, except that Wait() and
+// the destructor must not race.
 class ServerProcess {
  public:
   // Starts the server with `extra_args` and waits (at most 20 s) until it
