@@ -149,11 +149,8 @@ void AwaitCall::OnAlarm(bool /*fired*/) {
 void AwaitCall::OnDone(bool /*ok*/) {
   // The call ended: answered, cancelled by the client, past its deadline, or
   // cut by server shutdown. Stop waiting for the task in the last three.
-  if (alarm_set_ && !replied_) {
-    alarm_.Cancel();
-    RecordCall(env_, monitoring::RpcMethod::kAwait,
-               absl::StatusCode::kCancelled, started_);
-  }
+  ended_ = true;
+  if (alarm_set_ && !replied_) alarm_.Cancel();
   Release();
 }
 
@@ -163,7 +160,10 @@ void AwaitCall::ReplyWithTask(
     const absl::StatusOr<executor::TaskSnapshot>& task) {
   replied_ = true;
   ++pending_;
-  RecordCall(env_, monitoring::RpcMethod::kAwait, task.status().code(),
+  // A call that ended before this answer was cancelled (by the client, its
+  // deadline or the shutdown): the answer goes nowhere.
+  RecordCall(env_, monitoring::RpcMethod::kAwait,
+             ended_ ? absl::StatusCode::kCancelled : task.status().code(),
              started_);
   if (!task.ok()) {
     responder_.FinishWithError(common::ToGrpcStatus(task.status()),

@@ -127,6 +127,8 @@ class AwaitCall final {
   grpc::Alarm alarm_;
   bool alarm_set_ = false;
   bool replied_ = false;
+  // The done tag came back: the call is over.
+  bool ended_ = false;
   int pending_ = 0;
   std::shared_ptr<AwaitWaker> waker_;
   MemberTag<AwaitCall> request_tag_{this, &AwaitCall::OnRequest};

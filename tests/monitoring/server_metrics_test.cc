@@ -1,5 +1,7 @@
 // The real remex-server's metrics endpoint: --metrics-listen, gRPC calls and
 // parked Awaits as the server counts them.
+#include <grpcpp/grpcpp.h>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "remex/remex.h"
+#include "remex/v1/executor.grpc.pb.h"
 #include "tests/monitoring/http_get.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
@@ -123,6 +126,56 @@ TEST(ServerMetricsTest, CountsCallsByMethodAndCodeAndParkedAwaits) {
                    "remex_tasks_completed_total{function=\"sleep\","
                    "pool=\"default\",state=\"cancelled\"}"),
             1);
+}
+
+TEST(ServerMetricsTest, AnAwaitTheClientGaveUpOnCountsOnceAsCancelled) {
+  auto server = ServerProcess::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto metrics = (*server)->MetricsAddress();
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  // Raw calls only, so that every Await is this test's.
+  auto stub = v1::Executor::NewStub(grpc::CreateChannel(
+      (*server)->address(), grpc::InsecureChannelCredentials()));
+  v1::Task sleeper;
+  {
+    grpc::ClientContext context;
+    v1::SubmitRequest request;
+    request.set_function("sleep");
+    (*request.mutable_args()->mutable_struct_value()->mutable_fields())["ms"]
+        .set_number_value(600000);
+    ASSERT_TRUE(stub->Submit(&context, request, &sleeper).ok());
+  }
+  {
+    // No timeout of its own: cut by its RPC deadline.
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    v1::AwaitRequest request;
+    request.set_id(sleeper.id());
+    v1::Task task;
+    EXPECT_EQ(stub->Await(&context, request, &task).error_code(),
+              grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  EXPECT_EQ(ScrapeUntil(*metrics,
+                        "remex_grpc_requests_total{code=\"CANCELLED\","
+                        "method=\"Await\"}",
+                        1),
+            1);
+  {
+    grpc::ClientContext context;
+    v1::CancelRequest request;
+    request.set_id(sleeper.id());
+    v1::Task task;
+    ASSERT_TRUE(stub->Cancel(&context, request, &task).ok());
+    EXPECT_EQ(task.state(), v1::CANCELLED);
+  }
+  EXPECT_EQ(ScrapeUntil(*metrics, "remex_awaiters", 0), 0);
+  // Counted once: the task's end later finds the call gone.
+  EXPECT_EQ(
+      Scrape(*metrics, "remex_grpc_request_seconds_count{method=\"Await\"}"),
+      1);
+  EXPECT_EQ(Scrape(*metrics,
+                   "remex_grpc_requests_total{code=\"OK\",method=\"Await\"}"),
+            0);
 }
 
 }  // namespace
