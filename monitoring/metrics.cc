@@ -78,8 +78,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
 
 namespace {
 
-// Connects to and disconnects from 127.0.0.1 (or the IPv4 host of
-// `address`) `port` once; errors are ignored.
+// Connects to IPv4 `host` (127.0.0.1 for the wildcard) on `port` and
+// disconnects at once; errors are ignored (other hosts are not knocked on).
 void Knock(const std::string& host, int port) {
   sockaddr_in peer{};
   peer.sin_family = AF_INET;
