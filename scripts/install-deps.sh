@@ -28,6 +28,8 @@ readonly TEST_PACKAGES=(
   # tests/helm: the chart renderer, schema checks, yamllint, the image's init.
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev
   python3-jsonschema python3-yaml yamllint tini
+  # tests/monitoring: a real Prometheus and promtool.
+  prometheus
 )
 # PACKAGE:COMMAND pairs: installed only when COMMAND is missing (NodeSource's
 # nodejs, for one, brings npm and conflicts with Debian's npm package).

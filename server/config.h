@@ -15,6 +15,8 @@ namespace remex::server {
 
 struct ServerConfig {
   std::string listen = "0.0.0.0:50051";
+  // Where Prometheus scrapes /metrics (HOST:PORT); empty: no metrics.
+  std::string metrics_listen = "0.0.0.0:9464";
   executor::ExecutorOptions executor;
   // Completion queues, each with one poller thread; 0: one per core.
   int pollers = 0;

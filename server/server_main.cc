@@ -17,6 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
+#include "monitoring/metrics.h"
 #include "server/config.h"
 #include "server/executor/executor.h"
 #include "server/process/process_pool.h"
@@ -35,6 +36,12 @@ flags:
   --listen HOST:PORT        where to serve gRPC (default 0.0.0.0:50051);
                             port 0 picks a free port; the server prints
                             "listening on HOST:PORT" once it serves
+  --metrics-listen HOST:PORT
+                            where to serve Prometheus metrics at /metrics
+                            (default 0.0.0.0:9464); port 0 picks a free
+                            port; the server prints "metrics listening on
+                            HOST:PORT" after the gRPC line; "none" or ""
+                            serves no metrics
   --config FILE             JSON or YAML config (default: built in: a thread
                             pool "default" and a process pool "process",
                             both sized to the machine). Keys:
@@ -84,6 +91,7 @@ constexpr absl::Duration kWorkerStopTimeout = absl::Seconds(3);
 
 struct Flags {
   std::optional<std::string> listen;
+  std::optional<std::string> metrics_listen;
   std::optional<std::string> config_path;
   std::optional<absl::Duration> shutdown_grace;
   std::optional<int> pollers;
@@ -119,6 +127,10 @@ absl::Status ParseFlag(absl::string_view name,
   } else if (name == "--plugin") {
     REMEX_ASSIGN_OR_RETURN(flags.plugins.emplace_back(),
                            FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--metrics-listen") {
+    REMEX_ASSIGN_OR_RETURN(flags.metrics_listen,
+                           FlagValue(name, inline_value, argc, argv, i));
+    if (*flags.metrics_listen == "none") flags.metrics_listen->clear();
   } else if (name == "--config") {
     REMEX_ASSIGN_OR_RETURN(flags.config_path,
                            FlagValue(name, inline_value, argc, argv, i));
@@ -168,6 +180,9 @@ absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
         config, LoadConfigFile(*flags.config_path, std::move(config)));
   }
   if (flags.listen.has_value()) config.listen = *flags.listen;
+  if (flags.metrics_listen.has_value()) {
+    config.metrics_listen = *flags.metrics_listen;
+  }
   if (flags.shutdown_grace.has_value()) {
     config.shutdown_grace = *flags.shutdown_grace;
   }
@@ -218,7 +233,14 @@ void StopExecutor(std::unique_ptr<executor::Executor> executor) {
   std::_Exit(0);
 }
 
-int Serve(ServerConfig config, const RegisterFunctions& extra,
+// The metrics endpoint of `config`, or null when metrics are off.
+absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> StartMetricsServer(
+    const ServerConfig& config, const monitoring::Metrics& metrics) {
+  if (config.metrics_listen.empty()) return nullptr;
+  return monitoring::MetricsServer::Start(config.metrics_listen, metrics);
+}
+
+int Serve(const ServerConfig& config, const RegisterFunctions& extra,
           const sigset_t& signals, int argc, char** argv) {
   executor::FunctionRegistry registry;
   if (absl::Status registered = BuildFunctionRegistry(config, extra, registry);
@@ -226,32 +248,60 @@ int Serve(ServerConfig config, const RegisterFunctions& extra,
     std::cerr << "remex-server: " << registered.message() << "\n";
     return 1;
   }
+  // Declared before what reports to it, so that it is destroyed after.
+  monitoring::Metrics metrics(
+      {.version = REMEX_VERSION, .revision = REMEX_REVISION});
+  executor::ExecutorOptions executor_options = config.executor;
+  executor_options.observer = &metrics.tasks();
   // Process workers are this binary with the same flags, so that they build
   // the same registry (custom functions and plugins included).
-  config.executor.pool_factories[executor::PoolKind::kProcess] =
+  executor_options.pool_factories[executor::PoolKind::kProcess] =
       process::ProcessPoolFactory(
           {.argv = std::vector<std::string>(argv, argv + argc)});
   absl::StatusOr<std::unique_ptr<executor::Executor>> executor =
-      executor::Executor::Create(config.executor, registry);
+      executor::Executor::Create(std::move(executor_options), registry);
   if (!executor.ok()) {
     std::cerr << "remex-server: " << executor.status() << "\n";
     return 2;
   }
+  // Bound before gRPC, so that a refusal leaves nothing half served.
+  absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> metrics_server =
+      StartMetricsServer(config, metrics);
+  if (!metrics_server.ok()) {
+    std::cerr << "remex-server: " << metrics_server.status() << "\n";
+    return 1;
+  }
   absl::StatusOr<std::unique_ptr<rpc::RpcServer>> server =
-      rpc::RpcServer::Start(
-          {.listen = config.listen, .pollers = config.pollers}, **executor);
+      rpc::RpcServer::Start({.listen = config.listen,
+                             .pollers = config.pollers,
+                             .metrics = &metrics.grpc()},
+                            **executor);
   if (!server.ok()) {
     std::cerr << "remex-server: " << server.status() << "\n";
     return 1;
   }
+  metrics.SetStatsSource([executor = executor->get(), server = server->get()] {
+    return monitoring::ServerStats{
+        .pools = executor->PoolStatistics(),
+        .retained_tasks = executor->retained_tasks(),
+        .awaiters = server->stats().parked_awaits.load()};
+  });
+  // The gRPC line first: scripts take the first "listening on" line.
   std::printf("remex-server %s listening on %s\n", REMEX_VERSION,
               (*server)->address().c_str());
+  if (*metrics_server != nullptr) {
+    std::printf("remex-server metrics listening on %s\n",
+                (*metrics_server)->address().c_str());
+  }
   std::fflush(stdout);
   const int signal = WaitForStopSignal(signals);
   std::fprintf(stderr, "remex-server: got %s, draining (grace %s)\n",
                signal == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(config.shutdown_grace).c_str());
   (*server)->Shutdown(config.shutdown_grace);
+  // Metrics stay served through the drain.
+  metrics_server->reset();
+  metrics.SetStatsSource(nullptr);
   server->reset();
   StopExecutor(std::move(*executor));
   std::fprintf(stderr, "remex-server: stopped\n");

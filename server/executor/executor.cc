@@ -52,6 +52,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
   std::unique_ptr<Executor> executor(
       new Executor(std::move(options), registry));
   REMEX_RETURN_IF_ERROR(executor->StartPools());
+  executor->AddObserverSeries();
   executor->ScheduleRetentionSweep();
   return executor;
 }
@@ -77,6 +78,21 @@ absl::Status Executor::StartPools() {
   return absl::OkStatus();
 }
 
+void Executor::AddObserverSeries() {
+  TaskObserver* observer = options_.observer;
+  if (observer == nullptr) return;
+  for (const PoolConfig& config : options_.pools) {
+    const Pool* pool = pools_.at(config.name).get();
+    for (const FunctionSpec* function : registry_.List()) {
+      std::unique_ptr<TaskSeries> series =
+          observer->AddSeries(config.name, function->name);
+      if (series != nullptr) {
+        series_.emplace(std::make_pair(pool, function), std::move(series));
+      }
+    }
+  }
+}
+
 Executor::~Executor() {
   StartDrain();
   // Tokens first, so that cooperative functions return and the joins below
@@ -87,15 +103,28 @@ Executor::~Executor() {
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
-  if (draining_.load(std::memory_order_relaxed)) {
-    return absl::UnavailableError("the server is draining; submit elsewhere");
+  const Pool* pool = nullptr;
+  absl::StatusOr<TaskSnapshot> task = Accept(std::move(spec), pool);
+  if (!task.ok() && options_.observer != nullptr) {
+    options_.observer->OnRejected(pool == nullptr ? "" : pool->config().name,
+                                  RejectReasonOf(task.status()));
   }
+  return task;
+}
+
+absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
+                                              const Pool*& resolved_pool) {
   const FunctionSpec* function = registry_.Find(spec.function);
   if (function == nullptr) {
     return absl::NotFoundError(absl::StrCat("unknown function '", spec.function,
                                             "' (see ListFunctions)"));
   }
   REMEX_ASSIGN_OR_RETURN(Pool * pool, ResolvePool(spec, *function));
+  resolved_pool = pool;
+  // After the lookups, so that a refusal is counted against its pool.
+  if (draining_.load(std::memory_order_relaxed)) {
+    return absl::UnavailableError("the server is draining; submit elsewhere");
+  }
   spec.pool = pool->config().name;
   REMEX_RETURN_IF_ERROR(CheckSpec(spec, *function));
   if (spec.run_timeout == absl::InfiniteDuration()) {
@@ -105,6 +134,10 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
   auto task = std::make_shared<Task>(
       common::NewTaskId(), std::make_shared<const TaskSpec>(std::move(spec)),
       absl::Now());
+  if (auto it = series_.find(std::make_pair(pool, function));
+      it != series_.end()) {
+    task->series = it->second.get();
+  }
   table_.Insert(task);
   active_tasks_.fetch_add(1, std::memory_order_relaxed);
   TaskSnapshot snapshot = task->Snapshot();
@@ -116,6 +149,7 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
     active_tasks_.fetch_sub(1, std::memory_order_relaxed);
     return status;
   }
+  if (task->series != nullptr) task->series->OnSubmitted();
   return snapshot;
 }
 
@@ -215,7 +249,11 @@ void Executor::Run(const std::shared_ptr<Task>& task) {
 }
 
 bool Executor::BeginRun(const std::shared_ptr<Task>& task) {
-  if (!task->MarkRunning(absl::Now())) return false;  // ended while queued
+  const absl::Time started = absl::Now();
+  if (!task->MarkRunning(started)) return false;  // ended while queued
+  if (task->series != nullptr && task->attempt() == 1) {
+    task->series->OnStarted(started - task->created_at());
+  }
   DisarmTimer(task->queue_timer);
   ArmRunTimeout(task);
   return true;
@@ -256,6 +294,14 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     absl::MutexLock lock(&idle_mu_);
     idle_cv_.SignalAll();
+  }
+  // Before the callbacks, so that whoever awaits the task finds it counted.
+  if (task->series != nullptr) {
+    task->series->OnFinished(state,
+                             completion->started_at == absl::InfinitePast()
+                                 ? std::nullopt
+                                 : std::make_optional(completion->finished_at -
+                                                      completion->started_at));
   }
   completion->RunCallbacks();
   return true;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -20,6 +21,7 @@
 #include "server/executor/function_registry.h"
 #include "server/executor/pool.h"
 #include "server/executor/task.h"
+#include "server/executor/task_observer.h"
 #include "server/executor/task_table.h"
 #include "server/executor/timer_queue.h"
 
@@ -36,6 +38,9 @@ struct ExecutorOptions {
   absl::Duration retention_sweep_interval = absl::Seconds(1);
   // Makers of the pool kinds that are not built in (process pools).
   PoolFactories pool_factories;
+  // Told about every task (the metrics); null: none. Not owned; must outlive
+  // the executor.
+  TaskObserver* observer = nullptr;
 };
 
 // Runs `function` for task `task_id` on the calling thread and returns what
@@ -119,6 +124,10 @@ class Executor : private TaskRunner {
  private:
   Executor(ExecutorOptions options, const FunctionRegistry& registry);
   absl::Status StartPools();
+  // Asks the observer for the series of every (pool, function) pair.
+  void AddObserverSeries();
+  // Submit, less the report of a refusal; sets `pool` once it is resolved.
+  absl::StatusOr<TaskSnapshot> Accept(TaskSpec spec, const Pool*& pool);
 
   // TaskRunner: called by the pools.
   void Run(const std::shared_ptr<Task>& task) override;
@@ -160,6 +169,10 @@ class Executor : private TaskRunner {
   TaskTable table_;
   absl::flat_hash_map<std::string, std::unique_ptr<Pool>> pools_;
   std::string default_pool_;
+  // Filled by Create, then only read.
+  absl::flat_hash_map<std::pair<const Pool*, const FunctionSpec*>,
+                      std::unique_ptr<TaskSeries>>
+      series_;
   // Declared last: destroyed first, so no timer callback runs once the pools
   // or the table are gone.
   TimerQueue timers_;

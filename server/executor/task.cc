@@ -101,6 +101,8 @@ std::optional<Task::Completion> Task::Finish(
     completion.previous_state = state_;
     state_ = state;
     finished_at_ = now;
+    completion.started_at = started_at_;
+    completion.finished_at = now;
     outcome_ = std::move(outcome);
     completion.callbacks.swap(done_callbacks_);
     if (!completion.callbacks.empty()) completion.snapshot = SnapshotLocked();

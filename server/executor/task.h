@@ -25,6 +25,8 @@ namespace remex::executor {
 
 using Json = nlohmann::json;
 
+class TaskSeries;
+
 // Numbers match remex.v1.State. The last five are terminal.
 enum class TaskState : uint8_t {
   kQueued = 1,
@@ -124,6 +126,7 @@ class Task {
   const std::string& id() const { return id_; }
   const TaskSpec& spec() const { return *spec_; }
   const CancellationToken& cancellation() const { return token_; }
+  absl::Time created_at() const { return created_at_; }
 
   // QUEUED -> RUNNING and counts an attempt. False if the task is terminal.
   bool MarkRunning(absl::Time now);
@@ -138,6 +141,10 @@ class Task {
   struct Completion {
     // QUEUED or RUNNING: the state the task left.
     TaskState previous_state = TaskState::kQueued;
+    // When the task last started (InfinitePast if it never did) and ended.
+    absl::Time started_at = absl::InfinitePast();
+    absl::Time finished_at = absl::InfinitePast();
+    // Filled only when there are callbacks.
     TaskSnapshot snapshot;
     std::vector<DoneCallback> callbacks;
     void RunCallbacks() const;
@@ -177,6 +184,9 @@ class Task {
   // (fires in a race) finds its only_from condition false and does nothing.
   std::atomic<uint64_t> queue_timer{0};
   std::atomic<uint64_t> run_timer{0};
+  // Where the executor reports the task's events (see TaskObserver); null:
+  // nowhere. Set before the task is shared, then only read.
+  TaskSeries* series = nullptr;
   // Retention bookkeeping; guarded by the task table's retention lock.
   absl::Time expire_at = absl::InfiniteFuture();
   size_t retained_bytes = 0;

@@ -17,7 +17,10 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/grpc_status.h"
+#include "monitoring/grpc_metrics.h"
 #include "remex/v1/executor.grpc.pb.h"
 #include "server/executor/executor.h"
 
@@ -34,7 +37,17 @@ struct CallEnv {
   grpc::ServerCompletionQueue* cq;
   executor::Executor* executor;
   FrontEndStats* stats;
+  // Null: no metrics.
+  monitoring::GrpcMetrics* metrics = nullptr;
 };
+
+// Records a call's end in env.metrics, if there are metrics.
+inline void RecordCall(const CallEnv& env, monitoring::RpcMethod method,
+                       absl::StatusCode code, absl::Time started) {
+  if (env.metrics != nullptr) {
+    env.metrics->Record(method, code, absl::Now() - started);
+  }
+}
 
 // What pollers get back from the completion queue.
 class Tag {
@@ -62,6 +75,7 @@ class MemberTag final : public Tag {
 // Base of the unary calls that answer at once (all but Await). Derived
 // defines:
 //   static constexpr auto kRequest = &v1::Executor::AsyncService::RequestX;
+//   static constexpr auto kMethod = monitoring::RpcMethod::kX;
 //   void Handle();  // answers with Reply() or ReplyError(), exactly once
 template <typename Derived, typename Request, typename Response>
 class UnaryCall {
@@ -78,10 +92,14 @@ class UnaryCall {
  protected:
   explicit UnaryCall(const CallEnv& env) : env_(env) {}
 
+  // Both count the call in the metrics before the answer can reach the
+  // client.
   void Reply(const Response& response) {
+    RecordCall(env_, Derived::kMethod, absl::StatusCode::kOk, started_);
     responder_.Finish(response, grpc::Status::OK, &finish_tag_);
   }
   void ReplyError(const absl::Status& status) {
+    RecordCall(env_, Derived::kMethod, status.code(), started_);
     responder_.FinishWithError(common::ToGrpcStatus(status), &finish_tag_);
   }
 
@@ -94,12 +112,14 @@ class UnaryCall {
       delete static_cast<Derived*>(this);
       return;
     }
+    if (env_.metrics != nullptr) started_ = absl::Now();
     Spawn(env_);
     static_cast<Derived*>(this)->Handle();
   }
   void OnFinished(bool /*ok*/) { delete static_cast<Derived*>(this); }
 
   const CallEnv env_;
+  absl::Time started_;
   grpc::ServerContext context_;
   Request request_;
   grpc::ServerAsyncResponseWriter<Response> responder_{&context_};

@@ -104,6 +104,7 @@ AwaitCall::~AwaitCall() {
 void AwaitCall::OnRequest(bool ok) {
   if (!ok) return Release();  // shutting down; the done tag will not come
   ++pending_;                 // the done tag
+  if (env_.metrics != nullptr) started_ = absl::Now();
   Spawn(env_);
   absl::StatusOr<executor::TaskSnapshot> task =
       env_.executor->Get(request_.id());
@@ -148,6 +149,7 @@ void AwaitCall::OnAlarm(bool /*fired*/) {
 void AwaitCall::OnDone(bool /*ok*/) {
   // The call ended: answered, cancelled by the client, past its deadline, or
   // cut by server shutdown. Stop waiting for the task in the last three.
+  ended_ = true;
   if (alarm_set_ && !replied_) alarm_.Cancel();
   Release();
 }
@@ -158,6 +160,11 @@ void AwaitCall::ReplyWithTask(
     const absl::StatusOr<executor::TaskSnapshot>& task) {
   replied_ = true;
   ++pending_;
+  // A call that ended before this answer was cancelled (by the client, its
+  // deadline or the shutdown): the answer goes nowhere.
+  RecordCall(env_, monitoring::RpcMethod::kAwait,
+             ended_ ? absl::StatusCode::kCancelled : task.status().code(),
+             started_);
   if (!task.ok()) {
     responder_.FinishWithError(common::ToGrpcStatus(task.status()),
                                &finish_tag_);

@@ -26,6 +26,7 @@ class TaskCall : public UnaryCall<Derived, Request, v1::Task> {
 class SubmitCall final : public TaskCall<SubmitCall, v1::SubmitRequest> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestSubmit;
+  static constexpr auto kMethod = monitoring::RpcMethod::kSubmit;
   using TaskCall::TaskCall;
   void Handle();
 };
@@ -33,6 +34,7 @@ class SubmitCall final : public TaskCall<SubmitCall, v1::SubmitRequest> {
 class GetCall final : public TaskCall<GetCall, v1::GetRequest> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestGet;
+  static constexpr auto kMethod = monitoring::RpcMethod::kGet;
   using TaskCall::TaskCall;
   void Handle();
 };
@@ -40,6 +42,7 @@ class GetCall final : public TaskCall<GetCall, v1::GetRequest> {
 class CancelCall final : public TaskCall<CancelCall, v1::CancelRequest> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestCancel;
+  static constexpr auto kMethod = monitoring::RpcMethod::kCancel;
   using TaskCall::TaskCall;
   void Handle();
 };
@@ -48,6 +51,7 @@ class ListCall final
     : public UnaryCall<ListCall, v1::ListRequest, v1::ListResponse> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestList;
+  static constexpr auto kMethod = monitoring::RpcMethod::kList;
   using UnaryCall::UnaryCall;
   void Handle();
 };
@@ -56,6 +60,7 @@ class DeleteCall final
     : public UnaryCall<DeleteCall, v1::DeleteRequest, google::protobuf::Empty> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestDelete;
+  static constexpr auto kMethod = monitoring::RpcMethod::kDelete;
   using UnaryCall::UnaryCall;
   void Handle();
 };
@@ -65,6 +70,7 @@ class ListFunctionsCall final
                        v1::ListFunctionsResponse> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestListFunctions;
+  static constexpr auto kMethod = monitoring::RpcMethod::kListFunctions;
   using UnaryCall::UnaryCall;
   void Handle();
 };
@@ -114,12 +120,15 @@ class AwaitCall final {
   void Release();
 
   const CallEnv env_;
+  absl::Time started_;
   grpc::ServerContext context_;
   v1::AwaitRequest request_;
   grpc::ServerAsyncResponseWriter<v1::Task> responder_{&context_};
   grpc::Alarm alarm_;
   bool alarm_set_ = false;
   bool replied_ = false;
+  // The done tag came back: the call is over.
+  bool ended_ = false;
   int pending_ = 0;
   std::shared_ptr<AwaitWaker> waker_;
   MemberTag<AwaitCall> request_tag_{this, &AwaitCall::OnRequest};

@@ -59,7 +59,7 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
 
   for (auto& queue : server->queues_) {
     const CallEnv env{&server->service_, queue.get(), &executor,
-                      &server->stats_};
+                      &server->stats_, options.metrics};
     SpawnCalls(env, options.calls_per_method);
     server->pollers_.emplace_back(
         [raw = server.get(), cq = queue.get()] { raw->Poll(cq); });

@@ -25,6 +25,9 @@ struct RpcServerOptions {
   int pollers = 0;
   // Calls of each method that can be matched at once, per queue.
   int calls_per_method = 16;
+  // Where calls are counted; null: nowhere. Not owned; must outlive the
+  // server.
+  monitoring::GrpcMetrics* metrics = nullptr;
 };
 
 // Serves the executor over gRPC. Pollers only dispatch: they never run task

@@ -57,7 +57,8 @@ class ServerProcess:
 
     def __init__(self, binary):
         self._process = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
+            [binary, "--listen", "127.0.0.1:0", "--metrics-listen", "none"],
+            stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL, text=True)
         self._lines = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()

@@ -806,7 +806,8 @@ remex::testing::ProcessResult RunServerExpectingExit(
 TEST(ServerStartTest, PortInUseExitsOneWithAClearMessage) {
   auto first = ServerProcess::Start();
   ASSERT_TRUE(first.ok()) << first.status();
-  const auto second = RunServerExpectingExit({"--listen", (*first)->address()});
+  const auto second = RunServerExpectingExit(
+      {"--listen", (*first)->address(), "--metrics-listen", "127.0.0.1:0"});
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(
       second.err, absl::StrCat("cannot listen on ", (*first)->address())))
@@ -829,7 +830,7 @@ TEST(ServerStartTest, HelpDocumentsEveryFlag) {
   EXPECT_EQ(run.exit_code, 0);
   for (const char* flag :
        {"--listen", "--config", "--shutdown-grace", "--pollers",
-        "--enable-test-functions", "--version", "--help"}) {
+        "--enable-test-functions", "--metrics-listen", "--version", "--help"}) {
     EXPECT_TRUE(absl::StrContains(run.out, flag)) << flag;
   }
 }

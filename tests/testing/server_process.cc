@@ -19,12 +19,13 @@ namespace {
 constexpr absl::Duration kStartTimeout = absl::Seconds(20);
 constexpr absl::Duration kStopTimeout = absl::Seconds(5);
 constexpr absl::string_view kListeningOn = "listening on ";
+constexpr absl::string_view kMetricsListeningOn = "metrics listening on ";
 
-// The address in a line containing "listening on ADDRESS", or "".
-std::string ListeningAddress(absl::string_view line) {
-  const size_t at = line.find(kListeningOn);
+// The address in a line containing `marker` followed by ADDRESS, or "".
+std::string AddressAfter(absl::string_view line, absl::string_view marker) {
+  const size_t at = line.find(marker);
   if (at == absl::string_view::npos) return "";
-  line.remove_prefix(at + kListeningOn.size());
+  line.remove_prefix(at + marker.size());
   return std::string(line.substr(0, line.find_first_of(" \t\r")));
 }
 
@@ -37,8 +38,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartBinary(
     std::string binary, std::vector<std::string> extra_args) {
-  std::vector<std::string> argv = {std::move(binary), "--listen",
-                                   "127.0.0.1:0"};
+  std::vector<std::string> argv = {std::move(binary), "--listen", "127.0.0.1:0",
+                                   "--metrics-listen", "127.0.0.1:0"};
   argv.insert(argv.end(), std::make_move_iterator(extra_args.begin()),
               std::make_move_iterator(extra_args.end()));
   absl::StatusOr<SpawnedProcess> spawned = Spawn(argv);
@@ -114,7 +115,14 @@ void ServerProcess::Consume(int stream, const char* data, size_t size) {
   for (size_t end; (end = partial.find('\n')) != std::string::npos;) {
     std::string line = partial.substr(0, end);
     partial.erase(0, end + 1);
-    if (listening_.empty() && stream == 0) listening_ = ListeningAddress(line);
+    if (stream == 0) {
+      if (const std::string metrics = AddressAfter(line, kMetricsListeningOn);
+          !metrics.empty()) {
+        if (metrics_listening_.empty()) metrics_listening_ = metrics;
+      } else if (listening_.empty()) {
+        listening_ = AddressAfter(line, kListeningOn);
+      }
+    }
     lines_.push_back(std::move(line));
   }
 }
@@ -134,6 +142,20 @@ absl::Status ServerProcess::AwaitAddress(absl::Time deadline) {
   }
   address_ = listening_;
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ServerProcess::MetricsAddress(
+    absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  const auto known_or_closed = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return !metrics_listening_.empty() || output_closed_;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&known_or_closed), timeout);
+  if (metrics_listening_.empty()) {
+    return absl::NotFoundError(absl::StrCat("remex-server printed no '",
+                                            kMetricsListeningOn, "' line"));
+  }
+  return metrics_listening_;
 }
 
 }  // namespace remex::testing

@@ -17,10 +17,11 @@
 namespace remex::testing {
 
 // Owns one remex-server process (REMEX_SERVER_PATH) started with
-// `--listen 127.0.0.1:0` and a thread that collects its stdout and stderr.
-// The destructor stops the server (SIGTERM, then SIGKILL after 5 s) if Wait()
-// has not reaped it. Thread-safe, except that Wait() and the destructor must
-// not race.
+// `--listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0` (extra args may
+// override either, e.g. `--metrics-listen none`) and a thread that collects its
+// stdout and stderr. The destructor stops the server (SIGTERM, then SIGKILL
+// after 5 s) if Wait() has not reaped it. Thread-safe, except that Wait() and
+// the destructor must not race.
 class ServerProcess {
  public:
   // Starts the server with `extra_args` and waits (at most 20 s) until it
@@ -38,6 +39,11 @@ class ServerProcess {
 
   // "127.0.0.1:PORT".
   const std::string& address() const { return address_; }
+  // "127.0.0.1:PORT" of the metrics endpoint, from the line the server
+  // prints right after its gRPC one; NOT_FOUND if it printed none within
+  // `timeout` (metrics switched off).
+  absl::StatusOr<std::string> MetricsAddress(
+      absl::Duration timeout = absl::Seconds(5)) const;
   pid_t pid() const { return pid_; }
 
   // Sends `sig` to the server; returns kill()'s result.
@@ -72,6 +78,7 @@ class ServerProcess {
   std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
   std::string partial_[2] ABSL_GUARDED_BY(mu_);  // [0] stdout, [1] stderr
   std::string listening_ ABSL_GUARDED_BY(mu_);   // "127.0.0.1:PORT"
+  std::string metrics_listening_ ABSL_GUARDED_BY(mu_);
   bool output_closed_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread reader_;

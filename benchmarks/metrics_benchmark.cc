@@ -1,0 +1,114 @@
+// The cost of the metrics on the hot path: the executor's submit → complete
+// path with no observer (the baseline, arg 0) and with remex::monitoring's
+// TaskMetrics attached (arg 1), in the same run; and the observer's calls
+// for one task alone, from one and from two threads.
+//
+//   build/benchmarks/metrics_benchmark --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true
+#include <atomic>
+#include <memory>
+
+#include "absl/synchronization/notification.h"
+#include "benchmark/benchmark.h"
+#include "monitoring/metrics.h"
+#include "server/executor/builtin_functions.h"
+#include "server/executor/executor.h"
+
+namespace remex::monitoring {
+namespace {
+
+using executor::Executor;
+using executor::TaskSnapshot;
+
+const executor::FunctionRegistry& Builtins() {
+  static const executor::FunctionRegistry* registry = [] {
+    auto* registry = new executor::FunctionRegistry;
+    (void)executor::RegisterBuiltinFunctions({}, *registry);
+    return registry;
+  }();
+  return *registry;
+}
+
+// An executor with one "default" pool of `workers`, reporting to `metrics`
+// unless it is null.
+std::unique_ptr<Executor> MakeExecutor(int workers, Metrics* metrics) {
+  executor::ExecutorOptions options;
+  options.pools.push_back(
+      {.name = "default", .workers = workers, .max_queue = 1 << 20});
+  options.observer = metrics == nullptr ? nullptr : &metrics->tasks();
+  return *Executor::Create(options, Builtins());
+}
+
+// One echo task at a time: Submit, wait for its done callback.
+void BM_SubmitAndComplete(benchmark::State& state) {
+  Metrics metrics({});
+  std::unique_ptr<Executor> executor =
+      MakeExecutor(1, state.range(0) == 0 ? nullptr : &metrics);
+  for (auto _ : state) {
+    absl::Notification done;
+    absl::StatusOr<TaskSnapshot> task = executor->Submit(
+        {.function = "echo", .args = executor::Json{{"x", 1}}});
+    (void)executor->OnDone(task->id,
+                           [&done](const TaskSnapshot&) { done.Notify(); });
+    done.WaitForNotification();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(state.range(0) == 0 ? "no metrics" : "metrics");
+}
+BENCHMARK(BM_SubmitAndComplete)->Arg(0)->Arg(1)->UseRealTime();
+
+// A batch of echo tasks in flight at once on 2 workers; items/s is the
+// core's throughput.
+void BM_Throughput(benchmark::State& state) {
+  constexpr int kBatch = 1000;
+  Metrics metrics({});
+  std::unique_ptr<Executor> executor =
+      MakeExecutor(2, state.range(0) == 0 ? nullptr : &metrics);
+  for (auto _ : state) {
+    std::atomic<int> remaining{kBatch};
+    absl::Notification done;
+    for (int i = 0; i < kBatch; ++i) {
+      absl::StatusOr<TaskSnapshot> task =
+          executor->Submit({.function = "echo", .ttl = absl::Seconds(1)});
+      (void)executor->OnDone(task->id, [&](const TaskSnapshot&) {
+        if (remaining.fetch_sub(1) == 1) done.Notify();
+      });
+    }
+    done.WaitForNotification();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  state.SetLabel(state.range(0) == 0 ? "no metrics" : "metrics");
+}
+BENCHMARK(BM_Throughput)->Arg(0)->Arg(1)->UseRealTime();
+
+// What the executor calls for one task: submitted, started, finished (two
+// histogram observations and two counter increments).
+void BM_ObserverCallsPerTask(benchmark::State& state) {
+  static Metrics* const metrics = new Metrics({});
+  static executor::TaskSeries* const series =
+      metrics->tasks().AddSeries("default", "echo").release();
+  for (auto _ : state) {
+    series->OnSubmitted();
+    series->OnStarted(absl::Microseconds(30));
+    series->OnFinished(executor::TaskState::kSucceeded, absl::Microseconds(5));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ObserverCallsPerTask)->Threads(1)->Threads(2)->UseRealTime();
+
+// One scrape's worth of serialization (the exposer's side, not the hot
+// path), for scale.
+void BM_Scrape(benchmark::State& state) {
+  Metrics metrics({});
+  std::unique_ptr<Executor> executor = MakeExecutor(2, &metrics);
+  metrics.SetStatsSource(
+      [&executor] { return ServerStats{.pools = executor->PoolStatistics()}; });
+  for (auto _ : state) benchmark::DoNotOptimize(metrics.Scrape());
+  metrics.SetStatsSource(nullptr);
+}
+BENCHMARK(BM_Scrape)->UseRealTime();
+
+}  // namespace
+}  // namespace remex::monitoring
+
+BENCHMARK_MAIN();

@@ -1,0 +1,108 @@
+#include "monitoring/stats_collector.h"
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
+
+namespace remex::monitoring {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// Reasons a process pool always reports, so that their series exist (at 0)
+// before the first restart.
+constexpr const char* kRestartReasons[] = {"crash", "cancel", "timeout",
+                                           "recycle"};
+
+MetricFamily Family(std::string name, std::string help, MetricType type) {
+  return MetricFamily{
+      .name = std::move(name), .help = std::move(help), .type = type};
+}
+
+void AddGauge(MetricFamily& family, std::vector<ClientMetric::Label> labels,
+              double value) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  metric.gauge.value = value;
+  family.metric.push_back(std::move(metric));
+}
+
+void AddCounter(MetricFamily& family, std::vector<ClientMetric::Label> labels,
+                double value) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  metric.counter.value = value;
+  family.metric.push_back(std::move(metric));
+}
+
+}  // namespace
+
+std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
+  MetricFamily depth =
+      Family("remex_pool_queue_depth", "Tasks waiting in the pool's queue.",
+             MetricType::Gauge);
+  MetricFamily capacity = Family(
+      "remex_pool_queue_capacity",
+      "Tasks the pool's queue holds before submits are refused (max_queue).",
+      MetricType::Gauge);
+  MetricFamily running = Family(
+      "remex_pool_running", "Tasks running in the pool.", MetricType::Gauge);
+  MetricFamily workers =
+      Family("remex_pool_workers", "The pool's workers, by state (idle, busy).",
+             MetricType::Gauge);
+  MetricFamily restarts =
+      Family("remex_worker_restarts_total",
+             "Process pool workers replaced, by pool and reason (crash, "
+             "cancel, timeout, recycle).",
+             MetricType::Counter);
+  for (const executor::PoolStats& pool : stats.pools) {
+    const ClientMetric::Label pool_label{"pool", pool.name};
+    AddGauge(depth, {pool_label}, static_cast<double>(pool.queued));
+    AddGauge(capacity, {pool_label}, static_cast<double>(pool.max_queue));
+    AddGauge(running, {pool_label}, pool.busy);
+    AddGauge(workers, {pool_label, {"state", "busy"}}, pool.busy);
+    AddGauge(workers, {pool_label, {"state", "idle"}},
+             std::max(0, pool.workers - pool.busy));
+    if (pool.kind != executor::PoolKind::kProcess) continue;
+    std::map<std::string, int64_t> by_reason = pool.worker_restarts;
+    for (const char* reason : kRestartReasons) by_reason.try_emplace(reason, 0);
+    for (const auto& [reason, count] : by_reason) {
+      AddCounter(restarts, {pool_label, {"reason", reason}},
+                 static_cast<double>(count));
+    }
+  }
+  MetricFamily retained =
+      Family("remex_tasks_retained",
+             "Finished tasks kept (for Get and Await) within their "
+             "retention.",
+             MetricType::Gauge);
+  AddGauge(retained, {}, static_cast<double>(stats.retained_tasks));
+  MetricFamily awaiters =
+      Family("remex_awaiters", "Await calls parked until their task ends.",
+             MetricType::Gauge);
+  AddGauge(awaiters, {}, static_cast<double>(stats.awaiters));
+
+  std::vector<MetricFamily> families;
+  for (MetricFamily* family : {&depth, &capacity, &running, &workers, &restarts,
+                               &retained, &awaiters}) {
+    // A family with no sample (no process pool) is left out.
+    if (!family->metric.empty()) families.push_back(std::move(*family));
+  }
+  return families;
+}
+
+void StatsCollector::SetSource(StatsSource source) {
+  absl::MutexLock lock(&mu_);
+  source_ = std::move(source);
+}
+
+std::vector<MetricFamily> StatsCollector::Collect() const {
+  absl::MutexLock lock(&mu_);
+  if (!source_) return {};
+  return StatsFamilies(source_());
+}
+
+}  // namespace remex::monitoring
