@@ -87,7 +87,8 @@ Executor::~Executor() {
   CancelAll("the server shut down");
 }
 
-absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
+absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec,
+                                              DoneCallback on_done) {
   if (draining_.load(std::memory_order_relaxed)) {
     return absl::UnavailableError("the server is draining; submit elsewhere");
   }
@@ -106,6 +107,7 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
   table_.Insert(task);
   active_tasks_.fetch_add(1, std::memory_order_relaxed);
   TaskSnapshot snapshot = task->Snapshot();
+  if (on_done) task->AddDoneCallback(std::move(on_done));
   // Armed before the task can start, so that starting disarms it.
   ArmQueueTimeout(task);
   if (absl::Status status = pool->Enqueue(task); !status.ok()) {
