@@ -13,10 +13,12 @@ namespace {
 
 using internal::ValueOrThrow;
 
-// Sets `*field` from `duration` unless it is zero (unset).
-void SetDuration(absl::Duration duration, google::protobuf::Duration* field) {
+// Sets the duration field that `mutable_field` returns from `duration`
+// unless it is zero (unset): unset fields are not sent at all.
+template <class MutableField>
+void SetDuration(absl::Duration duration, MutableField mutable_field) {
   if (duration != absl::ZeroDuration()) {
-    *field = common::ToProtoDuration(duration);
+    *mutable_field() = common::ToProtoDuration(duration);
   }
 }
 
@@ -25,16 +27,22 @@ v1::SubmitRequest MakeSubmitRequest(std::string_view function,
                                     const SubmitOptions& options) {
   v1::SubmitRequest request;
   request.set_function(std::string(function));
-  *request.mutable_args() = args;
-  request.set_input(options.input);
-  request.set_pool(options.pool);
+  if (args.kind_case() != google::protobuf::Value::KIND_NOT_SET) {
+    *request.mutable_args() = args;
+  }
+  if (!options.input.empty()) request.set_input(options.input);
+  if (!options.pool.empty()) request.set_pool(options.pool);
   request.set_priority(options.priority);
-  SetDuration(options.queue_timeout, request.mutable_queue_timeout());
-  SetDuration(options.run_timeout, request.mutable_run_timeout());
+  SetDuration(options.queue_timeout,
+              [&] { return request.mutable_queue_timeout(); });
+  SetDuration(options.run_timeout,
+              [&] { return request.mutable_run_timeout(); });
   request.set_max_attempts(options.max_attempts);
-  request.mutable_labels()->insert(options.labels.begin(),
-                                   options.labels.end());
-  SetDuration(options.ttl, request.mutable_ttl());
+  if (!options.labels.empty()) {
+    request.mutable_labels()->insert(options.labels.begin(),
+                                     options.labels.end());
+  }
+  SetDuration(options.ttl, [&] { return request.mutable_ttl(); });
   return request;
 }
 

@@ -113,10 +113,14 @@ void SessionCall::OnRequest(bool ok) {
 void SessionCall::OnRead(bool ok) {
   reading_ = false;
   if (ok) {
-    for (const v1::SessionSubmit& submit : request_.submits()) Submit(submit);
-    for (const v1::SessionWatch& watch : request_.watches()) Watch(watch);
-    for (const v1::SessionCancel& cancel : request_.cancels()) Cancel(cancel);
-    request_.Clear();
+    for (const v1::SessionSubmit& submit : request_->submits()) {
+      Submit(submit);
+    }
+    for (const v1::SessionWatch& watch : request_->watches()) Watch(watch);
+    for (const v1::SessionCancel& cancel : request_->cancels()) {
+      Cancel(cancel);
+    }
+    request_.Reset();
   } else {
     reads_done_ = true;  // half-closed by the client, or the call broke
   }
@@ -126,7 +130,7 @@ void SessionCall::OnRead(bool ok) {
 
 void SessionCall::OnWrite(bool ok) {
   writing_ = false;
-  sending_.Clear();
+  responses_[1 - next_].Reset();
   if (!ok) broken_ = true;  // the call is gone; the done tag follows
   Advance();
   Release();
@@ -188,13 +192,13 @@ void SessionCall::Cancel(const v1::SessionCancel& cancel) {
 }
 
 void SessionCall::Accept(uint64_t seq, const std::string& id) {
-  v1::SessionAccepted* accepted = next_.add_accepted();
+  v1::SessionAccepted* accepted = next().add_accepted();
   accepted->set_seq(seq);
   accepted->set_id(id);
 }
 
 void SessionCall::Reject(uint64_t seq, const absl::Status& status) {
-  v1::SessionFailed* failed = next_.add_failed();
+  v1::SessionFailed* failed = next().add_failed();
   failed->set_seq(seq);
   failed->mutable_error()->set_code(static_cast<int32_t>(status.code()));
   failed->mutable_error()->set_message(std::string(status.message()));
@@ -236,11 +240,11 @@ void SessionCall::Advance() {
 
 void SessionCall::MaybeRead() {
   if (reading_ || reads_done_ || finishing_ || call_done_) return;
-  const int buffered = next_.accepted_size() + next_.failed_size();
+  const int buffered = next().accepted_size() + next().failed_size();
   if (writing_ && buffered >= kMaxBufferedAnswers) return;
   reading_ = true;
   ++pending_;
-  stream_.Read(&request_, &read_tag_);
+  stream_.Read(request_.get(), &read_tag_);
 }
 
 void SessionCall::FillEnds() {
@@ -252,7 +256,7 @@ void SessionCall::FillEnds() {
                         (outcome == nullptr ? 0 : outcome->ApproximateBytes());
     if (bytes > 0 && bytes + size > kMaxResponseBytes) break;
     bytes += size;
-    v1::SessionDone* done = next_.add_done();
+    v1::SessionDone* done = next().add_done();
     done->set_seq(end.seq);
     TaskToProto(end.task, done->mutable_task());
   }
@@ -265,14 +269,15 @@ void SessionCall::FillEnds() {
 void SessionCall::MaybeWrite() {
   if (writing_ || finishing_ || broken_) return;
   FillEnds();
-  if (next_.accepted_size() == 0 && next_.failed_size() == 0 &&
-      next_.done_size() == 0) {
+  const v1::SessionResponse& response = next();
+  if (response.accepted_size() == 0 && response.failed_size() == 0 &&
+      response.done_size() == 0) {
     return;
   }
-  next_.Swap(&sending_);
+  next_ = 1 - next_;
   writing_ = true;
   ++pending_;
-  stream_.Write(sending_, &write_tag_);
+  stream_.Write(response, &write_tag_);
 }
 
 void SessionCall::MaybeFinish() {
