@@ -233,6 +233,19 @@ void BM_SdkSubmitGet(benchmark::State& state) {
 }
 BENCHMARK(BM_SdkSubmitGet)->ArgName("session")->Arg(1)->Arg(0)->UseRealTime();
 
+// The same with SubmitAsync: the caller waits once, for the task's end (the
+// server's answer to the submit arrives on the way).
+void BM_SdkSubmitAsyncGet(benchmark::State& state) {
+  Client client(Server::Get().address());
+  client.Submit("echo").get();  // connected and warm
+  Latencies latencies(state);
+  for (auto _ : state) {
+    latencies.Time(
+        [&] { benchmark::DoNotOptimize(client.SubmitAsync("echo").get()); });
+  }
+}
+BENCHMARK(BM_SdkSubmitAsyncGet)->UseRealTime();
+
 // Throughput of no-op tasks from one thread through the SDK's session:
 // keeps a window of Arg futures in flight (SubmitAsync), get() of the
 // oldest makes room for the next.

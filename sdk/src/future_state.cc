@@ -22,14 +22,15 @@ FutureState::FutureState(std::shared_ptr<client::TaskTransport> transport,
 FutureState::FutureState(std::shared_ptr<client::TaskTransport> transport,
                          std::shared_ptr<client::Session> session,
                          std::shared_ptr<client::TaskSlot> slot, v1::Task first)
-    : transport_(std::move(transport)),
+    : id_(first.id()),
+      transport_(std::move(transport)),
       session_(std::move(session)),
       slot_(std::move(slot)) {
   task_ = std::move(first);
 }
 
 const std::string& FutureState::id() const {
-  if (slot_ == nullptr) return id_;
+  if (slot_ == nullptr || !id_.empty()) return id_;
   (void)slot_->WaitAccepted(absl::InfiniteFuture());
   return slot_->id();
 }

@@ -33,6 +33,7 @@ class FutureState {
               std::shared_ptr<client::TaskSlot> slot, v1::Task first);
 
   // Waits for the submit's answer if needed; empty if it was refused.
+  // (Known at once for a watched task.)
   const std::string& id() const;
 
   // Waits until the task is terminal or `deadline` passes; returns whether

@@ -24,6 +24,7 @@ constexpr size_t kTaskOverheadBytes = 128;
 
 void SessionInbox::Push(uint64_t seq, const executor::TaskSnapshot& task) {
   absl::MutexLock lock(&mu_);
+  if (alarm_ == nullptr) return;  // the call is gone: nobody to tell
   items_.push_back(Done{seq, task});
   if (!wake_pending_) WakeLocked();
 }

@@ -25,7 +25,7 @@ namespace remex::rpc {
 // poller takes them all with one swap: no lock is held across a batch.
 //
 // Thread-safe. Shared by the call and the done callbacks of its tasks; once
-// the call detaches it, pushes are kept but wake nobody.
+// the call detaches it (or before it attaches), pushes are dropped.
 class SessionInbox {
  public:
   struct Done {
