@@ -191,11 +191,15 @@ void BM_UnaryGet(benchmark::State& state) {
   }
   v1::GetRequest request;
   request.set_id(task.id());
+  Latencies latencies(state);
   for (auto _ : state) {
-    grpc::ClientContext context;
-    v1::Task response;
-    if (!stub->Get(&context, request, &response).ok())
-      state.SkipWithError("Get");
+    latencies.Time([&] {
+      grpc::ClientContext context;
+      v1::Task response;
+      if (!stub->Get(&context, request, &response).ok()) {
+        state.SkipWithError("Get");
+      }
+    });
   }
 }
 BENCHMARK(BM_UnaryGet)->UseRealTime();
