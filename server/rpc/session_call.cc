@@ -16,76 +16,43 @@ namespace {
 constexpr size_t kMaxResponseBytes = 4 << 20;
 // Answers waiting behind a write beyond which no more requests are read
 // (HTTP/2 flow control then holds the client back).
-constexpr int kMaxBufferedAnswers = 16384;
+constexpr size_t kMaxBufferedAnswers = 16384;
 // Bytes a task adds to a response besides its result and output.
 constexpr size_t kTaskOverheadBytes = 128;
 
 }  // namespace
 
-void SessionInbox::Push(uint64_t seq, const executor::TaskSnapshot& task) {
+void SessionRegistry::Add(const std::shared_ptr<SessionLink>& link) {
   absl::MutexLock lock(&mu_);
-  if (alarm_ == nullptr) return;  // the call is gone: nobody to tell
-  items_.push_back(Done{seq, task});
-  if (!wake_pending_) WakeLocked();
-}
-
-void SessionInbox::Close() {
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
-  if (!wake_pending_) WakeLocked();
-}
-
-void SessionInbox::WakeLocked() {
-  wake_pending_ = true;
-  if (alarm_ != nullptr) alarm_->Cancel();
-}
-
-void SessionInbox::Attach(grpc::Alarm* alarm) {
-  absl::MutexLock lock(&mu_);
-  alarm_ = alarm;
-}
-
-void SessionInbox::Detach() {
-  absl::MutexLock lock(&mu_);
-  alarm_ = nullptr;
-}
-
-bool SessionInbox::Take(std::vector<Done>* out) {
-  absl::MutexLock lock(&mu_);
-  if (out->empty()) {
-    out->swap(items_);
-  } else {
-    std::move(items_.begin(), items_.end(), std::back_inserter(*out));
-    items_.clear();
+  if (closed_) {
+    absl::MutexLock link_lock(&link->mu);
+    if (link->call != nullptr) link->call->CloseLocked();
   }
-  wake_pending_ = false;
-  return closed_;
+  links_.insert(link);
 }
 
-void SessionRegistry::Add(const std::shared_ptr<SessionInbox>& inbox) {
+void SessionRegistry::Remove(const std::shared_ptr<SessionLink>& link) {
   absl::MutexLock lock(&mu_);
-  if (closed_) inbox->Close();
-  inboxes_.insert(inbox);
-}
-
-void SessionRegistry::Remove(const std::shared_ptr<SessionInbox>& inbox) {
-  absl::MutexLock lock(&mu_);
-  inboxes_.erase(inbox);
+  links_.erase(link);
 }
 
 void SessionRegistry::CloseAll() {
   absl::MutexLock lock(&mu_);
   closed_ = true;
-  for (const std::shared_ptr<SessionInbox>& inbox : inboxes_) inbox->Close();
+  for (const std::shared_ptr<SessionLink>& link : links_) {
+    absl::MutexLock link_lock(&link->mu);
+    if (link->call != nullptr) link->call->CloseLocked();
+  }
 }
 
 int64_t SessionRegistry::open_sessions() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<int64_t>(inboxes_.size());
+  return static_cast<int64_t>(links_.size());
 }
 
 void SessionCall::Spawn(const CallEnv& env) {
   SessionCall* call = new SessionCall(env);
+  call->link_ = std::make_shared<SessionLink>();
   // Must precede the request; its tag comes back only if a call is matched.
   call->context_.AsyncNotifyWhenDone(&call->done_tag_);
   call->pending_ = 1;
@@ -93,20 +60,25 @@ void SessionCall::Spawn(const CallEnv& env) {
                               &call->request_tag_);
 }
 
-SessionCall::~SessionCall() {
-  if (inbox_ == nullptr) return;
-  inbox_->Detach();
-  env_.sessions->Remove(inbox_);
+void SessionCall::CloseLocked() {
+  closed_ = true;
+  if (!alarm_stopped_) {
+    alarm_stopped_ = true;
+    alarm_.Cancel();
+  }
 }
 
 void SessionCall::OnRequest(bool ok) {
   if (!ok) return Release();  // shutting down; the done tag will not come
-  ++pending_;                 // the done tag
   Spawn(env_);
-  inbox_ = std::make_shared<SessionInbox>();
-  inbox_->Attach(&alarm_);
-  env_.sessions->Add(inbox_);
-  TakeInbox();
+  // Set before the call is linked: closing it cancels the alarm.
+  alarm_.Set(env_.cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), &alarm_tag_);
+  {
+    absl::MutexLock lock(&link_->mu);
+    pending_ += 2;  // the done tag and the alarm
+    link_->call = this;
+  }
+  env_.sessions->Add(link_);
   Advance();
   Release();  // the request tag
 }
@@ -114,6 +86,10 @@ void SessionCall::OnRequest(bool ok) {
 void SessionCall::OnRead(bool ok) {
   reading_ = false;
   if (ok) {
+    {
+      absl::MutexLock lock(&link_->mu);
+      handling_batch_ = true;
+    }
     for (const v1::SessionSubmit& submit : request_->submits()) {
       Submit(submit);
     }
@@ -122,6 +98,20 @@ void SessionCall::OnRead(bool ok) {
       Cancel(cancel);
     }
     request_.Reset();
+    bool write = false;
+    {
+      absl::MutexLock lock(&link_->mu);
+      handling_batch_ = false;
+      if (answers_.empty()) {
+        answers_.swap(batch_answers_);
+      } else {
+        std::move(batch_answers_.begin(), batch_answers_.end(),
+                  std::back_inserter(answers_));
+        batch_answers_.clear();
+      }
+      write = TakeWriteLocked();
+    }
+    if (write) Flush();
   } else {
     reads_done_ = true;  // half-closed by the client, or the call broke
   }
@@ -130,19 +120,29 @@ void SessionCall::OnRead(bool ok) {
 }
 
 void SessionCall::OnWrite(bool ok) {
-  writing_ = false;
-  responses_[1 - next_].Reset();
-  if (!ok) broken_ = true;  // the call is gone; the done tag follows
+  response_.Reset();
+  bool again = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    if (!ok) broken_ = true;  // the call is gone; the done tag follows
+    again = !broken_ && !finishing_ && HasOutputLocked();
+    if (again) {
+      ++pending_;  // the next write
+    } else {
+      writing_ = false;
+    }
+  }
+  if (again) Flush();
   Advance();
   Release();
 }
 
 void SessionCall::OnAlarm(bool /*ok*/) {
-  alarm_armed_ = false;
-  if (!finishing_) {
-    TakeInbox();
-    Advance();
+  {
+    absl::MutexLock lock(&link_->mu);
+    alarm_stopped_ = true;
   }
+  Advance();
   Release();
 }
 
@@ -150,7 +150,10 @@ void SessionCall::OnDone(bool /*ok*/) {
   // Finished by us, or cancelled: the client went away, its deadline
   // passed, or the server cut the call.
   call_done_ = true;
-  if (context_.IsCancelled()) broken_ = true;
+  if (context_.IsCancelled()) {
+    absl::MutexLock lock(&link_->mu);
+    broken_ = true;
+  }
   Advance();
   Release();
 }
@@ -159,149 +162,209 @@ void SessionCall::OnFinished(bool /*ok*/) { Release(); }
 
 void SessionCall::Submit(const v1::SessionSubmit& submit) {
   if (absl::Status status = ReserveSlot(); !status.ok()) {
-    return Reject(submit.seq(), status);
+    return Answer(submit.seq(), std::string(), std::move(status));
   }
   absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(submit.request());
-  if (!spec.ok()) return Reject(submit.seq(), spec.status());
+  if (!spec.ok()) return Answer(submit.seq(), std::string(), spec.status());
+  // Counted first: the task may end before Submit returns.
+  open_tasks_.fetch_add(1, std::memory_order_relaxed);
   absl::StatusOr<executor::TaskSnapshot> task =
       env_.executor->Submit(*std::move(spec), ReportTo(submit.seq()));
-  if (!task.ok()) return Reject(submit.seq(), task.status());
-  ++open_tasks_;
-  Accept(submit.seq(), task->id);
+  if (!task.ok()) {
+    open_tasks_.fetch_sub(1, std::memory_order_relaxed);
+    return Answer(submit.seq(), std::string(), task.status());
+  }
+  Answer(submit.seq(), std::move(task->id), absl::OkStatus());
 }
 
 void SessionCall::Watch(const v1::SessionWatch& watch) {
   if (absl::Status status = ReserveSlot(); !status.ok()) {
-    return Reject(watch.seq(), status);
+    return Answer(watch.seq(), std::string(), std::move(status));
   }
   // Counted first: the callback runs at once if the task has ended.
-  ++open_tasks_;
-  const absl::Status status =
+  open_tasks_.fetch_add(1, std::memory_order_relaxed);
+  absl::Status status =
       env_.executor->OnDone(watch.id(), ReportTo(watch.seq()));
   if (!status.ok()) {
-    --open_tasks_;
-    return Reject(watch.seq(), status);
+    open_tasks_.fetch_sub(1, std::memory_order_relaxed);
+    return Answer(watch.seq(), std::string(), std::move(status));
   }
-  Accept(watch.seq(), watch.id());
+  Answer(watch.seq(), watch.id(), absl::OkStatus());
 }
 
 void SessionCall::Cancel(const v1::SessionCancel& cancel) {
   absl::StatusOr<executor::TaskSnapshot> task =
       env_.executor->Cancel(cancel.id());
-  if (!task.ok()) return Reject(cancel.seq(), task.status());
-  Accept(cancel.seq(), cancel.id());
+  Answer(cancel.seq(), cancel.id(), task.status());
 }
 
-void SessionCall::Accept(uint64_t seq, const std::string& id) {
-  v1::SessionAccepted* accepted = next().add_accepted();
-  accepted->set_seq(seq);
-  accepted->set_id(id);
-}
-
-void SessionCall::Reject(uint64_t seq, const absl::Status& status) {
-  v1::SessionFailed* failed = next().add_failed();
-  failed->set_seq(seq);
-  failed->mutable_error()->set_code(static_cast<int32_t>(status.code()));
-  failed->mutable_error()->set_message(std::string(status.message()));
+void SessionCall::Answer(uint64_t seq, std::string id, absl::Status status) {
+  batch_answers_.push_back({seq, std::move(id), std::move(status)});
 }
 
 absl::Status SessionCall::ReserveSlot() const {
-  if (open_tasks_ < env_.sessions->window()) return absl::OkStatus();
+  const int64_t open = open_tasks_.load(std::memory_order_relaxed);
+  if (open < env_.sessions->window()) return absl::OkStatus();
   return absl::ResourceExhaustedError(
-      absl::StrCat("the session already follows ", open_tasks_,
+      absl::StrCat("the session already follows ", open,
                    " unfinished tasks (its window); wait for some to end"));
 }
 
 executor::DoneCallback SessionCall::ReportTo(uint64_t seq) const {
-  return [inbox = inbox_, seq](const executor::TaskSnapshot& task) {
-    inbox->Push(seq, task);
+  return [link = link_, seq](const executor::TaskSnapshot& task) {
+    SessionCall* writer = nullptr;
+    {
+      absl::MutexLock lock(&link->mu);
+      SessionCall* call = link->call;
+      if (call != nullptr && call->AddEndLocked(seq, task)) writer = call;
+    }
+    // This thread sends the end itself: no wake-up of the poller.
+    if (writer != nullptr) writer->Flush();
   };
 }
 
-void SessionCall::TakeInbox() {
-  // Armed before the take, so that a push after it wakes the new alarm.
-  alarm_.Set(env_.cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), &alarm_tag_);
-  alarm_armed_ = true;
+bool SessionCall::AddEndLocked(uint64_t seq,
+                               const executor::TaskSnapshot& task) {
+  open_tasks_.fetch_sub(1, std::memory_order_relaxed);
+  if (broken_ || finishing_) return false;  // nobody to tell
+  ends_.push_back({seq, task});
+  return TakeWriteLocked();
+}
+
+bool SessionCall::TakeWriteLocked() {
+  if (writing_ || finishing_ || broken_ || !HasOutputLocked()) return false;
+  writing_ = true;
   ++pending_;
-  const size_t before = ends_.size();
-  if (inbox_->Take(&ends_)) closed_ = true;
-  open_tasks_ -= static_cast<int64_t>(ends_.size() - before);
+  return true;
 }
 
-void SessionCall::StopAlarm() {
-  inbox_->Detach();
-  if (alarm_armed_) alarm_.Cancel();
+bool SessionCall::HasOutputLocked() const {
+  return !answers_.empty() || (!handling_batch_ && !ends_.empty());
 }
 
-void SessionCall::Advance() {
-  MaybeWrite();
-  MaybeRead();
-  MaybeFinish();
+void SessionCall::Flush() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&link_->mu);
+      flush_answers_.swap(answers_);
+      if (!handling_batch_) flush_ends_.swap(ends_);
+    }
+    v1::SessionResponse* response = response_.get();
+    Fill(response);
+    if (response->accepted_size() > 0 || response->failed_size() > 0 ||
+        response->done_size() > 0) {
+      stream_.Write(*response, &write_tag_);
+      return;
+    }
+    // Nothing to send after all: give the write back, unless something
+    // came meanwhile.
+    bool last = false;
+    {
+      absl::MutexLock lock(&link_->mu);
+      if (!broken_ && !finishing_ && HasOutputLocked()) continue;
+      writing_ = false;
+      last = --pending_ == 0;
+      if (last) link_->call = nullptr;
+    }
+    if (last) {
+      env_.sessions->Remove(link_);
+      delete this;
+    }
+    return;
+  }
 }
 
-void SessionCall::MaybeRead() {
-  if (reading_ || reads_done_ || finishing_ || call_done_) return;
-  const int buffered = next().accepted_size() + next().failed_size();
-  if (writing_ && buffered >= kMaxBufferedAnswers) return;
-  reading_ = true;
-  ++pending_;
-  stream_.Read(request_.get(), &read_tag_);
-}
-
-void SessionCall::FillEnds() {
+void SessionCall::Fill(v1::SessionResponse* response) {
+  for (Reply& answer : flush_answers_) {
+    if (answer.status.ok()) {
+      v1::SessionAccepted* accepted = response->add_accepted();
+      accepted->set_seq(answer.seq);
+      accepted->set_id(std::move(answer.id));
+    } else {
+      v1::SessionFailed* failed = response->add_failed();
+      failed->set_seq(answer.seq);
+      failed->mutable_error()->set_code(
+          static_cast<int32_t>(answer.status.code()));
+      failed->mutable_error()->set_message(
+          std::string(answer.status.message()));
+    }
+  }
+  flush_answers_.clear();
   size_t bytes = 0;
-  for (; next_end_ < ends_.size(); ++next_end_) {
-    const SessionInbox::Done& end = ends_[next_end_];
+  size_t taken = 0;
+  for (; taken < flush_ends_.size(); ++taken) {
+    const End& end = flush_ends_[taken];
     const executor::TaskOutcome* outcome = end.task.outcome.get();
     const size_t size = kTaskOverheadBytes +
                         (outcome == nullptr ? 0 : outcome->ApproximateBytes());
     if (bytes > 0 && bytes + size > kMaxResponseBytes) break;
     bytes += size;
-    v1::SessionDone* done = next().add_done();
+    v1::SessionDone* done = response->add_done();
     done->set_seq(end.seq);
     TaskToProto(end.task, done->mutable_task());
   }
-  if (next_end_ == ends_.size()) {
-    ends_.clear();
-    next_end_ = 0;
+  if (taken < flush_ends_.size()) {  // over the budget: the next write
+    absl::MutexLock lock(&link_->mu);
+    ends_.insert(ends_.begin(),
+                 std::make_move_iterator(flush_ends_.begin() + taken),
+                 std::make_move_iterator(flush_ends_.end()));
   }
+  flush_ends_.clear();
 }
 
-void SessionCall::MaybeWrite() {
-  if (writing_ || finishing_ || broken_) return;
-  FillEnds();
-  const v1::SessionResponse& response = next();
-  if (response.accepted_size() == 0 && response.failed_size() == 0 &&
-      response.done_size() == 0) {
-    return;
+void SessionCall::Advance() {
+  MaybeRead();
+  MaybeFinish();
+}
+
+void SessionCall::MaybeRead() {
+  if (reading_ || reads_done_ || call_done_) return;
+  {
+    absl::MutexLock lock(&link_->mu);
+    if (finishing_) return;
+    if (writing_ && answers_.size() >= kMaxBufferedAnswers) return;
+    ++pending_;
   }
-  next_ = 1 - next_;
-  writing_ = true;
-  ++pending_;
-  stream_.Write(response, &write_tag_);
+  reading_ = true;
+  stream_.Read(request_.get(), &read_tag_);
 }
 
 void SessionCall::MaybeFinish() {
-  if (finishing_ || writing_) return;
   grpc::Status status;
-  if (broken_) {
-    status = grpc::Status::CANCELLED;
-  } else if (open_tasks_ > 0 || !ends_.empty()) {
-    return;  // ends still to report
-  } else if (closed_) {
-    status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                          "the server is shutting down");
-  } else if (!reads_done_) {
-    return;
+  bool stop_alarm = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    if (finishing_ || writing_) return;
+    if (broken_) {
+      status = grpc::Status::CANCELLED;
+    } else if (open_tasks_.load(std::memory_order_relaxed) > 0 ||
+               !answers_.empty() || !ends_.empty()) {
+      return;  // still to report
+    } else if (closed_) {
+      status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            "the server is shutting down");
+    } else if (!reads_done_) {
+      return;
+    }
+    finishing_ = true;
+    ++pending_;
+    stop_alarm = !alarm_stopped_;
+    alarm_stopped_ = true;
   }
-  finishing_ = true;
-  StopAlarm();
-  ++pending_;
+  if (stop_alarm) alarm_.Cancel();
   stream_.Finish(status, &finish_tag_);
 }
 
 void SessionCall::Release() {
-  if (--pending_ == 0) delete this;
+  bool last = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    last = --pending_ == 0;
+    if (last) link_->call = nullptr;
+  }
+  if (!last) return;
+  env_.sessions->Remove(link_);
+  delete this;
 }
 
 }  // namespace remex::rpc

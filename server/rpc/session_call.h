@@ -8,69 +8,46 @@
 #include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "server/rpc/call.h"
 
 namespace remex::rpc {
 
-// Hands the ends of a session's tasks from the threads that end them to the
-// session's poller. A push wakes the poller (cancels the call's alarm) only
-// if no wake is pending yet, so a burst of ends costs one wake, and the
-// poller takes them all with one swap: no lock is held across a batch.
+class SessionCall;
+
+// Links a session call to what may outlive it: the done callbacks of its
+// tasks and the registry. Its mutex guards the call's shared state (see
+// SessionCall); `call` is cleared, under it, before the call is deleted.
 //
-// Thread-safe. Shared by the call and the done callbacks of its tasks; once
-// the call detaches it (or before it attaches), pushes are dropped.
-class SessionInbox {
- public:
-  struct Done {
-    uint64_t seq;
-    executor::TaskSnapshot task;
-  };
-
-  // From any thread.
-  void Push(uint64_t seq, const executor::TaskSnapshot& task);
-  // Asks the call to end its stream once its tasks have ended (shutdown).
-  void Close();
-
-  // Poller only. `alarm` is armed; a push cancels it.
-  void Attach(grpc::Alarm* alarm);
-  // Poller only. After Detach returns, nothing touches the alarm.
-  void Detach();
-  // Poller only, with the alarm (re)armed: swaps what was pushed into
-  // `*out` (which must be empty) and re-enables wakes. Returns whether
-  // Close was called.
-  bool Take(std::vector<Done>* out);
-
- private:
-  void WakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  absl::Mutex mu_;
-  grpc::Alarm* alarm_ ABSL_GUARDED_BY(mu_) = nullptr;
-  // True from a wake until the poller takes: further pushes need no wake.
-  bool wake_pending_ ABSL_GUARDED_BY(mu_) = true;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<Done> items_ ABSL_GUARDED_BY(mu_);
+// Thread-safe. Shared.
+struct SessionLink {
+  absl::Mutex mu;
+  SessionCall* call ABSL_GUARDED_BY(mu) = nullptr;
 };
 
 // The open sessions of one server, so that shutdown can end them.
 //
-// Thread-safe. Owned by the RpcServer; shares the inboxes.
+// Thread-safe. Owned by the RpcServer; shares the links.
 class SessionRegistry {
  public:
   // Most tasks a session may have submitted or watched and not yet seen end.
   explicit SessionRegistry(int64_t window) : window_(window) {}
 
   int64_t window() const { return window_; }
-  // Registers a session; after CloseAll its inbox is closed at once.
-  void Add(const std::shared_ptr<SessionInbox>& inbox);
-  void Remove(const std::shared_ptr<SessionInbox>& inbox);
-  // Closes every open and every later session.
+  // Registers a session; after CloseAll it is closed at once.
+  void Add(const std::shared_ptr<SessionLink>& link);
+  void Remove(const std::shared_ptr<SessionLink>& link);
+  // Closes every open and every later session: each ends its stream once
+  // its tasks have been reported.
   void CloseAll();
   int64_t open_sessions() const;
 
@@ -78,8 +55,7 @@ class SessionRegistry {
   const int64_t window_;
   mutable absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_set<std::shared_ptr<SessionInbox>> inboxes_
-      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::shared_ptr<SessionLink>> links_ ABSL_GUARDED_BY(mu_);
 };
 
 // A message on an arena of its own that is reset after each use, so that a
@@ -110,26 +86,49 @@ class ArenaMessage {
   Message* message_ = nullptr;
 };
 
-// One Session stream. Keeps one read and at most one write outstanding;
-// answers and task ends that come while a write is in flight are batched
-// into the next one, so a lone task is answered at once and a busy stream
-// sends few, large messages. A submit is handled on the poller (the
-// executor's Submit never blocks); task ends arrive through the inbox.
+// One Session stream. Keeps one read and at most one write outstanding.
 //
-// Ends the stream with OK once the client has half-closed and every task
-// of the session has been reported; with UNAVAILABLE after the server
-// closed it (shutdown) and every task has been reported. A client that goes
-// away drops its subscriptions: its tasks run on.
+// Reads, and the finish, are handled on the poller of the call's queue. A
+// write is started by whoever finds none in flight: the poller after a
+// batch of requests, or the pool thread that ends a task of the session,
+// which so sends the end itself, without waking the poller. Answers and
+// ends that come while a write is in flight wait in two vectors and go
+// together in the next write (started by the poller when the write
+// completes), so a lone task is answered at once and a busy stream sends
+// few, large messages. The shared state is guarded by the link's mutex,
+// which is never held across a batch, nor while calling gRPC (alarm
+// cancellation aside) or the executor.
 //
-// Pending operations are counted; the object deletes itself when the count
-// drops to zero. Only the poller of its queue touches it.
+// The answer to an item is always sent with or before the item's end: ends
+// are not taken for writing while a batch of requests is being handled.
+//
+// Ends the stream with OK once the client has half-closed and every task of
+// the session has been reported; with UNAVAILABLE after the server closed
+// it (shutdown) and every task has been reported. A client that goes away
+// drops its subscriptions: its tasks run on.
+//
+// Pending operations (and a write being prepared) are counted; the object
+// deletes itself when the count drops to zero.
 class SessionCall final {
  public:
   static void Spawn(const CallEnv& env);
 
+  // Called with the link's mutex held.
+  void CloseLocked();
+
  private:
+  struct Reply {
+    uint64_t seq;
+    std::string id;  // accepted if status is OK
+    absl::Status status;
+  };
+  struct End {
+    uint64_t seq;
+    executor::TaskSnapshot task;
+  };
+
   explicit SessionCall(const CallEnv& env) : env_(env) {}
-  ~SessionCall();
+  ~SessionCall() = default;
 
   void OnRequest(bool ok);
   void OnRead(bool ok);
@@ -141,24 +140,28 @@ class SessionCall final {
   void Submit(const v1::SessionSubmit& submit);
   void Watch(const v1::SessionWatch& watch);
   void Cancel(const v1::SessionCancel& cancel);
-  void Accept(uint64_t seq, const std::string& id);
-  void Reject(uint64_t seq, const absl::Status& status);
+  void Answer(uint64_t seq, std::string id, absl::Status status);
   // RESOURCE_EXHAUSTED if the session's window is full.
   absl::Status ReserveSlot() const;
   // A done callback that reports the task under `seq`.
   executor::DoneCallback ReportTo(uint64_t seq) const;
+  // From the done callback, with the link's mutex held. Returns whether the
+  // caller must Flush (it got the write).
+  bool AddEndLocked(uint64_t seq, const executor::TaskSnapshot& task);
+  // Makes the caller the writer if no write is in flight and there is
+  // something to send. Link mutex held.
+  bool TakeWriteLocked();
+  bool HasOutputLocked() const;
 
-  // Re-arms the alarm, then takes the ends from the inbox.
-  void TakeInbox();
-  // Moves ends taken from the inbox into the next response, up to about
-  // kMaxResponseBytes.
-  void FillEnds();
-  v1::SessionResponse& next() { return *responses_[next_]; }
-  void StopAlarm();
-  // Starts what can start now: a read, a write, the finish.
+  // The writer: sends what waits, or gives the write back.
+  void Flush();
+  // Converts the answers and ends taken by Flush into `response`; ends
+  // beyond about kMaxResponseBytes go back to the front of the queue.
+  void Fill(v1::SessionResponse* response);
+
+  // Starts what the poller can start now: a read, the finish.
   void Advance();
   void MaybeRead();
-  void MaybeWrite();
   void MaybeFinish();
   // Counts one operation as returned; deletes the call after the last one.
   void Release();
@@ -167,27 +170,34 @@ class SessionCall final {
   grpc::ServerContext context_;
   grpc::ServerAsyncReaderWriter<v1::SessionResponse, v1::SessionRequest>
       stream_{&context_};
+  std::shared_ptr<SessionLink> link_;
+  grpc::Alarm alarm_;  // cancelled to tell the poller that the call closed
+  // Submitted or watched, end not yet reported.
+  std::atomic<int64_t> open_tasks_{0};
+
+  // The poller's.
   ArenaMessage<v1::SessionRequest> request_;
-  // The next response is filled while the other one is in flight; they
-  // swap at each write.
-  ArenaMessage<v1::SessionResponse> responses_[2];
-  int next_ = 0;
-  std::shared_ptr<SessionInbox> inbox_;
-  // Ends taken from the inbox; those before next_end_ are in next().
-  std::vector<SessionInbox::Done> ends_;
-  size_t next_end_ = 0;
-  grpc::Alarm alarm_;
-  // Submitted or watched, end not yet taken from the inbox.
-  int64_t open_tasks_ = 0;
-  int pending_ = 0;
-  bool alarm_armed_ = false;
+  std::vector<Reply> batch_answers_;
   bool reading_ = false;
-  bool writing_ = false;
   bool reads_done_ = false;  // the client half-closed, or the call broke
-  bool closed_ = false;      // the server asked the session to end
   bool call_done_ = false;   // the call ended (finished or cancelled)
-  bool broken_ = false;      // cancelled or a write failed: send no more
+
+  // Guarded by link_->mu.
+  std::vector<Reply> answers_;
+  std::vector<End> ends_;
+  bool handling_batch_ = false;
+  bool writing_ = false;
   bool finishing_ = false;
+  bool broken_ = false;  // cancelled or a write failed: send no more
+  bool closed_ = false;  // the server asked the session to end
+  bool alarm_stopped_ = false;
+  int pending_ = 0;
+
+  // The writer's (whoever holds the write).
+  std::vector<Reply> flush_answers_;
+  std::vector<End> flush_ends_;
+  ArenaMessage<v1::SessionResponse> response_;
+
   MemberTag<SessionCall> request_tag_{this, &SessionCall::OnRequest};
   MemberTag<SessionCall> read_tag_{this, &SessionCall::OnRead};
   MemberTag<SessionCall> write_tag_{this, &SessionCall::OnWrite};
