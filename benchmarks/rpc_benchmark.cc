@@ -7,6 +7,11 @@
 //
 //   build/benchmarks/rpc_benchmark --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true   (one line)
+//
+// Instructions per task, repeatable (see callgrind_per_call.py):
+//   benchmarks/callgrind_per_call.py build/benchmarks/rpc_benchmark
+//       'BM_SdkSessionThroughput/window:1000/' 'Client::SubmitAsync'
+
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
