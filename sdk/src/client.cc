@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "client/connection.h"
+#include "client/session.h"
 #include "common/proto_time.h"
 #include "sdk/src/future_state.h"
 #include "sdk/src/value_or_throw.h"
@@ -12,10 +13,12 @@ namespace {
 
 using internal::ValueOrThrow;
 
-// Sets `*field` from `duration` unless it is zero (unset).
-void SetDuration(absl::Duration duration, google::protobuf::Duration* field) {
+// Sets the duration field that `mutable_field` returns from `duration`
+// unless it is zero (unset): unset fields are not sent at all.
+template <class MutableField>
+void SetDuration(absl::Duration duration, MutableField mutable_field) {
   if (duration != absl::ZeroDuration()) {
-    *field = common::ToProtoDuration(duration);
+    *mutable_field() = common::ToProtoDuration(duration);
   }
 }
 
@@ -24,24 +27,36 @@ v1::SubmitRequest MakeSubmitRequest(std::string_view function,
                                     const SubmitOptions& options) {
   v1::SubmitRequest request;
   request.set_function(std::string(function));
-  *request.mutable_args() = args;
-  request.set_input(options.input);
-  request.set_pool(options.pool);
+  if (args.kind_case() != google::protobuf::Value::KIND_NOT_SET) {
+    *request.mutable_args() = args;
+  }
+  if (!options.input.empty()) request.set_input(options.input);
+  if (!options.pool.empty()) request.set_pool(options.pool);
   request.set_priority(options.priority);
-  SetDuration(options.queue_timeout, request.mutable_queue_timeout());
-  SetDuration(options.run_timeout, request.mutable_run_timeout());
+  SetDuration(options.queue_timeout,
+              [&] { return request.mutable_queue_timeout(); });
+  SetDuration(options.run_timeout,
+              [&] { return request.mutable_run_timeout(); });
   request.set_max_attempts(options.max_attempts);
-  request.mutable_labels()->insert(options.labels.begin(),
-                                   options.labels.end());
-  SetDuration(options.ttl, request.mutable_ttl());
+  if (!options.labels.empty()) {
+    request.mutable_labels()->insert(options.labels.begin(),
+                                     options.labels.end());
+  }
+  SetDuration(options.ttl, [&] { return request.mutable_ttl(); });
   return request;
 }
 
 }  // namespace
 
 Client::Client(std::string_view address, ClientOptions options)
-    : connection_(
-          std::make_shared<client::Connection>(address, options.rpc_timeout)) {}
+    : rpc_timeout_(options.rpc_timeout),
+      connection_(
+          std::make_shared<client::Connection>(address, options.rpc_timeout)) {
+  if (options.use_session) {
+    session_ =
+        std::make_shared<client::Session>(address, options.session_window);
+  }
+}
 
 Future Client::Submit(std::string_view function,
                       const google::protobuf::Value& args,
@@ -60,10 +75,37 @@ Future Client::Submit(std::string_view function,
 absl::StatusOr<Future> Client::TrySubmit(std::string_view function,
                                          const google::protobuf::Value& args,
                                          const SubmitOptions& options) {
+  if (session_ != nullptr) {
+    std::shared_ptr<client::TaskSlot> slot =
+        session_->Submit(MakeSubmitRequest(function, args, options));
+    const absl::Status accepted =
+        slot->WaitAccepted(absl::Now() + rpc_timeout_);
+    if (!accepted.ok()) return accepted;
+    return SessionFuture(std::move(slot), std::string(function), options.pool);
+  }
   absl::StatusOr<v1::Task> task =
       connection_->Submit(MakeSubmitRequest(function, args, options));
   if (!task.ok()) return task.status();
   return MakeFuture(*std::move(task));
+}
+
+Future Client::SubmitAsync(std::string_view function,
+                           const google::protobuf::Value& args,
+                           const SubmitOptions& options) {
+  if (session_ == nullptr) return Submit(function, args, options);
+  return SessionFuture(
+      session_->Submit(MakeSubmitRequest(function, args, options)),
+      std::string(function), options.pool);
+}
+
+Future Client::SessionFuture(std::shared_ptr<client::TaskSlot> slot,
+                             std::string function, std::string pool) {
+  v1::Task first;
+  first.set_function(std::move(function));
+  first.set_pool(std::move(pool));
+  first.set_state(v1::QUEUED);
+  return Future(std::make_shared<internal::FutureState>(
+      connection_, session_, std::move(slot), std::move(first)));
 }
 
 Future Client::Attach(std::string_view id) {
@@ -96,8 +138,13 @@ absl::StatusOr<v1::ListFunctionsResponse> Client::ListFunctions() {
 }
 
 Future Client::MakeFuture(v1::Task task) {
-  return Future(
-      std::make_shared<internal::FutureState>(connection_, std::move(task)));
+  if (session_ == nullptr || IsTerminal(task.state())) {
+    return Future(
+        std::make_shared<internal::FutureState>(connection_, std::move(task)));
+  }
+  std::shared_ptr<client::TaskSlot> slot = session_->Watch(task.id());
+  return Future(std::make_shared<internal::FutureState>(
+      connection_, session_, std::move(slot), std::move(task)));
 }
 
 }  // namespace remex

@@ -5,6 +5,12 @@
 #include "client/task_state.h"
 
 namespace remex::internal {
+namespace {
+
+// How long a cancel over the session waits for its answer.
+constexpr absl::Duration kCancelAnswerTimeout = absl::Seconds(30);
+
+}  // namespace
 
 FutureState::FutureState(std::shared_ptr<client::TaskTransport> transport,
                          v1::Task task)
@@ -13,18 +19,79 @@ FutureState::FutureState(std::shared_ptr<client::TaskTransport> transport,
   task_ = std::move(task);
 }
 
+FutureState::FutureState(std::shared_ptr<client::TaskTransport> transport,
+                         std::shared_ptr<client::Session> session,
+                         std::shared_ptr<client::TaskSlot> slot, v1::Task first)
+    : id_(first.id()),
+      transport_(std::move(transport)),
+      session_(std::move(session)),
+      slot_(std::move(slot)) {
+  task_ = std::move(first);
+}
+
+const std::string& FutureState::id() const {
+  if (slot_ == nullptr || !id_.empty()) return id_;
+  (void)slot_->WaitAccepted(absl::InfiniteFuture());
+  return slot_->id();
+}
+
 absl::StatusOr<bool> FutureState::WaitUntil(absl::Time deadline) {
   if (IsDone()) return true;
-  return Update(transport_->Await(id_, deadline - absl::Now()));
+  bool unary = slot_ == nullptr;
+  if (!unary) {
+    absl::StatusOr<bool> terminal = WaitForSlot(deadline, &unary);
+    if (!unary) return terminal;
+  }
+  return Update(transport_->Await(id(), deadline - absl::Now()));
+}
+
+absl::StatusOr<bool> FutureState::WaitForSlot(absl::Time deadline,
+                                              bool* unary) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (unary_) {
+      *unary = true;
+      return false;
+    }
+  }
+  if (!slot_->WaitSettled(deadline)) return false;
+  absl::MutexLock lock(&mu_);
+  if (terminal_) return true;
+  if (unary_) {
+    *unary = true;
+    return false;
+  }
+  absl::StatusOr<v1::Task> task = slot_->Take();
+  if (task.ok()) {
+    task_ = *std::move(task);
+    terminal_ = true;
+    return true;
+  }
+  if (!slot_->accepted()) {
+    return task.status();  // the submit was refused (or never answered)
+  }
+  unary_ = true;  // accepted, then the stream broke
+  *unary = true;
+  return false;
 }
 
 absl::StatusOr<bool> FutureState::Cancel() {
   if (!IsDone()) {
-    absl::StatusOr<bool> terminal = Update(transport_->Cancel(id_));
-    if (!terminal.ok()) return terminal.status();
-    if (!*terminal) {
-      terminal = WaitUntil(absl::InfiniteFuture());
-      if (!terminal.ok()) return terminal.status();
+    bool terminal = false;
+    if (session_ != nullptr) {
+      const std::string& task_id = id();
+      if (task_id.empty()) return WaitUntil(absl::InfinitePast());
+      absl::Status status =
+          session_->Cancel(task_id, absl::Now() + kCancelAnswerTimeout);
+      if (!status.ok()) return status;
+    } else {
+      absl::StatusOr<bool> updated = Update(transport_->Cancel(id_));
+      if (!updated.ok()) return updated.status();
+      terminal = *updated;
+    }
+    if (!terminal) {
+      absl::StatusOr<bool> waited = WaitUntil(absl::InfiniteFuture());
+      if (!waited.ok()) return waited.status();
     }
   }
   return Snapshot().state() == v1::CANCELLED;
@@ -32,7 +99,9 @@ absl::StatusOr<bool> FutureState::Cancel() {
 
 v1::Task FutureState::Snapshot() const {
   absl::MutexLock lock(&mu_);
-  return task_;
+  v1::Task task = task_;
+  if (task.id().empty() && slot_ != nullptr) task.set_id(slot_->id());
+  return task;
 }
 
 bool FutureState::IsDone() const {

@@ -9,23 +9,36 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/session.h"
 #include "client/task_transport.h"
 #include "remex/v1/executor.pb.h"
 
 namespace remex::internal {
 
-// Follows one task through a TaskTransport and caches the latest snapshot;
-// once a terminal snapshot is seen it is kept and no more RPCs are made.
-// Thread-safe; no lock is held during an RPC. Shares the transport.
+// Follows one task and caches the latest snapshot; once a terminal snapshot
+// is seen it is kept and no more RPCs are made. A task followed by a session
+// slot needs no RPC to wait: the session delivers its end. If the session
+// breaks after the task was accepted, the task is followed with unary
+// Await RPCs instead.
+// Thread-safe; no lock is held during an RPC. Shares the transport, the
+// session and the slot.
 class FutureState {
  public:
-  // `task` is the first snapshot (from Submit or Get).
+  // Follows the task `task` (from Submit or Get) with unary RPCs.
   FutureState(std::shared_ptr<client::TaskTransport> transport, v1::Task task);
+  // Follows the submit or watch of `slot` (which may still wait for its
+  // answer); `first` is the snapshot to show until the end arrives.
+  FutureState(std::shared_ptr<client::TaskTransport> transport,
+              std::shared_ptr<client::Session> session,
+              std::shared_ptr<client::TaskSlot> slot, v1::Task first);
 
-  const std::string& id() const { return id_; }
+  // Waits for the submit's answer if needed; empty if it was refused.
+  // (Known at once for a watched task.)
+  const std::string& id() const;
 
   // Waits until the task is terminal or `deadline` passes; returns whether
-  // it is terminal. A deadline in the past polls once.
+  // it is terminal. A deadline in the past polls once. A refused submit is
+  // its error.
   absl::StatusOr<bool> WaitUntil(absl::Time deadline);
   // Cancels the task and waits until it is terminal; returns whether it
   // ended CANCELLED.
@@ -38,12 +51,18 @@ class FutureState {
   // Records `task` unless a terminal snapshot is already kept; returns
   // whether the kept snapshot is terminal.
   absl::StatusOr<bool> Update(const absl::StatusOr<v1::Task>& task);
+  // Waits on the slot. Sets *unary if the task must be followed by RPCs.
+  absl::StatusOr<bool> WaitForSlot(absl::Time deadline, bool* unary);
 
   const std::string id_;
   const std::shared_ptr<client::TaskTransport> transport_;
+  const std::shared_ptr<client::Session> session_;
+  const std::shared_ptr<client::TaskSlot> slot_;
   mutable absl::Mutex mu_;
   v1::Task task_ ABSL_GUARDED_BY(mu_);
   bool terminal_ ABSL_GUARDED_BY(mu_) = false;
+  // The session broke after acceptance: follow the task with RPCs.
+  bool unary_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace remex::internal

@@ -102,9 +102,11 @@ Executor::~Executor() {
   CancelAll("the server shut down");
 }
 
-absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
+absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec,
+                                              DoneCallback on_done) {
   const Pool* pool = nullptr;
-  absl::StatusOr<TaskSnapshot> task = Accept(std::move(spec), pool);
+  absl::StatusOr<TaskSnapshot> task =
+      Accept(std::move(spec), std::move(on_done), pool);
   if (!task.ok() && options_.observer != nullptr) {
     options_.observer->OnRejected(pool == nullptr ? "" : pool->config().name,
                                   RejectReasonOf(task.status()));
@@ -113,6 +115,7 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
+                                              DoneCallback on_done,
                                               const Pool*& resolved_pool) {
   const FunctionSpec* function = registry_.Find(spec.function);
   if (function == nullptr) {
@@ -141,6 +144,7 @@ absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
   table_.Insert(task);
   active_tasks_.fetch_add(1, std::memory_order_relaxed);
   TaskSnapshot snapshot = task->Snapshot();
+  if (on_done) task->AddDoneCallback(std::move(on_done));
   // Armed before the task can start, so that starting disarms it.
   ArmQueueTimeout(task);
   if (absl::Status status = pool->Enqueue(task); !status.ok()) {

@@ -85,8 +85,12 @@ class Executor : private TaskRunner {
 
   // Accepts a task: NOT_FOUND for an unknown function, INVALID_ARGUMENT for
   // bad args, an unknown pool or a bad option, RESOURCE_EXHAUSTED when the
-  // pool's queue is full, UNAVAILABLE while draining.
-  absl::StatusOr<TaskSnapshot> Submit(TaskSpec spec);
+  // pool's queue is full, UNAVAILABLE while draining. If the task is
+  // accepted, `on_done` (if set) is its first done callback: registered
+  // before the task can start, so it needs no lookup and cannot miss the
+  // end.
+  absl::StatusOr<TaskSnapshot> Submit(TaskSpec spec,
+                                      DoneCallback on_done = nullptr);
 
   // NOT_FOUND for an unknown (or forgotten) id.
   absl::StatusOr<TaskSnapshot> Get(const std::string& id) const;
@@ -127,7 +131,8 @@ class Executor : private TaskRunner {
   // Asks the observer for the series of every (pool, function) pair.
   void AddObserverSeries();
   // Submit, less the report of a refusal; sets `pool` once it is resolved.
-  absl::StatusOr<TaskSnapshot> Accept(TaskSpec spec, const Pool*& pool);
+  absl::StatusOr<TaskSnapshot> Accept(TaskSpec spec, DoneCallback on_done,
+                                      const Pool*& pool);
 
   // TaskRunner: called by the pools.
   void Run(const std::shared_ptr<Task>& task) override;

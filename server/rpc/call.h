@@ -31,12 +31,15 @@ struct FrontEndStats {
   std::atomic<int64_t> parked_awaits{0};
 };
 
+class SessionRegistry;
+
 // Shared by every call requested on one completion queue. Not owned.
 struct CallEnv {
   v1::Executor::AsyncService* service;
   grpc::ServerCompletionQueue* cq;
   executor::Executor* executor;
   FrontEndStats* stats;
+  SessionRegistry* sessions;
   // Null: no metrics.
   monitoring::GrpcMetrics* metrics = nullptr;
 };

@@ -4,6 +4,7 @@
 
 #include "common/proto_time.h"
 #include "server/rpc/proto_mapping.h"
+#include "server/rpc/session_call.h"
 
 namespace remex::rpc {
 namespace {
@@ -188,6 +189,7 @@ void SpawnCalls(const CallEnv& env, int count) {
     ListCall::Spawn(env);
     DeleteCall::Spawn(env);
     ListFunctionsCall::Spawn(env);
+    SessionCall::Spawn(env);
   }
 }
 

@@ -34,7 +34,8 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
     const RpcServerOptions& options, executor::Executor& executor) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  std::unique_ptr<RpcServer> server(new RpcServer(executor));
+  std::unique_ptr<RpcServer> server(
+      new RpcServer(executor, options.session_window));
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
@@ -59,7 +60,7 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
 
   for (auto& queue : server->queues_) {
     const CallEnv env{&server->service_, queue.get(), &executor,
-                      &server->stats_, options.metrics};
+                      &server->stats_, &server->sessions_, options.metrics};
     SpawnCalls(env, options.calls_per_method);
     server->pollers_.emplace_back(
         [raw = server.get(), cq = queue.get()] { raw->Poll(cq); });
@@ -86,12 +87,15 @@ void RpcServer::Shutdown(absl::Duration grace) {
 }
 
 void RpcServer::StopServing() {
-  // Every task has ended by now, so every parked Await is being answered:
-  // let those answers go out before gRPC cuts what is left. Server::Shutdown
+  // Every task has ended by now, so every parked Await is being answered
+  // and every Session reports its last ends, then ends its stream: let those
+  // answers go out before gRPC cuts what is left. Server::Shutdown
   // waits for client connections to close until its deadline, so the
   // deadline is kept short once nothing of ours is in flight.
   const absl::Time answered_by = absl::Now() + kAwaitAnswerTimeout;
-  while (stats_.parked_awaits.load() > 0 && absl::Now() < answered_by) {
+  sessions_.CloseAll();
+  while ((stats_.parked_awaits.load() > 0 || sessions_.open_sessions() > 0) &&
+         absl::Now() < answered_by) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + kShutdownDeadline));

@@ -15,6 +15,7 @@
 #include "remex/v1/executor.grpc.pb.h"
 #include "server/executor/executor.h"
 #include "server/rpc/call.h"
+#include "server/rpc/session_call.h"
 
 namespace remex::rpc {
 
@@ -28,6 +29,9 @@ struct RpcServerOptions {
   // Where calls are counted; null: nowhere. Not owned; must outlive the
   // server.
   monitoring::GrpcMetrics* metrics = nullptr;
+  // Most tasks one Session stream may follow (submitted or watched, not yet
+  // ended); more are refused with RESOURCE_EXHAUSTED.
+  int64_t session_window = 100000;
 };
 
 // Serves the executor over gRPC. Pollers only dispatch: they never run task
@@ -49,17 +53,20 @@ class RpcServer {
 
   // Graceful stop: health NOT_SERVING and new submits refused; queued tasks
   // are cancelled; running tasks get `grace` to end, then are cancelled (so
-  // every parked Await is answered); then the server stops, the queues are
-  // drained and the pollers joined. Idempotent.
+  // every parked Await and every Session gets the ends of its tasks, and
+  // each Session stream ends with UNAVAILABLE); then the server stops, the
+  // queues are drained and the pollers joined. Idempotent.
   void Shutdown(absl::Duration grace);
 
  private:
-  RpcServer(executor::Executor& executor) : executor_(executor) {}
+  RpcServer(executor::Executor& executor, int64_t session_window)
+      : executor_(executor), sessions_(session_window) {}
   void Poll(grpc::ServerCompletionQueue* cq);
   void StopServing();
 
   executor::Executor& executor_;
   FrontEndStats stats_;
+  SessionRegistry sessions_;
   v1::Executor::AsyncService service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;

@@ -25,6 +25,8 @@ namespace remex {
 
 namespace client {
 class Connection;
+class Session;
+class TaskSlot;
 }  // namespace client
 
 // How to run one task. Zero or empty fields are unset: the server decides.
@@ -50,6 +52,14 @@ struct ClientOptions {
   // Deadline of every RPC that does not wait for a task. Waits are split into
   // RPCs of at most 30 s plus this.
   absl::Duration rpc_timeout = absl::Seconds(30);
+  // Submits, cancels and waits of futures go over one Session stream per
+  // client: calls from many threads are batched, and a future that is waited
+  // on makes no RPC of its own. False: one unary RPC per call, and waits
+  // poll with Await RPCs.
+  bool use_session = true;
+  // Most submits the session has sent and not yet seen answered; more wait
+  // for answers (flow control).
+  int session_window = 4096;
 };
 
 // A connection to one remex server. Thread-safe; copies share the connection,
@@ -74,6 +84,14 @@ class Client {
   absl::StatusOr<Future> TrySubmit(std::string_view function,
                                    const google::protobuf::Value& args = {},
                                    const SubmitOptions& options = {});
+  // Submits without waiting for the server's answer, for pipelines that
+  // keep many tasks in flight from one thread. A refusal (unknown function,
+  // full queue, ...) surfaces when the future is used: wait() and get()
+  // throw RpcError, result() returns it, and id() is empty. id() waits for
+  // the answer. Without a session (use_session false) this is Submit.
+  Future SubmitAsync(std::string_view function,
+                     const google::protobuf::Value& args = {},
+                     const SubmitOptions& options = {});
 
   // A future for a task that already exists (e.g. submitted by another
   // client). Throws RpcError (NOT_FOUND) if the server does not know `id`.
@@ -91,8 +109,14 @@ class Client {
 
  private:
   Future MakeFuture(v1::Task task);
+  // A future for the session submit of `slot`.
+  Future SessionFuture(std::shared_ptr<client::TaskSlot> slot,
+                       std::string function, std::string pool);
 
+  absl::Duration rpc_timeout_;
   std::shared_ptr<client::Connection> connection_;
+  // Null when ClientOptions::use_session is false.
+  std::shared_ptr<client::Session> session_;
 };
 
 }  // namespace remex

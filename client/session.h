@@ -1,0 +1,121 @@
+// The client end of remex.v1.Executor.Session: one bidirectional stream per
+// client that carries the submits, watches and cancels of many threads in
+// batches, and routes the answers and task ends to the callers that wait.
+#ifndef REMEX_CLIENT_SESSION_H_
+#define REMEX_CLIENT_SESSION_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "remex/v1/executor.grpc.pb.h"
+
+namespace remex::client {
+
+// What a session learns about one submit, watch or cancel: first its answer
+// (accepted, with the task id, or failed), then, for a submit or watch, the
+// task's end. If the stream breaks first, the slot settles with the
+// stream's error: after acceptance the task goes on on the server, and the
+// caller must follow it some other way (e.g. a unary Await).
+//
+// Thread-safe. Shared by the session and the caller.
+class TaskSlot {
+ public:
+  // Blocks until answered or `deadline` passes (DEADLINE_EXCEEDED). OK:
+  // accepted, and id() is set.
+  absl::Status WaitAccepted(absl::Time deadline) const;
+  // Empty until accepted; never changes after.
+  const std::string& id() const { return id_; }
+  // Blocks until settled (the task's end, or an error) or `deadline`
+  // passes; returns whether settled.
+  bool WaitSettled(absl::Time deadline) const;
+  // The terminal task, or the error. The task is moved out: take it once.
+  // REQUIRES: settled.
+  absl::StatusOr<v1::Task> Take();
+  // True if accepted (even if the stream broke afterwards).
+  bool accepted() const;
+
+  // Called by the session.
+  void SetAccepted(std::string id);
+  void SetDone(v1::Task* task);
+  void SetFailed(absl::Status status);
+
+ private:
+  mutable absl::Mutex mu_;
+  bool answered_ ABSL_GUARDED_BY(mu_) = false;
+  bool accepted_ ABSL_GUARDED_BY(mu_) = false;
+  bool settled_ ABSL_GUARDED_BY(mu_) = false;
+  // Written once, before answered_ is set.
+  std::string id_;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  v1::Task task_ ABSL_GUARDED_BY(mu_);
+};
+
+// One lazily opened Session stream at a time, reopened on the next call
+// after it broke. A call made while no write is in flight is written at
+// once; calls made meanwhile wait in a batch that is written as soon as the
+// write in flight completes, so a lone call is not slowed and a busy client
+// sends few, large messages. At most `window` submits and watches per
+// stream are unanswered; more wait for answers. One thread runs the
+// stream's completion queue and settles the slots.
+//
+// Thread-safe. Owns its thread; the destructor cancels the stream (tasks
+// run on, on the server) and settles every open slot with CANCELLED.
+class Session {
+ public:
+  Session(std::string_view address, int window);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Sends a submit; the slot gets its answer and end.
+  std::shared_ptr<TaskSlot> Submit(v1::SubmitRequest request);
+  // Asks for the end of the task `id`.
+  std::shared_ptr<TaskSlot> Watch(const std::string& id);
+  // Cancels the task `id`; returns the answer (OK: cancelled, or already
+  // ended), DEADLINE_EXCEEDED if none came by `deadline`.
+  absl::Status Cancel(const std::string& id, absl::Time deadline);
+
+ private:
+  class Stream;
+  struct Op;
+
+  enum class Kind { kSubmit, kWatch, kCancel };
+  // Queues an item on the current stream (opening one if needed) and
+  // writes it unless a write is in flight.
+  std::shared_ptr<TaskSlot> Send(Kind kind, v1::SubmitRequest* request,
+                                 const std::string& id);
+  // Runs the completion queue.
+  void Poll();
+  void OnOp(Op* op, bool ok);
+  void OnRead(Stream* stream);
+  void OnWritten(Stream* stream);
+  // Settles every slot of `stream` with `status` and retires it.
+  void Break(Stream* stream, const absl::Status& status);
+  // Counts one operation of `stream` as returned; deletes it after the
+  // last one once it is retired.
+  void Release(Stream* stream);
+
+  const int window_;
+  const std::unique_ptr<v1::Executor::Stub> stub_;
+  grpc::CompletionQueue cq_;
+  std::thread poller_;
+
+  absl::Mutex mu_;
+  Stream* current_ ABSL_GUARDED_BY(mu_) = nullptr;
+  int streams_ ABSL_GUARDED_BY(mu_) = 0;  // not yet deleted
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace remex::client
+
+#endif  // REMEX_CLIENT_SESSION_H_

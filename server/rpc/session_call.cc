@@ -1,0 +1,370 @@
+#include "server/rpc/session_call.h"
+
+#include <algorithm>
+#include <iterator>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/rpc/proto_mapping.h"
+
+namespace remex::rpc {
+namespace {
+
+// A response stops taking task ends at about this size (a single larger
+// task still goes alone), well under the 64 MiB message limit.
+constexpr size_t kMaxResponseBytes = 4 << 20;
+// Answers waiting behind a write beyond which no more requests are read
+// (HTTP/2 flow control then holds the client back).
+constexpr size_t kMaxBufferedAnswers = 16384;
+// Bytes a task adds to a response besides its result and output.
+constexpr size_t kTaskOverheadBytes = 128;
+
+}  // namespace
+
+void SessionRegistry::Add(const std::shared_ptr<SessionLink>& link) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) {
+    absl::MutexLock link_lock(&link->mu);
+    if (link->call != nullptr) link->call->CloseLocked();
+  }
+  links_.insert(link);
+}
+
+void SessionRegistry::Remove(const std::shared_ptr<SessionLink>& link) {
+  absl::MutexLock lock(&mu_);
+  links_.erase(link);
+}
+
+void SessionRegistry::CloseAll() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  for (const std::shared_ptr<SessionLink>& link : links_) {
+    absl::MutexLock link_lock(&link->mu);
+    if (link->call != nullptr) link->call->CloseLocked();
+  }
+}
+
+int64_t SessionRegistry::open_sessions() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int64_t>(links_.size());
+}
+
+void SessionCall::Spawn(const CallEnv& env) {
+  SessionCall* call = new SessionCall(env);
+  call->link_ = std::make_shared<SessionLink>();
+  // Must precede the request; its tag comes back only if a call is matched.
+  call->context_.AsyncNotifyWhenDone(&call->done_tag_);
+  call->pending_ = 1;
+  env.service->RequestSession(&call->context_, &call->stream_, env.cq, env.cq,
+                              &call->request_tag_);
+}
+
+void SessionCall::CloseLocked() {
+  closed_ = true;
+  if (!alarm_stopped_) {
+    alarm_stopped_ = true;
+    alarm_.Cancel();
+  }
+}
+
+void SessionCall::OnRequest(bool ok) {
+  if (!ok) return Release();  // shutting down; the done tag will not come
+  Spawn(env_);
+  // Set before the call is linked: closing it cancels the alarm.
+  alarm_.Set(env_.cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), &alarm_tag_);
+  {
+    absl::MutexLock lock(&link_->mu);
+    pending_ += 2;  // the done tag and the alarm
+    link_->call = this;
+  }
+  env_.sessions->Add(link_);
+  Advance();
+  Release();  // the request tag
+}
+
+void SessionCall::OnRead(bool ok) {
+  reading_ = false;
+  if (ok) {
+    {
+      absl::MutexLock lock(&link_->mu);
+      handling_batch_ = true;
+    }
+    for (const v1::SessionSubmit& submit : request_->submits()) {
+      Submit(submit);
+    }
+    for (const v1::SessionWatch& watch : request_->watches()) Watch(watch);
+    for (const v1::SessionCancel& cancel : request_->cancels()) {
+      Cancel(cancel);
+    }
+    request_.Reset();
+    bool write = false;
+    {
+      absl::MutexLock lock(&link_->mu);
+      handling_batch_ = false;
+      if (answers_.empty()) {
+        answers_.swap(batch_answers_);
+      } else {
+        std::move(batch_answers_.begin(), batch_answers_.end(),
+                  std::back_inserter(answers_));
+        batch_answers_.clear();
+      }
+      write = TakeWriteLocked();
+    }
+    if (write) Flush();
+  } else {
+    reads_done_ = true;  // half-closed by the client, or the call broke
+  }
+  Advance();
+  Release();
+}
+
+void SessionCall::OnWrite(bool ok) {
+  response_.Reset();
+  bool again = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    if (!ok) broken_ = true;  // the call is gone; the done tag follows
+    again = !broken_ && !finishing_ && HasOutputLocked();
+    if (again) {
+      ++pending_;  // the next write
+    } else {
+      writing_ = false;
+    }
+  }
+  if (again) Flush();
+  Advance();
+  Release();
+}
+
+void SessionCall::OnAlarm(bool /*ok*/) {
+  {
+    absl::MutexLock lock(&link_->mu);
+    alarm_stopped_ = true;
+  }
+  Advance();
+  Release();
+}
+
+void SessionCall::OnDone(bool /*ok*/) {
+  // Finished by us, or cancelled: the client went away, its deadline
+  // passed, or the server cut the call.
+  call_done_ = true;
+  if (context_.IsCancelled()) {
+    absl::MutexLock lock(&link_->mu);
+    broken_ = true;
+  }
+  Advance();
+  Release();
+}
+
+void SessionCall::OnFinished(bool /*ok*/) { Release(); }
+
+void SessionCall::Submit(const v1::SessionSubmit& submit) {
+  if (absl::Status status = ReserveSlot(); !status.ok()) {
+    return Answer(submit.seq(), std::string(), std::move(status));
+  }
+  absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(submit.request());
+  if (!spec.ok()) return Answer(submit.seq(), std::string(), spec.status());
+  // Counted first: the task may end before Submit returns.
+  open_tasks_.fetch_add(1, std::memory_order_relaxed);
+  absl::StatusOr<executor::TaskSnapshot> task =
+      env_.executor->Submit(*std::move(spec), ReportTo(submit.seq()));
+  if (!task.ok()) {
+    open_tasks_.fetch_sub(1, std::memory_order_relaxed);
+    return Answer(submit.seq(), std::string(), task.status());
+  }
+  Answer(submit.seq(), std::move(task->id), absl::OkStatus());
+}
+
+void SessionCall::Watch(const v1::SessionWatch& watch) {
+  if (absl::Status status = ReserveSlot(); !status.ok()) {
+    return Answer(watch.seq(), std::string(), std::move(status));
+  }
+  // Counted first: the callback runs at once if the task has ended.
+  open_tasks_.fetch_add(1, std::memory_order_relaxed);
+  absl::Status status =
+      env_.executor->OnDone(watch.id(), ReportTo(watch.seq()));
+  if (!status.ok()) {
+    open_tasks_.fetch_sub(1, std::memory_order_relaxed);
+    return Answer(watch.seq(), std::string(), std::move(status));
+  }
+  Answer(watch.seq(), watch.id(), absl::OkStatus());
+}
+
+void SessionCall::Cancel(const v1::SessionCancel& cancel) {
+  absl::StatusOr<executor::TaskSnapshot> task =
+      env_.executor->Cancel(cancel.id());
+  Answer(cancel.seq(), cancel.id(), task.status());
+}
+
+void SessionCall::Answer(uint64_t seq, std::string id, absl::Status status) {
+  batch_answers_.push_back({seq, std::move(id), std::move(status)});
+}
+
+absl::Status SessionCall::ReserveSlot() const {
+  const int64_t open = open_tasks_.load(std::memory_order_relaxed);
+  if (open < env_.sessions->window()) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("the session already follows ", open,
+                   " unfinished tasks (its window); wait for some to end"));
+}
+
+executor::DoneCallback SessionCall::ReportTo(uint64_t seq) const {
+  return [link = link_, seq](const executor::TaskSnapshot& task) {
+    SessionCall* writer = nullptr;
+    {
+      absl::MutexLock lock(&link->mu);
+      SessionCall* call = link->call;
+      if (call != nullptr && call->AddEndLocked(seq, task)) writer = call;
+    }
+    // This thread sends the end itself: no wake-up of the poller.
+    if (writer != nullptr) writer->Flush();
+  };
+}
+
+bool SessionCall::AddEndLocked(uint64_t seq,
+                               const executor::TaskSnapshot& task) {
+  open_tasks_.fetch_sub(1, std::memory_order_relaxed);
+  if (broken_ || finishing_) return false;  // nobody to tell
+  ends_.push_back({seq, task});
+  return TakeWriteLocked();
+}
+
+bool SessionCall::TakeWriteLocked() {
+  if (writing_ || finishing_ || broken_ || !HasOutputLocked()) return false;
+  writing_ = true;
+  ++pending_;
+  return true;
+}
+
+bool SessionCall::HasOutputLocked() const {
+  return !answers_.empty() || (!handling_batch_ && !ends_.empty());
+}
+
+void SessionCall::Flush() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&link_->mu);
+      flush_answers_.swap(answers_);
+      if (!handling_batch_) flush_ends_.swap(ends_);
+    }
+    v1::SessionResponse* response = response_.get();
+    Fill(response);
+    if (response->accepted_size() > 0 || response->failed_size() > 0 ||
+        response->done_size() > 0) {
+      stream_.Write(*response, &write_tag_);
+      return;
+    }
+    // Nothing to send after all: give the write back, unless something
+    // came meanwhile.
+    bool last = false;
+    {
+      absl::MutexLock lock(&link_->mu);
+      if (!broken_ && !finishing_ && HasOutputLocked()) continue;
+      writing_ = false;
+      last = --pending_ == 0;
+      if (last) link_->call = nullptr;
+    }
+    if (last) {
+      env_.sessions->Remove(link_);
+      delete this;
+    }
+    return;
+  }
+}
+
+void SessionCall::Fill(v1::SessionResponse* response) {
+  for (Reply& answer : flush_answers_) {
+    if (answer.status.ok()) {
+      v1::SessionAccepted* accepted = response->add_accepted();
+      accepted->set_seq(answer.seq);
+      accepted->set_id(std::move(answer.id));
+    } else {
+      v1::SessionFailed* failed = response->add_failed();
+      failed->set_seq(answer.seq);
+      failed->mutable_error()->set_code(
+          static_cast<int32_t>(answer.status.code()));
+      failed->mutable_error()->set_message(
+          std::string(answer.status.message()));
+    }
+  }
+  flush_answers_.clear();
+  size_t bytes = 0;
+  size_t taken = 0;
+  for (; taken < flush_ends_.size(); ++taken) {
+    const End& end = flush_ends_[taken];
+    const executor::TaskOutcome* outcome = end.task.outcome.get();
+    const size_t size = kTaskOverheadBytes +
+                        (outcome == nullptr ? 0 : outcome->ApproximateBytes());
+    if (bytes > 0 && bytes + size > kMaxResponseBytes) break;
+    bytes += size;
+    v1::SessionDone* done = response->add_done();
+    done->set_seq(end.seq);
+    TaskToProto(end.task, done->mutable_task());
+  }
+  if (taken < flush_ends_.size()) {  // over the budget: the next write
+    absl::MutexLock lock(&link_->mu);
+    ends_.insert(ends_.begin(),
+                 std::make_move_iterator(flush_ends_.begin() + taken),
+                 std::make_move_iterator(flush_ends_.end()));
+  }
+  flush_ends_.clear();
+}
+
+void SessionCall::Advance() {
+  MaybeRead();
+  MaybeFinish();
+}
+
+void SessionCall::MaybeRead() {
+  if (reading_ || reads_done_ || call_done_) return;
+  {
+    absl::MutexLock lock(&link_->mu);
+    if (finishing_) return;
+    if (writing_ && answers_.size() >= kMaxBufferedAnswers) return;
+    ++pending_;
+  }
+  reading_ = true;
+  stream_.Read(request_.get(), &read_tag_);
+}
+
+void SessionCall::MaybeFinish() {
+  grpc::Status status;
+  bool stop_alarm = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    if (finishing_ || writing_) return;
+    if (broken_) {
+      status = grpc::Status::CANCELLED;
+    } else if (open_tasks_.load(std::memory_order_relaxed) > 0 ||
+               !answers_.empty() || !ends_.empty()) {
+      return;  // still to report
+    } else if (closed_) {
+      status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            "the server is shutting down");
+    } else if (!reads_done_) {
+      return;
+    }
+    finishing_ = true;
+    ++pending_;
+    stop_alarm = !alarm_stopped_;
+    alarm_stopped_ = true;
+  }
+  if (stop_alarm) alarm_.Cancel();
+  stream_.Finish(status, &finish_tag_);
+}
+
+void SessionCall::Release() {
+  bool last = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    last = --pending_ == 0;
+    if (last) link_->call = nullptr;
+  }
+  if (!last) return;
+  env_.sessions->Remove(link_);
+  delete this;
+}
+
+}  // namespace remex::rpc

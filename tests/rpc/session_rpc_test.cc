@@ -1,0 +1,196 @@
+// remex.v1.Executor/Session on the wire, against the real remex-server: what
+// a client without the SDK sees.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "remex/v1/executor.grpc.pb.h"
+#include "tests/testing/server_process.h"
+
+namespace remex {
+namespace {
+
+using Stream =
+    grpc::ClientReaderWriter<v1::SessionRequest, v1::SessionResponse>;
+
+constexpr absl::Duration kDeadline = absl::Seconds(20);
+
+// Everything a stream answered, by seq.
+struct Answers {
+  absl::flat_hash_map<uint64_t, std::string> accepted;
+  absl::flat_hash_map<uint64_t, v1::TaskError> failed;
+  absl::flat_hash_map<uint64_t, v1::Task> done;
+  // Seqs whose done came before their accepted (a protocol violation).
+  std::vector<uint64_t> done_before_accepted;
+
+  void Add(const v1::SessionResponse& response) {
+    for (const auto& item : response.accepted()) {
+      accepted[item.seq()] = item.id();
+    }
+    for (const auto& item : response.failed())
+      failed[item.seq()] = item.error();
+    for (const auto& item : response.done()) {
+      if (!accepted.contains(item.seq())) {
+        done_before_accepted.push_back(item.seq());
+      }
+      done[item.seq()] = item.task();
+    }
+  }
+};
+
+class SessionRpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server =
+        testing::ServerProcess::Start({"--shutdown-grace", "100ms"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    stub_ = v1::Executor::NewStub(grpc::CreateChannel(
+        server_->address(), grpc::InsecureChannelCredentials()));
+    context_.set_deadline(absl::ToChronoTime(absl::Now() + kDeadline));
+    stream_ = stub_->Session(&context_);
+  }
+
+  // Reads until `done` holds, or the stream ends.
+  template <class Until>
+  bool ReadUntil(Until done) {
+    v1::SessionResponse response;
+    while (!done()) {
+      if (!stream_->Read(&response)) return false;
+      answers_.Add(response);
+    }
+    return true;
+  }
+
+  static void AddSubmit(v1::SessionRequest& request, uint64_t seq,
+                        const std::string& function, double x = 0) {
+    v1::SessionSubmit* submit = request.add_submits();
+    submit->set_seq(seq);
+    submit->mutable_request()->set_function(function);
+    (*submit->mutable_request()
+          ->mutable_args()
+          ->mutable_struct_value()
+          ->mutable_fields())["x"]
+        .set_number_value(x);
+  }
+
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::unique_ptr<v1::Executor::Stub> stub_;
+  grpc::ClientContext context_;
+  std::unique_ptr<Stream> stream_;
+  Answers answers_;
+};
+
+TEST_F(SessionRpcTest, BatchOfSubmitsIsAnsweredPerTaskThenEndedOk) {
+  v1::SessionRequest request;
+  for (uint64_t seq = 1; seq <= 50; ++seq) {
+    AddSubmit(request, seq, "echo", static_cast<double>(seq));
+  }
+  AddSubmit(request, 51, "no_such_function");
+  v1::SessionSubmit* bad = request.add_submits();
+  bad->set_seq(52);
+  bad->mutable_request()->set_function("echo");
+  bad->mutable_request()->set_max_attempts(-1);
+  ASSERT_TRUE(stream_->Write(request));
+  ASSERT_TRUE(ReadUntil([&] { return answers_.done.size() == 50; }));
+
+  EXPECT_EQ(answers_.accepted.size(), 50u);
+  EXPECT_TRUE(answers_.done_before_accepted.empty());
+  ASSERT_EQ(answers_.failed.size(), 2u);
+  EXPECT_EQ(answers_.failed[51].code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(answers_.failed[51].message().find("no_such_function"),
+            std::string::npos);
+  EXPECT_EQ(answers_.failed[52].code(), grpc::StatusCode::INVALID_ARGUMENT);
+  for (uint64_t seq = 1; seq <= 50; ++seq) {
+    const v1::Task& task = answers_.done[seq];
+    EXPECT_EQ(task.state(), v1::SUCCEEDED);
+    EXPECT_EQ(task.id(), answers_.accepted[seq]);
+    EXPECT_EQ(task.result().struct_value().fields().at("x").number_value(),
+              static_cast<double>(seq));
+  }
+  // Half-closed with nothing left to report: the server ends with OK.
+  ASSERT_TRUE(stream_->WritesDone());
+  v1::SessionResponse extra;
+  EXPECT_FALSE(stream_->Read(&extra));
+  const grpc::Status status = stream_->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+TEST_F(SessionRpcTest, WatchAndCancelByIdAndUnknownIds) {
+  v1::SessionRequest request;
+  v1::SessionSubmit* sleep = request.add_submits();
+  sleep->set_seq(1);
+  sleep->mutable_request()->set_function("sleep");
+  (*sleep->mutable_request()
+        ->mutable_args()
+        ->mutable_struct_value()
+        ->mutable_fields())["ms"]
+      .set_number_value(60000);
+  ASSERT_TRUE(stream_->Write(request));
+  ASSERT_TRUE(ReadUntil([&] { return answers_.accepted.contains(1); }));
+  const std::string id = answers_.accepted[1];
+
+  request.Clear();
+  v1::SessionWatch* watch = request.add_watches();
+  watch->set_seq(2);
+  watch->set_id(id);
+  v1::SessionWatch* unknown_watch = request.add_watches();
+  unknown_watch->set_seq(3);
+  unknown_watch->set_id("000000000000000000000000");
+  v1::SessionCancel* cancel = request.add_cancels();
+  cancel->set_seq(4);
+  cancel->set_id(id);
+  v1::SessionCancel* unknown_cancel = request.add_cancels();
+  unknown_cancel->set_seq(5);
+  unknown_cancel->set_id("000000000000000000000000");
+  ASSERT_TRUE(stream_->Write(request));
+  ASSERT_TRUE(ReadUntil([&] {
+    return answers_.done.size() == 2 && answers_.failed.size() == 2 &&
+           answers_.accepted.contains(4);
+  }));
+  // Both the submit and the watch report the end.
+  EXPECT_EQ(answers_.done[1].state(), v1::CANCELLED);
+  EXPECT_EQ(answers_.done[2].state(), v1::CANCELLED);
+  EXPECT_EQ(answers_.done[2].id(), id);
+  EXPECT_EQ(answers_.failed[3].code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(answers_.failed[5].code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(SessionRpcTest, ShutdownReportsEndsThenClosesWithUnavailable) {
+  v1::SessionRequest request;
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    v1::SessionSubmit* sleep = request.add_submits();
+    sleep->set_seq(seq);
+    sleep->mutable_request()->set_function("sleep");
+    (*sleep->mutable_request()
+          ->mutable_args()
+          ->mutable_struct_value()
+          ->mutable_fields())["ms"]
+        .set_number_value(60000);
+  }
+  ASSERT_TRUE(stream_->Write(request));
+  ASSERT_TRUE(ReadUntil([&] { return answers_.accepted.size() == 5; }));
+  ASSERT_EQ(server_->Signal(SIGTERM), 0);
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(ReadUntil([] { return false; }));  // until the stream ends
+  const grpc::Status status = stream_->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << status.error_message();
+  ASSERT_EQ(answers_.done.size(), 5u);
+  for (const auto& [seq, task] : answers_.done) {
+    EXPECT_EQ(task.state(), v1::CANCELLED) << seq;
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  absl::StatusOr<int> exit_code = server_->Wait(kDeadline);
+  ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+  EXPECT_EQ(*exit_code, 0);
+}
+
+}  // namespace
+}  // namespace remex

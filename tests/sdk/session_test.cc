@@ -1,0 +1,257 @@
+// The SDK's Session stream against a real remex-server: many threads on one
+// client, per-task errors that leave the stream working, cancel, flow
+// control, and what futures in flight get when the server or the client
+// goes away.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "remex/remex.h"
+#include "tests/testing/server_process.h"
+
+namespace remex {
+namespace {
+
+using testing::ServerProcess;
+
+// Longest any single wait in these tests may take.
+constexpr absl::Duration kBound = absl::Seconds(20);
+
+// Starts a server with one thread pool "default" of `workers` and
+// `max_queue`.
+std::unique_ptr<ServerProcess> StartServer(int workers, int max_queue,
+                                           std::vector<std::string> args = {}) {
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "remex_session_test_", getpid(), "_",
+                   workers, "_", max_queue, ".json");
+  std::ofstream(path) << absl::StrCat(
+      R"({"pools":[{"name":"default","kind":"thread","workers":)", workers,
+      R"(,"max_queue":)", max_queue, "}]}");
+  args.insert(args.end(), {"--config", path});
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+      ServerProcess::Start(std::move(args));
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+google::protobuf::Value Number(double number) {
+  google::protobuf::Value value;
+  value.set_number_value(number);
+  return value;
+}
+
+// The code of the RpcError that `call` throws; kOk if none.
+template <class Call>
+absl::StatusCode RpcErrorCode(Call call) {
+  try {
+    call();
+  } catch (const RpcError& error) {
+    return error.code();
+  }
+  return absl::StatusCode::kOk;
+}
+
+class SessionTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = StartServer(2, 100000); }
+  static void TearDownTestSuite() { server_.reset(); }
+  void SetUp() override { ASSERT_NE(server_, nullptr); }
+
+  static inline std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(SessionTest, ManyThreadsShareOneClientAndEveryFutureGetsItsOwnResult) {
+  Client client(server_->address());
+  constexpr int kThreads = 8;
+  constexpr int kTasksPerThread = 400;
+  std::vector<std::atomic<int>> correct(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<Future> futures;
+      for (int i = 0; i < kTasksPerThread; ++i) {
+        // Half wait for the server's answer, half do not.
+        const google::protobuf::Value args = Number(t * 100000 + i);
+        futures.push_back(i % 2 == 0 ? client.Submit("echo", args)
+                                     : client.SubmitAsync("echo", args));
+      }
+      for (int i = 0; i < kTasksPerThread; ++i) {
+        const TaskResult result = futures[i].get();
+        if (result.value().number_value() == t * 100000 + i &&
+            result.task().id() == futures[i].id() && !futures[i].id().empty()) {
+          ++correct[t];
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(correct[t].load(), kTasksPerThread) << "thread " << t;
+  }
+}
+
+TEST_F(SessionTest, RefusedSubmitsFailAloneAndTheStreamGoesOn) {
+  Client client(server_->address());
+  const Future unknown = client.SubmitAsync("no_such_function");
+  const Future bad_pool =
+      client.SubmitAsync("echo", {}, SubmitOptions{.pool = "no_such_pool"});
+  const Future good = client.SubmitAsync("echo", Number(7));
+  EXPECT_EQ(RpcErrorCode([&] { unknown.get(); }), absl::StatusCode::kNotFound);
+  EXPECT_EQ(unknown.result().status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(unknown.id().empty());
+  EXPECT_EQ(RpcErrorCode([&] { bad_pool.wait(); }),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(good.get().value().number_value(), 7);
+  // Submit (which waits for the answer) reports the refusal at once.
+  EXPECT_EQ(client.TrySubmit("no_such_function").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client.Submit("echo", Number(8)).get().value().number_value(), 8);
+}
+
+TEST_F(SessionTest, CancelOverTheSessionEndsARunningTask) {
+  Client client(server_->address());
+  const Future sleeper = client.Submit("sleep", Json(R"({"ms": 60000})"));
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(sleeper.cancel());
+  EXPECT_EQ(sleeper.task().state(), v1::CANCELLED);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  // Cancelling a finished task leaves it as it is.
+  const Future done = client.Submit("echo");
+  done.wait();
+  EXPECT_FALSE(done.cancel());
+  EXPECT_EQ(done.task().state(), v1::SUCCEEDED);
+}
+
+TEST_F(SessionTest, AttachWatchesATaskOfAnotherClientOverTheSession) {
+  Client submitter(server_->address());
+  Client watcher(server_->address());
+  const Future submitted = submitter.Submit("sleep", Json(R"({"ms": 100})"));
+  const Future attached = watcher.Attach(submitted.id());
+  EXPECT_EQ(attached.wait_for(kBound), std::future_status::ready);
+  EXPECT_EQ(attached.task().state(), v1::SUCCEEDED);
+  EXPECT_EQ(attached.task().id(), submitted.id());
+}
+
+TEST_F(SessionTest, UnaryModeStillWorks) {
+  Client client(server_->address(), {.use_session = false});
+  EXPECT_EQ(client.Submit("echo", Number(3)).get().value().number_value(), 3);
+  EXPECT_EQ(client.SubmitAsync("echo", Number(4)).get().value().number_value(),
+            4);
+  const Future sleeper = client.Submit("sleep", Json(R"({"ms": 60000})"));
+  EXPECT_TRUE(sleeper.cancel());
+}
+
+TEST_F(SessionTest, ClientGoneWithTasksInFlightLeavesTheServerHealthy) {
+  std::vector<std::string> ids;
+  {
+    Client client(server_->address());
+    std::vector<Future> futures;
+    for (int i = 0; i < 50; ++i) {
+      futures.push_back(client.Submit("sleep", Json(R"({"ms": 50})")));
+      ids.push_back(futures.back().id());
+    }
+  }  // the client and its session go away with the tasks running
+  Client other(server_->address());
+  for (const std::string& id : ids) {
+    absl::StatusOr<v1::Task> task = other.Await(id, kBound);
+    ASSERT_TRUE(task.ok()) << task.status();
+    EXPECT_EQ(task->state(), v1::SUCCEEDED) << id;
+  }
+  EXPECT_EQ(other.Submit("echo", Number(1)).get().value().number_value(), 1);
+}
+
+// A pool of one worker and a queue of two: submits beyond it are refused
+// one by one with RESOURCE_EXHAUSTED while the stream keeps working.
+TEST(SessionFlowTest, FullQueueRefusesTasksOneByOneWithoutStallingTheStream) {
+  std::unique_ptr<ServerProcess> server = StartServer(1, 2);
+  ASSERT_NE(server, nullptr);
+  Client client(server->address());
+  std::vector<Future> futures;
+  for (int i = 0; i < 10; ++i) {
+    futures.push_back(client.SubmitAsync("sleep", Json(R"({"ms": 60000})")));
+  }
+  int accepted = 0;
+  int exhausted = 0;
+  for (const Future& future : futures) {
+    if (future.id().empty()) {
+      EXPECT_EQ(future.result().status().code(),
+                absl::StatusCode::kResourceExhausted);
+      ++exhausted;
+    } else {
+      ++accepted;
+    }
+  }
+  // One running and two queued; the running one may not have started yet.
+  EXPECT_GE(accepted, 2);
+  EXPECT_LE(accepted, 3);
+  EXPECT_EQ(accepted + exhausted, 10);
+  for (const Future& future : futures) {
+    if (!future.id().empty()) {
+      EXPECT_TRUE(future.cancel());
+    }
+  }
+  EXPECT_EQ(client.Submit("echo", Number(5)).get().value().number_value(), 5);
+}
+
+// SIGTERM with futures in flight: the drain cancels the tasks and the
+// session delivers each end before the stream closes, within a bound, and
+// the server exits promptly.
+TEST(SessionShutdownTest, FuturesInFlightGetTheirEndsWhenTheServerStops) {
+  std::unique_ptr<ServerProcess> server =
+      StartServer(2, 1000, {"--shutdown-grace", "200ms"});
+  ASSERT_NE(server, nullptr);
+  Client client(server->address());
+  std::vector<Future> futures;
+  for (int i = 0; i < 20; ++i) {
+    futures.push_back(client.Submit("sleep", Json(R"({"ms": 60000})")));
+  }
+  ASSERT_EQ(server->Signal(SIGTERM), 0);
+  const absl::Time start = absl::Now();
+  for (const Future& future : futures) {
+    ASSERT_EQ(future.wait_for(kBound), std::future_status::ready);
+    EXPECT_EQ(future.task().state(), v1::CANCELLED);
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  absl::StatusOr<int> exit_code = server->Wait(kBound);
+  ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+  EXPECT_EQ(*exit_code, 0) << server->ServerOutput();
+  // New submits fail clearly once the server is gone.
+  EXPECT_FALSE(client.TrySubmit("echo").ok());
+}
+
+// SIGKILL: the stream breaks with tasks in flight; their futures fall back
+// to unary calls, which fail clearly (the server is gone), never hang.
+TEST(SessionShutdownTest, FuturesInFlightFailClearlyWhenTheServerDies) {
+  std::unique_ptr<ServerProcess> server = StartServer(2, 1000);
+  ASSERT_NE(server, nullptr);
+  ClientOptions options;
+  options.rpc_timeout = absl::Seconds(2);
+  Client client(server->address(), options);
+  std::vector<Future> futures;
+  for (int i = 0; i < 20; ++i) {
+    futures.push_back(client.Submit("sleep", Json(R"({"ms": 60000})")));
+  }
+  ASSERT_EQ(server->Signal(SIGKILL), 0);
+  ASSERT_TRUE(server->Wait(kBound).ok());
+  const absl::Time start = absl::Now();
+  for (const Future& future : futures) {
+    const absl::StatusOr<TaskResult> result = future.result();
+    EXPECT_FALSE(result.ok());
+    EXPECT_TRUE(result.status().code() == absl::StatusCode::kUnavailable ||
+                result.status().code() == absl::StatusCode::kDeadlineExceeded)
+        << result.status();
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(15));
+}
+
+}  // namespace
+}  // namespace remex
