@@ -661,8 +661,10 @@ absl::StatusOr<double> RunStreamWindow(Echo::Stub& stub, int64_t total,
   stream.total = total;
   stream.window = window;
   const int64_t start = NowNanos();
-  stream.call =
-      stub.AsyncStream(&stream.context, queue.cq(), &stream.start_tag);
+  // Prepared, then started: the start tag may complete at once, and its
+  // handler uses `call`.
+  stream.call = stub.PrepareAsyncStream(&stream.context, queue.cq());
+  stream.call->StartCall(&stream.start_tag);
   if (!stream.done.WaitForNotificationWithTimeout(absl::Minutes(30))) {
     stream.context.TryCancel();
     return absl::DeadlineExceededError("echo stream did not finish");
