@@ -11,6 +11,7 @@
 //       --benchmark_filter='BM_Throughput/1000/iterations'   (one line)
 //   callgrind_annotate /tmp/cg.out | head -40
 // and divide the total by the 50,000 tasks it runs.
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -224,4 +225,19 @@ BENCHMARK(BM_ListPage)->UseRealTime();
 }  // namespace
 }  // namespace remex::executor
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // As remex-server does (server/server_main.cc): Debian's Abseil is built
+  // with Mutex deadlock detection on, which the server turns off.
+  // --deadlock-detection (first) keeps it on, to compare.
+  if (argc > 1 && std::string(argv[1]) == "--deadlock-detection") {
+    std::copy(argv + 2, argv + argc + 1, argv + 1);
+    --argc;
+  } else {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
