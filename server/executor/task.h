@@ -173,10 +173,12 @@ class Task {
   // (fires in a race) finds its only_from condition false and does nothing.
   std::atomic<uint64_t> queue_timer{0};
   std::atomic<uint64_t> run_timer{0};
-  // Retention bookkeeping; guarded by the task table's retention lock.
-  absl::Time expire_at = absl::InfiniteFuture();
+  // Task table bookkeeping; guarded by the lock of the table shard that
+  // holds the task.
+  int64_t expire_at_nanos = 0;  // Unix time; meaningful while `retained`
   size_t retained_bytes = 0;
   bool retained = false;
+  bool in_table = false;
 
  private:
   TaskSnapshot SnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
