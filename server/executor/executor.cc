@@ -107,9 +107,8 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec) {
   spec.pool = pool->config().name;
   REMEX_RETURN_IF_ERROR(CheckSpec(spec, *function));
 
-  auto task = std::make_shared<Task>(
-      common::NewTaskId(), std::make_shared<const TaskSpec>(std::move(spec)),
-      absl::Now());
+  auto task =
+      std::make_shared<Task>(common::NewTaskId(), std::move(spec), absl::Now());
   table_.Insert(task);
   active_tasks_.fetch_add(1, std::memory_order_relaxed);
   TaskSnapshot snapshot = task->Snapshot();
@@ -235,7 +234,8 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                                  ? task->spec().ttl
                                  : options_.default_ttl;
   table_.Retain(task, now + ttl,
-                sizeof(Task) + task->spec().ApproximateBytes() +
+                sizeof(Task) - sizeof(TaskSpec) +
+                    task->spec().ApproximateBytes() +
                     outcome->ApproximateBytes());
   if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     absl::MutexLock lock(&idle_mu_);
