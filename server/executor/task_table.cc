@@ -64,17 +64,27 @@ void TaskTable::Retain(const std::shared_ptr<Task>& task, absl::Time expire_at,
 
 void TaskTable::EvictExpired(absl::Time now) {
   const int64_t now_nanos = absl::ToUnixNanos(now);
-  std::vector<std::shared_ptr<Task>> evicted;  // destroyed after unlocking
+  std::vector<std::shared_ptr<Task>> evicted;
   for (Shard& shard : shards_) {
     if (shard.first_expiry.load(std::memory_order_relaxed) > now_nanos) {
       continue;
     }
-    absl::MutexLock lock(&shard.mu);
-    while (!shard.retention.empty() &&
-           shard.retention.begin()->first <= now_nanos) {
-      Task* task = shard.retention.begin()->second;
-      evicted.push_back(
-          EraseLocked(shard, shard.tasks.find(absl::string_view(task->id()))));
+    // In bounded batches, so that a sweep never holds a shard for long;
+    // the tasks are destroyed after each batch, unlocked.
+    bool more = true;
+    while (more) {
+      {
+        absl::MutexLock lock(&shard.mu);
+        for (int i = 0; i < kEvictBatch; ++i) {
+          more = !shard.retention.empty() &&
+                 shard.retention.begin()->first <= now_nanos;
+          if (!more) break;
+          Task* task = shard.retention.begin()->second;
+          evicted.push_back(EraseLocked(
+              shard, shard.tasks.find(absl::string_view(task->id()))));
+        }
+      }
+      evicted.clear();
     }
   }
 }

@@ -78,6 +78,8 @@ class TaskTable {
 
  private:
   static constexpr size_t kShards = 32;
+  // Expired tasks taken out of a shard per hold of its lock.
+  static constexpr int kEvictBatch = 256;
   // Orders tasks by id, and finds them by id without building a key.
   struct ById {
     using is_transparent = void;
