@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
@@ -337,6 +338,11 @@ int RunServer(int argc, char** argv,
   }
   // Before anything can start a thread, so that every thread inherits it.
   const sigset_t signals = BlockStopSignals();
+  // Debian builds Abseil without NDEBUG, which turns on Mutex deadlock
+  // detection: a process-wide graph behind one global lock, updated on every
+  // nested lock and every Mutex destroyed (one per task). The tests keep it
+  // on; the server does not pay for it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::StatusOr<Flags> flags = ParseFlags(argc, argv);
   if (!flags.ok()) {
     std::cerr << "remex-server: " << flags.status().message() << "\n";

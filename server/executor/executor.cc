@@ -38,6 +38,13 @@ std::shared_ptr<const TaskOutcome> RunFunction(
   if (!status.ok()) {
     return ErrorOutcome(status.code(), common::ToValidUtf8(status.message()));
   }
+  if (context.mutable_result().is_null() && context.mutable_output().empty()) {
+    // Nothing to keep: every such task shares one outcome, so that a
+    // retained no-op task costs no outcome of its own.
+    static const auto* const kEmpty =
+        new std::shared_ptr<const TaskOutcome>(std::make_shared<TaskOutcome>());
+    return *kEmpty;
+  }
   auto outcome = std::make_shared<TaskOutcome>();
   outcome->result = std::move(context.mutable_result());
   outcome->output = std::move(context.mutable_output());
@@ -134,9 +141,8 @@ absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
     spec.run_timeout = function->run_timeout;
   }
 
-  auto task = std::make_shared<Task>(
-      common::NewTaskId(), std::make_shared<const TaskSpec>(std::move(spec)),
-      absl::Now());
+  auto task =
+      std::make_shared<Task>(common::NewTaskId(), std::move(spec), absl::Now());
   if (auto it = series_.find(std::make_pair(pool, function));
       it != series_.end()) {
     task->series = it->second.get();
@@ -281,8 +287,9 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                           std::shared_ptr<const TaskOutcome> outcome,
                           std::optional<TaskState> only_from,
                           int32_t only_attempt) {
+  const absl::Time now = absl::Now();
   std::optional<Task::Completion> completion =
-      task->Finish(state, outcome, absl::Now(), only_from, only_attempt);
+      task->Finish(state, outcome, now, only_from, only_attempt);
   if (!completion.has_value()) return false;
   if (completion->previous_state == TaskState::kQueued) {
     pools_.at(task->spec().pool)->RemoveQueued(*task);
@@ -292,8 +299,9 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   const absl::Duration ttl = task->spec().ttl > absl::ZeroDuration()
                                  ? task->spec().ttl
                                  : options_.default_ttl;
-  table_.Retain(task, absl::Now() + ttl,
-                sizeof(Task) + task->spec().ApproximateBytes() +
+  table_.Retain(task, now + ttl,
+                sizeof(Task) - sizeof(TaskSpec) +
+                    task->spec().ApproximateBytes() +
                     outcome->ApproximateBytes());
   if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     absl::MutexLock lock(&idle_mu_);

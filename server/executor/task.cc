@@ -70,15 +70,23 @@ size_t TaskOutcome::ApproximateBytes() const {
          ApproximateJsonBytes(result);
 }
 
-Task::Task(std::string id, std::shared_ptr<const TaskSpec> spec, absl::Time now)
-    : id_(std::move(id)), spec_(std::move(spec)), created_at_(now) {}
+Task::Task(std::string id, TaskSpec spec, absl::Time now)
+    : id_(std::move(id)), spec_(std::move(spec)), created_at_(ToNanos(now)) {}
+
+int64_t Task::ToNanos(absl::Time time) {
+  return time == absl::InfinitePast() ? kNever : absl::ToUnixNanos(time);
+}
+
+absl::Time Task::FromNanos(int64_t nanos) {
+  return nanos == kNever ? absl::InfinitePast() : absl::FromUnixNanos(nanos);
+}
 
 bool Task::MarkRunning(absl::Time now) {
   absl::MutexLock lock(&mu_);
   if (state_ != TaskState::kQueued) return false;
   state_ = TaskState::kRunning;
   ++attempt_;
-  started_at_ = now;
+  started_at_ = ToNanos(now);
   return true;
 }
 
@@ -100,13 +108,14 @@ std::optional<Task::Completion> Task::Finish(
     if (only_attempt > 0 && attempt_ != only_attempt) return std::nullopt;
     completion.previous_state = state_;
     state_ = state;
-    finished_at_ = now;
-    completion.started_at = started_at_;
+    finished_at_ = ToNanos(now);
+    completion.started_at = FromNanos(started_at_);
     completion.finished_at = now;
     outcome_ = std::move(outcome);
     completion.callbacks.swap(done_callbacks_);
     if (!completion.callbacks.empty()) completion.snapshot = SnapshotLocked();
   }
+  completion.callbacks.reverse();  // oldest first
   token_.Cancel();
   return completion;
 }
@@ -130,7 +139,7 @@ void Task::AddDoneCallback(DoneCallback callback) {
   {
     absl::MutexLock lock(&mu_);
     if (!IsTerminal(state_)) {
-      done_callbacks_.push_back(std::move(callback));
+      done_callbacks_.push_front(std::move(callback));
       return;
     }
     snapshot = SnapshotLocked();
@@ -156,13 +165,14 @@ TaskSnapshot Task::Snapshot() const {
 TaskSnapshot Task::SnapshotLocked() const {
   TaskSnapshot snapshot;
   snapshot.id = id_;
-  snapshot.spec = spec_;
+  // Aliases the task: the spec lives in it.
+  snapshot.spec = std::shared_ptr<const TaskSpec>(shared_from_this(), &spec_);
   snapshot.state = state_;
   snapshot.attempt = attempt_;
   snapshot.cancel_requested = cancel_requested_;
-  snapshot.created_at = created_at_;
-  snapshot.started_at = started_at_;
-  snapshot.finished_at = finished_at_;
+  snapshot.created_at = FromNanos(created_at_);
+  snapshot.started_at = FromNanos(started_at_);
+  snapshot.finished_at = FromNanos(finished_at_);
   snapshot.outcome = outcome_;
   return snapshot;
 }

@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <forward_list>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -114,19 +116,26 @@ using DoneCallback = std::function<void(const TaskSnapshot&)>;
 // into a terminal state ever succeeds, whoever races for it (worker, cancel,
 // timer, shutdown).
 //
-// Thread-safe. Shared (std::shared_ptr) by the task table, a pool queue and
+// Thread-safe. Shared (std::shared_ptr, made with std::make_shared: the
+// snapshots' spec points into the task) by the task table, a pool queue and
 // timers; done callbacks run on the thread that finishes the task (or adds a
 // callback to a finished one), outside the task's lock.
-class Task {
+//
+// The task holds its spec by value and its times as integers: a finished
+// task is kept for minutes in the table, so its size is the server's memory
+// per retained task.
+class Task : public std::enable_shared_from_this<Task> {
  public:
-  Task(std::string id, std::shared_ptr<const TaskSpec> spec, absl::Time now);
+  Task(std::string id, TaskSpec spec, absl::Time now);
+  Task(std::string id, std::shared_ptr<const TaskSpec> spec, absl::Time now)
+      : Task(std::move(id), TaskSpec(*spec), now) {}
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
 
   const std::string& id() const { return id_; }
-  const TaskSpec& spec() const { return *spec_; }
+  const TaskSpec& spec() const { return spec_; }
   const CancellationToken& cancellation() const { return token_; }
-  absl::Time created_at() const { return created_at_; }
+  absl::Time created_at() const { return FromNanos(created_at_); }
 
   // QUEUED -> RUNNING and counts an attempt. False if the task is terminal.
   bool MarkRunning(absl::Time now);
@@ -146,7 +155,8 @@ class Task {
     absl::Time finished_at = absl::InfinitePast();
     // Filled only when there are callbacks.
     TaskSnapshot snapshot;
-    std::vector<DoneCallback> callbacks;
+    // In the order they were added.
+    std::forward_list<DoneCallback> callbacks;
     void RunCallbacks() const;
   };
 
@@ -187,27 +197,35 @@ class Task {
   // Where the executor reports the task's events (see TaskObserver); null:
   // nowhere. Set before the task is shared, then only read.
   TaskSeries* series = nullptr;
-  // Retention bookkeeping; guarded by the task table's retention lock.
-  absl::Time expire_at = absl::InfiniteFuture();
+  // Task table bookkeeping; guarded by the lock of the table shard that
+  // holds the task.
+  int64_t expire_at_nanos = 0;  // Unix time; meaningful while `retained`
   size_t retained_bytes = 0;
   bool retained = false;
+  bool in_table = false;
 
  private:
   TaskSnapshot SnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Times are Unix nanoseconds; kNever stands for absl::InfinitePast().
+  static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
+  static int64_t ToNanos(absl::Time time);
+  static absl::Time FromNanos(int64_t nanos);
+
   const std::string id_;
-  const std::shared_ptr<const TaskSpec> spec_;
-  const absl::Time created_at_;
+  const TaskSpec spec_;
+  const int64_t created_at_;
   CancellationToken token_;
 
   mutable absl::Mutex mu_;
   TaskState state_ ABSL_GUARDED_BY(mu_) = TaskState::kQueued;
-  int32_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Time started_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  absl::Time finished_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int32_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t started_at_ ABSL_GUARDED_BY(mu_) = kNever;
+  int64_t finished_at_ ABSL_GUARDED_BY(mu_) = kNever;
   std::shared_ptr<const TaskOutcome> outcome_ ABSL_GUARDED_BY(mu_);
-  std::vector<DoneCallback> done_callbacks_ ABSL_GUARDED_BY(mu_);
+  // Newest first (a list head is one pointer; most tasks have none or one).
+  std::forward_list<DoneCallback> done_callbacks_ ABSL_GUARDED_BY(mu_);
 };
 
 // An outcome with only an error.

@@ -7,71 +7,132 @@
 
 namespace remex::executor {
 
-TaskTable::Shard& TaskTable::ShardOf(const std::string& id) const {
+TaskTable::Shard& TaskTable::ShardOf(absl::string_view id) const {
   return shards_[absl::HashOf(id) % kShards];
 }
 
 void TaskTable::Insert(std::shared_ptr<Task> task) {
   Shard& shard = ShardOf(task->id());
+  Task* raw = task.get();
   absl::MutexLock lock(&shard.mu);
-  const std::string& id = task->id();
-  shard.tasks.emplace(id, std::move(task));
+  if (shard.tasks.insert(std::move(task)).second) raw->in_table = true;
 }
 
 std::shared_ptr<Task> TaskTable::Find(const std::string& id) const {
   Shard& shard = ShardOf(id);
   absl::MutexLock lock(&shard.mu);
-  auto it = shard.tasks.find(id);
-  return it == shard.tasks.end() ? nullptr : it->second;
+  auto it = shard.tasks.find(absl::string_view(id));
+  return it == shard.tasks.end() ? nullptr : *it;
 }
 
 std::shared_ptr<Task> TaskTable::Erase(const std::string& id) {
-  std::shared_ptr<Task> task;
-  {
-    Shard& shard = ShardOf(id);
-    absl::MutexLock lock(&shard.mu);
-    auto it = shard.tasks.find(id);
-    if (it == shard.tasks.end()) return nullptr;
-    task = std::move(it->second);
-    shard.tasks.erase(it);
-  }
-  absl::MutexLock lock(&retention_mu_);
-  UnretainLocked(*task);
+  Shard& shard = ShardOf(id);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.tasks.find(absl::string_view(id));
+  if (it == shard.tasks.end()) return nullptr;
+  return EraseLocked(shard, it);
+}
+
+std::shared_ptr<Task> TaskTable::EraseLocked(
+    Shard& shard, absl::btree_set<std::shared_ptr<Task>, ById>::iterator it) {
+  std::shared_ptr<Task> task = *it;
+  shard.tasks.erase(it);
+  task->in_table = false;
+  UnretainLocked(shard, *task);
   return task;
 }
 
 void TaskTable::Retain(const std::shared_ptr<Task>& task, absl::Time expire_at,
                        size_t bytes) {
-  std::vector<std::shared_ptr<Task>> evicted;  // destroyed after unlocking
-  absl::MutexLock lock(&retention_mu_);
   {
     Shard& shard = ShardOf(task->id());
-    absl::MutexLock shard_lock(&shard.mu);
-    auto it = shard.tasks.find(task->id());
-    if (it == shard.tasks.end() || it->second != task) return;
+    absl::MutexLock lock(&shard.mu);
+    if (!task->in_table || task->retained) return;
+    task->retained = true;
+    task->expire_at_nanos = absl::ToUnixNanos(expire_at);
+    task->retained_bytes = bytes;
+    shard.retention.insert({task->expire_at_nanos, task.get()});
+    shard.first_expiry.store(shard.retention.begin()->first,
+                             std::memory_order_relaxed);
+    retained_tasks_.fetch_add(1, std::memory_order_relaxed);
+    retained_bytes_.fetch_add(bytes, std::memory_order_relaxed);
   }
-  if (task->retained) return;
-  task->retained = true;
-  task->expire_at = expire_at;
-  task->retained_bytes = bytes;
-  retention_.insert({expire_at, task.get()});
-  retained_bytes_ += bytes;
-  while (OverBudgetLocked()) evicted.push_back(EvictFirstLocked());
+  while (OverBudget()) {
+    if (EvictFirst() == nullptr) break;  // destroyed here, unlocked
+  }
 }
 
 void TaskTable::EvictExpired(absl::Time now) {
+  const int64_t now_nanos = absl::ToUnixNanos(now);
   std::vector<std::shared_ptr<Task>> evicted;
-  absl::MutexLock lock(&retention_mu_);
-  while (!retention_.empty() && retention_.begin()->first <= now) {
-    evicted.push_back(EvictFirstLocked());
+  for (Shard& shard : shards_) {
+    if (shard.first_expiry.load(std::memory_order_relaxed) > now_nanos) {
+      continue;
+    }
+    // In bounded batches, so that a sweep never holds a shard for long;
+    // the tasks are destroyed after each batch, unlocked.
+    bool more = true;
+    while (more) {
+      {
+        absl::MutexLock lock(&shard.mu);
+        for (int i = 0; i < kEvictBatch; ++i) {
+          more = !shard.retention.empty() &&
+                 shard.retention.begin()->first <= now_nanos;
+          if (!more) break;
+          Task* task = shard.retention.begin()->second;
+          evicted.push_back(EraseLocked(
+              shard, shard.tasks.find(absl::string_view(task->id()))));
+        }
+      }
+      evicted.clear();
+    }
   }
+}
+
+std::shared_ptr<Task> TaskTable::EvictFirst() {
+  // The shard whose first entry expires first. Racy by design: another
+  // thread may change the heads meanwhile, and then a task a moment younger
+  // than the oldest goes first, which the budget tolerates.
+  Shard* oldest = nullptr;
+  int64_t oldest_expiry = std::numeric_limits<int64_t>::max();
+  for (Shard& shard : shards_) {
+    const int64_t expiry = shard.first_expiry.load(std::memory_order_relaxed);
+    if (oldest == nullptr || expiry < oldest_expiry) {
+      oldest = &shard;
+      oldest_expiry = expiry;
+    }
+  }
+  absl::MutexLock lock(&oldest->mu);
+  if (oldest->retention.empty()) return nullptr;
+  Task* task = oldest->retention.begin()->second;
+  return EraseLocked(*oldest,
+                     oldest->tasks.find(absl::string_view(task->id())));
+}
+
+void TaskTable::UnretainLocked(Shard& shard, Task& task) {
+  if (!task.retained) return;
+  shard.retention.erase({task.expire_at_nanos, &task});
+  shard.first_expiry.store(shard.retention.empty()
+                               ? std::numeric_limits<int64_t>::max()
+                               : shard.retention.begin()->first,
+                           std::memory_order_relaxed);
+  retained_tasks_.fetch_sub(1, std::memory_order_relaxed);
+  retained_bytes_.fetch_sub(task.retained_bytes, std::memory_order_relaxed);
+  task.retained = false;
+}
+
+bool TaskTable::OverBudget() const {
+  const size_t tasks = retained_tasks_.load(std::memory_order_relaxed);
+  return tasks > 0 &&
+         (tasks > limits_.max_tasks ||
+          retained_bytes_.load(std::memory_order_relaxed) > limits_.max_bytes);
 }
 
 void TaskTable::ForEach(
     const std::function<void(const std::shared_ptr<Task>&)>& visit) const {
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
-    for (const auto& [id, task] : shard.tasks) visit(task);
+    for (const std::shared_ptr<Task>& task : shard.tasks) visit(task);
   }
 }
 
@@ -82,10 +143,10 @@ std::vector<std::shared_ptr<Task>> TaskTable::FirstMatchesAfter(
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     size_t taken = 0;
-    for (auto it = shard.tasks.upper_bound(after);
+    for (auto it = shard.tasks.upper_bound(absl::string_view(after));
          it != shard.tasks.end() && taken < limit; ++it) {
-      if (!match(*it->second)) continue;
-      matches.push_back(it->second);
+      if (!match(**it)) continue;
+      matches.push_back(*it);
       ++taken;
     }
   }
@@ -98,41 +159,6 @@ std::vector<std::shared_ptr<Task>> TaskTable::FirstMatchesAfter(
                     by_id);
   matches.resize(kept);
   return matches;
-}
-
-size_t TaskTable::retained_tasks() const {
-  absl::MutexLock lock(&retention_mu_);
-  return retention_.size();
-}
-
-size_t TaskTable::retained_bytes() const {
-  absl::MutexLock lock(&retention_mu_);
-  return retained_bytes_;
-}
-
-std::shared_ptr<Task> TaskTable::EvictFirstLocked() {
-  Task& task = *retention_.begin()->second;
-  const std::string id = task.id();
-  UnretainLocked(task);
-  Shard& shard = ShardOf(id);
-  absl::MutexLock lock(&shard.mu);
-  auto it = shard.tasks.find(id);
-  if (it == shard.tasks.end()) return nullptr;
-  std::shared_ptr<Task> evicted = std::move(it->second);
-  shard.tasks.erase(it);
-  return evicted;
-}
-
-void TaskTable::UnretainLocked(Task& task) {
-  if (!task.retained) return;
-  retention_.erase({task.expire_at, &task});
-  retained_bytes_ -= task.retained_bytes;
-  task.retained = false;
-}
-
-bool TaskTable::OverBudgetLocked() const {
-  return !retention_.empty() && (retention_.size() > limits_.max_tasks ||
-                                 retained_bytes_ > limits_.max_bytes);
 }
 
 }  // namespace remex::executor

@@ -3,16 +3,18 @@
 #define REMEX_SERVER_EXECUTOR_TASK_TABLE_H_
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/executor/task.h"
@@ -29,14 +31,20 @@ struct RetentionLimits {
 // A sharded map from task id to task, plus the bookkeeping that forgets
 // finished tasks when their ttl passes or the count/byte budget is exceeded.
 //
-// Thread-safe. Lock order: the retention lock before a shard lock; no lock is
-// held while a task is destroyed by a caller.
+// Each shard keeps its tasks ordered by id and its finished tasks ordered by
+// expiry, under one lock: inserting, finding and retaining a task takes only
+// its shard's lock, never a table-wide one. The budget counts are atomics;
+// over budget, the shard whose oldest entry expires first gives it up.
+//
+// Thread-safe. No lock is held while a task is destroyed by the table, nor
+// more than one shard lock at a time.
 class TaskTable {
  public:
   explicit TaskTable(RetentionLimits limits) : limits_(limits) {}
   TaskTable(const TaskTable&) = delete;
   TaskTable& operator=(const TaskTable&) = delete;
 
+  // Ignored if a task with the same id is already in the table.
   void Insert(std::shared_ptr<Task> task);
   // Null if unknown (never seen, deleted or expired).
   std::shared_ptr<Task> Find(const std::string& id) const;
@@ -65,34 +73,54 @@ class TaskTable {
       const std::string& after, size_t limit,
       const std::function<bool(const Task&)>& match) const;
 
-  size_t retained_tasks() const;
-  size_t retained_bytes() const;
+  size_t retained_tasks() const { return retained_tasks_.load(); }
+  size_t retained_bytes() const { return retained_bytes_.load(); }
 
  private:
   static constexpr size_t kShards = 32;
+  // Expired tasks taken out of a shard per hold of its lock.
+  static constexpr int kEvictBatch = 256;
+  // Orders tasks by id, and finds them by id without building a key.
+  struct ById {
+    using is_transparent = void;
+    static absl::string_view IdOf(const std::shared_ptr<Task>& task) {
+      return task->id();
+    }
+    static absl::string_view IdOf(absl::string_view id) { return id; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return IdOf(a) < IdOf(b);
+    }
+  };
+  // (Task::expire_at_nanos, task): a finished task of the shard.
+  using RetentionKey = std::pair<int64_t, Task*>;
   struct Shard {
     mutable absl::Mutex mu;
     // Ordered, so that List can page by id without sorting the table.
-    absl::btree_map<std::string, std::shared_ptr<Task>> tasks
-        ABSL_GUARDED_BY(mu);
+    absl::btree_set<std::shared_ptr<Task>, ById> tasks ABSL_GUARDED_BY(mu);
+    // Finished tasks still in `tasks`, by expiry. A Task* here is alive:
+    // `tasks` owns it, and leaving `tasks` takes it out of here first.
+    absl::btree_set<RetentionKey> retention ABSL_GUARDED_BY(mu);
+    // retention.begin()->first, or INT64_MAX when empty: read without the
+    // lock to pick the shard to evict from.
+    std::atomic<int64_t> first_expiry{std::numeric_limits<int64_t>::max()};
   };
-  using RetentionKey = std::pair<absl::Time, Task*>;
 
-  Shard& ShardOf(const std::string& id) const;
-  // Takes the entry closest to expiry out of retention and out of the table.
-  std::shared_ptr<Task> EvictFirstLocked()
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(retention_mu_);
-  void UnretainLocked(Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(retention_mu_);
-  bool OverBudgetLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(retention_mu_);
+  Shard& ShardOf(absl::string_view id) const;
+  // Takes `it` out of the shard (and out of retention) and returns it.
+  std::shared_ptr<Task> EraseLocked(
+      Shard& shard, absl::btree_set<std::shared_ptr<Task>, ById>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  void UnretainLocked(Shard& shard, Task& task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Forgets the retained task closest to expiry, table-wide; null if none.
+  std::shared_ptr<Task> EvictFirst();
+  bool OverBudget() const;
 
   const RetentionLimits limits_;
   mutable std::array<Shard, kShards> shards_;
-
-  mutable absl::Mutex retention_mu_;
-  // Finished tasks still in the table, by expiry. A Task* here is alive: the
-  // table owns it, and Erase takes it out of here before letting it go.
-  absl::btree_set<RetentionKey> retention_ ABSL_GUARDED_BY(retention_mu_);
-  size_t retained_bytes_ ABSL_GUARDED_BY(retention_mu_) = 0;
+  std::atomic<size_t> retained_tasks_{0};
+  std::atomic<size_t> retained_bytes_{0};
 };
 
 }  // namespace remex::executor

@@ -54,19 +54,22 @@ void ThreadPool::Shutdown() {
 }
 
 void ThreadPool::WorkerLoop() {
+  std::shared_ptr<Task> task;
+  bool ran = false;
   for (;;) {
-    std::shared_ptr<Task> task;
     {
+      // One critical section per task: the end of the last one and the
+      // start of the next.
       absl::MutexLock lock(&mu_);
+      if (ran) --busy_;
       mu_.Await(absl::Condition(this, &ThreadPool::HasWorkOrStopping));
       if (stopping_) return;
       task = queue_.PopFront();
       ++busy_;
     }
     runner_.Run(task);
-    task.reset();
-    absl::MutexLock lock(&mu_);
-    --busy_;
+    task.reset();  // not under the lock: the last owner destroys it
+    ran = true;
   }
 }
 

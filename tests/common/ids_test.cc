@@ -14,24 +14,29 @@ namespace {
 TEST(IdsTest, NewTaskIdIsWellFormed) {
   for (int i = 0; i < 100; ++i) {
     const std::string id = NewTaskId();
-    EXPECT_EQ(id.size(), 24u) << id;
-    EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos)
+    EXPECT_EQ(id.size(), 15u) << id;
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdefghijklmnopqrstuv"),
+              std::string::npos)
         << id;
     EXPECT_TRUE(IsWellFormedTaskId(id)) << id;
   }
 }
 
 TEST(IdsTest, IsWellFormedTaskIdRejectsOtherShapes) {
-  EXPECT_TRUE(IsWellFormedTaskId("0123456789abcdef01234567"));
+  EXPECT_TRUE(IsWellFormedTaskId("0123456789abcuv"));
   EXPECT_FALSE(IsWellFormedTaskId(""));
-  EXPECT_FALSE(IsWellFormedTaskId("0123456789abcdef0123456"));    // 23
-  EXPECT_FALSE(IsWellFormedTaskId("0123456789abcdef012345678"));  // 25
-  EXPECT_FALSE(IsWellFormedTaskId("0123456789ABCDEF01234567"));   // upper
-  EXPECT_FALSE(IsWellFormedTaskId("0123456789abcdeg01234567"));   // 'g'
-  EXPECT_FALSE(IsWellFormedTaskId("0123456789abcdef0123456 "));
-  EXPECT_FALSE(
-      IsWellFormedTaskId(std::string("0123456789abcdef0123456\0", 24)));
-  EXPECT_FALSE(IsWellFormedTaskId("../../etc/passwd/aaaaaaa"));
+  EXPECT_FALSE(IsWellFormedTaskId("0123456789abcd"));    // 14
+  EXPECT_FALSE(IsWellFormedTaskId("0123456789abcdef"));  // 16
+  EXPECT_FALSE(IsWellFormedTaskId("0123456789ABCDE"));   // upper
+  EXPECT_FALSE(IsWellFormedTaskId("0123456789abcdw"));   // 'w'
+  EXPECT_FALSE(IsWellFormedTaskId("0123456789abcd "));
+  EXPECT_FALSE(IsWellFormedTaskId(std::string("0123456789abcd\0", 15)));
+  EXPECT_FALSE(IsWellFormedTaskId("../../etc/passw"));
+}
+
+TEST(IdsTest, IdsFitTheInlineStringBuffer) {
+  // Copying an id must not allocate (see kTaskIdSize).
+  EXPECT_LE(NewTaskId().size(), std::string().capacity());
 }
 
 TEST(IdsTest, IdsAreUniqueAndOrderedWithinAThread) {
@@ -41,7 +46,7 @@ TEST(IdsTest, IdsAreUniqueAndOrderedWithinAThread) {
     std::string id = NewTaskId();
     ASSERT_LT(previous, id);
     // One process: one instance prefix.
-    ASSERT_EQ(id.substr(0, 8), previous.substr(0, 8));
+    ASSERT_EQ(id.substr(0, 5), previous.substr(0, 5));
     ASSERT_TRUE(seen.insert(id).second) << id;
     previous = std::move(id);
   }

@@ -1,0 +1,1274 @@
+// remex-bench: end-to-end load generator. Measures remex-server (a child it
+// starts on 127.0.0.1 port 0, or --target) side by side with a bare gRPC
+// echo service built from the same gRPC in this process, and prints one
+// table with ratios. See BENCHMARKS.md for the scenarios and the targets.
+//
+//   build/benchmarks/remex-bench                 (every scenario, full size)
+//   build/benchmarks/remex-bench --smoke         (tiny sizes, a few seconds)
+//   build/benchmarks/remex-bench --help
+#include <grpcpp/grpcpp.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "bench_echo.grpc.pb.h"
+#include "echo_service.h"
+#include "nlohmann/json.hpp"
+#include "remex/remex.h"
+#include "remex/v1/executor.grpc.pb.h"
+#include "server_child.h"
+
+namespace remex::bench {
+namespace {
+
+constexpr char kUsage[] =
+    R"(remex-bench: end-to-end benchmarks of remex-server against a bare gRPC echo
+service (same gRPC, same machine, same run).
+
+usage: remex-bench [flags]
+
+  --scenarios LIST        comma-separated, default all:
+                          rtt,throughput,cpu,sleep,awaiters,retention
+  --repeat N              runs of each scenario; the table shows medians (3)
+  --smoke                 every scenario at tiny sizes (a few seconds), 1 run
+  --target HOST:PORT      use a running server instead of starting one; it
+                          needs pools "cpu" and "io" (see BENCHMARKS.md) or
+                          falls back to "default"
+  --server-pid PID        with --target: the server's pid, for threads/RSS
+  --server-binary PATH    remex-server to start (default: next to this binary,
+                          ../server/remex-server)
+  --json FILE             also write the results as JSON
+  sizes:
+  --rtt-samples N         round trips per rtt row (2000)
+  --tasks N               throughput: tasks per row (100000)
+  --window N              throughput: tasks / messages in flight (1000)
+  --client-threads N      throughput: SDK caller threads sharing the window (4)
+  --cpu-tasks N, --cpu-ms MS                 cpu: spin tasks (200, 10)
+  --sleep-tasks N, --sleep-ms MS, --parallelism P
+                                             sleep: (1000, 10, 100)
+  --awaiters N            parked Await calls (10000)
+  --retention-tasks N     retained finished tasks (1000000)
+)";
+
+// ---------------------------------------------------------------- options
+
+struct Options {
+  std::vector<std::string> scenarios = {"rtt",   "throughput", "cpu",
+                                        "sleep", "awaiters",   "retention"};
+  int repeat = 3;
+  bool smoke = false;
+  std::string target;
+  pid_t server_pid = 0;
+  std::string server_binary;
+  std::string json_path;
+  int64_t rtt_samples = 2000;
+  int64_t tasks = 100000;
+  int64_t window = 1000;
+  int client_threads = 4;
+  int64_t cpu_tasks = 200;
+  int64_t cpu_ms = 10;
+  int64_t sleep_tasks = 1000;
+  int64_t sleep_ms = 10;
+  int64_t parallelism = 100;
+  int64_t awaiters = 10000;
+  int64_t retention_tasks = 1000000;
+};
+
+void ApplySmokeSizes(Options& options) {
+  options.repeat = 1;
+  options.rtt_samples = 50;
+  options.tasks = 500;
+  options.window = 50;
+  options.client_threads = 2;
+  options.cpu_tasks = 8;
+  options.cpu_ms = 5;
+  options.sleep_tasks = 40;
+  options.sleep_ms = 5;
+  options.parallelism = 10;
+  options.awaiters = 200;
+  options.retention_tasks = 2000;
+}
+
+absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
+  Options options;
+  std::map<std::string, int64_t*> sizes = {
+      {"--rtt-samples", &options.rtt_samples},
+      {"--tasks", &options.tasks},
+      {"--window", &options.window},
+      {"--cpu-tasks", &options.cpu_tasks},
+      {"--cpu-ms", &options.cpu_ms},
+      {"--sleep-tasks", &options.sleep_tasks},
+      {"--sleep-ms", &options.sleep_ms},
+      {"--parallelism", &options.parallelism},
+      {"--awaiters", &options.awaiters},
+      {"--retention-tasks", &options.retention_tasks}};
+  // --smoke first, so that explicit sizes given with it still apply.
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--smoke") {
+      options.smoke = true;
+      ApplySmokeSizes(options);
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--smoke") continue;
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (i + 1 >= argc) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": unknown flag or missing value"));
+    }
+    const std::string value = argv[++i];
+    int64_t number = 0;
+    const bool numeric = absl::SimpleAtoi(value, &number) && number > 0;
+    if (auto it = sizes.find(flag); it != sizes.end()) {
+      if (!numeric) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            flag, ": expected a positive number, got '", value, "'"));
+      }
+      *it->second = number;
+    } else if (flag == "--repeat" || flag == "--client-threads" ||
+               flag == "--server-pid") {
+      if (!numeric) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            flag, ": expected a positive number, got '", value, "'"));
+      }
+      if (flag == "--repeat") options.repeat = static_cast<int>(number);
+      if (flag == "--client-threads") {
+        options.client_threads = static_cast<int>(number);
+      }
+      if (flag == "--server-pid")
+        options.server_pid = static_cast<pid_t>(number);
+    } else if (flag == "--scenarios") {
+      options.scenarios = absl::StrSplit(value, ',', absl::SkipEmpty());
+      for (const std::string& name : options.scenarios) {
+        static const std::vector<std::string> kKnown = Options().scenarios;
+        if (std::find(kKnown.begin(), kKnown.end(), name) == kKnown.end()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("--scenarios: unknown scenario '", name,
+                           "' (known: ", absl::StrJoin(kKnown, ","), ")"));
+        }
+      }
+    } else if (flag == "--target") {
+      options.target = value;
+    } else if (flag == "--server-binary") {
+      options.server_binary = value;
+    } else if (flag == "--json") {
+      options.json_path = value;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", flag));
+    }
+  }
+  if (options.server_binary.empty()) {
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    std::string dir = n > 0 ? std::string(self, n) : std::string(argv[0]);
+    dir = dir.substr(0, dir.rfind('/'));
+    options.server_binary = dir + "/../server/remex-server";
+  }
+  return options;
+}
+
+// ---------------------------------------------------------------- results
+
+struct Target {
+  enum Kind { kNone, kRatioAtMost, kAtLeast, kAtMost } kind = kNone;
+  double bound = 0;
+};
+
+// One row of the table: a metric measured once per run.
+struct Row {
+  std::string scenario;
+  std::string metric;
+  std::string unit;
+  std::vector<double> remex;
+  std::vector<double> baseline;  // empty: no baseline
+  Target target;
+};
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return std::nan("");
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// Collects rows in the order they are first reported.
+class Report {
+ public:
+  void Add(const std::string& scenario, const std::string& metric,
+           const std::string& unit, double remex,
+           std::optional<double> baseline = std::nullopt, Target target = {}) {
+    Row& row = Find(scenario, metric);
+    row.unit = unit;
+    row.target = target;
+    row.remex.push_back(remex);
+    if (baseline.has_value()) row.baseline.push_back(*baseline);
+  }
+  void Fail(const std::string& scenario, const std::string& error) {
+    errors_.push_back(absl::StrCat(scenario, ": ", error));
+  }
+  const std::vector<Row>& rows() const { return rows_; }
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  Row& Find(const std::string& scenario, const std::string& metric) {
+    for (Row& row : rows_) {
+      if (row.scenario == scenario && row.metric == metric) return row;
+    }
+    rows_.push_back({.scenario = scenario, .metric = metric});
+    return rows_.back();
+  }
+  std::vector<Row> rows_;
+  std::vector<std::string> errors_;
+};
+
+std::string FormatNumber(double value) {
+  if (std::isnan(value)) return "-";
+  const double magnitude = std::fabs(value);
+  if (magnitude >= 100 || value == std::floor(value)) {
+    return absl::StrFormat("%.0f", value);
+  }
+  if (magnitude >= 10) return absl::StrFormat("%.1f", value);
+  return absl::StrFormat("%.2f", value);
+}
+
+std::string FormatTarget(const Target& target) {
+  switch (target.kind) {
+    case Target::kNone:
+      return "-";
+    case Target::kRatioAtMost:
+      return absl::StrCat("ratio<=", FormatNumber(target.bound));
+    case Target::kAtLeast:
+      return absl::StrCat(">=", FormatNumber(target.bound));
+    case Target::kAtMost:
+      return absl::StrCat("<=", FormatNumber(target.bound));
+  }
+  return "-";
+}
+
+// "pass", "FAIL" or "-" (no target).
+std::string Verdict(const Target& target, double remex, double ratio) {
+  switch (target.kind) {
+    case Target::kNone:
+      return "-";
+    case Target::kRatioAtMost:
+      return ratio <= target.bound ? "pass" : "FAIL";
+    case Target::kAtLeast:
+      return remex >= target.bound ? "pass" : "FAIL";
+    case Target::kAtMost:
+      return remex <= target.bound ? "pass" : "FAIL";
+  }
+  return "-";
+}
+
+struct TableLine {
+  std::string cells[7];
+};
+
+std::vector<TableLine> TableOf(const Report& report) {
+  std::vector<TableLine> lines;
+  lines.push_back({{"scenario", "metric", "remex", "baseline", "ratio",
+                    "target", "result"}});
+  for (const Row& row : report.rows()) {
+    const double remex = Median(row.remex);
+    const double baseline = Median(row.baseline);
+    const double ratio = row.baseline.empty() ? std::nan("") : remex / baseline;
+    lines.push_back(
+        {{row.scenario, absl::StrCat(row.metric, " (", row.unit, ")"),
+          FormatNumber(remex), FormatNumber(baseline), FormatNumber(ratio),
+          FormatTarget(row.target), Verdict(row.target, remex, ratio)}});
+  }
+  return lines;
+}
+
+void PrintTable(const Report& report) {
+  const std::vector<TableLine> lines = TableOf(report);
+  size_t widths[7] = {};
+  for (const TableLine& line : lines) {
+    for (int i = 0; i < 7; ++i) {
+      widths[i] = std::max(widths[i], line.cells[i].size());
+    }
+  }
+  auto print = [&](const TableLine& line) {
+    std::string text = "|";
+    for (int i = 0; i < 7; ++i) {
+      const std::string& cell = line.cells[i];
+      const std::string pad(widths[i] - cell.size(), ' ');
+      // Text left, numbers right.
+      text += i < 2 || i >= 5 ? absl::StrCat(" ", cell, pad, " |")
+                              : absl::StrCat(" ", pad, cell, " |");
+    }
+    std::printf("%s\n", text.c_str());
+  };
+  print(lines[0]);
+  std::string rule = "|";
+  for (int i = 0; i < 7; ++i) rule += std::string(widths[i] + 2, '-') + "|";
+  std::printf("%s\n", rule.c_str());
+  for (size_t i = 1; i < lines.size(); ++i) print(lines[i]);
+}
+
+// ---------------------------------------------------------------- machine
+
+std::string CpuModel() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      return std::string(
+          absl::StripAsciiWhitespace(line.substr(line.find(':') + 1)));
+    }
+  }
+  return "unknown";
+}
+
+std::string MachineLine() {
+  utsname uts{};
+  uname(&uts);
+  return absl::StrCat("nproc ", std::thread::hardware_concurrency(), ", ",
+                      CpuModel(), ", ", uts.sysname, " ", uts.release);
+}
+
+// ---------------------------------------------------------------- helpers
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// p in [0, 1] of `samples` (sorted in place).
+double Percentile(std::vector<double>& samples, double p) {
+  if (samples.empty()) return std::nan("");
+  std::sort(samples.begin(), samples.end());
+  const size_t at =
+      std::min(samples.size() - 1, static_cast<size_t>(p * samples.size()));
+  return samples[at];
+}
+
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
+  // A channel of its own (not shared with other channels to the same
+  // address), so that rows do not share a connection by accident.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+google::protobuf::Value MsArgs(int64_t ms) {
+  google::protobuf::Value args;
+  (*args.mutable_struct_value()->mutable_fields())["ms"].set_number_value(
+      static_cast<double>(ms));
+  return args;
+}
+
+// A client completion queue with one thread that runs each event's tag.
+class ClientQueue {
+ public:
+  class Op {
+   public:
+    virtual ~Op() = default;
+    virtual void Done(bool ok) = 0;
+  };
+
+  ClientQueue()
+      : thread_([this] {
+          void* tag = nullptr;
+          bool ok = false;
+          while (cq_.Next(&tag, &ok)) static_cast<Op*>(tag)->Done(ok);
+        }) {}
+  ~ClientQueue() {
+    cq_.Shutdown();
+    thread_.join();
+  }
+  grpc::CompletionQueue* cq() { return &cq_; }
+
+ private:
+  grpc::CompletionQueue cq_;
+  std::thread thread_;
+};
+
+// Counts the operations of a windowed run and remembers its first error.
+// Thread-safe.
+class RunState {
+ public:
+  explicit RunState(int64_t total) : total_(total) {}
+
+  // The index of the next unit of work, or -1 when all are handed out.
+  int64_t Take() {
+    const int64_t index = next_.fetch_add(1);
+    return index < total_ ? index : -1;
+  }
+  void Complete() {
+    if (done_.fetch_add(1) + 1 == total_) all_done_.Notify();
+  }
+  void Error(std::string message) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (error_.empty()) error_ = std::move(message);
+    }
+    Complete();
+  }
+  // Waits for every unit; the first error, if any.
+  absl::Status Wait(absl::Duration timeout) {
+    if (!all_done_.WaitForNotificationWithTimeout(timeout)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(done_.load(), " of ", total_, " done after ",
+                       absl::FormatDuration(timeout)));
+    }
+    absl::MutexLock lock(&mu_);
+    return error_.empty() ? absl::OkStatus() : absl::InternalError(error_);
+  }
+
+ private:
+  const int64_t total_;
+  std::atomic<int64_t> next_{0};
+  std::atomic<int64_t> done_{0};
+  absl::Notification all_done_;
+  absl::Mutex mu_;
+  std::string error_ ABSL_GUARDED_BY(mu_);
+};
+
+// One slot of a window: runs tasks one after another with unary Submit then
+// Await until the run has handed out all of them. Deletes itself at the end.
+class SubmitAwaitSlot final : public ClientQueue::Op {
+ public:
+  SubmitAwaitSlot(v1::Executor::Stub* stub, grpc::CompletionQueue* cq,
+                  const v1::SubmitRequest& request, RunState* run)
+      : stub_(stub), cq_(cq), request_(request), run_(run) {}
+
+  void Start() {
+    if (run_->Take() < 0) {
+      delete this;
+      return;
+    }
+    awaiting_ = false;
+    context_ = std::make_unique<grpc::ClientContext>();
+    submit_ = stub_->AsyncSubmit(context_.get(), request_, cq_);
+    submit_->Finish(&task_, &status_, this);
+  }
+
+  void Done(bool ok) override {
+    if (!ok || !status_.ok()) {
+      run_->Error(absl::StrCat(awaiting_ ? "Await" : "Submit", ": ",
+                               status_.error_message()));
+      Start();
+      return;
+    }
+    if (awaiting_ && client_terminal(task_.state())) {
+      if (task_.state() == v1::SUCCEEDED) {
+        run_->Complete();
+      } else {
+        run_->Error(absl::StrCat("task ", task_.id(), " ended ",
+                                 v1::State_Name(task_.state()), ": ",
+                                 task_.error().message()));
+      }
+      Start();
+      return;
+    }
+    // Submitted, or an Await that timed out: (re-)await.
+    awaiting_ = true;
+    v1::AwaitRequest await;
+    await.set_id(task_.id());
+    await.mutable_timeout()->set_seconds(60);
+    context_ = std::make_unique<grpc::ClientContext>();
+    await_ = stub_->AsyncAwait(context_.get(), await, cq_);
+    await_->Finish(&task_, &status_, this);
+  }
+
+ private:
+  static bool client_terminal(v1::State state) {
+    return state >= v1::SUCCEEDED;
+  }
+
+  v1::Executor::Stub* const stub_;
+  grpc::CompletionQueue* const cq_;
+  const v1::SubmitRequest& request_;
+  RunState* const run_;
+  bool awaiting_ = false;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::Task>> submit_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::Task>> await_;
+  v1::Task task_;
+  grpc::Status status_;
+};
+
+// Runs `request` `total` times with `window` Submit+Await chains in flight;
+// the wall time in seconds.
+absl::StatusOr<double> RunSubmitAwaitWindow(v1::Executor::Stub& stub,
+                                            const v1::SubmitRequest& request,
+                                            int64_t total, int64_t window) {
+  RunState run(total);
+  ClientQueue queue;  // destroyed (drained) before `run`
+  const int64_t start = NowNanos();
+  for (int64_t i = 0; i < std::min(window, total); ++i) {
+    (new SubmitAwaitSlot(&stub, queue.cq(), request, &run))->Start();
+  }
+  if (absl::Status status = run.Wait(absl::Minutes(30)); !status.ok()) {
+    return status;
+  }
+  return (NowNanos() - start) / 1e9;
+}
+
+// One slot of a window of unary echo calls.
+class EchoSlot final : public ClientQueue::Op {
+ public:
+  EchoSlot(Echo::Stub* stub, grpc::CompletionQueue* cq, RunState* run)
+      : stub_(stub), cq_(cq), run_(run) {}
+  void Start() {
+    if (run_->Take() < 0) {
+      delete this;
+      return;
+    }
+    context_ = std::make_unique<grpc::ClientContext>();
+    call_ = stub_->AsyncUnary(context_.get(), request_, cq_);
+    call_->Finish(&response_, &status_, this);
+  }
+  void Done(bool ok) override {
+    if (ok && status_.ok()) {
+      run_->Complete();
+    } else {
+      run_->Error(absl::StrCat("Echo: ", status_.error_message()));
+    }
+    Start();
+  }
+
+ private:
+  Echo::Stub* const stub_;
+  grpc::CompletionQueue* const cq_;
+  RunState* const run_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<EchoMessage>> call_;
+  EchoMessage request_;
+  EchoMessage response_;
+  grpc::Status status_;
+};
+
+absl::StatusOr<double> RunEchoWindow(Echo::Stub& stub, int64_t total,
+                                     int64_t window) {
+  RunState run(total);
+  ClientQueue queue;  // destroyed (drained) before `run`
+  const int64_t start = NowNanos();
+  for (int64_t i = 0; i < std::min(window, total); ++i) {
+    (new EchoSlot(&stub, queue.cq(), &run))->Start();
+  }
+  if (absl::Status status = run.Wait(absl::Minutes(30)); !status.ok()) {
+    return status;
+  }
+  return (NowNanos() - start) / 1e9;
+}
+
+// `total` messages over one echo stream, at most `window` unanswered; the
+// wall time in seconds. All tags complete on the queue's one thread.
+absl::StatusOr<double> RunStreamWindow(Echo::Stub& stub, int64_t total,
+                                       int64_t window) {
+  struct Stream {
+    struct Tag final : ClientQueue::Op {
+      Tag(Stream* s, void (Stream::*on)(bool)) : stream(s), on(on) {}
+      void Done(bool ok) override { (stream->*on)(ok); }
+      Stream* stream;
+      void (Stream::*on)(bool);
+    };
+    void OnStart(bool ok) {
+      if (!ok) return Fail("stream did not start");
+      call->Read(&in, &read_tag);
+      MaybeWrite();
+    }
+    void MaybeWrite() {
+      if (writing || sent == total || sent - received >= window) return;
+      writing = true;
+      out.set_sequence(static_cast<uint64_t>(sent++));
+      call->Write(out, &write_tag);
+    }
+    void OnWrite(bool ok) {
+      writing = false;
+      if (!ok) return Fail("write failed");
+      if (received == total) return CloseWrites();
+      MaybeWrite();
+    }
+    // Only once no write is pending (one outstanding write at a time).
+    void CloseWrites() { call->WritesDone(&writes_done_tag); }
+    void OnRead(bool ok) {
+      if (!ok) return Fail("read failed");
+      ++received;
+      if (received == total) {
+        if (!writing) CloseWrites();
+        return;
+      }
+      call->Read(&in, &read_tag);
+      MaybeWrite();
+    }
+    void OnWritesDone(bool) { call->Finish(&status, &finish_tag); }
+    void OnFinish(bool) {
+      if (!status.ok()) error = status.error_message();
+      done.Notify();
+    }
+    void Fail(const char* what) {
+      if (!done.HasBeenNotified()) {
+        error = what;
+        done.Notify();
+      }
+    }
+
+    int64_t total = 0;
+    int64_t window = 0;
+    int64_t sent = 0;
+    int64_t received = 0;
+    bool writing = false;
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientAsyncReaderWriter<EchoMessage, EchoMessage>>
+        call;
+    EchoMessage in, out;
+    grpc::Status status;
+    std::string error;
+    absl::Notification done;
+    Tag start_tag{this, &Stream::OnStart};
+    Tag read_tag{this, &Stream::OnRead};
+    Tag write_tag{this, &Stream::OnWrite};
+    Tag writes_done_tag{this, &Stream::OnWritesDone};
+    Tag finish_tag{this, &Stream::OnFinish};
+  };
+  Stream stream;
+  ClientQueue queue;  // destroyed (drained) before `stream`
+  stream.total = total;
+  stream.window = window;
+  const int64_t start = NowNanos();
+  // Prepared, then started: the start tag may complete at once, and its
+  // handler uses `call`.
+  stream.call = stub.PrepareAsyncStream(&stream.context, queue.cq());
+  stream.call->StartCall(&stream.start_tag);
+  if (!stream.done.WaitForNotificationWithTimeout(absl::Minutes(30))) {
+    stream.context.TryCancel();
+    return absl::DeadlineExceededError("echo stream did not finish");
+  }
+  const double seconds = (NowNanos() - start) / 1e9;
+  if (!stream.error.empty()) {
+    stream.context.TryCancel();
+    return absl::InternalError(stream.error);
+  }
+  return seconds;
+}
+
+// ---------------------------------------------------------------- scenarios
+
+// What the scenarios share: the server under test and the baseline.
+struct Bench {
+  Options options;
+  std::string address;   // remex-server
+  pid_t server_pid = 0;  // 0: unknown (remote)
+  std::unique_ptr<EchoServer> echo;
+  std::unique_ptr<Echo::Stub> echo_stub;
+  std::unique_ptr<v1::Executor::Stub> stub;
+  std::vector<v1::PoolInfo> pools;
+  Report report;
+};
+
+void RunRtt(Bench& bench) {
+  const int64_t samples = bench.options.rtt_samples;
+  const int64_t warmup = std::max<int64_t>(10, samples / 20);
+  auto measure = [&](const std::function<bool()>& round_trip,
+                     std::vector<double>* micros) -> bool {
+    for (int64_t i = 0; i < warmup; ++i) {
+      if (!round_trip()) return false;
+    }
+    for (int64_t i = 0; i < samples; ++i) {
+      const int64_t start = NowNanos();
+      if (!round_trip()) return false;
+      micros->push_back((NowNanos() - start) / 1e3);
+    }
+    return true;
+  };
+
+  std::vector<double> echo_us;
+  const bool echo_ok = measure(
+      [&] {
+        grpc::ClientContext context;
+        EchoMessage request, response;
+        return bench.echo_stub->Unary(&context, request, &response).ok();
+      },
+      &echo_us);
+  if (!echo_ok) return bench.report.Fail("rtt", "the echo baseline failed");
+
+  Client client(bench.address);
+  std::vector<double> sdk_us;
+  std::string sdk_error;
+  const bool sdk_ok = measure(
+      [&] {
+        absl::StatusOr<TaskResult> result = client.Submit("echo").result();
+        if (!result.ok()) sdk_error = result.status().ToString();
+        return result.ok();
+      },
+      &sdk_us);
+  if (!sdk_ok) return bench.report.Fail("rtt", "SDK: " + sdk_error);
+
+  std::vector<double> unary_us;
+  std::string unary_error;
+  const bool unary_ok = measure(
+      [&] {
+        v1::SubmitRequest submit;
+        submit.set_function("echo");
+        v1::Task task;
+        grpc::ClientContext submit_context;
+        grpc::Status status =
+            bench.stub->Submit(&submit_context, submit, &task);
+        v1::AwaitRequest await;
+        await.set_id(task.id());
+        await.mutable_timeout()->set_seconds(60);
+        grpc::ClientContext await_context;
+        if (status.ok())
+          status = bench.stub->Await(&await_context, await, &task);
+        if (!status.ok()) unary_error = status.error_message();
+        if (status.ok() && task.state() != v1::SUCCEEDED) {
+          unary_error = "task ended " + v1::State_Name(task.state());
+        }
+        return unary_error.empty();
+      },
+      &unary_us);
+  if (!unary_ok) return bench.report.Fail("rtt", "unary: " + unary_error);
+
+  const double echo_p50 = Percentile(echo_us, 0.5);
+  const double echo_p99 = Percentile(echo_us, 0.99);
+  Report& r = bench.report;
+  r.Add("rtt", "SDK submit->result p50", "us", Percentile(sdk_us, 0.5),
+        echo_p50, {Target::kRatioAtMost, 1.2});
+  r.Add("rtt", "SDK submit->result p99", "us", Percentile(sdk_us, 0.99),
+        echo_p99);
+  r.Add("rtt", "unary Submit+Await p50", "us", Percentile(unary_us, 0.5),
+        echo_p50);
+  r.Add("rtt", "unary Submit+Await p99", "us", Percentile(unary_us, 0.99),
+        echo_p99);
+}
+
+// SDK: `client_threads` callers, each keeping its share of the window of
+// futures in flight; tasks/s.
+absl::StatusOr<double> SdkThroughput(const Bench& bench) {
+  const Options& o = bench.options;
+  Client client(bench.address);
+  const int threads = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(o.client_threads, o.window)));
+  std::atomic<int64_t> next{0};
+  absl::Mutex mu;
+  std::string error;
+  auto caller = [&](int64_t window) {
+    std::deque<Future> in_flight;
+    auto settle_oldest = [&] {
+      absl::StatusOr<TaskResult> result = in_flight.front().result();
+      in_flight.pop_front();
+      if (!result.ok()) {
+        absl::MutexLock lock(&mu);
+        error = result.status().ToString();
+      }
+    };
+    while (next.fetch_add(1) < o.tasks) {
+      if (static_cast<int64_t>(in_flight.size()) >= window) settle_oldest();
+      absl::StatusOr<Future> future = client.TrySubmit("echo");
+      if (!future.ok()) {
+        absl::MutexLock lock(&mu);
+        error = future.status().ToString();
+        break;
+      }
+      in_flight.push_back(*std::move(future));
+    }
+    while (!in_flight.empty()) settle_oldest();
+  };
+  const int64_t start = NowNanos();
+  std::vector<std::thread> callers;
+  for (int i = 0; i < threads; ++i) {
+    callers.emplace_back(caller, std::max<int64_t>(1, o.window / threads));
+  }
+  for (std::thread& t : callers) t.join();
+  const double seconds = (NowNanos() - start) / 1e9;
+  if (!error.empty()) return absl::InternalError(error);
+  return o.tasks / seconds;
+}
+
+void RunThroughput(Bench& bench) {
+  const Options& o = bench.options;
+  absl::StatusOr<double> stream_s =
+      RunStreamWindow(*bench.echo_stub, o.tasks, o.window);
+  absl::StatusOr<double> echo_s =
+      RunEchoWindow(*bench.echo_stub, o.tasks, o.window);
+  if (!stream_s.ok() || !echo_s.ok()) {
+    return bench.report.Fail("throughput", "the echo baseline failed");
+  }
+  absl::StatusOr<double> sdk = SdkThroughput(bench);
+  if (!sdk.ok()) {
+    return bench.report.Fail("throughput",
+                             "SDK: " + std::string(sdk.status().message()));
+  }
+  v1::SubmitRequest request;
+  request.set_function("echo");
+  absl::StatusOr<double> unary_s =
+      RunSubmitAwaitWindow(*bench.stub, request, o.tasks, o.window);
+  if (!unary_s.ok()) {
+    return bench.report.Fail(
+        "throughput", "unary: " + std::string(unary_s.status().message()));
+  }
+  const std::string window = absl::StrCat(" (window ", o.window, ")");
+  bench.report.Add("throughput", "SDK no-op tasks" + window, "tasks/s", *sdk,
+                   o.tasks / *stream_s, {Target::kAtLeast, 150000});
+  bench.report.Add("throughput", "unary Submit+Await no-op tasks" + window,
+                   "tasks/s", o.tasks / *unary_s, o.tasks / *echo_s);
+}
+
+const v1::PoolInfo* FindPool(const Bench& bench, const std::string& name) {
+  for (const v1::PoolInfo& pool : bench.pools) {
+    if (pool.name() == name) return &pool;
+  }
+  return nullptr;
+}
+
+// `tasks` × `function` {"ms": ms} on `pool` with `parallelism` in flight;
+// reports the wall time against the ideal for the pool's workers.
+void RunTimedBatch(Bench& bench, const std::string& scenario,
+                   const std::string& metric, const v1::PoolInfo& pool,
+                   const std::string& function, int64_t tasks, int64_t ms,
+                   int64_t parallelism, double bound) {
+  v1::SubmitRequest request;
+  request.set_function(function);
+  request.set_pool(pool.name());
+  *request.mutable_args() = MsArgs(ms);
+  const int64_t lanes =
+      std::max<int64_t>(1, std::min<int64_t>(parallelism, pool.workers()));
+  const double ideal_ms = static_cast<double>((tasks + lanes - 1) / lanes) *
+                          static_cast<double>(ms);
+  absl::StatusOr<double> wall =
+      RunSubmitAwaitWindow(*bench.stub, request, tasks, parallelism);
+  if (!wall.ok()) {
+    return bench.report.Fail(scenario, std::string(wall.status().message()));
+  }
+  bench.report.Add(scenario,
+                   absl::StrFormat("%s: %d x %s %dms, %d lanes, wall vs ideal",
+                                   metric, tasks, function, ms, lanes),
+                   "ms", *wall * 1e3, ideal_ms, {Target::kRatioAtMost, bound});
+}
+
+// The pool named `preferred` if the server has it, else "default".
+const v1::PoolInfo* PoolOrDefault(const Bench& bench,
+                                  const std::string& preferred) {
+  const v1::PoolInfo* pool = FindPool(bench, preferred);
+  return pool != nullptr ? pool : FindPool(bench, "default");
+}
+
+void RunCpu(Bench& bench) {
+  const Options& o = bench.options;
+  const v1::PoolInfo* pool = PoolOrDefault(bench, "cpu");
+  if (pool == nullptr)
+    return bench.report.Fail("cpu", "no pool 'cpu' or 'default'");
+  RunTimedBatch(bench, "cpu", "thread pool '" + pool->name() + "'", *pool,
+                "spin", o.cpu_tasks, o.cpu_ms, o.cpu_tasks, 1.05);
+  for (const v1::PoolInfo& process : bench.pools) {
+    if (process.kind() != "process") continue;
+    RunTimedBatch(bench, "cpu", "process pool '" + process.name() + "'",
+                  process, "spin", o.cpu_tasks, o.cpu_ms, o.cpu_tasks, 1.05);
+    break;
+  }
+}
+
+void RunSleep(Bench& bench) {
+  const Options& o = bench.options;
+  const v1::PoolInfo* pool = PoolOrDefault(bench, "io");
+  if (pool == nullptr)
+    return bench.report.Fail("sleep", "no pool 'io' or 'default'");
+  RunTimedBatch(bench, "sleep", "pool '" + pool->name() + "'", *pool, "sleep",
+                o.sleep_tasks, o.sleep_ms, o.parallelism, 1.1);
+}
+
+// One parked Await; records the state it answered with.
+class AwaitOne final : public ClientQueue::Op {
+ public:
+  AwaitOne(v1::Executor::Stub& stub, grpc::CompletionQueue* cq,
+           const std::string& id, RunState* run)
+      : run_(run) {
+    v1::AwaitRequest request;
+    request.set_id(id);
+    request.mutable_timeout()->set_seconds(300);
+    call_ = stub.AsyncAwait(&context_, request, cq);
+    call_->Finish(&task_, &status_, this);
+  }
+  void Done(bool ok) override {
+    if (!ok || !status_.ok()) {
+      run_->Error("Await: " + status_.error_message());
+    } else if (task_.state() != v1::CANCELLED) {
+      run_->Error("Await answered " + v1::State_Name(task_.state()));
+    } else {
+      run_->Complete();
+    }
+    delete this;
+  }
+
+ private:
+  RunState* const run_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::Task>> call_;
+  v1::Task task_;
+  grpc::Status status_;
+};
+
+absl::StatusOr<ProcessUsage> ServerUsage(const Bench& bench) {
+  if (bench.server_pid == 0) {
+    return absl::FailedPreconditionError(
+        "the server's pid is unknown (pass --server-pid with --target)");
+  }
+  return ReadProcessUsage(bench.server_pid);
+}
+
+// Waits until the server's RSS and thread count stop changing for a while
+// (at most `limit`); the last reading.
+absl::StatusOr<ProcessUsage> SettledUsage(const Bench& bench,
+                                          absl::Duration limit) {
+  absl::StatusOr<ProcessUsage> last = ServerUsage(bench);
+  const absl::Time deadline = absl::Now() + limit;
+  int stable = 0;
+  while (last.ok() && stable < 5 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    absl::StatusOr<ProcessUsage> now = ServerUsage(bench);
+    if (!now.ok()) return now;
+    const bool same = now->threads == last->threads &&
+                      std::llabs(now->rss_bytes - last->rss_bytes) < (64 << 10);
+    stable = same ? stable + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+void RunAwaiters(Bench& bench) {
+  const Options& o = bench.options;
+  absl::StatusOr<ProcessUsage> before = SettledUsage(bench, absl::Seconds(2));
+  if (!before.ok()) {
+    return bench.report.Fail("awaiters",
+                             std::string(before.status().message()));
+  }
+  // One long sleep that every Await parks on; cancelled at the end.
+  v1::SubmitRequest submit;
+  submit.set_function("sleep");
+  *submit.mutable_args() = MsArgs(600000);
+  v1::Task task;
+  grpc::ClientContext submit_context;
+  if (grpc::Status s = bench.stub->Submit(&submit_context, submit, &task);
+      !s.ok()) {
+    return bench.report.Fail("awaiters", "Submit: " + s.error_message());
+  }
+  RunState run(o.awaiters);
+  ClientQueue queue;  // destroyed (drained) before `run`
+  for (int64_t i = 0; i < o.awaiters; ++i) {
+    new AwaitOne(*bench.stub, queue.cq(), task.id(), &run);
+  }
+  // A Get on the same connection, sent after every Await: once it is
+  // answered the server has read them all; then wait for the server to
+  // settle, sampling the peak.
+  {
+    v1::GetRequest get;
+    get.set_id(task.id());
+    v1::Task now;
+    grpc::ClientContext context;
+    (void)bench.stub->Get(&context, get, &now);
+  }
+  absl::StatusOr<ProcessUsage> during = SettledUsage(bench, absl::Seconds(5));
+  v1::CancelRequest cancel;
+  cancel.set_id(task.id());
+  v1::Task cancelled;
+  grpc::ClientContext cancel_context;
+  const grpc::Status cancel_status =
+      bench.stub->Cancel(&cancel_context, cancel, &cancelled);
+  const absl::Status awaited = run.Wait(absl::Seconds(60));
+  absl::StatusOr<ProcessUsage> after = SettledUsage(bench, absl::Seconds(5));
+  if (!cancel_status.ok()) {
+    return bench.report.Fail("awaiters",
+                             "Cancel: " + cancel_status.error_message());
+  }
+  if (!awaited.ok()) {
+    return bench.report.Fail("awaiters", std::string(awaited.message()));
+  }
+  if (!during.ok() || !after.ok()) {
+    return bench.report.Fail("awaiters", "cannot read the server's usage");
+  }
+  Report& r = bench.report;
+  const std::string n = absl::StrCat(o.awaiters);
+  r.Add("awaiters", "server threads added by " + n + " parked Awaits",
+        "threads", during->threads - before->threads, std::nullopt,
+        {Target::kAtMost, 0});
+  r.Add("awaiters", "server threads before", "threads", before->threads);
+  r.Add("awaiters", "server threads during", "threads", during->threads);
+  r.Add("awaiters", "server threads after", "threads", after->threads);
+  r.Add("awaiters", "server RSS before", "MiB", before->rss_bytes / 1048576.0);
+  r.Add("awaiters", "server RSS during", "MiB", during->rss_bytes / 1048576.0);
+  r.Add("awaiters", "server RSS after", "MiB", after->rss_bytes / 1048576.0);
+  r.Add("awaiters", "server RSS per parked Await", "bytes",
+        static_cast<double>(during->rss_bytes - before->rss_bytes) /
+            static_cast<double>(o.awaiters));
+}
+
+// ---------------------------------------------------------------- servers
+
+// The config of a server started by remex-bench: the built-in default pool,
+// "cpu" (one worker per core, for the cpu scenario), "io" (one worker per
+// task in flight, for the sleep scenario), and a process pool when
+// `process_pool`.
+std::string ServerConfig(const Options& options, bool process_pool,
+                         int64_t retention_tasks) {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  nlohmann::json pools = nlohmann::json::array();
+  pools.push_back({{"name", "default"},
+                   {"kind", "thread"},
+                   {"workers", std::min(cores + 4, 32)},
+                   {"max_queue", 1 << 20}});
+  pools.push_back({{"name", "cpu"}, {"kind", "thread"}, {"workers", cores}});
+  pools.push_back(
+      {{"name", "io"}, {"kind", "thread"}, {"workers", options.parallelism}});
+  if (process_pool) {
+    pools.push_back(
+        {{"name", "process"}, {"kind", "process"}, {"workers", cores}});
+  }
+  nlohmann::json config = {{"pools", pools},
+                           {"retention",
+                            {{"ttl", "1h"},
+                             {"max_tasks", retention_tasks},
+                             {"max_bytes", int64_t{1} << 40}}}};
+  return config.dump();
+}
+
+// A temporary file that holds `text`; removed by the destructor.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& text) {
+    char path[] = "/tmp/remex-bench-XXXXXX.json";
+    const int fd = mkstemps(path, 5);
+    if (fd >= 0) {
+      path_ = path;
+      (void)!write(fd, text.data(), text.size());
+      close(fd);
+    }
+  }
+  ~TempFile() {
+    if (!path_.empty()) unlink(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct StartedServer {
+  std::unique_ptr<TempFile> config;
+  std::unique_ptr<ServerChild> child;
+};
+
+// Starts remex-server with a bench config; with a process pool first, and
+// without it if the server refuses that (process pools land separately).
+absl::StatusOr<StartedServer> StartServer(const Options& options,
+                                          int64_t retention_tasks) {
+  absl::Status last;
+  for (bool process_pool : {true, false}) {
+    StartedServer server;
+    server.config = std::make_unique<TempFile>(
+        ServerConfig(options, process_pool, retention_tasks));
+    absl::StatusOr<std::unique_ptr<ServerChild>> child = ServerChild::Start(
+        options.server_binary, {"--config", server.config->path()});
+    if (child.ok()) {
+      server.child = *std::move(child);
+      return server;
+    }
+    last = child.status();
+  }
+  return last;
+}
+
+void RunRetention(Bench& bench) {
+  const Options& o = bench.options;
+  if (!bench.options.target.empty()) {
+    return bench.report.Fail(
+        "retention", "needs a server of its own (not run with --target)");
+  }
+  absl::StatusOr<StartedServer> server = StartServer(o, o.retention_tasks * 2);
+  if (!server.ok()) {
+    return bench.report.Fail("retention",
+                             std::string(server.status().message()));
+  }
+  Bench local;
+  local.server_pid = server->child->pid();
+  auto stub = v1::Executor::NewStub(NewChannel(server->child->address()));
+  v1::SubmitRequest request;
+  request.set_function("echo");
+  // Warm the server's threads and malloc arenas up to the peak of a full
+  // window of calls in flight before the first reading, so that the
+  // difference is what retained tasks hold, not transient call buffers.
+  if (absl::StatusOr<double> warm = RunSubmitAwaitWindow(
+          *stub, request, std::max<int64_t>(1000, 10 * o.window), o.window);
+      !warm.ok()) {
+    return bench.report.Fail("retention", std::string(warm.status().message()));
+  }
+  absl::StatusOr<ProcessUsage> before = SettledUsage(local, absl::Seconds(2));
+  absl::StatusOr<double> wall =
+      RunSubmitAwaitWindow(*stub, request, o.retention_tasks, o.window);
+  if (!wall.ok()) {
+    return bench.report.Fail("retention", std::string(wall.status().message()));
+  }
+  absl::StatusOr<ProcessUsage> after = SettledUsage(local, absl::Seconds(5));
+  if (!before.ok() || !after.ok()) {
+    return bench.report.Fail("retention", "cannot read the server's usage");
+  }
+  const double per_task =
+      static_cast<double>(after->rss_bytes - before->rss_bytes) /
+      static_cast<double>(o.retention_tasks);
+  Report& r = bench.report;
+  r.Add("retention",
+        absl::StrCat("server RSS per retained no-op task, ", o.retention_tasks,
+                     " tasks"),
+        "bytes", per_task, std::nullopt, {Target::kAtMost, 512});
+  r.Add("retention", "server RSS before", "MiB", before->rss_bytes / 1048576.0);
+  r.Add("retention", "server RSS after", "MiB", after->rss_bytes / 1048576.0);
+}
+
+void WriteJson(const Options& options, const Report& report) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const Row& row : report.rows()) {
+    const double remex = Median(row.remex);
+    const double baseline = Median(row.baseline);
+    const double ratio = row.baseline.empty() ? std::nan("") : remex / baseline;
+    auto number = [](double v) {
+      return std::isnan(v) ? nlohmann::json() : nlohmann::json(v);
+    };
+    rows.push_back({{"scenario", row.scenario},
+                    {"metric", row.metric},
+                    {"unit", row.unit},
+                    {"remex", number(remex)},
+                    {"baseline", number(baseline)},
+                    {"ratio", number(ratio)},
+                    {"target", FormatTarget(row.target)},
+                    {"result", Verdict(row.target, remex, ratio)},
+                    {"remex_runs", row.remex},
+                    {"baseline_runs", row.baseline}});
+  }
+  nlohmann::json out = {{"machine", MachineLine()},
+                        {"repeat", options.repeat},
+                        {"rows", rows},
+                        {"errors", report.errors()}};
+  std::ofstream(options.json_path) << out.dump(2) << "\n";
+}
+
+int Main(int argc, char** argv) {
+  absl::StatusOr<Options> parsed = ParseFlags(argc, argv);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "remex-bench: %s (see --help)\n",
+                 std::string(parsed.status().message()).c_str());
+    return 2;
+  }
+  Bench bench;
+  bench.options = *std::move(parsed);
+  const Options& o = bench.options;
+
+  const int pollers = static_cast<int>(std::thread::hardware_concurrency());
+  absl::StatusOr<std::unique_ptr<EchoServer>> echo = EchoServer::Start(pollers);
+  if (!echo.ok()) {
+    std::fprintf(stderr, "remex-bench: %s\n",
+                 std::string(echo.status().message()).c_str());
+    return 1;
+  }
+  bench.echo = *std::move(echo);
+  bench.echo_stub = Echo::NewStub(NewChannel(bench.echo->address()));
+
+  StartedServer server;
+  if (o.target.empty()) {
+    absl::StatusOr<StartedServer> started = StartServer(o, 1'000'000);
+    if (!started.ok()) {
+      std::fprintf(stderr, "remex-bench: %s\n",
+                   std::string(started.status().message()).c_str());
+      return 1;
+    }
+    server = *std::move(started);
+    bench.address = server.child->address();
+    bench.server_pid = server.child->pid();
+  } else {
+    bench.address = o.target;
+    bench.server_pid = o.server_pid;
+  }
+  bench.stub = v1::Executor::NewStub(NewChannel(bench.address));
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(10));
+    v1::ListFunctionsResponse functions;
+    const grpc::Status status = bench.stub->ListFunctions(
+        &context, v1::ListFunctionsRequest(), &functions);
+    if (!status.ok()) {
+      std::fprintf(stderr, "remex-bench: ListFunctions on %s: %s\n",
+                   bench.address.c_str(), status.error_message().c_str());
+      return 1;
+    }
+    bench.pools.assign(functions.pools().begin(), functions.pools().end());
+  }
+
+  std::printf("remex-bench: %s\n", MachineLine().c_str());
+  std::vector<std::string> pools;
+  for (const v1::PoolInfo& pool : bench.pools) {
+    pools.push_back(
+        absl::StrCat(pool.name(), "(", pool.kind(), " x", pool.workers(), ")"));
+  }
+  std::printf(
+      "remex-server %s%s, pools %s; baseline: echo on %s, %d pollers; "
+      "%d run(s), medians\n",
+      bench.address.c_str(), o.target.empty() ? " (child)" : "",
+      absl::StrJoin(pools, " ").c_str(), bench.echo->address().c_str(), pollers,
+      o.repeat);
+  std::fflush(stdout);
+
+  const std::map<std::string, std::function<void(Bench&)>> scenarios = {
+      {"rtt", RunRtt},           {"throughput", RunThroughput},
+      {"cpu", RunCpu},           {"sleep", RunSleep},
+      {"awaiters", RunAwaiters}, {"retention", RunRetention}};
+  for (const std::string& name : o.scenarios) {
+    // One retention run: it is a memory figure, and the slowest by far.
+    const int runs = name == "retention" ? 1 : o.repeat;
+    for (int run = 0; run < runs; ++run) {
+      const size_t errors = bench.report.errors().size();
+      const int64_t start = NowNanos();
+      scenarios.at(name)(bench);
+      std::fprintf(stderr, "remex-bench: %s run %d/%d: %.1f s%s\n",
+                   name.c_str(), run + 1, runs, (NowNanos() - start) / 1e9,
+                   bench.report.errors().size() > errors ? " (error)" : "");
+      if (bench.report.errors().size() > errors) break;
+    }
+  }
+
+  std::printf("\n");
+  PrintTable(bench.report);
+  for (const std::string& error : bench.report.errors()) {
+    std::printf("error: %s\n", error.c_str());
+  }
+  if (!o.json_path.empty()) WriteJson(o, bench.report);
+  return bench.report.errors().empty() ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace remex::bench
+
+int main(int argc, char** argv) { return remex::bench::Main(argc, argv); }
