@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,54 +81,27 @@ absl::Status ApplyLimits(const wire::Setup& setup) {
   return absl::OkStatus();
 }
 
-absl::Duration CpuUsed() {
+double CpuSecondsUsed() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  return absl::DurationFromTimeval(usage.ru_utime) +
-         absl::DurationFromTimeval(usage.ru_stime);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
-// Ends the worker with SIGXCPU once the task running has used more than its
-// CPU budget. A thread that checks every few milliseconds rather than
-// RLIMIT_CPU: that limit counts the whole life of the process, and on some
-// kernels (seen in VMs) it did not fire reliably once raised per task.
-//
-// Thread-safe.
-class CpuWatchdog {
- public:
-  explicit CpuWatchdog(absl::Duration budget) : budget_(budget) {
-    std::thread([this] { Watch(); }).detach();  // Lives as long as the process.
-  }
-
-  void TaskStarted() {
-    absl::MutexLock lock(&mu_);
-    task_start_ = CpuUsed();
-  }
-  void TaskEnded() {
-    absl::MutexLock lock(&mu_);
-    task_start_.reset();
-  }
-
- private:
-  void Watch() {
-    for (;;) {
-      {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(
-            +[](std::optional<absl::Duration>* start) {
-              return start->has_value();
-            },
-            &task_start_));
-        if (CpuUsed() - *task_start_ > budget_) kill(getpid(), SIGXCPU);
-      }
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-  }
-
-  const absl::Duration budget_;
-  absl::Mutex mu_;
-  std::optional<absl::Duration> task_start_ ABSL_GUARDED_BY(mu_);
-};
+// RLIMIT_CPU counts the whole life of the process; moving its soft limit
+// before each task makes cpu_limit_seconds a per-task budget. Past it the
+// kernel sends SIGXCPU, which ends the worker.
+void ArmCpuLimit(int64_t seconds) {
+  if (seconds <= 0) return;
+  rlimit limit{};
+  getrlimit(RLIMIT_CPU, &limit);
+  const rlim_t wanted =
+      static_cast<rlim_t>(std::ceil(CpuSecondsUsed())) + seconds;
+  limit.rlim_cur = limit.rlim_max == RLIM_INFINITY
+                       ? wanted
+                       : std::min<rlim_t>(wanted, limit.rlim_max);
+  setrlimit(RLIMIT_CPU, &limit);
+}
 
 // What the channel reader hands the task loop.
 //
@@ -268,19 +242,14 @@ int RunWorker(int fd, const executor::FunctionRegistry& registry) {
   ready.mutable_ready()->set_pid(getpid());
   if (!WriteMessage(fd, ready).ok()) return 0;
 
-  std::optional<CpuWatchdog> watchdog;
-  if (setup.cpu_limit_seconds() > 0) {
-    watchdog.emplace(absl::Seconds(setup.cpu_limit_seconds()));
-  }
   Mailbox mailbox;
   std::thread reader([fd, &mailbox] { ReadLoop(fd, mailbox); });
   reader.detach();  // Ends the process when the channel closes.
   for (;;) {
     executor::CancellationToken token;
     const wire::Run run = mailbox.Take(token);
-    if (watchdog.has_value()) watchdog->TaskStarted();
+    ArmCpuLimit(setup.cpu_limit_seconds());
     const wire::FromWorker answer = RunOne(run, registry, token);
-    if (watchdog.has_value()) watchdog->TaskEnded();
     mailbox.Done();
     // The supervisor is gone; the reader thread still uses `mailbox`.
     if (!WriteMessage(fd, answer).ok()) _exit(0);
