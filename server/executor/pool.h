@@ -47,7 +47,11 @@ struct PoolConfig {
 struct PoolStats {
   std::string name;
   PoolKind kind = PoolKind::kThread;
+  // Process pools: the worker processes alive now (below config().workers
+  // while a lost worker is being replaced).
   int workers = 0;
+  // Workers with a task (process pools: also one that is being stopped after
+  // its task was cancelled or timed out).
   int busy = 0;
   size_t queued = 0;
   size_t max_queue = 0;

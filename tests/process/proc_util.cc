@@ -43,6 +43,17 @@ std::vector<ProcEntry> ChildrenOf(pid_t parent) {
   return children;
 }
 
+void LetSegvKillChildren() {
+#if defined(__SANITIZE_ADDRESS__)
+  const char* options = getenv("ASAN_OPTIONS");
+  std::string value = options != nullptr ? options : "";
+  if (value.find("handle_segv=0") != std::string::npos) return;
+  if (!value.empty()) value += ":";
+  value += "handle_segv=0";
+  setenv("ASAN_OPTIONS", value.c_str(), 1);
+#endif
+}
+
 bool IsAlive(pid_t pid) {
   char state = '?';
   pid_t ppid = 0;

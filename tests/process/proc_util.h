@@ -19,6 +19,11 @@ std::vector<ProcEntry> ChildrenOf(pid_t parent);
 // True if `pid` exists and is not a zombie.
 bool IsAlive(pid_t pid);
 
+// In sanitizer builds, makes child processes started from now on die of
+// SIGSEGV as uninstrumented ones do (ASan would report it and exit 1), so
+// that tests see the same worker deaths in every build. No-op otherwise.
+void LetSegvKillChildren();
+
 }  // namespace remex::process::testing
 
 #endif  // REMEX_TESTS_PROCESS_PROC_UTIL_H_

@@ -58,6 +58,8 @@ std::vector<pid_t> Pids(const std::vector<process::testing::ProcEntry>& all) {
 
 class ProcessPoolRpcTest : public ::testing::Test {
  protected:
+  ProcessPoolRpcTest() { process::testing::LetSegvKillChildren(); }
+
   void TearDown() override {
     stub_.reset();
     if (server_ != nullptr && !exited_) {
