@@ -100,6 +100,13 @@ class CountingRunner final : public TaskRunner {
     absl::MutexLock lock(&mu_);
     ++ran_;
   }
+  // Only Run is used: thread pools call nothing else.
+  bool BeginRun(const std::shared_ptr<Task>&) override { return true; }
+  void CompleteRun(const std::shared_ptr<Task>&, int32_t, TaskState,
+                   std::shared_ptr<const TaskOutcome>) override {}
+  bool RetryRun(const std::shared_ptr<Task>&, int32_t) override {
+    return false;
+  }
 
  private:
   absl::Mutex mu_;
