@@ -56,7 +56,9 @@ absl::StatusOr<ProcessUsage> ReadProcessUsage(pid_t pid) {
 
 absl::StatusOr<std::unique_ptr<ServerChild>> ServerChild::Start(
     const std::string& binary, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {binary, "--listen", "127.0.0.1:0"};
+  // Metrics on, as a deployed server has them, on a port of its own.
+  std::vector<std::string> argv = {binary, "--listen", "127.0.0.1:0",
+                                   "--metrics-listen", "127.0.0.1:0"};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> c_argv;
   for (std::string& arg : argv) c_argv.push_back(arg.data());

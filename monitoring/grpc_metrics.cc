@@ -22,6 +22,8 @@ absl::string_view RpcMethodName(RpcMethod method) {
       return "Delete";
     case RpcMethod::kListFunctions:
       return "ListFunctions";
+    case RpcMethod::kSession:
+      return "Session";
   }
   return "unknown";
 }

@@ -22,8 +22,10 @@ enum class RpcMethod {
   kList,
   kDelete,
   kListFunctions,
+  // A Session stream, recorded once when it ends (latency: its lifetime).
+  kSession,
 };
-inline constexpr int kRpcMethodCount = 7;
+inline constexpr int kRpcMethodCount = 8;
 
 // "Submit", "Await", ...
 absl::string_view RpcMethodName(RpcMethod method);

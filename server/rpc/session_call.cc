@@ -71,6 +71,7 @@ void SessionCall::CloseLocked() {
 void SessionCall::OnRequest(bool ok) {
   if (!ok) return Release();  // shutting down; the done tag will not come
   Spawn(env_);
+  started_ = absl::Now();
   // Set before the call is linked: closing it cancels the alarm.
   alarm_.Set(env_.cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), &alarm_tag_);
   {
@@ -352,6 +353,8 @@ void SessionCall::MaybeFinish() {
     alarm_stopped_ = true;
   }
   if (stop_alarm) alarm_.Cancel();
+  RecordCall(env_, monitoring::RpcMethod::kSession,
+             static_cast<absl::StatusCode>(status.error_code()), started_);
   stream_.Finish(status, &finish_tag_);
 }
 

@@ -167,6 +167,7 @@ class SessionCall final {
   void Release();
 
   const CallEnv env_;
+  absl::Time started_;  // when the stream was matched, for the metrics
   grpc::ServerContext context_;
   grpc::ServerAsyncReaderWriter<v1::SessionResponse, v1::SessionRequest>
       stream_{&context_};

@@ -68,9 +68,6 @@ NODE_MODULES = None
 NON_ROOT_UID = 65532
 START_TIMEOUT_S = 30
 RPC_TIMEOUT_S = 10
-# Flags the chart renders for features of other branches; the server-run test
-# drops them (saying so) when this server's --help does not document them.
-UPCOMING_FLAGS = ("--metrics-listen", "--plugin")
 
 
 class RenderError(Exception):
@@ -686,9 +683,6 @@ class ServerRunTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.messages = compile_protos(cls.tmp.name)
-        help_text = subprocess.run([SERVER, "--help"], capture_output=True,
-                                   text=True, timeout=30, check=True).stdout
-        cls.supported = {flag for flag in UPCOMING_FLAGS if flag in help_text}
 
     @classmethod
     def tearDownClass(cls):
@@ -721,10 +715,6 @@ class ServerRunTest(unittest.TestCase):
         args = []
         for arg in container["args"]:
             name, _, value = arg.partition("=")
-            if name in UPCOMING_FLAGS and name not in self.supported:
-                print("NOTE: %s dropped: this remex-server does not have it "
-                      "yet" % arg)
-                continue
             if name in ("--listen", "--metrics-listen") and value != "none":
                 arg = name + "=127.0.0.1:0"
             for mount_path, local in moved.items():
@@ -797,7 +787,7 @@ class ServerRunTest(unittest.TestCase):
             self.assertEqual(done["state"], "SUCCEEDED")
             self.assertEqual(done["result"], {"x": 1})
         if flag_value(container["args"], "--metrics-listen") not in (
-                None, "none") and "--metrics-listen" in self.supported:
+                None, "none"):
             address = server.wait_for(r"metrics listening on (\S+:\d+)")
             with urllib.request.urlopen("http://%s/metrics" % address,
                                         timeout=RPC_TIMEOUT_S) as answer:
