@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "benchmarks/benchmark_main.h"
 #include "server/executor/cancellation.h"
 #include "server/executor/command_runner.h"
 
@@ -60,4 +61,6 @@ BENCHMARK(BM_RunCommand)->Arg(0)->Arg(64 << 10)->Arg(8 << 20)->UseRealTime();
 }  // namespace
 }  // namespace remex::executor
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  return remex::benchmarks::RunBenchmarks(argc, argv);
+}

@@ -19,7 +19,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
-#include "server/executor/builtin_functions.h"
+#include "benchmarks/benchmark_main.h"
 #include "server/executor/executor.h"
 #include "server/executor/thread_pool.h"
 #include "server/rpc/proto_mapping.h"
@@ -35,18 +35,10 @@ std::unique_ptr<Executor> MakeExecutor(const FunctionRegistry& registry,
   return *Executor::Create(options, registry);
 }
 
-const FunctionRegistry& Builtins() {
-  static const FunctionRegistry* registry = [] {
-    auto* registry = new FunctionRegistry;
-    (void)RegisterBuiltinFunctions({}, *registry);
-    return registry;
-  }();
-  return *registry;
-}
-
 // One echo task at a time: Submit, wait for its done callback.
 void BM_SubmitAndComplete(benchmark::State& state) {
-  std::unique_ptr<Executor> executor = MakeExecutor(Builtins(), 1);
+  std::unique_ptr<Executor> executor =
+      MakeExecutor(benchmarks::BuiltinRegistry(), 1);
   for (auto _ : state) {
     absl::Notification done;
     absl::StatusOr<TaskSnapshot> task =
@@ -62,7 +54,8 @@ BENCHMARK(BM_SubmitAndComplete)->UseRealTime();
 // A batch of echo tasks in flight at once; items/s is the core's throughput.
 void BM_Throughput(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0));
-  std::unique_ptr<Executor> executor = MakeExecutor(Builtins(), 2);
+  std::unique_ptr<Executor> executor =
+      MakeExecutor(benchmarks::BuiltinRegistry(), 2);
   for (auto _ : state) {
     std::atomic<int> remaining{batch};
     absl::Notification done;
@@ -210,7 +203,8 @@ BENCHMARK(BM_JsonToValue);
 // One page of List (100 tasks, no filter) with 100,000 finished tasks kept.
 void BM_ListPage(benchmark::State& state) {
   constexpr int kTasks = 100000;
-  std::unique_ptr<Executor> executor = MakeExecutor(Builtins(), 2);
+  std::unique_ptr<Executor> executor =
+      MakeExecutor(benchmarks::BuiltinRegistry(), 2);
   std::atomic<int> remaining{kTasks};
   absl::Notification done;
   for (int i = 0; i < kTasks; ++i) {
@@ -233,18 +227,5 @@ BENCHMARK(BM_ListPage)->UseRealTime();
 }  // namespace remex::executor
 
 int main(int argc, char** argv) {
-  // As remex-server does (server/server_main.cc): Debian's Abseil is built
-  // with Mutex deadlock detection on, which the server turns off.
-  // --deadlock-detection (first) keeps it on, to compare.
-  if (argc > 1 && std::string(argv[1]) == "--deadlock-detection") {
-    std::copy(argv + 2, argv + argc + 1, argv + 1);
-    --argc;
-  } else {
-    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return remex::benchmarks::RunBenchmarks(argc, argv);
 }

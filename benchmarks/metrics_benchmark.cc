@@ -10,8 +10,8 @@
 
 #include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
+#include "benchmarks/benchmark_main.h"
 #include "monitoring/metrics.h"
-#include "server/executor/builtin_functions.h"
 #include "server/executor/executor.h"
 
 namespace remex::monitoring {
@@ -20,15 +20,6 @@ namespace {
 using executor::Executor;
 using executor::TaskSnapshot;
 
-const executor::FunctionRegistry& Builtins() {
-  static const executor::FunctionRegistry* registry = [] {
-    auto* registry = new executor::FunctionRegistry;
-    (void)executor::RegisterBuiltinFunctions({}, *registry);
-    return registry;
-  }();
-  return *registry;
-}
-
 // An executor with one "default" pool of `workers`, reporting to `metrics`
 // unless it is null.
 std::unique_ptr<Executor> MakeExecutor(int workers, Metrics* metrics) {
@@ -36,7 +27,7 @@ std::unique_ptr<Executor> MakeExecutor(int workers, Metrics* metrics) {
   options.pools.push_back(
       {.name = "default", .workers = workers, .max_queue = 1 << 20});
   options.observer = metrics == nullptr ? nullptr : &metrics->tasks();
-  return *Executor::Create(options, Builtins());
+  return *Executor::Create(options, benchmarks::BuiltinRegistry());
 }
 
 // One echo task at a time: Submit, wait for its done callback.
@@ -111,4 +102,6 @@ BENCHMARK(BM_Scrape)->UseRealTime();
 }  // namespace
 }  // namespace remex::monitoring
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  return remex::benchmarks::RunBenchmarks(argc, argv);
+}

@@ -17,22 +17,13 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
-#include "server/executor/builtin_functions.h"
+#include "benchmarks/benchmark_main.h"
 #include "server/executor/executor.h"
 #include "server/process/process_pool.h"
 #include "server/process/worker.h"
 
 namespace remex::executor {
 namespace {
-
-const FunctionRegistry& Builtins() {
-  static const FunctionRegistry* registry = [] {
-    auto* registry = new FunctionRegistry;
-    (void)RegisterBuiltinFunctions({}, *registry);
-    return registry;
-  }();
-  return *registry;
-}
 
 std::unique_ptr<Executor> MakeExecutor(PoolKind kind, int workers) {
   ExecutorOptions options;
@@ -42,7 +33,7 @@ std::unique_ptr<Executor> MakeExecutor(PoolKind kind, int workers) {
                            .max_queue = 1 << 20});
   options.pool_factories[PoolKind::kProcess] =
       process::ProcessPoolFactory({.argv = {"/proc/self/exe"}});
-  return *Executor::Create(options, Builtins());
+  return *Executor::Create(options, benchmarks::BuiltinRegistry());
 }
 
 PoolKind KindOf(const benchmark::State& state) {
@@ -105,10 +96,7 @@ int main(int argc, char** argv) {
           remex::process::TakeWorkerFlag(argc, argv)) {
     remex::process::PrepareWorkerProcess(*parent);
     return remex::process::RunWorker(remex::process::kWorkerChannelFd,
-                                     remex::executor::Builtins());
+                                     remex::benchmarks::BuiltinRegistry());
   }
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return remex::benchmarks::RunBenchmarks(argc, argv);
 }

@@ -25,6 +25,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "benchmark/benchmark.h"
+#include "benchmarks/benchmark_main.h"
 #include "remex/remex.h"
 #include "remex/v1/executor.grpc.pb.h"
 #include "server/executor/builtin_functions.h"
@@ -300,11 +301,5 @@ BENCHMARK(BM_SdkSessionThreads)->Threads(8)->UseRealTime();
 }  // namespace remex
 
 int main(int argc, char** argv) {
-  // Debug builds of Abseil check every lock for cycles; servers run without.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return remex::benchmarks::RunBenchmarks(argc, argv);
 }
