@@ -769,15 +769,22 @@ void RunRtt(Bench& bench) {
 
 // SDK: `client_threads` callers, each keeping its share of the window of
 // futures in flight; tasks/s.
-absl::StatusOr<double> SdkThroughput(const Bench& bench) {
-  const Options& o = bench.options;
+// Runs `tasks` tasks of `function` through the SDK, `threads` callers
+// sharing a window of `window` futures (each submits with SubmitAsync, the
+// SDK's pipelined submit, and settles its oldest future when its share is
+// full); the wall time in seconds.
+absl::StatusOr<double> RunSdkWindow(const Bench& bench,
+                                    const std::string& function,
+                                    const google::protobuf::Value& args,
+                                    const std::string& pool, int64_t tasks,
+                                    int64_t window, int64_t threads) {
   Client client(bench.address);
-  const int threads = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>(o.client_threads, o.window)));
+  threads = std::max<int64_t>(1, std::min(threads, window));
+  const SubmitOptions options{.pool = pool};
   std::atomic<int64_t> next{0};
   absl::Mutex mu;
   std::string error;
-  auto caller = [&](int64_t window) {
+  auto caller = [&](int64_t share) {
     std::deque<Future> in_flight;
     auto settle_oldest = [&] {
       absl::StatusOr<TaskResult> result = in_flight.front().result();
@@ -787,23 +794,21 @@ absl::StatusOr<double> SdkThroughput(const Bench& bench) {
         error = result.status().ToString();
       }
     };
-    while (next.fetch_add(1) < o.tasks) {
-      if (static_cast<int64_t>(in_flight.size()) >= window) settle_oldest();
-      // SubmitAsync: the SDK's pipelined submit (a refusal shows up in
-      // result()), so that a caller keeps its whole window in flight.
-      in_flight.push_back(client.SubmitAsync("echo"));
+    while (next.fetch_add(1) < tasks) {
+      if (static_cast<int64_t>(in_flight.size()) >= share) settle_oldest();
+      in_flight.push_back(client.SubmitAsync(function, args, options));
     }
     while (!in_flight.empty()) settle_oldest();
   };
   const int64_t start = NowNanos();
   std::vector<std::thread> callers;
-  for (int i = 0; i < threads; ++i) {
-    callers.emplace_back(caller, std::max<int64_t>(1, o.window / threads));
+  for (int64_t i = 0; i < threads; ++i) {
+    callers.emplace_back(caller, std::max<int64_t>(1, window / threads));
   }
   for (std::thread& t : callers) t.join();
   const double seconds = (NowNanos() - start) / 1e9;
   if (!error.empty()) return absl::InternalError(error);
-  return o.tasks / seconds;
+  return seconds;
 }
 
 void RunThroughput(Bench& bench) {
@@ -815,10 +820,11 @@ void RunThroughput(Bench& bench) {
   if (!stream_s.ok() || !echo_s.ok()) {
     return bench.report.Fail("throughput", "the echo baseline failed");
   }
-  absl::StatusOr<double> sdk = SdkThroughput(bench);
-  if (!sdk.ok()) {
+  absl::StatusOr<double> sdk_s =
+      RunSdkWindow(bench, "echo", {}, "", o.tasks, o.window, o.client_threads);
+  if (!sdk_s.ok()) {
     return bench.report.Fail("throughput",
-                             "SDK: " + std::string(sdk.status().message()));
+                             "SDK: " + std::string(sdk_s.status().message()));
   }
   v1::SubmitRequest request;
   request.set_function("echo");
@@ -829,8 +835,9 @@ void RunThroughput(Bench& bench) {
         "throughput", "unary: " + std::string(unary_s.status().message()));
   }
   const std::string window = absl::StrCat(" (window ", o.window, ")");
-  bench.report.Add("throughput", "SDK no-op tasks" + window, "tasks/s", *sdk,
-                   o.tasks / *stream_s, {Target::kAtLeast, 150000});
+  bench.report.Add("throughput", "SDK no-op tasks" + window, "tasks/s",
+                   o.tasks / *sdk_s, o.tasks / *stream_s,
+                   {Target::kAtLeast, 150000});
   bench.report.Add("throughput", "unary Submit+Await no-op tasks" + window,
                    "tasks/s", o.tasks / *unary_s, o.tasks / *echo_s);
 }
@@ -848,16 +855,13 @@ void RunTimedBatch(Bench& bench, const std::string& scenario,
                    const std::string& metric, const v1::PoolInfo& pool,
                    const std::string& function, int64_t tasks, int64_t ms,
                    int64_t parallelism, double bound) {
-  v1::SubmitRequest request;
-  request.set_function(function);
-  request.set_pool(pool.name());
-  *request.mutable_args() = MsArgs(ms);
   const int64_t lanes =
       std::max<int64_t>(1, std::min<int64_t>(parallelism, pool.workers()));
   const double ideal_ms = static_cast<double>((tasks + lanes - 1) / lanes) *
                           static_cast<double>(ms);
   absl::StatusOr<double> wall =
-      RunSubmitAwaitWindow(*bench.stub, request, tasks, parallelism);
+      RunSdkWindow(bench, function, MsArgs(ms), pool.name(), tasks, parallelism,
+                   /*threads=*/1);
   if (!wall.ok()) {
     return bench.report.Fail(scenario, std::string(wall.status().message()));
   }
