@@ -59,8 +59,8 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
   server->server_->GetHealthCheckService()->SetServingStatus(true);
 
   for (auto& queue : server->queues_) {
-    const CallEnv env{&server->service_, queue.get(), &executor,
-                      &server->stats_, &server->sessions_, options.metrics};
+    const CallEnv env{&server->service_, queue.get(),        &executor,
+                      &server->stats_,   &server->sessions_, options.metrics};
     SpawnCalls(env, options.calls_per_method);
     server->pollers_.emplace_back(
         [raw = server.get(), cq = queue.get()] { raw->Poll(cq); });
