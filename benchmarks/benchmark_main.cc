@@ -1,9 +1,13 @@
 #include "benchmarks/benchmark_main.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
 #include "server/executor/builtin_functions.h"
 
@@ -30,6 +34,38 @@ const executor::FunctionRegistry& BuiltinRegistry() {
     return registry;
   }();
   return *registry;
+}
+
+std::unique_ptr<executor::Executor> MakeExecutor(
+    int workers, executor::ExecutorOptions options) {
+  if (options.pools.empty()) {
+    options.pools.push_back(
+        {.name = "default", .workers = workers, .max_queue = 1 << 20});
+  }
+  absl::StatusOr<std::unique_ptr<executor::Executor>> made =
+      executor::Executor::Create(std::move(options), BuiltinRegistry());
+  if (!made.ok()) {
+    std::fprintf(stderr, "executor: %s\n", made.status().ToString().c_str());
+    std::abort();
+  }
+  return *std::move(made);
+}
+
+void RunBatch(executor::Executor& executor, const executor::TaskSpec& spec,
+              int count) {
+  std::atomic<int> remaining{count};
+  absl::Notification done;
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<executor::TaskSnapshot> task =
+        executor.Submit(spec, [&](const executor::TaskSnapshot&) {
+          if (remaining.fetch_sub(1) == 1) done.Notify();
+        });
+    if (!task.ok()) {
+      std::fprintf(stderr, "submit: %s\n", task.status().ToString().c_str());
+      std::abort();
+    }
+  }
+  done.WaitForNotification();
 }
 
 }  // namespace remex::benchmarks

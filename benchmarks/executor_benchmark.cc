@@ -12,12 +12,10 @@
 //   callgrind_annotate /tmp/cg.out | head -40
 // and divide the total by the 50,000 tasks it runs.
 #include <algorithm>
-#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
 #include "benchmarks/benchmark_main.h"
 #include "server/executor/executor.h"
@@ -27,26 +25,11 @@
 namespace remex::executor {
 namespace {
 
-std::unique_ptr<Executor> MakeExecutor(const FunctionRegistry& registry,
-                                       int workers) {
-  ExecutorOptions options;
-  options.pools.push_back(
-      {.name = "default", .workers = workers, .max_queue = 1 << 20});
-  return *Executor::Create(options, registry);
-}
-
 // One echo task at a time: Submit, wait for its done callback.
 void BM_SubmitAndComplete(benchmark::State& state) {
-  std::unique_ptr<Executor> executor =
-      MakeExecutor(benchmarks::BuiltinRegistry(), 1);
-  for (auto _ : state) {
-    absl::Notification done;
-    absl::StatusOr<TaskSnapshot> task =
-        executor->Submit({.function = "echo", .args = Json{{"x", 1}}});
-    (void)executor->OnDone(task->id,
-                           [&done](const TaskSnapshot&) { done.Notify(); });
-    done.WaitForNotification();
-  }
+  std::unique_ptr<Executor> executor = benchmarks::MakeExecutor(1);
+  const TaskSpec spec{.function = "echo", .args = Json{{"x", 1}}};
+  for (auto _ : state) benchmarks::RunBatch(*executor, spec, 1);
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_SubmitAndComplete)->UseRealTime();
@@ -54,20 +37,9 @@ BENCHMARK(BM_SubmitAndComplete)->UseRealTime();
 // A batch of echo tasks in flight at once; items/s is the core's throughput.
 void BM_Throughput(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0));
-  std::unique_ptr<Executor> executor =
-      MakeExecutor(benchmarks::BuiltinRegistry(), 2);
-  for (auto _ : state) {
-    std::atomic<int> remaining{batch};
-    absl::Notification done;
-    for (int i = 0; i < batch; ++i) {
-      absl::StatusOr<TaskSnapshot> task =
-          executor->Submit({.function = "echo", .ttl = absl::Seconds(1)});
-      (void)executor->OnDone(task->id, [&](const TaskSnapshot&) {
-        if (remaining.fetch_sub(1) == 1) done.Notify();
-      });
-    }
-    done.WaitForNotification();
-  }
+  std::unique_ptr<Executor> executor = benchmarks::MakeExecutor(2);
+  const TaskSpec spec{.function = "echo", .ttl = absl::Seconds(1)};
+  for (auto _ : state) benchmarks::RunBatch(*executor, spec, batch);
   state.SetItemsProcessed(state.iterations() * batch);
 }
 BENCHMARK(BM_Throughput)->Arg(1000)->UseRealTime();
@@ -203,17 +175,8 @@ BENCHMARK(BM_JsonToValue);
 // One page of List (100 tasks, no filter) with 100,000 finished tasks kept.
 void BM_ListPage(benchmark::State& state) {
   constexpr int kTasks = 100000;
-  std::unique_ptr<Executor> executor =
-      MakeExecutor(benchmarks::BuiltinRegistry(), 2);
-  std::atomic<int> remaining{kTasks};
-  absl::Notification done;
-  for (int i = 0; i < kTasks; ++i) {
-    absl::StatusOr<TaskSnapshot> task = executor->Submit({.function = "echo"});
-    (void)executor->OnDone(task->id, [&](const TaskSnapshot&) {
-      if (remaining.fetch_sub(1) == 1) done.Notify();
-    });
-  }
-  done.WaitForNotification();
+  std::unique_ptr<Executor> executor = benchmarks::MakeExecutor(2);
+  benchmarks::RunBatch(*executor, {.function = "echo"}, kTasks);
   ListQuery query{.page_size = 100};
   for (auto _ : state) {
     ListPage page = executor->List(query);

@@ -5,10 +5,8 @@
 //
 //   build/benchmarks/metrics_benchmark --benchmark_repetitions=5
 //       --benchmark_report_aggregates_only=true
-#include <atomic>
 #include <memory>
 
-#include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
 #include "benchmarks/benchmark_main.h"
 #include "monitoring/metrics.h"
@@ -23,11 +21,8 @@ using executor::TaskSnapshot;
 // An executor with one "default" pool of `workers`, reporting to `metrics`
 // unless it is null.
 std::unique_ptr<Executor> MakeExecutor(int workers, Metrics* metrics) {
-  executor::ExecutorOptions options;
-  options.pools.push_back(
-      {.name = "default", .workers = workers, .max_queue = 1 << 20});
-  options.observer = metrics == nullptr ? nullptr : &metrics->tasks();
-  return *Executor::Create(options, benchmarks::BuiltinRegistry());
+  return benchmarks::MakeExecutor(
+      workers, {.observer = metrics == nullptr ? nullptr : &metrics->tasks()});
 }
 
 // One echo task at a time: Submit, wait for its done callback.
@@ -35,14 +30,9 @@ void BM_SubmitAndComplete(benchmark::State& state) {
   Metrics metrics({});
   std::unique_ptr<Executor> executor =
       MakeExecutor(1, state.range(0) == 0 ? nullptr : &metrics);
-  for (auto _ : state) {
-    absl::Notification done;
-    absl::StatusOr<TaskSnapshot> task = executor->Submit(
-        {.function = "echo", .args = executor::Json{{"x", 1}}});
-    (void)executor->OnDone(task->id,
-                           [&done](const TaskSnapshot&) { done.Notify(); });
-    done.WaitForNotification();
-  }
+  const executor::TaskSpec spec{.function = "echo",
+                                .args = executor::Json{{"x", 1}}};
+  for (auto _ : state) benchmarks::RunBatch(*executor, spec, 1);
   state.SetItemsProcessed(state.iterations());
   state.SetLabel(state.range(0) == 0 ? "no metrics" : "metrics");
 }
@@ -55,18 +45,8 @@ void BM_Throughput(benchmark::State& state) {
   Metrics metrics({});
   std::unique_ptr<Executor> executor =
       MakeExecutor(2, state.range(0) == 0 ? nullptr : &metrics);
-  for (auto _ : state) {
-    std::atomic<int> remaining{kBatch};
-    absl::Notification done;
-    for (int i = 0; i < kBatch; ++i) {
-      absl::StatusOr<TaskSnapshot> task =
-          executor->Submit({.function = "echo", .ttl = absl::Seconds(1)});
-      (void)executor->OnDone(task->id, [&](const TaskSnapshot&) {
-        if (remaining.fetch_sub(1) == 1) done.Notify();
-      });
-    }
-    done.WaitForNotification();
-  }
+  const executor::TaskSpec spec{.function = "echo", .ttl = absl::Seconds(1)};
+  for (auto _ : state) benchmarks::RunBatch(*executor, spec, kBatch);
   state.SetItemsProcessed(state.iterations() * kBatch);
   state.SetLabel(state.range(0) == 0 ? "no metrics" : "metrics");
 }

@@ -9,12 +9,10 @@
 // at a time, Submit to done callback; p50_us and p99_us are per task.
 // This binary is also its own process worker (--remex-worker).
 #include <algorithm>
-#include <atomic>
 #include <memory>
 #include <optional>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
 #include "benchmarks/benchmark_main.h"
@@ -33,7 +31,7 @@ std::unique_ptr<Executor> MakeExecutor(PoolKind kind, int workers) {
                            .max_queue = 1 << 20});
   options.pool_factories[PoolKind::kProcess] =
       process::ProcessPoolFactory({.argv = {"/proc/self/exe"}});
-  return *Executor::Create(options, benchmarks::BuiltinRegistry());
+  return benchmarks::MakeExecutor(workers, std::move(options));
 }
 
 PoolKind KindOf(const benchmark::State& state) {
@@ -46,17 +44,9 @@ void BM_SpinBatch(benchmark::State& state) {
   state.SetLabel(std::string(PoolKindName(KindOf(state))));
   double seconds = 0;
   for (auto _ : state) {
-    std::atomic<int> remaining{kTasks};
-    absl::Notification done;
     const absl::Time start = absl::Now();
-    for (int i = 0; i < kTasks; ++i) {
-      absl::StatusOr<TaskSnapshot> task =
-          executor->Submit({.function = "spin", .args = Json{{"ms", 10}}});
-      (void)executor->OnDone(task->id, [&](const TaskSnapshot&) {
-        if (remaining.fetch_sub(1) == 1) done.Notify();
-      });
-    }
-    done.WaitForNotification();
+    benchmarks::RunBatch(
+        *executor, {.function = "spin", .args = Json{{"ms", 10}}}, kTasks);
     seconds += absl::ToDoubleSeconds(absl::Now() - start);
   }
   state.counters["vs_ideal"] = seconds / state.iterations() / 1.0;
@@ -72,14 +62,10 @@ void BM_NoopRoundTrip(benchmark::State& state) {
   std::unique_ptr<Executor> executor = MakeExecutor(KindOf(state), 1);
   state.SetLabel(std::string(PoolKindName(KindOf(state))));
   std::vector<double> micros;
+  const TaskSpec spec{.function = "echo", .args = Json{{"x", 1}}};
   for (auto _ : state) {
-    absl::Notification done;
     const absl::Time start = absl::Now();
-    absl::StatusOr<TaskSnapshot> task =
-        executor->Submit({.function = "echo", .args = Json{{"x", 1}}});
-    (void)executor->OnDone(task->id,
-                           [&done](const TaskSnapshot&) { done.Notify(); });
-    done.WaitForNotification();
+    benchmarks::RunBatch(*executor, spec, 1);
     micros.push_back(absl::ToDoubleMicroseconds(absl::Now() - start));
   }
   std::sort(micros.begin(), micros.end());
