@@ -128,6 +128,32 @@ TEST(ServerMetricsTest, CountsCallsByMethodAndCodeAndParkedAwaits) {
             1);
 }
 
+TEST(ServerMetricsTest, ASessionStreamCountsOnceWhenItEnds) {
+  auto server = ServerProcess::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto metrics = (*server)->MetricsAddress();
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const std::string session_ok =
+      "remex_grpc_requests_total{code=\"OK\",method=\"Session\"}";
+  {
+    Client client((*server)->address());  // the SDK's default: a Session
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_TRUE(client.Submit("echo", Json(R"({"x": 1})")).result().ok());
+    }
+    // Open, so not counted yet; its tasks go through no unary Submit.
+    EXPECT_EQ(Scrape(*metrics, session_ok), 0);
+    EXPECT_EQ(Scrape(*metrics,
+                     "remex_grpc_requests_total{code=\"OK\","
+                     "method=\"Submit\"}"),
+              0);
+  }
+  // The client half-closed its stream; the server ends it OK.
+  EXPECT_EQ(ScrapeUntil(*metrics, session_ok, 1), 1);
+  EXPECT_EQ(Scrape(*metrics,
+                   "remex_grpc_request_seconds_count{method=\"Session\"}"),
+            1);
+}
+
 TEST(ServerMetricsTest, AnAwaitTheClientGaveUpOnCountsOnceAsCancelled) {
   auto server = ServerProcess::Start();
   ASSERT_TRUE(server.ok()) << server.status();
