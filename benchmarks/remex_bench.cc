@@ -7,6 +7,8 @@
 //   build/benchmarks/remex-bench --smoke         (tiny sizes, a few seconds)
 //   build/benchmarks/remex-bench --help
 #include <grpcpp/grpcpp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -46,6 +48,10 @@
 
 namespace remex::bench {
 namespace {
+
+// Runs this binary as the echo baseline's server (see ServeEcho); not for
+// users, so not in the usage.
+constexpr char kServeEcho[] = "--serve-echo";
 
 constexpr char kUsage[] =
     R"(remex-bench: end-to-end benchmarks of remex-server against a bare gRPC echo
@@ -682,9 +688,9 @@ absl::StatusOr<double> RunStreamWindow(Echo::Stub& stub, int64_t total,
 // What the scenarios share: the server under test and the baseline.
 struct Bench {
   Options options;
-  std::string address;   // remex-server
-  pid_t server_pid = 0;  // 0: unknown (remote)
-  std::unique_ptr<EchoServer> echo;
+  std::string address;                // remex-server
+  pid_t server_pid = 0;               // 0: unknown (remote)
+  std::unique_ptr<ServerChild> echo;  // this binary with --serve-echo
   std::unique_ptr<Echo::Stub> echo_stub;
   std::unique_ptr<v1::Executor::Stub> stub;
   std::vector<v1::PoolInfo> pools;
@@ -1175,7 +1181,31 @@ void WriteJson(const Options& options, const Report& report) {
   std::ofstream(options.json_path) << out.dump(2) << "\n";
 }
 
+// The baseline's process: serves Echo on 127.0.0.1 until SIGTERM.
+int ServeEcho() {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);  // before any thread starts
+  absl::StatusOr<std::unique_ptr<EchoServer>> echo =
+      EchoServer::Start(static_cast<int>(std::thread::hardware_concurrency()));
+  if (!echo.ok()) {
+    std::fprintf(stderr, "remex-bench: %s\n",
+                 std::string(echo.status().message()).c_str());
+    return 1;
+  }
+  std::printf("listening on %s\n", (*echo)->address().c_str());
+  std::fflush(stdout);
+  int signal = 0;
+  sigwait(&stop, &signal);
+  return 0;
+}
+
 int Main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == kServeEcho) return ServeEcho();
+  }
   absl::StatusOr<Options> parsed = ParseFlags(argc, argv);
   if (!parsed.ok()) {
     std::fprintf(stderr, "remex-bench: %s (see --help)\n",
@@ -1186,8 +1216,11 @@ int Main(int argc, char** argv) {
   bench.options = *std::move(parsed);
   const Options& o = bench.options;
 
+  // The baseline runs in a process of its own, as remex-server does, so
+  // that neither server's threads poll in the client's process.
   const int pollers = static_cast<int>(std::thread::hardware_concurrency());
-  absl::StatusOr<std::unique_ptr<EchoServer>> echo = EchoServer::Start(pollers);
+  absl::StatusOr<std::unique_ptr<ServerChild>> echo =
+      ServerChild::Start("/proc/self/exe", {kServeEcho});
   if (!echo.ok()) {
     std::fprintf(stderr, "remex-bench: %s\n",
                  std::string(echo.status().message()).c_str());

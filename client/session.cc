@@ -1,7 +1,7 @@
 #include "client/session.h"
 
+#include <ctime>
 #include <utility>
-#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -10,62 +10,84 @@
 
 namespace remex::client {
 
-absl::Status TaskSlot::WaitAccepted(absl::Time deadline) const {
-  absl::MutexLock lock(&mu_);
-  if (!mu_.AwaitWithDeadline(absl::Condition(&answered_), deadline)) {
+absl::Status TaskSlot::WaitAccepted(absl::Time deadline) {
+  absl::MutexLock lock(&session_->mu_);
+  if (!session_->AwaitLocked([this] { return answered_; }, deadline)) {
     return absl::DeadlineExceededError("no answer from the server in time");
   }
   return accepted_ ? absl::OkStatus() : status_;
 }
 
-bool TaskSlot::WaitSettled(absl::Time deadline) const {
-  absl::MutexLock lock(&mu_);
-  return mu_.AwaitWithDeadline(absl::Condition(&settled_), deadline);
+bool TaskSlot::WaitSettled(absl::Time deadline) {
+  absl::MutexLock lock(&session_->mu_);
+  return session_->AwaitLocked([this] { return settled_; }, deadline);
 }
 
 absl::StatusOr<v1::Task> TaskSlot::Take() {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&session_->mu_);
   if (!status_.ok()) return status_;
   return std::move(task_);
 }
 
 bool TaskSlot::accepted() const {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&session_->mu_);
   return accepted_;
 }
 
-void TaskSlot::SetAccepted(std::string id) {
-  absl::MutexLock lock(&mu_);
+void TaskSlot::SetAcceptedLocked(std::string id) {
   if (answered_) return;
   id_ = std::move(id);
   answered_ = true;
   accepted_ = true;
 }
 
-void TaskSlot::SetDone(v1::Task* task) {
-  absl::MutexLock lock(&mu_);
+void TaskSlot::SetDoneLocked(v1::Task* task) {
   if (settled_) return;
   task_.Swap(task);
   settled_ = true;
 }
 
-void TaskSlot::SetFailed(absl::Status status) {
-  absl::MutexLock lock(&mu_);
+void TaskSlot::SetFailedLocked(absl::Status status) {
   if (settled_) return;
   status_ = std::move(status);
   answered_ = true;
   settled_ = true;
 }
 
-// One completion-queue operation of a stream.
+// One completion-queue operation of a stream, or the destructor's wake-up.
 struct Session::Op {
-  enum Type { kStart, kRead, kWrite, kFinish };
+  enum Type { kStart, kRead, kWrite, kFinish, kWake };
   Type type;
   Stream* stream;
 };
 
+Session::Op* Session::WakeOp() {
+  static Op op{Op::kWake, nullptr};
+  return &op;
+}
+
+namespace {
+
+bool IsEmpty(const v1::SessionRequest& batch) {
+  return batch.submits_size() == 0 && batch.watches_size() == 0 &&
+         batch.cancels_size() == 0;
+}
+
+gpr_timespec ToGprTime(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) {
+    return gpr_inf_future(GPR_CLOCK_REALTIME);
+  }
+  if (deadline == absl::InfinitePast()) return gpr_inf_past(GPR_CLOCK_REALTIME);
+  const timespec time = absl::ToTimespec(deadline);
+  return gpr_timespec{time.tv_sec, static_cast<int32_t>(time.tv_nsec),
+                      GPR_CLOCK_REALTIME};
+}
+
+}  // namespace
+
 // One Session stream. Fields marked mu_ are guarded by Session::mu_; the
-// others belong to whoever holds the write (sending) or to the poller.
+// others belong to whoever holds the write (sending) or to the thread that
+// polls the queue.
 class Session::Stream {
  public:
   grpc::ClientContext context;
@@ -83,10 +105,9 @@ class Session::Stream {
   int pending = 0;  // operations not yet returned
   // The holder of the write.
   v1::SessionRequest sending;
-  // The poller.
+  // The polling thread.
   v1::SessionResponse response;
   grpc::Status status;
-  std::vector<std::shared_ptr<TaskSlot>> found;
   Op start{Op::kStart, this};
   Op read{Op::kRead, this};
   Op write{Op::kWrite, this};
@@ -96,10 +117,11 @@ class Session::Stream {
 Session::Session(std::string_view address, int window)
     : window_(window > 0 ? window : 1),
       stub_(v1::Executor::NewStub(MakeChannel(address))) {
-  poller_ = std::thread([this] { Poll(); });
+  background_ = std::thread([this] { PollInBackground(); });
 }
 
 Session::~Session() {
+  // No caller is left: each holds the session while it waits.
   Stream* stream = nullptr;
   {
     absl::MutexLock lock(&mu_);
@@ -107,17 +129,24 @@ Session::~Session() {
     stream = current_;
     if (stream != nullptr) ++stream->pending;  // kept alive for TryCancel
   }
+  wake_.Set(&cq_, gpr_now(GPR_CLOCK_MONOTONIC), WakeOp());
+  background_.join();
   if (stream != nullptr) {
     stream->context.TryCancel();
     Release(stream);
   }
   {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](int* streams) { return *streams == 0; }, &streams_));
+    leader_ = true;
+    LeadLocked([this]()
+                   ABSL_NO_THREAD_SAFETY_ANALYSIS { return streams_ == 0; },
+               absl::InfiniteFuture());
   }
   cq_.Shutdown();
-  poller_.join();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq_.Next(&tag, &ok)) {
+  }
 }
 
 std::shared_ptr<TaskSlot> Session::Submit(v1::SubmitRequest request) {
@@ -134,7 +163,7 @@ absl::Status Session::Cancel(const std::string& id, absl::Time deadline) {
 
 std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
                                         const std::string& id) {
-  auto slot = std::make_shared<TaskSlot>();
+  auto slot = std::make_shared<TaskSlot>(this);
   Stream* stream = nullptr;
   bool open = false;
   bool write = false;
@@ -142,15 +171,15 @@ std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
     absl::MutexLock lock(&mu_);
     if (kind != Kind::kCancel) {
       // Flow control: wait for answers while the window is full.
-      mu_.Await(absl::Condition(
-          +[](Session* session) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return session->closing_ || session->current_ == nullptr ||
-                   session->current_->unanswered < session->window_;
+      AwaitLocked(
+          [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return closing_ || current_ == nullptr ||
+                   current_->unanswered < window_;
           },
-          this));
+          absl::InfiniteFuture());
     }
     if (closing_) {
-      slot->SetFailed(absl::CancelledError("the client is closing"));
+      slot->SetFailedLocked(absl::CancelledError("the client is closing"));
       return slot;
     }
     if (current_ == nullptr) {
@@ -207,26 +236,82 @@ std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
   return slot;
 }
 
-void Session::Poll() {
-  void* tag = nullptr;
-  bool ok = false;
-  while (cq_.Next(&tag, &ok)) OnOp(static_cast<Op*>(tag), ok);
+bool Session::AwaitLocked(absl::FunctionRef<bool()> reached,
+                          absl::Time deadline) {
+  auto reached_or_no_leader = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return reached() || !leader_;
+  };
+  for (;;) {
+    if (reached()) return true;
+    if (!leader_) {
+      leader_ = true;
+      LeadLocked(reached, deadline);
+      leader_ = false;  // a follower, if any, takes over
+      return reached();
+    }
+    if (!mu_.AwaitWithDeadline(absl::Condition(&reached_or_no_leader),
+                               deadline)) {
+      return reached();
+    }
+  }
+}
+
+void Session::LeadLocked(absl::FunctionRef<bool()> reached,
+                         absl::Time deadline) {
+  const gpr_timespec until = ToGprTime(deadline);
+  while (!reached()) {
+    void* tag = nullptr;
+    bool ok = false;
+    Stream* unread = std::exchange(unread_, nullptr);
+    mu_.Unlock();
+    if (unread != nullptr) unread->rw->Read(&unread->response, &unread->read);
+    const grpc::CompletionQueue::NextStatus status =
+        cq_.AsyncNext(&tag, &ok, until);
+    if (status == grpc::CompletionQueue::GOT_EVENT) {
+      OnOp(static_cast<Op*>(tag), ok);
+    }
+    mu_.Lock();
+    if (status != grpc::CompletionQueue::GOT_EVENT) return;
+  }
+}
+
+bool Session::NeedsBackgroundPollLocked() const {
+  return current_ != nullptr && current_->writing && !IsEmpty(current_->batch);
+}
+
+void Session::PollInBackground() {
+  absl::MutexLock lock(&mu_);
+  auto has_work = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return closing_ || (!leader_ && NeedsBackgroundPollLocked());
+  };
+  for (;;) {
+    mu_.Await(absl::Condition(&has_work));
+    if (closing_) return;
+    leader_ = true;
+    LeadLocked(
+        [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return closing_ || !NeedsBackgroundPollLocked();
+        },
+        absl::InfiniteFuture());
+    leader_ = false;
+  }
 }
 
 void Session::OnOp(Op* op, bool ok) {
   Stream* stream = op->stream;
   switch (op->type) {
+    case Op::kWake:
+      return;
     case Op::kStart:
       if (ok) OnWritten(stream);  // else the read fails and breaks it
       break;
     case Op::kRead:
       if (ok) {
-        OnRead(stream);
-        stream->rw->Read(&stream->response, &stream->read);
+        OnRead(stream);  // the next read is started later (see unread_)
       } else {
         stream->rw->Finish(&stream->status, &stream->finish);
       }
-      return;  // the read or the finish is pending in its place
+      return;  // the next read or the finish takes its place
     case Op::kWrite:
       if (ok) OnWritten(stream);  // else the read fails and breaks it
       break;
@@ -241,62 +326,47 @@ void Session::OnOp(Op* op, bool ok) {
 
 void Session::OnRead(Stream* stream) {
   v1::SessionResponse& response = stream->response;
-  std::vector<std::shared_ptr<TaskSlot>>& found = stream->found;
-  found.clear();
-  {
-    absl::MutexLock lock(&mu_);
-    // Submits and watches are answered in `slots`, cancels in `cancels`.
-    auto answer = [stream](uint64_t seq, bool settles) {
-      auto it = stream->slots.find(seq);
-      if (it != stream->slots.end()) {
-        --stream->unanswered;
-        std::shared_ptr<TaskSlot> slot = it->second;
-        if (settles) stream->slots.erase(it);
-        return slot;
-      }
-      auto cancel = stream->cancels.find(seq);
-      if (cancel == stream->cancels.end()) return std::shared_ptr<TaskSlot>();
-      std::shared_ptr<TaskSlot> slot = std::move(cancel->second);
-      stream->cancels.erase(cancel);
-      return slot;
-    };
-    for (const v1::SessionAccepted& item : response.accepted()) {
-      found.push_back(answer(item.seq(), /*settles=*/false));
-    }
-    for (const v1::SessionFailed& item : response.failed()) {
-      found.push_back(answer(item.seq(), /*settles=*/true));
-    }
-    for (const v1::SessionDone& item : response.done()) {
-      auto it = stream->slots.find(item.seq());
-      if (it == stream->slots.end()) {
-        found.emplace_back();
-        continue;
-      }
-      found.push_back(std::move(it->second));
-      stream->slots.erase(it);
-    }
-  }
-  // Settled outside the lock, answers before ends.
-  size_t i = 0;
+  absl::MutexLock lock(&mu_);
+  // Starting a read can cost a write to the socket (flow control): the
+  // next thread to poll starts it, after the waiters this read settles
+  // have gone.
+  unread_ = stream;
+  // Submits and watches are answered in `slots`, cancels in `cancels`;
+  // answers come with or before ends.
   for (v1::SessionAccepted& item : *response.mutable_accepted()) {
-    if (found[i] != nullptr) {
-      found[i]->SetAccepted(std::move(*item.mutable_id()));
+    auto it = stream->slots.find(item.seq());
+    if (it != stream->slots.end()) {
+      --stream->unanswered;
+      it->second->SetAcceptedLocked(std::move(*item.mutable_id()));
+      continue;
     }
-    ++i;
+    auto cancel = stream->cancels.find(item.seq());
+    if (cancel == stream->cancels.end()) continue;
+    cancel->second->SetAcceptedLocked(std::move(*item.mutable_id()));
+    stream->cancels.erase(cancel);
   }
   for (const v1::SessionFailed& item : response.failed()) {
-    if (found[i] != nullptr) {
-      found[i]->SetFailed(
-          absl::Status(static_cast<absl::StatusCode>(item.error().code()),
-                       item.error().message()));
+    const absl::Status status(
+        static_cast<absl::StatusCode>(item.error().code()),
+        item.error().message());
+    auto it = stream->slots.find(item.seq());
+    if (it != stream->slots.end()) {
+      --stream->unanswered;
+      it->second->SetFailedLocked(status);
+      stream->slots.erase(it);
+      continue;
     }
-    ++i;
+    auto cancel = stream->cancels.find(item.seq());
+    if (cancel == stream->cancels.end()) continue;
+    cancel->second->SetFailedLocked(status);
+    stream->cancels.erase(cancel);
   }
   for (v1::SessionDone& item : *response.mutable_done()) {
-    if (found[i] != nullptr) found[i]->SetDone(item.mutable_task());
-    ++i;
+    auto it = stream->slots.find(item.seq());
+    if (it == stream->slots.end()) continue;
+    it->second->SetDoneLocked(item.mutable_task());
+    stream->slots.erase(it);
   }
-  found.clear();
 }
 
 void Session::OnWritten(Stream* stream) {
@@ -304,10 +374,7 @@ void Session::OnWritten(Stream* stream) {
   bool write = false;
   {
     absl::MutexLock lock(&mu_);
-    const v1::SessionRequest& batch = stream->batch;
-    if (!stream->retired &&
-        (batch.submits_size() > 0 || batch.watches_size() > 0 ||
-         batch.cancels_size() > 0)) {
+    if (!stream->retired && !IsEmpty(stream->batch)) {
       stream->sending.Swap(&stream->batch);
       ++stream->pending;
       write = true;
@@ -322,19 +389,15 @@ void Session::Break(Stream* stream, const absl::Status& status) {
   const absl::Status broken(
       status.code(), absl::StrCat("the session stream to the server broke: ",
                                   status.message()));
-  std::vector<std::shared_ptr<TaskSlot>> open;
-  {
-    absl::MutexLock lock(&mu_);
-    if (current_ == stream) current_ = nullptr;
-    stream->retired = true;
-    stream->writing = true;  // nothing more is written
-    for (auto& [seq, slot] : stream->slots) open.push_back(std::move(slot));
-    for (auto& [seq, slot] : stream->cancels) open.push_back(std::move(slot));
-    stream->slots.clear();
-    stream->cancels.clear();
-    stream->unanswered = 0;
-  }
-  for (const std::shared_ptr<TaskSlot>& slot : open) slot->SetFailed(broken);
+  absl::MutexLock lock(&mu_);
+  if (current_ == stream) current_ = nullptr;
+  stream->retired = true;
+  stream->writing = true;  // nothing more is written
+  for (auto& [seq, slot] : stream->slots) slot->SetFailedLocked(broken);
+  for (auto& [seq, slot] : stream->cancels) slot->SetFailedLocked(broken);
+  stream->slots.clear();
+  stream->cancels.clear();
+  stream->unanswered = 0;
 }
 
 void Session::Release(Stream* stream) {

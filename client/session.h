@@ -4,6 +4,7 @@
 #ifndef REMEX_CLIENT_SESSION_H_
 #define REMEX_CLIENT_SESSION_H_
 
+#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -21,43 +23,51 @@
 
 namespace remex::client {
 
+class Session;
+
 // What a session learns about one submit, watch or cancel: first its answer
 // (accepted, with the task id, or failed), then, for a submit or watch, the
 // task's end. If the stream breaks first, the slot settles with the
 // stream's error: after acceptance the task goes on on the server, and the
 // caller must follow it some other way (e.g. a unary Await).
 //
-// Thread-safe. Shared by the session and the caller.
+// Thread-safe. Made and settled by a Session, which must outlive every call
+// made on the slot (whoever holds a slot holds its session).
 class TaskSlot {
  public:
+  explicit TaskSlot(Session* session) : session_(session) {}
+
   // Blocks until answered or `deadline` passes (DEADLINE_EXCEEDED). OK:
   // accepted, and id() is set.
-  absl::Status WaitAccepted(absl::Time deadline) const;
+  absl::Status WaitAccepted(absl::Time deadline);
   // Empty until accepted; never changes after.
   const std::string& id() const { return id_; }
   // Blocks until settled (the task's end, or an error) or `deadline`
-  // passes; returns whether settled.
-  bool WaitSettled(absl::Time deadline) const;
+  // passes; returns whether settled. A deadline in the past still takes
+  // in what has already arrived.
+  bool WaitSettled(absl::Time deadline);
   // The terminal task, or the error. The task is moved out: take it once.
   // REQUIRES: settled.
   absl::StatusOr<v1::Task> Take();
   // True if accepted (even if the stream broke afterwards).
   bool accepted() const;
 
-  // Called by the session.
-  void SetAccepted(std::string id);
-  void SetDone(v1::Task* task);
-  void SetFailed(absl::Status status);
-
  private:
-  mutable absl::Mutex mu_;
-  bool answered_ ABSL_GUARDED_BY(mu_) = false;
-  bool accepted_ ABSL_GUARDED_BY(mu_) = false;
-  bool settled_ ABSL_GUARDED_BY(mu_) = false;
+  friend class Session;
+
+  void SetAcceptedLocked(std::string id);
+  void SetDoneLocked(v1::Task* task);
+  void SetFailedLocked(absl::Status status);
+
+  Session* const session_;
+  // Guarded by the session's mutex.
+  bool answered_ = false;
+  bool accepted_ = false;
+  bool settled_ = false;
   // Written once, before answered_ is set.
   std::string id_;
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
-  v1::Task task_ ABSL_GUARDED_BY(mu_);
+  absl::Status status_;
+  v1::Task task_;
 };
 
 // One lazily opened Session stream at a time, reopened on the next call
@@ -65,8 +75,14 @@ class TaskSlot {
 // once; calls made meanwhile wait in a batch that is written as soon as the
 // write in flight completes, so a lone call is not slowed and a busy client
 // sends few, large messages. At most `window` submits and watches per
-// stream are unanswered; more wait for answers. One thread runs the
-// stream's completion queue and settles the slots.
+// stream are unanswered; more wait for answers.
+//
+// The stream's completion queue is run by the threads that wait (leader and
+// followers): a waiting caller with nobody else polling polls it itself, so
+// the answer it waits for wakes it straight from the socket, not through
+// another thread. Other waiters sleep until their slot settles or the
+// leader leaves. A background thread polls only when nobody waits and a
+// batch is held back behind a write, so that calls are never left unsent.
 //
 // Thread-safe. Owns its thread; the destructor cancels the stream (tasks
 // run on, on the server) and settles every open slot with CANCELLED.
@@ -86,16 +102,30 @@ class Session {
   absl::Status Cancel(const std::string& id, absl::Time deadline);
 
  private:
+  friend class TaskSlot;
   class Stream;
   struct Op;
+
+  // The tag of `wake_`.
+  static Op* WakeOp();
 
   enum class Kind { kSubmit, kWatch, kCancel };
   // Queues an item on the current stream (opening one if needed) and
   // writes it unless a write is in flight.
   std::shared_ptr<TaskSlot> Send(Kind kind, v1::SubmitRequest* request,
                                  const std::string& id);
-  // Runs the completion queue.
-  void Poll();
+  // Waits until `reached` or `deadline`, polling the queue while no other
+  // thread does. Returns `reached()`.
+  bool AwaitLocked(absl::FunctionRef<bool()> reached, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Polls the queue (as the leader) until `reached` or `deadline`; with a
+  // deadline in the past, takes in what is there and returns.
+  void LeadLocked(absl::FunctionRef<bool()> reached, absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True while a batch waits behind a write that nobody would complete.
+  bool NeedsBackgroundPollLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The background thread.
+  void PollInBackground();
   void OnOp(Op* op, bool ok);
   void OnRead(Stream* stream);
   void OnWritten(Stream* stream);
@@ -108,12 +138,16 @@ class Session {
   const int window_;
   const std::unique_ptr<v1::Executor::Stub> stub_;
   grpc::CompletionQueue cq_;
-  std::thread poller_;
+  grpc::Alarm wake_;  // set by the destructor to free a polling thread
+  std::thread background_;
 
   absl::Mutex mu_;
   Stream* current_ ABSL_GUARDED_BY(mu_) = nullptr;
   int streams_ ABSL_GUARDED_BY(mu_) = 0;  // not yet deleted
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool leader_ ABSL_GUARDED_BY(mu_) = false;  // a thread polls the queue
+  // A stream whose next read is left for the next thread to poll.
+  Stream* unread_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace remex::client

@@ -169,6 +169,71 @@ TEST_F(SessionTest, ClientGoneWithTasksInFlightLeavesTheServerHealthy) {
   EXPECT_EQ(other.Submit("echo", Number(1)).get().value().number_value(), 1);
 }
 
+// Nobody waits on these futures, so no caller polls the stream: the
+// submits queued behind a write in flight must still be sent.
+TEST(SessionPollingTest, SubmitsNobodyWaitsForStillRun) {
+  std::unique_ptr<ServerProcess> server = StartServer(2, 100000);
+  ASSERT_NE(server, nullptr);
+  Client client(server->address());
+  constexpr int kTasks = 500;
+  std::vector<Future> futures;
+  for (int i = 0; i < kTasks; ++i) {
+    futures.push_back(client.SubmitAsync("echo", Number(i)));
+  }
+  Client observer(server->address(), {.use_session = false});
+  v1::ListRequest succeeded;
+  succeeded.set_state(v1::SUCCEEDED);
+  succeeded.set_page_size(1000);
+  size_t seen = 0;
+  const absl::Time deadline = absl::Now() + kBound;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<v1::ListResponse> list = observer.List(succeeded);
+    ASSERT_TRUE(list.ok()) << list.status();
+    seen = list->tasks_size();
+    if (seen == kTasks) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(seen, kTasks);
+  EXPECT_EQ(futures.back().get().value().number_value(), kTasks - 1);
+}
+
+// The thread that polls for the others leaves when its own task ends; the
+// others, still waiting, must take over and get their ends.
+TEST_F(SessionTest, WaitersTakeOverWhenThePollingThreadLeaves) {
+  Client client(server_->address());
+  std::vector<std::thread> threads;
+  std::atomic<int> ready{0};
+  for (int i = 1; i <= 6; ++i) {
+    threads.emplace_back([&, i] {
+      const Future future =
+          client.Submit("sleep", Json(absl::StrCat(R"({"ms": )", i * 50, "}")));
+      if (future.wait_for(kBound) == std::future_status::ready &&
+          future.task().state() == v1::SUCCEEDED) {
+        ++ready;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(ready.load(), 6);
+}
+
+// A wait that times out gives up polling; a later one takes it over.
+TEST_F(SessionTest, TimedOutWaitsAndReadyPollsLeaveTheStreamWorking) {
+  Client client(server_->address());
+  const Future sleeper = client.Submit("sleep", Json(R"({"ms": 60000})"));
+  EXPECT_EQ(sleeper.wait_for(absl::Milliseconds(50)),
+            std::future_status::timeout);
+  const Future echo = client.SubmitAsync("echo", Number(9));
+  // ready() never blocks, yet takes in what has arrived.
+  const absl::Time deadline = absl::Now() + kBound;
+  while (!echo.ready() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(echo.ready());
+  EXPECT_EQ(echo.get().value().number_value(), 9);
+  EXPECT_TRUE(sleeper.cancel());
+}
+
 // A pool of one worker and a queue of two: submits beyond it are refused
 // one by one with RESOURCE_EXHAUSTED while the stream keeps working.
 TEST(SessionFlowTest, FullQueueRefusesTasksOneByOneWithoutStallingTheStream) {
