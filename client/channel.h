@@ -7,6 +7,8 @@
 #include <memory>
 #include <string_view>
 
+#include "absl/time/time.h"
+
 namespace remex::client {
 
 // Largest message a remex client sends or receives (64 MiB).
@@ -15,7 +17,15 @@ inline constexpr int kMaxMessageBytes = 64 << 20;
 // Returns a channel to `address` ("host:port", or any gRPC target name) with
 // insecure credentials and kMaxMessageBytes limits. The channel connects
 // lazily; creating it never fails. Thread-safe.
-std::shared_ptr<grpc::Channel> MakeChannel(std::string_view address);
+//
+// While calls are open it pings the server every `keepalive` (at least 1 s,
+// the most the server allows) and closes a connection whose server does not
+// answer within `keepalive`, failing its calls with UNAVAILABLE, so that a
+// server that hangs, or a peer gone without a reset, cannot leave a wait
+// blocked forever; a connection attempt gets `keepalive` too. Zero or
+// infinite: no pings, and gRPC's defaults.
+std::shared_ptr<grpc::Channel> MakeChannel(std::string_view address,
+                                           absl::Duration keepalive);
 
 }  // namespace remex::client
 

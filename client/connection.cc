@@ -11,9 +11,9 @@
 
 namespace remex::client {
 
-Connection::Connection(std::string_view address, absl::Duration rpc_timeout)
-    : rpc_timeout_(rpc_timeout),
-      stub_(v1::Executor::NewStub(MakeChannel(address))) {}
+Connection::Connection(std::shared_ptr<grpc::Channel> channel,
+                       absl::Duration rpc_timeout)
+    : rpc_timeout_(rpc_timeout), stub_(v1::Executor::NewStub(channel)) {}
 
 template <class Request, class Response>
 absl::StatusOr<Response> Connection::Call(

@@ -3,6 +3,8 @@
 #ifndef REMEX_CLIENT_CONNECTION_H_
 #define REMEX_CLIENT_CONNECTION_H_
 
+#include <grpcpp/channel.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,7 +26,8 @@ class Connection : public TaskTransport {
  public:
   // `rpc_timeout` is the deadline of every call that does not wait for a
   // task; an Await gets its timeout plus `rpc_timeout`.
-  Connection(std::string_view address, absl::Duration rpc_timeout);
+  Connection(std::shared_ptr<grpc::Channel> channel,
+             absl::Duration rpc_timeout);
 
   absl::StatusOr<v1::Task> Submit(const v1::SubmitRequest& request);
   // Bounded RPCs of at most kMaxAwaitSlice each, until the task is terminal

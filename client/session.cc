@@ -114,9 +114,8 @@ class Session::Stream {
   Op finish{Op::kFinish, this};
 };
 
-Session::Session(std::string_view address, int window)
-    : window_(window > 0 ? window : 1),
-      stub_(v1::Executor::NewStub(MakeChannel(address))) {
+Session::Session(std::shared_ptr<grpc::Channel> channel, int window)
+    : window_(window > 0 ? window : 1), stub_(v1::Executor::NewStub(channel)) {
   background_ = std::thread([this] { PollInBackground(); });
 }
 

@@ -88,7 +88,7 @@ class TaskSlot {
 // run on, on the server) and settles every open slot with CANCELLED.
 class Session {
  public:
-  Session(std::string_view address, int window);
+  Session(std::shared_ptr<grpc::Channel> channel, int window);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "client/channel.h"
 #include "client/connection.h"
 #include "client/session.h"
 #include "common/proto_time.h"
@@ -49,12 +50,14 @@ v1::SubmitRequest MakeSubmitRequest(std::string_view function,
 }  // namespace
 
 Client::Client(std::string_view address, ClientOptions options)
-    : rpc_timeout_(options.rpc_timeout),
-      connection_(
-          std::make_shared<client::Connection>(address, options.rpc_timeout)) {
+    : rpc_timeout_(options.rpc_timeout) {
+  std::shared_ptr<grpc::Channel> channel =
+      client::MakeChannel(address, options.keepalive);
+  connection_ =
+      std::make_shared<client::Connection>(channel, options.rpc_timeout);
   if (options.use_session) {
-    session_ =
-        std::make_shared<client::Session>(address, options.session_window);
+    session_ = std::make_shared<client::Session>(std::move(channel),
+                                                 options.session_window);
   }
 }
 

@@ -46,6 +46,12 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
   // Without this, a second server on a port in use would bind it too
   // (SO_REUSEPORT) and silently share the traffic.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Clients (the SDK by default) ping to find a hung server; accept a ping
+  // a second, even on a stream that only waits, rather than answer them
+  // with GOAWAY after the default one per 5 minutes.
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   const int pollers = PollerCount(options.pollers);
   for (int i = 0; i < pollers; ++i) {
     server->queues_.push_back(builder.AddCompletionQueue());

@@ -234,6 +234,28 @@ TEST_F(SessionTest, TimedOutWaitsAndReadyPollsLeaveTheStreamWorking) {
   EXPECT_TRUE(sleeper.cancel());
 }
 
+// A server that stops answering (here SIGSTOP) while the connection stays
+// open: keepalive pings find it, and the wait fails instead of blocking.
+TEST(SessionKeepaliveTest, AWaitOnAHungServerFailsInsteadOfBlocking) {
+  std::unique_ptr<ServerProcess> server = StartServer(2, 1000);
+  ASSERT_NE(server, nullptr);
+  ClientOptions options;
+  options.rpc_timeout = absl::Seconds(2);
+  options.keepalive = absl::Seconds(1);
+  Client client(server->address(), options);
+  const Future sleeper = client.Submit("sleep", Json(R"({"ms": 60000})"));
+  ASSERT_EQ(server->Signal(SIGSTOP), 0);
+  const absl::Time start = absl::Now();
+  const absl::StatusOr<TaskResult> result = sleeper.result();
+  const absl::Duration waited = absl::Now() - start;
+  ASSERT_EQ(server->Signal(SIGCONT), 0);
+  EXPECT_FALSE(result.ok());
+  EXPECT_TRUE(result.status().code() == absl::StatusCode::kUnavailable ||
+              result.status().code() == absl::StatusCode::kDeadlineExceeded)
+      << result.status();
+  EXPECT_LT(waited, absl::Seconds(15));
+}
+
 // A pool of one worker and a queue of two: submits beyond it are refused
 // one by one with RESOURCE_EXHAUSTED while the stream keeps working.
 TEST(SessionFlowTest, FullQueueRefusesTasksOneByOneWithoutStallingTheStream) {

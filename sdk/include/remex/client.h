@@ -60,6 +60,11 @@ struct ClientOptions {
   // Most submits the session has sent and not yet seen answered; more wait
   // for answers (flow control).
   int session_window = 4096;
+  // While a call or a wait is open, the server is pinged this often; one
+  // that does not answer within the same time (hung, or gone without
+  // closing the connection) fails the calls and waits with UNAVAILABLE
+  // instead of leaving them blocked. At least 1 s; zero turns it off.
+  absl::Duration keepalive = absl::Seconds(20);
 };
 
 // A connection to one remex server. Thread-safe; copies share the connection,
