@@ -1,6 +1,8 @@
 #include "server/executor/task_table.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "absl/hash/hash.h"
@@ -44,6 +46,7 @@ std::shared_ptr<Task> TaskTable::EraseLocked(
 
 void TaskTable::Retain(const std::shared_ptr<Task>& task, absl::Time expire_at,
                        size_t bytes) {
+  bytes = std::min<size_t>(bytes, std::numeric_limits<uint32_t>::max());
   {
     Shard& shard = ShardOf(task->id());
     absl::MutexLock lock(&shard.mu);
