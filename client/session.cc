@@ -1,6 +1,7 @@
 #include "client/session.h"
 
 #include <ctime>
+#include <deque>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -68,6 +69,13 @@ Session::Op* Session::WakeOp() {
 
 namespace {
 
+// A batch is closed once it holds about this much (an item larger than it
+// goes alone), so that a burst of large submits never makes a message over
+// the limit, and the server can start on the first ones sooner.
+constexpr size_t kMaxBatchBytes = 4 << 20;
+// Room left in a message for its framing besides the one item.
+constexpr size_t kItemOverheadBytes = 64;
+
 bool IsEmpty(const v1::SessionRequest& batch) {
   return batch.submits_size() == 0 && batch.watches_size() == 0 &&
          batch.cancels_size() == 0;
@@ -95,7 +103,11 @@ class Session::Stream {
       grpc::ClientAsyncReaderWriter<v1::SessionRequest, v1::SessionResponse>>
       rw;
   // mu_: items not yet written, and the slots waiting on this stream.
+  // Items go into `batch` until it holds about kMaxBatchBytes; it then
+  // waits, full, in `full` (oldest first) and a new batch starts.
   v1::SessionRequest batch;
+  size_t batch_bytes = 0;
+  std::deque<v1::SessionRequest> full;
   absl::flat_hash_map<uint64_t, std::shared_ptr<TaskSlot>> slots;
   absl::flat_hash_map<uint64_t, std::shared_ptr<TaskSlot>> cancels;
   uint64_t next_seq = 0;
@@ -188,22 +200,32 @@ std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
       open = true;
     }
     stream = current_;
+    const size_t item_bytes =
+        kItemOverheadBytes +
+        (kind == Kind::kSubmit ? request->ByteSizeLong() : id.size());
+    if (item_bytes > static_cast<size_t>(kMaxMessageBytes)) {
+      slot->SetFailedLocked(absl::ResourceExhaustedError(
+          absl::StrCat("the submit is ", item_bytes, " bytes, over the ",
+                       kMaxMessageBytes, "-byte message limit")));
+      return slot;
+    }
+    v1::SessionRequest& batch = BatchForLocked(stream, item_bytes);
     const uint64_t seq = ++stream->next_seq;
     switch (kind) {
       case Kind::kSubmit: {
-        v1::SessionSubmit* item = stream->batch.add_submits();
+        v1::SessionSubmit* item = batch.add_submits();
         item->set_seq(seq);
         item->mutable_request()->Swap(request);
         break;
       }
       case Kind::kWatch: {
-        v1::SessionWatch* item = stream->batch.add_watches();
+        v1::SessionWatch* item = batch.add_watches();
         item->set_seq(seq);
         item->set_id(id);
         break;
       }
       case Kind::kCancel: {
-        v1::SessionCancel* item = stream->batch.add_cancels();
+        v1::SessionCancel* item = batch.add_cancels();
         item->set_seq(seq);
         item->set_id(id);
         break;
@@ -221,7 +243,7 @@ std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
       stream->writing = true;
     } else if (!stream->writing) {
       stream->writing = true;
-      stream->sending.Swap(&stream->batch);
+      TakeBatchLocked(stream);
       ++stream->pending;
       write = true;
     }
@@ -274,8 +296,31 @@ void Session::LeadLocked(absl::FunctionRef<bool()> reached,
   }
 }
 
+v1::SessionRequest& Session::BatchForLocked(Stream* stream, size_t item_bytes) {
+  if (stream->batch_bytes > 0 &&
+      stream->batch_bytes + item_bytes > kMaxBatchBytes) {
+    stream->full.emplace_back().Swap(&stream->batch);
+    stream->batch_bytes = 0;
+  }
+  stream->batch_bytes += item_bytes;
+  return stream->batch;
+}
+
+bool Session::TakeBatchLocked(Stream* stream) {
+  if (!stream->full.empty()) {
+    stream->sending.Swap(&stream->full.front());
+    stream->full.pop_front();
+    return true;
+  }
+  if (IsEmpty(stream->batch)) return false;
+  stream->sending.Swap(&stream->batch);
+  stream->batch_bytes = 0;
+  return true;
+}
+
 bool Session::NeedsBackgroundPollLocked() const {
-  return current_ != nullptr && current_->writing && !IsEmpty(current_->batch);
+  return current_ != nullptr && current_->writing &&
+         (!current_->full.empty() || !IsEmpty(current_->batch));
 }
 
 void Session::PollInBackground() {
@@ -373,8 +418,7 @@ void Session::OnWritten(Stream* stream) {
   bool write = false;
   {
     absl::MutexLock lock(&mu_);
-    if (!stream->retired && !IsEmpty(stream->batch)) {
-      stream->sending.Swap(&stream->batch);
+    if (!stream->retired && TakeBatchLocked(stream)) {
       ++stream->pending;
       write = true;
     } else {

@@ -122,6 +122,13 @@ class Session {
   // deadline in the past, takes in what is there and returns.
   void LeadLocked(absl::FunctionRef<bool()> reached, absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The batch an item of `item_bytes` goes into (closing the open one if
+  // the item would make it too large).
+  v1::SessionRequest& BatchForLocked(Stream* stream, size_t item_bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the oldest unwritten batch into stream->sending; false if there
+  // is none.
+  bool TakeBatchLocked(Stream* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True while a batch waits behind a write that nobody would complete.
   bool NeedsBackgroundPollLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The background thread.

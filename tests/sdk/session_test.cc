@@ -234,6 +234,40 @@ TEST_F(SessionTest, TimedOutWaitsAndReadyPollsLeaveTheStreamWorking) {
   EXPECT_TRUE(sleeper.cancel());
 }
 
+// Submits queued behind a write go out in messages of a few MiB each, so a
+// burst of large inputs never makes one message over the 64 MiB limit
+// (which would break the stream and fail every future on it); a submit
+// that alone is over the limit fails alone. The server is stopped while the
+// burst is queued, so that every submit after the first waits behind a write
+// that cannot complete.
+TEST(SessionBatchTest, LargeSubmitsInABurstAreSplitIntoMessagesUnderTheLimit) {
+  std::unique_ptr<ServerProcess> server = StartServer(2, 1000);
+  ASSERT_NE(server, nullptr);
+  Client client(server->address());
+  EXPECT_EQ(client.Submit("echo", Number(1)).get().value().number_value(), 1);
+  const std::string input(2 << 20, 'x');
+  constexpr int kTasks = 48;  // 96 MiB in all
+  std::vector<Future> futures;
+  ASSERT_EQ(server->Signal(SIGSTOP), 0);
+  for (int i = 0; i < kTasks; ++i) {
+    futures.push_back(
+        client.SubmitAsync("sha256", {}, SubmitOptions{.input = input}));
+  }
+  ASSERT_EQ(server->Signal(SIGCONT), 0);
+  const std::string digest = futures.front().get().json();
+  EXPECT_EQ(digest.size(), 66u) << digest;  // a quoted hex SHA-256
+  for (const Future& future : futures) {
+    absl::StatusOr<TaskResult> result = future.result();
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->json(), digest);
+  }
+  const Future too_large = client.SubmitAsync(
+      "sha256", {}, SubmitOptions{.input = std::string(65 << 20, 'y')});
+  EXPECT_EQ(too_large.result().status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(client.Submit("echo", Number(6)).get().value().number_value(), 6);
+}
+
 // A server that stops answering (here SIGSTOP) while the connection stays
 // open: keepalive pings find it, and the wait fails instead of blocking.
 TEST(SessionKeepaliveTest, AWaitOnAHungServerFailsInsteadOfBlocking) {
