@@ -199,10 +199,11 @@ class Task : public std::enable_shared_from_this<Task> {
   TaskSeries* series = nullptr;
   // Task table bookkeeping; guarded by the lock of the table shard that
   // holds the task.
-  // 32 bits, so that the flags fill what would be padding: every byte of a
-  // kept task counts (see the retention target in BENCHMARKS.md).
   int64_t expire_at_nanos = 0;  // Unix time; meaningful while `retained`
-  uint32_t retained_bytes = 0;  // as counted in the budget (clamped)
+  // As counted in the budget (clamped). 32 bits, so that the flags below
+  // fill what would be padding: every byte of a kept task counts (see the
+  // retention target in BENCHMARKS.md).
+  uint32_t retained_bytes = 0;
   bool retained = false;
   bool in_table = false;
 
