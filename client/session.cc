@@ -35,6 +35,11 @@ bool TaskSlot::accepted() const {
   return accepted_;
 }
 
+bool TaskSlot::settled() const {
+  absl::MutexLock lock(&session_->mu_);
+  return settled_;
+}
+
 void TaskSlot::SetAcceptedLocked(std::string id) {
   if (answered_) return;
   id_ = std::move(id);
@@ -170,6 +175,19 @@ std::shared_ptr<TaskSlot> Session::Watch(const std::string& id) {
 
 absl::Status Session::Cancel(const std::string& id, absl::Time deadline) {
   return Send(Kind::kCancel, nullptr, id)->WaitAccepted(deadline);
+}
+
+bool Session::WaitAnySettled(absl::Span<TaskSlot* const> slots,
+                             absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  return AwaitLocked(
+      [slots]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        for (const TaskSlot* slot : slots) {
+          if (slot->settled_) return true;
+        }
+        return false;
+      },
+      deadline);
 }
 
 std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,

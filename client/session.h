@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "remex/v1/executor.grpc.pb.h"
 
 namespace remex::client {
@@ -51,6 +52,8 @@ class TaskSlot {
   absl::StatusOr<v1::Task> Take();
   // True if accepted (even if the stream broke afterwards).
   bool accepted() const;
+  // True once settled; never blocks.
+  bool settled() const;
 
  private:
   friend class Session;
@@ -100,6 +103,9 @@ class Session {
   // Cancels the task `id`; returns the answer (OK: cancelled, or already
   // ended), DEADLINE_EXCEEDED if none came by `deadline`.
   absl::Status Cancel(const std::string& id, absl::Time deadline);
+  // Blocks until one of `slots` is settled or `deadline` passes; returns
+  // whether one is. REQUIRES: every slot was made by this session.
+  bool WaitAnySettled(absl::Span<TaskSlot* const> slots, absl::Time deadline);
 
  private:
   friend class TaskSlot;

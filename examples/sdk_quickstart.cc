@@ -3,8 +3,10 @@
 //   remex-server &
 //   sdk_quickstart [localhost:50051]
 #include <chrono>
+#include <cstddef>
 #include <future>
 #include <iostream>
+#include <vector>
 
 #include "remex/remex.h"
 
@@ -45,6 +47,20 @@ void AttachById(remex::Client& client) {
             << "\n";
 }
 
+// Keeps several tasks in flight and takes each result as its task ends.
+void InTheOrderTheyEnd(remex::Client& client) {
+  std::vector<remex::Future> pending = {
+      client.SubmitAsync("sleep", remex::Json(R"({"ms": 300})")),
+      client.SubmitAsync("sleep", remex::Json(R"({"ms": 100})")),
+      client.SubmitAsync("echo", remex::Json(R"("hello")"))};
+  while (!pending.empty()) {
+    const size_t i = *remex::WaitAny(pending);
+    std::cout << "ended: " << pending[i].task().function() << " "
+              << pending[i].get().json() << "\n";
+    pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -54,6 +70,7 @@ int main(int argc, char** argv) {
     CountPrimes(client);
     CancelSleep(client);
     AttachById(client);
+    InTheOrderTheyEnd(client);
   } catch (const remex::RpcError& error) {
     std::cerr << "RPC to " << address << " failed: " << error.what() << "\n";
     return 1;

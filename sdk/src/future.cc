@@ -1,7 +1,10 @@
 #include "remex/future.h"
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
+#include "client/session.h"
 #include "client/task_state.h"
 #include "remex/errors.h"
 #include "sdk/src/future_state.h"
@@ -54,5 +57,56 @@ bool Future::ready() const {
 bool Future::cancel() const { return ValueOrThrow(state_->Cancel()); }
 
 v1::Task Future::task() const { return state_->Snapshot(); }
+
+namespace {
+
+// Polls once; true if the future is done. An error (a refused submit, a
+// failed RPC) counts as done: get() and result() report it.
+bool PollDone(internal::FutureState& state) {
+  const absl::StatusOr<bool> terminal = state.WaitUntil(absl::InfinitePast());
+  return !terminal.ok() || *terminal;
+}
+
+}  // namespace
+
+std::optional<size_t> WaitAny(absl::Span<const Future> futures,
+                              absl::Time deadline) {
+  constexpr absl::Duration kLongestPause = absl::Milliseconds(50);
+  absl::Duration pause = absl::Milliseconds(1);
+  std::vector<client::TaskSlot*> slots;
+  for (;;) {
+    // Done already? A settled slot may still need an RPC (the stream broke
+    // after acceptance): PollDone then follows the task by RPCs.
+    for (size_t i = 0; i < futures.size(); ++i) {
+      internal::FutureState& state = *futures[i].state_;
+      if (state.Settled() && PollDone(state)) return i;
+    }
+    if (futures.empty()) return std::nullopt;
+    // All followed by one session: wait on it, without RPCs.
+    slots.clear();
+    client::Session* session = nullptr;
+    for (const Future& future : futures) {
+      client::TaskSlot* slot = future.state_->PendingSlot();
+      client::Session* owner = future.state_->session();
+      if (slot == nullptr || (session != nullptr && owner != session)) {
+        session = nullptr;
+        break;
+      }
+      session = owner;
+      slots.push_back(slot);
+    }
+    if (session != nullptr) {
+      if (!session->WaitAnySettled(slots, deadline)) return std::nullopt;
+      continue;
+    }
+    for (size_t i = 0; i < futures.size(); ++i) {
+      if (PollDone(*futures[i].state_)) return i;
+    }
+    const absl::Time now = absl::Now();
+    if (now >= deadline) return std::nullopt;
+    absl::SleepFor(std::min(pause, deadline - now));
+    pause = std::min(pause * 2, kLongestPause);
+  }
+}
 
 }  // namespace remex

@@ -104,6 +104,20 @@ v1::Task FutureState::Snapshot() const {
   return task;
 }
 
+bool FutureState::Settled() const {
+  {
+    absl::MutexLock lock(&mu_);
+    if (terminal_) return true;
+    if (slot_ == nullptr || unary_) return false;
+  }
+  return slot_->settled();
+}
+
+client::TaskSlot* FutureState::PendingSlot() const {
+  absl::MutexLock lock(&mu_);
+  return terminal_ || unary_ ? nullptr : slot_.get();
+}
+
 bool FutureState::IsDone() const {
   absl::MutexLock lock(&mu_);
   return terminal_;

@@ -45,6 +45,15 @@ class FutureState {
   absl::StatusOr<bool> Cancel();
   v1::Task Snapshot() const;
 
+  // For WaitAny; neither blocks nor makes an RPC. True if WaitUntil would
+  // return at once without an RPC: the task is known to be terminal, or its
+  // slot has settled.
+  bool Settled() const;
+  // The slot whose settling ends the wait, if the task is still followed
+  // by the session; null otherwise.
+  client::TaskSlot* PendingSlot() const;
+  client::Session* session() const { return session_.get(); }
+
  private:
   // True once a terminal snapshot is kept.
   bool IsDone() const;

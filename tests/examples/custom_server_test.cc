@@ -61,6 +61,13 @@ TEST(SdkQuickstartTest, RunsAgainstARealServer) {
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_EQ(run->exit_code, 0) << run->out << run->err;
   EXPECT_NE(run->out.find("9592"), std::string::npos) << run->out;
+  // WaitAny hands the results over in the order the tasks end.
+  const size_t echo = run->out.find("ended: echo \"hello\"");
+  const size_t short_sleep = run->out.find("ended: sleep {\"slept_ms\":100}");
+  const size_t long_sleep = run->out.find("ended: sleep {\"slept_ms\":300}");
+  ASSERT_NE(long_sleep, std::string::npos) << run->out;
+  EXPECT_LT(echo, short_sleep) << run->out;
+  EXPECT_LT(short_sleep, long_sleep) << run->out;
 }
 
 }  // namespace

@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -288,6 +290,81 @@ TEST(SessionKeepaliveTest, AWaitOnAHungServerFailsInsteadOfBlocking) {
               result.status().code() == absl::StatusCode::kDeadlineExceeded)
       << result.status();
   EXPECT_LT(waited, absl::Seconds(15));
+}
+
+// WaitAny: the first future to end, whatever its place; a deadline; a
+// refused submit; and futures that are not all on one session.
+class WaitAnyTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = StartServer(8, 1000); }
+  static void TearDownTestSuite() { server_.reset(); }
+  void SetUp() override { ASSERT_NE(server_, nullptr); }
+
+  static Future Sleep(Client& client, int ms) {
+    return client.SubmitAsync("sleep",
+                              Json(absl::StrCat(R"({"ms": )", ms, "}")));
+  }
+
+  static inline std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(WaitAnyTest, ReturnsTheFirstToEndOrNothingAtTheDeadline) {
+  Client client(server_->address());
+  const std::vector<Future> futures = {Sleep(client, 60000),
+                                       Sleep(client, 60000), Sleep(client, 50)};
+  EXPECT_EQ(WaitAny(futures, absl::Now() + kBound), 2u);
+  EXPECT_EQ(futures[2].task().state(), v1::SUCCEEDED);
+
+  const std::vector<Future> slow = {futures[0], futures[1]};
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(WaitAny(slow, start + absl::Milliseconds(100)), std::nullopt);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(100));
+  EXPECT_TRUE(slow[1].cancel());
+  EXPECT_EQ(WaitAny(slow, absl::Now() + kBound), 1u);
+  EXPECT_TRUE(slow[0].cancel());
+  EXPECT_EQ(WaitAny({}, absl::Now() + kBound), std::nullopt);
+}
+
+TEST_F(WaitAnyTest, TakesResultsInTheOrderTheTasksEnd) {
+  Client client(server_->address());
+  std::vector<Future> futures;
+  for (int i = 6; i >= 1; --i) futures.push_back(Sleep(client, i * 100));
+  std::vector<double> slept;
+  while (!futures.empty()) {
+    const std::optional<size_t> done = WaitAny(futures, absl::Now() + kBound);
+    ASSERT_TRUE(done.has_value());
+    slept.push_back(futures[*done]
+                        .get()
+                        .value()
+                        .struct_value()
+                        .fields()
+                        .at("slept_ms")
+                        .number_value());
+    futures.erase(futures.begin() + static_cast<std::ptrdiff_t>(*done));
+  }
+  EXPECT_EQ(slept, (std::vector<double>{100, 200, 300, 400, 500, 600}));
+}
+
+TEST_F(WaitAnyTest, ARefusedSubmitIsDone) {
+  Client client(server_->address());
+  const std::vector<Future> futures = {Sleep(client, 60000),
+                                       client.SubmitAsync("no_such_function")};
+  EXPECT_EQ(WaitAny(futures, absl::Now() + kBound), 1u);
+  EXPECT_EQ(futures[1].result().status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(futures[0].cancel());
+}
+
+TEST_F(WaitAnyTest, UnaryFuturesAndSeveralClientsArePolled) {
+  Client unary(server_->address(), {.use_session = false});
+  Client session(server_->address());
+  const std::vector<Future> unary_only = {Sleep(unary, 60000),
+                                          Sleep(unary, 100)};
+  EXPECT_EQ(WaitAny(unary_only, absl::Now() + kBound), 1u);
+  const std::vector<Future> mixed = {unary_only[0], Sleep(session, 100)};
+  EXPECT_EQ(WaitAny(mixed, absl::Now() + kBound), 1u);
+  EXPECT_EQ(WaitAny({unary_only[0]}, absl::Now() + absl::Milliseconds(50)),
+            std::nullopt);
+  EXPECT_TRUE(unary_only[0].cancel());
 }
 
 // A pool of one worker and a queue of two: submits beyond it are refused

@@ -3,12 +3,15 @@
 #define REMEX_FUTURE_H_
 
 #include <chrono>
+#include <cstddef>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "remex/task_result.h"
 #include "remex/v1/executor.pb.h"
 
@@ -91,10 +94,27 @@ class Future {
 
  private:
   friend class Client;
+  friend std::optional<size_t> WaitAny(absl::Span<const Future> futures,
+                                       absl::Time deadline);
   explicit Future(std::shared_ptr<internal::FutureState> state);
 
   std::shared_ptr<internal::FutureState> state_;
 };
+
+// Blocks until one of `futures` is done or `deadline` passes. Returns the
+// index of a done future, the lowest if several are; nullopt if the
+// deadline passed first or `futures` is empty. Done: the task is terminal,
+// or following it failed (its submit was refused, the server cannot be
+// reached), which get() and result() then report. Like Python's
+// concurrent.futures.wait(return_when=FIRST_COMPLETED) or ray.wait: call it
+// again without the returned future to take results in the order they end.
+//
+// Futures of one Client's session (the default) are waited on together
+// with no RPC. Others (ClientOptions::use_session = false, several
+// clients, or a session that broke) are polled as ready() polls, pausing
+// up to 50 ms between rounds. Never throws. REQUIRES: every future valid().
+std::optional<size_t> WaitAny(absl::Span<const Future> futures,
+                              absl::Time deadline = absl::InfiniteFuture());
 
 }  // namespace remex
 
