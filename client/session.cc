@@ -211,13 +211,6 @@ std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
       slot->SetFailedLocked(absl::CancelledError("the client is closing"));
       return slot;
     }
-    if (current_ == nullptr) {
-      current_ = new Stream;
-      ++streams_;
-      current_->pending = 2;  // the start and the first read
-      open = true;
-    }
-    stream = current_;
     const size_t item_bytes =
         kItemOverheadBytes +
         (kind == Kind::kSubmit ? request->ByteSizeLong() : id.size());
@@ -227,6 +220,13 @@ std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
                        kMaxMessageBytes, "-byte message limit")));
       return slot;
     }
+    if (current_ == nullptr) {
+      current_ = new Stream;
+      ++streams_;
+      current_->pending = 2;  // the start and the first read
+      open = true;
+    }
+    stream = current_;
     v1::SessionRequest& batch = BatchForLocked(stream, item_bytes);
     const uint64_t seq = ++stream->next_seq;
     switch (kind) {

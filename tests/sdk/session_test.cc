@@ -263,11 +263,20 @@ TEST(SessionBatchTest, LargeSubmitsInABurstAreSplitIntoMessagesUnderTheLimit) {
     ASSERT_TRUE(result.ok()) << result.status();
     EXPECT_EQ(result->json(), digest);
   }
-  const Future too_large = client.SubmitAsync(
-      "sha256", {}, SubmitOptions{.input = std::string(65 << 20, 'y')});
+  const std::string over_limit(65 << 20, 'y');
+  const Future too_large =
+      client.SubmitAsync("sha256", {}, SubmitOptions{.input = over_limit});
   EXPECT_EQ(too_large.result().status().code(),
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(client.Submit("echo", Number(6)).get().value().number_value(), 6);
+  // Also as the first call of a client, before its stream is open.
+  Client fresh(server->address());
+  EXPECT_EQ(fresh.SubmitAsync("sha256", {}, SubmitOptions{.input = over_limit})
+                .result()
+                .status()
+                .code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(fresh.Submit("echo", Number(7)).get().value().number_value(), 7);
 }
 
 // A server that stops answering (here SIGSTOP) while the connection stays
