@@ -149,9 +149,9 @@ TEST(ServerMetricsTest, ASessionStreamCountsOnceWhenItEnds) {
   }
   // The client half-closed its stream; the server ends it OK.
   EXPECT_EQ(ScrapeUntil(*metrics, session_ok, 1), 1);
-  EXPECT_EQ(Scrape(*metrics,
-                   "remex_grpc_request_seconds_count{method=\"Session\"}"),
-            1);
+  EXPECT_EQ(
+      Scrape(*metrics, "remex_grpc_request_seconds_count{method=\"Session\"}"),
+      1);
 }
 
 TEST(ServerMetricsTest, AnAwaitTheClientGaveUpOnCountsOnceAsCancelled) {

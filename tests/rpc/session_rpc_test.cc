@@ -68,16 +68,18 @@ class SessionRpcTest : public ::testing::Test {
     return true;
   }
 
+  // Adds a submit of `function` with args {field: value}.
   static void AddSubmit(v1::SessionRequest& request, uint64_t seq,
-                        const std::string& function, double x = 0) {
+                        const std::string& function,
+                        const std::string& field = "x", double value = 0) {
     v1::SessionSubmit* submit = request.add_submits();
     submit->set_seq(seq);
     submit->mutable_request()->set_function(function);
     (*submit->mutable_request()
           ->mutable_args()
           ->mutable_struct_value()
-          ->mutable_fields())["x"]
-        .set_number_value(x);
+          ->mutable_fields())[field]
+        .set_number_value(value);
   }
 
   std::unique_ptr<testing::ServerProcess> server_;
@@ -90,7 +92,7 @@ class SessionRpcTest : public ::testing::Test {
 TEST_F(SessionRpcTest, BatchOfSubmitsIsAnsweredPerTaskThenEndedOk) {
   v1::SessionRequest request;
   for (uint64_t seq = 1; seq <= 50; ++seq) {
-    AddSubmit(request, seq, "echo", static_cast<double>(seq));
+    AddSubmit(request, seq, "echo", "x", static_cast<double>(seq));
   }
   AddSubmit(request, 51, "no_such_function");
   v1::SessionSubmit* bad = request.add_submits();
@@ -124,14 +126,7 @@ TEST_F(SessionRpcTest, BatchOfSubmitsIsAnsweredPerTaskThenEndedOk) {
 
 TEST_F(SessionRpcTest, WatchAndCancelByIdAndUnknownIds) {
   v1::SessionRequest request;
-  v1::SessionSubmit* sleep = request.add_submits();
-  sleep->set_seq(1);
-  sleep->mutable_request()->set_function("sleep");
-  (*sleep->mutable_request()
-        ->mutable_args()
-        ->mutable_struct_value()
-        ->mutable_fields())["ms"]
-      .set_number_value(60000);
+  AddSubmit(request, 1, "sleep", "ms", 60000);
   ASSERT_TRUE(stream_->Write(request));
   ASSERT_TRUE(ReadUntil([&] { return answers_.accepted.contains(1); }));
   const std::string id = answers_.accepted[1];
@@ -165,14 +160,7 @@ TEST_F(SessionRpcTest, WatchAndCancelByIdAndUnknownIds) {
 TEST_F(SessionRpcTest, ShutdownReportsEndsThenClosesWithUnavailable) {
   v1::SessionRequest request;
   for (uint64_t seq = 1; seq <= 5; ++seq) {
-    v1::SessionSubmit* sleep = request.add_submits();
-    sleep->set_seq(seq);
-    sleep->mutable_request()->set_function("sleep");
-    (*sleep->mutable_request()
-          ->mutable_args()
-          ->mutable_struct_value()
-          ->mutable_fields())["ms"]
-        .set_number_value(60000);
+    AddSubmit(request, seq, "sleep", "ms", 60000);
   }
   ASSERT_TRUE(stream_->Write(request));
   ASSERT_TRUE(ReadUntil([&] { return answers_.accepted.size() == 5; }));
