@@ -51,21 +51,37 @@ std::unique_ptr<executor::Executor> MakeExecutor(
   return *std::move(made);
 }
 
+namespace {
+
+// Counts ends down to zero, as a session's link is told of them: through
+// the listener, with no allocation per task.
+class Countdown final : public executor::DoneListener {
+ public:
+  explicit Countdown(int count) : remaining_(count) {}
+  void OnTaskDone(uint64_t /*tag*/, const executor::TaskSnapshot&) override {
+    if (remaining_.fetch_sub(1) == 1) done_.Notify();
+  }
+  void Wait() { done_.WaitForNotification(); }
+
+ private:
+  std::atomic<int> remaining_;
+  absl::Notification done_;
+};
+
+}  // namespace
+
 void RunBatch(executor::Executor& executor, const executor::TaskSpec& spec,
               int count) {
-  std::atomic<int> remaining{count};
-  absl::Notification done;
+  Countdown countdown(count);
   for (int i = 0; i < count; ++i) {
     absl::StatusOr<executor::TaskSnapshot> task =
-        executor.Submit(spec, [&](const executor::TaskSnapshot&) {
-          if (remaining.fetch_sub(1) == 1) done.Notify();
-        });
+        executor.Submit(spec, &countdown, static_cast<uint64_t>(i));
     if (!task.ok()) {
       std::fprintf(stderr, "submit: %s\n", task.status().ToString().c_str());
       std::abort();
     }
   }
-  done.WaitForNotification();
+  countdown.Wait();
 }
 
 }  // namespace remex::benchmarks

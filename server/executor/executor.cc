@@ -110,10 +110,11 @@ Executor::~Executor() {
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec,
-                                              DoneCallback on_done) {
+                                              DoneListener* listener,
+                                              uint64_t tag) {
   const Pool* pool = nullptr;
   absl::StatusOr<TaskSnapshot> task =
-      Accept(std::move(spec), std::move(on_done), pool);
+      Accept(std::move(spec), listener, tag, pool);
   if (!task.ok() && options_.observer != nullptr) {
     options_.observer->OnRejected(pool == nullptr ? "" : pool->config().name,
                                   RejectReasonOf(task.status()));
@@ -122,7 +123,8 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec,
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
-                                              DoneCallback on_done,
+                                              DoneListener* listener,
+                                              uint64_t tag,
                                               const Pool*& resolved_pool) {
   const FunctionSpec* function = registry_.Find(spec.function);
   if (function == nullptr) {
@@ -147,20 +149,34 @@ absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
       it != series_.end()) {
     task->series = it->second.get();
   }
+  if (listener != nullptr) task->SetDoneListener(listener, tag);
   table_.Insert(task);
   active_tasks_.fetch_add(1, std::memory_order_relaxed);
   TaskSnapshot snapshot = task->Snapshot();
-  if (on_done) task->AddDoneCallback(std::move(on_done));
   // Armed before the task can start, so that starting disarms it.
   ArmQueueTimeout(task);
   if (absl::Status status = pool->Enqueue(task); !status.ok()) {
-    DisarmTimer(task->queue_timer);
-    table_.Erase(task->id());
-    active_tasks_.fetch_sub(1, std::memory_order_relaxed);
-    return status;
+    return Refuse(task, std::move(status));
   }
   if (task->series != nullptr) task->series->OnSubmitted();
   return snapshot;
+}
+
+absl::StatusOr<TaskSnapshot> Executor::Refuse(const std::shared_ptr<Task>& task,
+                                              absl::Status status) {
+  DisarmTimer(task->timer);
+  // Ended here, so that nobody else can end it too. Only a List can have
+  // shown it meanwhile; if a Cancel of that id ended it first, it was
+  // counted and reported as any other task: it stays, accepted and ended.
+  std::optional<Task::Completion> refused = task->Finish(
+      TaskState::kCancelled,
+      ErrorOutcome(status.code(), std::string(status.message())), absl::Now());
+  if (!refused.has_value()) return task->Snapshot();
+  table_.Erase(task->id());
+  active_tasks_.fetch_sub(1, std::memory_order_relaxed);
+  refused->listener = nullptr;  // the submitter learns it from `status`
+  refused->RunCallbacks();      // watchers that found it by List
+  return status;
 }
 
 absl::StatusOr<Pool*> Executor::ResolvePool(
@@ -210,19 +226,17 @@ const std::string& Executor::DefaultPoolOf(const FunctionSpec& function) const {
 void Executor::ArmQueueTimeout(const std::shared_ptr<Task>& task) {
   const absl::Duration timeout = task->spec().queue_timeout;
   if (timeout == absl::InfiniteDuration()) return;
-  task->queue_timer =
-      ArmTimeout(task, timeout, TaskState::kQueued, /*attempt=*/0,
-                 absl::StrCat("queue_timeout: not started within ",
-                              absl::FormatDuration(timeout)));
+  task->timer = ArmTimeout(task, timeout, TaskState::kQueued, /*attempt=*/0,
+                           absl::StrCat("queue_timeout: not started within ",
+                                        absl::FormatDuration(timeout)));
 }
 
 void Executor::ArmRunTimeout(const std::shared_ptr<Task>& task) {
   const absl::Duration timeout = task->spec().run_timeout;
   if (timeout == absl::InfiniteDuration()) return;
-  task->run_timer =
-      ArmTimeout(task, timeout, TaskState::kRunning, task->attempt(),
-                 absl::StrCat("run_timeout: still running after ",
-                              absl::FormatDuration(timeout)));
+  task->timer = ArmTimeout(task, timeout, TaskState::kRunning, task->attempt(),
+                           absl::StrCat("run_timeout: still running after ",
+                                        absl::FormatDuration(timeout)));
 }
 
 TimerQueue::TimerId Executor::ArmTimeout(const std::shared_ptr<Task>& task,
@@ -264,7 +278,7 @@ bool Executor::BeginRun(const std::shared_ptr<Task>& task) {
   if (task->series != nullptr && task->attempt() == 1) {
     task->series->OnStarted(started - task->created_at());
   }
-  DisarmTimer(task->queue_timer);
+  DisarmTimer(task->timer);
   ArmRunTimeout(task);
   return true;
 }
@@ -279,7 +293,7 @@ bool Executor::RetryRun(const std::shared_ptr<Task>& task, int32_t attempt) {
   if (attempt >= task->spec().max_attempts) return false;
   if (!task->Requeue(attempt)) return false;
   // A timer that escapes this finds the task QUEUED and does nothing.
-  DisarmTimer(task->run_timer);
+  DisarmTimer(task->timer);
   return true;
 }
 
@@ -294,8 +308,7 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   if (completion->previous_state == TaskState::kQueued) {
     pools_.at(task->spec().pool)->RemoveQueued(*task);
   }
-  DisarmTimer(task->queue_timer);
-  DisarmTimer(task->run_timer);
+  DisarmTimer(task->timer);
   const absl::Duration ttl = task->spec().ttl > absl::ZeroDuration()
                                  ? task->spec().ttl
                                  : options_.default_ttl;

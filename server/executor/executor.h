@@ -86,11 +86,12 @@ class Executor : private TaskRunner {
   // Accepts a task: NOT_FOUND for an unknown function, INVALID_ARGUMENT for
   // bad args, an unknown pool or a bad option, RESOURCE_EXHAUSTED when the
   // pool's queue is full, UNAVAILABLE while draining. If the task is
-  // accepted, `on_done` (if set) is its first done callback: registered
+  // accepted, `listener` (if set) is told of its end under `tag`: it is set
   // before the task can start, so it needs no lookup and cannot miss the
-  // end.
+  // end. If it is refused, `listener` is not told.
   absl::StatusOr<TaskSnapshot> Submit(TaskSpec spec,
-                                      DoneCallback on_done = nullptr);
+                                      DoneListener* listener = nullptr,
+                                      uint64_t tag = 0);
 
   // NOT_FOUND for an unknown (or forgotten) id.
   absl::StatusOr<TaskSnapshot> Get(const std::string& id) const;
@@ -105,7 +106,8 @@ class Executor : private TaskRunner {
   ListPage List(const ListQuery& query) const;
 
   // Runs `callback` with the terminal snapshot once the task ends (at once,
-  // on this thread, if it has). NOT_FOUND for an unknown id.
+  // on this thread, if it has): exactly once, unless this fails. NOT_FOUND
+  // for an unknown id; then `callback` is dropped, not run.
   absl::Status OnDone(const std::string& id, DoneCallback callback);
 
   const FunctionRegistry& functions() const { return registry_; }
@@ -131,8 +133,11 @@ class Executor : private TaskRunner {
   // Asks the observer for the series of every (pool, function) pair.
   void AddObserverSeries();
   // Submit, less the report of a refusal; sets `pool` once it is resolved.
-  absl::StatusOr<TaskSnapshot> Accept(TaskSpec spec, DoneCallback on_done,
-                                      const Pool*& pool);
+  absl::StatusOr<TaskSnapshot> Accept(TaskSpec spec, DoneListener* listener,
+                                      uint64_t tag, const Pool*& pool);
+  // Undoes the acceptance of `task`, which its pool refused with `status`.
+  absl::StatusOr<TaskSnapshot> Refuse(const std::shared_ptr<Task>& task,
+                                      absl::Status status);
 
   // TaskRunner: called by the pools.
   void Run(const std::shared_ptr<Task>& task) override;

@@ -6,6 +6,13 @@
 
 namespace remex::executor {
 
+#if defined(__x86_64__) && defined(__GLIBCXX__)
+// The retention target (<= 512 bytes per kept task, BENCHMARKS.md): with
+// make_shared's control block a Task fills one 432-byte glibc chunk. A field
+// that grows it needs a field that shrinks it.
+static_assert(sizeof(Task) <= 408, "a kept task would take a larger chunk");
+#endif
+
 absl::string_view TaskStateName(TaskState state) {
   switch (state) {
     case TaskState::kQueued:
@@ -112,8 +119,12 @@ std::optional<Task::Completion> Task::Finish(
     completion.started_at = FromNanos(started_at_);
     completion.finished_at = now;
     outcome_ = std::move(outcome);
+    completion.listener = std::exchange(listener_, nullptr);
+    completion.listener_tag = listener_tag_;
     completion.callbacks.swap(done_callbacks_);
-    if (!completion.callbacks.empty()) completion.snapshot = SnapshotLocked();
+    if (completion.listener != nullptr || !completion.callbacks.empty()) {
+      completion.snapshot = SnapshotLocked();
+    }
   }
   completion.callbacks.reverse();  // oldest first
   token_.Cancel();
@@ -121,6 +132,7 @@ std::optional<Task::Completion> Task::Finish(
 }
 
 void Task::Completion::RunCallbacks() const {
+  if (listener != nullptr) listener->OnTaskDone(listener_tag, snapshot);
   for (const DoneCallback& callback : callbacks) callback(snapshot);
 }
 
@@ -145,6 +157,12 @@ void Task::AddDoneCallback(DoneCallback callback) {
     snapshot = SnapshotLocked();
   }
   callback(snapshot);
+}
+
+void Task::SetDoneListener(DoneListener* listener, uint64_t tag) {
+  absl::MutexLock lock(&mu_);
+  listener_ = listener;
+  listener_tag_ = tag;
 }
 
 TaskState Task::state() const {

@@ -63,11 +63,12 @@ struct TaskSpec {
   std::string pool;
   // Higher runs first; FIFO within a priority.
   int32_t priority = 0;
+  // Runs allowed when a worker dies (process pools). Next to `priority`:
+  // two int32s share 8 bytes, and a kept task holds its spec.
+  int32_t max_attempts = 1;
   // Infinite: no limit.
   absl::Duration queue_timeout = absl::InfiniteDuration();
   absl::Duration run_timeout = absl::InfiniteDuration();
-  // Runs allowed when a worker dies (process pools).
-  int32_t max_attempts = 1;
   std::map<std::string, std::string> labels;
   // Zero: the server's default retention.
   absl::Duration ttl = absl::ZeroDuration();
@@ -112,6 +113,19 @@ struct TaskSnapshot {
 // Called once, with the terminal snapshot, when a task ends.
 using DoneCallback = std::function<void(const TaskSnapshot&)>;
 
+// Told when tasks end, without an allocation per task: one listener serves
+// many tasks and tells them apart by the tag it gave each (see
+// Executor::Submit). A task holds its listener by a plain pointer until it
+// calls OnTaskDone, exactly once, on the thread that ends the task, outside
+// the task's lock; it must not block. The listener must outlive that call.
+class DoneListener {
+ public:
+  virtual void OnTaskDone(uint64_t tag, const TaskSnapshot& task) = 0;
+
+ protected:
+  ~DoneListener() = default;
+};
+
 // One submitted task. The state machine lives here: exactly one transition
 // into a terminal state ever succeeds, whoever races for it (worker, cancel,
 // timer, shutdown).
@@ -153,10 +167,13 @@ class Task : public std::enable_shared_from_this<Task> {
     // When the task last started (InfinitePast if it never did) and ended.
     absl::Time started_at = absl::InfinitePast();
     absl::Time finished_at = absl::InfinitePast();
-    // Filled only when there are callbacks.
+    // Filled only when there is someone to tell.
     TaskSnapshot snapshot;
+    DoneListener* listener = nullptr;
+    uint64_t listener_tag = 0;
     // In the order they were added.
     std::forward_list<DoneCallback> callbacks;
+    // Tells the listener, then the callbacks.
     void RunCallbacks() const;
   };
 
@@ -182,6 +199,10 @@ class Task : public std::enable_shared_from_this<Task> {
   // already is.
   void AddDoneCallback(DoneCallback callback);
 
+  // Sets the task's one listener, told before any callback. REQUIRES: the
+  // task is not shared yet.
+  void SetDoneListener(DoneListener* listener, uint64_t tag);
+
   TaskState state() const;
   int32_t attempt() const;
   TaskSnapshot Snapshot() const;
@@ -189,11 +210,12 @@ class Task : public std::enable_shared_from_this<Task> {
   // Where the task sits in its pool's queue; set by the pool under its own
   // lock, read only by that pool.
   uint64_t queue_sequence = 0;
-  // Ids of the timers armed for the task (0: none): the executor swaps them
-  // to 0 and cancels them when the task starts or ends. A timer that escapes
-  // (fires in a race) finds its only_from condition false and does nothing.
-  std::atomic<uint64_t> queue_timer{0};
-  std::atomic<uint64_t> run_timer{0};
+  // Id of the timer armed for the task (0: none): its queue_timeout while it
+  // is queued, its run_timeout while it runs (one slot for both, 8 bytes
+  // less per kept task). The executor swaps it to 0 and cancels the timer
+  // when the task starts, is requeued or ends. A timer that escapes (fires
+  // in a race) finds its only_from condition false and does nothing.
+  std::atomic<uint64_t> timer{0};
   // Where the executor reports the task's events (see TaskObserver); null:
   // nowhere. Set before the task is shared, then only read.
   TaskSeries* series = nullptr;
@@ -227,7 +249,11 @@ class Task : public std::enable_shared_from_this<Task> {
   int64_t started_at_ ABSL_GUARDED_BY(mu_) = kNever;
   int64_t finished_at_ ABSL_GUARDED_BY(mu_) = kNever;
   std::shared_ptr<const TaskOutcome> outcome_ ABSL_GUARDED_BY(mu_);
-  // Newest first (a list head is one pointer; most tasks have none or one).
+  // Inline, not in the list: a session's submits each have a listener, and
+  // a list node would be an allocation per task.
+  DoneListener* listener_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t listener_tag_ ABSL_GUARDED_BY(mu_) = 0;
+  // Newest first (a list head is one pointer; most tasks have none).
   std::forward_list<DoneCallback> done_callbacks_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -22,7 +22,27 @@ constexpr size_t kTaskOverheadBytes = 128;
 
 }  // namespace
 
-void SessionRegistry::Add(const std::shared_ptr<SessionLink>& link) {
+void SessionLink::OnTaskDone(uint64_t seq, const executor::TaskSnapshot& task) {
+  SessionCall* writer = nullptr;
+  {
+    absl::MutexLock lock(&mu);
+    if (call != nullptr && call->AddEndLocked(seq, task)) writer = call;
+  }
+  // This thread sends the end itself: no wake-up of the poller. The call
+  // cannot go while it holds the write.
+  if (writer != nullptr) writer->Flush();
+  Unref();
+}
+
+executor::DoneCallback SessionLink::ReportTo(uint64_t seq) {
+  Ref();
+  return [this, seq](const executor::TaskSnapshot& task) {
+    OnTaskDone(seq, task);
+  };
+}
+
+void SessionRegistry::Add(SessionLink* link) {
+  link->Ref();
   absl::MutexLock lock(&mu_);
   if (closed_) {
     absl::MutexLock link_lock(&link->mu);
@@ -31,15 +51,18 @@ void SessionRegistry::Add(const std::shared_ptr<SessionLink>& link) {
   links_.insert(link);
 }
 
-void SessionRegistry::Remove(const std::shared_ptr<SessionLink>& link) {
-  absl::MutexLock lock(&mu_);
-  links_.erase(link);
+void SessionRegistry::Remove(SessionLink* link) {
+  {
+    absl::MutexLock lock(&mu_);
+    links_.erase(link);
+  }
+  link->Unref();
 }
 
 void SessionRegistry::CloseAll() {
   absl::MutexLock lock(&mu_);
   closed_ = true;
-  for (const std::shared_ptr<SessionLink>& link : links_) {
+  for (SessionLink* link : links_) {
     absl::MutexLock link_lock(&link->mu);
     if (link->call != nullptr) link->call->CloseLocked();
   }
@@ -52,7 +75,6 @@ int64_t SessionRegistry::open_sessions() const {
 
 void SessionCall::Spawn(const CallEnv& env) {
   SessionCall* call = new SessionCall(env);
-  call->link_ = std::make_shared<SessionLink>();
   // Must precede the request; its tag comes back only if a call is matched.
   call->context_.AsyncNotifyWhenDone(&call->done_tag_);
   call->pending_ = 1;
@@ -169,9 +191,11 @@ void SessionCall::Submit(const v1::SessionSubmit& submit) {
   if (!spec.ok()) return Answer(submit.seq(), std::string(), spec.status());
   // Counted first: the task may end before Submit returns.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
+  link_->Ref();  // the task's, dropped by OnTaskDone
   absl::StatusOr<executor::TaskSnapshot> task =
-      env_.executor->Submit(*std::move(spec), ReportTo(submit.seq()));
-  if (!task.ok()) {
+      env_.executor->Submit(*std::move(spec), link_, submit.seq());
+  if (!task.ok()) {  // the link is not told
+    link_->Unref();
     open_tasks_.fetch_sub(1, std::memory_order_relaxed);
     return Answer(submit.seq(), std::string(), task.status());
   }
@@ -185,8 +209,9 @@ void SessionCall::Watch(const v1::SessionWatch& watch) {
   // Counted first: the callback runs at once if the task has ended.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
   absl::Status status =
-      env_.executor->OnDone(watch.id(), ReportTo(watch.seq()));
-  if (!status.ok()) {
+      env_.executor->OnDone(watch.id(), link_->ReportTo(watch.seq()));
+  if (!status.ok()) {  // the callback was dropped, not run
+    link_->Unref();
     open_tasks_.fetch_sub(1, std::memory_order_relaxed);
     return Answer(watch.seq(), std::string(), std::move(status));
   }
@@ -209,19 +234,6 @@ absl::Status SessionCall::ReserveSlot() const {
   return absl::ResourceExhaustedError(
       absl::StrCat("the session already follows ", open,
                    " unfinished tasks (its window); wait for some to end"));
-}
-
-executor::DoneCallback SessionCall::ReportTo(uint64_t seq) const {
-  return [link = link_, seq](const executor::TaskSnapshot& task) {
-    SessionCall* writer = nullptr;
-    {
-      absl::MutexLock lock(&link->mu);
-      SessionCall* call = link->call;
-      if (call != nullptr && call->AddEndLocked(seq, task)) writer = call;
-    }
-    // This thread sends the end itself: no wake-up of the poller.
-    if (writer != nullptr) writer->Flush();
-  };
 }
 
 bool SessionCall::AddEndLocked(uint64_t seq,

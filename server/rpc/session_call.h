@@ -18,20 +18,47 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "server/executor/task.h"
 #include "server/rpc/call.h"
 
 namespace remex::rpc {
 
 class SessionCall;
 
-// Links a session call to what may outlive it: the done callbacks of its
-// tasks and the registry. Its mutex guards the call's shared state (see
-// SessionCall); `call` is cleared, under it, before the call is deleted.
+// Links a session call to what may outlive it: its tasks, which report
+// their ends to it, and the registry. Its mutex guards the call's shared
+// state (see SessionCall); `call` is cleared, under it, before the call is
+// deleted.
 //
-// Thread-safe. Shared.
-struct SessionLink {
+// Thread-safe. Reference-counted, because a task holds its listener by a
+// plain pointer (a shared_ptr per task would cost an allocation per task):
+// one reference is the call's, one the registry's while it lists the link,
+// one per task or watch whose end is awaited. The last Unref deletes it.
+class SessionLink final : public executor::DoneListener {
+ public:
+  SessionLink() = default;  // one reference, the creator's
+  SessionLink(const SessionLink&) = delete;
+  SessionLink& operator=(const SessionLink&) = delete;
+
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  // Reports the end of the task under `seq` to the call, if it is still
+  // there, then drops the task's reference.
+  void OnTaskDone(uint64_t seq, const executor::TaskSnapshot& task) override;
+  // A done callback that does the same, for Executor::OnDone; takes the
+  // reference it drops. Stored without an allocation (two plain words).
+  executor::DoneCallback ReportTo(uint64_t seq);
+
   absl::Mutex mu;
   SessionCall* call ABSL_GUARDED_BY(mu) = nullptr;
+
+ private:
+  ~SessionLink() = default;
+
+  std::atomic<int32_t> refs_{1};
 };
 
 // The open sessions of one server, so that shutdown can end them.
@@ -44,8 +71,9 @@ class SessionRegistry {
 
   int64_t window() const { return window_; }
   // Registers a session; after CloseAll it is closed at once.
-  void Add(const std::shared_ptr<SessionLink>& link);
-  void Remove(const std::shared_ptr<SessionLink>& link);
+  // The registry holds a reference while it lists the link.
+  void Add(SessionLink* link);
+  void Remove(SessionLink* link);
   // Closes every open and every later session: each ends its stream once
   // its tasks have been reported.
   void CloseAll();
@@ -55,7 +83,7 @@ class SessionRegistry {
   const int64_t window_;
   mutable absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_set<std::shared_ptr<SessionLink>> links_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<SessionLink*> links_ ABSL_GUARDED_BY(mu_);
 };
 
 // A message on an arena of its own that is reset after each use, so that a
@@ -117,6 +145,8 @@ class SessionCall final {
   void CloseLocked();
 
  private:
+  friend class SessionLink;  // reports ends: AddEndLocked, Flush
+
   struct Reply {
     uint64_t seq;
     std::string id;  // accepted if status is OK
@@ -128,7 +158,7 @@ class SessionCall final {
   };
 
   explicit SessionCall(const CallEnv& env) : env_(env) {}
-  ~SessionCall() = default;
+  ~SessionCall() { link_->Unref(); }
 
   void OnRequest(bool ok);
   void OnRead(bool ok);
@@ -143,10 +173,8 @@ class SessionCall final {
   void Answer(uint64_t seq, std::string id, absl::Status status);
   // RESOURCE_EXHAUSTED if the session's window is full.
   absl::Status ReserveSlot() const;
-  // A done callback that reports the task under `seq`.
-  executor::DoneCallback ReportTo(uint64_t seq) const;
-  // From the done callback, with the link's mutex held. Returns whether the
-  // caller must Flush (it got the write).
+  // From SessionLink::OnTaskDone, with the link's mutex held. Returns
+  // whether the caller must Flush (it got the write).
   bool AddEndLocked(uint64_t seq, const executor::TaskSnapshot& task);
   // Makes the caller the writer if no write is in flight and there is
   // something to send. Link mutex held.
@@ -171,7 +199,7 @@ class SessionCall final {
   grpc::ServerContext context_;
   grpc::ServerAsyncReaderWriter<v1::SessionResponse, v1::SessionRequest>
       stream_{&context_};
-  std::shared_ptr<SessionLink> link_;
+  SessionLink* const link_ = new SessionLink;  // one reference, ours
   grpc::Alarm alarm_;  // cancelled to tell the poller that the call closed
   // Submitted or watched, end not yet reported.
   std::atomic<int64_t> open_tasks_{0};

@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -742,6 +743,76 @@ TEST_F(ExecutorTest, OnDoneRunsOnceWithTheTerminalSnapshot) {
   ASSERT_TRUE(executor_->Cancel(id).ok());
   absl::MutexLock lock(&early->mu);
   EXPECT_EQ(early->snapshots.size(), 2u);
+}
+
+// Records what a DoneListener is told, in a log it may share with done
+// callbacks, so that a test sees the order.
+class RecordingListener final : public DoneListener {
+ public:
+  void OnTaskDone(uint64_t tag, const TaskSnapshot& task) override {
+    absl::MutexLock lock(&mu_);
+    told_.push_back(absl::StrCat("listener ", tag, " ",
+                                 TaskStateName(task.state), " ", task.id));
+  }
+  void Log(const std::string& line) {
+    absl::MutexLock lock(&mu_);
+    told_.push_back(line);
+  }
+  std::vector<std::string> told() {
+    absl::MutexLock lock(&mu_);
+    return told_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> told_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(ExecutorTest, ListenerIsToldOnceUnderItsTagBeforeDoneCallbacks) {
+  Start(1);
+  OccupyWorker();
+  RecordingListener listener;
+  absl::StatusOr<TaskSnapshot> runs =
+      executor_->Submit(MakeSpec("record", {{"tag", "a"}}), &listener, 42);
+  absl::StatusOr<TaskSnapshot> cancelled =
+      executor_->Submit(MakeSpec("record", {{"tag", "b"}}), &listener, 7);
+  ASSERT_TRUE(runs.ok() && cancelled.ok());
+  ASSERT_TRUE(executor_
+                  ->OnDone(runs->id,
+                           [&](const TaskSnapshot&) {
+                             listener.Log("callback " + runs->id);
+                           })
+                  .ok());
+  ASSERT_TRUE(executor_->Cancel(cancelled->id).ok());  // ended while queued
+  ReleaseGate();
+  ASSERT_EQ(Await(runs->id).state, TaskState::kSucceeded);
+  // Nothing tells it again.
+  ASSERT_TRUE(executor_->Cancel(runs->id).ok());
+  EXPECT_THAT(
+      listener.told(),
+      ElementsAre("listener 7 CANCELLED " + cancelled->id,
+                  "listener 42 SUCCEEDED " + runs->id, "callback " + runs->id));
+}
+
+TEST_F(ExecutorTest, RefusedSubmitDoesNotTellItsListener) {
+  Start(/*workers=*/1, /*max_queue=*/1);
+  OccupyWorker();
+  RecordingListener listener;
+  absl::StatusOr<TaskSnapshot> queued =
+      executor_->Submit(MakeSpec("record", {{"tag", "a"}}), &listener, 1);
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  absl::StatusOr<TaskSnapshot> refused =
+      executor_->Submit(MakeSpec("record", {{"tag", "b"}}), &listener, 2);
+  EXPECT_THAT(refused.status(), StatusIs(absl::StatusCode::kResourceExhausted));
+  // The refused task left no trace.
+  EXPECT_EQ(executor_->active_tasks(), 2);
+  EXPECT_EQ(executor_->List({}).tasks.size(), 2u);
+  ReleaseGate();
+  EXPECT_EQ(Await(queued->id).state, TaskState::kSucceeded);
+  EXPECT_TRUE(WaitUntil([&] { return executor_->active_tasks() == 0; }));
+  EXPECT_THAT(listener.told(),
+              ElementsAre("listener 1 SUCCEEDED " + queued->id));
+  EXPECT_THAT(recorded(), ElementsAre("a"));
 }
 
 // A done callback (e.g. one that completes a parked Await) sees the executor
