@@ -35,7 +35,6 @@ void SessionLink::OnTaskDone(uint64_t seq, const executor::TaskSnapshot& task) {
 }
 
 executor::DoneCallback SessionLink::ReportTo(uint64_t seq) {
-  Ref();
   return [this, seq](const executor::TaskSnapshot& task) {
     OnTaskDone(seq, task);
   };
@@ -52,11 +51,12 @@ void SessionRegistry::Add(SessionLink* link) {
 }
 
 void SessionRegistry::Remove(SessionLink* link) {
+  bool listed = false;
   {
     absl::MutexLock lock(&mu_);
-    links_.erase(link);
+    listed = links_.erase(link) > 0;
   }
-  link->Unref();
+  if (listed) link->Unref();
 }
 
 void SessionRegistry::CloseAll() {
@@ -208,6 +208,7 @@ void SessionCall::Watch(const v1::SessionWatch& watch) {
   }
   // Counted first: the callback runs at once if the task has ended.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
+  link_->Ref();  // the watch's, dropped by OnTaskDone
   absl::Status status =
       env_.executor->OnDone(watch.id(), link_->ReportTo(watch.seq()));
   if (!status.ok()) {  // the callback was dropped, not run

@@ -48,8 +48,8 @@ class SessionLink final : public executor::DoneListener {
   // Reports the end of the task under `seq` to the call, if it is still
   // there, then drops the task's reference.
   void OnTaskDone(uint64_t seq, const executor::TaskSnapshot& task) override;
-  // A done callback that does the same, for Executor::OnDone; takes the
-  // reference it drops. Stored without an allocation (two plain words).
+  // A done callback that does the same, for Executor::OnDone; the caller
+  // gives it a reference. Stored without an allocation (two plain words).
   executor::DoneCallback ReportTo(uint64_t seq);
 
   absl::Mutex mu;
@@ -71,7 +71,8 @@ class SessionRegistry {
 
   int64_t window() const { return window_; }
   // Registers a session; after CloseAll it is closed at once.
-  // The registry holds a reference while it lists the link.
+  // The registry holds a reference while it lists the link. Removing a
+  // link that was never added (a call that was never matched) does nothing.
   void Add(SessionLink* link);
   void Remove(SessionLink* link);
   // Closes every open and every later session: each ends its stream once
