@@ -20,6 +20,11 @@ constexpr absl::Duration kStartTimeout = absl::Seconds(20);
 constexpr absl::Duration kStopTimeout = absl::Seconds(5);
 constexpr absl::string_view kListeningOn = "listening on ";
 constexpr absl::string_view kMetricsListeningOn = "metrics listening on ";
+// util-linux (essential in Debian): runs the server with a parent-death
+// signal, so that a test killed by ctest's timeout does not leave its
+// server running. The signal comes when the thread that started the server
+// ends: servers are started on the test's own thread.
+constexpr char kSetpriv[] = "/usr/bin/setpriv";
 
 // The address in a line containing `marker` followed by ADDRESS, or "".
 std::string AddressAfter(absl::string_view line, absl::string_view marker) {
@@ -38,8 +43,12 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartBinary(
     std::string binary, std::vector<std::string> extra_args) {
-  std::vector<std::string> argv = {std::move(binary), "--listen", "127.0.0.1:0",
-                                   "--metrics-listen", "127.0.0.1:0"};
+  std::vector<std::string> argv;
+  if (access(kSetpriv, X_OK) == 0) {
+    argv = {kSetpriv, "--pdeathsig", "KILL", "--"};
+  }
+  argv.insert(argv.end(), {std::move(binary), "--listen", "127.0.0.1:0",
+                           "--metrics-listen", "127.0.0.1:0"});
   argv.insert(argv.end(), std::make_move_iterator(extra_args.begin()),
               std::make_move_iterator(extra_args.end()));
   absl::StatusOr<SpawnedProcess> spawned = Spawn(argv);

@@ -20,8 +20,10 @@ namespace remex::testing {
 // `--listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0` (extra args may
 // override either, e.g. `--metrics-listen none`) and a thread that collects its
 // stdout and stderr. The destructor stops the server (SIGTERM, then SIGKILL
-// after 5 s) if Wait() has not reaped it. Thread-safe, except that Wait() and
-// the destructor must not race.
+// after 5 s) if Wait() has not reaped it; if the test dies first, the server
+// gets SIGKILL when the thread that started it ends (setpriv --pdeathsig), so
+// start it on the test's own thread. Thread-safe, except that Wait() and the
+// destructor must not race.
 class ServerProcess {
  public:
   // Starts the server with `extra_args` and waits (at most 20 s) until it
