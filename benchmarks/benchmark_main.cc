@@ -9,7 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
-#include "server/executor/builtin_functions.h"
+#include "server/functions/builtin_functions.h"
 
 namespace remex::benchmarks {
 
@@ -30,7 +30,7 @@ int RunBenchmarks(int argc, char** argv) {
 const executor::FunctionRegistry& BuiltinRegistry() {
   static const executor::FunctionRegistry* registry = [] {
     auto* registry = new executor::FunctionRegistry;
-    (void)executor::RegisterBuiltinFunctions({}, *registry);
+    (void)functions::RegisterBuiltinFunctions({}, *registry);
     return registry;
   }();
   return *registry;

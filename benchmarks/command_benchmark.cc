@@ -13,12 +13,14 @@
 #include "benchmark/benchmark.h"
 #include "benchmarks/benchmark_main.h"
 #include "server/executor/cancellation.h"
-#include "server/executor/command_runner.h"
+#include "server/process/command_runner.h"
 
 extern char** environ;
 
-namespace remex::executor {
+namespace remex::process {
 namespace {
+
+using ::remex::executor::CancellationToken;
 
 // Baseline: start /bin/true and reap it, nothing else.
 void BM_BareSpawnAndWait(benchmark::State& state) {
@@ -59,7 +61,7 @@ void BM_RunCommand(benchmark::State& state) {
 BENCHMARK(BM_RunCommand)->Arg(0)->Arg(64 << 10)->Arg(8 << 20)->UseRealTime();
 
 }  // namespace
-}  // namespace remex::executor
+}  // namespace remex::process
 
 int main(int argc, char** argv) {
   return remex::benchmarks::RunBenchmarks(argc, argv);

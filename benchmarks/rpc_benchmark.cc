@@ -28,7 +28,7 @@
 #include "benchmarks/benchmark_main.h"
 #include "remex/remex.h"
 #include "remex/v1/executor.grpc.pb.h"
-#include "server/executor/builtin_functions.h"
+#include "server/functions/builtin_functions.h"
 #include "server/executor/executor.h"
 #include "server/rpc/rpc_server.h"
 
@@ -46,7 +46,7 @@ class Server {
 
  private:
   Server() {
-    (void)executor::RegisterBuiltinFunctions({}, registry_);
+    (void)functions::RegisterBuiltinFunctions({}, registry_);
     executor::ExecutorOptions options;
     options.pools.push_back({.name = "default", .workers = 2});
     executor_ = *executor::Executor::Create(options, registry_);

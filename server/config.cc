@@ -234,14 +234,14 @@ absl::Status ParseEnv(const YAML::Node& node, absl::string_view where,
   return absl::OkStatus();
 }
 
-absl::StatusOr<executor::CommandFunctionConfig> ParseCommandFunction(
+absl::StatusOr<functions::CommandFunctionConfig> ParseCommandFunction(
     const YAML::Node& node, size_t index) {
   const std::string where = absl::StrCat("functions[", index, "]");
   REMEX_RETURN_IF_ERROR(
       CheckKeys(node, where,
                 {"name", "description", "command", "pool", "run_timeout",
                  "cancel_grace", "env", "working_dir", "max_output_bytes"}));
-  executor::CommandFunctionConfig function;
+  functions::CommandFunctionConfig function;
   if (!node["name"]) return Invalid(where, "needs a name");
   if (!node["command"]) return Invalid(where, "needs a command");
   REMEX_ASSIGN_OR_RETURN(function.name,
@@ -281,7 +281,7 @@ absl::StatusOr<executor::CommandFunctionConfig> ParseCommandFunction(
         PositiveInteger(node["max_output_bytes"], where + ".max_output_bytes"));
   }
   // Checked now, so that a bad command stops the server at start.
-  if (absl::Status status = executor::MakeCommandFunction(function).status();
+  if (absl::Status status = functions::MakeCommandFunction(function).status();
       !status.ok()) {
     return Invalid(where, status.message());
   }
@@ -293,7 +293,7 @@ absl::Status ParseCommandFunctions(const YAML::Node& node,
   if (!node.IsSequence()) return Invalid("functions", "must be a list");
   config.command_functions.clear();
   for (size_t i = 0; i < node.size(); ++i) {
-    REMEX_ASSIGN_OR_RETURN(executor::CommandFunctionConfig function,
+    REMEX_ASSIGN_OR_RETURN(functions::CommandFunctionConfig function,
                            ParseCommandFunction(node[i], i));
     config.command_functions.push_back(std::move(function));
   }

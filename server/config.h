@@ -8,7 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "server/executor/command_function.h"
+#include "server/functions/command_function.h"
 #include "server/executor/executor.h"
 
 namespace remex::server {
@@ -27,7 +27,7 @@ struct ServerConfig {
   // the config's, then those of --plugin.
   std::vector<std::string> plugins;
   // Functions that run an executable (see command_function.h).
-  std::vector<executor::CommandFunctionConfig> command_functions;
+  std::vector<functions::CommandFunctionConfig> command_functions;
 };
 
 // The embedded defaults: a thread pool "default" and a process pool

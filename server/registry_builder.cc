@@ -7,9 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "server/executor/builtin_functions.h"
-#include "server/executor/command_function.h"
-#include "server/plugin_loader.h"
+#include "server/functions/builtin_functions.h"
+#include "server/functions/command_function.h"
+#include "server/plugin/plugin_loader.h"
 
 namespace remex::server {
 namespace {
@@ -39,16 +39,16 @@ absl::Status CheckDefaultPools(const ServerConfig& config,
 absl::Status BuildFunctionRegistry(const ServerConfig& config,
                                    const RegisterFunctions& register_functions,
                                    executor::FunctionRegistry& registry) {
-  REMEX_RETURN_IF_ERROR(executor::RegisterBuiltinFunctions(
+  REMEX_RETURN_IF_ERROR(functions::RegisterBuiltinFunctions(
       {.enable_test_functions = config.enable_test_functions}, registry));
   if (register_functions) REMEX_RETURN_IF_ERROR(register_functions(registry));
   for (const std::string& path : config.plugins) {
-    REMEX_RETURN_IF_ERROR(LoadPlugin(path, registry));
+    REMEX_RETURN_IF_ERROR(plugin::LoadPlugin(path, registry));
   }
-  for (const executor::CommandFunctionConfig& command :
+  for (const functions::CommandFunctionConfig& command :
        config.command_functions) {
     REMEX_ASSIGN_OR_RETURN(executor::FunctionSpec function,
-                           executor::MakeCommandFunction(command));
+                           functions::MakeCommandFunction(command));
     REMEX_RETURN_IF_ERROR(registry.Register(std::move(function)));
   }
   return CheckDefaultPools(config, registry);

@@ -21,7 +21,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/executor/builtin_functions.h"
+#include "server/functions/builtin_functions.h"
 #include "server/executor/function_registry.h"
 #include "tests/executor/executor_test_util.h"
 

@@ -17,7 +17,7 @@
 #include "monitoring/process_collector.h"
 #include "monitoring/stats_collector.h"
 #include "prometheus/text_serializer.h"
-#include "server/executor/builtin_functions.h"
+#include "server/functions/builtin_functions.h"
 #include "server/executor/executor.h"
 #include "tests/executor/executor_test_util.h"
 #include "tests/monitoring/http_get.h"
@@ -67,7 +67,7 @@ std::string Completed(absl::string_view function, absl::string_view state) {
 class TaskMetricsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(executor::RegisterBuiltinFunctions({}, registry_).ok());
+    ASSERT_TRUE(functions::RegisterBuiltinFunctions({}, registry_).ok());
   }
 
   void StartExecutor(std::vector<executor::PoolConfig> pools) {

@@ -24,7 +24,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/executor/builtin_functions.h"
+#include "server/functions/builtin_functions.h"
 #include "server/executor/executor.h"
 #include "server/process/worker.h"
 #include "tests/executor/executor_test_util.h"
@@ -64,7 +64,7 @@ int64_t CountRun(const TaskContext& context) {
 
 // The functions of this binary, in the test and in its workers alike.
 void RegisterTestFunctions(FunctionRegistry& registry) {
-  (void)executor::RegisterBuiltinFunctions({.enable_test_functions = true},
+  (void)functions::RegisterBuiltinFunctions({.enable_test_functions = true},
                                            registry);
   // Kills its worker every time.
   (void)registry.Register({.name = "poison", .body = [](TaskContext& context) {

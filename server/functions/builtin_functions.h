@@ -1,12 +1,12 @@
 // The built-in functions of design.md: echo, sleep, fail, sha256, primes,
 // spin, and (only when asked for) the test functions crash and ignore_cancel.
-#ifndef REMEX_SERVER_EXECUTOR_BUILTIN_FUNCTIONS_H_
-#define REMEX_SERVER_EXECUTOR_BUILTIN_FUNCTIONS_H_
+#ifndef REMEX_SERVER_FUNCTIONS_BUILTIN_FUNCTIONS_H_
+#define REMEX_SERVER_FUNCTIONS_BUILTIN_FUNCTIONS_H_
 
 #include "absl/status/status.h"
 #include "server/executor/function_registry.h"
 
-namespace remex::executor {
+namespace remex::functions {
 
 struct BuiltinOptions {
   // Registers `crash`, which kills the process running it, and
@@ -16,8 +16,8 @@ struct BuiltinOptions {
 };
 
 absl::Status RegisterBuiltinFunctions(const BuiltinOptions& options,
-                                      FunctionRegistry& registry);
+                                      executor::FunctionRegistry& registry);
 
-}  // namespace remex::executor
+}  // namespace remex::functions
 
-#endif  // REMEX_SERVER_EXECUTOR_BUILTIN_FUNCTIONS_H_
+#endif  // REMEX_SERVER_FUNCTIONS_BUILTIN_FUNCTIONS_H_

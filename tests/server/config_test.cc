@@ -270,7 +270,7 @@ functions:
                                                     DefaultConfig());
   ASSERT_TRUE(config.ok()) << config.status();
   ASSERT_EQ(config->command_functions.size(), 1u);
-  const executor::CommandFunctionConfig& upper = config->command_functions[0];
+  const functions::CommandFunctionConfig& upper = config->command_functions[0];
   EXPECT_EQ(upper.name, "upper");
   EXPECT_EQ(upper.description, "capitals");
   EXPECT_EQ(upper.command,

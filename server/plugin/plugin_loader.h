@@ -1,15 +1,15 @@
 // Plugins: shared libraries built against remex/plugin.h, loaded at start.
 // The one place where the plugin API meets the executor's FunctionSpec and
 // TaskContext.
-#ifndef REMEX_SERVER_PLUGIN_LOADER_H_
-#define REMEX_SERVER_PLUGIN_LOADER_H_
+#ifndef REMEX_SERVER_PLUGIN_PLUGIN_LOADER_H_
+#define REMEX_SERVER_PLUGIN_PLUGIN_LOADER_H_
 
 #include <string>
 
 #include "absl/status/status.h"
 #include "server/executor/function_registry.h"
 
-namespace remex::server {
+namespace remex::plugin {
 
 // Loads the shared library at `path` (made absolute against the working
 // directory; never searched for in the library path), checks that it was
@@ -24,6 +24,6 @@ namespace remex::server {
 absl::Status LoadPlugin(const std::string& path,
                         executor::FunctionRegistry& registry);
 
-}  // namespace remex::server
+}  // namespace remex::plugin
 
-#endif  // REMEX_SERVER_PLUGIN_LOADER_H_
+#endif  // REMEX_SERVER_PLUGIN_PLUGIN_LOADER_H_

@@ -1,6 +1,6 @@
 // RunCommand alone (no server): how children end, what is captured, and
 // that a cancel ends them on time, SIGKILL only after the grace.
-#include "server/executor/command_runner.h"
+#include "server/process/command_runner.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -19,8 +19,10 @@
 #include "gtest/gtest.h"
 #include "server/executor/cancellation.h"
 
-namespace remex::executor {
+namespace remex::process {
 namespace {
+
+using ::remex::executor::CancellationToken;
 
 CommandRun Command(std::vector<std::string> argv) {
   return {.argv = std::move(argv), .env = {"PATH=/usr/bin:/bin"}};
@@ -137,4 +139,4 @@ TEST(CommandRunnerTest, CancelKillsAChildIgnoringSigtermAfterTheGrace) {
 }
 
 }  // namespace
-}  // namespace remex::executor
+}  // namespace remex::process

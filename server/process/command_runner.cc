@@ -1,4 +1,4 @@
-#include "server/executor/command_runner.h"
+#include "server/process/command_runner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,10 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 
-namespace remex::executor {
+namespace remex::process {
+
+using ::remex::executor::CancellationToken;
+
 namespace {
 
 // How often a running command checks its cancellation token.
@@ -364,4 +367,4 @@ absl::StatusOr<CommandResult> RunCommand(
   return result;
 }
 
-}  // namespace remex::executor
+}  // namespace remex::process

@@ -1,4 +1,4 @@
-#include "server/executor/builtin_functions.h"
+#include "server/functions/builtin_functions.h"
 
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -15,7 +15,14 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 
-namespace remex::executor {
+namespace remex::functions {
+
+using ::remex::executor::CancellationToken;
+using ::remex::executor::FunctionRegistry;
+using ::remex::executor::FunctionSpec;
+using ::remex::executor::Json;
+using ::remex::executor::TaskContext;
+
 namespace {
 
 constexpr int64_t kMaxMillis = 24 * 3600 * 1000;
@@ -278,4 +285,4 @@ absl::Status RegisterBuiltinFunctions(const BuiltinOptions& options,
   return absl::OkStatus();
 }
 
-}  // namespace remex::executor
+}  // namespace remex::functions

@@ -1,4 +1,4 @@
-#include "server/plugin_loader.h"
+#include "server/plugin/plugin_loader.h"
 
 #include <dlfcn.h>
 
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "remex/plugin.h"
 
-namespace remex::server {
+namespace remex::plugin {
 namespace {
 
 // A plugin's view of a running task, over the executor's TaskContext.
@@ -138,4 +138,4 @@ absl::Status LoadPlugin(const std::string& path,
   return absl::OkStatus();
 }
 
-}  // namespace remex::server
+}  // namespace remex::plugin

@@ -7,8 +7,8 @@
 // `/usr/bin/tr a-z A-Z` with the task's input on its stdin. Each element of
 // the command is one argv element, whatever the args hold (no splitting, no
 // globbing, no quoting to get wrong).
-#ifndef REMEX_SERVER_EXECUTOR_COMMAND_FUNCTION_H_
-#define REMEX_SERVER_EXECUTOR_COMMAND_FUNCTION_H_
+#ifndef REMEX_SERVER_FUNCTIONS_COMMAND_FUNCTION_H_
+#define REMEX_SERVER_FUNCTIONS_COMMAND_FUNCTION_H_
 
 #include <cstdint>
 #include <map>
@@ -19,7 +19,7 @@
 #include "absl/time/time.h"
 #include "server/executor/function_registry.h"
 
-namespace remex::executor {
+namespace remex::functions {
 
 struct CommandFunctionConfig {
   std::string name;
@@ -65,9 +65,9 @@ struct CommandFunctionConfig {
 //     after cancel_grace; the child is always reaped.
 // When the command exits, whatever it left running in its process group is
 // killed.
-absl::StatusOr<FunctionSpec> MakeCommandFunction(
+absl::StatusOr<executor::FunctionSpec> MakeCommandFunction(
     const CommandFunctionConfig& config);
 
-}  // namespace remex::executor
+}  // namespace remex::functions
 
-#endif  // REMEX_SERVER_EXECUTOR_COMMAND_FUNCTION_H_
+#endif  // REMEX_SERVER_FUNCTIONS_COMMAND_FUNCTION_H_

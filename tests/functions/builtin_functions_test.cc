@@ -1,6 +1,6 @@
 // The built-in functions, called directly through their FunctionSpec and
 // through an Executor.
-#include "server/executor/builtin_functions.h"
+#include "server/functions/builtin_functions.h"
 
 #include <memory>
 #include <string>
@@ -17,7 +17,7 @@
 #include "server/executor/function_registry.h"
 #include "tests/executor/executor_test_util.h"
 
-namespace remex::executor {
+namespace remex::functions {
 namespace {
 
 using ::remex::executor::testing::AwaitTerminal;
@@ -352,4 +352,4 @@ TEST_F(BuiltinFunctionsTest, SubmitRefusesBadArgsWithTheFieldName) {
 }
 
 }  // namespace
-}  // namespace remex::executor
+}  // namespace remex::functions

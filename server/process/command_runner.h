@@ -2,8 +2,8 @@
 // fork(), no shell, its own process group, bounded capture of its output,
 // and a cancellation that ends with the child killed and reaped. Plain
 // POSIX; what command functions (command_function.h) run on.
-#ifndef REMEX_SERVER_EXECUTOR_COMMAND_RUNNER_H_
-#define REMEX_SERVER_EXECUTOR_COMMAND_RUNNER_H_
+#ifndef REMEX_SERVER_PROCESS_COMMAND_RUNNER_H_
+#define REMEX_SERVER_PROCESS_COMMAND_RUNNER_H_
 
 #include <cstdint>
 #include <string>
@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include "server/executor/cancellation.h"
 
-namespace remex::executor {
+namespace remex::process {
 
 // One run of a command.
 struct CommandRun {
@@ -51,8 +51,8 @@ struct CommandResult {
 // Reaps only the child it started (never waitpid(-1)). FAILED_PRECONDITION
 // if the command could not be started.
 absl::StatusOr<CommandResult> RunCommand(const CommandRun& run,
-                                         const CancellationToken& cancellation);
+                                         const executor::CancellationToken& cancellation);
 
-}  // namespace remex::executor
+}  // namespace remex::process
 
-#endif  // REMEX_SERVER_EXECUTOR_COMMAND_RUNNER_H_
+#endif  // REMEX_SERVER_PROCESS_COMMAND_RUNNER_H_

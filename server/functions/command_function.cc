@@ -1,4 +1,4 @@
-#include "server/executor/command_function.h"
+#include "server/functions/command_function.h"
 
 #include <string.h>
 #include <sys/stat.h>
@@ -15,9 +15,17 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
-#include "server/executor/command_runner.h"
+#include "server/process/command_runner.h"
 
-namespace remex::executor {
+namespace remex::functions {
+
+using ::remex::executor::FunctionSpec;
+using ::remex::executor::Json;
+using ::remex::executor::TaskContext;
+using ::remex::process::CommandResult;
+using ::remex::process::CommandRun;
+using ::remex::process::RunCommand;
+
 namespace {
 
 constexpr char kDefaultPath[] = "PATH=/usr/local/bin:/usr/bin:/bin";
@@ -329,4 +337,4 @@ absl::StatusOr<FunctionSpec> MakeCommandFunction(
       }};
 }
 
-}  // namespace remex::executor
+}  // namespace remex::functions
