@@ -15,7 +15,7 @@
 set -euo pipefail
 
 readonly BUILD_PACKAGES=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libssl-dev
   libabsl-dev
   libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
@@ -23,6 +23,8 @@ readonly BUILD_PACKAGES=(
 readonly TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
+  # scripts/check-thread-safety.sh: clang's -Wthread-safety.
+  clang
   python3 python3-grpcio python3-grpc-tools python3-protobuf
   python3-pkg-resources
   # tests/helm: the chart renderer, schema checks, yamllint, the image's init.

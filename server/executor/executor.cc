@@ -147,7 +147,7 @@ absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
       std::make_shared<Task>(common::NewTaskId(), std::move(spec), absl::Now());
   if (auto it = series_.find(std::make_pair(pool, function));
       it != series_.end()) {
-    task->series = it->second.get();
+    task->run.series = it->second.get();
   }
   if (listener != nullptr) task->SetDoneListener(listener, tag);
   table_.Insert(task);
@@ -158,13 +158,13 @@ absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
   if (absl::Status status = pool->Enqueue(task); !status.ok()) {
     return Refuse(task, std::move(status));
   }
-  if (task->series != nullptr) task->series->OnSubmitted();
+  if (task->run.series != nullptr) task->run.series->OnSubmitted();
   return snapshot;
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Refuse(const std::shared_ptr<Task>& task,
                                               absl::Status status) {
-  DisarmTimer(task->timer);
+  DisarmTimer(task->run.timer);
   // Ended here, so that nobody else can end it too. Only a List can have
   // shown it meanwhile; if a Cancel of that id ended it first, it was
   // counted and reported as any other task: it stays, accepted and ended.
@@ -226,17 +226,19 @@ const std::string& Executor::DefaultPoolOf(const FunctionSpec& function) const {
 void Executor::ArmQueueTimeout(const std::shared_ptr<Task>& task) {
   const absl::Duration timeout = task->spec().queue_timeout;
   if (timeout == absl::InfiniteDuration()) return;
-  task->timer = ArmTimeout(task, timeout, TaskState::kQueued, /*attempt=*/0,
-                           absl::StrCat("queue_timeout: not started within ",
-                                        absl::FormatDuration(timeout)));
+  task->run.timer =
+      ArmTimeout(task, timeout, TaskState::kQueued, /*attempt=*/0,
+                 absl::StrCat("queue_timeout: not started within ",
+                              absl::FormatDuration(timeout)));
 }
 
 void Executor::ArmRunTimeout(const std::shared_ptr<Task>& task) {
   const absl::Duration timeout = task->spec().run_timeout;
   if (timeout == absl::InfiniteDuration()) return;
-  task->timer = ArmTimeout(task, timeout, TaskState::kRunning, task->attempt(),
-                           absl::StrCat("run_timeout: still running after ",
-                                        absl::FormatDuration(timeout)));
+  task->run.timer =
+      ArmTimeout(task, timeout, TaskState::kRunning, task->attempt(),
+                 absl::StrCat("run_timeout: still running after ",
+                              absl::FormatDuration(timeout)));
 }
 
 TimerQueue::TimerId Executor::ArmTimeout(const std::shared_ptr<Task>& task,
@@ -275,10 +277,10 @@ void Executor::Run(const std::shared_ptr<Task>& task) {
 bool Executor::BeginRun(const std::shared_ptr<Task>& task) {
   const absl::Time started = absl::Now();
   if (!task->MarkRunning(started)) return false;  // ended while queued
-  if (task->series != nullptr && task->attempt() == 1) {
-    task->series->OnStarted(started - task->created_at());
+  if (task->run.series != nullptr && task->attempt() == 1) {
+    task->run.series->OnStarted(started - task->created_at());
   }
-  DisarmTimer(task->timer);
+  DisarmTimer(task->run.timer);
   ArmRunTimeout(task);
   return true;
 }
@@ -293,7 +295,7 @@ bool Executor::RetryRun(const std::shared_ptr<Task>& task, int32_t attempt) {
   if (attempt >= task->spec().max_attempts) return false;
   if (!task->Requeue(attempt)) return false;
   // A timer that escapes this finds the task QUEUED and does nothing.
-  DisarmTimer(task->timer);
+  DisarmTimer(task->run.timer);
   return true;
 }
 
@@ -308,7 +310,7 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   if (completion->previous_state == TaskState::kQueued) {
     pools_.at(task->spec().pool)->RemoveQueued(*task);
   }
-  DisarmTimer(task->timer);
+  DisarmTimer(task->run.timer);
   const absl::Duration ttl = task->spec().ttl > absl::ZeroDuration()
                                  ? task->spec().ttl
                                  : options_.default_ttl;
@@ -321,12 +323,12 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
     idle_cv_.SignalAll();
   }
   // Before the callbacks, so that whoever awaits the task finds it counted.
-  if (task->series != nullptr) {
-    task->series->OnFinished(state,
-                             completion->started_at == absl::InfinitePast()
-                                 ? std::nullopt
-                                 : std::make_optional(completion->finished_at -
-                                                      completion->started_at));
+  if (task->run.series != nullptr) {
+    task->run.series->OnFinished(
+        state, completion->started_at == absl::InfinitePast()
+                   ? std::nullopt
+                   : std::make_optional(completion->finished_at -
+                                        completion->started_at));
   }
   completion->RunCallbacks();
   return true;

@@ -207,27 +207,43 @@ class Task : public std::enable_shared_from_this<Task> {
   int32_t attempt() const;
   TaskSnapshot Snapshot() const;
 
-  // Where the task sits in its pool's queue; set by the pool under its own
-  // lock, read only by that pool.
-  uint64_t queue_sequence = 0;
-  // Id of the timer armed for the task (0: none): its queue_timeout while it
-  // is queued, its run_timeout while it runs (one slot for both, 8 bytes
-  // less per kept task). The executor swaps it to 0 and cancels the timer
-  // when the task starts, is requeued or ends. A timer that escapes (fires
-  // in a race) finds its only_from condition false and does nothing.
-  std::atomic<uint64_t> timer{0};
-  // Where the executor reports the task's events (see TaskObserver); null:
-  // nowhere. Set before the task is shared, then only read.
-  TaskSeries* series = nullptr;
-  // Task table bookkeeping; guarded by the lock of the table shard that
-  // holds the task.
-  int64_t expire_at_nanos = 0;  // Unix time; meaningful while `retained`
-  // As counted in the budget (clamped). 32 bits, so that the flags below
-  // fill what would be padding: every byte of a kept task counts (see the
-  // retention target in BENCHMARKS.md).
-  uint32_t retained_bytes = 0;
-  bool retained = false;
-  bool in_table = false;
+  // Bookkeeping that other parts keep inside the task, so that it costs
+  // them no allocation or map entry per task. Each group belongs to one part,
+  // which alone reads and writes it under its own synchronization (named on
+  // each); the task itself never touches them.
+
+  // The pool's: where the task sits in its queue. Guarded by the lock of the
+  // pool that holds the task (TaskQueue's owner).
+  struct QueueFields {
+    uint64_t sequence = 0;
+  };
+  // The executor's.
+  struct ExecutorFields {
+    // Id of the timer armed for the task (0: none): its queue_timeout while
+    // it is queued, its run_timeout while it runs (one slot for both, 8
+    // bytes less per kept task). Swapped to 0, and the timer cancelled, when
+    // the task starts, is requeued or ends. A timer that escapes (fires in a
+    // race) finds its only_from condition false and does nothing.
+    std::atomic<uint64_t> timer{0};
+    // Where the task's events are reported (see TaskObserver); null:
+    // nowhere. Set before the task is shared, then only read.
+    TaskSeries* series = nullptr;
+  };
+  // The task table's. Guarded by the lock of the table shard that holds the
+  // task.
+  struct TableFields {
+    int64_t expire_at_nanos = 0;  // Unix time; meaningful while `retained`
+    // As counted in the budget (clamped). 32 bits, so that the flags below
+    // fill what would be padding: every byte of a kept task counts (see the
+    // retention target in BENCHMARKS.md).
+    uint32_t retained_bytes = 0;
+    bool retained = false;
+    bool listed = false;  // in the table
+  };
+
+  QueueFields queue;
+  ExecutorFields run;
+  TableFields table;
 
  private:
   TaskSnapshot SnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

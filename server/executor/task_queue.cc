@@ -10,7 +10,7 @@ absl::Status TaskQueue::Push(std::shared_ptr<Task> task, bool over_limit) {
         absl::StrCat("pool '", config_.name, "' queue is full (max_queue ",
                      config_.max_queue, ")"));
   }
-  task->queue_sequence = next_sequence_++;
+  task->queue.sequence = next_sequence_++;
   const QueueKey key = KeyOf(*task);
   queue_.emplace(key, std::move(task));
   return absl::OkStatus();

@@ -41,7 +41,7 @@ class TaskQueue {
   using QueueKey = std::pair<int64_t, uint64_t>;  // (-priority, sequence)
 
   static QueueKey KeyOf(const Task& task) {
-    return {-static_cast<int64_t>(task.spec().priority), task.queue_sequence};
+    return {-static_cast<int64_t>(task.spec().priority), task.queue.sequence};
   }
 
   const PoolConfig& config_;

@@ -17,7 +17,7 @@ void TaskTable::Insert(std::shared_ptr<Task> task) {
   Shard& shard = ShardOf(task->id());
   Task* raw = task.get();
   absl::MutexLock lock(&shard.mu);
-  if (shard.tasks.insert(std::move(task)).second) raw->in_table = true;
+  if (shard.tasks.insert(std::move(task)).second) raw->table.listed = true;
 }
 
 std::shared_ptr<Task> TaskTable::Find(const std::string& id) const {
@@ -39,7 +39,7 @@ std::shared_ptr<Task> TaskTable::EraseLocked(
     Shard& shard, absl::btree_set<std::shared_ptr<Task>, ById>::iterator it) {
   std::shared_ptr<Task> task = *it;
   shard.tasks.erase(it);
-  task->in_table = false;
+  task->table.listed = false;
   UnretainLocked(shard, *task);
   return task;
 }
@@ -50,11 +50,11 @@ void TaskTable::Retain(const std::shared_ptr<Task>& task, absl::Time expire_at,
   {
     Shard& shard = ShardOf(task->id());
     absl::MutexLock lock(&shard.mu);
-    if (!task->in_table || task->retained) return;
-    task->retained = true;
-    task->expire_at_nanos = absl::ToUnixNanos(expire_at);
-    task->retained_bytes = bytes;
-    shard.retention.insert({task->expire_at_nanos, task.get()});
+    if (!task->table.listed || task->table.retained) return;
+    task->table.retained = true;
+    task->table.expire_at_nanos = absl::ToUnixNanos(expire_at);
+    task->table.retained_bytes = bytes;
+    shard.retention.insert({task->table.expire_at_nanos, task.get()});
     shard.first_expiry.store(shard.retention.begin()->first,
                              std::memory_order_relaxed);
     retained_tasks_.fetch_add(1, std::memory_order_relaxed);
@@ -113,15 +113,16 @@ std::shared_ptr<Task> TaskTable::EvictFirst() {
 }
 
 void TaskTable::UnretainLocked(Shard& shard, Task& task) {
-  if (!task.retained) return;
-  shard.retention.erase({task.expire_at_nanos, &task});
+  if (!task.table.retained) return;
+  shard.retention.erase({task.table.expire_at_nanos, &task});
   shard.first_expiry.store(shard.retention.empty()
                                ? std::numeric_limits<int64_t>::max()
                                : shard.retention.begin()->first,
                            std::memory_order_relaxed);
   retained_tasks_.fetch_sub(1, std::memory_order_relaxed);
-  retained_bytes_.fetch_sub(task.retained_bytes, std::memory_order_relaxed);
-  task.retained = false;
+  retained_bytes_.fetch_sub(task.table.retained_bytes,
+                            std::memory_order_relaxed);
+  task.table.retained = false;
 }
 
 bool TaskTable::OverBudget() const {

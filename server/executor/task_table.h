@@ -92,7 +92,7 @@ class TaskTable {
       return IdOf(a) < IdOf(b);
     }
   };
-  // (Task::expire_at_nanos, task): a finished task of the shard.
+  // (Task::table.expire_at_nanos, task): a finished task of the shard.
   using RetentionKey = std::pair<int64_t, Task*>;
   struct Shard {
     mutable absl::Mutex mu;
