@@ -91,9 +91,16 @@ absl::StatusOr<bool> FutureState::Cancel() {
 }
 
 v1::Task FutureState::Snapshot() const {
-  absl::MutexLock lock(&mu_);
-  v1::Task task = task_;
-  if (task.id().empty() && slot_ != nullptr) task.set_id(slot_->id());
+  v1::Task task;
+  {
+    absl::MutexLock lock(&mu_);
+    task = task_;
+  }
+  // A session submit's id exists (and may be read) once it is accepted. A
+  // terminal snapshot has its id, so a waited-on future never asks.
+  if (task.id().empty() && slot_ != nullptr && slot_->accepted()) {
+    task.set_id(slot_->id());
+  }
   return task;
 }
 
