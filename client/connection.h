@@ -12,7 +12,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "client/task_transport.h"
 #include "remex/v1/executor.grpc.pb.h"
 
 namespace remex::client {
@@ -22,7 +21,7 @@ inline constexpr absl::Duration kMaxAwaitSlice = absl::Seconds(30);
 
 // Thread-safe: the channel and stub may be used from any number of threads.
 // Owns its stub and shares the channel.
-class Connection : public TaskTransport {
+class Connection {
  public:
   // `rpc_timeout` is the deadline of every call that does not wait for a
   // task; an Await gets its timeout plus `rpc_timeout`.
@@ -30,12 +29,13 @@ class Connection : public TaskTransport {
              absl::Duration rpc_timeout);
 
   absl::StatusOr<v1::Task> Submit(const v1::SubmitRequest& request);
-  // Bounded RPCs of at most kMaxAwaitSlice each, until the task is terminal
-  // or `timeout` passed.
-  absl::StatusOr<v1::Task> Await(const std::string& id,
-                                 absl::Duration timeout) override;
-  absl::StatusOr<v1::Task> Get(const std::string& id) override;
-  absl::StatusOr<v1::Task> Cancel(const std::string& id) override;
+  // Returns the task once it is terminal, or as it stands when `timeout`
+  // passes (absl::InfiniteDuration(): no limit; zero or less: one Get).
+  // Made of bounded RPCs of at most kMaxAwaitSlice each.
+  absl::StatusOr<v1::Task> Await(const std::string& id, absl::Duration timeout);
+  absl::StatusOr<v1::Task> Get(const std::string& id);
+  // Returns the task after the cancel took effect or was refused.
+  absl::StatusOr<v1::Task> Cancel(const std::string& id);
   absl::Status Delete(const std::string& id);
   absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request);
   absl::StatusOr<v1::ListFunctionsResponse> ListFunctions();

@@ -1,5 +1,6 @@
 #include "client/session.h"
 
+#include <cassert>
 #include <ctime>
 #include <deque>
 #include <utility>
@@ -8,12 +9,15 @@
 #include "absl/strings/str_cat.h"
 #include "client/channel.h"
 #include "common/grpc_status.h"
+#include "common/task_error.h"
 
 namespace remex::client {
 
 absl::Status TaskSlot::WaitAccepted(absl::Time deadline) {
   absl::MutexLock lock(&session_->mu_);
-  if (!session_->AwaitLocked([this] { return answered_; }, deadline)) {
+  if (!session_->AwaitLocked([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                                 session_->mu_) { return answered_; },
+                             deadline)) {
     return absl::DeadlineExceededError("no answer from the server in time");
   }
   return accepted_ ? absl::OkStatus() : status_;
@@ -21,7 +25,9 @@ absl::Status TaskSlot::WaitAccepted(absl::Time deadline) {
 
 bool TaskSlot::WaitSettled(absl::Time deadline) {
   absl::MutexLock lock(&session_->mu_);
-  return session_->AwaitLocked([this] { return settled_; }, deadline);
+  return session_->AwaitLocked([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                                   session_->mu_) { return settled_; },
+                               deadline);
 }
 
 absl::StatusOr<v1::Task> TaskSlot::Take() {
@@ -98,28 +104,43 @@ gpr_timespec ToGprTime(absl::Time deadline) {
 
 }  // namespace
 
-// One Session stream. Fields marked mu_ are guarded by Session::mu_; the
-// others belong to whoever holds the write (sending) or to the thread that
-// polls the queue.
+// One Session stream. Its bookkeeping is guarded by the session's mutex;
+// the other fields belong to whoever holds the write (sending) or to the
+// thread that polls the queue.
 class Session::Stream {
  public:
+  explicit Stream(Session* owner) : session(owner) {}
+
+  // Tells the analysis that the caller's lock of `owner` (which made this
+  // stream) is this stream's guard, which it cannot see through `session`.
+  void HeldBy(const Session& owner) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(owner.mu_)
+          ABSL_ASSERT_EXCLUSIVE_LOCK(session->mu_) {
+    assert(&owner == session);
+  }
+
+  Session* const session;
   grpc::ClientContext context;
   std::unique_ptr<
       grpc::ClientAsyncReaderWriter<v1::SessionRequest, v1::SessionResponse>>
       rw;
-  // mu_: items not yet written, and the slots waiting on this stream.
-  // Items go into `batch` until it holds about kMaxBatchBytes; it then
-  // waits, full, in `full` (oldest first) and a new batch starts.
-  v1::SessionRequest batch;
-  size_t batch_bytes = 0;
-  std::deque<v1::SessionRequest> full;
-  absl::flat_hash_map<uint64_t, std::shared_ptr<TaskSlot>> slots;
-  absl::flat_hash_map<uint64_t, std::shared_ptr<TaskSlot>> cancels;
-  uint64_t next_seq = 0;
-  int unanswered = 0;  // submits and watches without accepted/failed
-  bool writing = false;
-  bool retired = false;
-  int pending = 0;  // operations not yet returned
+  // Items not yet written, and the slots waiting on this stream. Items go
+  // into `batch` until it holds about kMaxBatchBytes; it then waits, full,
+  // in `full` (oldest first) and a new batch starts.
+  v1::SessionRequest batch ABSL_GUARDED_BY(session->mu_);
+  size_t batch_bytes ABSL_GUARDED_BY(session->mu_) = 0;
+  std::deque<v1::SessionRequest> full ABSL_GUARDED_BY(session->mu_);
+  absl::flat_hash_map<uint64_t, std::shared_ptr<TaskSlot>> slots
+      ABSL_GUARDED_BY(session->mu_);
+  absl::flat_hash_map<uint64_t, std::shared_ptr<TaskSlot>> cancels
+      ABSL_GUARDED_BY(session->mu_);
+  uint64_t next_seq ABSL_GUARDED_BY(session->mu_) = 0;
+  // Submits and watches without accepted/failed.
+  int unanswered ABSL_GUARDED_BY(session->mu_) = 0;
+  bool writing ABSL_GUARDED_BY(session->mu_) = false;
+  bool retired ABSL_GUARDED_BY(session->mu_) = false;
+  // Operations not yet returned.
+  int pending ABSL_GUARDED_BY(session->mu_) = 0;
   // The holder of the write.
   v1::SessionRequest sending;
   // The polling thread.
@@ -143,7 +164,10 @@ Session::~Session() {
     absl::MutexLock lock(&mu_);
     closing_ = true;
     stream = current_;
-    if (stream != nullptr) ++stream->pending;  // kept alive for TryCancel
+    if (stream != nullptr) {
+      stream->HeldBy(*this);
+      ++stream->pending;  // kept alive for TryCancel
+    }
   }
   wake_.Set(&cq_, gpr_now(GPR_CLOCK_MONOTONIC), WakeOp());
   background_.join();
@@ -155,7 +179,7 @@ Session::~Session() {
     absl::MutexLock lock(&mu_);
     leader_ = true;
     LeadLocked([this]()
-                   ABSL_NO_THREAD_SAFETY_ANALYSIS { return streams_ == 0; },
+                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_ == 0; },
                absl::InfiniteFuture());
   }
   cq_.Shutdown();
@@ -181,8 +205,9 @@ bool Session::WaitAnySettled(absl::Span<TaskSlot* const> slots,
                              absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   return AwaitLocked(
-      [slots]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      [this, slots]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         for (const TaskSlot* slot : slots) {
+          slot->HeldBy(*this);
           if (slot->settled_) return true;
         }
         return false;
@@ -198,12 +223,14 @@ std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
   bool write = false;
   {
     absl::MutexLock lock(&mu_);
+    slot->HeldBy(*this);
     if (kind != Kind::kCancel) {
       // Flow control: wait for answers while the window is full.
       AwaitLocked(
-          [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return closing_ || current_ == nullptr ||
-                   current_->unanswered < window_;
+          [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            if (closing_ || current_ == nullptr) return true;
+            current_->HeldBy(*this);
+            return current_->unanswered < window_;
           },
           absl::InfiniteFuture());
     }
@@ -221,12 +248,13 @@ std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
       return slot;
     }
     if (current_ == nullptr) {
-      current_ = new Stream;
+      current_ = new Stream(this);
       ++streams_;
-      current_->pending = 2;  // the start and the first read
       open = true;
     }
     stream = current_;
+    stream->HeldBy(*this);
+    if (open) stream->pending = 2;  // the start and the first read
     v1::SessionRequest& batch = BatchForLocked(stream, item_bytes);
     const uint64_t seq = ++stream->next_seq;
     switch (kind) {
@@ -277,7 +305,7 @@ std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
 
 bool Session::AwaitLocked(absl::FunctionRef<bool()> reached,
                           absl::Time deadline) {
-  auto reached_or_no_leader = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto reached_or_no_leader = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return reached() || !leader_;
   };
   for (;;) {
@@ -315,6 +343,7 @@ void Session::LeadLocked(absl::FunctionRef<bool()> reached,
 }
 
 v1::SessionRequest& Session::BatchForLocked(Stream* stream, size_t item_bytes) {
+  stream->HeldBy(*this);
   if (stream->batch_bytes > 0 &&
       stream->batch_bytes + item_bytes > kMaxBatchBytes) {
     stream->full.emplace_back().Swap(&stream->batch);
@@ -325,6 +354,7 @@ v1::SessionRequest& Session::BatchForLocked(Stream* stream, size_t item_bytes) {
 }
 
 bool Session::TakeBatchLocked(Stream* stream) {
+  stream->HeldBy(*this);
   if (!stream->full.empty()) {
     stream->sending.Swap(&stream->full.front());
     stream->full.pop_front();
@@ -337,24 +367,24 @@ bool Session::TakeBatchLocked(Stream* stream) {
 }
 
 bool Session::NeedsBackgroundPollLocked() const {
-  return current_ != nullptr && current_->writing &&
+  if (current_ == nullptr) return false;
+  current_->HeldBy(*this);
+  return current_->writing &&
          (!current_->full.empty() || !IsEmpty(current_->batch));
 }
 
 void Session::PollInBackground() {
   absl::MutexLock lock(&mu_);
-  auto has_work = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return closing_ || (!leader_ && NeedsBackgroundPollLocked());
   };
   for (;;) {
     mu_.Await(absl::Condition(&has_work));
     if (closing_) return;
     leader_ = true;
-    LeadLocked(
-        [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return closing_ || !NeedsBackgroundPollLocked();
-        },
-        absl::InfiniteFuture());
+    LeadLocked([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                   mu_) { return closing_ || !NeedsBackgroundPollLocked(); },
+               absl::InfiniteFuture());
     leader_ = false;
   }
 }
@@ -389,6 +419,7 @@ void Session::OnOp(Op* op, bool ok) {
 void Session::OnRead(Stream* stream) {
   v1::SessionResponse& response = stream->response;
   absl::MutexLock lock(&mu_);
+  stream->HeldBy(*this);
   // Starting a read can cost a write to the socket (flow control): the
   // next thread to poll starts it, after the waiters this read settles
   // have gone.
@@ -399,33 +430,36 @@ void Session::OnRead(Stream* stream) {
     auto it = stream->slots.find(item.seq());
     if (it != stream->slots.end()) {
       --stream->unanswered;
+      it->second->HeldBy(*this);
       it->second->SetAcceptedLocked(std::move(*item.mutable_id()));
       continue;
     }
     auto cancel = stream->cancels.find(item.seq());
     if (cancel == stream->cancels.end()) continue;
+    cancel->second->HeldBy(*this);
     cancel->second->SetAcceptedLocked(std::move(*item.mutable_id()));
     stream->cancels.erase(cancel);
   }
   for (const v1::SessionFailed& item : response.failed()) {
-    const absl::Status status(
-        static_cast<absl::StatusCode>(item.error().code()),
-        item.error().message());
+    const absl::Status status = common::FromTaskError(item.error());
     auto it = stream->slots.find(item.seq());
     if (it != stream->slots.end()) {
       --stream->unanswered;
+      it->second->HeldBy(*this);
       it->second->SetFailedLocked(status);
       stream->slots.erase(it);
       continue;
     }
     auto cancel = stream->cancels.find(item.seq());
     if (cancel == stream->cancels.end()) continue;
+    cancel->second->HeldBy(*this);
     cancel->second->SetFailedLocked(status);
     stream->cancels.erase(cancel);
   }
   for (v1::SessionDone& item : *response.mutable_done()) {
     auto it = stream->slots.find(item.seq());
     if (it == stream->slots.end()) continue;
+    it->second->HeldBy(*this);
     it->second->SetDoneLocked(item.mutable_task());
     stream->slots.erase(it);
   }
@@ -436,6 +470,7 @@ void Session::OnWritten(Stream* stream) {
   bool write = false;
   {
     absl::MutexLock lock(&mu_);
+    stream->HeldBy(*this);
     if (!stream->retired && TakeBatchLocked(stream)) {
       ++stream->pending;
       write = true;
@@ -451,11 +486,18 @@ void Session::Break(Stream* stream, const absl::Status& status) {
       status.code(), absl::StrCat("the session stream to the server broke: ",
                                   status.message()));
   absl::MutexLock lock(&mu_);
+  stream->HeldBy(*this);
   if (current_ == stream) current_ = nullptr;
   stream->retired = true;
   stream->writing = true;  // nothing more is written
-  for (auto& [seq, slot] : stream->slots) slot->SetFailedLocked(broken);
-  for (auto& [seq, slot] : stream->cancels) slot->SetFailedLocked(broken);
+  for (auto& [seq, slot] : stream->slots) {
+    slot->HeldBy(*this);
+    slot->SetFailedLocked(broken);
+  }
+  for (auto& [seq, slot] : stream->cancels) {
+    slot->HeldBy(*this);
+    slot->SetFailedLocked(broken);
+  }
   stream->slots.clear();
   stream->cancels.clear();
   stream->unanswered = 0;
@@ -464,6 +506,7 @@ void Session::Break(Stream* stream, const absl::Status& status) {
 void Session::Release(Stream* stream) {
   {
     absl::MutexLock lock(&mu_);
+    stream->HeldBy(*this);
     if (--stream->pending > 0 || !stream->retired) return;
     --streams_;
   }

@@ -7,6 +7,7 @@
 #include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,54 +25,7 @@
 
 namespace remex::client {
 
-class Session;
-
-// What a session learns about one submit, watch or cancel: first its answer
-// (accepted, with the task id, or failed), then, for a submit or watch, the
-// task's end. If the stream breaks first, the slot settles with the
-// stream's error: after acceptance the task goes on on the server, and the
-// caller must follow it some other way (e.g. a unary Await).
-//
-// Thread-safe. Made and settled by a Session, which must outlive every call
-// made on the slot (whoever holds a slot holds its session).
-class TaskSlot {
- public:
-  explicit TaskSlot(Session* session) : session_(session) {}
-
-  // Blocks until answered or `deadline` passes (DEADLINE_EXCEEDED). OK:
-  // accepted, and id() is set.
-  absl::Status WaitAccepted(absl::Time deadline);
-  // Empty until accepted; never changes after.
-  const std::string& id() const { return id_; }
-  // Blocks until settled (the task's end, or an error) or `deadline`
-  // passes; returns whether settled. A deadline in the past still takes
-  // in what has already arrived.
-  bool WaitSettled(absl::Time deadline);
-  // The terminal task, or the error. The task is moved out: take it once.
-  // REQUIRES: settled.
-  absl::StatusOr<v1::Task> Take();
-  // True if accepted (even if the stream broke afterwards).
-  bool accepted() const;
-  // True once settled; never blocks.
-  bool settled() const;
-
- private:
-  friend class Session;
-
-  void SetAcceptedLocked(std::string id);
-  void SetDoneLocked(v1::Task* task);
-  void SetFailedLocked(absl::Status status);
-
-  Session* const session_;
-  // Guarded by the session's mutex.
-  bool answered_ = false;
-  bool accepted_ = false;
-  bool settled_ = false;
-  // Written once, before answered_ is set.
-  std::string id_;
-  absl::Status status_;
-  v1::Task task_;
-};
+class TaskSlot;
 
 // One lazily opened Session stream at a time, reopened on the next call
 // after it broke. A call made while no write is in flight is written at
@@ -161,6 +115,63 @@ class Session {
   bool leader_ ABSL_GUARDED_BY(mu_) = false;  // a thread polls the queue
   // A stream whose next read is left for the next thread to poll.
   Stream* unread_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+// What a session learns about one submit, watch or cancel: first its answer
+// (accepted, with the task id, or failed), then, for a submit or watch, the
+// task's end. If the stream breaks first, the slot settles with the
+// stream's error: after acceptance the task goes on on the server, and the
+// caller must follow it some other way (e.g. a unary Await).
+//
+// Thread-safe. Made and settled by a Session, which must outlive every call
+// made on the slot (whoever holds a slot holds its session).
+class TaskSlot {
+ public:
+  explicit TaskSlot(Session* session) : session_(session) {}
+
+  // Blocks until answered or `deadline` passes (DEADLINE_EXCEEDED). OK:
+  // accepted, and id() is set.
+  absl::Status WaitAccepted(absl::Time deadline);
+  // Empty until accepted; never changes after.
+  const std::string& id() const { return id_; }
+  // Blocks until settled (the task's end, or an error) or `deadline`
+  // passes; returns whether settled. A deadline in the past still takes
+  // in what has already arrived.
+  bool WaitSettled(absl::Time deadline);
+  // The terminal task, or the error. The task is moved out: take it once.
+  // REQUIRES: settled.
+  absl::StatusOr<v1::Task> Take();
+  // True if accepted (even if the stream broke afterwards).
+  bool accepted() const;
+  // True once settled; never blocks.
+  bool settled() const;
+
+ private:
+  friend class Session;
+
+  // Tells the analysis that the caller's lock of `session` (which made this
+  // slot) is this slot's guard, which it cannot see through session_.
+  void HeldBy(const Session& session) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(session.mu_)
+          ABSL_ASSERT_EXCLUSIVE_LOCK(session_->mu_) {
+    assert(&session == session_);
+  }
+  void SetAcceptedLocked(std::string id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu_);
+  void SetDoneLocked(v1::Task* task)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu_);
+  void SetFailedLocked(absl::Status status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu_);
+
+  Session* const session_;
+  bool answered_ ABSL_GUARDED_BY(session_->mu_) = false;
+  bool accepted_ ABSL_GUARDED_BY(session_->mu_) = false;
+  bool settled_ ABSL_GUARDED_BY(session_->mu_) = false;
+  // Written once, under the session's mutex, before answered_ is set; read
+  // without it only after WaitAccepted saw answered_.
+  std::string id_;
+  absl::Status status_ ABSL_GUARDED_BY(session_->mu_);
+  v1::Task task_ ABSL_GUARDED_BY(session_->mu_);
 };
 
 }  // namespace remex::client

@@ -1,6 +1,7 @@
 #include "client/task_state.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/task_error.h"
 
 namespace remex::client {
 namespace {
@@ -39,9 +40,8 @@ bool IsTerminal(v1::State state) {
 absl::Status TaskStatus(const v1::Task& task) {
   if (task.state() == v1::SUCCEEDED) return absl::OkStatus();
   const absl::StatusCode code =
-      task.error().code() != 0
-          ? static_cast<absl::StatusCode>(task.error().code())
-          : CodeForState(task.state());
+      task.error().code() != 0 ? common::CodeFromNumber(task.error().code())
+                               : CodeForState(task.state());
   if (!task.error().message().empty()) {
     return absl::Status(code, task.error().message());
   }

@@ -142,8 +142,8 @@ absl::StatusOr<v1::ListFunctionsResponse> Client::ListFunctions() {
 
 Future Client::MakeFuture(v1::Task task) {
   if (session_ == nullptr || IsTerminal(task.state())) {
-    return Future(
-        std::make_shared<internal::FutureState>(connection_, std::move(task)));
+    return Future(std::make_shared<internal::FutureState>(
+        connection_, nullptr, nullptr, std::move(task)));
   }
   std::shared_ptr<client::TaskSlot> slot = session_->Watch(task.id());
   return Future(std::make_shared<internal::FutureState>(

@@ -12,20 +12,15 @@ constexpr absl::Duration kCancelAnswerTimeout = absl::Seconds(30);
 
 }  // namespace
 
-FutureState::FutureState(std::shared_ptr<client::TaskTransport> transport,
-                         v1::Task task)
-    : id_(task.id()), transport_(std::move(transport)) {
-  terminal_ = client::IsTerminal(task.state());
-  task_ = std::move(task);
-}
-
-FutureState::FutureState(std::shared_ptr<client::TaskTransport> transport,
+FutureState::FutureState(std::shared_ptr<client::Connection> connection,
                          std::shared_ptr<client::Session> session,
                          std::shared_ptr<client::TaskSlot> slot, v1::Task first)
     : id_(first.id()),
-      transport_(std::move(transport)),
+      connection_(std::move(connection)),
       session_(std::move(session)),
-      slot_(std::move(slot)) {
+      slot_(std::move(slot)),
+      terminal_(client::IsTerminal(first.state())),
+      unary_(slot_ == nullptr) {
   task_ = std::move(first);
 }
 
@@ -37,12 +32,10 @@ const std::string& FutureState::id() const {
 
 absl::StatusOr<bool> FutureState::WaitUntil(absl::Time deadline) {
   if (IsDone()) return true;
-  bool unary = slot_ == nullptr;
-  if (!unary) {
-    absl::StatusOr<bool> terminal = WaitForSlot(deadline, &unary);
-    if (!unary) return terminal;
-  }
-  return Update(transport_->Await(id(), deadline - absl::Now()));
+  bool unary = false;
+  absl::StatusOr<bool> terminal = WaitForSlot(deadline, &unary);
+  if (!unary) return terminal;
+  return Update(connection_->Await(id(), deadline - absl::Now()));
 }
 
 absl::StatusOr<bool> FutureState::WaitForSlot(absl::Time deadline,
@@ -85,7 +78,7 @@ absl::StatusOr<bool> FutureState::Cancel() {
           session_->Cancel(task_id, absl::Now() + kCancelAnswerTimeout);
       if (!status.ok()) return status;
     } else {
-      absl::StatusOr<bool> updated = Update(transport_->Cancel(id_));
+      absl::StatusOr<bool> updated = Update(connection_->Cancel(id_));
       if (!updated.ok()) return updated.status();
       terminal = *updated;
     }
@@ -98,9 +91,16 @@ absl::StatusOr<bool> FutureState::Cancel() {
 }
 
 v1::Task FutureState::Snapshot() const {
-  absl::MutexLock lock(&mu_);
-  v1::Task task = task_;
-  if (task.id().empty() && slot_ != nullptr) task.set_id(slot_->id());
+  v1::Task task;
+  {
+    absl::MutexLock lock(&mu_);
+    task = task_;
+  }
+  // A session submit's id exists (and may be read) once it is accepted. A
+  // terminal snapshot has its id, so a waited-on future never asks.
+  if (task.id().empty() && slot_ != nullptr && slot_->accepted()) {
+    task.set_id(slot_->id());
+  }
   return task;
 }
 
@@ -108,7 +108,7 @@ bool FutureState::Settled() const {
   {
     absl::MutexLock lock(&mu_);
     if (terminal_) return true;
-    if (slot_ == nullptr || unary_) return false;
+    if (unary_) return false;
   }
   return slot_->settled();
 }

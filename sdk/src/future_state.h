@@ -9,26 +9,26 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/connection.h"
 #include "client/session.h"
-#include "client/task_transport.h"
 #include "remex/v1/executor.pb.h"
 
 namespace remex::internal {
 
 // Follows one task and caches the latest snapshot; once a terminal snapshot
 // is seen it is kept and no more RPCs are made. A task followed by a session
-// slot needs no RPC to wait: the session delivers its end. If the session
-// breaks after the task was accepted, the task is followed with unary
-// Await RPCs instead.
-// Thread-safe; no lock is held during an RPC. Shares the transport, the
+// slot needs no RPC to wait: the session delivers its end. A task without a
+// slot, or whose session broke after it was accepted, is followed with
+// unary RPCs over the connection.
+// Thread-safe; no lock is held during an RPC. Shares the connection, the
 // session and the slot.
 class FutureState {
  public:
-  // Follows the task `task` (from Submit or Get) with unary RPCs.
-  FutureState(std::shared_ptr<client::TaskTransport> transport, v1::Task task);
-  // Follows the submit or watch of `slot` (which may still wait for its
-  // answer); `first` is the snapshot to show until the end arrives.
-  FutureState(std::shared_ptr<client::TaskTransport> transport,
+  // Follows `first` (a task from Submit or Get, or the snapshot to show
+  // until a session submit is answered). With a `slot` (a submit or watch of
+  // `session`, which may still wait for its answer) the session delivers the
+  // end; without one (`session` and `slot` null) unary RPCs follow the task.
+  FutureState(std::shared_ptr<client::Connection> connection,
               std::shared_ptr<client::Session> session,
               std::shared_ptr<client::TaskSlot> slot, v1::Task first);
 
@@ -64,14 +64,15 @@ class FutureState {
   absl::StatusOr<bool> WaitForSlot(absl::Time deadline, bool* unary);
 
   const std::string id_;
-  const std::shared_ptr<client::TaskTransport> transport_;
+  const std::shared_ptr<client::Connection> connection_;
   const std::shared_ptr<client::Session> session_;
   const std::shared_ptr<client::TaskSlot> slot_;
   mutable absl::Mutex mu_;
   v1::Task task_ ABSL_GUARDED_BY(mu_);
   bool terminal_ ABSL_GUARDED_BY(mu_) = false;
-  // The session broke after acceptance: follow the task with RPCs.
-  bool unary_ ABSL_GUARDED_BY(mu_) = false;
+  // Follow the task with RPCs: it has no slot, or the session broke after
+  // acceptance.
+  bool unary_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace remex::internal
