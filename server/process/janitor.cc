@@ -119,8 +119,6 @@ absl::Status StartJanitor(const std::string& executable,
   return absl::OkStatus();
 }
 
-int JanitorFd() { return janitor_fd.load(std::memory_order_acquire); }
-
 std::optional<int> RunJanitorIfAsked(int argc, char** argv) {
   const std::string prefix = absl::StrCat(kJanitorFlag, "=");
   for (int i = 1; i < argc; ++i) {
@@ -135,7 +133,7 @@ std::optional<int> RunJanitorIfAsked(int argc, char** argv) {
 namespace internal {
 
 void TellJanitor(JanitorOp op, pid_t id) {
-  const int fd = JanitorFd();
+  const int fd = janitor_fd.load(std::memory_order_acquire);
   if (fd < 0) return;
   const Record record = {.op = op, .id = id};
   // A janitor that is gone is no reason to fail (or SIGPIPE) the server.

@@ -9,18 +9,21 @@
 // stage at once) and in a session of its own, so it dies neither with the
 // server nor of the server's terminal signals. It reads fixed-size records
 // from a SOCK_SEQPACKET socket (each send is one atomic record) whose other
-// end the server holds and its process workers inherit at kJanitorFd:
-// watch process group G, watch session S, forget G or S. Once every holder
-// is gone (end of stream: the server exited or died, and its workers died
-// with it by PR_SET_PDEATHSIG), it SIGKILLs every group and every member of
-// every session still watched, and exits.
+// end the server alone holds: watch process group G, watch session S,
+// forget G or S. At the end of the stream (the server exited or died), it
+// SIGKILLs every group and every member of every session still watched, and
+// exits.
 //
 // SpawnChild (spawn.h) registers each child's group or session while this
 // process is connected; Reap forgets it while its leader is an unreaped
-// zombie, so that a watched id never names another process. Workers hold
-// the socket but do not connect: the commands they run are in the worker's
-// session, which the supervisor registered and kills itself when the worker
-// ends.
+// zombie, so that a watched id never names another process. Process
+// workers neither connect nor hold the socket: the commands they run are in
+// the worker's session, which the supervisor registered (and kills itself
+// when it ends a worker); a worker still alive at the end of the stream
+// (PR_SET_PDEATHSIG is on its way) is a member of its session and killed
+// with it, and the next pass finds what it started meanwhile. (A worker
+// holding the socket would let a process that one of its functions forked
+// without exec keep the janitor waiting for ever.)
 //
 // Limits: a kill -9 that lands between posix_spawn's return and the
 // registration (one send) leaves that one child; a descendant that leaves
@@ -30,6 +33,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -37,8 +41,6 @@
 
 namespace remex::process {
 
-// Where a process worker inherits the janitor's socket.
-inline constexpr int kJanitorFd = 4;
 // The flag that starts the server binary in janitor mode; its value is the
 // pid of the server it serves.
 inline constexpr char kJanitorFlag[] = "--remex-janitor";
@@ -50,10 +52,6 @@ inline constexpr char kJanitorFlag[] = "--remex-janitor";
 // FAILED_PRECONDITION if the janitor cannot be started.
 absl::Status StartJanitor(const std::string& executable,
                           const std::string& argv0);
-
-// The socket a process worker must inherit at kJanitorFd, or -1 when this
-// process has no janitor.
-int JanitorFd();
 
 // In janitor mode (argv holds kJanitorFlag), runs the janitor and returns
 // the process exit code; nullopt otherwise.

@@ -1,7 +1,6 @@
 #include "server/process/worker.h"
 
 #include <dirent.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -29,7 +28,6 @@
 #include "remex/worker/v1/worker.pb.h"
 #include "server/executor/executor.h"
 #include "server/process/channel.h"
-#include "server/process/janitor.h"
 
 namespace remex::process {
 namespace {
@@ -42,7 +40,7 @@ void CloseInheritedFds() {
     const int own = dirfd(dir);
     while (dirent* entry = readdir(dir)) {
       int fd = -1;
-      if (absl::SimpleAtoi(entry->d_name, &fd) && fd > kJanitorFd &&
+      if (absl::SimpleAtoi(entry->d_name, &fd) && fd > kWorkerChannelFd &&
           fd != own) {
         fds.push_back(fd);
       }
@@ -225,9 +223,6 @@ void PrepareWorkerProcess(pid_t parent) {
   // Tells workers from the server in ps and top.
   prctl(PR_SET_NAME, "remex-worker");
   CloseInheritedFds();
-  // Held, never written: the janitor waits for every holder. What this
-  // worker's functions exec must not hold it.
-  fcntl(kJanitorFd, F_SETFD, FD_CLOEXEC);
 }
 
 int RunWorker(int fd, const executor::FunctionRegistry& registry) {

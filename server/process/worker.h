@@ -2,9 +2,8 @@
 //
 // A worker is the server binary itself (or a custom server, or a test
 // binary), started by posix_spawn with the parent's argv plus
-// `--remex-worker=PARENT_PID`, its channel on fd kWorkerChannelFd and, when
-// the server has a janitor, the janitor's socket on kJanitorFd (janitor.h),
-// in a session of its own. Its main must call PrepareWorkerProcess() first,
+// `--remex-worker=PARENT_PID` and its channel on fd kWorkerChannelFd, in a
+// session of its own. Its main must call PrepareWorkerProcess() first,
 // build the same function registry the server builds, and then RunWorker().
 #ifndef REMEX_SERVER_PROCESS_WORKER_H_
 #define REMEX_SERVER_PROCESS_WORKER_H_
@@ -31,8 +30,7 @@ std::optional<pid_t> TakeWorkerFlag(int& argc, char** argv);
 
 // Makes this process a well-behaved child of `parent`: dies with it (and
 // exits at once if it is already gone), closes every inherited fd but
-// stdin, stdout, stderr, the channel and the janitor's socket (which it
-// holds, close-on-exec, until it dies). Call first thing in worker mode.
+// stdin, stdout, stderr and the channel. Call first thing in worker mode.
 void PrepareWorkerProcess(pid_t parent);
 
 // Serves the supervisor on `fd` until it closes the channel: applies the

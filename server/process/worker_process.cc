@@ -11,7 +11,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "server/process/janitor.h"
 #include "server/process/spawn.h"
 #include "server/process/worker.h"
 
@@ -67,10 +66,7 @@ absl::StatusOr<WorkerChild> StartWorker(
                     .env = environment,
                     .fds = {-1, STDERR_FILENO, STDERR_FILENO, channel[1]},
                     .group = ChildGroup::kNewSession};
-  static_assert(kWorkerChannelFd == 3 && kJanitorFd == 4);
-  if (const int janitor = JanitorFd(); janitor >= 0) {
-    spec.fds.push_back(janitor);
-  }
+  static_assert(kWorkerChannelFd == 3);
   if (spec.argv.empty()) spec.argv.push_back(command.executable);
   spec.argv.push_back(absl::StrCat(kWorkerFlag, "=", getpid()));
   absl::StatusOr<pid_t> pid = SpawnChild(spec);

@@ -1,6 +1,6 @@
 // The server's side of one worker process's life, apart from what is said
 // on its channel: starting it (the server binary in worker mode, its channel
-// and the janitor's socket at fixed fds, a scrubbed environment), ending it
+// at a fixed fd, a scrubbed environment), ending it
 // (killed, what it left in its session killed, reaped) and telling why it
 // died. Used by the supervisor (supervisor.h) alone.
 #ifndef REMEX_SERVER_PROCESS_WORKER_PROCESS_H_
@@ -42,7 +42,7 @@ std::vector<std::string> ScrubbedEnvironment();
 // a session of its own (no Ctrl-C on the server's terminal reaches it; the
 // server stops its workers itself), stdin /dev/null, stdout to the server's
 // stderr (what functions print must not mix with the server's stdout), the
-// channel at kWorkerChannelFd and the janitor's socket at kJanitorFd.
+// channel at kWorkerChannelFd; its session is registered with the janitor.
 // UNAVAILABLE naming the pool if it cannot be started.
 absl::StatusOr<WorkerChild> StartWorker(
     const WorkerCommand& command, const std::vector<std::string>& environment,
