@@ -43,8 +43,7 @@ class Supervisor;
 //
 // A worker that is ended (killed after a cancel, recycled, shut down, or
 // dead on its own) takes with it whatever it left running in its session:
-// the commands its functions ran and their descendants, which the kill of a
-// worker used to orphan.
+// the commands its functions ran and their descendants.
 //
 // Thread-safe. Workers are killed and reaped by Shutdown(). They die with
 // the server, even on kill -9 (PR_SET_PDEATHSIG); what they left running
