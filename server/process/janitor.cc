@@ -56,7 +56,7 @@ int RunJanitor(int fd) {
     Record record;
     const ssize_t n = recv(fd, &record, sizeof(record), 0);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // every holder is gone (or the socket failed)
+    if (n <= 0) break;  // the server is gone (or the socket failed)
     if (n != sizeof(record)) continue;
     switch (record.op) {
       case internal::JanitorOp::kWatchGroup:
