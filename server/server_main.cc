@@ -21,6 +21,7 @@
 #include "monitoring/metrics.h"
 #include "server/config.h"
 #include "server/executor/executor.h"
+#include "server/process/janitor.h"
 #include "server/process/process_pool.h"
 #include "server/process/worker.h"
 #include "server/rpc/rpc_server.h"
@@ -243,6 +244,13 @@ absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> StartMetricsServer(
 
 int Serve(const ServerConfig& config, const RegisterFunctions& extra,
           const sigset_t& signals, int argc, char** argv) {
+  // Before any child: from now on no child outlives the server, even on
+  // kill -9.
+  if (absl::Status janitor = process::StartJanitor("/proc/self/exe", argv[0]);
+      !janitor.ok()) {
+    std::cerr << "remex-server: " << janitor.message() << "\n";
+    return 1;
+  }
   executor::FunctionRegistry registry;
   if (absl::Status registered = BuildFunctionRegistry(config, extra, registry);
       !registered.ok()) {
@@ -333,6 +341,9 @@ int RunWorkerMode(pid_t parent, int argc, char** argv,
 
 int RunServer(int argc, char** argv,
               const RegisterFunctions& register_functions) {
+  if (std::optional<int> code = process::RunJanitorIfAsked(argc, argv)) {
+    return *code;
+  }
   if (std::optional<pid_t> parent = process::TakeWorkerFlag(argc, argv)) {
     return RunWorkerMode(*parent, argc, argv, register_functions);
   }

@@ -4,19 +4,19 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "server/process/spawn.h"
 
 namespace remex::process {
 
@@ -98,72 +98,12 @@ class ScopedSigpipeBlock {
   sigset_t previous_;
 };
 
-// posix_spawn's file actions and attributes, destroyed on every path.
-struct SpawnSetup {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  SpawnSetup() {
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
-};
-
-std::vector<char*> CStrings(const std::vector<std::string>& strings) {
-  std::vector<char*> pointers;
-  pointers.reserve(strings.size() + 1);
-  for (const std::string& s : strings) {
-    pointers.push_back(const_cast<char*>(s.c_str()));
-  }
-  pointers.push_back(nullptr);
-  return pointers;
-}
-
 // The child's end of its three pipes, and ours.
 struct ChildPipes {
   Fd stdin_read, stdin_write;
   Fd stdout_read, stdout_write;
   Fd stderr_read, stderr_write;
 };
-
-absl::StatusOr<pid_t> Spawn(const CommandRun& run, ChildPipes& pipes) {
-  SpawnSetup setup;
-  posix_spawn_file_actions_adddup2(&setup.actions, pipes.stdin_read.get(), 0);
-  posix_spawn_file_actions_adddup2(&setup.actions, pipes.stdout_write.get(), 1);
-  posix_spawn_file_actions_adddup2(&setup.actions, pipes.stderr_write.get(), 2);
-  // Whatever the server opened without close-on-exec stays with the server.
-  posix_spawn_file_actions_addclosefrom_np(&setup.actions, 3);
-  if (!run.working_dir.empty()) {
-    posix_spawn_file_actions_addchdir_np(&setup.actions,
-                                         run.working_dir.c_str());
-  }
-  // Its own process group, so that a cancel reaches everything it started;
-  // no signal blocked (the server blocks SIGTERM in every thread) or
-  // ignored.
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setflags(&setup.attr, POSIX_SPAWN_SETPGROUP |
-                                            POSIX_SPAWN_SETSIGMASK |
-                                            POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&setup.attr, 0);
-  posix_spawnattr_setsigmask(&setup.attr, &none);
-  posix_spawnattr_setsigdefault(&setup.attr, &all);
-
-  std::vector<char*> argv = CStrings(run.argv);
-  std::vector<char*> envp = CStrings(run.env);
-  pid_t pid = -1;
-  if (const int error = posix_spawn(&pid, argv[0], &setup.actions, &setup.attr,
-                                    argv.data(), envp.data());
-      error != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot start ", run.argv[0], ": ", strerror(error)));
-  }
-  return pid;
-}
 
 // One captured stream, bounded.
 struct Capture {
@@ -214,12 +154,6 @@ struct Feeder {
   }
 };
 
-// An fd that polls readable once `pid` exits, or -1. (Debian 12's
-// <sys/pidfd.h> lacks extern "C", so the system call is made directly.)
-int PidFdOpen(pid_t pid) {
-  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-}
-
 // Drives a spawned child to its end: feeds stdin, captures stdout and
 // stderr, stops it when cancelled, and reaps it.
 //
@@ -243,7 +177,7 @@ class ChildRun {
                 .limit = static_cast<size_t>(run.max_output_bytes)},
         // Readable once the child exits, so that the exit wakes the poll.
         // Without it (kernels before 5.3) the poll ticks instead.
-        exit_fd_(PidFdOpen(pid)) {
+        exit_fd_(OpenPidFd(pid)) {
     for (const Fd* fd : {&feeder_.fd, &stdout_.fd, &stderr_.fd}) {
       SetNonBlocking(fd->get());
     }
@@ -253,7 +187,7 @@ class ChildRun {
   void Run() {
     ScopedSigpipeBlock no_sigpipe;
     feeder_.WriteAvailable();
-    while (!Exited()) {
+    while (!HasExited(pid_)) {
       StopIfCancelled();
       Poll();
       feeder_.WriteAvailable();
@@ -272,18 +206,6 @@ class ChildRun {
   }
 
  private:
-  // True once the child has exited; it is not reaped yet (WNOWAIT). Also
-  // true if it is gone (ECHILD: something else reaped it), so that the run
-  // never waits for an exit that cannot be seen.
-  bool Exited() {
-    siginfo_t info = {};
-    if (waitid(P_PID, static_cast<id_t>(pid_), &info,
-               WEXITED | WNOHANG | WNOWAIT) != 0) {
-      return errno == ECHILD;
-    }
-    return info.si_pid == pid_;
-  }
-
   void StopIfCancelled() {
     if (!cancellation_.cancelled()) return;
     const absl::Time now = absl::Now();
@@ -320,17 +242,13 @@ class ChildRun {
   }
 
   void Reap() {
-    int status = 0;
-    pid_t reaped = -1;
-    do {
-      reaped = waitpid(pid_, &status, 0);
-    } while (reaped < 0 && errno == EINTR);
-    if (reaped != pid_) {
+    const std::optional<int> status = process::Reap(pid_);
+    if (!status.has_value()) {
       result_.exit_code = -1;  // how it ended is lost
-    } else if (WIFEXITED(status)) {
-      result_.exit_code = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
-      result_.signal = WTERMSIG(status);
+    } else if (WIFEXITED(*status)) {
+      result_.exit_code = WEXITSTATUS(*status);
+    } else if (WIFSIGNALED(*status)) {
+      result_.signal = WTERMSIG(*status);
     }
   }
 
@@ -357,7 +275,16 @@ absl::StatusOr<CommandResult> RunCommand(
   REMEX_RETURN_IF_ERROR(MakePipe(pipes.stdin_read, pipes.stdin_write));
   REMEX_RETURN_IF_ERROR(MakePipe(pipes.stdout_read, pipes.stdout_write));
   REMEX_RETURN_IF_ERROR(MakePipe(pipes.stderr_read, pipes.stderr_write));
-  REMEX_ASSIGN_OR_RETURN(const pid_t pid, Spawn(run, pipes));
+  // Its own process group, so that a cancel reaches everything it started.
+  REMEX_ASSIGN_OR_RETURN(
+      const pid_t pid,
+      SpawnChild({.executable = run.argv[0],
+                  .argv = run.argv,
+                  .env = run.env,
+                  .fds = {pipes.stdin_read.get(), pipes.stdout_write.get(),
+                          pipes.stderr_write.get()},
+                  .working_dir = run.working_dir,
+                  .group = ChildGroup::kNewGroup}));
   // The child holds its ends now; ours must close, or no EOF ever comes.
   pipes.stdin_read.Close();
   pipes.stdout_write.Close();

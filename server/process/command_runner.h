@@ -42,16 +42,19 @@ struct CommandResult {
   bool cancelled = false;
 };
 
-// Runs `run` to completion on this thread: posix_spawn (the caller may be
-// multi-threaded), the child in a process group of its own, with the default
-// signal dispositions and an empty signal mask. Once `cancellation` is set,
-// SIGTERM to the group, then SIGKILL after run.cancel_grace. When the child
-// exits, whatever it left running in its group is killed, and what is in
-// its pipes is read without waiting for descendants that escaped the group.
-// Reaps only the child it started (never waitpid(-1)). FAILED_PRECONDITION
-// if the command could not be started.
-absl::StatusOr<CommandResult> RunCommand(const CommandRun& run,
-                                         const executor::CancellationToken& cancellation);
+// Runs `run` to completion on this thread: started by SpawnChild (spawn.h:
+// posix_spawn, the caller may be multi-threaded), the child in a process
+// group of its own, with the default signal dispositions and an empty signal
+// mask. Once `cancellation` is set, SIGTERM to the group, then SIGKILL after
+// run.cancel_grace. When the child exits, whatever it left running in its
+// group is killed, and what is in its pipes is read without waiting for
+// descendants that escaped the group. Reaps only the child it started.
+// While it runs, its group is registered with this process's janitor, if
+// any (janitor.h), so that it is killed if the server dies; in a process
+// worker, the worker's session covers it instead. FAILED_PRECONDITION if
+// the command could not be started.
+absl::StatusOr<CommandResult> RunCommand(
+    const CommandRun& run, const executor::CancellationToken& cancellation);
 
 }  // namespace remex::process
 

@@ -20,17 +20,9 @@
 #include "absl/time/time.h"
 #include "server/executor/pool.h"
 #include "server/executor/task_queue.h"
+#include "server/process/worker_process.h"
 
 namespace remex::process {
-
-// How workers are started: `executable` with `argv` (argv[0] first) plus the
-// worker flag; the binary must enter worker mode on it (see worker.h).
-struct WorkerCommand {
-  std::string executable = "/proc/self/exe";
-  std::vector<std::string> argv;
-  // How long the first workers get to report ready before Create fails.
-  absl::Duration startup_timeout = absl::Seconds(30);
-};
 
 // The factory the server registers for PoolKind::kProcess.
 executor::PoolFactory ProcessPoolFactory(WorkerCommand command);
@@ -41,7 +33,7 @@ class Supervisor;
 
 // config().workers worker processes fed from one priority queue (the same
 // TaskQueue as thread pools) by one supervisor thread, which alone spawns,
-// reaps and kills them (waitpid on its own children's pids only).
+// reaps and kills them (its own children only, by pid).
 //
 // A worker that dies ends its task WORKER_LOST, with the cause in the error,
 // or re-queues it while the task's max_attempts allow; the pool replaces the
@@ -49,8 +41,13 @@ class Supervisor;
 // its worker asked to stop through the task's token; a worker that has not
 // answered after config().cancel_grace is killed and replaced.
 //
-// Thread-safe. Workers die with the server (PR_SET_PDEATHSIG) and are killed
-// and reaped by Shutdown().
+// A worker that is ended (killed after a cancel, recycled, shut down, or
+// dead on its own) takes with it whatever it left running in its session:
+// the commands its functions ran and their descendants.
+//
+// Thread-safe. Workers are killed and reaped by Shutdown(). They die with
+// the server, even on kill -9 (PR_SET_PDEATHSIG); what they left running
+// then is killed by the server's janitor (janitor.h), when it has one.
 class ProcessPool final : public executor::Pool {
  public:
   // Starts the supervisor and waits until the first workers are ready.

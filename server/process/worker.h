@@ -2,9 +2,9 @@
 //
 // A worker is the server binary itself (or a custom server, or a test
 // binary), started by posix_spawn with the parent's argv plus
-// `--remex-worker=PARENT_PID` and its channel on fd kWorkerChannelFd. Its
-// main must call PrepareWorkerProcess() first, build the same function
-// registry the server builds, and then RunWorker().
+// `--remex-worker=PARENT_PID` and its channel on fd kWorkerChannelFd, in a
+// session of its own. Its main must call PrepareWorkerProcess() first,
+// build the same function registry the server builds, and then RunWorker().
 #ifndef REMEX_SERVER_PROCESS_WORKER_H_
 #define REMEX_SERVER_PROCESS_WORKER_H_
 

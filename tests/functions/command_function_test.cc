@@ -23,7 +23,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "remex/remex.h"
-#include "tests/plugins/test_util.h"
+#include "tests/plugin/test_util.h"
 #include "tests/testing/server_process.h"
 
 namespace remex {

@@ -54,6 +54,27 @@ void LetSegvKillChildren() {
 #endif
 }
 
+std::vector<pid_t> ProcessesWithArgument(const std::string& text) {
+  std::vector<pid_t> found;
+  DIR* dir = opendir("/proc");
+  if (dir == nullptr) return found;
+  while (dirent* entry = readdir(dir)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0') continue;
+    std::ifstream file(std::string("/proc/") + entry->d_name + "/cmdline");
+    for (std::string arg; std::getline(file, arg, '\0');) {
+      if (arg.find(text) == std::string::npos) continue;
+      if (IsAlive(static_cast<pid_t>(pid))) {
+        found.push_back(static_cast<pid_t>(pid));
+      }
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
 bool IsAlive(pid_t pid) {
   char state = '?';
   pid_t ppid = 0;

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <string>
 #include <vector>
 
 namespace remex::process::testing {
@@ -18,6 +19,11 @@ std::vector<ProcEntry> ChildrenOf(pid_t parent);
 
 // True if `pid` exists and is not a zombie.
 bool IsAlive(pid_t pid);
+
+// Live processes (zombies excluded) with an argument that contains `text`
+// (for a distinctive argument given to a command, to find exactly its
+// processes).
+std::vector<pid_t> ProcessesWithArgument(const std::string& text);
 
 // In sanitizer builds, makes child processes started from now on die of
 // SIGSEGV as uninstrumented ones do (ASan would report it and exit 1), so

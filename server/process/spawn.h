@@ -1,0 +1,81 @@
+// Starting and reaping children: the one place in the project that calls
+// posix_spawn and waitpid (process workers, command children and the
+// janitor all start here), and the one that tells the janitor (janitor.h)
+// which children to kill if the server dies. Plain POSIX.
+#ifndef REMEX_SERVER_PROCESS_SPAWN_H_
+#define REMEX_SERVER_PROCESS_SPAWN_H_
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace remex::process {
+
+// What a child leads.
+enum class ChildGroup {
+  // A process group of its own (a command): a signal to the group reaches
+  // what it starts.
+  kNewGroup,
+  // A session of its own (a worker, the janitor): no terminal signal of the
+  // server's reaches it, and its session id marks every descendant that did
+  // not leave the session (KillSession).
+  kNewSession,
+};
+
+// One child to start.
+struct ChildSpec {
+  // An absolute path.
+  std::string executable;
+  // argv[0] first.
+  std::vector<std::string> argv;
+  // "NAME=VALUE", the whole environment.
+  std::vector<std::string> env;
+  // fds[i] becomes the child's fd i (-1: /dev/null, read and write); every
+  // other fd is closed in the child.
+  std::vector<int> fds;
+  // Empty: the caller's.
+  std::string working_dir;
+  ChildGroup group = ChildGroup::kNewGroup;
+};
+
+// Starts `spec` with posix_spawn (never fork(): the caller may be
+// multi-threaded), with default signal dispositions and an empty signal
+// mask. When this process is connected to a janitor, the child's group or
+// session is registered with it until Reap(). FAILED_PRECONDITION naming
+// the executable if it cannot be started.
+absl::StatusOr<pid_t> SpawnChild(const ChildSpec& spec);
+
+// True once `pid`, a child of this process, has exited; it is not reaped
+// (its pid, and so its group and session ids, stay reserved until Reap).
+// Also true if it is gone (something else reaped it), so that no caller
+// waits for an exit it cannot see.
+bool HasExited(pid_t pid);
+
+// Waits until HasExited(pid), at most `timeout` (may be infinite), and
+// returns HasExited(pid).
+bool AwaitExit(pid_t pid, absl::Duration timeout);
+
+// Waits for `pid` to exit, unregisters it from the janitor and reaps it
+// (waitpid on `pid` only, never -1). Returns its wait status; nullopt if
+// something else reaped it.
+std::optional<int> Reap(pid_t pid);
+
+// An fd that polls readable once `pid` exits, or -1 (kernels before 5.3).
+int OpenPidFd(pid_t pid);
+
+// SIGKILLs every live process of session `sid` (never this one), pass after
+// pass until a pass finds none it has not signalled: a process with a
+// pending SIGKILL can no longer fork, so what a member started meanwhile is
+// found by the next pass. Reads /proc; costs a scan of every process.
+// REQUIRES: `sid` stays reserved meanwhile (its leader is alive or an
+// unreaped zombie), so that it cannot name another session.
+void KillSession(pid_t sid);
+
+}  // namespace remex::process
+
+#endif  // REMEX_SERVER_PROCESS_SPAWN_H_
