@@ -51,12 +51,10 @@ class SessionCall final : public LongLivedCall<SessionCall> {
  public:
   static constexpr auto kMethod = monitoring::RpcMethod::kSession;
 
-  // Ends the stream once its tasks have been reported (server shutdown).
-  void CloseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
-
  private:
   friend class LongLivedCall<SessionCall>;
-  friend class SessionLink;  // reports ends: AddEndLocked, Flush
+  // Reports ends (AddEndLocked, Flush) and closes (CloseLocked).
+  friend class SessionLink;
 
   struct Reply {
     uint64_t seq;
@@ -89,6 +87,9 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   void AssertLinkHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK(link_->mu) {
     link_->mu.AssertHeld();
   }
+
+  // Ends the stream once its tasks have been reported (server shutdown).
+  void CloseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
 
   void OnRead(bool ok);
   void OnWrite(bool ok);
