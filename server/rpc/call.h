@@ -1,5 +1,5 @@
-// Building blocks of the async completion-queue front end: tags and the base
-// of every unary call.
+// Building blocks of the async completion-queue front end: tags, the base of
+// every unary call and the base of the long-lived calls.
 //
 // Pattern (after gRPC's async examples and ray's server_call.h): each call
 // object asks gRPC for the next call of its method, and once matched, first
@@ -7,7 +7,8 @@
 // the call, then finishes it. A call object is deleted when its last pending
 // completion-queue operation has returned, never earlier. Every operation of
 // one call completes on the one completion queue (and so the one poller
-// thread) that the call was requested on, so a call's members need no lock.
+// thread) that the call was requested on, so a call's members need no lock
+// unless another thread starts operations too (see LongLivedCall).
 #ifndef REMEX_SERVER_RPC_CALL_H_
 #define REMEX_SERVER_RPC_CALL_H_
 
@@ -128,6 +129,93 @@ class UnaryCall {
   grpc::ServerAsyncResponseWriter<Response> responder_{&context_};
   MemberTag<UnaryCall> request_tag_{this, &UnaryCall::OnRequest};
   MemberTag<UnaryCall> finish_tag_{this, &UnaryCall::OnFinished};
+};
+
+// Base of the calls that stay open while something else happens (Await,
+// Session; Watch when it comes): a counted lifetime instead of UnaryCall's
+// one answer. Every operation started on the call (the request, the done
+// notification, reads, writes, alarms, the finish) is counted by Hold()
+// before it starts and by Release() when its tag has come back (or when it
+// was not started after all); the last Release deletes the call. The base
+// requests the call, holds the done notification from the match on and
+// re-arms the method. Derived (a friend of this base) defines:
+//   static constexpr auto kMethod = monitoring::RpcMethod::kX;
+//   // Asks gRPC for the next call: env().service->RequestX(&context(),
+//   // ..., env().cq, env().cq, tag).
+//   void RequestCall(Tag* tag);
+//   // The call was matched (the done notification is held already).
+//   void Start();
+//   // The call ended: finished, cancelled by the client, past its deadline
+//   // or cut by shutdown; the base releases the notification afterwards.
+//   void OnCallDone();
+//
+// Thread-safety: the base's members are written on the call's poller before
+// any other thread can see the call, and read there; context() is the
+// poller's. The pending count takes no lock of its own, so Derived
+// serializes every Hold and Release of one call:
+//  - a call whose operations all start and complete on its poller (Await)
+//    uses Hold() and Release() as they are;
+//  - a call whose operations other threads start too (Session, where the
+//    pool thread that ends a task may start a write; Watch alike) hides
+//    Hold() and Release() with versions that count (CountHold and
+//    CountRelease) under the mutex that guards what those threads see, so
+//    that the last release and the unlinking from them are one step.
+template <typename Derived>
+class LongLivedCall {
+ public:
+  // Creates a call object waiting for the next call of the method on
+  // env.cq. Ownership passes to the completion queue.
+  static void Spawn(const CallEnv& env) {
+    LongLivedCall* call = new Derived(env);
+    // Must precede the request; its tag comes back only if a call is matched.
+    call->context_.AsyncNotifyWhenDone(&call->done_tag_);
+    call->CountHold();  // the request; no other thread knows the call yet
+    call->self()->RequestCall(&call->request_tag_);
+  }
+
+ protected:
+  explicit LongLivedCall(const CallEnv& env) : env_(env) {}
+  ~LongLivedCall() = default;
+
+  const CallEnv& env() const { return env_; }
+  grpc::ServerContext& context() { return context_; }
+  // Counts the call's end in the metrics, if there are metrics.
+  void RecordEnd(absl::StatusCode code) const {
+    RecordCall(env_, Derived::kMethod, code, started_);
+  }
+
+  // The poller-only count (see the class comment).
+  void Hold() { CountHold(); }
+  void Release() {
+    if (CountRelease()) delete self();
+  }
+  void CountHold() { ++pending_; }
+  // True when the operation returned was the last one: the caller deletes
+  // the call.
+  [[nodiscard]] bool CountRelease() { return --pending_ == 0; }
+
+ private:
+  Derived* self() { return static_cast<Derived*>(this); }
+
+  void OnRequest(bool ok) {
+    if (!ok) return self()->Release();  // shutting down: no done tag comes
+    if (env_.metrics != nullptr) started_ = absl::Now();
+    Spawn(env_);
+    self()->Hold();  // the done tag
+    self()->Start();
+    self()->Release();  // the request tag
+  }
+  void OnDone(bool /*ok*/) {
+    self()->OnCallDone();
+    self()->Release();
+  }
+
+  const CallEnv env_;
+  absl::Time started_;
+  grpc::ServerContext context_;
+  int pending_ = 0;
+  MemberTag<LongLivedCall> request_tag_{this, &LongLivedCall::OnRequest};
+  MemberTag<LongLivedCall> done_tag_{this, &LongLivedCall::OnDone};
 };
 
 }  // namespace remex::rpc

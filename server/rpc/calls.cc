@@ -34,9 +34,7 @@ void TaskCall<Derived, Request>::ReplyWithTask(
 }
 
 void SubmitCall::Handle() {
-  absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(request());
-  if (!spec.ok()) return ReplyError(spec.status());
-  ReplyWithTask(executor().Submit(*std::move(spec)));
+  ReplyWithTask(executor().Submit(TaskSpecFromProto(request())));
 }
 
 void GetCall::Handle() { ReplyWithTask(executor().Get(request().id())); }
@@ -88,27 +86,19 @@ std::optional<executor::TaskSnapshot> AwaitWaker::TakeSnapshot() {
   return std::move(snapshot_);
 }
 
-void AwaitCall::Spawn(const CallEnv& env) {
-  AwaitCall* call = new AwaitCall(env);
-  // Must precede the request; its tag comes back only if a call is matched.
-  call->context_.AsyncNotifyWhenDone(&call->done_tag_);
-  call->pending_ = 1;
-  env.service->RequestAwait(&call->context_, &call->request_, &call->responder_,
-                            env.cq, env.cq, &call->request_tag_);
+void AwaitCall::RequestCall(Tag* tag) {
+  env().service->RequestAwait(&context(), &request_, &responder_, env().cq,
+                              env().cq, tag);
 }
 
 AwaitCall::~AwaitCall() {
   if (waker_ != nullptr) waker_->Detach();
-  if (alarm_set_) env_.stats->parked_awaits.fetch_sub(1);
+  if (alarm_set_) env().stats->parked_awaits.fetch_sub(1);
 }
 
-void AwaitCall::OnRequest(bool ok) {
-  if (!ok) return Release();  // shutting down; the done tag will not come
-  ++pending_;                 // the done tag
-  if (env_.metrics != nullptr) started_ = absl::Now();
-  Spawn(env_);
+void AwaitCall::Start() {
   absl::StatusOr<executor::TaskSnapshot> task =
-      env_.executor->Get(request_.id());
+      env().executor->Get(request_.id());
   const bool answer_now =
       !task.ok() || executor::IsTerminal(task->state) ||
       (request_.has_timeout() &&
@@ -118,18 +108,17 @@ void AwaitCall::OnRequest(bool ok) {
   } else {
     Park(*task);
   }
-  Release();  // the request tag
 }
 
 void AwaitCall::Park(const executor::TaskSnapshot& snapshot) {
-  alarm_.Set(env_.cq, AlarmDeadline(request_), &alarm_tag_);
+  alarm_.Set(env().cq, AlarmDeadline(request_), &alarm_tag_);
   alarm_set_ = true;
-  ++pending_;
-  env_.stats->parked_awaits.fetch_add(1);
+  Hold();  // the alarm
+  env().stats->parked_awaits.fetch_add(1);
   waker_ = std::make_shared<AwaitWaker>();
   waker_->Attach(&alarm_);
   std::weak_ptr<AwaitWaker> weak = waker_;
-  const absl::Status status = env_.executor->OnDone(
+  const absl::Status status = env().executor->OnDone(
       snapshot.id, [weak](const executor::TaskSnapshot& done) {
         if (auto waker = weak.lock()) waker->Wake(done);
       });
@@ -142,17 +131,16 @@ void AwaitCall::OnAlarm(bool /*fired*/) {
     // the task as it stands.
     std::optional<executor::TaskSnapshot> done = waker_->TakeSnapshot();
     ReplyWithTask(done.has_value() ? *std::move(done)
-                                   : env_.executor->Get(request_.id()));
+                                   : env().executor->Get(request_.id()));
   }
   Release();
 }
 
-void AwaitCall::OnDone(bool /*ok*/) {
+void AwaitCall::OnCallDone() {
   // The call ended: answered, cancelled by the client, past its deadline, or
   // cut by server shutdown. Stop waiting for the task in the last three.
   ended_ = true;
   if (alarm_set_ && !replied_) alarm_.Cancel();
-  Release();
 }
 
 void AwaitCall::OnFinished(bool /*ok*/) { Release(); }
@@ -160,12 +148,10 @@ void AwaitCall::OnFinished(bool /*ok*/) { Release(); }
 void AwaitCall::ReplyWithTask(
     const absl::StatusOr<executor::TaskSnapshot>& task) {
   replied_ = true;
-  ++pending_;
+  Hold();  // the finish
   // A call that ended before this answer was cancelled (by the client, its
   // deadline or the shutdown): the answer goes nowhere.
-  RecordCall(env_, monitoring::RpcMethod::kAwait,
-             ended_ ? absl::StatusCode::kCancelled : task.status().code(),
-             started_);
+  RecordEnd(ended_ ? absl::StatusCode::kCancelled : task.status().code());
   if (!task.ok()) {
     responder_.FinishWithError(common::ToGrpcStatus(task.status()),
                                &finish_tag_);
@@ -174,10 +160,6 @@ void AwaitCall::ReplyWithTask(
   v1::Task response;
   TaskToProto(*task, &response);
   responder_.Finish(response, grpc::Status::OK, &finish_tag_);
-}
-
-void AwaitCall::Release() {
-  if (--pending_ == 0) delete this;
 }
 
 void SpawnCalls(const CallEnv& env, int count) {

@@ -98,42 +98,37 @@ class AwaitWaker {
 // the only pending operation besides the call itself; the task's end (or
 // the client going away) cancels the alarm, which completes at once.
 //
-// Pending operations are counted; the object deletes itself when the count
-// drops to zero.
-class AwaitCall final {
+// Every operation starts and completes on the call's poller: it counts its
+// lifetime with LongLivedCall's poller-only Hold and Release.
+class AwaitCall final : public LongLivedCall<AwaitCall> {
  public:
-  static void Spawn(const CallEnv& env);
+  static constexpr auto kMethod = monitoring::RpcMethod::kAwait;
 
  private:
-  explicit AwaitCall(const CallEnv& env) : env_(env) {}
+  friend class LongLivedCall<AwaitCall>;
+
+  explicit AwaitCall(const CallEnv& env) : LongLivedCall(env) {}
   ~AwaitCall();
 
-  void OnRequest(bool ok);
+  void RequestCall(Tag* tag);
+  void Start();
+  void OnCallDone();
   void OnAlarm(bool ok);
-  void OnDone(bool ok);
   void OnFinished(bool ok);
 
   void Park(const executor::TaskSnapshot& snapshot);
   // Answers with the task, or with the error.
   void ReplyWithTask(const absl::StatusOr<executor::TaskSnapshot>& task);
-  // Counts one operation as returned; deletes the call after the last one.
-  void Release();
 
-  const CallEnv env_;
-  absl::Time started_;
-  grpc::ServerContext context_;
   v1::AwaitRequest request_;
-  grpc::ServerAsyncResponseWriter<v1::Task> responder_{&context_};
+  grpc::ServerAsyncResponseWriter<v1::Task> responder_{&context()};
   grpc::Alarm alarm_;
   bool alarm_set_ = false;
   bool replied_ = false;
   // The done tag came back: the call is over.
   bool ended_ = false;
-  int pending_ = 0;
   std::shared_ptr<AwaitWaker> waker_;
-  MemberTag<AwaitCall> request_tag_{this, &AwaitCall::OnRequest};
   MemberTag<AwaitCall> alarm_tag_{this, &AwaitCall::OnAlarm};
-  MemberTag<AwaitCall> done_tag_{this, &AwaitCall::OnDone};
   MemberTag<AwaitCall> finish_tag_{this, &AwaitCall::OnFinished};
 };
 

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
-#include "common/status_macros.h"
+#include "common/task_error.h"
 
 namespace remex::rpc {
 namespace {
@@ -22,17 +22,28 @@ Json NumberToJson(double number) {
   return number;
 }
 
-// Unset or zero: no limit.
-absl::StatusOr<absl::Duration> OptionalLimit(
-    bool has, const google::protobuf::Duration& proto, const char* field) {
+// Unset or zero: no limit. A negative limit is passed on for the executor
+// to refuse (it validates every request, whichever way it came).
+absl::Duration OptionalLimit(bool has,
+                             const google::protobuf::Duration& proto) {
   if (!has) return absl::InfiniteDuration();
   const absl::Duration duration = common::FromProtoDuration(proto);
-  if (duration < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " must not be negative"));
-  }
   return duration == absl::ZeroDuration() ? absl::InfiniteDuration() : duration;
 }
+
+// The two state enums share their numbers, so a state maps by a cast.
+constexpr bool SameNumber(executor::TaskState state, v1::State proto) {
+  return static_cast<int>(state) == static_cast<int>(proto);
+}
+static_assert(SameNumber(executor::TaskState::kQueued, v1::QUEUED));
+static_assert(SameNumber(executor::TaskState::kRunning, v1::RUNNING));
+static_assert(SameNumber(executor::TaskState::kSucceeded, v1::SUCCEEDED));
+static_assert(SameNumber(executor::TaskState::kFailed, v1::FAILED));
+static_assert(SameNumber(executor::TaskState::kCancelled, v1::CANCELLED));
+static_assert(SameNumber(executor::TaskState::kTimedOut, v1::TIMED_OUT));
+static_assert(SameNumber(executor::TaskState::kWorkerLost, v1::WORKER_LOST));
+static_assert(v1::State_MAX == v1::WORKER_LOST,
+              "every v1.State needs an executor::TaskState");
 
 }  // namespace
 
@@ -100,34 +111,30 @@ void JsonToValue(const Json& json, google::protobuf::Value* value) {
   }
 }
 
-absl::StatusOr<executor::TaskSpec> TaskSpecFromProto(
-    const v1::SubmitRequest& request) {
+executor::TaskSpec TaskSpecFromProto(const v1::SubmitRequest& request) {
   executor::TaskSpec spec;
   spec.function = request.function();
   spec.args = JsonFromValue(request.args());
   spec.input = request.input();
   spec.pool = request.pool();
   spec.priority = request.priority();
-  REMEX_ASSIGN_OR_RETURN(
-      spec.queue_timeout,
-      OptionalLimit(request.has_queue_timeout(), request.queue_timeout(),
-                    "queue_timeout"));
-  REMEX_ASSIGN_OR_RETURN(spec.run_timeout,
-                         OptionalLimit(request.has_run_timeout(),
-                                       request.run_timeout(), "run_timeout"));
-  if (request.max_attempts() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_attempts must not be negative, got ", request.max_attempts()));
-  }
+  spec.queue_timeout =
+      OptionalLimit(request.has_queue_timeout(), request.queue_timeout());
+  spec.run_timeout =
+      OptionalLimit(request.has_run_timeout(), request.run_timeout());
+  // Unset is one attempt; a negative budget is the executor's to refuse.
   spec.max_attempts = request.max_attempts() == 0 ? 1 : request.max_attempts();
   spec.labels.insert(request.labels().begin(), request.labels().end());
-  if (request.has_ttl()) {
-    spec.ttl = common::FromProtoDuration(request.ttl());
-    if (spec.ttl < absl::ZeroDuration()) {
-      return absl::InvalidArgumentError("ttl must not be negative");
-    }
-  }
+  if (request.has_ttl()) spec.ttl = common::FromProtoDuration(request.ttl());
   return spec;
+}
+
+v1::State StateToProto(executor::TaskState state) {
+  return static_cast<v1::State>(state);
+}
+
+executor::TaskState StateFromProto(v1::State state) {
+  return static_cast<executor::TaskState>(state);
 }
 
 void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task) {
@@ -135,7 +142,7 @@ void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task) {
   task->set_id(snapshot.id);
   task->set_function(spec.function);
   task->set_pool(spec.pool);
-  task->set_state(static_cast<v1::State>(snapshot.state));
+  task->set_state(StateToProto(snapshot.state));
   task->set_attempt(snapshot.attempt);
   task->set_priority(spec.priority);
   task->set_max_attempts(spec.max_attempts);
@@ -154,9 +161,10 @@ void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task) {
   if (!outcome.result.is_null())
     JsonToValue(outcome.result, task->mutable_result());
   task->set_output(outcome.output);
+  // Only a failed task carries an error (an empty one would still be sent).
   if (outcome.error.code != absl::StatusCode::kOk) {
-    task->mutable_error()->set_code(static_cast<int32_t>(outcome.error.code));
-    task->mutable_error()->set_message(outcome.error.message);
+    common::ToTaskError(outcome.error.code, outcome.error.message,
+                        task->mutable_error());
   }
 }
 
@@ -168,7 +176,7 @@ absl::StatusOr<executor::ListQuery> ListQueryFromProto(
       return absl::InvalidArgumentError(
           absl::StrCat("unknown state ", request.state()));
     }
-    query.state = static_cast<executor::TaskState>(request.state());
+    query.state = StateFromProto(request.state());
   }
   if (request.page_size() < 0) {
     return absl::InvalidArgumentError("page_size must not be negative");

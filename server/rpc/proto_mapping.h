@@ -16,9 +16,14 @@ namespace remex::rpc {
 executor::Json JsonFromValue(const google::protobuf::Value& value);
 void JsonToValue(const executor::Json& json, google::protobuf::Value* value);
 
-// INVALID_ARGUMENT for a malformed duration or a negative max_attempts.
-absl::StatusOr<executor::TaskSpec> TaskSpecFromProto(
-    const v1::SubmitRequest& request);
+// Only maps: the executor validates the spec (negative limits and the like)
+// when it is submitted.
+executor::TaskSpec TaskSpecFromProto(const v1::SubmitRequest& request);
+// Casts: the two enums share their numbers (pinned in proto_mapping.cc).
+// REQUIRES for StateFromProto: v1::State_IsValid(state), not unspecified.
+v1::State StateToProto(executor::TaskState state);
+executor::TaskState StateFromProto(v1::State state);
+
 void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task);
 
 // INVALID_ARGUMENT for a negative page size or an unknown state number.

@@ -15,7 +15,7 @@
 #include "remex/v1/executor.grpc.pb.h"
 #include "server/executor/executor.h"
 #include "server/rpc/call.h"
-#include "server/rpc/session_call.h"
+#include "server/rpc/session_registry.h"
 
 namespace remex::rpc {
 

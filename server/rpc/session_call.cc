@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/task_error.h"
 #include "server/rpc/proto_mapping.h"
 
 namespace remex::rpc {
@@ -22,64 +24,8 @@ constexpr size_t kTaskOverheadBytes = 128;
 
 }  // namespace
 
-void SessionLink::OnTaskDone(uint64_t seq, const executor::TaskSnapshot& task) {
-  SessionCall* writer = nullptr;
-  {
-    absl::MutexLock lock(&mu);
-    if (call != nullptr && call->AddEndLocked(seq, task)) writer = call;
-  }
-  // This thread sends the end itself: no wake-up of the poller. The call
-  // cannot go while it holds the write.
-  if (writer != nullptr) writer->Flush();
-  Unref();
-}
-
-executor::DoneCallback SessionLink::ReportTo(uint64_t seq) {
-  return [this, seq](const executor::TaskSnapshot& task) {
-    OnTaskDone(seq, task);
-  };
-}
-
-void SessionRegistry::Add(SessionLink* link) {
-  link->Ref();
-  absl::MutexLock lock(&mu_);
-  if (closed_) {
-    absl::MutexLock link_lock(&link->mu);
-    if (link->call != nullptr) link->call->CloseLocked();
-  }
-  links_.insert(link);
-}
-
-void SessionRegistry::Remove(SessionLink* link) {
-  bool listed = false;
-  {
-    absl::MutexLock lock(&mu_);
-    listed = links_.erase(link) > 0;
-  }
-  if (listed) link->Unref();
-}
-
-void SessionRegistry::CloseAll() {
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
-  for (SessionLink* link : links_) {
-    absl::MutexLock link_lock(&link->mu);
-    if (link->call != nullptr) link->call->CloseLocked();
-  }
-}
-
-int64_t SessionRegistry::open_sessions() const {
-  absl::MutexLock lock(&mu_);
-  return static_cast<int64_t>(links_.size());
-}
-
-void SessionCall::Spawn(const CallEnv& env) {
-  SessionCall* call = new SessionCall(env);
-  // Must precede the request; its tag comes back only if a call is matched.
-  call->context_.AsyncNotifyWhenDone(&call->done_tag_);
-  call->pending_ = 1;
-  env.service->RequestSession(&call->context_, &call->stream_, env.cq, env.cq,
-                              &call->request_tag_);
+void SessionCall::RequestCall(Tag* tag) {
+  env().service->RequestSession(&context(), &stream_, env().cq, env().cq, tag);
 }
 
 void SessionCall::CloseLocked() {
@@ -90,20 +36,41 @@ void SessionCall::CloseLocked() {
   }
 }
 
-void SessionCall::OnRequest(bool ok) {
-  if (!ok) return Release();  // shutting down; the done tag will not come
-  Spawn(env_);
-  started_ = absl::Now();
+void SessionCall::Start() {
   // Set before the call is linked: closing it cancels the alarm.
-  alarm_.Set(env_.cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), &alarm_tag_);
+  alarm_.Set(env().cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), &alarm_tag_);
   {
     absl::MutexLock lock(&link_->mu);
-    pending_ += 2;  // the done tag and the alarm
+    HoldLocked();  // the alarm
     link_->call = this;
   }
-  env_.sessions->Add(link_);
+  env().sessions->Add(link_);
   Advance();
-  Release();  // the request tag
+}
+
+void SessionCall::Hold() {
+  absl::MutexLock lock(&link_->mu);
+  HoldLocked();
+}
+
+void SessionCall::Release() {
+  bool last = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    last = ReleaseLocked();
+  }
+  if (last) Retire();
+}
+
+bool SessionCall::ReleaseLocked() {
+  if (!CountRelease()) return false;
+  link_->call = nullptr;
+  return true;
+}
+
+void SessionCall::Retire() {
+  env().sessions->Remove(link_);
+  delete this;
 }
 
 void SessionCall::OnRead(bool ok) {
@@ -150,7 +117,7 @@ void SessionCall::OnWrite(bool ok) {
     if (!ok) broken_ = true;  // the call is gone; the done tag follows
     again = !broken_ && !finishing_ && HasOutputLocked();
     if (again) {
-      ++pending_;  // the next write
+      HoldLocked();  // the next write
     } else {
       writing_ = false;
     }
@@ -169,16 +136,15 @@ void SessionCall::OnAlarm(bool /*ok*/) {
   Release();
 }
 
-void SessionCall::OnDone(bool /*ok*/) {
+void SessionCall::OnCallDone() {
   // Finished by us, or cancelled: the client went away, its deadline
   // passed, or the server cut the call.
   call_done_ = true;
-  if (context_.IsCancelled()) {
+  if (context().IsCancelled()) {
     absl::MutexLock lock(&link_->mu);
     broken_ = true;
   }
   Advance();
-  Release();
 }
 
 void SessionCall::OnFinished(bool /*ok*/) { Release(); }
@@ -187,13 +153,11 @@ void SessionCall::Submit(const v1::SessionSubmit& submit) {
   if (absl::Status status = ReserveSlot(); !status.ok()) {
     return Answer(submit.seq(), std::string(), std::move(status));
   }
-  absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(submit.request());
-  if (!spec.ok()) return Answer(submit.seq(), std::string(), spec.status());
   // Counted first: the task may end before Submit returns.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
   link_->Ref();  // the task's, dropped by OnTaskDone
-  absl::StatusOr<executor::TaskSnapshot> task =
-      env_.executor->Submit(*std::move(spec), link_, submit.seq());
+  absl::StatusOr<executor::TaskSnapshot> task = env().executor->Submit(
+      TaskSpecFromProto(submit.request()), link_, submit.seq());
   if (!task.ok()) {  // the link is not told
     link_->Unref();
     open_tasks_.fetch_sub(1, std::memory_order_relaxed);
@@ -210,7 +174,7 @@ void SessionCall::Watch(const v1::SessionWatch& watch) {
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
   link_->Ref();  // the watch's, dropped by OnTaskDone
   absl::Status status =
-      env_.executor->OnDone(watch.id(), link_->ReportTo(watch.seq()));
+      env().executor->OnDone(watch.id(), link_->ReportTo(watch.seq()));
   if (!status.ok()) {  // the callback was dropped, not run
     link_->Unref();
     open_tasks_.fetch_sub(1, std::memory_order_relaxed);
@@ -221,7 +185,7 @@ void SessionCall::Watch(const v1::SessionWatch& watch) {
 
 void SessionCall::Cancel(const v1::SessionCancel& cancel) {
   absl::StatusOr<executor::TaskSnapshot> task =
-      env_.executor->Cancel(cancel.id());
+      env().executor->Cancel(cancel.id());
   Answer(cancel.seq(), cancel.id(), task.status());
 }
 
@@ -231,7 +195,7 @@ void SessionCall::Answer(uint64_t seq, std::string id, absl::Status status) {
 
 absl::Status SessionCall::ReserveSlot() const {
   const int64_t open = open_tasks_.load(std::memory_order_relaxed);
-  if (open < env_.sessions->window()) return absl::OkStatus();
+  if (open < env().sessions->window()) return absl::OkStatus();
   return absl::ResourceExhaustedError(
       absl::StrCat("the session already follows ", open,
                    " unfinished tasks (its window); wait for some to end"));
@@ -248,7 +212,7 @@ bool SessionCall::AddEndLocked(uint64_t seq,
 bool SessionCall::TakeWriteLocked() {
   if (writing_ || finishing_ || broken_ || !HasOutputLocked()) return false;
   writing_ = true;
-  ++pending_;
+  HoldLocked();  // the write
   return true;
 }
 
@@ -277,13 +241,9 @@ void SessionCall::Flush() {
       absl::MutexLock lock(&link_->mu);
       if (!broken_ && !finishing_ && HasOutputLocked()) continue;
       writing_ = false;
-      last = --pending_ == 0;
-      if (last) link_->call = nullptr;
+      last = ReleaseLocked();  // the write
     }
-    if (last) {
-      env_.sessions->Remove(link_);
-      delete this;
-    }
+    if (last) Retire();
     return;
   }
 }
@@ -297,10 +257,7 @@ void SessionCall::Fill(v1::SessionResponse* response) {
     } else {
       v1::SessionFailed* failed = response->add_failed();
       failed->set_seq(answer.seq);
-      failed->mutable_error()->set_code(
-          static_cast<int32_t>(answer.status.code()));
-      failed->mutable_error()->set_message(
-          std::string(answer.status.message()));
+      common::ToTaskError(answer.status, failed->mutable_error());
     }
   }
   flush_answers_.clear();
@@ -337,50 +294,36 @@ void SessionCall::MaybeRead() {
     absl::MutexLock lock(&link_->mu);
     if (finishing_) return;
     if (writing_ && answers_.size() >= kMaxBufferedAnswers) return;
-    ++pending_;
+    HoldLocked();  // the read
   }
   reading_ = true;
   stream_.Read(request_.get(), &read_tag_);
 }
 
 void SessionCall::MaybeFinish() {
-  grpc::Status status;
+  absl::Status status;
   bool stop_alarm = false;
   {
     absl::MutexLock lock(&link_->mu);
     if (finishing_ || writing_) return;
     if (broken_) {
-      status = grpc::Status::CANCELLED;
+      status = absl::CancelledError();
     } else if (open_tasks_.load(std::memory_order_relaxed) > 0 ||
                !answers_.empty() || !ends_.empty()) {
       return;  // still to report
     } else if (closed_) {
-      status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                            "the server is shutting down");
+      status = absl::UnavailableError("the server is shutting down");
     } else if (!reads_done_) {
       return;
     }
     finishing_ = true;
-    ++pending_;
+    HoldLocked();  // the finish
     stop_alarm = !alarm_stopped_;
     alarm_stopped_ = true;
   }
   if (stop_alarm) alarm_.Cancel();
-  RecordCall(env_, monitoring::RpcMethod::kSession,
-             static_cast<absl::StatusCode>(status.error_code()), started_);
-  stream_.Finish(status, &finish_tag_);
-}
-
-void SessionCall::Release() {
-  bool last = false;
-  {
-    absl::MutexLock lock(&link_->mu);
-    last = --pending_ == 0;
-    if (last) link_->call = nullptr;
-  }
-  if (!last) return;
-  env_.sessions->Remove(link_);
-  delete this;
+  RecordEnd(status.code());
+  stream_.Finish(common::ToGrpcStatus(status), &finish_tag_);
 }
 
 }  // namespace remex::rpc

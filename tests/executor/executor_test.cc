@@ -21,8 +21,8 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/functions/builtin_functions.h"
 #include "server/executor/function_registry.h"
+#include "server/functions/builtin_functions.h"
 #include "tests/executor/executor_test_util.h"
 
 namespace remex::executor {
@@ -45,7 +45,7 @@ constexpr int kLongSleepMs = 10000;
 class ExecutorTest : public ::testing::Test {
  protected:
   ExecutorTest() {
-    EXPECT_TRUE(RegisterBuiltinFunctions({}, registry_).ok());
+    EXPECT_TRUE(functions::RegisterBuiltinFunctions({}, registry_).ok());
     // Holds its worker until ReleaseGate(); deliberately ignores its
     // cancellation token, like a function that cannot be interrupted.
     Register({.name = "gate", .body = [this](TaskContext&) {
