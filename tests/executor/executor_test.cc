@@ -21,18 +21,19 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/functions/builtin_functions.h"
 #include "server/executor/function_registry.h"
+#include "server/functions/builtin_functions.h"
 #include "tests/executor/executor_test_util.h"
+#include "tests/testing/wait.h"
 
 namespace remex::executor {
 namespace {
 
 using ::remex::executor::testing::AwaitTerminal;
-using ::remex::executor::testing::kWaitTimeout;
 using ::remex::executor::testing::MakeSpec;
 using ::remex::executor::testing::ThreadPoolConfig;
-using ::remex::executor::testing::WaitUntil;
+using ::remex::testing::kWaitTimeout;
+using ::remex::testing::WaitUntil;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -45,7 +46,7 @@ constexpr int kLongSleepMs = 10000;
 class ExecutorTest : public ::testing::Test {
  protected:
   ExecutorTest() {
-    EXPECT_TRUE(RegisterBuiltinFunctions({}, registry_).ok());
+    EXPECT_TRUE(functions::RegisterBuiltinFunctions({}, registry_).ok());
     // Holds its worker until ReleaseGate(); deliberately ignores its
     // cancellation token, like a function that cannot be interrupted.
     Register({.name = "gate", .body = [this](TaskContext&) {

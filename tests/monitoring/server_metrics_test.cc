@@ -18,6 +18,7 @@
 #include "tests/monitoring/http_get.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
@@ -45,12 +46,13 @@ double Scrape(const std::string& address, const std::string& series) {
 // Polls until `series` reads `expected` (10 s at most); the last value.
 double ScrapeUntil(const std::string& address, const std::string& series,
                    double expected) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  double value = Scrape(address, series);
-  while (value != expected && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-    value = Scrape(address, series);
-  }
+  double value = -1;
+  testing::WaitUntil(
+      [&] {
+        value = Scrape(address, series);
+        return value == expected;
+      },
+      absl::Seconds(10));
   return value;
 }
 
