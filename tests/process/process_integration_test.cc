@@ -125,6 +125,12 @@ class ProcessPoolRpcTest : public ::remex::testing::ServerTest {
     return Pids(children);
   }
 
+  // Starts the server with two process workers and a one-minute task of
+  // `function` running on one; sets `workers` to their pids and closes the
+  // connection (for a test that stops the server).
+  void StartWithALongTaskRunning(absl::string_view function,
+                                 std::vector<pid_t>& workers);
+
   bool PoolBackTo(size_t workers) {
     return WaitUntil([&] { return Workers().size() == workers; });
   }
@@ -149,6 +155,16 @@ constexpr absl::string_view kTwoWorkers =
                  {"name":"process","kind":"process","workers":2,
                   "memory_limit_bytes":1073741824}]})";
 #endif
+
+void ProcessPoolRpcTest::StartWithALongTaskRunning(
+    absl::string_view function, std::vector<pid_t>& workers) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(kTwoWorkers));
+  const Task running = Submit(function, R"({"ms":60000})");
+  ASSERT_TRUE(WaitUntil([&] { return GetState(running.id()) == v1::RUNNING; }));
+  workers = Workers();
+  ASSERT_EQ(workers.size(), 2u);
+  stub_.reset();
+}
 
 TEST_F(ProcessPoolRpcTest, KillNineOfAWorkerMidStreamLosesOnlyItsTask) {
   StartServer(kTwoWorkers);
@@ -242,24 +258,16 @@ TEST_F(ProcessPoolRpcTest, DefaultConfigServesAProcessPoolSizedToTheMachine) {
 }
 
 TEST_F(ProcessPoolRpcTest, CleanShutdownLeavesNoWorkerBehind) {
-  StartServer(kTwoWorkers);
-  const Task running = Submit("ignore_cancel", R"({"ms":60000})");
-  ASSERT_TRUE(WaitUntil([&] { return GetState(running.id()) == v1::RUNNING; }));
-  const std::vector<pid_t> workers = Workers();
-  ASSERT_EQ(workers.size(), 2u);
-  stub_.reset();
+  std::vector<pid_t> workers;
+  ASSERT_NO_FATAL_FAILURE(StartWithALongTaskRunning("ignore_cancel", workers));
   ASSERT_EQ(server().Signal(SIGTERM), 0);
   ASSERT_NO_FATAL_FAILURE(ExpectExitsZero(absl::Seconds(15)));
   for (pid_t pid : workers) EXPECT_FALSE(IsAlive(pid)) << pid;
 }
 
 TEST_F(ProcessPoolRpcTest, WorkersDieWithAKilledServer) {
-  StartServer(kTwoWorkers);
-  const Task running = Submit("sleep", R"({"ms":60000})");
-  ASSERT_TRUE(WaitUntil([&] { return GetState(running.id()) == v1::RUNNING; }));
-  const std::vector<pid_t> workers = Workers();
-  ASSERT_EQ(workers.size(), 2u);
-  stub_.reset();
+  std::vector<pid_t> workers;
+  ASSERT_NO_FATAL_FAILURE(StartWithALongTaskRunning("sleep", workers));
   ASSERT_EQ(server().Signal(SIGKILL), 0);
   (void)WaitForExit(absl::Seconds(15));
   // PR_SET_PDEATHSIG: no orphan outlives the server.
