@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "remex/v1/executor.pb.h"
-#include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 #include "tests/testing/subprocess.h"
 
 namespace remex {
@@ -32,17 +32,9 @@ M Parse(const std::string& json) {
   return message;
 }
 
-class CliTest : public ::testing::Test {
+class CliTest : public testing::SharedServerTest {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server =
-        testing::ServerProcess::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-  }
-  static void TearDownTestSuite() { server_.reset(); }
-
-  void SetUp() override { ASSERT_NE(server_, nullptr); }
+  static void SetUpTestSuite() { StartSharedServer(); }
 
   // Runs `remex ARGS --server ADDRESS` (bounded by kCommandTimeout).
   static testing::ProcessResult Remex(std::vector<std::string> args) {
@@ -69,8 +61,6 @@ class CliTest : public ::testing::Test {
     EXPECT_TRUE(absl::StartsWith(result.err, "remex: INVALID_ARGUMENT: "))
         << result.err;
   }
-
-  static inline std::unique_ptr<testing::ServerProcess> server_;
 };
 
 TEST_F(CliTest, SubmitWaitPrintsSucceededTask) {

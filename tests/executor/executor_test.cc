@@ -24,15 +24,16 @@
 #include "server/executor/function_registry.h"
 #include "server/functions/builtin_functions.h"
 #include "tests/executor/executor_test_util.h"
+#include "tests/testing/wait.h"
 
 namespace remex::executor {
 namespace {
 
 using ::remex::executor::testing::AwaitTerminal;
-using ::remex::executor::testing::kWaitTimeout;
 using ::remex::executor::testing::MakeSpec;
 using ::remex::executor::testing::ThreadPoolConfig;
-using ::remex::executor::testing::WaitUntil;
+using ::remex::testing::kWaitTimeout;
+using ::remex::testing::WaitUntil;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;

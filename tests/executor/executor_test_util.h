@@ -1,9 +1,9 @@
-// Helpers shared by the executor tests: bounded waits on conditions and on
-// tasks reaching a terminal state.
+// Helpers shared by the executor tests: bounded waits on tasks reaching a
+// terminal state, pool configs and task specs. (Waits on any condition:
+// tests/testing/wait.h.)
 #ifndef REMEX_TESTS_EXECUTOR_EXECUTOR_TEST_UTIL_H_
 #define REMEX_TESTS_EXECUTOR_EXECUTOR_TEST_UTIL_H_
 
-#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -11,23 +11,16 @@
 #include "server/executor/executor.h"
 #include "server/executor/pool.h"
 #include "server/executor/task.h"
+#include "tests/testing/wait.h"
 
 namespace remex::executor::testing {
-
-// How long any test waits for something that should happen promptly.
-inline constexpr absl::Duration kWaitTimeout = absl::Seconds(10);
-
-// Polls `condition` until it holds or `timeout` passes; returns whether it
-// held.
-bool WaitUntil(const std::function<bool()>& condition,
-               absl::Duration timeout = kWaitTimeout);
 
 // Waits (through Executor::OnDone) until task `id` is terminal and returns
 // its terminal snapshot; DEADLINE_EXCEEDED if it is not within `timeout`,
 // NOT_FOUND if the executor does not know the id.
 absl::StatusOr<TaskSnapshot> AwaitTerminal(
     Executor& executor, const std::string& id,
-    absl::Duration timeout = kWaitTimeout);
+    absl::Duration timeout = remex::testing::kWaitTimeout);
 
 // A thread pool config.
 PoolConfig ThreadPoolConfig(std::string name, int workers,

@@ -13,13 +13,13 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/executor/executor_test_util.h"
+#include "tests/testing/wait.h"
 
 namespace remex::executor {
 namespace {
 
-using ::remex::executor::testing::kWaitTimeout;
-using ::remex::executor::testing::WaitUntil;
+using ::remex::testing::kWaitTimeout;
+using ::remex::testing::WaitUntil;
 using ::testing::ElementsAre;
 
 // Collects the names of the timers that ran, in order.

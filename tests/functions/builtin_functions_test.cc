@@ -20,6 +20,16 @@
 namespace remex::functions {
 namespace {
 
+using ::remex::executor::CancellationToken;
+using ::remex::executor::Executor;
+using ::remex::executor::ExecutorOptions;
+using ::remex::executor::FunctionRegistry;
+using ::remex::executor::FunctionSpec;
+using ::remex::executor::Json;
+using ::remex::executor::TaskContext;
+using ::remex::executor::TaskSnapshot;
+using ::remex::executor::TaskSpec;
+using ::remex::executor::TaskState;
 using ::remex::executor::testing::AwaitTerminal;
 using ::remex::executor::testing::MakeSpec;
 using ::remex::executor::testing::ThreadPoolConfig;

@@ -5,12 +5,9 @@
 #include <sys/types.h>
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,13 +20,21 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "remex/remex.h"
-#include "tests/plugin/test_util.h"
+#include "tests/testing/proc.h"
+#include "tests/testing/sdk_util.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
 
 using ::remex::testing::AwaitTask;
+using ::remex::testing::ChildrenOf;
+using ::remex::testing::GroupMembers;
+using ::remex::testing::IsAlive;
+using ::remex::testing::ProcEntry;
 using ::remex::testing::RunServerExpectingExit;
 using ::remex::testing::ServerProcess;
 using ::remex::testing::TempDir;
@@ -72,62 +77,6 @@ functions:
     max_output_bytes: 1000
 )";
 
-// One process, as /proc/PID/stat tells it.
-struct ProcInfo {
-  pid_t pid = 0;
-  pid_t ppid = 0;
-  pid_t pgrp = 0;
-  char state = '?';
-};
-
-std::vector<ProcInfo> AllProcesses() {
-  std::vector<ProcInfo> processes;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    pid_t pid = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
-    std::ifstream file(entry.path() / "stat");
-    std::stringstream text;
-    text << file.rdbuf();
-    const std::string stat = text.str();
-    // "PID (COMM) STATE PPID PGRP ...": COMM may hold spaces and ')'.
-    const size_t end_of_comm = stat.rfind(')');
-    if (end_of_comm == std::string::npos) continue;
-    std::istringstream fields(stat.substr(end_of_comm + 1));
-    ProcInfo info{.pid = pid};
-    fields >> info.state >> info.ppid >> info.pgrp;
-    if (fields) processes.push_back(info);
-  }
-  return processes;
-}
-
-// Children of `parent`.
-std::vector<pid_t> ChildrenOf(pid_t parent) {
-  std::vector<pid_t> children;
-  for (const ProcInfo& info : AllProcesses()) {
-    if (info.ppid == parent) children.push_back(info.pid);
-  }
-  return children;
-}
-
-// Live processes in process group `pgrp`. Zombies do not count: a killed
-// grandchild is reparented, and whether its new parent reaps it is not the
-// server's business (the server's own children are checked with
-// ChildrenOf, zombies included).
-std::vector<pid_t> GroupMembers(pid_t pgrp) {
-  std::vector<pid_t> members;
-  for (const ProcInfo& info : AllProcesses()) {
-    if (info.pgrp == pgrp && info.state != 'Z') members.push_back(info.pid);
-  }
-  return members;
-}
-
-bool IsAlive(pid_t pid) {
-  for (const ProcInfo& info : AllProcesses()) {
-    if (info.pid == pid) return info.state != 'Z';
-  }
-  return false;
-}
-
 class CommandFunctionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -156,11 +105,14 @@ class CommandFunctionTest : public ::testing::Test {
   // The one child the server started for a running task, once it is there.
   pid_t AwaitOnlyChild() {
     pid_t child = 0;
-    EXPECT_TRUE(WaitUntil([&] {
-      const std::vector<pid_t> children = ChildrenOf(server_->pid());
-      if (children.size() == 1) child = children[0];
-      return children.size() == 1;
-    })) << "the server started no command";
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          const std::vector<ProcEntry> children = ChildrenOf(server_->pid());
+          if (children.size() == 1) child = children[0].pid;
+          return children.size() == 1;
+        },
+        absl::Seconds(20)))
+        << "the server started no command";
     return child;
   }
 
@@ -257,7 +209,8 @@ TEST_F(CommandFunctionTest, ACommandIgnoringSigtermIsKilledAfterTheGrace) {
   const pid_t shell = AwaitOnlyChild();
   ASSERT_GT(shell, 0);
   // The shell and its sleep, both ignoring SIGTERM.
-  ASSERT_TRUE(WaitUntil([&] { return GroupMembers(shell).size() == 2; }));
+  ASSERT_TRUE(WaitUntil([&] { return GroupMembers(shell).size() == 2; },
+                        absl::Seconds(20)));
 
   EXPECT_TRUE(future.cancel());
   EXPECT_EQ(AwaitTask(*client_, future.id()).state(), v1::CANCELLED);

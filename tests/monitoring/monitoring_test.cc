@@ -17,10 +17,11 @@
 #include "monitoring/process_collector.h"
 #include "monitoring/stats_collector.h"
 #include "prometheus/text_serializer.h"
-#include "server/functions/builtin_functions.h"
 #include "server/executor/executor.h"
+#include "server/functions/builtin_functions.h"
 #include "tests/executor/executor_test_util.h"
 #include "tests/monitoring/http_get.h"
+#include "tests/testing/wait.h"
 
 namespace remex::monitoring {
 namespace {
@@ -31,7 +32,7 @@ using executor::TaskState;
 using executor::testing::AwaitTerminal;
 using executor::testing::MakeSpec;
 using executor::testing::ThreadPoolConfig;
-using executor::testing::WaitUntil;
+using ::remex::testing::WaitUntil;
 using ::testing::HasSubstr;
 using ::testing::Not;
 

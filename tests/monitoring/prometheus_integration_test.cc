@@ -26,6 +26,8 @@
 #include "tests/monitoring/http_get.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 #ifndef PROMETHEUS_PATH
 #error "PROMETHEUS_PATH must be the path of the prometheus binary"
@@ -80,8 +82,9 @@ class PrometheusProcess {
   static absl::StatusOr<std::unique_ptr<PrometheusProcess>> Start(
       const std::string& target) {
     std::unique_ptr<PrometheusProcess> prometheus(new PrometheusProcess());
-    std::filesystem::create_directories(prometheus->dir_ / "data");
-    std::ofstream(prometheus->dir_ / "prometheus.yml")
+    const std::filesystem::path& dir = prometheus->dir_.path();
+    std::filesystem::create_directories(dir / "data");
+    std::ofstream(dir / "prometheus.yml")
         << "global:\n"
         << "  scrape_interval: 1s\n"
         << "  evaluation_interval: 1s\n"
@@ -93,26 +96,28 @@ class PrometheusProcess {
         << "      - targets: ['" << target << "']\n";
     prometheus->address_ = absl::StrCat("127.0.0.1:", FreePort());
     // Through sh only to send its output to a file: exec keeps the pid.
-    const std::string command = absl::StrCat(
-        "exec ", PROMETHEUS_PATH,
-        " --config.file=", (prometheus->dir_ / "prometheus.yml").string(),
-        " --storage.tsdb.path=", (prometheus->dir_ / "data").string(),
-        " --web.listen-address=", prometheus->address_, " >",
-        prometheus->log_path().string(), " 2>&1");
+    const std::string command =
+        absl::StrCat("exec ", PROMETHEUS_PATH,
+                     " --config.file=", (dir / "prometheus.yml").string(),
+                     " --storage.tsdb.path=", (dir / "data").string(),
+                     " --web.listen-address=", prometheus->address_, " >",
+                     prometheus->log_path().string(), " 2>&1");
     absl::StatusOr<testing::SpawnedProcess> spawned =
         testing::Spawn({"/bin/sh", "-c", command});
     if (!spawned.ok()) return spawned.status();
     close(spawned->stdout_fd);
     close(spawned->stderr_fd);
     prometheus->pid_ = spawned->pid;
-    const absl::Time deadline = absl::Now() + kStartTimeout;
-    while (absl::Now() < deadline) {
-      absl::StatusOr<testing::HttpResponse> ready =
-          testing::HttpGet(prometheus->address_, "/-/ready");
-      if (ready.ok() && ready->status == 200) return prometheus;
-      if (kill(prometheus->pid_, 0) != 0) break;
-      absl::SleepFor(absl::Milliseconds(100));
-    }
+    bool ready = false;
+    testing::WaitUntil(
+        [&] {
+          absl::StatusOr<testing::HttpResponse> answer =
+              testing::HttpGet(prometheus->address_, "/-/ready");
+          ready = answer.ok() && answer->status == 200;
+          return ready || kill(prometheus->pid_, 0) != 0;
+        },
+        kStartTimeout);
+    if (ready) return prometheus;
     return absl::UnavailableError(absl::StrCat(
         "prometheus did not get ready; its log:\n", prometheus->Log()));
   }
@@ -122,8 +127,6 @@ class PrometheusProcess {
       kill(pid_, SIGTERM);
       (void)testing::WaitForExit(pid_, absl::Seconds(10));
     }
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
   }
 
   // The result of the instant query `promql`: a map from the series' labels
@@ -168,13 +171,12 @@ class PrometheusProcess {
   }
 
  private:
-  PrometheusProcess()
-      : dir_(std::filesystem::path(::testing::TempDir()) /
-             absl::StrCat("remex_prometheus_", getpid(), "_",
-                          absl::ToUnixNanos(absl::Now()))) {}
-  std::filesystem::path log_path() const { return dir_ / "prometheus.log"; }
+  PrometheusProcess() = default;
+  std::filesystem::path log_path() const {
+    return dir_.path() / "prometheus.log";
+  }
 
-  const std::filesystem::path dir_;
+  const testing::TempDir dir_;
   std::string address_;
   pid_t pid_ = -1;
 };
@@ -182,12 +184,11 @@ class PrometheusProcess {
 class PrometheusTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_path_ = absl::StrCat(::testing::TempDir(), "remex_metrics_config_",
-                                getpid(), ".json");
     // Enough workers for every sleeping task of the mix at once.
-    std::ofstream(config_path_) << R"({"pools": [{"name": "default",
-        "kind": "thread", "workers": 12, "max_queue": 1000}]})";
-    auto server = testing::ServerProcess::Start({"--config", config_path_});
+    const std::string config =
+        dir_.Write("config.json", R"({"pools": [{"name": "default",
+        "kind": "thread", "workers": 12, "max_queue": 1000}]})");
+    auto server = testing::ServerProcess::Start({"--config", config});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     auto metrics = server_->MetricsAddress();
@@ -201,7 +202,6 @@ class PrometheusTest : public ::testing::Test {
   void TearDown() override {
     prometheus_.reset();
     server_.reset();
-    std::remove(config_path_.c_str());
   }
 
   // Polls `promql` until it answers `expected` or kSettleTimeout passes;
@@ -209,21 +209,18 @@ class PrometheusTest : public ::testing::Test {
   std::map<std::string, double> QueryUntil(
       const std::string& promql,
       const std::map<std::string, double>& expected) {
-    std::map<std::string, double> last;
-    const absl::Time deadline = absl::Now() + kSettleTimeout;
-    do {
-      absl::StatusOr<std::map<std::string, double>> values =
-          prometheus_->Query(promql);
-      EXPECT_TRUE(values.ok()) << values.status();
-      if (!values.ok()) return {};
-      last = *values;
-      if (last == expected) break;
-      absl::SleepFor(absl::Milliseconds(200));
-    } while (absl::Now() < deadline);
-    return last;
+    absl::StatusOr<std::map<std::string, double>> last;
+    testing::WaitUntil(
+        [&] {
+          last = prometheus_->Query(promql);
+          return !last.ok() || *last == expected;
+        },
+        kSettleTimeout);
+    EXPECT_TRUE(last.ok()) << last.status();
+    return last.ok() ? *std::move(last) : std::map<std::string, double>();
   }
 
-  std::string config_path_;
+  const testing::TempDir dir_;
   std::unique_ptr<testing::ServerProcess> server_;
   std::string metrics_address_;
   std::unique_ptr<PrometheusProcess> prometheus_;
@@ -250,11 +247,8 @@ void RunTheMix(const std::string& address) {
   for (int i = 0; i < kCancel; ++i) {
     Future future = client.Submit("sleep", long_sleep);
     // Running before the cancel, so that it has a run time too.
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (client.Get(future.id())->state() != v1::RUNNING &&
-           absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
+    testing::WaitUntil(
+        [&] { return client.Get(future.id())->state() == v1::RUNNING; });
     EXPECT_TRUE(future.cancel());
     futures.push_back(future);
   }

@@ -17,7 +17,9 @@
 #include "remex/v1/executor.grpc.pb.h"
 #include "tests/monitoring/http_get.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
@@ -45,13 +47,25 @@ double Scrape(const std::string& address, const std::string& series) {
 // Polls until `series` reads `expected` (10 s at most); the last value.
 double ScrapeUntil(const std::string& address, const std::string& series,
                    double expected) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  double value = Scrape(address, series);
-  while (value != expected && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-    value = Scrape(address, series);
-  }
+  double value = -1;
+  testing::WaitUntil(
+      [&] {
+        value = Scrape(address, series);
+        return value == expected;
+      },
+      absl::Seconds(10));
   return value;
+}
+
+// Starts a server and reads its metrics address; fails the test (fatally)
+// if either is missing.
+void StartWithMetrics(std::unique_ptr<ServerProcess>& server,
+                      std::string& metrics) {
+  server = testing::StartServer();
+  ASSERT_NE(server, nullptr);
+  absl::StatusOr<std::string> address = server->MetricsAddress();
+  ASSERT_TRUE(address.ok()) << address.status();
+  metrics = *address;
 }
 
 TEST(ServerMetricsTest, MetricsListenNoneServesNoMetrics) {
@@ -79,24 +93,23 @@ TEST(ServerMetricsTest, AMetricsPortInUseExitsOneNamingIt) {
 }
 
 TEST(ServerMetricsTest, CountsCallsByMethodAndCodeAndParkedAwaits) {
-  auto server = ServerProcess::Start();
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto metrics = (*server)->MetricsAddress();
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
-  Client client((*server)->address());
+  std::unique_ptr<ServerProcess> server;
+  std::string metrics;
+  ASSERT_NO_FATAL_FAILURE(StartWithMetrics(server, metrics));
+  Client client(server->address());
 
   ASSERT_TRUE(client.ListFunctions().ok());
   EXPECT_EQ(client.Get("no-such-task").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(Scrape(*metrics,
+  EXPECT_EQ(Scrape(metrics,
                    "remex_grpc_requests_total{code=\"NOT_FOUND\","
                    "method=\"Get\"}"),
             1);
-  EXPECT_EQ(Scrape(*metrics,
+  EXPECT_EQ(Scrape(metrics,
                    "remex_grpc_requests_total{code=\"OK\","
                    "method=\"ListFunctions\"}"),
             1);
-  EXPECT_EQ(Scrape(*metrics,
+  EXPECT_EQ(Scrape(metrics,
                    "remex_grpc_request_seconds_count{method="
                    "\"ListFunctions\"}"),
             1);
@@ -107,61 +120,59 @@ TEST(ServerMetricsTest, CountsCallsByMethodAndCodeAndParkedAwaits) {
   std::thread awaiter([&client, &sleeper] {
     EXPECT_TRUE(client.Await(sleeper.id(), absl::Seconds(60)).ok());
   });
-  EXPECT_EQ(ScrapeUntil(*metrics, "remex_awaiters", 1), 1);
-  EXPECT_EQ(Scrape(*metrics, "remex_pool_running{pool=\"default\"}"), 1);
+  EXPECT_EQ(ScrapeUntil(metrics, "remex_awaiters", 1), 1);
+  EXPECT_EQ(Scrape(metrics, "remex_pool_running{pool=\"default\"}"), 1);
   EXPECT_TRUE(sleeper.cancel());
   awaiter.join();
-  EXPECT_EQ(ScrapeUntil(*metrics, "remex_awaiters", 0), 0);
-  EXPECT_EQ(Scrape(*metrics,
+  EXPECT_EQ(ScrapeUntil(metrics, "remex_awaiters", 0), 0);
+  EXPECT_EQ(Scrape(metrics,
                    "remex_grpc_requests_total{code=\"OK\","
                    "method=\"Await\"}"),
-            Scrape(*metrics,
+            Scrape(metrics,
                    "remex_grpc_request_seconds_count{method="
                    "\"Await\"}"));
-  EXPECT_GE(Scrape(*metrics,
+  EXPECT_GE(Scrape(metrics,
                    "remex_grpc_requests_total{code=\"OK\","
                    "method=\"Await\"}"),
             1);
-  EXPECT_EQ(Scrape(*metrics,
+  EXPECT_EQ(Scrape(metrics,
                    "remex_tasks_completed_total{function=\"sleep\","
                    "pool=\"default\",state=\"cancelled\"}"),
             1);
 }
 
 TEST(ServerMetricsTest, ASessionStreamCountsOnceWhenItEnds) {
-  auto server = ServerProcess::Start();
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto metrics = (*server)->MetricsAddress();
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  std::unique_ptr<ServerProcess> server;
+  std::string metrics;
+  ASSERT_NO_FATAL_FAILURE(StartWithMetrics(server, metrics));
   const std::string session_ok =
       "remex_grpc_requests_total{code=\"OK\",method=\"Session\"}";
   {
-    Client client((*server)->address());  // the SDK's default: a Session
+    Client client(server->address());  // the SDK's default: a Session
     for (int i = 0; i < 3; ++i) {
       EXPECT_TRUE(client.Submit("echo", Json(R"({"x": 1})")).result().ok());
     }
     // Open, so not counted yet; its tasks go through no unary Submit.
-    EXPECT_EQ(Scrape(*metrics, session_ok), 0);
-    EXPECT_EQ(Scrape(*metrics,
+    EXPECT_EQ(Scrape(metrics, session_ok), 0);
+    EXPECT_EQ(Scrape(metrics,
                      "remex_grpc_requests_total{code=\"OK\","
                      "method=\"Submit\"}"),
               0);
   }
   // The client half-closed its stream; the server ends it OK.
-  EXPECT_EQ(ScrapeUntil(*metrics, session_ok, 1), 1);
+  EXPECT_EQ(ScrapeUntil(metrics, session_ok, 1), 1);
   EXPECT_EQ(
-      Scrape(*metrics, "remex_grpc_request_seconds_count{method=\"Session\"}"),
+      Scrape(metrics, "remex_grpc_request_seconds_count{method=\"Session\"}"),
       1);
 }
 
 TEST(ServerMetricsTest, AnAwaitTheClientGaveUpOnCountsOnceAsCancelled) {
-  auto server = ServerProcess::Start();
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto metrics = (*server)->MetricsAddress();
-  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  std::unique_ptr<ServerProcess> server;
+  std::string metrics;
+  ASSERT_NO_FATAL_FAILURE(StartWithMetrics(server, metrics));
   // Raw calls only, so that every Await is this test's.
   auto stub = v1::Executor::NewStub(grpc::CreateChannel(
-      (*server)->address(), grpc::InsecureChannelCredentials()));
+      server->address(), grpc::InsecureChannelCredentials()));
   v1::Task sleeper;
   {
     grpc::ClientContext context;
@@ -181,7 +192,7 @@ TEST(ServerMetricsTest, AnAwaitTheClientGaveUpOnCountsOnceAsCancelled) {
     EXPECT_EQ(stub->Await(&context, request, &task).error_code(),
               grpc::StatusCode::DEADLINE_EXCEEDED);
   }
-  EXPECT_EQ(ScrapeUntil(*metrics,
+  EXPECT_EQ(ScrapeUntil(metrics,
                         "remex_grpc_requests_total{code=\"CANCELLED\","
                         "method=\"Await\"}",
                         1),
@@ -194,12 +205,11 @@ TEST(ServerMetricsTest, AnAwaitTheClientGaveUpOnCountsOnceAsCancelled) {
     ASSERT_TRUE(stub->Cancel(&context, request, &task).ok());
     EXPECT_EQ(task.state(), v1::CANCELLED);
   }
-  EXPECT_EQ(ScrapeUntil(*metrics, "remex_awaiters", 0), 0);
+  EXPECT_EQ(ScrapeUntil(metrics, "remex_awaiters", 0), 0);
   // Counted once: the task's end later finds the call gone.
   EXPECT_EQ(
-      Scrape(*metrics, "remex_grpc_request_seconds_count{method=\"Await\"}"),
-      1);
-  EXPECT_EQ(Scrape(*metrics,
+      Scrape(metrics, "remex_grpc_request_seconds_count{method=\"Await\"}"), 1);
+  EXPECT_EQ(Scrape(metrics,
                    "remex_grpc_requests_total{code=\"OK\",method=\"Await\"}"),
             0);
 }

@@ -12,8 +12,10 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "remex/remex.h"
-#include "tests/plugins/test_util.h"
+#include "tests/testing/sdk_util.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
+#include "tests/testing/temp_dir.h"
 
 namespace remex {
 namespace {
@@ -21,15 +23,9 @@ namespace {
 using ::remex::testing::AwaitTask;
 using ::remex::testing::RunServerExpectingExit;
 using ::remex::testing::ServerProcess;
+using ::remex::testing::StartServer;
 using ::remex::testing::TempDir;
 using ::remex::testing::WaitUntilRunning;
-
-std::unique_ptr<ServerProcess> StartServer(std::vector<std::string> args) {
-  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
-      ServerProcess::Start(std::move(args));
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? *std::move(server) : nullptr;
-}
 
 // With the built-in pools (a process pool too, where the server has one).
 std::unique_ptr<ServerProcess> StartWithExamplePlugin() {

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "server/executor/cancellation.h"
+#include "tests/testing/wait.h"
 
 namespace remex::process {
 namespace {
@@ -96,11 +97,7 @@ absl::Duration CancelWhenReady(const CommandRun& run,
     if (ran.ok()) result = *ran;
     done.Notify();
   });
-  const absl::Time give_up = absl::Now() + absl::Seconds(20);
-  while (!ready() && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  EXPECT_TRUE(ready());
+  EXPECT_TRUE(remex::testing::WaitUntil(ready, absl::Seconds(20)));
   const absl::Time cancelled_at = absl::Now();
   token.Cancel();
   EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(20)));

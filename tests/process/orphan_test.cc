@@ -22,16 +22,18 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "remex/v1/executor.grpc.pb.h"
-#include "tests/process/proc_util.h"
+#include "tests/testing/proc.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
 
-using ::remex::process::testing::ChildrenOf;
-using ::remex::process::testing::IsAlive;
-using ::remex::process::testing::ProcessesWithArgument;
+using ::remex::testing::ChildrenOf;
+using ::remex::testing::IsAlive;
+using ::remex::testing::ProcessesWithArgument;
 using ::remex::testing::ServerProcess;
+using ::remex::testing::WaitUntil;
 using ::remex::v1::Executor;
 using ::remex::v1::Task;
 
@@ -59,16 +61,6 @@ functions:
     pool: procs
     cancel_grace: 60s
 )";
-
-bool WaitUntil(const std::function<bool()>& condition,
-               absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
 
 void SetDeadline(grpc::ClientContext& context) {
   context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcDeadline));

@@ -5,9 +5,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -20,15 +17,19 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "remex/v1/executor.grpc.pb.h"
-#include "tests/process/proc_util.h"
+#include "tests/testing/proc.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
+#include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
 
-using ::remex::process::testing::ChildrenOf;
-using ::remex::process::testing::IsAlive;
+using ::remex::testing::ChildrenOf;
+using ::remex::testing::IsAlive;
+using ::remex::testing::ProcEntry;
 using ::remex::testing::ServerProcess;
+using ::remex::testing::WaitUntil;
 using ::remex::v1::Executor;
 using ::remex::v1::State;
 using ::remex::v1::Task;
@@ -40,38 +41,16 @@ void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
 
-bool WaitUntil(const std::function<bool()>& condition,
-               absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
-
-std::vector<pid_t> Pids(const std::vector<process::testing::ProcEntry>& all) {
+std::vector<pid_t> Pids(const std::vector<ProcEntry>& all) {
   std::vector<pid_t> pids;
   for (const auto& entry : all) pids.push_back(entry.pid);
   return pids;
 }
 
-class ProcessPoolRpcTest : public ::testing::Test {
+class ProcessPoolRpcTest : public ::remex::testing::ServerTest {
  protected:
-  ProcessPoolRpcTest() { process::testing::LetSegvKillChildren(); }
-
-  void TearDown() override {
-    stub_.reset();
-    if (server_ != nullptr && !exited_) {
-      EXPECT_EQ(server_->Signal(SIGTERM), 0);
-      absl::StatusOr<int> code = server_->Wait(absl::Seconds(15));
-      EXPECT_TRUE(code.ok() && *code == 0) << code.status();
-    }
-    if (HasFailure() && server_ != nullptr) {
-      std::cerr << "remex-server output:\n" << server_->ServerOutput();
-    }
-    server_.reset();
-    if (!config_path_.empty()) std::remove(config_path_.c_str());
+  ProcessPoolRpcTest() : ServerTest(absl::Seconds(15)) {
+    ::remex::testing::LetSegvKillChildren();
   }
 
   // Starts remex-server with `config_json` (empty: the built-in config).
@@ -79,16 +58,12 @@ class ProcessPoolRpcTest : public ::testing::Test {
     std::vector<std::string> args = {"--enable-test-functions",
                                      "--shutdown-grace", "1s"};
     if (!config_json.empty()) {
-      config_path_ = absl::StrCat(::testing::TempDir(), "remex_process_test_",
-                                  getpid(), ".json");
-      std::ofstream(config_path_) << config_json;
-      args.insert(args.end(), {"--config", config_path_});
+      args.insert(args.end(),
+                  {"--config", WriteFile("config.json", config_json)});
     }
-    auto server = ServerProcess::Start(args);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    ASSERT_NO_FATAL_FAILURE(ServerTest::StartServer(std::move(args)));
     stub_ = Executor::NewStub(grpc::CreateChannel(
-        server_->address(), grpc::InsecureChannelCredentials()));
+        server().address(), grpc::InsecureChannelCredentials()));
   }
 
   Task Submit(absl::string_view function, absl::string_view args_json,
@@ -143,22 +118,28 @@ class ProcessPoolRpcTest : public ::testing::Test {
 
   // The server's live children, and a check that none is a zombie.
   std::vector<pid_t> Workers() {
-    std::vector<process::testing::ProcEntry> children =
-        ChildrenOf(server_->pid());
+    std::vector<ProcEntry> children = ChildrenOf(server_pid());
     for (const auto& child : children) {
       EXPECT_NE(child.state, 'Z') << "zombie worker " << child.pid;
     }
     return Pids(children);
   }
 
+  // Starts the server with two process workers and a one-minute task of
+  // `function` running on one; sets `workers` to their pids and closes the
+  // connection (for a test that stops the server).
+  void StartWithALongTaskRunning(absl::string_view function,
+                                 std::vector<pid_t>& workers);
+
   bool PoolBackTo(size_t workers) {
     return WaitUntil([&] { return Workers().size() == workers; });
   }
 
-  std::string config_path_;
-  std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<Executor::Stub> stub_;
-  bool exited_ = false;
+
+ private:
+  // The server waits for open connections (up to 250 ms) when it stops.
+  void CloseConnections() override { stub_.reset(); }
 };
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -174,6 +155,16 @@ constexpr absl::string_view kTwoWorkers =
                  {"name":"process","kind":"process","workers":2,
                   "memory_limit_bytes":1073741824}]})";
 #endif
+
+void ProcessPoolRpcTest::StartWithALongTaskRunning(
+    absl::string_view function, std::vector<pid_t>& workers) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(kTwoWorkers));
+  const Task running = Submit(function, R"({"ms":60000})");
+  ASSERT_TRUE(WaitUntil([&] { return GetState(running.id()) == v1::RUNNING; }));
+  workers = Workers();
+  ASSERT_EQ(workers.size(), 2u);
+  stub_.reset();
+}
 
 TEST_F(ProcessPoolRpcTest, KillNineOfAWorkerMidStreamLosesOnlyItsTask) {
   StartServer(kTwoWorkers);
@@ -267,30 +258,18 @@ TEST_F(ProcessPoolRpcTest, DefaultConfigServesAProcessPoolSizedToTheMachine) {
 }
 
 TEST_F(ProcessPoolRpcTest, CleanShutdownLeavesNoWorkerBehind) {
-  StartServer(kTwoWorkers);
-  const Task running = Submit("ignore_cancel", R"({"ms":60000})");
-  ASSERT_TRUE(WaitUntil([&] { return GetState(running.id()) == v1::RUNNING; }));
-  const std::vector<pid_t> workers = Workers();
-  ASSERT_EQ(workers.size(), 2u);
-  stub_.reset();
-  ASSERT_EQ(server_->Signal(SIGTERM), 0);
-  absl::StatusOr<int> code = server_->Wait(absl::Seconds(15));
-  exited_ = true;
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 0);
+  std::vector<pid_t> workers;
+  ASSERT_NO_FATAL_FAILURE(StartWithALongTaskRunning("ignore_cancel", workers));
+  ASSERT_EQ(server().Signal(SIGTERM), 0);
+  ASSERT_NO_FATAL_FAILURE(ExpectExitsZero(absl::Seconds(15)));
   for (pid_t pid : workers) EXPECT_FALSE(IsAlive(pid)) << pid;
 }
 
 TEST_F(ProcessPoolRpcTest, WorkersDieWithAKilledServer) {
-  StartServer(kTwoWorkers);
-  const Task running = Submit("sleep", R"({"ms":60000})");
-  ASSERT_TRUE(WaitUntil([&] { return GetState(running.id()) == v1::RUNNING; }));
-  const std::vector<pid_t> workers = Workers();
-  ASSERT_EQ(workers.size(), 2u);
-  stub_.reset();
-  ASSERT_EQ(server_->Signal(SIGKILL), 0);
-  (void)server_->Wait(absl::Seconds(15));
-  exited_ = true;
+  std::vector<pid_t> workers;
+  ASSERT_NO_FATAL_FAILURE(StartWithALongTaskRunning("sleep", workers));
+  ASSERT_EQ(server().Signal(SIGKILL), 0);
+  (void)WaitForExit(absl::Seconds(15));
   // PR_SET_PDEATHSIG: no orphan outlives the server.
   EXPECT_TRUE(WaitUntil([&] {
     for (pid_t pid : workers) {
@@ -301,11 +280,11 @@ TEST_F(ProcessPoolRpcTest, WorkersDieWithAKilledServer) {
 }
 
 TEST_F(ProcessPoolRpcTest, ProcessLimitOnAThreadPoolIsAConfigError) {
-  config_path_ = absl::StrCat(::testing::TempDir(), "remex_process_bad_",
-                              getpid(), ".json");
-  std::ofstream(config_path_)
-      << R"({"pools":[{"name":"default","memory_limit_bytes":1073741824}]})";
-  auto server = ServerProcess::Start({"--config", config_path_});
+  auto server = ServerProcess::Start(
+      {"--config",
+       WriteFile(
+           "bad.json",
+           R"({"pools":[{"name":"default","memory_limit_bytes":1073741824}]})")});
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(std::string(server.status().message()),
               HasSubstr("only process pools take it"));

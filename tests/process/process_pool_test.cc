@@ -1,9 +1,8 @@
 // Process pools against real worker processes (this test binary re-started
-// in worker mode), through the real Executor:
-//  - the pool contract (submit, run, priorities, cancel, timeouts, full
-//    queue, drain), run against both pool kinds;
-//  - what only process pools do: crash isolation, retries, graded cancel,
-//    limits, recycling, a scrubbed environment, no zombies.
+// in worker mode), through the real Executor: what only process pools do
+// (crash isolation, retries, graded cancel, limits, recycling, a scrubbed
+// environment, no zombies). The contract every pool kind keeps is
+// tests/executor/pool_contract_test.cc.
 #include "server/process/process_pool.h"
 
 #include <fcntl.h>
@@ -12,23 +11,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/functions/builtin_functions.h"
 #include "server/executor/executor.h"
-#include "server/process/worker.h"
+#include "server/functions/builtin_functions.h"
 #include "tests/executor/executor_test_util.h"
-#include "tests/process/proc_util.h"
+#include "tests/testing/pool_fixture.h"
+#include "tests/testing/proc.h"
+#include "tests/testing/wait.h"
 
 namespace remex::process {
 namespace {
@@ -39,17 +37,15 @@ using ::remex::executor::FunctionRegistry;
 using ::remex::executor::Json;
 using ::remex::executor::PoolConfig;
 using ::remex::executor::PoolKind;
-using ::remex::executor::PoolStats;
 using ::remex::executor::TaskContext;
 using ::remex::executor::TaskSnapshot;
 using ::remex::executor::TaskSpec;
 using ::remex::executor::TaskState;
-using ::remex::executor::testing::AwaitTerminal;
 using ::remex::executor::testing::MakeSpec;
-using ::remex::executor::testing::WaitUntil;
-using ::remex::process::testing::ChildrenOf;
-using ::remex::process::testing::IsAlive;
-using ::remex::process::testing::LetSegvKillChildren;
+using ::remex::testing::ChildrenOf;
+using ::remex::testing::IsAlive;
+using ::remex::testing::PoolFixture;
+using ::remex::testing::WaitUntil;
 using ::testing::HasSubstr;
 
 // Appends one byte to args.path and returns the file's new size: how many
@@ -65,7 +61,7 @@ int64_t CountRun(const TaskContext& context) {
 // The functions of this binary, in the test and in its workers alike.
 void RegisterTestFunctions(FunctionRegistry& registry) {
   (void)functions::RegisterBuiltinFunctions({.enable_test_functions = true},
-                                           registry);
+                                            registry);
   // Kills its worker every time.
   (void)registry.Register({.name = "poison", .body = [](TaskContext& context) {
                              CountRun(context);
@@ -128,213 +124,10 @@ void RegisterTestFunctions(FunctionRegistry& registry) {
                            }});
 }
 
-std::string TempPath(const std::string& name) {
-  const char* dir = getenv("TMPDIR");
-  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/remex_process_test_",
-                      getpid(), "_", name, "_", absl::ToUnixNanos(absl::Now()));
-}
-
-class PoolFixture {
- protected:
-  PoolFixture() {
-    LetSegvKillChildren();
-    RegisterTestFunctions(registry_);
-  }
-  ~PoolFixture() {
-    executor_.reset();
-    for (const std::string& path : paths_) std::remove(path.c_str());
-  }
-
-  // Starts the executor with one pool "default" of `config`'s kind.
-  void Start(PoolConfig config) {
-    config.name = "default";
-    ExecutorOptions options;
-    options.pools.push_back(config);
-    options.pool_factories[PoolKind::kProcess] =
-        ProcessPoolFactory({.argv = {"/proc/self/exe"}});
-    absl::StatusOr<std::unique_ptr<Executor>> executor =
-        Executor::Create(options, registry_);
-    ASSERT_TRUE(executor.ok()) << executor.status();
-    executor_ = std::move(*executor);
-  }
-
-  std::string Submit(TaskSpec spec) {
-    absl::StatusOr<TaskSnapshot> task = executor_->Submit(std::move(spec));
-    EXPECT_TRUE(task.ok()) << task.status();
-    return task.ok() ? task->id : "";
-  }
-
-  TaskSnapshot Await(const std::string& id,
-                     absl::Duration timeout = absl::Seconds(20)) {
-    absl::StatusOr<TaskSnapshot> done = AwaitTerminal(*executor_, id, timeout);
-    EXPECT_TRUE(done.ok()) << done.status();
-    return done.ok() ? *done : TaskSnapshot{};
-  }
-
-  bool WaitForState(const std::string& id, TaskState state) {
-    return WaitUntil([&] {
-      absl::StatusOr<TaskSnapshot> task = executor_->Get(id);
-      return task.ok() && task->state == state;
-    });
-  }
-
-  PoolStats Stats() const { return executor_->PoolStatistics().front(); }
-
-  std::string NewPath(const std::string& name) {
-    paths_.push_back(TempPath(name));
-    return paths_.back();
-  }
-
-  FunctionRegistry registry_;
-  std::unique_ptr<Executor> executor_;
-  std::vector<std::string> paths_;
-};
-
-// ---- The contract, for every pool kind ----
-
-class PoolContractTest : public PoolFixture,
-                         public ::testing::TestWithParam<PoolKind> {
- protected:
-  void StartWith(int workers, size_t max_queue = 1000) {
-    Start({.kind = GetParam(), .workers = workers, .max_queue = max_queue});
-  }
-};
-
-TEST_P(PoolContractTest, EchoReturnsArgsAndInputThroughThePool) {
-  StartWith(2);
-  TaskSpec spec = MakeSpec("echo", Json{{"x", 1}, {"s", "é"}});
-  spec.input = std::string("\0bytes\xff", 7);
-  const TaskSnapshot done = Await(Submit(spec));
-  EXPECT_EQ(done.state, TaskState::kSucceeded);
-  EXPECT_EQ(done.outcome->result, (Json{{"x", 1}, {"s", "é"}}));
-  EXPECT_EQ(done.outcome->output, spec.input);
-  EXPECT_EQ(done.attempt, 1);
-}
-
-TEST_P(PoolContractTest, FailingFunctionEndsFailedWithItsMessage) {
-  StartWith(1);
-  const TaskSnapshot done =
-      Await(Submit(MakeSpec("fail", Json{{"message", "no luck"}})));
-  EXPECT_EQ(done.state, TaskState::kFailed);
-  EXPECT_EQ(done.outcome->error.message, "no luck");
-}
-
-TEST_P(PoolContractTest, HigherPriorityRunsFirstAndFifoWithinAPriority) {
-  StartWith(1);
-  const std::string blocker = Submit(MakeSpec("sleep", Json{{"ms", 300}}));
-  ASSERT_TRUE(WaitForState(blocker, TaskState::kRunning));
-  std::vector<std::string> ids;
-  for (int priority : {0, 5, 1, 5}) {
-    TaskSpec spec = MakeSpec("echo");
-    spec.priority = priority;
-    ids.push_back(Submit(spec));
-  }
-  std::vector<absl::Time> started;
-  for (const std::string& id : ids) started.push_back(Await(id).started_at);
-  // Expected order: ids[1], ids[3] (priority 5, FIFO), ids[2], ids[0].
-  EXPECT_LT(started[1], started[3]);
-  EXPECT_LT(started[3], started[2]);
-  EXPECT_LT(started[2], started[0]);
-}
-
-TEST_P(PoolContractTest, CancelQueuedEndsCancelledAndNeverRuns) {
-  StartWith(1);
-  const std::string blocker = Submit(MakeSpec("sleep", Json{{"ms", 10000}}));
-  ASSERT_TRUE(WaitForState(blocker, TaskState::kRunning));
-  const std::string queued = Submit(MakeSpec("echo"));
-  absl::StatusOr<TaskSnapshot> cancelled = executor_->Cancel(queued);
-  ASSERT_TRUE(cancelled.ok());
-  EXPECT_EQ(cancelled->state, TaskState::kCancelled);
-  EXPECT_EQ(cancelled->attempt, 0);
-  ASSERT_TRUE(executor_->Cancel(blocker).ok());
-  EXPECT_EQ(Await(queued).attempt, 0);
-}
-
-TEST_P(PoolContractTest, CancelRunningEndsCancelledAndFreesTheWorker) {
-  StartWith(1);
-  const std::string running = Submit(MakeSpec("sleep", Json{{"ms", 10000}}));
-  ASSERT_TRUE(WaitForState(running, TaskState::kRunning));
-  absl::StatusOr<TaskSnapshot> cancelled = executor_->Cancel(running);
-  ASSERT_TRUE(cancelled.ok());
-  EXPECT_EQ(cancelled->state, TaskState::kCancelled);
-  // The cooperative function stops; the single worker takes the next task.
-  const TaskSnapshot next =
-      Await(Submit(MakeSpec("echo")), /*timeout=*/absl::Seconds(5));
-  EXPECT_EQ(next.state, TaskState::kSucceeded);
-}
-
-TEST_P(PoolContractTest, QueueTimeoutEndsTimedOutWithoutRunning) {
-  StartWith(1);
-  const std::string blocker = Submit(MakeSpec("sleep", Json{{"ms", 10000}}));
-  ASSERT_TRUE(WaitForState(blocker, TaskState::kRunning));
-  TaskSpec spec = MakeSpec("echo");
-  spec.queue_timeout = absl::Milliseconds(100);
-  const TaskSnapshot done = Await(Submit(spec));
-  EXPECT_EQ(done.state, TaskState::kTimedOut);
-  EXPECT_EQ(done.attempt, 0);
-  EXPECT_THAT(done.outcome->error.message, HasSubstr("queue_timeout"));
-  ASSERT_TRUE(executor_->Cancel(blocker).ok());
-}
-
-TEST_P(PoolContractTest, RunTimeoutEndsTimedOutAndThePoolGoesOn) {
-  StartWith(1);
-  TaskSpec spec = MakeSpec("sleep", Json{{"ms", 10000}});
-  spec.run_timeout = absl::Milliseconds(100);
-  const TaskSnapshot done = Await(Submit(spec));
-  EXPECT_EQ(done.state, TaskState::kTimedOut);
-  EXPECT_THAT(done.outcome->error.message, HasSubstr("run_timeout"));
-  EXPECT_EQ(Await(Submit(MakeSpec("echo"))).state, TaskState::kSucceeded);
-}
-
-TEST_P(PoolContractTest, FullQueueIsResourceExhausted) {
-  StartWith(1, /*max_queue=*/2);
-  const std::string blocker = Submit(MakeSpec("sleep", Json{{"ms", 10000}}));
-  ASSERT_TRUE(WaitForState(blocker, TaskState::kRunning));
-  Submit(MakeSpec("echo"));
-  Submit(MakeSpec("echo"));
-  absl::StatusOr<TaskSnapshot> refused = executor_->Submit(MakeSpec("echo"));
-  EXPECT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
-  EXPECT_EQ(Stats().queued, 2u);
-  ASSERT_TRUE(executor_->Cancel(blocker).ok());
-}
-
-TEST_P(PoolContractTest, StatsCountWorkersBusyAndQueued) {
-  StartWith(2);
-  EXPECT_EQ(Stats().workers, 2);
-  EXPECT_EQ(Stats().kind, GetParam());
-  const std::string a = Submit(MakeSpec("sleep", Json{{"ms", 10000}}));
-  const std::string b = Submit(MakeSpec("sleep", Json{{"ms", 10000}}));
-  Submit(MakeSpec("echo"));
-  ASSERT_TRUE(WaitForState(a, TaskState::kRunning));
-  ASSERT_TRUE(WaitForState(b, TaskState::kRunning));
-  EXPECT_TRUE(WaitUntil([&] { return Stats().busy == 2; }));
-  EXPECT_EQ(Stats().queued, 1u);
-}
-
-TEST_P(PoolContractTest, DrainCancelsQueuedAndLetsRunningFinish) {
-  StartWith(1);
-  const std::string running = Submit(MakeSpec("sleep", Json{{"ms", 300}}));
-  ASSERT_TRUE(WaitForState(running, TaskState::kRunning));
-  const std::string queued = Submit(MakeSpec("echo"));
-  executor_->StartDrain();
-  EXPECT_EQ(Await(queued).state, TaskState::kCancelled);
-  EXPECT_EQ(Await(running).state, TaskState::kSucceeded);
-  EXPECT_TRUE(
-      absl::IsUnavailable(executor_->Submit(MakeSpec("echo")).status()));
-}
-
-INSTANTIATE_TEST_SUITE_P(AllKinds, PoolContractTest,
-                         ::testing::Values(PoolKind::kThread,
-                                           PoolKind::kProcess),
-                         [](const ::testing::TestParamInfo<PoolKind>& info) {
-                           return std::string(
-                               executor::PoolKindName(info.param));
-                         });
-
-// ---- What only process pools do ----
-
 class ProcessPoolTest : public PoolFixture, public ::testing::Test {
  protected:
+  ProcessPoolTest() : PoolFixture(RegisterTestFunctions) {}
+
   void StartProcessPool(int workers, PoolConfig config = {}) {
     config.kind = PoolKind::kProcess;
     config.workers = workers;
@@ -609,15 +402,6 @@ TEST(ProcessPoolCreateTest, WithoutAFactoryProcessPoolsAreUnimplemented) {
 }  // namespace remex::process
 
 int main(int argc, char** argv) {
-  // Started by a process pool of a test: serve it.
-  if (std::optional<pid_t> parent =
-          remex::process::TakeWorkerFlag(argc, argv)) {
-    remex::process::PrepareWorkerProcess(*parent);
-    remex::executor::FunctionRegistry registry;
-    remex::process::RegisterTestFunctions(registry);
-    return remex::process::RunWorker(remex::process::kWorkerChannelFd,
-                                     registry);
-  }
-  ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
+  return remex::testing::PoolTestMain(argc, argv,
+                                      remex::process::RegisterTestFunctions);
 }

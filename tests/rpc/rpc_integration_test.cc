@@ -8,9 +8,7 @@
 #include <sys/types.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <fstream>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -29,7 +27,9 @@
 #include "health.grpc.pb.h"
 #include "remex/v1/executor.grpc.pb.h"
 #include "tests/testing/server_process.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/server_test.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
@@ -37,7 +37,9 @@ namespace {
 using ::grpc::StatusCode;
 using ::grpc::health::v1::Health;
 using ::grpc::health::v1::HealthCheckResponse;
+using ::remex::testing::RunServerExpectingExit;
 using ::remex::testing::ServerProcess;
+using ::remex::testing::WaitUntil;
 using ::remex::v1::Executor;
 using ::remex::v1::State;
 using ::remex::v1::Task;
@@ -50,6 +52,8 @@ constexpr absl::Duration kSlack = absl::Seconds(3);
 constexpr int kThreadSlack = 4;
 // Bound on a clean shutdown at the end of a test (grace 1 s by default).
 constexpr absl::Duration kLongestShutdown = absl::Seconds(10);
+// Bound on a server run that must end by itself (bad flags, --help).
+constexpr absl::Duration kServerRunTimeout = absl::Seconds(20);
 // A sleep that outlives every test unless something ends it.
 constexpr absl::string_view kLongSleep = R"({"ms":600000})";
 
@@ -201,24 +205,9 @@ bool ParkedAwaits::WaitAll(absl::Time deadline,
   return pending_ == 0;
 }
 
-class RpcTest : public ::testing::Test {
+class RpcTest : public testing::ServerTest {
  protected:
-  // Every test ends with a clean shutdown, whatever tasks are left.
-  void TearDown() override {
-    // Closes the connection first: the server waits for open connections
-    // (up to 250 ms) when it stops.
-    stub_.reset();
-    health_.reset();
-    if (server_ != nullptr && !exited_) {
-      EXPECT_EQ(server_->Signal(SIGTERM), 0);
-      ExpectExitsZero(kLongestShutdown);
-    }
-    if (HasFailure() && server_ != nullptr) {
-      std::cerr << "remex-server output:\n" << server_->ServerOutput();
-    }
-    server_.reset();
-    for (const std::string& path : temp_files_) std::remove(path.c_str());
-  }
+  RpcTest() : ServerTest(kLongestShutdown) {}
 
   // Starts remex-server with `args` (after --listen 127.0.0.1:0) and a short
   // --shutdown-grace unless `args` choose one.
@@ -226,10 +215,8 @@ class RpcTest : public ::testing::Test {
     if (std::find(args.begin(), args.end(), "--shutdown-grace") == args.end()) {
       args.insert(args.end(), {"--shutdown-grace", "1s"});
     }
-    auto server = ServerProcess::Start(std::move(args));
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    auto channel = grpc::CreateChannel(server_->address(),
+    ASSERT_NO_FATAL_FAILURE(ServerTest::StartServer(std::move(args)));
+    auto channel = grpc::CreateChannel(server().address(),
                                        grpc::InsecureChannelCredentials());
     stub_ = Executor::NewStub(channel);
     health_ = Health::NewStub(channel);
@@ -238,12 +225,10 @@ class RpcTest : public ::testing::Test {
   // Starts it with `config_json` as its --config file.
   void StartServerWithConfig(absl::string_view config_json,
                              std::vector<std::string> args = {}) {
-    const std::string path =
-        absl::StrCat(::testing::TempDir(), "remex_rpc_test_", getpid(), "_",
-                     temp_files_.size(), ".json");
-    std::ofstream(path) << config_json;
-    temp_files_.push_back(path);
-    args.insert(args.end(), {"--config", path});
+    args.insert(
+        args.end(),
+        {"--config",
+         WriteFile(absl::StrCat("config_", ++configs_, ".json"), config_json)});
     StartServer(std::move(args));
   }
 
@@ -354,11 +339,11 @@ class RpcTest : public ::testing::Test {
 
   // Polls task `id` until it is in `state`; false if it is not in time.
   bool WaitForState(const std::string& id, State state) {
-    const absl::Time deadline = absl::Now() + kRpcDeadline;
     Task task;
-    while (absl::Now() < deadline) {
-      if (TryGet(id, &task).ok() && task.state() == state) return true;
-      absl::SleepFor(absl::Milliseconds(10));
+    if (WaitUntil(
+            [&] { return TryGet(id, &task).ok() && task.state() == state; },
+            kRpcDeadline)) {
+      return true;
     }
     ADD_FAILURE() << id << " never reached " << State_Name(state)
                   << "; last seen " << task.ShortDebugString();
@@ -372,22 +357,16 @@ class RpcTest : public ::testing::Test {
     return task;
   }
 
-  // Waits for the server to exit (after a signal) and expects exit code 0.
-  void ExpectExitsZero(absl::Duration timeout) {
-    exited_ = true;
-    const absl::StatusOr<int> exit_code = server_->Wait(timeout);
-    ASSERT_TRUE(exit_code.ok()) << exit_code.status();
-    EXPECT_EQ(*exit_code, 0);
-  }
-
-  pid_t server_pid() const { return server_->pid(); }
-  ServerProcess& server() { return *server_; }
   Executor::Stub* stub() { return stub_.get(); }
 
  private:
-  std::vector<std::string> temp_files_;
-  std::unique_ptr<ServerProcess> server_;
-  bool exited_ = false;
+  // The server waits for open connections (up to 250 ms) when it stops.
+  void CloseConnections() override {
+    stub_.reset();
+    health_.reset();
+  }
+
+  int configs_ = 0;
   std::unique_ptr<Executor::Stub> stub_;
   std::unique_ptr<Health::Stub> health_;
 };
@@ -662,12 +641,13 @@ TEST_F(RpcTest, SubmitWhileDrainingIsUnavailable) {
   ASSERT_EQ(server().Signal(SIGTERM), 0);
 
   // The signal lands asynchronously: submit until the server refuses.
-  const absl::Time deadline = absl::Now() + kSlack;
   grpc::Status status;
-  while (status.ok() && absl::Now() < deadline) {
-    status = TrySubmit("echo", "{}");
-    if (status.ok()) absl::SleepFor(absl::Milliseconds(10));
-  }
+  WaitUntil(
+      [&] {
+        status = TrySubmit("echo", "{}");
+        return !status.ok();
+      },
+      kSlack);
   EXPECT_TRUE(HasCode(status, StatusCode::UNAVAILABLE));
   EXPECT_NE(HealthStatus(), HealthCheckResponse::SERVING);
 
@@ -793,21 +773,12 @@ TEST_F(RpcTest, SigtermDrainEndsEveryTaskAndExitsZero) {
   EXPECT_GE(cancelled, kTasks - 4);
 }
 
-// Runs remex-server with `args` to its end (it must exit by itself).
-remex::testing::ProcessResult RunServerExpectingExit(
-    const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {REMEX_SERVER_PATH};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto result = remex::testing::RunProcess(argv, absl::Seconds(20));
-  EXPECT_TRUE(result.ok()) << result.status();
-  return result.ok() ? *result : remex::testing::ProcessResult{};
-}
-
 TEST(ServerStartTest, PortInUseExitsOneWithAClearMessage) {
   auto first = ServerProcess::Start();
   ASSERT_TRUE(first.ok()) << first.status();
   const auto second = RunServerExpectingExit(
-      {"--listen", (*first)->address(), "--metrics-listen", "127.0.0.1:0"});
+      {"--listen", (*first)->address(), "--metrics-listen", "127.0.0.1:0"},
+      kServerRunTimeout);
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(
       second.err, absl::StrCat("cannot listen on ", (*first)->address())))
@@ -815,18 +786,17 @@ TEST(ServerStartTest, PortInUseExitsOneWithAClearMessage) {
 }
 
 TEST(ServerStartTest, BadConfigExitsTwoNamingTheKey) {
-  const std::string path = absl::StrCat(::testing::TempDir(),
-                                        "remex_bad_config_", getpid(), ".json");
-  std::ofstream(path) << R"({"pools":[{"name":"default","workerz":2}]})";
-  const auto run =
-      RunServerExpectingExit({"--listen", "127.0.0.1:0", "--config", path});
-  std::remove(path.c_str());
+  const testing::TempDir dir;
+  const std::string path = dir.Write(
+      "bad_config.json", R"({"pools":[{"name":"default","workerz":2}]})");
+  const auto run = RunServerExpectingExit(
+      {"--listen", "127.0.0.1:0", "--config", path}, kServerRunTimeout);
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_TRUE(absl::StrContains(run.err, "unknown key 'workerz'")) << run.err;
 }
 
 TEST(ServerStartTest, HelpDocumentsEveryFlag) {
-  const auto run = RunServerExpectingExit({"--help"});
+  const auto run = RunServerExpectingExit({"--help"}, kServerRunTimeout);
   EXPECT_EQ(run.exit_code, 0);
   for (const char* flag :
        {"--listen", "--config", "--shutdown-grace", "--pollers",

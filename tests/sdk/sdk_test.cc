@@ -13,7 +13,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "remex/remex.h"
-#include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 
 namespace remex {
 namespace {
@@ -25,18 +25,12 @@ constexpr char kUnknownId[] = "000000000000000000000000";
 constexpr char kAbcDigest[] =
     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
-class SdkTest : public ::testing::Test {
+class SdkTest : public testing::SharedServerTest {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server =
-        testing::ServerProcess::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-  }
-  static void TearDownTestSuite() { server_.reset(); }
+  static void SetUpTestSuite() { StartSharedServer(); }
 
   void SetUp() override {
-    ASSERT_NE(server_, nullptr);
+    ASSERT_NO_FATAL_FAILURE(SharedServerTest::SetUp());
     client_ = std::make_unique<Client>(server_->address());
   }
 
@@ -68,7 +62,6 @@ class SdkTest : public ::testing::Test {
     return RpcError(absl::UnknownError("none"));
   }
 
-  static inline std::unique_ptr<testing::ServerProcess> server_;
   std::unique_ptr<Client> client_;
 };
 

@@ -19,6 +19,8 @@
 #include "gtest/gtest.h"
 #include "remex/remex.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
+#include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
@@ -39,10 +41,7 @@ std::unique_ptr<ServerProcess> StartServer(int workers, int max_queue,
       R"({"pools":[{"name":"default","kind":"thread","workers":)", workers,
       R"(,"max_queue":)", max_queue, "}]}");
   args.insert(args.end(), {"--config", path});
-  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
-      ServerProcess::Start(std::move(args));
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? *std::move(server) : nullptr;
+  return testing::StartServer(std::move(args));
 }
 
 google::protobuf::Value Number(double number) {
@@ -62,13 +61,9 @@ absl::StatusCode RpcErrorCode(Call call) {
   return absl::StatusCode::kOk;
 }
 
-class SessionTest : public ::testing::Test {
+class SessionTest : public testing::SharedServerTest {
  protected:
   static void SetUpTestSuite() { server_ = StartServer(2, 100000); }
-  static void TearDownTestSuite() { server_.reset(); }
-  void SetUp() override { ASSERT_NE(server_, nullptr); }
-
-  static inline std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(SessionTest, ManyThreadsShareOneClientAndEveryFutureGetsItsOwnResult) {
@@ -187,14 +182,16 @@ TEST(SessionPollingTest, SubmitsNobodyWaitsForStillRun) {
   succeeded.set_state(v1::SUCCEEDED);
   succeeded.set_page_size(1000);
   size_t seen = 0;
-  const absl::Time deadline = absl::Now() + kBound;
-  while (absl::Now() < deadline) {
-    absl::StatusOr<v1::ListResponse> list = observer.List(succeeded);
-    ASSERT_TRUE(list.ok()) << list.status();
-    seen = list->tasks_size();
-    if (seen == kTasks) break;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  absl::Status listed;
+  testing::WaitUntil(
+      [&] {
+        absl::StatusOr<v1::ListResponse> list = observer.List(succeeded);
+        listed = list.status();
+        if (list.ok()) seen = list->tasks_size();
+        return !list.ok() || seen == kTasks;
+      },
+      kBound);
+  ASSERT_TRUE(listed.ok()) << listed;
   EXPECT_EQ(seen, kTasks);
   EXPECT_EQ(futures.back().get().value().number_value(), kTasks - 1);
 }
@@ -227,11 +224,7 @@ TEST_F(SessionTest, TimedOutWaitsAndReadyPollsLeaveTheStreamWorking) {
             std::future_status::timeout);
   const Future echo = client.SubmitAsync("echo", Number(9));
   // ready() never blocks, yet takes in what has arrived.
-  const absl::Time deadline = absl::Now() + kBound;
-  while (!echo.ready() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  ASSERT_TRUE(echo.ready());
+  ASSERT_TRUE(testing::WaitUntil([&] { return echo.ready(); }, kBound));
   EXPECT_EQ(echo.get().value().number_value(), 9);
   EXPECT_TRUE(sleeper.cancel());
 }
@@ -303,18 +296,14 @@ TEST(SessionKeepaliveTest, AWaitOnAHungServerFailsInsteadOfBlocking) {
 
 // WaitAny: the first future to end, whatever its place; a deadline; a
 // refused submit; and futures that are not all on one session.
-class WaitAnyTest : public ::testing::Test {
+class WaitAnyTest : public testing::SharedServerTest {
  protected:
   static void SetUpTestSuite() { server_ = StartServer(8, 1000); }
-  static void TearDownTestSuite() { server_.reset(); }
-  void SetUp() override { ASSERT_NE(server_, nullptr); }
 
   static Future Sleep(Client& client, int ms) {
     return client.SubmitAsync("sleep",
                               Json(absl::StrCat(R"({"ms": )", ms, "}")));
   }
-
-  static inline std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(WaitAnyTest, ReturnsTheFirstToEndOrNothingAtTheDeadline) {

@@ -11,8 +11,11 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "tests/testing/wait.h"
 
 extern char** environ;
 
@@ -86,14 +89,20 @@ absl::StatusOr<SpawnedProcess> Spawn(
 }
 
 absl::StatusOr<int> WaitForExit(pid_t pid, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   int status = 0;
-  for (;;) {
-    const pid_t reaped = waitpid(pid, &status, WNOHANG);
-    if (reaped == pid) return ExitCode(status);
-    if (reaped < 0 && errno != EINTR) return ErrnoError("waitpid", errno);
-    if (absl::Now() >= deadline) break;
-    absl::SleepFor(absl::Milliseconds(5));
+  std::optional<absl::StatusOr<int>> ended;  // Set once waitpid answers.
+  if (WaitUntil(
+          [&] {
+            const pid_t reaped = waitpid(pid, &status, WNOHANG);
+            if (reaped == pid) {
+              ended = ExitCode(status);
+            } else if (reaped < 0 && errno != EINTR) {
+              ended = ErrnoError("waitpid", errno);
+            }
+            return ended.has_value();
+          },
+          timeout)) {
+    return *std::move(ended);
   }
   kill(pid, SIGKILL);
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

@@ -1,21 +1,30 @@
-// Reading /proc for the process pool tests: children, zombies, liveness.
-#ifndef REMEX_TESTS_PROCESS_PROC_UTIL_H_
-#define REMEX_TESTS_PROCESS_PROC_UTIL_H_
+// Reading /proc for the tests: children, process groups, zombies, liveness.
+#ifndef REMEX_TESTS_TESTING_PROC_H_
+#define REMEX_TESTS_TESTING_PROC_H_
 
 #include <sys/types.h>
 
 #include <string>
 #include <vector>
 
-namespace remex::process::testing {
+namespace remex::testing {
 
+// One process, as /proc/PID/stat tells it.
 struct ProcEntry {
   pid_t pid = 0;
+  pid_t ppid = 0;
+  pid_t pgrp = 0;
   char state = '?';  // 'R', 'S', 'Z' (zombie), ...
 };
 
+// Every process on the machine (that this user may see).
+std::vector<ProcEntry> AllProcesses();
+
 // Every process whose parent is `parent`, zombies included.
 std::vector<ProcEntry> ChildrenOf(pid_t parent);
+
+// Live processes of process group `pgrp`; zombies do not count.
+std::vector<pid_t> GroupMembers(pid_t pgrp);
 
 // True if `pid` exists and is not a zombie.
 bool IsAlive(pid_t pid);
@@ -30,6 +39,6 @@ std::vector<pid_t> ProcessesWithArgument(const std::string& text);
 // that tests see the same worker deaths in every build. No-op otherwise.
 void LetSegvKillChildren();
 
-}  // namespace remex::process::testing
+}  // namespace remex::testing
 
-#endif  // REMEX_TESTS_PROCESS_PROC_UTIL_H_
+#endif  // REMEX_TESTS_TESTING_PROC_H_

@@ -1,46 +1,63 @@
-#include "tests/process/proc_util.h"
+#include "tests/testing/proc.h"
 
 #include <dirent.h>
 
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
-namespace remex::process::testing {
+namespace remex::testing {
 namespace {
 
-// Parses /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces
-// and parentheses, so read from the last ')'.
-bool ReadStat(pid_t pid, char& state, pid_t& ppid) {
+// Parses /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold
+// spaces and parentheses, so read from the last ')'.
+std::optional<ProcEntry> ReadStat(pid_t pid) {
   std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
   std::string text((std::istreambuf_iterator<char>(file)),
                    std::istreambuf_iterator<char>());
   const size_t close = text.rfind(')');
-  if (close == std::string::npos) return false;
+  if (close == std::string::npos) return std::nullopt;
   std::istringstream rest(text.substr(close + 1));
-  rest >> state >> ppid;
-  return static_cast<bool>(rest);
+  ProcEntry entry{.pid = pid};
+  rest >> entry.state >> entry.ppid >> entry.pgrp;
+  if (!rest) return std::nullopt;
+  return entry;
 }
 
 }  // namespace
 
-std::vector<ProcEntry> ChildrenOf(pid_t parent) {
-  std::vector<ProcEntry> children;
+std::vector<ProcEntry> AllProcesses() {
+  std::vector<ProcEntry> processes;
   DIR* dir = opendir("/proc");
-  if (dir == nullptr) return children;
+  if (dir == nullptr) return processes;
   while (dirent* entry = readdir(dir)) {
     char* end = nullptr;
     const long pid = std::strtol(entry->d_name, &end, 10);
     if (end == entry->d_name || *end != '\0') continue;
-    char state = '?';
-    pid_t ppid = 0;
-    if (ReadStat(static_cast<pid_t>(pid), state, ppid) && ppid == parent) {
-      children.push_back({static_cast<pid_t>(pid), state});
+    if (std::optional<ProcEntry> stat = ReadStat(static_cast<pid_t>(pid))) {
+      processes.push_back(*stat);
     }
   }
   closedir(dir);
+  return processes;
+}
+
+std::vector<ProcEntry> ChildrenOf(pid_t parent) {
+  std::vector<ProcEntry> children;
+  for (const ProcEntry& entry : AllProcesses()) {
+    if (entry.ppid == parent) children.push_back(entry);
+  }
   return children;
+}
+
+std::vector<pid_t> GroupMembers(pid_t pgrp) {
+  std::vector<pid_t> members;
+  for (const ProcEntry& entry : AllProcesses()) {
+    if (entry.pgrp == pgrp && entry.state != 'Z') members.push_back(entry.pid);
+  }
+  return members;
 }
 
 void LetSegvKillChildren() {
@@ -76,9 +93,8 @@ std::vector<pid_t> ProcessesWithArgument(const std::string& text) {
 }
 
 bool IsAlive(pid_t pid) {
-  char state = '?';
-  pid_t ppid = 0;
-  return ReadStat(pid, state, ppid) && state != 'Z' && state != 'X';
+  const std::optional<ProcEntry> stat = ReadStat(pid);
+  return stat.has_value() && stat->state != 'Z' && stat->state != 'X';
 }
 
-}  // namespace remex::process::testing
+}  // namespace remex::testing

@@ -1,0 +1,37 @@
+// Waits on the tasks of a real remex-server through the SDK (link remex::sdk
+// and remex::testing).
+#ifndef REMEX_TESTS_TESTING_SDK_UTIL_H_
+#define REMEX_TESTS_TESTING_SDK_UTIL_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+#include "remex/remex.h"
+#include "tests/testing/wait.h"
+
+namespace remex::testing {
+
+// The task once it is terminal (or as it stands after `timeout`).
+inline v1::Task AwaitTask(Client& client, const std::string& id,
+                          absl::Duration timeout = absl::Seconds(30)) {
+  absl::StatusOr<v1::Task> task = client.Await(id, timeout);
+  EXPECT_TRUE(task.ok()) << task.status();
+  return task.ok() ? *task : v1::Task();
+}
+
+// Waits (20 s at most) until the task is RUNNING; false if it did not get
+// there.
+inline bool WaitUntilRunning(Client& client, const std::string& id) {
+  return WaitUntil(
+      [&] {
+        absl::StatusOr<v1::Task> task = client.Get(id);
+        return task.ok() && task->state() == v1::RUNNING;
+      },
+      absl::Seconds(20));
+}
+
+}  // namespace remex::testing
+
+#endif  // REMEX_TESTS_TESTING_SDK_UTIL_H_
