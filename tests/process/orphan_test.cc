@@ -223,7 +223,7 @@ TEST_F(OrphanTest, ACancelledStubbornCommandDiesWithTheWorkerThePoolKills) {
   const std::string seconds = UniqueDuration(5);
   const Task task = Submit("stubborn_procs", seconds);
   const std::vector<pid_t> command = AwaitCommand(seconds, 2);
-  const std::vector<process::testing::ProcEntry> workers =
+  const std::vector<testing::ProcEntry> workers =
       ChildrenOf(server_->pid());
   ASSERT_EQ(workers.size(), 1u);
 
