@@ -4,13 +4,6 @@
 
 namespace remex::common {
 
-absl::StatusCode CodeFromNumber(int32_t number) {
-  constexpr int32_t kLast =
-      static_cast<int32_t>(absl::StatusCode::kUnauthenticated);
-  if (number < 0 || number > kLast) return absl::StatusCode::kUnknown;
-  return static_cast<absl::StatusCode>(number);
-}
-
 void ToTaskError(absl::StatusCode code, absl::string_view message,
                  v1::TaskError* error) {
   if (code == absl::StatusCode::kOk) {

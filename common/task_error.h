@@ -7,14 +7,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/status_code.h"
 #include "remex/v1/executor.pb.h"
 
 namespace remex::common {
-
-// The code of google.rpc code number `number` (absl and gRPC share them); a
-// number that is no code is UNKNOWN, so a peer cannot forge an invalid
-// absl::StatusCode.
-absl::StatusCode CodeFromNumber(int32_t number);
 
 // Writes `code` and `message` into `error`; OK leaves `error` empty.
 void ToTaskError(absl::StatusCode code, absl::string_view message,

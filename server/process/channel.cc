@@ -11,13 +11,6 @@
 
 namespace remex::process {
 
-absl::StatusCode CodeFromWire(int32_t number) {
-  constexpr int32_t kLast =
-      static_cast<int32_t>(absl::StatusCode::kUnauthenticated);
-  if (number < 0 || number > kLast) return absl::StatusCode::kUnknown;
-  return static_cast<absl::StatusCode>(number);
-}
-
 namespace {
 
 void EncodeLength(uint32_t length, char* out) {

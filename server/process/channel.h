@@ -13,12 +13,6 @@
 
 namespace remex::process {
 
-// The absl::StatusCode of a worker's result code (google.rpc code numbers);
-// a number that is no code is UNKNOWN, so that a worker cannot forge an
-// invalid absl::StatusCode. (common::CodeFromNumber does the same for
-// v1.TaskError, but its library links gRPC, which this module must not.)
-absl::StatusCode CodeFromWire(int32_t number);
-
 // Frames larger than this are refused (a corrupt or hostile peer).
 inline constexpr uint32_t kMaxFrameBytes = 1u << 30;
 

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/status_code.h"
 #include "server/process/process_pool.h"
 #include "server/process/worker_process.h"
 
@@ -177,8 +178,8 @@ void Supervisor::OnResult(Worker& worker, const wire::Result& result) {
   std::shared_ptr<const executor::TaskOutcome> outcome;
   if (result.code() != 0) {
     state = TaskState::kFailed;
-    outcome =
-        executor::ErrorOutcome(CodeFromWire(result.code()), result.message());
+    outcome = executor::ErrorOutcome(common::CodeFromNumber(result.code()),
+                                     result.message());
   } else {
     auto produced = std::make_shared<executor::TaskOutcome>();
     produced->result = executor::Json::parse(result.result_json(), nullptr,

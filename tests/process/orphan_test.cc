@@ -4,14 +4,9 @@
 // that gives up on a command, and after a process pool kills the worker of
 // a cancelled command. Each test gives its /bin/sleep a duration no other
 // process has, to find exactly its processes.
-#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
-#include <functional>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,23 +16,22 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "remex/v1/executor.grpc.pb.h"
+#include "remex/v1/executor.pb.h"
+#include "tests/testing/executor_calls.h"
 #include "tests/testing/proc.h"
-#include "tests/testing/server_process.h"
+#include "tests/testing/server_test.h"
 #include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
 
 using ::remex::testing::ChildrenOf;
+using ::remex::testing::ExecutorCalls;
 using ::remex::testing::IsAlive;
 using ::remex::testing::ProcessesWithArgument;
-using ::remex::testing::ServerProcess;
 using ::remex::testing::WaitUntil;
-using ::remex::v1::Executor;
 using ::remex::v1::Task;
 
-constexpr absl::Duration kRpcDeadline = absl::Seconds(20);
 // How long a killed process gets to disappear from /proc.
 constexpr absl::Duration kGone = absl::Seconds(10);
 
@@ -62,32 +56,17 @@ functions:
     cancel_grace: 60s
 )";
 
-void SetDeadline(grpc::ClientContext& context) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + kRpcDeadline));
-}
-
-class OrphanTest : public ::testing::Test {
+// Tests that kill the server wait for its exit themselves; a test that
+// fails early leaves it to ServerTest's shutdown.
+class OrphanTest : public ::remex::testing::ServerTest {
  protected:
-  ~OrphanTest() override {
-    if (!config_path_.empty()) std::remove(config_path_.c_str());
-  }
-
-  void TearDown() override {
-    if (HasFailure() && server_ != nullptr) {
-      std::cerr << "remex-server output:\n" << server_->ServerOutput();
-    }
-  }
+  OrphanTest() : ServerTest(absl::Seconds(20)) {}
 
   void StartServer() {
-    config_path_ = absl::StrCat(::testing::TempDir(), "remex_orphan_test_",
-                                getpid(), ".yaml");
-    std::ofstream(config_path_) << kConfig;
-    auto server = ServerProcess::Start(
-        {"--config", config_path_, "--shutdown-grace", "1s"});
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    stub_ = Executor::NewStub(grpc::CreateChannel(
-        server_->address(), grpc::InsecureChannelCredentials()));
+    ASSERT_NO_FATAL_FAILURE(
+        ServerTest::StartServer({"--config", WriteFile("config.yaml", kConfig),
+                                 "--shutdown-grace", "1s"}));
+    calls_ = std::make_unique<ExecutorCalls>(server().address());
   }
 
   // A sleep duration (seconds, fractional) that no other process uses.
@@ -105,35 +84,11 @@ class OrphanTest : public ::testing::Test {
       request.mutable_run_timeout()->set_seconds(
           absl::ToInt64Seconds(run_timeout));
     }
-    grpc::ClientContext context;
-    SetDeadline(context);
-    Task task;
-    const grpc::Status status = stub_->Submit(&context, request, &task);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return task;
+    return calls_->Submit(request);
   }
 
-  Task Await(const std::string& id) {
-    v1::AwaitRequest request;
-    request.set_id(id);
-    request.mutable_timeout()->set_seconds(30);
-    grpc::ClientContext context;
-    SetDeadline(context);
-    Task task;
-    const grpc::Status status = stub_->Await(&context, request, &task);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return task;
-  }
-
-  void Cancel(const std::string& id) {
-    v1::CancelRequest request;
-    request.set_id(id);
-    grpc::ClientContext context;
-    SetDeadline(context);
-    v1::Task task;
-    const grpc::Status status = stub_->Cancel(&context, request, &task);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-  }
+  Task Await(const std::string& id) { return calls_->Await(id); }
+  void Cancel(const std::string& id) { calls_->Cancel(id); }
 
   // Waits until the command sleeping `seconds` runs (its sleep, and the
   // shell of a stubborn one); returns its processes.
@@ -151,12 +106,12 @@ class OrphanTest : public ::testing::Test {
   // The server's detached janitor (not a child of the server).
   std::vector<pid_t> Janitor() {
     return ProcessesWithArgument(
-        absl::StrCat("--remex-janitor=", server_->pid(), ":detached"));
+        absl::StrCat("--remex-janitor=", server_pid(), ":detached"));
   }
 
   void KillServer() {
-    ASSERT_EQ(server_->Signal(SIGKILL), 0);
-    const absl::StatusOr<int> code = server_->Wait(absl::Seconds(15));
+    ASSERT_EQ(server().Signal(SIGKILL), 0);
+    const absl::StatusOr<int> code = WaitForExit(absl::Seconds(15));
     ASSERT_TRUE(code.ok()) << code.status();
     EXPECT_EQ(*code, 128 + SIGKILL);
   }
@@ -168,9 +123,7 @@ class OrphanTest : public ::testing::Test {
     }
   }
 
-  std::string config_path_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<Executor::Stub> stub_;
+  std::unique_ptr<ExecutorCalls> calls_;
 };
 
 TEST_F(OrphanTest, KillNineLeavesNoCommandOfAThreadPool) {
@@ -192,7 +145,7 @@ TEST_F(OrphanTest, KillNineLeavesNoWorkerAndNoCommandOfAProcessPool) {
   Submit("sleep_procs", seconds);
   const std::vector<pid_t> command = AwaitCommand(seconds, 1);
   std::vector<pid_t> workers;
-  for (const auto& child : ChildrenOf(server_->pid())) {
+  for (const auto& child : ChildrenOf(server_pid())) {
     workers.push_back(child.pid);
   }
   ASSERT_EQ(workers.size(), 1u) << "one worker, and no janitor among them";
@@ -223,8 +176,7 @@ TEST_F(OrphanTest, ACancelledStubbornCommandDiesWithTheWorkerThePoolKills) {
   const std::string seconds = UniqueDuration(5);
   const Task task = Submit("stubborn_procs", seconds);
   const std::vector<pid_t> command = AwaitCommand(seconds, 2);
-  const std::vector<testing::ProcEntry> workers =
-      ChildrenOf(server_->pid());
+  const std::vector<testing::ProcEntry> workers = ChildrenOf(server_pid());
   ASSERT_EQ(workers.size(), 1u);
 
   Cancel(task.id());
@@ -233,7 +185,7 @@ TEST_F(OrphanTest, ACancelledStubbornCommandDiesWithTheWorkerThePoolKills) {
   // it, long before the command's own grace (60 s).
   ExpectAllGone(command);
   EXPECT_FALSE(IsAlive(workers[0].pid));
-  EXPECT_TRUE(IsAlive(server_->pid()));
+  EXPECT_TRUE(IsAlive(server_pid()));
 }
 
 TEST_F(OrphanTest, ATimedOutStubbornCommandDiesWithTheWorkerThePoolKills) {
@@ -245,7 +197,7 @@ TEST_F(OrphanTest, ATimedOutStubbornCommandDiesWithTheWorkerThePoolKills) {
 
   EXPECT_EQ(Await(task.id()).state(), v1::TIMED_OUT);
   ExpectAllGone(command);
-  EXPECT_TRUE(IsAlive(server_->pid()));
+  EXPECT_TRUE(IsAlive(server_pid()));
 }
 
 TEST_F(OrphanTest, AShutdownThatGivesUpOnAStubbornCommandLeavesNothing) {
@@ -255,10 +207,8 @@ TEST_F(OrphanTest, AShutdownThatGivesUpOnAStubbornCommandLeavesNothing) {
   const std::vector<pid_t> command = AwaitCommand(seconds, 2);
   const std::vector<pid_t> janitor = Janitor();
 
-  ASSERT_EQ(server_->Signal(SIGTERM), 0);
-  const absl::StatusOr<int> code = server_->Wait(absl::Seconds(20));
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 0);
+  ASSERT_EQ(server().Signal(SIGTERM), 0);
+  ExpectExitsZero(absl::Seconds(20));
   ExpectAllGone(command);
   ExpectAllGone(janitor);
 }

@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "remex/v1/executor.grpc.pb.h"
+#include "tests/testing/executor_calls.h"
 #include "tests/testing/proc.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/server_test.h"
@@ -26,20 +27,16 @@ namespace remex {
 namespace {
 
 using ::remex::testing::ChildrenOf;
+using ::remex::testing::ExecutorCalls;
 using ::remex::testing::IsAlive;
+using ::remex::testing::kRpcDeadline;
 using ::remex::testing::ProcEntry;
 using ::remex::testing::ServerProcess;
+using ::remex::testing::SetDeadline;
 using ::remex::testing::WaitUntil;
-using ::remex::v1::Executor;
 using ::remex::v1::State;
 using ::remex::v1::Task;
 using ::testing::HasSubstr;
-
-constexpr absl::Duration kRpcDeadline = absl::Seconds(20);
-
-void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-}
 
 std::vector<pid_t> Pids(const std::vector<ProcEntry>& all) {
   std::vector<pid_t> pids;
@@ -62,8 +59,7 @@ class ProcessPoolRpcTest : public ::remex::testing::ServerTest {
                   {"--config", WriteFile("config.json", config_json)});
     }
     ASSERT_NO_FATAL_FAILURE(ServerTest::StartServer(std::move(args)));
-    stub_ = Executor::NewStub(grpc::CreateChannel(
-        server().address(), grpc::InsecureChannelCredentials()));
+    calls_ = std::make_unique<ExecutorCalls>(server().address());
   }
 
   Task Submit(absl::string_view function, absl::string_view args_json,
@@ -75,43 +71,23 @@ class ProcessPoolRpcTest : public ::remex::testing::ServerTest {
                     .ok());
     request.set_pool(std::string(pool));
     request.set_priority(priority);
-    grpc::ClientContext context;
-    SetDeadline(context, kRpcDeadline);
-    Task task;
-    const grpc::Status status = stub_->Submit(&context, request, &task);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return task;
+    return calls_->Submit(request);
   }
 
   Task Await(const std::string& id,
              absl::Duration timeout = absl::Seconds(30)) {
-    v1::AwaitRequest request;
-    request.set_id(id);
-    request.mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
-    grpc::ClientContext context;
-    SetDeadline(context, timeout + kRpcDeadline);
-    Task task;
-    const grpc::Status status = stub_->Await(&context, request, &task);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return task;
+    return calls_->Await(id, timeout);
   }
 
-  State GetState(const std::string& id) {
-    v1::GetRequest request;
-    request.set_id(id);
-    grpc::ClientContext context;
-    SetDeadline(context, kRpcDeadline);
-    Task task;
-    return stub_->Get(&context, request, &task).ok() ? task.state()
-                                                     : v1::STATE_UNSPECIFIED;
-  }
+  State GetState(const std::string& id) { return calls_->GetState(id); }
 
   v1::ListFunctionsResponse ListFunctions() {
     grpc::ClientContext context;
     SetDeadline(context, kRpcDeadline);
     v1::ListFunctionsResponse response;
     EXPECT_TRUE(
-        stub_->ListFunctions(&context, v1::ListFunctionsRequest(), &response)
+        calls_->stub()
+            .ListFunctions(&context, v1::ListFunctionsRequest(), &response)
             .ok());
     return response;
   }
@@ -135,11 +111,11 @@ class ProcessPoolRpcTest : public ::remex::testing::ServerTest {
     return WaitUntil([&] { return Workers().size() == workers; });
   }
 
-  std::unique_ptr<Executor::Stub> stub_;
+  std::unique_ptr<ExecutorCalls> calls_;
 
  private:
   // The server waits for open connections (up to 250 ms) when it stops.
-  void CloseConnections() override { stub_.reset(); }
+  void CloseConnections() override { calls_.reset(); }
 };
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -163,7 +139,7 @@ void ProcessPoolRpcTest::StartWithALongTaskRunning(
   ASSERT_TRUE(WaitUntil([&] { return GetState(running.id()) == v1::RUNNING; }));
   workers = Workers();
   ASSERT_EQ(workers.size(), 2u);
-  stub_.reset();
+  calls_.reset();
 }
 
 TEST_F(ProcessPoolRpcTest, KillNineOfAWorkerMidStreamLosesOnlyItsTask) {
@@ -231,7 +207,7 @@ TEST_F(ProcessPoolRpcTest, PoisonTaskRunsMaxAttemptsTimesThenEnds) {
   grpc::ClientContext context;
   SetDeadline(context, kRpcDeadline);
   Task task;
-  ASSERT_TRUE(stub_->Submit(&context, request, &task).ok());
+  ASSERT_TRUE(calls_->stub().Submit(&context, request, &task).ok());
   const Task done = Await(task.id());
   EXPECT_EQ(done.state(), v1::WORKER_LOST);
   EXPECT_EQ(done.attempt(), 3);
