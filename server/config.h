@@ -8,8 +8,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "server/functions/command_function.h"
 #include "server/executor/executor.h"
+#include "server/functions/command_function.h"
 
 namespace remex::server {
 
@@ -20,6 +20,9 @@ struct ServerConfig {
   executor::ExecutorOptions executor;
   // Completion queues, each with one poller thread; 0: one per core.
   int pollers = 0;
+  // A client connection with no call for this long is closed (its fd and
+  // memory freed); zero: never.
+  absl::Duration max_connection_idle = absl::Minutes(5);
   // How long running tasks may go on after SIGTERM before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
   bool enable_test_functions = false;
