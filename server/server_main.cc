@@ -325,11 +325,13 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
     std::cerr << "remex-server: " << server.status() << "\n";
     return 1;
   }
-  metrics.SetStatsSource([executor = executor->get(), server = server->get()] {
+  metrics.SetStatsSource([executor = executor->get(), server = server->get(),
+                          idle = config.max_connection_idle] {
     return monitoring::ServerStats{
         .pools = executor->PoolStatistics(),
         .retained_tasks = executor->retained_tasks(),
-        .awaiters = server->stats().parked_awaits.load()};
+        .awaiters = server->stats().parked_awaits.load(),
+        .max_connection_idle = idle};
   });
   // The gRPC line first: scripts take the first "listening on" line.
   std::printf("remex-server %s listening on %s\n", REMEX_VERSION,
