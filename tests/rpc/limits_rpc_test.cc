@@ -102,8 +102,8 @@ TEST_F(LimitsTest, ListPagesStayReadableByDefaultClients) {
     for (const v1::Task& task : response.tasks()) {
       EXPECT_TRUE(listed.insert(task.id()).second) << "twice: " << task.id();
       EXPECT_EQ(task.state(), v1::SUCCEEDED);
-      if (small.contains(task.id())) EXPECT_EQ(task.output(), "small");
-      if (large.contains(task.id())) EXPECT_TRUE(task.output().empty());
+      const bool is_large = large.contains(task.id());
+      EXPECT_EQ(task.output(), is_large ? "" : "small") << task.id();
     }
     trimmed.insert(response.trimmed_task_ids().begin(),
                    response.trimmed_task_ids().end());
