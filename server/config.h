@@ -44,6 +44,7 @@ ServerConfig DefaultConfig();
 //     (each refused on a thread pool)
 //   retention: {ttl: "10m", max_tasks: N, max_bytes: N}
 //   shutdown_grace: "10s"
+//   max_connection_idle: "5m"  (0: never)
 //   pollers: N
 //   plugins: [PATH.so, ...]  (relative paths: to `config_dir`)
 //   functions: [{name, description, command: [EXECUTABLE, ARG, ...], pool,

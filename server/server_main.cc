@@ -55,6 +55,7 @@ flags:
                                 task), max_open_files, max_tasks_per_worker
                               retention: {ttl: "10m", max_tasks, max_bytes}
                               shutdown_grace: "10s"
+                              max_connection_idle: "5m"
                               pollers: N
                               plugins: [PATH.so, ...]  (relative to the
                                 config file's directory)
@@ -71,7 +72,8 @@ flags:
                             per core; overrides the config)
   --max-connection-idle DURATION
                             closes a client connection that has had no call
-                            for this long (default 5m; 0: never)
+                            for this long (default 5m; 0: never;
+                            overrides the config)
   --plugin PATH.so          loads functions from a shared library built
                             against remex/plugin.h (repeatable; after the
                             config's plugins; PATH relative to the working

@@ -189,18 +189,32 @@ bool ClosedByPeerBefore(int fd, absl::Time deadline) {
   return false;
 }
 
-TEST_F(LimitsTest, ClosesIdleConnections) {
-  StartServer({"--max-connection-idle", "500ms"});
-  const int fd = Connect(server().address());
+// What a client sends first: the HTTP/2 preface and an empty SETTINGS
+// frame (sizeof less the terminating NUL).
+constexpr char kHello[] =
+    "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+// Connects to `address`, says hello, then nothing: expects the server to
+// close the connection (bounded).
+void ExpectIdleConnectionClosed(const std::string& address) {
+  const int fd = Connect(address);
   ASSERT_GE(fd, 0);
-  // The HTTP/2 preface and an empty SETTINGS frame, then nothing.
-  const std::string hello =
-      std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") +
-      std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9);
-  ASSERT_EQ(write(fd, hello.data(), hello.size()),
-            static_cast<ssize_t>(hello.size()));
+  ASSERT_EQ(write(fd, kHello, sizeof(kHello) - 1),
+            static_cast<ssize_t>(sizeof(kHello) - 1));
   EXPECT_TRUE(ClosedByPeerBefore(fd, absl::Now() + absl::Seconds(20)));
   close(fd);
+}
+
+TEST_F(LimitsTest, ClosesIdleConnections) {
+  StartServer({"--max-connection-idle", "500ms"});
+  ExpectIdleConnectionClosed(server().address());
+}
+
+TEST_F(LimitsTest, ConfigSetsTheIdleTime) {
+  StartServer(
+      {"--config", WriteFile("idle.yaml", "max_connection_idle: 500ms\n")});
+  ExpectIdleConnectionClosed(server().address());
 }
 
 TEST_F(LimitsTest, HelpDocumentsTheLimitFlags) {
