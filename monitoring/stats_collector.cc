@@ -84,10 +84,16 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
       Family("remex_awaiters", "Await calls parked until their task ends.",
              MetricType::Gauge);
   AddGauge(awaiters, {}, static_cast<double>(stats.awaiters));
+  MetricFamily idle = Family(
+      "remex_max_connection_idle_seconds",
+      "How long a client connection with no call is kept before the server "
+      "closes it (--max-connection-idle); 0: forever.",
+      MetricType::Gauge);
+  AddGauge(idle, {}, absl::ToDoubleSeconds(stats.max_connection_idle));
 
   std::vector<MetricFamily> families;
   for (MetricFamily* family : {&depth, &capacity, &running, &workers, &restarts,
-                               &retained, &awaiters}) {
+                               &retained, &awaiters, &idle}) {
     // A family with no sample (no process pool) is left out.
     if (!family->metric.empty()) families.push_back(std::move(*family));
   }

@@ -10,6 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 #include "server/executor/pool.h"
@@ -21,6 +22,9 @@ struct ServerStats {
   std::vector<executor::PoolStats> pools;
   size_t retained_tasks = 0;
   int64_t awaiters = 0;
+  // How long an idle client connection is kept (--max-connection-idle);
+  // zero: forever.
+  absl::Duration max_connection_idle = absl::ZeroDuration();
 };
 
 // Reads the server's figures; called on the exposer's threads, so it must
@@ -30,7 +34,9 @@ using StatsSource = std::function<ServerStats()>;
 // A Collectable that asks its source for the figures at every scrape, so
 // that nothing is pushed from the hot path: remex_pool_queue_depth,
 // remex_pool_queue_capacity, remex_pool_running, remex_pool_workers,
-// remex_worker_restarts_total, remex_tasks_retained, remex_awaiters.
+// remex_worker_restarts_total, remex_tasks_retained, remex_awaiters,
+// remex_max_connection_idle_seconds. (The open files and their limit are
+// process_open_fds and process_max_fds, see ProcessCollector.)
 //
 // Thread-safe.
 class StatsCollector final : public prometheus::Collectable {

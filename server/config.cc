@@ -303,9 +303,10 @@ absl::Status ParseCommandFunctions(const YAML::Node& node,
 absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
                        ServerConfig& config) {
   if (root.IsNull()) return absl::OkStatus();
-  REMEX_RETURN_IF_ERROR(CheckKeys(root, "top level",
-                                  {"pools", "retention", "shutdown_grace",
-                                   "pollers", "plugins", "functions"}));
+  REMEX_RETURN_IF_ERROR(
+      CheckKeys(root, "top level",
+                {"pools", "retention", "shutdown_grace", "max_connection_idle",
+                 "pollers", "plugins", "functions"}));
   if (root["pools"]) REMEX_RETURN_IF_ERROR(ParsePools(root["pools"], config));
   if (root["retention"]) {
     REMEX_RETURN_IF_ERROR(ParseRetention(root["retention"], config));
@@ -314,6 +315,11 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
     REMEX_ASSIGN_OR_RETURN(
         config.shutdown_grace,
         ParseDurationNode(root["shutdown_grace"], "shutdown_grace"));
+  }
+  if (root["max_connection_idle"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        config.max_connection_idle,
+        ParseDurationNode(root["max_connection_idle"], "max_connection_idle"));
   }
   if (root["pollers"]) {
     REMEX_ASSIGN_OR_RETURN(

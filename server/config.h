@@ -8,8 +8,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "server/functions/command_function.h"
 #include "server/executor/executor.h"
+#include "server/functions/command_function.h"
 
 namespace remex::server {
 
@@ -20,6 +20,9 @@ struct ServerConfig {
   executor::ExecutorOptions executor;
   // Completion queues, each with one poller thread; 0: one per core.
   int pollers = 0;
+  // A client connection with no call for this long is closed (its fd and
+  // memory freed); zero: never.
+  absl::Duration max_connection_idle = absl::Minutes(5);
   // How long running tasks may go on after SIGTERM before they are cancelled.
   absl::Duration shutdown_grace = absl::Seconds(10);
   bool enable_test_functions = false;
@@ -41,6 +44,7 @@ ServerConfig DefaultConfig();
 //     (each refused on a thread pool)
 //   retention: {ttl: "10m", max_tasks: N, max_bytes: N}
 //   shutdown_grace: "10s"
+//   max_connection_idle: "5m"  (0: never)
 //   pollers: N
 //   plugins: [PATH.so, ...]  (relative paths: to `config_dir`)
 //   functions: [{name, description, command: [EXECUTABLE, ARG, ...], pool,

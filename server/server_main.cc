@@ -1,6 +1,7 @@
 #include "server/server_main.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <iostream>
@@ -54,6 +55,7 @@ flags:
                                 task), max_open_files, max_tasks_per_worker
                               retention: {ttl: "10m", max_tasks, max_bytes}
                               shutdown_grace: "10s"
+                              max_connection_idle: "5m"
                               pollers: N
                               plugins: [PATH.so, ...]  (relative to the
                                 config file's directory)
@@ -68,6 +70,10 @@ flags:
                             overrides the config)
   --pollers N               completion queues / poller threads (default: one
                             per core; overrides the config)
+  --max-connection-idle DURATION
+                            closes a client connection that has had no call
+                            for this long (default 5m; 0: never;
+                            overrides the config)
   --plugin PATH.so          loads functions from a shared library built
                             against remex/plugin.h (repeatable; after the
                             config's plugins; PATH relative to the working
@@ -97,6 +103,7 @@ struct Flags {
   std::optional<std::string> config_path;
   std::optional<absl::Duration> shutdown_grace;
   std::optional<int> pollers;
+  std::optional<absl::Duration> max_connection_idle;
   std::vector<std::string> plugins;
   bool enable_test_functions = false;
   bool help = false;
@@ -145,6 +152,15 @@ absl::Status ParseFlag(absl::string_view name,
           absl::StrCat("--shutdown-grace: bad duration '", text, "'"));
     }
     flags.shutdown_grace = grace;
+  } else if (name == "--max-connection-idle") {
+    REMEX_ASSIGN_OR_RETURN(const std::string text,
+                           FlagValue(name, inline_value, argc, argv, i));
+    absl::Duration idle;
+    if (!absl::ParseDuration(text, &idle) || idle < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--max-connection-idle: bad duration '", text, "'"));
+    }
+    flags.max_connection_idle = idle;
   } else if (name == "--pollers") {
     REMEX_ASSIGN_OR_RETURN(const std::string text,
                            FlagValue(name, inline_value, argc, argv, i));
@@ -189,6 +205,9 @@ absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
     config.shutdown_grace = *flags.shutdown_grace;
   }
   if (flags.pollers.has_value()) config.pollers = *flags.pollers;
+  if (flags.max_connection_idle.has_value()) {
+    config.max_connection_idle = *flags.max_connection_idle;
+  }
   config.enable_test_functions = flags.enable_test_functions;
   config.plugins.insert(config.plugins.end(), flags.plugins.begin(),
                         flags.plugins.end());
@@ -235,6 +254,23 @@ void StopExecutor(std::unique_ptr<executor::Executor> executor) {
   std::_Exit(0);
 }
 
+// Raises the soft limit of open files to the hard one, so that client
+// connections, command pipes and worker channels do not run out at the
+// usual 1024 (then new clients time out and pools cannot respawn workers),
+// and says so in one line.
+void RaiseOpenFilesLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (before != limit.rlim_max && setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    limit.rlim_cur = before;
+  }
+  std::fprintf(stderr, "remex-server: open files limit %llu (was %llu)\n",
+               static_cast<unsigned long long>(limit.rlim_cur),
+               static_cast<unsigned long long>(before));
+}
+
 // The metrics endpoint of `config`, or null when metrics are off.
 absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> StartMetricsServer(
     const ServerConfig& config, const monitoring::Metrics& metrics) {
@@ -244,6 +280,7 @@ absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> StartMetricsServer(
 
 int Serve(const ServerConfig& config, const RegisterFunctions& extra,
           const sigset_t& signals, int argc, char** argv) {
+  RaiseOpenFilesLimit();
   // Before any child: from now on no child outlives the server, even on
   // kill -9.
   if (absl::Status janitor = process::StartJanitor("/proc/self/exe", argv[0]);
@@ -283,17 +320,20 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   absl::StatusOr<std::unique_ptr<rpc::RpcServer>> server =
       rpc::RpcServer::Start({.listen = config.listen,
                              .pollers = config.pollers,
+                             .max_connection_idle = config.max_connection_idle,
                              .metrics = &metrics.grpc()},
                             **executor);
   if (!server.ok()) {
     std::cerr << "remex-server: " << server.status() << "\n";
     return 1;
   }
-  metrics.SetStatsSource([executor = executor->get(), server = server->get()] {
+  metrics.SetStatsSource([executor = executor->get(), server = server->get(),
+                          idle = config.max_connection_idle] {
     return monitoring::ServerStats{
         .pools = executor->PoolStatistics(),
         .retained_tasks = executor->retained_tasks(),
-        .awaiters = server->stats().parked_awaits.load()};
+        .awaiters = server->stats().parked_awaits.load(),
+        .max_connection_idle = idle};
   });
   // The gRPC line first: scripts take the first "listening on" line.
   std::printf("remex-server %s listening on %s\n", REMEX_VERSION,

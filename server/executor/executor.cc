@@ -374,7 +374,7 @@ ListPage Executor::List(const ListQuery& query) const {
           ? ListQuery::kDefaultPageSize
           : std::min(query.page_size, ListQuery::kMaxPageSize));
   // One more than a page tells whether there is a next page.
-  std::vector<std::shared_ptr<Task>> matches = table_.FirstMatchesAfter(
+  TaskTable::Matches matches = table_.FirstMatchesAfter(
       query.page_token, page_size + 1, [&query](const Task& task) {
         const TaskSpec& spec = task.spec();
         return (query.function.empty() || spec.function == query.function) &&
@@ -382,12 +382,14 @@ ListPage Executor::List(const ListQuery& query) const {
                (!query.state.has_value() || task.state() == *query.state);
       });
   ListPage page;
-  const size_t shown = std::min(page_size, matches.size());
+  const size_t shown = std::min(page_size, matches.tasks.size());
   page.tasks.reserve(shown);
   for (size_t i = 0; i < shown; ++i) {
-    page.tasks.push_back(matches[i]->Snapshot());
+    page.tasks.push_back(matches.tasks[i]->Snapshot());
   }
-  if (matches.size() > shown) page.next_page_token = page.tasks.back().id;
+  page.next_page_token = matches.tasks.size() > shown
+                             ? page.tasks.back().id
+                             : std::move(matches.resume_after);
   return page;
 }
 

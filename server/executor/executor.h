@@ -66,7 +66,10 @@ struct ListQuery {
 
 struct ListPage {
   std::vector<TaskSnapshot> tasks;  // oldest first
-  std::string next_page_token;      // empty: no more
+  // Empty: no more. A page can hold fewer than page_size tasks (even none)
+  // while more remain: a filter that matches few tasks gives a short page
+  // rather than a walk of the whole table (see TaskTable::FirstMatchesAfter).
+  std::string next_page_token;
 };
 
 // Owns the pools, the task table and the timers.

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <limits>
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/hash/hash.h"
@@ -140,28 +144,50 @@ void TaskTable::ForEach(
   }
 }
 
-std::vector<std::shared_ptr<Task>> TaskTable::FirstMatchesAfter(
+TaskTable::Matches TaskTable::FirstMatchesAfter(
     const std::string& after, size_t limit,
     const std::function<bool(const Task&)>& match) const {
-  std::vector<std::shared_ptr<Task>> matches;
+  const size_t max_visits = std::max(limit, kScanPerShard);
+  Matches matches;
+  // The least id at which a shard stopped before its end: past it, a shard
+  // may hold matches not taken.
+  std::optional<std::string> frontier;
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     size_t taken = 0;
-    for (auto it = shard.tasks.upper_bound(absl::string_view(after));
-         it != shard.tasks.end() && taken < limit; ++it) {
+    size_t visits = 0;
+    auto it = shard.tasks.upper_bound(absl::string_view(after));
+    for (; it != shard.tasks.end() && taken < limit && visits < max_visits;
+         ++it, ++visits) {
       if (!match(**it)) continue;
-      matches.push_back(*it);
+      matches.tasks.push_back(*it);
       ++taken;
     }
+    if (it != shard.tasks.end() && visits > 0) {
+      const std::string& last = (*std::prev(it))->id();
+      if (!frontier.has_value() || last < *frontier) frontier = last;
+    }
   }
-  const auto by_id = [](const std::shared_ptr<Task>& a,
-                        const std::shared_ptr<Task>& b) {
-    return a->id() < b->id();
-  };
-  const size_t kept = std::min(limit, matches.size());
-  std::partial_sort(matches.begin(), matches.begin() + kept, matches.end(),
-                    by_id);
-  matches.resize(kept);
+  std::vector<std::shared_ptr<Task>>& tasks = matches.tasks;
+  std::sort(tasks.begin(), tasks.end(),
+            [](const std::shared_ptr<Task>& a, const std::shared_ptr<Task>& b) {
+              return a->id() < b->id();
+            });
+  if (frontier.has_value()) {
+    // Matches past the frontier would leave gaps: the next walk finds them.
+    tasks.erase(std::upper_bound(tasks.begin(), tasks.end(), *frontier,
+                                 [](const std::string& id,
+                                    const std::shared_ptr<Task>& task) {
+                                   return id < task->id();
+                                 }),
+                tasks.end());
+  }
+  if (tasks.size() > limit) {
+    tasks.resize(limit);
+    matches.resume_after = tasks.back()->id();
+  } else if (frontier.has_value()) {
+    matches.resume_after = *std::move(frontier);
+  }
   return matches;
 }
 

@@ -64,14 +64,29 @@ class TaskTable {
   void ForEach(
       const std::function<void(const std::shared_ptr<Task>&)>& visit) const;
 
+  struct Matches {
+    // In id order.
+    std::vector<std::shared_ptr<Task>> tasks;
+    // Empty: the table was walked to its end. Else the walk stopped early:
+    // every match up to this id is in `tasks` (or past `limit`), and the
+    // next walk starts after it.
+    std::string resume_after;
+  };
   // Up to `limit` tasks with ids greater than `after` (all if empty) for
-  // which `match` holds, in id order. Each shard is walked in id order and
-  // only until it has given `limit` matches, so a page costs O(shards *
-  // (log n + limit)) when most tasks match, O(n) when few do. `match` runs
-  // with a shard lock held: it must be quick and not call into the table.
-  std::vector<std::shared_ptr<Task>> FirstMatchesAfter(
+  // which `match` holds, in id order. Each shard is walked in id order only
+  // until it has given `limit` matches or visited max(limit,
+  // kScanPerShard) tasks, so a call costs O(shards * (log n + max(limit,
+  // kScanPerShard))) whatever the filter: a filter that matches few tasks
+  // gets fewer than `limit` (maybe none) and a `resume_after`, rather than
+  // a walk of the whole table. `match` runs with a shard lock held: it must
+  // be quick and not call into the table.
+  Matches FirstMatchesAfter(
       const std::string& after, size_t limit,
       const std::function<bool(const Task&)>& match) const;
+
+  // Tasks a shard visits at most per FirstMatchesAfter (unless `limit` is
+  // larger).
+  static constexpr size_t kScanPerShard = 256;
 
   size_t retained_tasks() const { return retained_tasks_.load(); }
   size_t retained_bytes() const { return retained_bytes_.load(); }

@@ -12,6 +12,11 @@ namespace {
 // Longer waits are treated as no limit (and keep gpr time arithmetic safe).
 constexpr absl::Duration kLongestAwait = absl::Hours(24 * 365);
 
+// The most a List page takes: the default receive limit of gRPC clients
+// (4 MiB, so that any client can read it), less a margin for the page
+// token and framing.
+constexpr size_t kListPageBytes = (size_t{4} << 20) - (size_t{64} << 10);
+
 gpr_timespec AlarmDeadline(const v1::AwaitRequest& request) {
   const absl::Duration timeout =
       request.has_timeout() ? common::FromProtoDuration(request.timeout())
@@ -44,12 +49,8 @@ void CancelCall::Handle() { ReplyWithTask(executor().Cancel(request().id())); }
 void ListCall::Handle() {
   absl::StatusOr<executor::ListQuery> query = ListQueryFromProto(request());
   if (!query.ok()) return ReplyError(query.status());
-  executor::ListPage page = executor().List(*query);
   v1::ListResponse response;
-  for (const executor::TaskSnapshot& task : page.tasks) {
-    TaskToProto(task, response.add_tasks());
-  }
-  response.set_next_page_token(page.next_page_token);
+  ListPageToProto(executor().List(*query), kListPageBytes, &response);
   Reply(response);
 }
 

@@ -1,8 +1,11 @@
 #include "server/rpc/proto_mapping.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
@@ -137,7 +140,10 @@ executor::TaskState StateFromProto(v1::State state) {
   return static_cast<executor::TaskState>(state);
 }
 
-void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task) {
+namespace {
+
+// Everything of the task but its outcome.
+void TaskHeadToProto(const executor::TaskSnapshot& snapshot, v1::Task* task) {
   const executor::TaskSpec& spec = *snapshot.spec;
   task->set_id(snapshot.id);
   task->set_function(spec.function);
@@ -156,16 +162,78 @@ void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task) {
     common::SetProtoTimestamp(snapshot.finished_at,
                               task->mutable_finished_at());
   }
-  if (snapshot.outcome == nullptr) return;
-  const executor::TaskOutcome& outcome = *snapshot.outcome;
-  if (!outcome.result.is_null())
-    JsonToValue(outcome.result, task->mutable_result());
-  task->set_output(outcome.output);
+}
+
+void ErrorToProto(const executor::TaskOutcome& outcome, v1::Task* task) {
   // Only a failed task carries an error (an empty one would still be sent).
   if (outcome.error.code != absl::StatusCode::kOk) {
     common::ToTaskError(outcome.error.code, outcome.error.message,
                         task->mutable_error());
   }
+}
+
+// Bytes a message or string of `size` bytes takes as a field numbered
+// below 16: tag, length, body.
+size_t FieldBytes(size_t size) {
+  return 1 + google::protobuf::io::CodedOutputStream::VarintSize64(size) + size;
+}
+
+// The task without its result and output and, if it still passes
+// `max_bytes`, without its labels and error message.
+void TrimmedTaskToProto(const executor::TaskSnapshot& snapshot,
+                        size_t max_bytes, v1::Task* task) {
+  TaskHeadToProto(snapshot, task);
+  if (snapshot.outcome != nullptr) ErrorToProto(*snapshot.outcome, task);
+  if (FieldBytes(task->ByteSizeLong()) <= max_bytes) return;
+  task->clear_labels();
+  if (task->has_error()) task->mutable_error()->clear_message();
+}
+
+// Maps the task whole if it fits `max_bytes`, else trimmed: true if
+// trimmed. A payload that cannot fit is not copied at all.
+bool TaskToProtoWithin(const executor::TaskSnapshot& snapshot, size_t max_bytes,
+                       v1::Task* task) {
+  const bool may_fit = snapshot.outcome == nullptr ||
+                       snapshot.outcome->ApproximateBytes() <= max_bytes;
+  if (may_fit) {
+    TaskToProto(snapshot, task);
+    if (FieldBytes(task->ByteSizeLong()) <= max_bytes) return false;
+    task->Clear();
+  }
+  TrimmedTaskToProto(snapshot, max_bytes, task);
+  return true;
+}
+
+}  // namespace
+
+void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task) {
+  TaskHeadToProto(snapshot, task);
+  if (snapshot.outcome == nullptr) return;
+  const executor::TaskOutcome& outcome = *snapshot.outcome;
+  if (!outcome.result.is_null())
+    JsonToValue(outcome.result, task->mutable_result());
+  task->set_output(outcome.output);
+  ErrorToProto(outcome, task);
+}
+
+void ListPageToProto(const executor::ListPage& page, size_t max_bytes,
+                     v1::ListResponse* response) {
+  size_t used = 0;
+  for (const executor::TaskSnapshot& snapshot : page.tasks) {
+    v1::Task task;
+    const bool trimmed = TaskToProtoWithin(snapshot, max_bytes, &task);
+    const size_t bytes = FieldBytes(task.ByteSizeLong()) +
+                         (trimmed ? FieldBytes(snapshot.id.size()) : 0);
+    if (response->tasks_size() > 0 && used + bytes > max_bytes) {
+      response->set_next_page_token(
+          response->tasks(response->tasks_size() - 1).id());
+      return;
+    }
+    used += bytes;
+    if (trimmed) response->add_trimmed_task_ids(snapshot.id);
+    *response->add_tasks() = std::move(task);
+  }
+  response->set_next_page_token(page.next_page_token);
 }
 
 absl::StatusOr<executor::ListQuery> ListQueryFromProto(

@@ -26,6 +26,13 @@ executor::TaskState StateFromProto(v1::State state);
 
 void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task);
 
+// Maps a page of List, at most `max_bytes` encoded (less the bytes of
+// next_page_token): the page stops before the task that would pass the
+// bound, with that task's predecessor as next_page_token; a task that
+// alone would pass it is listed trimmed (see v1.ListResponse).
+void ListPageToProto(const executor::ListPage& page, size_t max_bytes,
+                     v1::ListResponse* response);
+
 // INVALID_ARGUMENT for a negative page size or an unknown state number.
 absl::StatusOr<executor::ListQuery> ListQueryFromProto(
     const v1::ListRequest& request);

@@ -4,6 +4,8 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -52,6 +54,16 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // An idle connection holds an fd and buffers: close it (GOAWAY, then the
+  // socket), so that clients that connect and go quiet cannot use up the
+  // server's fds. Clients reconnect on their next call.
+  if (options.max_connection_idle > absl::ZeroDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+        static_cast<int>(std::min<int64_t>(
+            absl::ToInt64Milliseconds(options.max_connection_idle),
+            std::numeric_limits<int>::max())));
+  }
   const int pollers = PollerCount(options.pollers);
   for (int i = 0; i < pollers; ++i) {
     server->queues_.push_back(builder.AddCompletionQueue());

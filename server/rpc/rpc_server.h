@@ -26,6 +26,8 @@ struct RpcServerOptions {
   int pollers = 0;
   // Calls of each method that can be matched at once, per queue.
   int calls_per_method = 16;
+  // A connection with no call for this long is closed; zero: never.
+  absl::Duration max_connection_idle = absl::ZeroDuration();
   // Where calls are counted; null: nowhere. Not owned; must outlive the
   // server.
   monitoring::GrpcMetrics* metrics = nullptr;

@@ -1,6 +1,7 @@
 #include "server/executor/task_table.h"
 
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,10 +54,9 @@ TEST(TaskTableTest, InsertFindErase) {
   EXPECT_THAT(IdsIn(table), UnorderedElementsAre("b"));
 }
 
-std::vector<std::string> IdsOf(
-    const std::vector<std::shared_ptr<Task>>& tasks) {
+std::vector<std::string> IdsOf(const TaskTable::Matches& matches) {
   std::vector<std::string> ids;
-  for (const auto& task : tasks) ids.push_back(task->id());
+  for (const auto& task : matches.tasks) ids.push_back(task->id());
   return ids;
 }
 
@@ -70,13 +70,42 @@ TEST(TaskTableTest, FirstMatchesAfterPagesInIdOrderAcrossShards) {
               ::testing::ElementsAre("id-000", "id-001", "id-002"));
   EXPECT_THAT(IdsOf(table.FirstMatchesAfter("id-002", 2, all)),
               ::testing::ElementsAre("id-003", "id-004"));
-  EXPECT_TRUE(table.FirstMatchesAfter("id-199", 5, all).empty());
+  EXPECT_TRUE(table.FirstMatchesAfter("id-199", 5, all).tasks.empty());
 
   const auto ends_in_7 = [](const Task& task) {
     return task.id().back() == '7';
   };
   EXPECT_THAT(IdsOf(table.FirstMatchesAfter("id-010", 3, ends_in_7)),
               ::testing::ElementsAre("id-017", "id-027", "id-037"));
+}
+
+TEST(TaskTableTest, FirstMatchesAfterBoundsTheWalkOfASparseFilter) {
+  TaskTable table(RetentionLimits{});
+  // Enough tasks that every shard holds more than it visits per call.
+  constexpr int kTasks = 40'000;
+  for (int i = 0; i < kTasks; ++i) Add(table, absl::StrFormat("id-%05d", i));
+  const std::set<std::string> wanted = {"id-00007", "id-20000", "id-39999"};
+  int visits = 0;
+  const auto sparse = [&](const Task& task) {
+    ++visits;
+    return wanted.contains(task.id());
+  };
+
+  std::vector<std::string> found;
+  std::string after;
+  int calls = 0;
+  do {
+    ASSERT_LT(++calls, kTasks) << "the walk does not move on";
+    visits = 0;
+    const TaskTable::Matches matches =
+        table.FirstMatchesAfter(after, 5, sparse);
+    EXPECT_LE(visits, 32 * static_cast<int>(TaskTable::kScanPerShard));
+    for (const std::string& id : IdsOf(matches)) found.push_back(id);
+    EXPECT_TRUE(matches.resume_after.empty() || matches.resume_after > after);
+    after = matches.resume_after;
+  } while (!after.empty());
+  EXPECT_THAT(found, ::testing::ElementsAreArray(wanted));
+  EXPECT_GT(calls, 2);
 }
 
 TEST(TaskTableTest, ForEachVisitsEveryTask) {

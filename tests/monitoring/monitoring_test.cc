@@ -273,8 +273,10 @@ TEST(StatsCollectorTest, ReportsPoolsAtScrapeTimeAndRestartsOfProcessPools) {
         .workers = 2,
         .busy = 0,
         .worker_restarts = {{"crash", 5}, {"oom", 1}}};
-    return ServerStats{
-        .pools = {threads, processes}, .retained_tasks = 11, .awaiters = 2};
+    return ServerStats{.pools = {threads, processes},
+                       .retained_tasks = 11,
+                       .awaiters = 2,
+                       .max_connection_idle = absl::Minutes(5)};
   });
   const std::map<std::string, double> samples = ParseSamples(metrics.Scrape());
   EXPECT_EQ(scrapes, 1);
@@ -301,6 +303,7 @@ TEST(StatsCollectorTest, ReportsPoolsAtScrapeTimeAndRestartsOfProcessPools) {
       "remex_worker_restarts_total{pool=\"default\",reason=\"crash\"}"));
   EXPECT_EQ(samples.at("remex_tasks_retained"), 11);
   EXPECT_EQ(samples.at("remex_awaiters"), 2);
+  EXPECT_EQ(samples.at("remex_max_connection_idle_seconds"), 300);
 
   metrics.SetStatsSource(nullptr);
   EXPECT_THAT(metrics.Scrape(), Not(HasSubstr("remex_pool_queue_depth")));
