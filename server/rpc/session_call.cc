@@ -153,11 +153,13 @@ void SessionCall::Submit(const v1::SessionSubmit& submit) {
   if (absl::Status status = ReserveSlot(); !status.ok()) {
     return Answer(submit.seq(), std::string(), std::move(status));
   }
+  absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(submit.request());
+  if (!spec.ok()) return Answer(submit.seq(), std::string(), spec.status());
   // Counted first: the task may end before Submit returns.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
   link_->Ref();  // the task's, dropped by OnTaskDone
-  absl::StatusOr<executor::TaskSnapshot> task = env().executor->Submit(
-      TaskSpecFromProto(submit.request()), link_, submit.seq());
+  absl::StatusOr<executor::TaskSnapshot> task =
+      env().executor->Submit(*std::move(spec), link_, submit.seq());
   if (!task.ok()) {  // the link is not told
     link_->Unref();
     open_tasks_.fetch_sub(1, std::memory_order_relaxed);
