@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "server/executor/task.h"
@@ -36,7 +37,12 @@ namespace remex::rpc {
 // cancellation aside) or the executor.
 //
 // The answer to an item is always sent with or before the item's end: ends
-// are not taken for writing while a batch of requests is being handled.
+// are not taken for writing while a batch of requests is being handled, and
+// a response too full for every answer defers all its ends.
+//
+// A submit or watch whose seq is still open (submitted or watched, end not
+// yet reported) is refused with INVALID_ARGUMENT: the seqs of a batch are
+// claimed together under one lock when the batch starts.
 //
 // Ends the stream with OK once the client has half-closed and every task of
 // the session has been reported; with UNAVAILABLE after the server closed
@@ -96,10 +102,20 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   void OnAlarm(bool ok);
   void OnFinished(bool ok);
 
+  // Claims the seqs of the batch's submits and watches, noting those still
+  // open in duplicates_, for RefuseDuplicate.
+  void ClaimSeqsLocked(const v1::SessionRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
+  // Whether item `index` of the batch (submits first, then watches) came
+  // with a seq that was already open; then answers it.
+  bool RefuseDuplicate(size_t index, uint64_t seq);
   void Submit(const v1::SessionSubmit& submit);
   void Watch(const v1::SessionWatch& watch);
   void Cancel(const v1::SessionCancel& cancel);
   void Answer(uint64_t seq, std::string id, absl::Status status);
+  // Answers a submit or watch that failed: its claimed seq is freed with
+  // the batch.
+  void Fail(uint64_t seq, absl::Status status);
   // RESOURCE_EXHAUSTED if the session's window is full.
   absl::Status ReserveSlot() const;
   // From SessionLink::OnTaskDone. Returns whether the caller must Flush (it
@@ -113,8 +129,9 @@ class SessionCall final : public LongLivedCall<SessionCall> {
 
   // The writer: sends what waits, or gives the write back.
   void Flush() ABSL_LOCKS_EXCLUDED(link_->mu);
-  // Converts the answers and ends taken by Flush into `response`; ends
-  // beyond about kMaxResponseBytes go back to the front of the queue.
+  // Converts the answers and ends taken by Flush into `response`; what goes
+  // beyond about kMaxResponseBytes goes back to the front of the queues
+  // (every end, if an answer did).
   void Fill(v1::SessionResponse* response) ABSL_LOCKS_EXCLUDED(link_->mu);
 
   // Starts what the poller can start now: a read, the finish.
@@ -132,10 +149,18 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   // The poller's.
   ArenaMessage<v1::SessionRequest> request_;
   std::vector<Reply> batch_answers_;
+  // Indexes (as RefuseDuplicate's) of the batch's items whose seq was open,
+  // ascending, and how many of them the batch has passed.
+  std::vector<size_t> duplicates_;
+  size_t duplicates_seen_ = 0;
+  // Seqs the batch claimed for items that failed: freed when it ends.
+  std::vector<uint64_t> failed_seqs_;
   bool reading_ = false;
   bool reads_done_ = false;  // the client half-closed, or the call broke
   bool call_done_ = false;   // the call ended (finished or cancelled)
 
+  // The seqs of the submits and watches whose end is not yet reported.
+  absl::flat_hash_set<uint64_t> open_seqs_ ABSL_GUARDED_BY(link_->mu);
   std::vector<Reply> answers_ ABSL_GUARDED_BY(link_->mu);
   std::vector<End> ends_ ABSL_GUARDED_BY(link_->mu);
   bool handling_batch_ ABSL_GUARDED_BY(link_->mu) = false;
