@@ -91,6 +91,15 @@ void SessionCall::Retire() {
 
 void SessionCall::OnRead(bool ok) {
   reading_ = false;
+  if (ok && !grpc::SerializationTraits<v1::SessionRequest>::Deserialize(
+                 &read_buffer_, request_.get())
+                 .ok()) {
+    request_.Reset();
+    read_error_ = absl::InvalidArgumentError(
+        "a SessionRequest did not parse (not protobuf, or a string field "
+        "that is not valid UTF-8); nothing after it was read");
+    ok = false;
+  }
   if (ok) {
     {
       absl::MutexLock lock(&link_->mu);
@@ -125,7 +134,8 @@ void SessionCall::OnRead(bool ok) {
     }
     if (write) Flush();
   } else {
-    reads_done_ = true;  // half-closed by the client, or the call broke
+    // Half-closed by the client, the call broke, or a bad request.
+    reads_done_ = true;
   }
   Advance();
   Release();
@@ -289,8 +299,7 @@ void SessionCall::Flush() {
     Fill(response);
     if (response->accepted_size() > 0 || response->failed_size() > 0 ||
         response->done_size() > 0) {
-      stream_.Write(*response, &write_tag_);
-      return;
+      return Write(*response);
     }
     // Nothing to send after all: give the write back, unless something
     // came meanwhile.
@@ -304,6 +313,27 @@ void SessionCall::Flush() {
     if (last) Retire();
     return;
   }
+}
+
+void SessionCall::Write(const v1::SessionResponse& response) {
+  write_buffer_.Clear();
+  bool own_buffer = false;
+  if (grpc::SerializationTraits<v1::SessionResponse>::Serialize(
+          response, &write_buffer_, &own_buffer)
+          .ok()) {
+    stream_.Write(write_buffer_, &write_tag_);
+    return;
+  }
+  // Too large to encode (over 2 GiB): cut the call, as a failed write would.
+  context().TryCancel();
+  bool last = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    broken_ = true;
+    writing_ = false;
+    last = ReleaseLocked();  // the write
+  }
+  if (last) Retire();
 }
 
 void SessionCall::Fill(v1::SessionResponse* response) {
@@ -366,7 +396,7 @@ void SessionCall::MaybeRead() {
     HoldLocked();  // the read
   }
   reading_ = true;
-  stream_.Read(request_.get(), &read_tag_);
+  stream_.Read(&read_buffer_, &read_tag_);
 }
 
 void SessionCall::MaybeFinish() {
@@ -384,6 +414,8 @@ void SessionCall::MaybeFinish() {
       status = absl::UnavailableError("the server is shutting down");
     } else if (!reads_done_) {
       return;
+    } else {
+      status = read_error_;
     }
     finishing_ = true;
     HoldLocked();  // the finish

@@ -46,8 +46,9 @@ namespace remex::rpc {
 //
 // Ends the stream with OK once the client has half-closed and every task of
 // the session has been reported; with UNAVAILABLE after the server closed
-// it (shutdown) and every task has been reported. A client that goes away
-// drops its subscriptions: its tasks run on.
+// it (shutdown), and with INVALID_ARGUMENT after a request that did not
+// parse (nothing after it is read), once every task has been reported. A client
+// that goes away drops its subscriptions: its tasks run on.
 //
 // Its lifetime is a LongLivedCall's: pending operations (and a write being
 // prepared) are counted, under the link's mutex since a pool thread may
@@ -129,6 +130,9 @@ class SessionCall final : public LongLivedCall<SessionCall> {
 
   // The writer: sends what waits, or gives the write back.
   void Flush() ABSL_LOCKS_EXCLUDED(link_->mu);
+  // Sends `response` (the write Flush holds).
+  void Write(const v1::SessionResponse& response)
+      ABSL_LOCKS_EXCLUDED(link_->mu);
   // Converts the answers and ends taken by Flush into `response`; what goes
   // beyond about kMaxResponseBytes goes back to the front of the queues
   // (every end, if an answer did).
@@ -139,15 +143,20 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   void MaybeRead() ABSL_LOCKS_EXCLUDED(link_->mu);
   void MaybeFinish() ABSL_LOCKS_EXCLUDED(link_->mu);
 
-  grpc::ServerAsyncReaderWriter<v1::SessionResponse, v1::SessionRequest>
-      stream_{&context()};
+  // Raw, so that a request that does not parse is told from a half-close.
+  grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> stream_{
+      &context()};
   SessionLink* const link_ = new SessionLink;  // one reference, ours
   grpc::Alarm alarm_;  // cancelled to tell the poller that the call closed
   // Submitted or watched, end not yet reported.
   std::atomic<int64_t> open_tasks_{0};
 
   // The poller's.
+  grpc::ByteBuffer read_buffer_;
   ArenaMessage<v1::SessionRequest> request_;
+  // Why the reads ended early (a request that did not parse): the status the
+  // stream ends with once its tasks are reported.
+  absl::Status read_error_;
   std::vector<Reply> batch_answers_;
   // Indexes (as RefuseDuplicate's) of the batch's items whose seq was open,
   // ascending, and how many of them the batch has passed.
@@ -176,6 +185,7 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   std::vector<Reply> flush_answers_;
   std::vector<End> flush_ends_;
   ArenaMessage<v1::SessionResponse> response_;
+  grpc::ByteBuffer write_buffer_;
 
   MemberTag<SessionCall> read_tag_{this, &SessionCall::OnRead};
   MemberTag<SessionCall> write_tag_{this, &SessionCall::OnWrite};

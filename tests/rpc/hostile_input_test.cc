@@ -34,6 +34,7 @@ namespace {
 using ::testing::HasSubstr;
 using SessionStream =
     grpc::ClientReaderWriter<v1::SessionRequest, v1::SessionResponse>;
+using RawStream = grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
 
 constexpr absl::Duration kDeadline = absl::Seconds(30);
 // A default gRPC client's receive limit.
@@ -67,9 +68,27 @@ class HostileInputTest : public testing::SharedServerTest {
     return stub_->Session(&context);
   }
 
+  // A Session that sends and receives bytes, not messages.
+  std::unique_ptr<RawStream> OpenRawSession(grpc::ClientContext& context) {
+    SetDeadline(context);
+    return std::unique_ptr<RawStream>(
+        grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer,
+                                                  grpc::ByteBuffer>::
+            Create(channel_.get(),
+                   grpc::internal::RpcMethod(
+                       "/remex.v1.Executor/Session",
+                       grpc::internal::RpcMethod::BIDI_STREAMING),
+                   &context));
+  }
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Executor::Stub> stub_;
 };
+
+grpc::ByteBuffer Bytes(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
 
 v1::SubmitRequest Echo() {
   v1::SubmitRequest request;
@@ -307,6 +326,68 @@ TEST_F(HostileInputTest, DuplicateOpenSeqIsRefused) {
   EXPECT_EQ(done[8], 1);
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
+}
+
+// Reads a raw session to its end; returns its status and what it answered.
+grpc::Status ReadToEnd(RawStream& stream, v1::SessionResponse* all) {
+  grpc::ByteBuffer buffer;
+  while (stream.Read(&buffer)) {
+    v1::SessionResponse response;
+    EXPECT_TRUE(grpc::SerializationTraits<v1::SessionResponse>::Deserialize(
+                    &buffer, &response)
+                    .ok());
+    all->MergeFrom(response);
+  }
+  return stream.Finish();
+}
+
+// Bytes that are no SessionRequest end the stream with an error, after the
+// ends of the tasks submitted before them; nothing after them is read.
+TEST_F(HostileInputTest, CorruptSessionMessageEndsTheStreamWithAnError) {
+  grpc::ClientContext context;
+  std::unique_ptr<RawStream> stream = OpenRawSession(context);
+  v1::SessionRequest request;
+  AddSubmit(request, 1, Echo());
+  ASSERT_TRUE(stream->Write(Bytes(request.SerializeAsString())));
+  ASSERT_TRUE(stream->Write(Bytes("\x0a\xff\xff\xff\xff\x0f")));
+  request.Clear();
+  AddSubmit(request, 2, Echo());
+  stream->Write(Bytes(request.SerializeAsString()));  // may find it closed
+  stream->WritesDone();
+  v1::SessionResponse answers;
+  const grpc::Status status = ReadToEnd(*stream, &answers);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("did not parse"));
+  ASSERT_EQ(answers.accepted_size(), 1);
+  EXPECT_EQ(answers.accepted(0).seq(), 1u);
+  ASSERT_EQ(answers.done_size(), 1);
+  EXPECT_EQ(answers.done(0).seq(), 1u);
+  EXPECT_EQ(answers.failed_size(), 0);
+}
+
+// A string field that is not UTF-8 fails protobuf's parse of the request: a
+// session ends with INVALID_ARGUMENT saying so.
+TEST_F(HostileInputTest, InvalidUtf8EndsASessionWithInvalidArgument) {
+  grpc::ClientContext context;
+  std::unique_ptr<RawStream> stream = OpenRawSession(context);
+  // Encoded by hand: the client library would refuse to.
+  const std::string function = "\xff\xfe";
+  std::string submit = "\x12";  // SessionSubmit.request
+  submit += static_cast<char>(2 + function.size());
+  submit += "\x0a";  // SubmitRequest.function
+  submit += static_cast<char>(function.size());
+  submit += function;
+  std::string request = "\x0a";  // SessionRequest.submits
+  request += static_cast<char>(submit.size());
+  request += submit;
+  ASSERT_TRUE(stream->Write(Bytes(request)));
+  stream->WritesDone();
+  v1::SessionResponse answers;
+  const grpc::Status status = ReadToEnd(*stream, &answers);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("UTF-8"));
 }
 
 // Sum of remex_tasks_completed_total for succeeded `echo` tasks, -1 if the
