@@ -91,54 +91,62 @@ void SessionCall::Retire() {
 
 void SessionCall::OnRead(bool ok) {
   reading_ = false;
-  if (ok && !grpc::SerializationTraits<v1::SessionRequest>::Deserialize(
-                 &read_buffer_, request_.get())
-                 .ok()) {
-    request_.Reset();
-    read_error_ = absl::InvalidArgumentError(
-        "a SessionRequest did not parse (not protobuf, or a string field "
-        "that is not valid UTF-8); nothing after it was read");
-    ok = false;
-  }
-  if (ok) {
-    {
-      absl::MutexLock lock(&link_->mu);
-      handling_batch_ = true;
-      ClaimSeqsLocked(*request_);
-    }
-    size_t index = 0;
-    for (const v1::SessionSubmit& submit : request_->submits()) {
-      if (!RefuseDuplicate(index++, submit.seq())) Submit(submit);
-    }
-    for (const v1::SessionWatch& watch : request_->watches()) {
-      if (!RefuseDuplicate(index++, watch.seq())) Watch(watch);
-    }
-    for (const v1::SessionCancel& cancel : request_->cancels()) {
-      Cancel(cancel);
-    }
-    request_.Reset();
-    bool write = false;
-    {
-      absl::MutexLock lock(&link_->mu);
-      handling_batch_ = false;
-      for (uint64_t seq : failed_seqs_) open_seqs_.erase(seq);
-      failed_seqs_.clear();
-      if (answers_.empty()) {
-        answers_.swap(batch_answers_);
-      } else {
-        std::move(batch_answers_.begin(), batch_answers_.end(),
-                  std::back_inserter(answers_));
-        batch_answers_.clear();
-      }
-      write = TakeWriteLocked();
-    }
-    if (write) Flush();
+  if (ok && ParseRequest()) {
+    HandleBatch();
   } else {
     // Half-closed by the client, the call broke, or a bad request.
     reads_done_ = true;
   }
   Advance();
   Release();
+}
+
+bool SessionCall::ParseRequest() {
+  if (grpc::SerializationTraits<v1::SessionRequest>::Deserialize(&read_buffer_,
+                                                                 request_.get())
+          .ok()) {
+    return true;
+  }
+  request_.Reset();
+  read_error_ = absl::InvalidArgumentError(
+      "a SessionRequest did not parse (not protobuf, or a string field that "
+      "is not valid UTF-8); nothing after it was read");
+  return false;
+}
+
+void SessionCall::HandleBatch() {
+  {
+    absl::MutexLock lock(&link_->mu);
+    handling_batch_ = true;
+    ClaimSeqsLocked(*request_);
+  }
+  size_t index = 0;
+  for (const v1::SessionSubmit& submit : request_->submits()) {
+    if (!RefuseDuplicate(index++, submit.seq())) Submit(submit);
+  }
+  for (const v1::SessionWatch& watch : request_->watches()) {
+    if (!RefuseDuplicate(index++, watch.seq())) Watch(watch);
+  }
+  for (const v1::SessionCancel& cancel : request_->cancels()) {
+    Cancel(cancel);
+  }
+  request_.Reset();
+  bool write = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    handling_batch_ = false;
+    for (uint64_t seq : failed_seqs_) open_seqs_.erase(seq);
+    failed_seqs_.clear();
+    if (answers_.empty()) {
+      answers_.swap(batch_answers_);
+    } else {
+      std::move(batch_answers_.begin(), batch_answers_.end(),
+                std::back_inserter(answers_));
+      batch_answers_.clear();
+    }
+    write = TakeWriteLocked();
+  }
+  if (write) Flush();
 }
 
 void SessionCall::OnWrite(bool ok) {

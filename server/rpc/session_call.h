@@ -99,6 +99,11 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   void CloseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
 
   void OnRead(bool ok);
+  // Parses read_buffer_ into request_; false (and read_error_ set) if it is
+  // no SessionRequest.
+  bool ParseRequest();
+  // Handles request_: answers its items, then sends what is ready.
+  void HandleBatch() ABSL_LOCKS_EXCLUDED(link_->mu);
   void OnWrite(bool ok);
   void OnAlarm(bool ok);
   void OnFinished(bool ok);
