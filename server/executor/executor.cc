@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
 
@@ -128,8 +129,9 @@ absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
                                               const Pool*& resolved_pool) {
   const FunctionSpec* function = registry_.Find(spec.function);
   if (function == nullptr) {
-    return absl::NotFoundError(absl::StrCat("unknown function '", spec.function,
-                                            "' (see ListFunctions)"));
+    return absl::NotFoundError(absl::StrCat("unknown function ",
+                                            common::Quote(spec.function),
+                                            " (see ListFunctions)"));
   }
   REMEX_ASSIGN_OR_RETURN(Pool * pool, ResolvePool(spec, *function));
   resolved_pool = pool;
@@ -187,8 +189,9 @@ absl::StatusOr<Pool*> Executor::ResolvePool(
   if (it != pools_.end()) return it->second.get();
   std::vector<std::string> names;
   for (const PoolConfig& config : options_.pools) names.push_back(config.name);
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown pool '", name, "' (pools: ", absl::StrJoin(names, ", "), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown pool ", common::Quote(name),
+                   " (pools: ", absl::StrJoin(names, ", "), ")"));
 }
 
 absl::Status Executor::CheckSpec(const TaskSpec& spec,
@@ -202,9 +205,10 @@ absl::Status Executor::CheckSpec(const TaskSpec& spec,
   if (spec.ttl < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("ttl must not be negative");
   }
-  if (spec.max_attempts < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_attempts must be at least 1, got ", spec.max_attempts));
+  if (spec.max_attempts < 1 || spec.max_attempts > kMaxAttempts) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_attempts must be between 1 and ", kMaxAttempts,
+                     ", got ", spec.max_attempts));
   }
   if (!function.check_args) return absl::OkStatus();
   // User code on the submitting thread: nothing it throws may escape.
@@ -338,7 +342,8 @@ absl::StatusOr<std::shared_ptr<Task>> Executor::FindTask(
     const std::string& id) const {
   std::shared_ptr<Task> task = table_.Find(id);
   if (task == nullptr) {
-    return absl::NotFoundError(absl::StrCat("unknown task id '", id, "'"));
+    return absl::NotFoundError(
+        absl::StrCat("unknown task id ", common::Quote(id)));
   }
   return task;
 }

@@ -50,6 +50,10 @@ std::shared_ptr<const TaskOutcome> RunFunction(
     const FunctionSpec& function, const std::string& task_id,
     const TaskSpec& spec, const CancellationToken& cancellation);
 
+// Most runs a task may be given (TaskSpec::max_attempts): a crashing
+// function retried without end would keep a worker respawning.
+inline constexpr int32_t kMaxAttempts = 100;
+
 struct ListQuery {
   std::optional<TaskState> state;
   std::string function;  // empty: any
@@ -87,7 +91,8 @@ class Executor : private TaskRunner {
   ~Executor() override;
 
   // Accepts a task: NOT_FOUND for an unknown function, INVALID_ARGUMENT for
-  // bad args, an unknown pool or a bad option, RESOURCE_EXHAUSTED when the
+  // bad args, an unknown pool or a bad option (max_attempts outside
+  // [1, kMaxAttempts], a negative limit), RESOURCE_EXHAUSTED when the
   // pool's queue is full, UNAVAILABLE while draining. If the task is
   // accepted, `listener` (if set) is told of its end under `tag`: it is set
   // before the task can start, so it needs no lookup and cannot miss the

@@ -34,9 +34,15 @@ struct FrontEndStats {
 
 class SessionRegistry;
 
+// The service the calls are requested from. Session is raw (bytes): a
+// request that does not parse then ends its stream with INVALID_ARGUMENT,
+// where gRPC's typed read would report it as a half-close.
+using ExecutorService =
+    v1::Executor::WithRawMethod_Session<v1::Executor::AsyncService>;
+
 // Shared by every call requested on one completion queue. Not owned.
 struct CallEnv {
-  v1::Executor::AsyncService* service;
+  ExecutorService* service;
   grpc::ServerCompletionQueue* cq;
   executor::Executor* executor;
   FrontEndStats* stats;

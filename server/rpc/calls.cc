@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
 #include "server/rpc/proto_mapping.h"
 #include "server/rpc/session_call.h"
@@ -17,10 +18,22 @@ constexpr absl::Duration kLongestAwait = absl::Hours(24 * 365);
 // token and framing.
 constexpr size_t kListPageBytes = (size_t{4} << 20) - (size_t{64} << 10);
 
+// Unset: no limit. INVALID_ARGUMENT for a malformed or negative timeout
+// (the executor has no Await: its rule lives here).
+absl::StatusOr<absl::Duration> AwaitTimeout(const v1::AwaitRequest& request) {
+  if (!request.has_timeout()) return absl::InfiniteDuration();
+  absl::StatusOr<absl::Duration> timeout =
+      common::FromProtoDuration(request.timeout(), "timeout");
+  if (timeout.ok() && *timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "timeout must not be negative, got ", absl::FormatDuration(*timeout)));
+  }
+  return timeout;
+}
+
+// REQUIRES: AwaitTimeout(request) is OK.
 gpr_timespec AlarmDeadline(const v1::AwaitRequest& request) {
-  const absl::Duration timeout =
-      request.has_timeout() ? common::FromProtoDuration(request.timeout())
-                            : absl::InfiniteDuration();
+  const absl::Duration timeout = *AwaitTimeout(request);
   if (timeout >= kLongestAwait) return gpr_inf_future(GPR_CLOCK_MONOTONIC);
   return gpr_time_add(
       gpr_now(GPR_CLOCK_MONOTONIC),
@@ -39,7 +52,9 @@ void TaskCall<Derived, Request>::ReplyWithTask(
 }
 
 void SubmitCall::Handle() {
-  ReplyWithTask(executor().Submit(TaskSpecFromProto(request())));
+  absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(request());
+  if (!spec.ok()) return ReplyError(spec.status());
+  ReplyWithTask(executor().Submit(*std::move(spec)));
 }
 
 void GetCall::Handle() { ReplyWithTask(executor().Get(request().id())); }
@@ -98,12 +113,12 @@ AwaitCall::~AwaitCall() {
 }
 
 void AwaitCall::Start() {
+  const absl::StatusOr<absl::Duration> timeout = AwaitTimeout(request_);
+  if (!timeout.ok()) return ReplyWithTask(timeout.status());
   absl::StatusOr<executor::TaskSnapshot> task =
       env().executor->Get(request_.id());
-  const bool answer_now =
-      !task.ok() || executor::IsTerminal(task->state) ||
-      (request_.has_timeout() &&
-       common::FromProtoDuration(request_.timeout()) <= absl::ZeroDuration());
+  const bool answer_now = !task.ok() || executor::IsTerminal(task->state) ||
+                          *timeout <= absl::ZeroDuration();
   if (answer_now) {
     ReplyWithTask(task);
   } else {

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/proto_time.h"
+#include "common/status_macros.h"
 #include "common/task_error.h"
 
 namespace remex::rpc {
@@ -27,10 +28,12 @@ Json NumberToJson(double number) {
 
 // Unset or zero: no limit. A negative limit is passed on for the executor
 // to refuse (it validates every request, whichever way it came).
-absl::Duration OptionalLimit(bool has,
-                             const google::protobuf::Duration& proto) {
+absl::StatusOr<absl::Duration> OptionalLimit(
+    bool has, const google::protobuf::Duration& proto,
+    absl::string_view field) {
   if (!has) return absl::InfiniteDuration();
-  const absl::Duration duration = common::FromProtoDuration(proto);
+  REMEX_ASSIGN_OR_RETURN(const absl::Duration duration,
+                         common::FromProtoDuration(proto, field));
   return duration == absl::ZeroDuration() ? absl::InfiniteDuration() : duration;
 }
 
@@ -114,21 +117,28 @@ void JsonToValue(const Json& json, google::protobuf::Value* value) {
   }
 }
 
-executor::TaskSpec TaskSpecFromProto(const v1::SubmitRequest& request) {
+absl::StatusOr<executor::TaskSpec> TaskSpecFromProto(
+    const v1::SubmitRequest& request) {
   executor::TaskSpec spec;
   spec.function = request.function();
   spec.args = JsonFromValue(request.args());
   spec.input = request.input();
   spec.pool = request.pool();
   spec.priority = request.priority();
-  spec.queue_timeout =
-      OptionalLimit(request.has_queue_timeout(), request.queue_timeout());
-  spec.run_timeout =
-      OptionalLimit(request.has_run_timeout(), request.run_timeout());
+  REMEX_ASSIGN_OR_RETURN(
+      spec.queue_timeout,
+      OptionalLimit(request.has_queue_timeout(), request.queue_timeout(),
+                    "queue_timeout"));
+  REMEX_ASSIGN_OR_RETURN(spec.run_timeout,
+                         OptionalLimit(request.has_run_timeout(),
+                                       request.run_timeout(), "run_timeout"));
   // Unset is one attempt; a negative budget is the executor's to refuse.
   spec.max_attempts = request.max_attempts() == 0 ? 1 : request.max_attempts();
   spec.labels.insert(request.labels().begin(), request.labels().end());
-  if (request.has_ttl()) spec.ttl = common::FromProtoDuration(request.ttl());
+  if (request.has_ttl()) {
+    REMEX_ASSIGN_OR_RETURN(spec.ttl,
+                           common::FromProtoDuration(request.ttl(), "ttl"));
+  }
   return spec;
 }
 

@@ -17,8 +17,10 @@ executor::Json JsonFromValue(const google::protobuf::Value& value);
 void JsonToValue(const executor::Json& json, google::protobuf::Value* value);
 
 // Only maps: the executor validates the spec (negative limits and the like)
-// when it is submitted.
-executor::TaskSpec TaskSpecFromProto(const v1::SubmitRequest& request);
+// when it is submitted. INVALID_ARGUMENT only for a Duration that is not a
+// well-formed google.protobuf.Duration (naming the field).
+absl::StatusOr<executor::TaskSpec> TaskSpecFromProto(
+    const v1::SubmitRequest& request);
 // Casts: the two enums share their numbers (pinned in proto_mapping.cc).
 // REQUIRES for StateFromProto: v1::State_IsValid(state), not unspecified.
 v1::State StateToProto(executor::TaskState state);

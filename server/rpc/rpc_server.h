@@ -69,7 +69,7 @@ class RpcServer {
   executor::Executor& executor_;
   FrontEndStats stats_;
   SessionRegistry sessions_;
-  v1::Executor::AsyncService service_;
+  ExecutorService service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> pollers_;

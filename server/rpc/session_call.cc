@@ -13,14 +13,30 @@
 namespace remex::rpc {
 namespace {
 
-// A response stops taking task ends at about this size (a single larger
-// task still goes alone), well under the 64 MiB message limit.
-constexpr size_t kMaxResponseBytes = 4 << 20;
+// A response stops taking answers and task ends at about this size (a
+// single larger task still goes alone): under the 4 MiB a client takes by
+// default, with room for the error of the estimates below.
+constexpr size_t kMaxResponseBytes = (4 << 20) - (256 << 10);
 // Answers waiting behind a write beyond which no more requests are read
 // (HTTP/2 flow control then holds the client back).
 constexpr size_t kMaxBufferedAnswers = 16384;
-// Bytes a task adds to a response besides its result and output.
+// Bytes a task adds to a response besides its strings, result and output.
 constexpr size_t kTaskOverheadBytes = 128;
+// Bytes an answer adds to a response besides its id and message.
+constexpr size_t kAnswerOverheadBytes = 32;
+// Bytes a label adds to a task besides its key and value.
+constexpr size_t kLabelOverheadBytes = 8;
+
+size_t ApproximateBytes(const executor::TaskSnapshot& task) {
+  const executor::TaskSpec& spec = *task.spec;
+  size_t bytes = kTaskOverheadBytes + task.id.size() + spec.function.size() +
+                 spec.pool.size();
+  for (const auto& [key, value] : spec.labels) {
+    bytes += kLabelOverheadBytes + key.size() + value.size();
+  }
+  if (task.outcome != nullptr) bytes += task.outcome->ApproximateBytes();
+  return bytes;
+}
 
 }  // namespace
 
@@ -75,38 +91,62 @@ void SessionCall::Retire() {
 
 void SessionCall::OnRead(bool ok) {
   reading_ = false;
-  if (ok) {
-    {
-      absl::MutexLock lock(&link_->mu);
-      handling_batch_ = true;
-    }
-    for (const v1::SessionSubmit& submit : request_->submits()) {
-      Submit(submit);
-    }
-    for (const v1::SessionWatch& watch : request_->watches()) Watch(watch);
-    for (const v1::SessionCancel& cancel : request_->cancels()) {
-      Cancel(cancel);
-    }
-    request_.Reset();
-    bool write = false;
-    {
-      absl::MutexLock lock(&link_->mu);
-      handling_batch_ = false;
-      if (answers_.empty()) {
-        answers_.swap(batch_answers_);
-      } else {
-        std::move(batch_answers_.begin(), batch_answers_.end(),
-                  std::back_inserter(answers_));
-        batch_answers_.clear();
-      }
-      write = TakeWriteLocked();
-    }
-    if (write) Flush();
+  if (ok && ParseRequest()) {
+    HandleBatch();
   } else {
-    reads_done_ = true;  // half-closed by the client, or the call broke
+    // Half-closed by the client, the call broke, or a bad request.
+    reads_done_ = true;
   }
   Advance();
   Release();
+}
+
+bool SessionCall::ParseRequest() {
+  if (grpc::SerializationTraits<v1::SessionRequest>::Deserialize(&read_buffer_,
+                                                                 request_.get())
+          .ok()) {
+    return true;
+  }
+  request_.Reset();
+  read_error_ = absl::InvalidArgumentError(
+      "a SessionRequest did not parse (not protobuf, or a string field that "
+      "is not valid UTF-8); nothing after it was read");
+  return false;
+}
+
+void SessionCall::HandleBatch() {
+  {
+    absl::MutexLock lock(&link_->mu);
+    handling_batch_ = true;
+    ClaimSeqsLocked(*request_);
+  }
+  size_t index = 0;
+  for (const v1::SessionSubmit& submit : request_->submits()) {
+    if (!RefuseDuplicate(index++, submit.seq())) Submit(submit);
+  }
+  for (const v1::SessionWatch& watch : request_->watches()) {
+    if (!RefuseDuplicate(index++, watch.seq())) Watch(watch);
+  }
+  for (const v1::SessionCancel& cancel : request_->cancels()) {
+    Cancel(cancel);
+  }
+  request_.Reset();
+  bool write = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    handling_batch_ = false;
+    for (uint64_t seq : failed_seqs_) open_seqs_.erase(seq);
+    failed_seqs_.clear();
+    if (answers_.empty()) {
+      answers_.swap(batch_answers_);
+    } else {
+      std::move(batch_answers_.begin(), batch_answers_.end(),
+                std::back_inserter(answers_));
+      batch_answers_.clear();
+    }
+    write = TakeWriteLocked();
+  }
+  if (write) Flush();
 }
 
 void SessionCall::OnWrite(bool ok) {
@@ -149,26 +189,56 @@ void SessionCall::OnCallDone() {
 
 void SessionCall::OnFinished(bool /*ok*/) { Release(); }
 
+void SessionCall::ClaimSeqsLocked(const v1::SessionRequest& request) {
+  duplicates_.clear();
+  duplicates_seen_ = 0;
+  size_t index = 0;
+  for (const v1::SessionSubmit& submit : request.submits()) {
+    if (!open_seqs_.insert(submit.seq()).second) duplicates_.push_back(index);
+    ++index;
+  }
+  for (const v1::SessionWatch& watch : request.watches()) {
+    if (!open_seqs_.insert(watch.seq()).second) duplicates_.push_back(index);
+    ++index;
+  }
+}
+
+bool SessionCall::RefuseDuplicate(size_t index, uint64_t seq) {
+  if (duplicates_seen_ == duplicates_.size() ||
+      duplicates_[duplicates_seen_] != index) {
+    return false;
+  }
+  ++duplicates_seen_;
+  Answer(seq, std::string(),
+         absl::InvalidArgumentError(absl::StrCat(
+             "seq ", seq,
+             " is already used by a submit or watch of this session that has "
+             "not ended")));
+  return true;
+}
+
 void SessionCall::Submit(const v1::SessionSubmit& submit) {
   if (absl::Status status = ReserveSlot(); !status.ok()) {
-    return Answer(submit.seq(), std::string(), std::move(status));
+    return Fail(submit.seq(), std::move(status));
   }
+  absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(submit.request());
+  if (!spec.ok()) return Fail(submit.seq(), spec.status());
   // Counted first: the task may end before Submit returns.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
   link_->Ref();  // the task's, dropped by OnTaskDone
-  absl::StatusOr<executor::TaskSnapshot> task = env().executor->Submit(
-      TaskSpecFromProto(submit.request()), link_, submit.seq());
+  absl::StatusOr<executor::TaskSnapshot> task =
+      env().executor->Submit(*std::move(spec), link_, submit.seq());
   if (!task.ok()) {  // the link is not told
     link_->Unref();
     open_tasks_.fetch_sub(1, std::memory_order_relaxed);
-    return Answer(submit.seq(), std::string(), task.status());
+    return Fail(submit.seq(), task.status());
   }
   Answer(submit.seq(), std::move(task->id), absl::OkStatus());
 }
 
 void SessionCall::Watch(const v1::SessionWatch& watch) {
   if (absl::Status status = ReserveSlot(); !status.ok()) {
-    return Answer(watch.seq(), std::string(), std::move(status));
+    return Fail(watch.seq(), std::move(status));
   }
   // Counted first: the callback runs at once if the task has ended.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
@@ -178,7 +248,7 @@ void SessionCall::Watch(const v1::SessionWatch& watch) {
   if (!status.ok()) {  // the callback was dropped, not run
     link_->Unref();
     open_tasks_.fetch_sub(1, std::memory_order_relaxed);
-    return Answer(watch.seq(), std::string(), std::move(status));
+    return Fail(watch.seq(), std::move(status));
   }
   Answer(watch.seq(), watch.id(), absl::OkStatus());
 }
@@ -193,6 +263,11 @@ void SessionCall::Answer(uint64_t seq, std::string id, absl::Status status) {
   batch_answers_.push_back({seq, std::move(id), std::move(status)});
 }
 
+void SessionCall::Fail(uint64_t seq, absl::Status status) {
+  failed_seqs_.push_back(seq);
+  Answer(seq, std::string(), std::move(status));
+}
+
 absl::Status SessionCall::ReserveSlot() const {
   const int64_t open = open_tasks_.load(std::memory_order_relaxed);
   if (open < env().sessions->window()) return absl::OkStatus();
@@ -204,6 +279,7 @@ absl::Status SessionCall::ReserveSlot() const {
 bool SessionCall::AddEndLocked(uint64_t seq,
                                const executor::TaskSnapshot& task) {
   open_tasks_.fetch_sub(1, std::memory_order_relaxed);
+  open_seqs_.erase(seq);
   if (broken_ || finishing_) return false;  // nobody to tell
   ends_.push_back({seq, task});
   return TakeWriteLocked();
@@ -231,8 +307,7 @@ void SessionCall::Flush() {
     Fill(response);
     if (response->accepted_size() > 0 || response->failed_size() > 0 ||
         response->done_size() > 0) {
-      stream_.Write(*response, &write_tag_);
-      return;
+      return Write(*response);
     }
     // Nothing to send after all: give the write back, unless something
     // came meanwhile.
@@ -248,8 +323,36 @@ void SessionCall::Flush() {
   }
 }
 
+void SessionCall::Write(const v1::SessionResponse& response) {
+  write_buffer_.Clear();
+  bool own_buffer = false;
+  if (grpc::SerializationTraits<v1::SessionResponse>::Serialize(
+          response, &write_buffer_, &own_buffer)
+          .ok()) {
+    stream_.Write(write_buffer_, &write_tag_);
+    return;
+  }
+  // Too large to encode (over 2 GiB): cut the call, as a failed write would.
+  context().TryCancel();
+  bool last = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    broken_ = true;
+    writing_ = false;
+    last = ReleaseLocked();  // the write
+  }
+  if (last) Retire();
+}
+
 void SessionCall::Fill(v1::SessionResponse* response) {
-  for (Reply& answer : flush_answers_) {
+  size_t bytes = 0;
+  size_t answered = 0;
+  for (; answered < flush_answers_.size(); ++answered) {
+    Reply& answer = flush_answers_[answered];
+    const size_t size = kAnswerOverheadBytes + answer.id.size() +
+                        answer.status.message().size();
+    if (bytes > 0 && bytes + size > kMaxResponseBytes) break;
+    bytes += size;
     if (answer.status.ok()) {
       v1::SessionAccepted* accepted = response->add_accepted();
       accepted->set_seq(answer.seq);
@@ -260,26 +363,30 @@ void SessionCall::Fill(v1::SessionResponse* response) {
       common::ToTaskError(answer.status, failed->mutable_error());
     }
   }
-  flush_answers_.clear();
-  size_t bytes = 0;
   size_t taken = 0;
-  for (; taken < flush_ends_.size(); ++taken) {
-    const End& end = flush_ends_[taken];
-    const executor::TaskOutcome* outcome = end.task.outcome.get();
-    const size_t size = kTaskOverheadBytes +
-                        (outcome == nullptr ? 0 : outcome->ApproximateBytes());
-    if (bytes > 0 && bytes + size > kMaxResponseBytes) break;
-    bytes += size;
-    v1::SessionDone* done = response->add_done();
-    done->set_seq(end.seq);
-    TaskToProto(end.task, done->mutable_task());
+  if (answered == flush_answers_.size()) {
+    for (; taken < flush_ends_.size(); ++taken) {
+      const End& end = flush_ends_[taken];
+      const size_t size = ApproximateBytes(end.task);
+      if (bytes > 0 && bytes + size > kMaxResponseBytes) break;
+      bytes += size;
+      v1::SessionDone* done = response->add_done();
+      done->set_seq(end.seq);
+      TaskToProto(end.task, done->mutable_task());
+    }
   }
-  if (taken < flush_ends_.size()) {  // over the budget: the next write
+  if (answered < flush_answers_.size() || taken < flush_ends_.size()) {
+    // Over the budget: the rest goes in the next write. An end waits behind
+    // every answer, so that none overtakes the answer to its item.
     absl::MutexLock lock(&link_->mu);
+    answers_.insert(answers_.begin(),
+                    std::make_move_iterator(flush_answers_.begin() + answered),
+                    std::make_move_iterator(flush_answers_.end()));
     ends_.insert(ends_.begin(),
                  std::make_move_iterator(flush_ends_.begin() + taken),
                  std::make_move_iterator(flush_ends_.end()));
   }
+  flush_answers_.clear();
   flush_ends_.clear();
 }
 
@@ -297,7 +404,7 @@ void SessionCall::MaybeRead() {
     HoldLocked();  // the read
   }
   reading_ = true;
-  stream_.Read(request_.get(), &read_tag_);
+  stream_.Read(&read_buffer_, &read_tag_);
 }
 
 void SessionCall::MaybeFinish() {
@@ -315,6 +422,8 @@ void SessionCall::MaybeFinish() {
       status = absl::UnavailableError("the server is shutting down");
     } else if (!reads_done_) {
       return;
+    } else {
+      status = read_error_;
     }
     finishing_ = true;
     HoldLocked();  // the finish

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "server/executor/task.h"
@@ -36,12 +37,18 @@ namespace remex::rpc {
 // cancellation aside) or the executor.
 //
 // The answer to an item is always sent with or before the item's end: ends
-// are not taken for writing while a batch of requests is being handled.
+// are not taken for writing while a batch of requests is being handled, and
+// a response too full for every answer defers all its ends.
+//
+// A submit or watch whose seq is still open (submitted or watched, end not
+// yet reported) is refused with INVALID_ARGUMENT: the seqs of a batch are
+// claimed together under one lock when the batch starts.
 //
 // Ends the stream with OK once the client has half-closed and every task of
 // the session has been reported; with UNAVAILABLE after the server closed
-// it (shutdown) and every task has been reported. A client that goes away
-// drops its subscriptions: its tasks run on.
+// it (shutdown), and with INVALID_ARGUMENT after a request that did not
+// parse (nothing after it is read), once every task has been reported. A client
+// that goes away drops its subscriptions: its tasks run on.
 //
 // Its lifetime is a LongLivedCall's: pending operations (and a write being
 // prepared) are counted, under the link's mutex since a pool thread may
@@ -92,14 +99,29 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   void CloseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
 
   void OnRead(bool ok);
+  // Parses read_buffer_ into request_; false (and read_error_ set) if it is
+  // no SessionRequest.
+  bool ParseRequest();
+  // Handles request_: answers its items, then sends what is ready.
+  void HandleBatch() ABSL_LOCKS_EXCLUDED(link_->mu);
   void OnWrite(bool ok);
   void OnAlarm(bool ok);
   void OnFinished(bool ok);
 
+  // Claims the seqs of the batch's submits and watches, noting those still
+  // open in duplicates_, for RefuseDuplicate.
+  void ClaimSeqsLocked(const v1::SessionRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
+  // Whether item `index` of the batch (submits first, then watches) came
+  // with a seq that was already open; then answers it.
+  bool RefuseDuplicate(size_t index, uint64_t seq);
   void Submit(const v1::SessionSubmit& submit);
   void Watch(const v1::SessionWatch& watch);
   void Cancel(const v1::SessionCancel& cancel);
   void Answer(uint64_t seq, std::string id, absl::Status status);
+  // Answers a submit or watch that failed: its claimed seq is freed with
+  // the batch.
+  void Fail(uint64_t seq, absl::Status status);
   // RESOURCE_EXHAUSTED if the session's window is full.
   absl::Status ReserveSlot() const;
   // From SessionLink::OnTaskDone. Returns whether the caller must Flush (it
@@ -113,8 +135,12 @@ class SessionCall final : public LongLivedCall<SessionCall> {
 
   // The writer: sends what waits, or gives the write back.
   void Flush() ABSL_LOCKS_EXCLUDED(link_->mu);
-  // Converts the answers and ends taken by Flush into `response`; ends
-  // beyond about kMaxResponseBytes go back to the front of the queue.
+  // Sends `response` (the write Flush holds).
+  void Write(const v1::SessionResponse& response)
+      ABSL_LOCKS_EXCLUDED(link_->mu);
+  // Converts the answers and ends taken by Flush into `response`; what goes
+  // beyond about kMaxResponseBytes goes back to the front of the queues
+  // (every end, if an answer did).
   void Fill(v1::SessionResponse* response) ABSL_LOCKS_EXCLUDED(link_->mu);
 
   // Starts what the poller can start now: a read, the finish.
@@ -122,20 +148,33 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   void MaybeRead() ABSL_LOCKS_EXCLUDED(link_->mu);
   void MaybeFinish() ABSL_LOCKS_EXCLUDED(link_->mu);
 
-  grpc::ServerAsyncReaderWriter<v1::SessionResponse, v1::SessionRequest>
-      stream_{&context()};
+  // Raw, so that a request that does not parse is told from a half-close.
+  grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> stream_{
+      &context()};
   SessionLink* const link_ = new SessionLink;  // one reference, ours
   grpc::Alarm alarm_;  // cancelled to tell the poller that the call closed
   // Submitted or watched, end not yet reported.
   std::atomic<int64_t> open_tasks_{0};
 
   // The poller's.
+  grpc::ByteBuffer read_buffer_;
   ArenaMessage<v1::SessionRequest> request_;
+  // Why the reads ended early (a request that did not parse): the status the
+  // stream ends with once its tasks are reported.
+  absl::Status read_error_;
   std::vector<Reply> batch_answers_;
+  // Indexes (as RefuseDuplicate's) of the batch's items whose seq was open,
+  // ascending, and how many of them the batch has passed.
+  std::vector<size_t> duplicates_;
+  size_t duplicates_seen_ = 0;
+  // Seqs the batch claimed for items that failed: freed when it ends.
+  std::vector<uint64_t> failed_seqs_;
   bool reading_ = false;
   bool reads_done_ = false;  // the client half-closed, or the call broke
   bool call_done_ = false;   // the call ended (finished or cancelled)
 
+  // The seqs of the submits and watches whose end is not yet reported.
+  absl::flat_hash_set<uint64_t> open_seqs_ ABSL_GUARDED_BY(link_->mu);
   std::vector<Reply> answers_ ABSL_GUARDED_BY(link_->mu);
   std::vector<End> ends_ ABSL_GUARDED_BY(link_->mu);
   bool handling_batch_ ABSL_GUARDED_BY(link_->mu) = false;
@@ -151,6 +190,7 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   std::vector<Reply> flush_answers_;
   std::vector<End> flush_ends_;
   ArenaMessage<v1::SessionResponse> response_;
+  grpc::ByteBuffer write_buffer_;
 
   MemberTag<SessionCall> read_tag_{this, &SessionCall::OnRead};
   MemberTag<SessionCall> write_tag_{this, &SessionCall::OnWrite};
