@@ -258,17 +258,24 @@ void StopExecutor(std::unique_ptr<executor::Executor> executor) {
 // connections, command pipes and worker channels do not run out at the
 // usual 1024 (then new clients time out and pools cannot respawn workers),
 // and says so in one line.
-void RaiseOpenFilesLimit() {
+// The soft limit of open files before and after RaiseOpenFilesLimit.
+struct OpenFilesLimit {
+  rlim_t before = 0;
+  rlim_t now = 0;
+};
+
+// Raises the soft RLIMIT_NOFILE to the hard limit: idle connections, pool
+// workers and command pipes all take fds, and the usual soft 1024 locks
+// clients out long before the machine runs short.
+OpenFilesLimit RaiseOpenFilesLimit() {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return {};
   const rlim_t before = limit.rlim_cur;
   limit.rlim_cur = limit.rlim_max;
   if (before != limit.rlim_max && setrlimit(RLIMIT_NOFILE, &limit) != 0) {
     limit.rlim_cur = before;
   }
-  std::fprintf(stderr, "remex-server: open files limit %llu (was %llu)\n",
-               static_cast<unsigned long long>(limit.rlim_cur),
-               static_cast<unsigned long long>(before));
+  return {.before = before, .now = limit.rlim_cur};
 }
 
 // The metrics endpoint of `config`, or null when metrics are off.
@@ -280,7 +287,7 @@ absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> StartMetricsServer(
 
 int Serve(const ServerConfig& config, const RegisterFunctions& extra,
           const sigset_t& signals, int argc, char** argv) {
-  RaiseOpenFilesLimit();
+  const OpenFilesLimit open_files = RaiseOpenFilesLimit();
   // Before any child: from now on no child outlives the server, even on
   // kill -9.
   if (absl::Status janitor = process::StartJanitor("/proc/self/exe", argv[0]);
@@ -343,6 +350,10 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
                 (*metrics_server)->address().c_str());
   }
   std::fflush(stdout);
+  // Once started, so that a server that cannot start says one line only.
+  std::fprintf(stderr, "remex-server: open files limit %llu (was %llu)\n",
+               static_cast<unsigned long long>(open_files.now),
+               static_cast<unsigned long long>(open_files.before));
   const int signal = WaitForStopSignal(signals);
   std::fprintf(stderr, "remex-server: got %s, draining (grace %s)\n",
                signal == SIGTERM ? "SIGTERM" : "SIGINT",
