@@ -28,8 +28,8 @@
 #include "benchmarks/benchmark_main.h"
 #include "remex/remex.h"
 #include "remex/v1/executor.grpc.pb.h"
-#include "server/functions/builtin_functions.h"
 #include "server/executor/executor.h"
+#include "server/functions/builtin_functions.h"
 #include "server/rpc/rpc_server.h"
 
 namespace remex {

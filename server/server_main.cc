@@ -121,6 +121,21 @@ absl::StatusOr<std::string> FlagValue(
   return std::string(argv[++i]);
 }
 
+// A flag's value as a duration that is not negative.
+absl::StatusOr<absl::Duration> DurationFlagValue(
+    absl::string_view name, std::optional<absl::string_view> inline_value,
+    int argc, char** argv, int& i) {
+  REMEX_ASSIGN_OR_RETURN(const std::string text,
+                         FlagValue(name, inline_value, argc, argv, i));
+  absl::Duration duration;
+  if (!absl::ParseDuration(text, &duration) ||
+      duration < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": bad duration '", text, "'"));
+  }
+  return duration;
+}
+
 absl::Status ParseFlag(absl::string_view name,
                        std::optional<absl::string_view> inline_value, int argc,
                        char** argv, int& i, Flags& flags) {
@@ -144,23 +159,13 @@ absl::Status ParseFlag(absl::string_view name,
     REMEX_ASSIGN_OR_RETURN(flags.config_path,
                            FlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--shutdown-grace") {
-    REMEX_ASSIGN_OR_RETURN(const std::string text,
-                           FlagValue(name, inline_value, argc, argv, i));
-    absl::Duration grace;
-    if (!absl::ParseDuration(text, &grace) || grace < absl::ZeroDuration()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--shutdown-grace: bad duration '", text, "'"));
-    }
-    flags.shutdown_grace = grace;
+    REMEX_ASSIGN_OR_RETURN(
+        flags.shutdown_grace,
+        DurationFlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--max-connection-idle") {
-    REMEX_ASSIGN_OR_RETURN(const std::string text,
-                           FlagValue(name, inline_value, argc, argv, i));
-    absl::Duration idle;
-    if (!absl::ParseDuration(text, &idle) || idle < absl::ZeroDuration()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--max-connection-idle: bad duration '", text, "'"));
-    }
-    flags.max_connection_idle = idle;
+    REMEX_ASSIGN_OR_RETURN(
+        flags.max_connection_idle,
+        DurationFlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--pollers") {
     REMEX_ASSIGN_OR_RETURN(const std::string text,
                            FlagValue(name, inline_value, argc, argv, i));
