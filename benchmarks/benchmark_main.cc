@@ -75,7 +75,7 @@ void RunBatch(executor::Executor& executor, const executor::TaskSpec& spec,
   Countdown countdown(count);
   for (int i = 0; i < count; ++i) {
     absl::StatusOr<executor::TaskSnapshot> task =
-        executor.Submit(spec, &countdown, static_cast<uint64_t>(i));
+        executor.Submit(spec, {}, &countdown, static_cast<uint64_t>(i));
     if (!task.ok()) {
       std::fprintf(stderr, "submit: %s\n", task.status().ToString().c_str());
       std::abort();

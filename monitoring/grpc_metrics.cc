@@ -28,7 +28,13 @@ absl::string_view RpcMethodName(RpcMethod method) {
   return "unknown";
 }
 
-GrpcMetrics::GrpcMetrics(prometheus::Registry& registry) {
+GrpcMetrics::GrpcMetrics(prometheus::Registry& registry)
+    : auth_failures_(&prometheus::BuildCounter()
+                          .Name("remex_auth_failures_total")
+                          .Help("Calls refused UNAUTHENTICATED, by reason: "
+                                "missing_credentials, malformed_header, "
+                                "unknown_token, unknown_certificate.")
+                          .Register(registry)) {
   auto& requests = prometheus::BuildCounter()
                        .Name("remex_grpc_requests_total")
                        .Help(
@@ -61,6 +67,11 @@ void GrpcMetrics::Record(RpcMethod method, absl::StatusCode code,
     c = static_cast<int>(absl::StatusCode::kUnknown);
   requests_[m][c]->Increment();
   seconds_[m]->Observe(absl::ToDoubleSeconds(latency));
+}
+
+void GrpcMetrics::RecordAuthFailure(absl::string_view reason) {
+  // Family::Add returns the existing child after the first call.
+  auth_failures_->Add({{"reason", std::string(reason)}}).Increment();
 }
 
 }  // namespace remex::monitoring

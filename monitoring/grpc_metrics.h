@@ -31,7 +31,8 @@ inline constexpr int kRpcMethodCount = 8;
 absl::string_view RpcMethodName(RpcMethod method);
 
 // remex_grpc_requests_total{method,code} and
-// remex_grpc_request_seconds{method}, every child made in the constructor.
+// remex_grpc_request_seconds{method}, every child made in the constructor;
+// remex_auth_failures_total{reason}, a child per reason when first seen.
 //
 // Thread-safe. Does not own the registry, which must outlive it.
 class GrpcMetrics {
@@ -41,8 +42,13 @@ class GrpcMetrics {
   // A call of `method` ended with `code` after `latency` (from the time it
   // was matched to the time its answer was queued).
   void Record(RpcMethod method, absl::StatusCode code, absl::Duration latency);
+  // A call failed authentication (remex_auth_failures_total{reason}).
+  // `reason` is one of a small fixed set (auth::AuthFailureName), never a
+  // client's string.
+  void RecordAuthFailure(absl::string_view reason);
 
  private:
+  prometheus::Family<prometheus::Counter>* auth_failures_;
   // Codes 0 (OK) to 16 (UNAUTHENTICATED).
   static constexpr int kCodeCount = 17;
   std::array<std::array<prometheus::Counter*, kCodeCount>, kRpcMethodCount>

@@ -306,7 +306,7 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
   REMEX_RETURN_IF_ERROR(
       CheckKeys(root, "top level",
                 {"pools", "retention", "shutdown_grace", "max_connection_idle",
-                 "pollers", "plugins", "functions"}));
+                 "pollers", "plugins", "functions", "auth", "insecure"}));
   if (root["pools"]) REMEX_RETURN_IF_ERROR(ParsePools(root["pools"], config));
   if (root["retention"]) {
     REMEX_RETURN_IF_ERROR(ParseRetention(root["retention"], config));
@@ -331,6 +331,17 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
   }
   if (root["functions"]) {
     REMEX_RETURN_IF_ERROR(ParseCommandFunctions(root["functions"], config));
+  }
+  if (root["auth"]) {
+    REMEX_ASSIGN_OR_RETURN(const std::string path,
+                           Scalar<std::string>(root["auth"], "auth"));
+    if (path.empty()) return Invalid("auth", "empty path");
+    config.auth_file =
+        (std::filesystem::path(std::string(config_dir)) / path).string();
+  }
+  if (root["insecure"]) {
+    REMEX_ASSIGN_OR_RETURN(config.insecure,
+                           Scalar<bool>(root["insecure"], "insecure"));
   }
   return absl::OkStatus();
 }

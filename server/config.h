@@ -14,9 +14,15 @@
 namespace remex::server {
 
 struct ServerConfig {
-  std::string listen = "0.0.0.0:50051";
+  // Loopback unless set: a server that anyone may use (no auth, no mTLS)
+  // must not be reachable from the network by default.
+  std::string listen = "127.0.0.1:50051";
   // Where Prometheus scrapes /metrics (HOST:PORT); empty: no metrics.
-  std::string metrics_listen = "0.0.0.0:9464";
+  std::string metrics_listen = "127.0.0.1:9464";
+  // The auth file (see server/auth/principals.h); empty: none.
+  std::string auth_file;
+  // Serve a non-loopback address without auth or mTLS (protected mode off).
+  bool insecure = false;
   executor::ExecutorOptions executor;
   // Completion queues, each with one poller thread; 0: one per core.
   int pollers = 0;
@@ -47,6 +53,8 @@ ServerConfig DefaultConfig();
 //   max_connection_idle: "5m"  (0: never)
 //   pollers: N
 //   plugins: [PATH.so, ...]  (relative paths: to `config_dir`)
+//   auth: PATH  (the auth file; relative to `config_dir`)
+//   insecure: true|false
 //   functions: [{name, description, command: [EXECUTABLE, ARG, ...], pool,
 //                run_timeout, cancel_grace, env: {NAME: VALUE},
 //                working_dir, max_output_bytes}]  (command functions)

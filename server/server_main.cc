@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -20,11 +21,13 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "monitoring/metrics.h"
+#include "server/auth/principals.h"
 #include "server/config.h"
 #include "server/executor/executor.h"
 #include "server/process/janitor.h"
 #include "server/process/process_pool.h"
 #include "server/process/worker.h"
+#include "server/protected_mode.h"
 #include "server/rpc/rpc_server.h"
 
 namespace remex::server {
@@ -36,12 +39,26 @@ Runs registered functions for gRPC clients (service remex.v1.Executor, with
 grpc.health.v1.Health and server reflection).
 
 flags:
-  --listen HOST:PORT        where to serve gRPC (default 0.0.0.0:50051);
-                            port 0 picks a free port; the server prints
-                            "listening on HOST:PORT" once it serves
+  --listen HOST:PORT        where to serve gRPC (default 127.0.0.1:50051,
+                            or 0.0.0.0:50051 with --auth, --tls-client-ca
+                            or --insecure); port 0 picks a free port; the
+                            server prints "listening on HOST:PORT" once it
+                            serves
+  --auth FILE               callers must authenticate: principals with
+                            hashed bearer tokens, roles (submit, read,
+                            admin), allowed function globs and
+                            max_active_tasks (format: README "Security";
+                            config key auth). Each task belongs to whoever
+                            submitted it; others get NOT_FOUND for it
+  --insecure                serve a non-loopback address with neither
+                            --auth nor --tls-client-ca: anyone who reaches
+                            it can run functions and read every task
+                            (config key insecure: true). Without it such a
+                            server exits 1
   --metrics-listen HOST:PORT
                             where to serve Prometheus metrics at /metrics
-                            (default 0.0.0.0:9464); port 0 picks a free
+                            (default 127.0.0.1:9464, or 0.0.0.0:9464 when
+                            gRPC defaults to 0.0.0.0); port 0 picks a free
                             port; the server prints "metrics listening on
                             HOST:PORT" after the gRPC line; "none" or ""
                             serves no metrics
@@ -87,6 +104,10 @@ flags:
   --version                 prints the version and exits
   --help                    prints this and exits
 
+On SIGHUP the server re-reads the auth file and the TLS files; open
+connections and streams stay; a file that does not load is refused with a
+log line and the old one kept. SIGPIPE is ignored.
+
 On SIGTERM or SIGINT the server reports NOT_SERVING, refuses new tasks
 (UNAVAILABLE), cancels queued tasks, gives running ones the grace period,
 cancels what is left, answers every waiting Await, and exits 0 (after at
@@ -105,6 +126,8 @@ struct Flags {
   std::optional<int> pollers;
   std::optional<absl::Duration> max_connection_idle;
   std::vector<std::string> plugins;
+  std::optional<std::string> auth_file;
+  bool insecure = false;
   bool enable_test_functions = false;
   bool help = false;
   bool version = false;
@@ -145,6 +168,11 @@ absl::Status ParseFlag(absl::string_view name,
     flags.version = true;
   } else if (name == "--enable-test-functions") {
     flags.enable_test_functions = true;
+  } else if (name == "--insecure") {
+    flags.insecure = true;
+  } else if (name == "--auth") {
+    REMEX_ASSIGN_OR_RETURN(flags.auth_file,
+                           FlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--listen") {
     REMEX_ASSIGN_OR_RETURN(flags.listen,
                            FlagValue(name, inline_value, argc, argv, i));
@@ -196,16 +224,24 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
   return flags;
 }
 
+// True when callers must prove who they are (auth file or client
+// certificates): only then may the server face the network by default.
+bool Authenticates(const ServerConfig& config) {
+  return !config.auth_file.empty();
+}
+
 absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
   ServerConfig config = DefaultConfig();
   if (flags.config_path.has_value()) {
     REMEX_ASSIGN_OR_RETURN(
         config, LoadConfigFile(*flags.config_path, std::move(config)));
   }
-  if (flags.listen.has_value()) config.listen = *flags.listen;
-  if (flags.metrics_listen.has_value()) {
-    config.metrics_listen = *flags.metrics_listen;
-  }
+  if (flags.auth_file.has_value()) config.auth_file = *flags.auth_file;
+  config.insecure = config.insecure || flags.insecure;
+  const bool open_to_network = Authenticates(config) || config.insecure;
+  config.listen = flags.listen.value_or(DefaultListen(open_to_network));
+  config.metrics_listen =
+      flags.metrics_listen.value_or(DefaultMetricsListen(open_to_network));
   if (flags.shutdown_grace.has_value()) {
     config.shutdown_grace = *flags.shutdown_grace;
   }
@@ -219,22 +255,55 @@ absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
   return config;
 }
 
-// Blocks SIGTERM and SIGINT in this thread and every thread it starts, so
-// that only WaitForStopSignal() receives them.
-sigset_t BlockStopSignals() {
+// Blocks SIGTERM, SIGINT and SIGHUP in this thread and every thread it
+// starts, so that only WaitForStopSignal() receives them, and ignores
+// SIGPIPE (a write to a closed socket or pipe is an error, not a death).
+sigset_t BlockServerSignals() {
+  signal(SIGPIPE, SIG_IGN);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
 
-int WaitForStopSignal(const sigset_t& signals) {
-  int signal = 0;
-  while (sigwait(&signals, &signal) != 0) {
+// Returns the first SIGTERM or SIGINT; runs `reload` on each SIGHUP before.
+int WaitForStopSignal(const sigset_t& signals,
+                      const std::function<void()>& reload) {
+  while (true) {
+    int signal = 0;
+    if (sigwait(&signals, &signal) != 0) continue;
+    if (signal != SIGHUP) return signal;
+    reload();
   }
-  return signal;
+}
+
+// SIGHUP: re-reads the auth file, keeping the old principals if the new
+// file does not load. One line either way.
+void ReloadCredentials(const ServerConfig& config,
+                       auth::Authenticator& authenticator) {
+  if (config.auth_file.empty()) {
+    std::fprintf(stderr, "remex-server: SIGHUP: no auth file to reload\n");
+    return;
+  }
+  if (absl::Status status = authenticator.Reload(); !status.ok()) {
+    std::fprintf(stderr,
+                 "remex-server: SIGHUP: kept the previous principals: %s\n",
+                 std::string(status.message()).c_str());
+    return;
+  }
+  std::fprintf(stderr, "remex-server: SIGHUP: reloaded %s (%zu principals)\n",
+               config.auth_file.c_str(), authenticator.principal_count());
+}
+
+// Who may call, or an open authenticator when the server lets anyone in.
+absl::StatusOr<std::unique_ptr<auth::Authenticator>> MakeAuthenticator(
+    const ServerConfig& config) {
+  if (!Authenticates(config)) return std::make_unique<auth::Authenticator>();
+  return auth::Authenticator::Create(config.auth_file,
+                                     /*client_certificates=*/false);
 }
 
 // Stops the pools. By now every task is terminal and every RPC answered, but
@@ -292,6 +361,18 @@ absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> StartMetricsServer(
 
 int Serve(const ServerConfig& config, const RegisterFunctions& extra,
           const sigset_t& signals, int argc, char** argv) {
+  if (absl::Status protected_mode = CheckProtectedMode(
+          config.listen, Authenticates(config), config.insecure);
+      !protected_mode.ok()) {
+    std::cerr << "remex-server: " << protected_mode.message() << "\n";
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<auth::Authenticator>> authenticator =
+      MakeAuthenticator(config);
+  if (!authenticator.ok()) {
+    std::cerr << "remex-server: " << authenticator.status().message() << "\n";
+    return 1;
+  }
   const OpenFilesLimit open_files = RaiseOpenFilesLimit();
   // Before any child: from now on no child outlives the server, even on
   // kill -9.
@@ -333,7 +414,8 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
       rpc::RpcServer::Start({.listen = config.listen,
                              .pollers = config.pollers,
                              .max_connection_idle = config.max_connection_idle,
-                             .metrics = &metrics.grpc()},
+                             .metrics = &metrics.grpc(),
+                             .authenticator = authenticator->get()},
                             **executor);
   if (!server.ok()) {
     std::cerr << "remex-server: " << server.status() << "\n";
@@ -359,7 +441,14 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   std::fprintf(stderr, "remex-server: open files limit %llu (was %llu)\n",
                static_cast<unsigned long long>(open_files.now),
                static_cast<unsigned long long>(open_files.before));
-  const int signal = WaitForStopSignal(signals);
+  if (const std::string warning =
+          InsecureWarning((*server)->address(), Authenticates(config));
+      !warning.empty()) {
+    std::fprintf(stderr, "remex-server: %s\n", warning.c_str());
+  }
+  const int signal = WaitForStopSignal(signals, [&config, &authenticator] {
+    ReloadCredentials(config, **authenticator);
+  });
   std::fprintf(stderr, "remex-server: got %s, draining (grace %s)\n",
                signal == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(config.shutdown_grace).c_str());
@@ -404,7 +493,7 @@ int RunServer(int argc, char** argv,
     return RunWorkerMode(*parent, argc, argv, register_functions);
   }
   // Before anything can start a thread, so that every thread inherits it.
-  const sigset_t signals = BlockStopSignals();
+  const sigset_t signals = BlockServerSignals();
   // Debian builds Abseil without NDEBUG, which turns on Mutex deadlock
   // detection: a process-wide graph behind one global lock, updated on every
   // nested lock and every Mutex destroyed (one per task). The tests keep it

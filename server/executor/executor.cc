@@ -111,11 +111,12 @@ Executor::~Executor() {
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec,
+                                              const Caller& caller,
                                               DoneListener* listener,
                                               uint64_t tag) {
   const Pool* pool = nullptr;
   absl::StatusOr<TaskSnapshot> task =
-      Accept(std::move(spec), listener, tag, pool);
+      Accept(std::move(spec), caller, listener, tag, pool);
   if (!task.ok() && options_.observer != nullptr) {
     options_.observer->OnRejected(pool == nullptr ? "" : pool->config().name,
                                   RejectReasonOf(task.status()));
@@ -124,6 +125,7 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec,
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
+                                              const Caller& caller,
                                               DoneListener* listener,
                                               uint64_t tag,
                                               const Pool*& resolved_pool) {
@@ -144,6 +146,9 @@ absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
   if (spec.run_timeout == absl::InfiniteDuration()) {
     spec.run_timeout = function->run_timeout;
   }
+  // Last, so that no refusal above leaves a slot taken.
+  REMEX_RETURN_IF_ERROR(TakeOwnerSlot(caller));
+  spec.owner = std::string(caller.name);
 
   auto task =
       std::make_shared<Task>(common::NewTaskId(), std::move(spec), absl::Now());
@@ -176,6 +181,7 @@ absl::StatusOr<TaskSnapshot> Executor::Refuse(const std::shared_ptr<Task>& task,
   if (!refused.has_value()) return task->Snapshot();
   table_.Erase(task->id());
   active_tasks_.fetch_sub(1, std::memory_order_relaxed);
+  ReleaseOwnerSlot(task->spec().owner);
   refused->listener = nullptr;  // the submitter learns it from `status`
   refused->RunCallbacks();      // watchers that found it by List
   return status;
@@ -322,6 +328,7 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                 sizeof(Task) - sizeof(TaskSpec) +
                     task->spec().ApproximateBytes() +
                     outcome->ApproximateBytes());
+  ReleaseOwnerSlot(task->spec().owner);
   if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     absl::MutexLock lock(&idle_mu_);
     idle_cv_.SignalAll();
@@ -338,18 +345,41 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   return true;
 }
 
+absl::Status Executor::TakeOwnerSlot(const Caller& caller) {
+  if (caller.name.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&owners_mu_);
+  int64_t& active = active_by_owner_[caller.name];
+  if (caller.max_active_tasks > 0 && active >= caller.max_active_tasks) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        common::Quote(caller.name), " has ", active,
+        " active tasks, its max_active_tasks: wait for some to end"));
+  }
+  ++active;
+  return absl::OkStatus();
+}
+
+void Executor::ReleaseOwnerSlot(const std::string& owner) {
+  if (owner.empty()) return;
+  absl::MutexLock lock(&owners_mu_);
+  auto it = active_by_owner_.find(owner);
+  if (it != active_by_owner_.end() && --it->second <= 0) {
+    active_by_owner_.erase(it);
+  }
+}
+
 absl::StatusOr<std::shared_ptr<Task>> Executor::FindTask(
-    const std::string& id) const {
+    const std::string& id, const Caller& caller) const {
   std::shared_ptr<Task> task = table_.Find(id);
-  if (task == nullptr) {
+  if (task == nullptr || !caller.Sees(task->spec())) {
     return absl::NotFoundError(
         absl::StrCat("unknown task id ", common::Quote(id)));
   }
   return task;
 }
 
-absl::StatusOr<TaskSnapshot> Executor::Get(const std::string& id) const {
-  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id));
+absl::StatusOr<TaskSnapshot> Executor::Get(const std::string& id,
+                                           const Caller& caller) const {
+  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id, caller));
   return task->Snapshot();
 }
 
@@ -360,29 +390,31 @@ bool Executor::CancelTask(const std::shared_ptr<Task>& task,
                     ErrorOutcome(absl::StatusCode::kCancelled, reason));
 }
 
-absl::StatusOr<TaskSnapshot> Executor::Cancel(const std::string& id) {
-  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id));
+absl::StatusOr<TaskSnapshot> Executor::Cancel(const std::string& id,
+                                              const Caller& caller) {
+  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id, caller));
   CancelTask(task, "cancelled by request");
   return task->Snapshot();
 }
 
-absl::Status Executor::Delete(const std::string& id) {
-  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id));
+absl::Status Executor::Delete(const std::string& id, const Caller& caller) {
+  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id, caller));
   CancelTask(task, "deleted by request");
   table_.Erase(id);
   return absl::OkStatus();
 }
 
-ListPage Executor::List(const ListQuery& query) const {
+ListPage Executor::List(const ListQuery& query, const Caller& caller) const {
   const size_t page_size = static_cast<size_t>(
       query.page_size <= 0
           ? ListQuery::kDefaultPageSize
           : std::min(query.page_size, ListQuery::kMaxPageSize));
   // One more than a page tells whether there is a next page.
   TaskTable::Matches matches = table_.FirstMatchesAfter(
-      query.page_token, page_size + 1, [&query](const Task& task) {
+      query.page_token, page_size + 1, [&query, &caller](const Task& task) {
         const TaskSpec& spec = task.spec();
-        return (query.function.empty() || spec.function == query.function) &&
+        return caller.Sees(spec) &&
+               (query.function.empty() || spec.function == query.function) &&
                (query.pool.empty() || spec.pool == query.pool) &&
                (!query.state.has_value() || task.state() == *query.state);
       });
@@ -398,8 +430,9 @@ ListPage Executor::List(const ListQuery& query) const {
   return page;
 }
 
-absl::Status Executor::OnDone(const std::string& id, DoneCallback callback) {
-  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id));
+absl::Status Executor::OnDone(const std::string& id, DoneCallback callback,
+                              const Caller& caller) {
+  REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id, caller));
   task->AddDoneCallback(std::move(callback));
   return absl::OkStatus();
 }

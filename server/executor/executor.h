@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/executor/function_registry.h"
@@ -53,6 +54,22 @@ std::shared_ptr<const TaskOutcome> RunFunction(
 // Most runs a task may be given (TaskSpec::max_attempts): a crashing
 // function retried without end would keep a worker respawning.
 inline constexpr int32_t kMaxAttempts = 100;
+
+// Who asks. A task belongs to the principal that submitted it
+// (TaskSpec::owner): a caller that does not see all tasks finds only its
+// own, and any other task is NOT_FOUND to it, as if it did not exist. The
+// default caller (a server without authentication) sees every task.
+struct Caller {
+  // The owner of what it submits. Not owned: must outlive the call.
+  absl::string_view name;
+  bool sees_all_tasks = true;
+  // Tasks it may have accepted and not yet terminal; 0: no limit.
+  int64_t max_active_tasks = 0;
+
+  bool Sees(const TaskSpec& spec) const {
+    return sees_all_tasks || spec.owner == name;
+  }
+};
 
 struct ListQuery {
   std::optional<TaskState> state;
@@ -93,30 +110,36 @@ class Executor : private TaskRunner {
   // Accepts a task: NOT_FOUND for an unknown function, INVALID_ARGUMENT for
   // bad args, an unknown pool or a bad option (max_attempts outside
   // [1, kMaxAttempts], a negative limit), RESOURCE_EXHAUSTED when the
-  // pool's queue is full, UNAVAILABLE while draining. If the task is
+  // pool's queue is full or the caller has max_active_tasks active tasks,
+  // UNAVAILABLE while draining. The task's owner is the caller. If the task is
   // accepted, `listener` (if set) is told of its end under `tag`: it is set
   // before the task can start, so it needs no lookup and cannot miss the
   // end. If it is refused, `listener` is not told.
-  absl::StatusOr<TaskSnapshot> Submit(TaskSpec spec,
+  absl::StatusOr<TaskSnapshot> Submit(TaskSpec spec, const Caller& caller = {},
                                       DoneListener* listener = nullptr,
                                       uint64_t tag = 0);
 
-  // NOT_FOUND for an unknown (or forgotten) id.
-  absl::StatusOr<TaskSnapshot> Get(const std::string& id) const;
+  // The methods below answer NOT_FOUND for an unknown (or forgotten) id and
+  // for a task that `caller` does not see.
+  absl::StatusOr<TaskSnapshot> Get(const std::string& id,
+                                   const Caller& caller = {}) const;
 
   // Ends a queued or running task CANCELLED (a running function is told
   // through its token); a finished task is left as it is.
-  absl::StatusOr<TaskSnapshot> Cancel(const std::string& id);
+  absl::StatusOr<TaskSnapshot> Cancel(const std::string& id,
+                                      const Caller& caller = {});
 
   // Forgets a task, cancelling it first if it has not finished.
-  absl::Status Delete(const std::string& id);
+  absl::Status Delete(const std::string& id, const Caller& caller = {});
 
-  ListPage List(const ListQuery& query) const;
+  // Only the tasks `caller` sees.
+  ListPage List(const ListQuery& query, const Caller& caller = {}) const;
 
   // Runs `callback` with the terminal snapshot once the task ends (at once,
-  // on this thread, if it has): exactly once, unless this fails. NOT_FOUND
-  // for an unknown id; then `callback` is dropped, not run.
-  absl::Status OnDone(const std::string& id, DoneCallback callback);
+  // on this thread, if it has): exactly once, unless this fails; then
+  // `callback` is dropped, not run.
+  absl::Status OnDone(const std::string& id, DoneCallback callback,
+                      const Caller& caller = {});
 
   const FunctionRegistry& functions() const { return registry_; }
   // The pool a function runs on when Submit names none.
@@ -141,8 +164,9 @@ class Executor : private TaskRunner {
   // Asks the observer for the series of every (pool, function) pair.
   void AddObserverSeries();
   // Submit, less the report of a refusal; sets `pool` once it is resolved.
-  absl::StatusOr<TaskSnapshot> Accept(TaskSpec spec, DoneListener* listener,
-                                      uint64_t tag, const Pool*& pool);
+  absl::StatusOr<TaskSnapshot> Accept(TaskSpec spec, const Caller& caller,
+                                      DoneListener* listener, uint64_t tag,
+                                      const Pool*& pool);
   // Undoes the acceptance of `task`, which its pool refused with `status`.
   absl::StatusOr<TaskSnapshot> Refuse(const std::shared_ptr<Task>& task,
                                       absl::Status status);
@@ -155,8 +179,14 @@ class Executor : private TaskRunner {
                    std::shared_ptr<const TaskOutcome> outcome) override;
   bool RetryRun(const std::shared_ptr<Task>& task, int32_t attempt) override;
 
-  // The task with `id`, or NOT_FOUND.
-  absl::StatusOr<std::shared_ptr<Task>> FindTask(const std::string& id) const;
+  // The task with `id` if `caller` sees it, or NOT_FOUND.
+  absl::StatusOr<std::shared_ptr<Task>> FindTask(const std::string& id,
+                                                 const Caller& caller) const;
+  // Counts a task of `caller` as active, or RESOURCE_EXHAUSTED when it has
+  // max_active_tasks already. Only owners with a name are counted.
+  absl::Status TakeOwnerSlot(const Caller& caller);
+  // Gives back the slot of a task of `owner` that ended or was refused.
+  void ReleaseOwnerSlot(const std::string& owner);
   absl::StatusOr<Pool*> ResolvePool(const TaskSpec& spec,
                                     const FunctionSpec& function) const;
   absl::Status CheckSpec(const TaskSpec& spec,
@@ -199,6 +229,10 @@ class Executor : private TaskRunner {
   std::atomic<int64_t> active_tasks_{0};
   absl::Mutex idle_mu_;
   absl::CondVar idle_cv_;
+  // Active tasks per named owner (absent: none), for max_active_tasks.
+  absl::Mutex owners_mu_;
+  absl::flat_hash_map<std::string, int64_t> active_by_owner_
+      ABSL_GUARDED_BY(owners_mu_);
 };
 
 }  // namespace remex::executor

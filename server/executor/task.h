@@ -72,6 +72,9 @@ struct TaskSpec {
   std::map<std::string, std::string> labels;
   // Zero: the server's default retention.
   absl::Duration ttl = absl::ZeroDuration();
+  // The principal that submitted the task; empty on a server without
+  // authentication. Set by Executor::Submit from its Caller.
+  std::string owner;
 
   // Bytes held (args, input, labels), for the retention budget: a finished
   // task keeps its spec.

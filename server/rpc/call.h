@@ -24,6 +24,7 @@
 #include "monitoring/grpc_metrics.h"
 #include "remex/v1/executor.grpc.pb.h"
 #include "server/executor/executor.h"
+#include "server/rpc/authorize.h"
 
 namespace remex::rpc {
 
@@ -49,6 +50,8 @@ struct CallEnv {
   SessionRegistry* sessions;
   // Null: no metrics.
   monitoring::GrpcMetrics* metrics = nullptr;
+  // Who may call; an open server when it has no authenticator.
+  AuthEnv auth;
 };
 
 // Records a call's end in env.metrics, if there are metrics.
@@ -86,7 +89,10 @@ class MemberTag final : public Tag {
 // defines:
 //   static constexpr auto kRequest = &v1::Executor::AsyncService::RequestX;
 //   static constexpr auto kMethod = monitoring::RpcMethod::kX;
+//   static constexpr auto kRole = auth::kX;  // what the caller needs
 //   void Handle();  // answers with Reply() or ReplyError(), exactly once
+// The base authorizes the call before Handle (which then finds the caller
+// in caller()) and answers UNAUTHENTICATED or PERMISSION_DENIED itself.
 template <typename Derived, typename Request, typename Response>
 class UnaryCall {
  public:
@@ -115,6 +121,8 @@ class UnaryCall {
 
   executor::Executor& executor() { return *env_.executor; }
   const Request& request() const { return request_; }
+  const CallerIdentity& identity() const { return identity_; }
+  executor::Caller caller() const { return identity_.caller(); }
 
  private:
   void OnRequest(bool ok) {
@@ -124,6 +132,10 @@ class UnaryCall {
     }
     if (env_.metrics != nullptr) started_ = absl::Now();
     Spawn(env_);
+    absl::StatusOr<CallerIdentity> identity =
+        Authorize(env_.auth, context_, Derived::kRole);
+    if (!identity.ok()) return ReplyError(identity.status());
+    identity_ = *std::move(identity);
     static_cast<Derived*>(this)->Handle();
   }
   void OnFinished(bool /*ok*/) { delete static_cast<Derived*>(this); }
@@ -131,6 +143,7 @@ class UnaryCall {
   const CallEnv env_;
   absl::Time started_;
   grpc::ServerContext context_;
+  CallerIdentity identity_;
   Request request_;
   grpc::ServerAsyncResponseWriter<Response> responder_{&context_};
   MemberTag<UnaryCall> request_tag_{this, &UnaryCall::OnRequest};

@@ -52,25 +52,33 @@ void TaskCall<Derived, Request>::ReplyWithTask(
 }
 
 void SubmitCall::Handle() {
+  if (absl::Status allowed = identity().MaySubmit(request().function());
+      !allowed.ok()) {
+    return ReplyError(allowed);
+  }
   absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(request());
   if (!spec.ok()) return ReplyError(spec.status());
-  ReplyWithTask(executor().Submit(*std::move(spec)));
+  ReplyWithTask(executor().Submit(*std::move(spec), caller()));
 }
 
-void GetCall::Handle() { ReplyWithTask(executor().Get(request().id())); }
+void GetCall::Handle() {
+  ReplyWithTask(executor().Get(request().id(), caller()));
+}
 
-void CancelCall::Handle() { ReplyWithTask(executor().Cancel(request().id())); }
+void CancelCall::Handle() {
+  ReplyWithTask(executor().Cancel(request().id(), caller()));
+}
 
 void ListCall::Handle() {
   absl::StatusOr<executor::ListQuery> query = ListQueryFromProto(request());
   if (!query.ok()) return ReplyError(query.status());
   v1::ListResponse response;
-  ListPageToProto(executor().List(*query), kListPageBytes, &response);
+  ListPageToProto(executor().List(*query, caller()), kListPageBytes, &response);
   Reply(response);
 }
 
 void DeleteCall::Handle() {
-  absl::Status status = executor().Delete(request().id());
+  absl::Status status = executor().Delete(request().id(), caller());
   if (!status.ok()) return ReplyError(status);
   Reply(google::protobuf::Empty());
 }
@@ -113,10 +121,14 @@ AwaitCall::~AwaitCall() {
 }
 
 void AwaitCall::Start() {
+  absl::StatusOr<CallerIdentity> identity =
+      Authorize(env().auth, context(), auth::kRead);
+  if (!identity.ok()) return ReplyWithTask(identity.status());
+  identity_ = *std::move(identity);
   const absl::StatusOr<absl::Duration> timeout = AwaitTimeout(request_);
   if (!timeout.ok()) return ReplyWithTask(timeout.status());
   absl::StatusOr<executor::TaskSnapshot> task =
-      env().executor->Get(request_.id());
+      env().executor->Get(request_.id(), identity_.caller());
   const bool answer_now = !task.ok() || executor::IsTerminal(task->state) ||
                           *timeout <= absl::ZeroDuration();
   if (answer_now) {
@@ -135,9 +147,11 @@ void AwaitCall::Park(const executor::TaskSnapshot& snapshot) {
   waker_->Attach(&alarm_);
   std::weak_ptr<AwaitWaker> weak = waker_;
   const absl::Status status = env().executor->OnDone(
-      snapshot.id, [weak](const executor::TaskSnapshot& done) {
+      snapshot.id,
+      [weak](const executor::TaskSnapshot& done) {
         if (auto waker = weak.lock()) waker->Wake(done);
-      });
+      },
+      identity_.caller());
   if (!status.ok()) alarm_.Cancel();  // deleted meanwhile: answer now
 }
 
@@ -146,8 +160,9 @@ void AwaitCall::OnAlarm(bool /*fired*/) {
     // The snapshot the task's end handed over, or (timeout, client gone)
     // the task as it stands.
     std::optional<executor::TaskSnapshot> done = waker_->TakeSnapshot();
-    ReplyWithTask(done.has_value() ? *std::move(done)
-                                   : env().executor->Get(request_.id()));
+    ReplyWithTask(done.has_value()
+                      ? *std::move(done)
+                      : env().executor->Get(request_.id(), identity_.caller()));
   }
   Release();
 }

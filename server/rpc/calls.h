@@ -27,6 +27,7 @@ class SubmitCall final : public TaskCall<SubmitCall, v1::SubmitRequest> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestSubmit;
   static constexpr auto kMethod = monitoring::RpcMethod::kSubmit;
+  static constexpr auto kRole = auth::kSubmit;
   using TaskCall::TaskCall;
   void Handle();
 };
@@ -35,6 +36,7 @@ class GetCall final : public TaskCall<GetCall, v1::GetRequest> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestGet;
   static constexpr auto kMethod = monitoring::RpcMethod::kGet;
+  static constexpr auto kRole = auth::kRead;
   using TaskCall::TaskCall;
   void Handle();
 };
@@ -43,6 +45,7 @@ class CancelCall final : public TaskCall<CancelCall, v1::CancelRequest> {
  public:
   static constexpr auto kRequest = &AsyncService::RequestCancel;
   static constexpr auto kMethod = monitoring::RpcMethod::kCancel;
+  static constexpr auto kRole = auth::kSubmit;
   using TaskCall::TaskCall;
   void Handle();
 };
@@ -52,6 +55,7 @@ class ListCall final
  public:
   static constexpr auto kRequest = &AsyncService::RequestList;
   static constexpr auto kMethod = monitoring::RpcMethod::kList;
+  static constexpr auto kRole = auth::kRead;
   using UnaryCall::UnaryCall;
   void Handle();
 };
@@ -61,6 +65,7 @@ class DeleteCall final
  public:
   static constexpr auto kRequest = &AsyncService::RequestDelete;
   static constexpr auto kMethod = monitoring::RpcMethod::kDelete;
+  static constexpr auto kRole = auth::kSubmit;
   using UnaryCall::UnaryCall;
   void Handle();
 };
@@ -71,6 +76,7 @@ class ListFunctionsCall final
  public:
   static constexpr auto kRequest = &AsyncService::RequestListFunctions;
   static constexpr auto kMethod = monitoring::RpcMethod::kListFunctions;
+  static constexpr auto kRole = auth::kRead;
   using UnaryCall::UnaryCall;
   void Handle();
 };
@@ -120,6 +126,7 @@ class AwaitCall final : public LongLivedCall<AwaitCall> {
   // Answers with the task, or with the error.
   void ReplyWithTask(const absl::StatusOr<executor::TaskSnapshot>& task);
 
+  CallerIdentity identity_;
   v1::AwaitRequest request_;
   grpc::ServerAsyncResponseWriter<v1::Task> responder_{&context()};
   grpc::Alarm alarm_;

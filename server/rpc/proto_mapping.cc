@@ -163,6 +163,7 @@ void TaskHeadToProto(const executor::TaskSnapshot& snapshot, v1::Task* task) {
   task->set_priority(spec.priority);
   task->set_max_attempts(spec.max_attempts);
   task->set_cancel_requested(snapshot.cancel_requested);
+  task->set_owner(spec.owner);
   task->mutable_labels()->insert(spec.labels.begin(), spec.labels.end());
   common::SetProtoTimestamp(snapshot.created_at, task->mutable_created_at());
   if (snapshot.started_at != absl::InfinitePast()) {

@@ -77,8 +77,15 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
   server->server_->GetHealthCheckService()->SetServingStatus(true);
 
   for (auto& queue : server->queues_) {
-    const CallEnv env{&server->service_, queue.get(),        &executor,
-                      &server->stats_,   &server->sessions_, options.metrics};
+    const CallEnv env{.service = &server->service_,
+                      .cq = queue.get(),
+                      .executor = &executor,
+                      .stats = &server->stats_,
+                      .sessions = &server->sessions_,
+                      .metrics = options.metrics,
+                      .auth = {.authenticator = options.authenticator,
+                               .failure_log = &server->auth_failures_,
+                               .metrics = options.metrics}};
     SpawnCalls(env, options.calls_per_method);
     server->pollers_.emplace_back(
         [raw = server.get(), cq = queue.get()] { raw->Poll(cq); });

@@ -34,6 +34,9 @@ struct RpcServerOptions {
   // Most tasks one Session stream may follow (submitted or watched, not yet
   // ended); more are refused with RESOURCE_EXHAUSTED.
   int64_t session_window = 100000;
+  // Who may call; null (or not enabled): anyone, and every caller sees
+  // every task. Not owned; must outlive the server.
+  const auth::Authenticator* authenticator = nullptr;
 };
 
 // Serves the executor over gRPC. Pollers only dispatch: they never run task
@@ -69,6 +72,7 @@ class RpcServer {
   executor::Executor& executor_;
   FrontEndStats stats_;
   SessionRegistry sessions_;
+  AuthFailureLog auth_failures_;
   ExecutorService service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;

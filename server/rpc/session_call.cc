@@ -61,6 +61,15 @@ void SessionCall::Start() {
     link_->call = this;
   }
   env().sessions->Add(link_);
+  // A session that cannot authenticate reads nothing and ends with why.
+  absl::StatusOr<CallerIdentity> identity =
+      Authorize(env().auth, context(), auth::kRead | auth::kSubmit);
+  if (identity.ok()) {
+    identity_ = *std::move(identity);
+  } else {
+    read_error_ = identity.status();
+    reads_done_ = true;
+  }
   Advance();
 }
 
@@ -221,13 +230,17 @@ void SessionCall::Submit(const v1::SessionSubmit& submit) {
   if (absl::Status status = ReserveSlot(); !status.ok()) {
     return Fail(submit.seq(), std::move(status));
   }
+  if (absl::Status allowed = identity_.MaySubmit(submit.request().function());
+      !allowed.ok()) {
+    return Fail(submit.seq(), std::move(allowed));
+  }
   absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(submit.request());
   if (!spec.ok()) return Fail(submit.seq(), spec.status());
   // Counted first: the task may end before Submit returns.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
   link_->Ref();  // the task's, dropped by OnTaskDone
-  absl::StatusOr<executor::TaskSnapshot> task =
-      env().executor->Submit(*std::move(spec), link_, submit.seq());
+  absl::StatusOr<executor::TaskSnapshot> task = env().executor->Submit(
+      *std::move(spec), identity_.caller(), link_, submit.seq());
   if (!task.ok()) {  // the link is not told
     link_->Unref();
     open_tasks_.fetch_sub(1, std::memory_order_relaxed);
@@ -237,14 +250,17 @@ void SessionCall::Submit(const v1::SessionSubmit& submit) {
 }
 
 void SessionCall::Watch(const v1::SessionWatch& watch) {
+  if (absl::Status status = identity_.Require(auth::kRead); !status.ok()) {
+    return Fail(watch.seq(), std::move(status));
+  }
   if (absl::Status status = ReserveSlot(); !status.ok()) {
     return Fail(watch.seq(), std::move(status));
   }
   // Counted first: the callback runs at once if the task has ended.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
   link_->Ref();  // the watch's, dropped by OnTaskDone
-  absl::Status status =
-      env().executor->OnDone(watch.id(), link_->ReportTo(watch.seq()));
+  absl::Status status = env().executor->OnDone(
+      watch.id(), link_->ReportTo(watch.seq()), identity_.caller());
   if (!status.ok()) {  // the callback was dropped, not run
     link_->Unref();
     open_tasks_.fetch_sub(1, std::memory_order_relaxed);
@@ -254,8 +270,11 @@ void SessionCall::Watch(const v1::SessionWatch& watch) {
 }
 
 void SessionCall::Cancel(const v1::SessionCancel& cancel) {
+  if (absl::Status status = identity_.Require(auth::kSubmit); !status.ok()) {
+    return Answer(cancel.seq(), cancel.id(), std::move(status));
+  }
   absl::StatusOr<executor::TaskSnapshot> task =
-      env().executor->Cancel(cancel.id());
+      env().executor->Cancel(cancel.id(), identity_.caller());
   Answer(cancel.seq(), cancel.id(), task.status());
 }
 

@@ -162,6 +162,8 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   // Why the reads ended early (a request that did not parse): the status the
   // stream ends with once its tasks are reported.
   absl::Status read_error_;
+  // Set by Start, then only read on the poller.
+  CallerIdentity identity_;
   std::vector<Reply> batch_answers_;
   // Indexes (as RefuseDuplicate's) of the batch's items whose seq was open,
   // ascending, and how many of them the batch has passed.

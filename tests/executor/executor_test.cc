@@ -774,9 +774,9 @@ TEST_F(ExecutorTest, ListenerIsToldOnceUnderItsTagBeforeDoneCallbacks) {
   OccupyWorker();
   RecordingListener listener;
   absl::StatusOr<TaskSnapshot> runs =
-      executor_->Submit(MakeSpec("record", {{"tag", "a"}}), &listener, 42);
+      executor_->Submit(MakeSpec("record", {{"tag", "a"}}), {}, &listener, 42);
   absl::StatusOr<TaskSnapshot> cancelled =
-      executor_->Submit(MakeSpec("record", {{"tag", "b"}}), &listener, 7);
+      executor_->Submit(MakeSpec("record", {{"tag", "b"}}), {}, &listener, 7);
   ASSERT_TRUE(runs.ok() && cancelled.ok());
   ASSERT_TRUE(executor_
                   ->OnDone(runs->id,
@@ -800,10 +800,10 @@ TEST_F(ExecutorTest, RefusedSubmitDoesNotTellItsListener) {
   OccupyWorker();
   RecordingListener listener;
   absl::StatusOr<TaskSnapshot> queued =
-      executor_->Submit(MakeSpec("record", {{"tag", "a"}}), &listener, 1);
+      executor_->Submit(MakeSpec("record", {{"tag", "a"}}), {}, &listener, 1);
   ASSERT_TRUE(queued.ok()) << queued.status();
   absl::StatusOr<TaskSnapshot> refused =
-      executor_->Submit(MakeSpec("record", {{"tag", "b"}}), &listener, 2);
+      executor_->Submit(MakeSpec("record", {{"tag", "b"}}), {}, &listener, 2);
   EXPECT_THAT(refused.status(), StatusIs(absl::StatusCode::kResourceExhausted));
   // The refused task left no trace.
   EXPECT_EQ(executor_->active_tasks(), 2);

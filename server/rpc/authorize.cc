@@ -1,0 +1,114 @@
+#include "server/rpc/authorize.h"
+
+#include <cstdio>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "common/quote.h"
+
+namespace remex::rpc {
+namespace {
+
+// "read", "read or submit", ...
+std::string RoleNames(uint32_t roles) {
+  std::vector<absl::string_view> names;
+  if (roles & auth::kRead) names.push_back("read");
+  if (roles & auth::kSubmit) names.push_back("submit");
+  if (roles & auth::kAdmin) names.push_back("admin");
+  return absl::StrJoin(names, " or ");
+}
+
+absl::string_view AuthorizationOf(const grpc::ServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return {};
+  return absl::string_view(it->second.data(), it->second.size());
+}
+
+// The verified client certificate's subject CN; empty without one.
+std::string PeerCommonName(const grpc::ServerContext& context) {
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return {};
+  std::vector<grpc::string_ref> names =
+      auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
+  if (names.empty()) return {};
+  return std::string(names.front().data(), names.front().size());
+}
+
+}  // namespace
+
+executor::Caller CallerIdentity::caller() const {
+  if (principal_ == nullptr) return executor::Caller();
+  return executor::Caller{.name = principal_->name,
+                          .sees_all_tasks = principal_->SeesAllTasks(),
+                          .max_active_tasks = principal_->max_active_tasks};
+}
+
+absl::Status CallerIdentity::Require(uint32_t any_of) const {
+  if (principal_ == nullptr || principal_->HasAny(any_of)) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("principal ", common::Quote(principal_->name),
+                   " lacks the role ", RoleNames(any_of)));
+}
+
+absl::Status CallerIdentity::MaySubmit(const std::string& function) const {
+  if (principal_ == nullptr) return absl::OkStatus();
+  if (absl::Status status = Require(auth::kSubmit); !status.ok()) {
+    return status;
+  }
+  return principal_->MaySubmit(function);
+}
+
+void AuthFailureLog::Record(auth::AuthFailure failure,
+                            const std::string& peer) {
+  const absl::Time now = absl::Now();
+  int64_t count = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    ++unlogged_;
+    if (now - last_line_ < period_) return;
+    last_line_ = now;
+    count = std::exchange(unlogged_, 0);
+  }
+  // One line per period at most, whatever the rate of failures.
+  std::fprintf(stderr,
+               "remex-server: %lld failed authentication(s) since the last "
+               "report; latest: %s from %s\n",
+               static_cast<long long>(count),
+               std::string(auth::AuthFailureName(failure)).c_str(),
+               common::Quote(peer).c_str());
+}
+
+absl::StatusOr<CallerIdentity> Authorize(const AuthEnv& env,
+                                         const grpc::ServerContext& context,
+                                         uint32_t any_of) {
+  if (env.authenticator == nullptr || !env.authenticator->enabled()) {
+    return CallerIdentity();
+  }
+  const std::string certificate_cn = PeerCommonName(context);
+  auth::Authentication authentication = env.authenticator->Authenticate(
+      {.authorization = AuthorizationOf(context),
+       .certificate_cn = certificate_cn});
+  if (authentication.principal == nullptr) {
+    if (env.metrics != nullptr) {
+      env.metrics->RecordAuthFailure(
+          auth::AuthFailureName(authentication.failure));
+    }
+    if (env.failure_log != nullptr) {
+      env.failure_log->Record(authentication.failure, context.peer());
+    }
+    return authentication.status;
+  }
+  CallerIdentity identity(std::move(authentication.principal));
+  if (absl::Status allowed = identity.Require(any_of); !allowed.ok()) {
+    return allowed;
+  }
+  return identity;
+}
+
+}  // namespace remex::rpc
