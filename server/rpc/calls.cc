@@ -64,8 +64,10 @@ void CancelCall::Handle() { ReplyWithTask(executor().Cancel(request().id())); }
 void ListCall::Handle() {
   absl::StatusOr<executor::ListQuery> query = ListQueryFromProto(request());
   if (!query.ok()) return ReplyError(query.status());
+  absl::StatusOr<executor::ListPage> page = executor().List(*query);
+  if (!page.ok()) return ReplyError(page.status());
   v1::ListResponse response;
-  ListPageToProto(executor().List(*query), kListPageBytes, &response);
+  ListPageToProto(*page, kListPageBytes, &response);
   Reply(response);
 }
 
