@@ -25,7 +25,9 @@ void TaskTable::Insert(std::shared_ptr<Task> task) {
   auto [slot, fresh] = shard.by_id.insert(raw);
   if (!fresh) return;
   if (!shard.tasks.insert(std::move(task)).second) {
-    shard.by_id.erase(slot);  // a list position used twice: see Insert
+    // A list position used twice in this shard (Insert REQUIRES otherwise;
+    // across shards it would go unseen): keep the indexes consistent.
+    shard.by_id.erase(slot);
     return;
   }
   raw->table.listed = true;

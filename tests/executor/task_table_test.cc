@@ -115,10 +115,6 @@ TEST(TaskTableTest, FindAndEraseByIdWhateverTheListOrder) {
   // Same id again (another position): ignored.
   Add(table, "a", 5);
   EXPECT_EQ(table.Find("a"), late);
-  // Another id at a list position in use (which the executor never gives):
-  // ignored too, and leaves nothing behind.
-  Add(table, "c", 10);
-  EXPECT_EQ(table.Find("c"), nullptr);
   EXPECT_THAT(PositionsOf(table.FirstMatchesAfter(
                   0, 10, [](const Task&) { return true; })),
               ::testing::ElementsAre(10, 1000));
