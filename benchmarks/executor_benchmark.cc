@@ -91,7 +91,8 @@ void BM_PoolHandOff(benchmark::State& state) {
   auto spec = std::make_shared<const TaskSpec>(TaskSpec{.function = "noop"});
   std::vector<std::shared_ptr<Task>> tasks;
   for (int64_t i = 0; i < batch; ++i) {
-    tasks.push_back(std::make_shared<Task>("t", spec, absl::Now()));
+    tasks.push_back(std::make_shared<Task>("t", static_cast<uint64_t>(i + 1),
+                                           spec, absl::Now()));
   }
   for (auto _ : state) {
     runner.Expect(batch);
@@ -179,8 +180,8 @@ void BM_ListPage(benchmark::State& state) {
   benchmarks::RunBatch(*executor, {.function = "echo"}, kTasks);
   ListQuery query{.page_size = 100};
   for (auto _ : state) {
-    ListPage page = executor->List(query);
-    query.page_token = page.next_page_token.empty() ? "" : page.next_page_token;
+    ListPage page = *executor->List(query);
+    query.page_token = page.next_page_token;
     benchmark::DoNotOptimize(page);
   }
 }

@@ -1,11 +1,15 @@
 #include "server/executor/executor.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <exception>
+#include <optional>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/quote.h"
@@ -17,7 +21,30 @@ namespace {
 
 constexpr char kDefaultPoolName[] = "default";
 
+// Page tokens are this and a list position in decimal, without leading
+// zeros.
+constexpr char kPageTokenPrefix[] = "p";
+
+// The list position `token` (made by ListPageToken) resumes after, or
+// nullopt if ListPageToken makes no such string.
+std::optional<uint64_t> ParseListPageToken(absl::string_view token) {
+  if (!absl::ConsumePrefix(&token, kPageTokenPrefix)) return std::nullopt;
+  if (token.empty() || token.size() > 20 || token.front() == '0') {
+    return std::nullopt;
+  }
+  uint64_t position = 0;
+  for (char c : token) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  if (!absl::SimpleAtoi(token, &position)) return std::nullopt;  // overflow
+  return position;
+}
+
 }  // namespace
+
+std::string ListPageToken(uint64_t list_position) {
+  return absl::StrCat(kPageTokenPrefix, list_position);
+}
 
 std::shared_ptr<const TaskOutcome> RunFunction(
     const FunctionSpec& function, const std::string& task_id,
@@ -150,8 +177,13 @@ absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
   REMEX_RETURN_IF_ERROR(TakeOwnerSlot(caller));
   spec.owner = std::string(caller.name);
 
-  auto task =
-      std::make_shared<Task>(common::NewTaskId(), std::move(spec), absl::Now());
+  // Numbered here, just before the table shows it: a List racing this
+  // Submit may page past the number before the task is in the table, and
+  // then not show it, as it would not show a task submitted a moment later.
+  const uint64_t list_position =
+      last_list_position_.fetch_add(1, std::memory_order_relaxed) + 1;
+  auto task = std::make_shared<Task>(common::NewTaskId(), list_position,
+                                     std::move(spec), absl::Now());
   if (auto it = series_.find(std::make_pair(pool, function));
       it != series_.end()) {
     task->run.series = it->second.get();
@@ -404,14 +436,30 @@ absl::Status Executor::Delete(const std::string& id, const Caller& caller) {
   return absl::OkStatus();
 }
 
-ListPage Executor::List(const ListQuery& query, const Caller& caller) const {
+absl::StatusOr<ListPage> Executor::List(const ListQuery& query,
+                                        const Caller& caller) const {
+  uint64_t after = 0;
+  if (!query.page_token.empty()) {
+    const std::optional<uint64_t> position =
+        ParseListPageToken(query.page_token);
+    // A position past the last one numbered is no token this server made
+    // (since it started: tokens do not outlive a restart).
+    if (!position.has_value() ||
+        *position > last_list_position_.load(std::memory_order_relaxed)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "page_token ", common::Quote(query.page_token),
+          " was not made by this server: pass the next_page_token of the "
+          "previous page, or none for the first page"));
+    }
+    after = *position;
+  }
   const size_t page_size = static_cast<size_t>(
       query.page_size <= 0
           ? ListQuery::kDefaultPageSize
           : std::min(query.page_size, ListQuery::kMaxPageSize));
   // One more than a page tells whether there is a next page.
   TaskTable::Matches matches = table_.FirstMatchesAfter(
-      query.page_token, page_size + 1, [&query, &caller](const Task& task) {
+      after, page_size + 1, [&query, &caller](const Task& task) {
         const TaskSpec& spec = task.spec();
         return caller.Sees(spec) &&
                (query.function.empty() || spec.function == query.function) &&
@@ -424,9 +472,11 @@ ListPage Executor::List(const ListQuery& query, const Caller& caller) const {
   for (size_t i = 0; i < shown; ++i) {
     page.tasks.push_back(matches.tasks[i]->Snapshot());
   }
-  page.next_page_token = matches.tasks.size() > shown
-                             ? page.tasks.back().id
-                             : std::move(matches.resume_after);
+  if (matches.tasks.size() > shown) {
+    page.next_page_token = ListPageToken(page.tasks.back().list_position);
+  } else if (matches.resume_after.has_value()) {
+    page.next_page_token = ListPageToken(*matches.resume_after);
+  }
   return page;
 }
 

@@ -77,8 +77,8 @@ struct ListQuery {
   std::string pool;      // empty: any
   // Clamped to [1, kMaxPageSize]; 0 means kDefaultPageSize.
   int page_size = 0;
-  // Tasks after this one (from ListPage::next_page_token); empty: from the
-  // first.
+  // From ListPage::next_page_token (made by ListPageToken); empty: from the
+  // first task. Opaque to callers; any other string is INVALID_ARGUMENT.
   std::string page_token;
 
   static constexpr int kDefaultPageSize = 100;
@@ -92,6 +92,12 @@ struct ListPage {
   // rather than a walk of the whole table (see TaskTable::FirstMatchesAfter).
   std::string next_page_token;
 };
+
+// The page token that resumes a List after the task at `list_position`
+// (TaskSnapshot::list_position): the one way tokens are made, by
+// Executor::List and by whoever cuts a page shorter (the RPC front end's
+// byte bound). Short ("p" and the number) and URL-safe.
+std::string ListPageToken(uint64_t list_position);
 
 // Owns the pools, the task table and the timers.
 //
@@ -132,8 +138,11 @@ class Executor : private TaskRunner {
   // Forgets a task, cancelling it first if it has not finished.
   absl::Status Delete(const std::string& id, const Caller& caller = {});
 
-  // Only the tasks `caller` sees.
-  ListPage List(const ListQuery& query, const Caller& caller = {}) const;
+  // Tasks `caller` sees, in the order they were accepted, oldest first, a
+  // page at a time. INVALID_ARGUMENT for a page token this server did not
+  // make.
+  absl::StatusOr<ListPage> List(const ListQuery& query,
+                                const Caller& caller = {}) const;
 
   // Runs `callback` with the terminal snapshot once the task ends (at once,
   // on this thread, if it has): exactly once, unless this fails; then
@@ -227,6 +236,8 @@ class Executor : private TaskRunner {
 
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> active_tasks_{0};
+  // The list position of the last task accepted (Task::list_position).
+  std::atomic<uint64_t> last_list_position_{0};
   absl::Mutex idle_mu_;
   absl::CondVar idle_cv_;
   // Active tasks per named owner (absent: none), for max_active_tasks.

@@ -102,6 +102,8 @@ struct TaskOutcome {
 // outcome are shared, not copied.
 struct TaskSnapshot {
   std::string id;
+  // Where the task stands in List's order (see Task::list_position).
+  uint64_t list_position = 0;
   std::shared_ptr<const TaskSpec> spec;
   TaskState state = TaskState::kQueued;
   int32_t attempt = 0;
@@ -143,13 +145,18 @@ class DoneListener {
 // per retained task.
 class Task : public std::enable_shared_from_this<Task> {
  public:
-  Task(std::string id, TaskSpec spec, absl::Time now);
-  Task(std::string id, std::shared_ptr<const TaskSpec> spec, absl::Time now)
-      : Task(std::move(id), TaskSpec(*spec), now) {}
+  Task(std::string id, uint64_t list_position, TaskSpec spec, absl::Time now);
+  Task(std::string id, uint64_t list_position,
+       std::shared_ptr<const TaskSpec> spec, absl::Time now)
+      : Task(std::move(id), list_position, TaskSpec(*spec), now) {}
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
 
   const std::string& id() const { return id_; }
+  // The task's place in the order List shows tasks in (oldest first): the
+  // executor numbers the tasks it accepts 1, 2, 3, ... Ids are random and
+  // say nothing of it; the task table orders its tasks by this for List.
+  uint64_t list_position() const { return list_position_; }
   const TaskSpec& spec() const { return spec_; }
   const CancellationToken& cancellation() const { return token_; }
   absl::Time created_at() const { return FromNanos(created_at_); }
@@ -259,6 +266,7 @@ class Task : public std::enable_shared_from_this<Task> {
   const std::string id_;
   const TaskSpec spec_;
   const int64_t created_at_;
+  const uint64_t list_position_;
   CancellationToken token_;
 
   mutable absl::Mutex mu_;

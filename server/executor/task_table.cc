@@ -9,43 +9,54 @@
 #include <utility>
 #include <vector>
 
-#include "absl/hash/hash.h"
-
 namespace remex::executor {
 
 TaskTable::Shard& TaskTable::ShardOf(absl::string_view id) const {
-  return shards_[absl::HashOf(id) % kShards];
+  // The top bits of the hash: the id index of the shard uses the low ones
+  // (its control bytes), which would otherwise be alike in every entry.
+  static_assert(kShards == 32);
+  return shards_[absl::HashOf(id) >> (64 - 5)];
 }
 
 void TaskTable::Insert(std::shared_ptr<Task> task) {
   Shard& shard = ShardOf(task->id());
   Task* raw = task.get();
   absl::MutexLock lock(&shard.mu);
-  if (shard.tasks.insert(std::move(task)).second) raw->table.listed = true;
+  auto [slot, fresh] = shard.by_id.insert(raw);
+  if (!fresh) return;
+  if (!shard.tasks.insert(std::move(task)).second) {
+    // A list position used twice in this shard (Insert REQUIRES otherwise;
+    // across shards it would go unseen): keep the indexes consistent.
+    shard.by_id.erase(slot);
+    return;
+  }
+  raw->table.listed = true;
 }
 
 std::shared_ptr<Task> TaskTable::Find(const std::string& id) const {
   Shard& shard = ShardOf(id);
   absl::MutexLock lock(&shard.mu);
-  auto it = shard.tasks.find(absl::string_view(id));
-  return it == shard.tasks.end() ? nullptr : *it;
+  auto it = shard.by_id.find(absl::string_view(id));
+  // `tasks` owns it, so it is alive: no second lookup for the owner.
+  return it == shard.by_id.end() ? nullptr : (*it)->shared_from_this();
 }
 
 std::shared_ptr<Task> TaskTable::Erase(const std::string& id) {
   Shard& shard = ShardOf(id);
   absl::MutexLock lock(&shard.mu);
-  auto it = shard.tasks.find(absl::string_view(id));
-  if (it == shard.tasks.end()) return nullptr;
-  return EraseLocked(shard, it);
+  auto it = shard.by_id.find(absl::string_view(id));
+  if (it == shard.by_id.end()) return nullptr;
+  return EraseLocked(shard, **it);
 }
 
-std::shared_ptr<Task> TaskTable::EraseLocked(
-    Shard& shard, absl::btree_set<std::shared_ptr<Task>, ById>::iterator it) {
-  std::shared_ptr<Task> task = *it;
+std::shared_ptr<Task> TaskTable::EraseLocked(Shard& shard, const Task& task) {
+  auto it = shard.tasks.find(task.list_position());
+  std::shared_ptr<Task> owned = *it;
+  shard.by_id.erase(owned.get());
   shard.tasks.erase(it);
-  task->table.listed = false;
-  UnretainLocked(shard, *task);
-  return task;
+  owned->table.listed = false;
+  UnretainLocked(shard, *owned);
+  return owned;
 }
 
 void TaskTable::Retain(const std::shared_ptr<Task>& task, absl::Time expire_at,
@@ -86,9 +97,8 @@ void TaskTable::EvictExpired(absl::Time now) {
           more = !shard.retention.empty() &&
                  shard.retention.begin()->first <= now_nanos;
           if (!more) break;
-          Task* task = shard.retention.begin()->second;
-          evicted.push_back(EraseLocked(
-              shard, shard.tasks.find(absl::string_view(task->id()))));
+          evicted.push_back(
+              EraseLocked(shard, *shard.retention.begin()->second));
         }
       }
       evicted.clear();
@@ -111,9 +121,7 @@ std::shared_ptr<Task> TaskTable::EvictFirst() {
   }
   absl::MutexLock lock(&oldest->mu);
   if (oldest->retention.empty()) return nullptr;
-  Task* task = oldest->retention.begin()->second;
-  return EraseLocked(*oldest,
-                     oldest->tasks.find(absl::string_view(task->id())));
+  return EraseLocked(*oldest, *oldest->retention.begin()->second);
 }
 
 void TaskTable::UnretainLocked(Shard& shard, Task& task) {
@@ -145,18 +153,18 @@ void TaskTable::ForEach(
 }
 
 TaskTable::Matches TaskTable::FirstMatchesAfter(
-    const std::string& after, size_t limit,
+    uint64_t after, size_t limit,
     const std::function<bool(const Task&)>& match) const {
   const size_t max_visits = std::max(limit, kScanPerShard);
   Matches matches;
-  // The least id at which a shard stopped before its end: past it, a shard
-  // may hold matches not taken.
-  std::optional<std::string> frontier;
+  // The least list position at which a shard stopped before its end: past
+  // it, a shard may hold matches not taken.
+  std::optional<uint64_t> frontier;
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     size_t taken = 0;
     size_t visits = 0;
-    auto it = shard.tasks.upper_bound(absl::string_view(after));
+    auto it = shard.tasks.upper_bound(after);
     for (; it != shard.tasks.end() && taken < limit && visits < max_visits;
          ++it, ++visits) {
       if (!match(**it)) continue;
@@ -164,29 +172,29 @@ TaskTable::Matches TaskTable::FirstMatchesAfter(
       ++taken;
     }
     if (it != shard.tasks.end() && visits > 0) {
-      const std::string& last = (*std::prev(it))->id();
+      const uint64_t last = (*std::prev(it))->list_position();
       if (!frontier.has_value() || last < *frontier) frontier = last;
     }
   }
   std::vector<std::shared_ptr<Task>>& tasks = matches.tasks;
   std::sort(tasks.begin(), tasks.end(),
             [](const std::shared_ptr<Task>& a, const std::shared_ptr<Task>& b) {
-              return a->id() < b->id();
+              return a->list_position() < b->list_position();
             });
   if (frontier.has_value()) {
     // Matches past the frontier would leave gaps: the next walk finds them.
-    tasks.erase(std::upper_bound(tasks.begin(), tasks.end(), *frontier,
-                                 [](const std::string& id,
-                                    const std::shared_ptr<Task>& task) {
-                                   return id < task->id();
-                                 }),
+    tasks.erase(std::upper_bound(
+                    tasks.begin(), tasks.end(), *frontier,
+                    [](uint64_t position, const std::shared_ptr<Task>& task) {
+                      return position < task->list_position();
+                    }),
                 tasks.end());
   }
   if (tasks.size() > limit) {
     tasks.resize(limit);
-    matches.resume_after = tasks.back()->id();
-  } else if (frontier.has_value()) {
-    matches.resume_after = *std::move(frontier);
+    matches.resume_after = tasks.back()->list_position();
+  } else {
+    matches.resume_after = frontier;
   }
   return matches;
 }

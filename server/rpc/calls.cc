@@ -72,8 +72,10 @@ void CancelCall::Handle() {
 void ListCall::Handle() {
   absl::StatusOr<executor::ListQuery> query = ListQueryFromProto(request());
   if (!query.ok()) return ReplyError(query.status());
+  absl::StatusOr<executor::ListPage> page = executor().List(*query, caller());
+  if (!page.ok()) return ReplyError(page.status());
   v1::ListResponse response;
-  ListPageToProto(executor().List(*query, caller()), kListPageBytes, &response);
+  ListPageToProto(*page, kListPageBytes, &response);
   Reply(response);
 }
 

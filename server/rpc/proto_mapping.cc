@@ -230,6 +230,7 @@ void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task) {
 void ListPageToProto(const executor::ListPage& page, size_t max_bytes,
                      v1::ListResponse* response) {
   size_t used = 0;
+  const executor::TaskSnapshot* last_listed = nullptr;
   for (const executor::TaskSnapshot& snapshot : page.tasks) {
     v1::Task task;
     const bool trimmed = TaskToProtoWithin(snapshot, max_bytes, &task);
@@ -237,10 +238,11 @@ void ListPageToProto(const executor::ListPage& page, size_t max_bytes,
                          (trimmed ? FieldBytes(snapshot.id.size()) : 0);
     if (response->tasks_size() > 0 && used + bytes > max_bytes) {
       response->set_next_page_token(
-          response->tasks(response->tasks_size() - 1).id());
+          executor::ListPageToken(last_listed->list_position));
       return;
     }
     used += bytes;
+    last_listed = &snapshot;
     if (trimmed) response->add_trimmed_task_ids(snapshot.id);
     *response->add_tasks() = std::move(task);
   }

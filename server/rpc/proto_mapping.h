@@ -30,8 +30,9 @@ void TaskToProto(const executor::TaskSnapshot& snapshot, v1::Task* task);
 
 // Maps a page of List, at most `max_bytes` encoded (less the bytes of
 // next_page_token): the page stops before the task that would pass the
-// bound, with that task's predecessor as next_page_token; a task that
-// alone would pass it is listed trimmed (see v1.ListResponse).
+// bound, with a next_page_token (executor::ListPageToken) that resumes
+// after that task's predecessor; a task that alone would pass it is listed
+// trimmed (see v1.ListResponse).
 void ListPageToProto(const executor::ListPage& page, size_t max_bytes,
                      v1::ListResponse* response);
 

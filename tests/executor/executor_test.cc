@@ -38,6 +38,7 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 
 // A sleep that only a cancel or a timeout ends within a test.
@@ -579,7 +580,7 @@ TEST_F(ExecutorTest, RetentionCountBudgetKeepsTheNewestFinishedTasks) {
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(executor_->Get(ids[i]).ok(), i >= 2) << "task " << i;
   }
-  EXPECT_EQ(executor_->List({}).tasks.size(), 3u);
+  EXPECT_EQ(executor_->List({}).value().tasks.size(), 3u);
 }
 
 TEST_F(ExecutorTest, RetentionByteBudgetCountsInputsAndOutputs) {
@@ -615,7 +616,7 @@ TEST_F(ExecutorTest, FullQueueIsResourceExhausted) {
   EXPECT_THAT(std::string(third.status().message()), HasSubstr("default"));
   // The refused task left no trace.
   EXPECT_EQ(executor_->active_tasks(), 3);
-  EXPECT_EQ(executor_->List({}).tasks.size(), 3u);
+  EXPECT_EQ(executor_->List({}).value().tasks.size(), 3u);
 
   // Once a slot frees up, Submit succeeds again.
   ASSERT_TRUE(executor_->Cancel(first).ok());
@@ -677,7 +678,7 @@ TEST_F(ExecutorTest, SubmitErrorsNameWhatIsWrong) {
 
   // Nothing was accepted.
   EXPECT_EQ(executor_->active_tasks(), 0);
-  EXPECT_THAT(executor_->List({}).tasks, IsEmpty());
+  EXPECT_THAT(executor_->List({}).value().tasks, IsEmpty());
 }
 
 TEST_F(ExecutorTest, UnknownIdIsNotFoundEverywhere) {
@@ -807,7 +808,7 @@ TEST_F(ExecutorTest, RefusedSubmitDoesNotTellItsListener) {
   EXPECT_THAT(refused.status(), StatusIs(absl::StatusCode::kResourceExhausted));
   // The refused task left no trace.
   EXPECT_EQ(executor_->active_tasks(), 2);
-  EXPECT_EQ(executor_->List({}).tasks.size(), 2u);
+  EXPECT_EQ(executor_->List({}).value().tasks.size(), 2u);
   ReleaseGate();
   EXPECT_EQ(Await(queued->id).state, TaskState::kSucceeded);
   EXPECT_TRUE(WaitUntil([&] { return executor_->active_tasks() == 0; }));
@@ -877,9 +878,11 @@ TEST_F(ExecutorTest, DeleteFinishedTaskForgetsIt) {
 
 // --- List --------------------------------------------------------------------
 
-std::vector<std::string> IdsOf(const ListPage& page) {
+std::vector<std::string> IdsOf(const absl::StatusOr<ListPage>& page) {
+  EXPECT_TRUE(page.ok()) << page.status();
   std::vector<std::string> ids;
-  for (const TaskSnapshot& task : page.tasks) ids.push_back(task.id);
+  if (!page.ok()) return ids;
+  for (const TaskSnapshot& task : page->tasks) ids.push_back(task.id);
   return ids;
 }
 
@@ -926,38 +929,97 @@ TEST_F(ExecutorTest, ListFiltersByStateFunctionAndPool) {
   EXPECT_THAT(IdsOf(executor_->List(query)), IsEmpty());
 }
 
-TEST_F(ExecutorTest, ListPagesReturnEveryTaskOnceInIdOrder) {
+TEST_F(ExecutorTest, ListPagesReturnEveryTaskOnceInSubmissionOrder) {
   Start(2);
+  // Enough tasks that random ids in id order would be out of submission
+  // order (by chance in order: 1 in 40!).
+  constexpr int kTasks = 40;
   std::vector<std::string> ids;
-  for (int i = 0; i < 5; ++i) ids.push_back(Submit(MakeSpec("echo")));
+  for (int i = 0; i < kTasks; ++i) ids.push_back(Submit(MakeSpec("echo")));
   for (const std::string& id : ids) Await(id);
 
   std::vector<std::string> seen;
   std::vector<size_t> page_sizes;
   ListQuery query;
-  query.page_size = 2;
+  query.page_size = 15;
   for (int pages = 0; pages < 10; ++pages) {
-    const ListPage page = executor_->List(query);
-    page_sizes.push_back(page.tasks.size());
-    for (const TaskSnapshot& task : page.tasks) seen.push_back(task.id);
-    if (page.next_page_token.empty()) break;
-    query.page_token = page.next_page_token;
+    absl::StatusOr<ListPage> page = executor_->List(query);
+    ASSERT_TRUE(page.ok()) << page.status();
+    page_sizes.push_back(page->tasks.size());
+    for (const TaskSnapshot& task : page->tasks) {
+      seen.push_back(task.id);
+      EXPECT_EQ(task.list_position, executor_->Get(task.id)->list_position);
+    }
+    if (page->next_page_token.empty()) break;
+    // The token is the list position of the page's last task, not its id.
+    EXPECT_EQ(page->next_page_token,
+              ListPageToken(page->tasks.back().list_position));
+    EXPECT_EQ(page->next_page_token.find(page->tasks.back().id),
+              std::string::npos);
+    query.page_token = page->next_page_token;
   }
-  EXPECT_THAT(page_sizes, ElementsAre(2u, 2u, 1u));
+  EXPECT_THAT(page_sizes, ElementsAre(15u, 15u, 10u));
   EXPECT_EQ(seen, ids);
 
   // Exactly one page's worth: no next page.
   query = ListQuery();
-  query.page_size = 5;
-  ListPage page = executor_->List(query);
+  query.page_size = kTasks;
+  absl::StatusOr<ListPage> page = executor_->List(query);
   EXPECT_EQ(IdsOf(page), ids);
-  EXPECT_THAT(page.next_page_token, IsEmpty());
+  EXPECT_THAT(page->next_page_token, IsEmpty());
 
-  // 0 means the default page size, which holds all five.
+  // 0 means the default page size, which holds them all.
   query.page_size = 0;
   page = executor_->List(query);
   EXPECT_EQ(IdsOf(page), ids);
-  EXPECT_THAT(page.next_page_token, IsEmpty());
+  EXPECT_THAT(page->next_page_token, IsEmpty());
+}
+
+TEST_F(ExecutorTest, ListPositionsFollowSubmissionOrder) {
+  Start(2);
+  uint64_t previous = 0;
+  for (int i = 0; i < 10; ++i) {
+    absl::StatusOr<TaskSnapshot> task = executor_->Submit(MakeSpec("echo"));
+    ASSERT_TRUE(task.ok()) << task.status();
+    EXPECT_GT(task->list_position, previous);
+    previous = task->list_position;
+    EXPECT_EQ(Await(task->id).list_position, previous);
+  }
+}
+
+TEST_F(ExecutorTest, ListRefusesAPageTokenTheServerDidNotMake) {
+  Start(1);
+  const std::string first = Submit(MakeSpec("echo"));
+  const std::string second = Submit(MakeSpec("echo"));
+  Await(first);
+  Await(second);
+  ListQuery query;
+  query.page_size = 1;
+  absl::StatusOr<ListPage> page = executor_->List(query);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_THAT(IdsOf(page), ElementsAre(first));
+  const std::string made = page->next_page_token;
+  ASSERT_THAT(made, Not(IsEmpty()));
+
+  for (const std::string& token :
+       {first,                               // an id is not a token
+        std::string("p"),                    // no number
+        std::string("p0"),                   // no task has position 0
+        absl::StrCat("p0", made.substr(1)),  // not as the server writes it
+        absl::StrCat(made, "x"), absl::StrCat(" ", made), std::string("P1"),
+        std::string("p-1"), std::string("p+1"),
+        std::string("p99999999999999999999999"),  // overflows
+        std::string("p18446744073709551615"),     // past the last task
+        ListPageToken(1000),                      // past the last task
+        std::string("p\xff")}) {
+    query.page_token = token;
+    const absl::Status status = executor_->List(query).status();
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument)) << token;
+    EXPECT_THAT(status.message(), HasSubstr("page_token")) << token;
+  }
+
+  query.page_token = made;
+  EXPECT_THAT(IdsOf(executor_->List(query)), ElementsAre(second));
 }
 
 // --- Drain and shutdown ------------------------------------------------------

@@ -1,5 +1,7 @@
 #include "server/executor/task_table.h"
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <set>
 #include <string>
@@ -20,13 +22,22 @@ using ::testing::UnorderedElementsAre;
 
 const absl::Time kEpoch = absl::FromUnixSeconds(1'700'000'000);
 
-std::shared_ptr<Task> NewTask(const std::string& id) {
-  return std::make_shared<Task>(id, std::make_shared<const TaskSpec>(), kEpoch);
+// A fresh list position for every task made here, as the executor gives.
+uint64_t NextListPosition() {
+  static std::atomic<uint64_t> last{0};
+  return last.fetch_add(1) + 1;
+}
+
+std::shared_ptr<Task> NewTask(const std::string& id,
+                              uint64_t list_position = NextListPosition()) {
+  return std::make_shared<Task>(id, list_position,
+                                std::make_shared<const TaskSpec>(), kEpoch);
 }
 
 // Inserts a task with `id` and returns it.
-std::shared_ptr<Task> Add(TaskTable& table, const std::string& id) {
-  std::shared_ptr<Task> task = NewTask(id);
+std::shared_ptr<Task> Add(TaskTable& table, const std::string& id,
+                          uint64_t list_position = NextListPosition()) {
+  std::shared_ptr<Task> task = NewTask(id, list_position);
   table.Insert(task);
   return task;
 }
@@ -60,30 +71,66 @@ std::vector<std::string> IdsOf(const TaskTable::Matches& matches) {
   return ids;
 }
 
-TEST(TaskTableTest, FirstMatchesAfterPagesInIdOrderAcrossShards) {
+std::vector<uint64_t> PositionsOf(const TaskTable::Matches& matches) {
+  std::vector<uint64_t> positions;
+  for (const auto& task : matches.tasks) {
+    positions.push_back(task->list_position());
+  }
+  return positions;
+}
+
+TEST(TaskTableTest, FirstMatchesAfterPagesInListOrderAcrossShards) {
   TaskTable table(RetentionLimits{});
-  // Inserted out of order; ids spread over every shard.
-  for (int i = 199; i >= 0; --i) Add(table, absl::StrFormat("id-%03d", i));
+  // Ids in another order than the list positions (37 is prime to 200, so
+  // each position 1..200 is used once), spread over every shard, inserted
+  // out of order.
+  for (int i = 199; i >= 0; --i) {
+    Add(table, absl::StrFormat("id-%03d", i), (i * 37) % 200 + 1);
+  }
   const auto all = [](const Task&) { return true; };
 
-  EXPECT_THAT(IdsOf(table.FirstMatchesAfter("", 3, all)),
-              ::testing::ElementsAre("id-000", "id-001", "id-002"));
-  EXPECT_THAT(IdsOf(table.FirstMatchesAfter("id-002", 2, all)),
-              ::testing::ElementsAre("id-003", "id-004"));
-  EXPECT_TRUE(table.FirstMatchesAfter("id-199", 5, all).tasks.empty());
+  EXPECT_THAT(PositionsOf(table.FirstMatchesAfter(0, 3, all)),
+              ::testing::ElementsAre(1, 2, 3));
+  EXPECT_THAT(IdsOf(table.FirstMatchesAfter(0, 1, all)),
+              ::testing::ElementsAre("id-000"));  // (0 * 37) % 200 + 1
+  EXPECT_THAT(PositionsOf(table.FirstMatchesAfter(2, 2, all)),
+              ::testing::ElementsAre(3, 4));
+  EXPECT_TRUE(table.FirstMatchesAfter(200, 5, all).tasks.empty());
+  EXPECT_FALSE(table.FirstMatchesAfter(200, 5, all).resume_after.has_value());
 
   const auto ends_in_7 = [](const Task& task) {
-    return task.id().back() == '7';
+    return task.list_position() % 10 == 7;
   };
-  EXPECT_THAT(IdsOf(table.FirstMatchesAfter("id-010", 3, ends_in_7)),
-              ::testing::ElementsAre("id-017", "id-027", "id-037"));
+  EXPECT_THAT(PositionsOf(table.FirstMatchesAfter(10, 3, ends_in_7)),
+              ::testing::ElementsAre(17, 27, 37));
+  EXPECT_EQ(table.FirstMatchesAfter(10, 3, ends_in_7).resume_after, 37u);
+}
+
+TEST(TaskTableTest, FindAndEraseByIdWhateverTheListOrder) {
+  TaskTable table(RetentionLimits{});
+  const std::shared_ptr<Task> late = Add(table, "a", 1000);
+  const std::shared_ptr<Task> early = Add(table, "b", 10);
+  EXPECT_EQ(table.Find("a"), late);
+  EXPECT_EQ(table.Find("b"), early);
+  // Same id again (another position): ignored.
+  Add(table, "a", 5);
+  EXPECT_EQ(table.Find("a"), late);
+  EXPECT_THAT(PositionsOf(table.FirstMatchesAfter(
+                  0, 10, [](const Task&) { return true; })),
+              ::testing::ElementsAre(10, 1000));
+  EXPECT_EQ(table.Erase("b"), early);
+  EXPECT_THAT(
+      IdsOf(table.FirstMatchesAfter(0, 10, [](const Task&) { return true; })),
+      ::testing::ElementsAre("a"));
 }
 
 TEST(TaskTableTest, FirstMatchesAfterBoundsTheWalkOfASparseFilter) {
   TaskTable table(RetentionLimits{});
   // Enough tasks that every shard holds more than it visits per call.
   constexpr int kTasks = 40'000;
-  for (int i = 0; i < kTasks; ++i) Add(table, absl::StrFormat("id-%05d", i));
+  for (int i = 0; i < kTasks; ++i) {
+    Add(table, absl::StrFormat("id-%05d", i), static_cast<uint64_t>(i + 1));
+  }
   const std::set<std::string> wanted = {"id-00007", "id-20000", "id-39999"};
   int visits = 0;
   const auto sparse = [&](const Task& task) {
@@ -92,18 +139,19 @@ TEST(TaskTableTest, FirstMatchesAfterBoundsTheWalkOfASparseFilter) {
   };
 
   std::vector<std::string> found;
-  std::string after;
+  uint64_t after = 0;
   int calls = 0;
-  do {
+  while (true) {
     ASSERT_LT(++calls, kTasks) << "the walk does not move on";
     visits = 0;
     const TaskTable::Matches matches =
         table.FirstMatchesAfter(after, 5, sparse);
     EXPECT_LE(visits, 32 * static_cast<int>(TaskTable::kScanPerShard));
     for (const std::string& id : IdsOf(matches)) found.push_back(id);
-    EXPECT_TRUE(matches.resume_after.empty() || matches.resume_after > after);
-    after = matches.resume_after;
-  } while (!after.empty());
+    if (!matches.resume_after.has_value()) break;
+    EXPECT_GT(*matches.resume_after, after);
+    after = *matches.resume_after;
+  }
   EXPECT_THAT(found, ::testing::ElementsAreArray(wanted));
   EXPECT_GT(calls, 2);
 }

@@ -520,6 +520,30 @@ TEST_F(RpcTest, ListPagesCoverEveryTaskOnceOldestFirst) {
   EXPECT_EQ(listed, submitted);
 }
 
+TEST_F(RpcTest, ListRefusesAPageTokenTheServerDidNotMake) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string first = Submit("echo", "{}").id();
+  const std::string second = Submit("echo", "{}").id();
+  v1::ListRequest request;
+  request.set_page_size(1);
+  const v1::ListResponse page = List(request);
+  ASSERT_EQ(Ids(page.tasks()), std::vector<std::string>{first});
+  ASSERT_FALSE(page.next_page_token().empty());
+
+  // An id (what tokens were before), garbage, and a token from the future.
+  for (const std::string& token :
+       {first, std::string("garbage"), std::string("p99999999")}) {
+    request.set_page_token(token);
+    v1::ListResponse response;
+    const grpc::Status status = Call(&Executor::Stub::List, request, &response);
+    EXPECT_TRUE(HasCode(status, StatusCode::INVALID_ARGUMENT)) << token;
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "page_token"))
+        << status.error_message();
+  }
+  request.set_page_token(page.next_page_token());
+  EXPECT_EQ(Ids(List(request).tasks()), std::vector<std::string>{second});
+}
+
 TEST_F(RpcTest, DeleteForgetsTheTask) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const Task done = Await(Submit("echo", "{}").id());
