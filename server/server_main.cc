@@ -1,6 +1,7 @@
 #include "server/server_main.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -293,6 +294,11 @@ absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> StartMetricsServer(
 int Serve(const ServerConfig& config, const RegisterFunctions& extra,
           const sigset_t& signals, int argc, char** argv) {
   const OpenFilesLimit open_files = RaiseOpenFilesLimit();
+  // Not dumpable: /proc/<pid>/environ, mem and fd/ are root's, so a command
+  // running as the server's uid (not root) cannot read the server's
+  // environment or memory (no core dumps either). Children are dumpable
+  // again after their exec: workers and the janitor do the same.
+  prctl(PR_SET_DUMPABLE, 0);
   // Before any child: from now on no child outlives the server, even on
   // kill -9.
   if (absl::Status janitor = process::StartJanitor("/proc/self/exe", argv[0]);
