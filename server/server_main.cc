@@ -63,7 +63,8 @@ flags:
                               functions: [{name, command: [EXECUTABLE,
                                 "{arg}", ...], description, pool,
                                 run_timeout, cancel_grace, env, working_dir,
-                                max_output_bytes}]  (command functions: run
+                                max_output_bytes, allow_option_values, user,
+                                group}]  (command functions: run
                                 EXECUTABLE, no shell, with each {arg}
                                 filled from the task's args, stdin = input)
   --shutdown-grace DURATION how long running tasks may go on after SIGTERM

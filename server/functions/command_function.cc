@@ -381,6 +381,11 @@ absl::StatusOr<std::optional<Credentials>> ResolveCredentials(
   return credentials;
 }
 
+bool IsDirectory(const std::string& path) {
+  struct stat info;
+  return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
 // Where each run's private working directory is made: the server's
 // $TMPDIR if it is an absolute path, else /tmp.
 std::string PrivateDirParent() {
@@ -444,13 +449,19 @@ absl::StatusOr<FunctionSpec> MakeCommandFunction(
   REMEX_RETURN_IF_ERROR(CheckConfig(config));
   REMEX_ASSIGN_OR_RETURN(const std::optional<Credentials> run_as,
                          ResolveCredentials(config));
+  const std::string private_dir_parent =
+      config.working_dir.empty() ? PrivateDirParent() : std::string();
+  if (!private_dir_parent.empty() && !IsDirectory(private_dir_parent)) {
+    return Invalid(config.name,
+                   absl::StrCat("no working_dir, and ", private_dir_parent,
+                                " ($TMPDIR or /tmp), where each run's own "
+                                "directory would be made, is not a directory"));
+  }
 
   auto command = std::make_shared<const CommandTemplate>(*std::move(parsed));
   CommandRun run_template = {.env = Environment(config),
                              .working_dir = config.working_dir,
-                             .private_dir_in = config.working_dir.empty()
-                                                   ? PrivateDirParent()
-                                                   : std::string(),
+                             .private_dir_in = private_dir_parent,
                              .run_as = run_as,
                              .max_output_bytes = config.max_output_bytes,
                              .cancel_grace = config.cancel_grace};

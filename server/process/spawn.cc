@@ -195,8 +195,10 @@ absl::StatusOr<pid_t> SpawnChild(const ChildSpec& spec) {
   if (const int error = posix_spawn(&pid, executable.c_str(), &setup.actions,
                                     &setup.attr, argv.data(), envp.data());
       error != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot start ", spec.executable, ": ", strerror(error)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot start ", spec.executable,
+        spec.run_as.has_value() ? absl::StrCat(" through ", executable) : "",
+        ": ", strerror(error)));
   }
   internal::TellJanitor(spec.group == ChildGroup::kNewGroup
                             ? internal::JanitorOp::kWatchGroup

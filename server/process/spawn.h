@@ -26,9 +26,13 @@ struct Credentials {
 // The program that drops a child's privileges before its exec (util-linux,
 // essential in Debian, so also in the runtime image): posix_spawn cannot
 // change credentials, and fork() of a multi-threaded server to call
-// setuid() is out. setpriv sets the groups, then the uid, then execs in
+// setuid() is out. setpriv sets the groups, then the ids, then execs in
 // place, so the command keeps the pid, group and janitor registration that
-// SpawnChild gave setpriv.
+// SpawnChild gave setpriv. Preferred to an exec-shim mode of the server's
+// own binary: every process that runs commands could use it (process
+// workers, custom servers on RunServer, unit tests), no new early mode in
+// main, no load of the server's libraries per command, and a tool that does
+// exactly this, widely used.
 inline constexpr char kSetprivPath[] = "/usr/bin/setpriv";
 
 // What a child leads.
@@ -60,8 +64,9 @@ struct ChildSpec {
   // with `gid` as its only supplementary group and no_new_privs set (setuid
   // binaries give it nothing), through kSetprivPath, which must be there.
   // Needs this process to be privileged (root); argv[0] must then be
-  // `executable`. A child that setpriv cannot start exits 127, setpriv's
-  // message on its stderr.
+  // `executable`. A command that setpriv cannot exec (missing, or not
+  // executable by that account) exits 126 or 127, setpriv's message on its
+  // stderr.
   std::optional<Credentials> run_as;
 };
 
