@@ -60,8 +60,10 @@ struct CommandFunctionConfig {
   // Absolute: every run of the command starts there. Empty (the default):
   // each run gets a fresh directory of its own, mode 0700 (owned by `user`
   // when set), made in $TMPDIR (or /tmp) of the server and removed with
-  // everything in it once the command has ended, whatever ended it (a
-  // server killed with -9 leaves it behind).
+  // everything in it once the command has ended, whatever ended it (only
+  // the death of the process running the command leaves it behind: a
+  // server killed with -9, a process-pool worker killed after the pool's
+  // cancel_grace).
   std::string working_dir;
   // Lets a placeholder value make an argv element start with '-' (see
   // above). Off by default: the client would choose the command's options.

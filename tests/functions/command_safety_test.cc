@@ -121,7 +121,11 @@ class CommandSafetyTest : public ::testing::Test {
  protected:
   void StartServer(const std::string& config,
                    std::optional<Account> as = std::nullopt) {
-    std::string run = absl::StrCat("exec /usr/bin/env TMPDIR=/tmp ",
+    // The commands' private directories: in this test's directory (what a
+    // killed server leaves goes with it), or in /tmp for a server as
+    // another account, which must be able to write there.
+    const std::string tmpdir = as.has_value() ? "/tmp" : dir_.path().string();
+    std::string run = absl::StrCat("exec /usr/bin/env TMPDIR=", tmpdir, " ",
                                    kSecretName, "=", kSecretValue, " ");
     if (as.has_value()) {
       absl::StrAppend(&run, kSetpriv, " --reuid=", as->uid,
