@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -240,7 +241,8 @@ absl::StatusOr<functions::CommandFunctionConfig> ParseCommandFunction(
   REMEX_RETURN_IF_ERROR(
       CheckKeys(node, where,
                 {"name", "description", "command", "pool", "run_timeout",
-                 "cancel_grace", "env", "working_dir", "max_output_bytes"}));
+                 "cancel_grace", "env", "working_dir", "max_output_bytes",
+                 "allow_option_values", "user", "group"}));
   functions::CommandFunctionConfig function;
   if (!node["name"]) return Invalid(where, "needs a name");
   if (!node["command"]) return Invalid(where, "needs a command");
@@ -279,6 +281,19 @@ absl::StatusOr<functions::CommandFunctionConfig> ParseCommandFunction(
     REMEX_ASSIGN_OR_RETURN(
         function.max_output_bytes,
         PositiveInteger(node["max_output_bytes"], where + ".max_output_bytes"));
+  }
+  if (node["allow_option_values"]) {
+    REMEX_ASSIGN_OR_RETURN(function.allow_option_values,
+                           Scalar<bool>(node["allow_option_values"],
+                                        where + ".allow_option_values"));
+  }
+  for (auto [key, field] : {std::pair{"user", &function.user},
+                            std::pair{"group", &function.group}}) {
+    if (node[key]) {
+      REMEX_ASSIGN_OR_RETURN(
+          *field,
+          Scalar<std::string>(node[key], absl::StrCat(where, ".", key)));
+    }
   }
   // Checked now, so that a bad command stops the server at start.
   if (absl::Status status = functions::MakeCommandFunction(function).status();

@@ -1,6 +1,7 @@
 #include "server/server_main.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -79,7 +80,8 @@ flags:
                               functions: [{name, command: [EXECUTABLE,
                                 "{arg}", ...], description, pool,
                                 run_timeout, cancel_grace, env, working_dir,
-                                max_output_bytes}]  (command functions: run
+                                max_output_bytes, allow_option_values, user,
+                                group}]  (command functions: run
                                 EXECUTABLE, no shell, with each {arg}
                                 filled from the task's args, stdin = input)
   --shutdown-grace DURATION how long running tasks may go on after SIGTERM
@@ -374,6 +376,11 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
     return 1;
   }
   const OpenFilesLimit open_files = RaiseOpenFilesLimit();
+  // Not dumpable: /proc/<pid>/environ, mem and fd/ are root's, so a command
+  // running as the server's uid (not root) cannot read the server's
+  // environment or memory (no core dumps either). Children are dumpable
+  // again after their exec: workers and the janitor do the same.
+  prctl(PR_SET_DUMPABLE, 0);
   // Before any child: from now on no child outlives the server, even on
   // kill -9.
   if (absl::Status janitor = process::StartJanitor("/proc/self/exe", argv[0]);

@@ -1,18 +1,26 @@
 #include "server/functions/command_function.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
 #include "server/process/command_runner.h"
@@ -24,6 +32,7 @@ using ::remex::executor::Json;
 using ::remex::executor::TaskContext;
 using ::remex::process::CommandResult;
 using ::remex::process::CommandRun;
+using ::remex::process::Credentials;
 using ::remex::process::RunCommand;
 
 namespace {
@@ -113,9 +122,11 @@ absl::StatusOr<std::string> ArgText(const std::string& function,
 class CommandTemplate {
  public:
   static absl::StatusOr<CommandTemplate> Parse(
-      const std::string& function, const std::vector<std::string>& command) {
+      const std::string& function, const std::vector<std::string>& command,
+      bool allow_option_values) {
     CommandTemplate parsed;
     parsed.function_ = function;
+    parsed.allow_option_values_ = allow_option_values;
     for (size_t i = 0; i < command.size(); ++i) {
       absl::StatusOr<ElementTemplate> element = ParseElement(command[i]);
       if (!element.ok()) {
@@ -147,8 +158,13 @@ class CommandTemplate {
     }
     std::vector<std::string> argv;
     argv.reserve(elements_.size());
-    for (const ElementTemplate& element : elements_) {
+    for (size_t i = 0; i < elements_.size(); ++i) {
+      const ElementTemplate& element = elements_[i];
       std::string text;
+      // The placeholder whose value gives the element its first character,
+      // if the element starts with placeholders (else the first of them).
+      const Segment* leading = nullptr;
+      std::string leading_value;
       for (const Segment& segment : element) {
         if (!segment.placeholder) {
           text += segment.text;
@@ -162,7 +178,22 @@ class CommandTemplate {
         REMEX_ASSIGN_OR_RETURN(
             const std::string value,
             ArgText(function_, segment.text, args[segment.text]));
+        if (text.empty() && (leading == nullptr || !value.empty())) {
+          leading = &segment;
+          leading_value = value;
+        }
         text += value;
+      }
+      // An element that the config starts with a literal is the config's
+      // to make an option or not; one that a value starts is the client's.
+      if (!allow_option_values_ && !element.empty() &&
+          element.front().placeholder && absl::StartsWith(text, "-")) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            function_, ": args.", leading->text, " = ",
+            common::Quote(leading_value), " would start argv element ", i,
+            " with '-', an option of the command (a negative number too); "
+            "the function's config may allow it with allow_option_values: "
+            "true"));
       }
       argv.push_back(std::move(text));
     }
@@ -178,6 +209,7 @@ class CommandTemplate {
   }
 
   std::string function_;
+  bool allow_option_values_ = false;
   std::vector<ElementTemplate> elements_;
   std::set<std::string> names_;
 };
@@ -246,6 +278,122 @@ absl::Status CheckConfig(const CommandFunctionConfig& config) {
   return absl::OkStatus();
 }
 
+// Ids: digits only.
+std::optional<uint32_t> NumericId(const std::string& text) {
+  uint32_t id = 0;
+  if (text.empty() || !std::all_of(text.begin(), text.end(), [](char c) {
+        return absl::ascii_isdigit(c);
+      })) {
+    return std::nullopt;
+  }
+  if (!absl::SimpleAtoi(text, &id) || id == static_cast<uint32_t>(-1)) {
+    return std::nullopt;
+  }
+  return id;
+}
+
+// The passwd entry of `name` (by_name) or of uid `id`; nullopt if none.
+std::optional<struct passwd> LookUpUser(const std::string& name, uid_t id,
+                                        bool by_name,
+                                        std::vector<char>& buffer) {
+  buffer.resize(16 * 1024);
+  for (;;) {
+    struct passwd entry;
+    struct passwd* found = nullptr;
+    const int error =
+        by_name ? getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(),
+                             &found)
+                : getpwuid_r(id, &entry, buffer.data(), buffer.size(), &found);
+    if (error == ERANGE && buffer.size() < (1u << 20)) {
+      buffer.resize(buffer.size() * 2);
+      continue;
+    }
+    if (error != 0 || found == nullptr) return std::nullopt;
+    return entry;
+  }
+}
+
+std::optional<gid_t> LookUpGroup(const std::string& name) {
+  std::vector<char> buffer(16 * 1024);
+  for (;;) {
+    struct group entry;
+    struct group* found = nullptr;
+    const int error =
+        getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
+    if (error == ERANGE && buffer.size() < (1u << 20)) {
+      buffer.resize(buffer.size() * 2);
+      continue;
+    }
+    if (error != 0 || found == nullptr) return std::nullopt;
+    return entry.gr_gid;
+  }
+}
+
+// The account of `user` and `group`, resolved now (at config load), or
+// nullopt when neither is set.
+absl::StatusOr<std::optional<Credentials>> ResolveCredentials(
+    const CommandFunctionConfig& config) {
+  if (config.user.empty() && config.group.empty()) return std::nullopt;
+  Credentials credentials = {.uid = geteuid(), .gid = getegid()};
+  std::optional<gid_t> primary_gid;
+  if (!config.user.empty()) {
+    std::vector<char> buffer;
+    const std::optional<uint32_t> uid = NumericId(config.user);
+    const std::optional<struct passwd> entry =
+        LookUpUser(config.user, uid.value_or(0), !uid.has_value(), buffer);
+    if (!uid.has_value() && !entry.has_value()) {
+      return Invalid(config.name,
+                     absl::StrCat("user: no such user '", config.user, "'"));
+    }
+    credentials.uid = uid.has_value() ? *uid : entry->pw_uid;
+    if (entry.has_value()) primary_gid = entry->pw_gid;
+  }
+  if (!config.group.empty()) {
+    std::optional<gid_t> gid = NumericId(config.group);
+    if (!gid.has_value()) gid = LookUpGroup(config.group);
+    if (!gid.has_value()) {
+      return Invalid(config.name,
+                     absl::StrCat("group: no such group '", config.group, "'"));
+    }
+    credentials.gid = *gid;
+  } else if (primary_gid.has_value()) {
+    credentials.gid = *primary_gid;
+  } else {
+    return Invalid(config.name,
+                   absl::StrCat("user ", config.user,
+                                " has no passwd entry, so no primary group: "
+                                "set group"));
+  }
+  // After the names, so that a typo is reported whoever checks the config.
+  if (geteuid() != 0) {
+    return Invalid(
+        config.name,
+        absl::StrCat("user/group: the server runs as uid ", geteuid(),
+                     ", not root, so it cannot run commands as "
+                     "another account; remove user and group or "
+                     "start the server as root"));
+  }
+  if (access(process::kSetprivPath, X_OK) != 0) {
+    return Invalid(config.name,
+                   absl::StrCat("user/group need ", process::kSetprivPath,
+                                " (util-linux), which is not there"));
+  }
+  return credentials;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat info;
+  return stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+// Where each run's private working directory is made: the server's
+// $TMPDIR if it is an absolute path, else /tmp.
+std::string PrivateDirParent() {
+  const char* tmpdir = std::getenv("TMPDIR");
+  if (tmpdir != nullptr && tmpdir[0] == '/') return tmpdir;
+  return "/tmp";
+}
+
 std::vector<std::string> Environment(const CommandFunctionConfig& config) {
   std::vector<std::string> env;
   if (!config.env.contains("PATH")) env.push_back(kDefaultPath);
@@ -295,14 +443,26 @@ absl::StatusOr<FunctionSpec> MakeCommandFunction(
   if (config.name.empty()) {
     return absl::InvalidArgumentError("a command function needs a name");
   }
-  absl::StatusOr<CommandTemplate> parsed =
-      CommandTemplate::Parse(config.name, config.command);
+  absl::StatusOr<CommandTemplate> parsed = CommandTemplate::Parse(
+      config.name, config.command, config.allow_option_values);
   if (!parsed.ok()) return Invalid(config.name, parsed.status().message());
   REMEX_RETURN_IF_ERROR(CheckConfig(config));
+  REMEX_ASSIGN_OR_RETURN(const std::optional<Credentials> run_as,
+                         ResolveCredentials(config));
+  const std::string private_dir_parent =
+      config.working_dir.empty() ? PrivateDirParent() : std::string();
+  if (!private_dir_parent.empty() && !IsDirectory(private_dir_parent)) {
+    return Invalid(config.name,
+                   absl::StrCat("no working_dir, and ", private_dir_parent,
+                                " ($TMPDIR or /tmp), where each run's own "
+                                "directory would be made, is not a directory"));
+  }
 
   auto command = std::make_shared<const CommandTemplate>(*std::move(parsed));
   CommandRun run_template = {.env = Environment(config),
                              .working_dir = config.working_dir,
+                             .private_dir_in = private_dir_parent,
+                             .run_as = run_as,
                              .max_output_bytes = config.max_output_bytes,
                              .cancel_grace = config.cancel_grace};
   std::string description = config.description;

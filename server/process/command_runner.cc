@@ -1,15 +1,18 @@
 #include "server/process/command_runner.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -27,6 +30,10 @@ namespace {
 // How often a running command checks its cancellation token.
 constexpr absl::Duration kCancelPollInterval = absl::Milliseconds(50);
 constexpr size_t kReadChunk = 64 * 1024;
+// How deep RemoveContents goes into what a command left in its private
+// directory (one open fd per level); what lies deeper stays, and the
+// directory with it.
+constexpr int kMaxRemoveDepth = 256;
 
 // Closes the fd it holds, once.
 class Fd {
@@ -103,6 +110,75 @@ struct ChildPipes {
   Fd stdin_read, stdin_write;
   Fd stdout_read, stdout_write;
   Fd stderr_read, stderr_write;
+};
+
+// Removes everything in the directory open as `dir_fd` (taken and closed)
+// through fds, never through a path or a symbolic link: whatever a command
+// (or a descendant that escaped its group) does meanwhile, the server only
+// removes entries below the directory it made.
+void RemoveContents(int dir_fd, int depth) {
+  DIR* dir = fdopendir(dir_fd);
+  if (dir == nullptr) {
+    close(dir_fd);
+    return;
+  }
+  const int fd = dirfd(dir);
+  while (const dirent* entry = readdir(dir)) {
+    const char* name = entry->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+    if (unlinkat(fd, name, 0) == 0 || errno != EISDIR) continue;
+    if (depth >= kMaxRemoveDepth) continue;
+    int child =
+        openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (child < 0 && errno == EACCES) {
+      // A directory the command made unreadable (a server that is not root
+      // runs commands as itself, so it owns it).
+      fchmodat(fd, name, 0700, 0);
+      child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (child >= 0) RemoveContents(child, depth + 1);
+    unlinkat(fd, name, AT_REMOVEDIR);
+  }
+  closedir(dir);
+}
+
+// A fresh directory for one command: made 0700 in `parent`, handed to
+// `owner` if set; removed with its contents by the destructor.
+//
+// Not thread-safe; owned by the thread that runs the command.
+class PrivateDir {
+ public:
+  static absl::StatusOr<std::unique_ptr<PrivateDir>> Make(
+      const std::string& parent, const std::optional<Credentials>& owner) {
+    std::string path = parent;
+    if (path.empty() || path.back() != '/') path += '/';
+    path += "remex-cmd-XXXXXX";
+    if (mkdtemp(path.data()) == nullptr) {
+      return ErrnoError(absl::StrCat("cannot make a directory in ", parent));
+    }
+    auto dir = std::unique_ptr<PrivateDir>(new PrivateDir(std::move(path)));
+    if (owner.has_value() &&
+        chown(dir->path().c_str(), owner->uid, owner->gid) != 0) {
+      return ErrnoError(absl::StrCat("chown ", dir->path()));
+    }
+    return dir;
+  }
+
+  ~PrivateDir() {
+    const int fd =
+        open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) RemoveContents(fd, 0);
+    rmdir(path_.c_str());
+  }
+  PrivateDir(const PrivateDir&) = delete;
+  PrivateDir& operator=(const PrivateDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit PrivateDir(std::string path) : path_(std::move(path)) {}
+
+  const std::string path_;
 };
 
 // One captured stream, bounded.
@@ -271,6 +347,16 @@ absl::StatusOr<CommandResult> RunCommand(
   if (run.argv.empty()) {
     return absl::InvalidArgumentError("RunCommand: empty argv");
   }
+  if (!run.private_dir_in.empty() && !run.working_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "RunCommand: both a working_dir and a private directory");
+  }
+  // Declared first, so that it is removed after the child is reaped.
+  std::unique_ptr<PrivateDir> private_dir;
+  if (!run.private_dir_in.empty()) {
+    REMEX_ASSIGN_OR_RETURN(private_dir,
+                           PrivateDir::Make(run.private_dir_in, run.run_as));
+  }
   ChildPipes pipes;
   REMEX_RETURN_IF_ERROR(MakePipe(pipes.stdin_read, pipes.stdin_write));
   REMEX_RETURN_IF_ERROR(MakePipe(pipes.stdout_read, pipes.stdout_write));
@@ -283,8 +369,10 @@ absl::StatusOr<CommandResult> RunCommand(
                   .env = run.env,
                   .fds = {pipes.stdin_read.get(), pipes.stdout_write.get(),
                           pipes.stderr_write.get()},
-                  .working_dir = run.working_dir,
-                  .group = ChildGroup::kNewGroup}));
+                  .working_dir = private_dir != nullptr ? private_dir->path()
+                                                        : run.working_dir,
+                  .group = ChildGroup::kNewGroup,
+                  .run_as = run.run_as}));
   // The child holds its ends now; ours must close, or no EOF ever comes.
   pipes.stdin_read.Close();
   pipes.stdout_write.Close();

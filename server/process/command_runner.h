@@ -6,12 +6,14 @@
 #define REMEX_SERVER_PROCESS_COMMAND_RUNNER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/executor/cancellation.h"
+#include "server/process/spawn.h"
 
 namespace remex::process {
 
@@ -21,8 +23,15 @@ struct CommandRun {
   std::vector<std::string> argv;
   // "NAME=VALUE", the whole environment.
   std::vector<std::string> env;
-  // Empty: the caller's.
+  // Empty: the caller's (or see private_dir_in).
   std::string working_dir;
+  // Non-empty (an absolute path; working_dir must then be empty): the child
+  // runs in a fresh directory of its own made in this one, mode 0700, owned
+  // by run_as if set; removed with all it holds once the child is reaped,
+  // however it ended (exit, cancel, timeout).
+  std::string private_dir_in;
+  // Set: the child runs as this account (SpawnChild's ChildSpec::run_as).
+  std::optional<Credentials> run_as;
   std::string stdin_data;
   int64_t max_output_bytes = 1 << 20;
   absl::Duration cancel_grace = absl::Seconds(2);
@@ -52,7 +61,7 @@ struct CommandResult {
 // While it runs, its group is registered with this process's janitor, if
 // any (janitor.h), so that it is killed if the server dies; in a process
 // worker, the worker's session covers it instead. FAILED_PRECONDITION if
-// the command could not be started.
+// the command could not be started (or its private directory not made).
 absl::StatusOr<CommandResult> RunCommand(
     const CommandRun& run, const executor::CancellationToken& cancellation);
 

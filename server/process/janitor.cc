@@ -50,6 +50,9 @@ std::vector<std::string> Environment() {
 int RunJanitor(int fd) {
   // Tells the janitor from the server in ps and top.
   prctl(PR_SET_NAME, "remex-janitor");
+  // It holds the server's whole environment: as the server
+  // (server_main.cc), commands running as its uid cannot read it.
+  prctl(PR_SET_DUMPABLE, 0);
   std::set<pid_t> groups;
   std::set<pid_t> sessions;
   for (;;) {

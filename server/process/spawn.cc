@@ -125,9 +125,29 @@ int KillNewMembers(pid_t sid, std::set<pid_t>& signalled) {
   return found;
 }
 
+// setpriv's argv to run `spec` as spec.run_as: ids first, then `--`, so
+// that nothing of the command's argv is read as setpriv's option.
+std::vector<std::string> SetprivArgv(const ChildSpec& spec) {
+  const Credentials& as = *spec.run_as;
+  std::vector<std::string> argv = {kSetprivPath,
+                                   absl::StrCat("--regid=", as.gid),
+                                   absl::StrCat("--groups=", as.gid),
+                                   absl::StrCat("--reuid=", as.uid),
+                                   "--no-new-privs",
+                                   "--"};
+  argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
+  return argv;
+}
+
 }  // namespace
 
 absl::StatusOr<pid_t> SpawnChild(const ChildSpec& spec) {
+  if (spec.run_as.has_value() &&
+      (spec.argv.empty() || spec.argv[0] != spec.executable)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot start ", spec.executable,
+                     " as another user: argv[0] must be the executable"));
+  }
   SpawnSetup setup;
   MovedFds moved;
   const int count = static_cast<int>(spec.fds.size());
@@ -164,15 +184,21 @@ absl::StatusOr<pid_t> SpawnChild(const ChildSpec& spec) {
   posix_spawnattr_setsigmask(&setup.attr, &none);
   posix_spawnattr_setsigdefault(&setup.attr, &all);
 
-  std::vector<char*> argv = CStrings(spec.argv);
+  const std::vector<std::string> setpriv_argv =
+      spec.run_as.has_value() ? SetprivArgv(spec) : std::vector<std::string>();
+  const std::string& executable =
+      spec.run_as.has_value() ? setpriv_argv[0] : spec.executable;
+  std::vector<char*> argv =
+      CStrings(spec.run_as.has_value() ? setpriv_argv : spec.argv);
   std::vector<char*> envp = CStrings(spec.env);
   pid_t pid = -1;
-  if (const int error =
-          posix_spawn(&pid, spec.executable.c_str(), &setup.actions,
-                      &setup.attr, argv.data(), envp.data());
+  if (const int error = posix_spawn(&pid, executable.c_str(), &setup.actions,
+                                    &setup.attr, argv.data(), envp.data());
       error != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot start ", spec.executable, ": ", strerror(error)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot start ", spec.executable,
+        spec.run_as.has_value() ? absl::StrCat(" through ", executable) : "",
+        ": ", strerror(error)));
   }
   internal::TellJanitor(spec.group == ChildGroup::kNewGroup
                             ? internal::JanitorOp::kWatchGroup

@@ -16,6 +16,25 @@
 
 namespace remex::process {
 
+// The account a child runs as, instead of this process's.
+struct Credentials {
+  uid_t uid = 0;
+  // The primary group and the one supplementary group.
+  gid_t gid = 0;
+};
+
+// The program that drops a child's privileges before its exec (util-linux,
+// essential in Debian, so also in the runtime image): posix_spawn cannot
+// change credentials, and fork() of a multi-threaded server to call
+// setuid() is out. setpriv sets the groups, then the ids, then execs in
+// place, so the command keeps the pid, group and janitor registration that
+// SpawnChild gave setpriv. Preferred to an exec-shim mode of the server's
+// own binary: every process that runs commands could use it (process
+// workers, custom servers on RunServer, unit tests), no new early mode in
+// main, no load of the server's libraries per command, and a tool that does
+// exactly this, widely used.
+inline constexpr char kSetprivPath[] = "/usr/bin/setpriv";
+
 // What a child leads.
 enum class ChildGroup {
   // A process group of its own (a command): a signal to the group reaches
@@ -41,13 +60,22 @@ struct ChildSpec {
   // Empty: the caller's.
   std::string working_dir;
   ChildGroup group = ChildGroup::kNewGroup;
+  // Set: the child runs as this account (real, effective and saved ids),
+  // with `gid` as its only supplementary group and no_new_privs set (setuid
+  // binaries give it nothing), through kSetprivPath, which must be there.
+  // Needs this process to be privileged (root); argv[0] must then be
+  // `executable`. A command that setpriv cannot exec (missing, or not
+  // executable by that account) exits 126 or 127, setpriv's message on its
+  // stderr.
+  std::optional<Credentials> run_as;
 };
 
 // Starts `spec` with posix_spawn (never fork(): the caller may be
 // multi-threaded), with default signal dispositions and an empty signal
 // mask. When this process is connected to a janitor, the child's group or
 // session is registered with it until Reap(). FAILED_PRECONDITION naming
-// the executable if it cannot be started.
+// the executable if it cannot be started; INVALID_ARGUMENT if `run_as` is
+// set and argv[0] is not the executable.
 absl::StatusOr<pid_t> SpawnChild(const ChildSpec& spec);
 
 // True once `pid`, a child of this process, has exited; it is not reaped

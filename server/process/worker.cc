@@ -222,6 +222,9 @@ void PrepareWorkerProcess(pid_t parent) {
   if (getppid() != parent) _exit(0);
   // Tells workers from the server in ps and top.
   prctl(PR_SET_NAME, "remex-worker");
+  // As the server (server_main.cc): the commands a worker runs as its uid
+  // cannot read its memory (other tasks' args and input) or environment.
+  prctl(PR_SET_DUMPABLE, 0);
   CloseInheritedFds();
 }
 

@@ -3,8 +3,10 @@
 // through the SDK. Children of the server are observed through /proc.
 #include <signal.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
@@ -75,6 +77,16 @@ functions:
   - name: zeros
     command: [/usr/bin/head, -c, "{n}", /dev/zero]
     max_output_bytes: 1000
+  - name: pair
+    command: [/usr/bin/printf, "%s|", "{a}{b}"]
+  - name: show_any
+    command: [/usr/bin/printf, "%s|", "{value}"]
+    allow_option_values: true
+  - name: where
+    command: [/bin/sh, -c, "/bin/pwd; /usr/bin/stat -c '%a %u' ."]
+  - name: where_fixed
+    command: [/bin/pwd]
+    working_dir: /tmp
 )";
 
 class CommandFunctionTest : public ::testing::Test {
@@ -180,6 +192,90 @@ TEST_F(CommandFunctionTest, BadArgsAnswerInvalidArgument) {
   EXPECT_EQ(not_scalar.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(not_scalar.message(), "args.from"))
       << not_scalar;
+}
+
+TEST_F(CommandFunctionTest, AValueCannotBecomeAnOptionOfTheCommand) {
+  // `tr --help`: the client would pick the command's behaviour.
+  const absl::Status help =
+      SubmitStatus("upper", R"({"from": "--help", "to": "x"})");
+  EXPECT_EQ(help.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(help.message(), "args.from = '--help'"))
+      << help;
+  EXPECT_TRUE(absl::StrContains(help.message(), "allow_option_values")) << help;
+
+  // A negative number filling a whole element is '-'-led too.
+  const absl::Status negative = SubmitStatus("sleep_for", R"({"seconds": -1})");
+  EXPECT_EQ(negative.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(negative.message(), "args.seconds = '-1'"))
+      << negative;
+
+  // Placeholders that start an element together: the one whose value
+  // leads is named, even after an empty one.
+  const absl::Status joined = SubmitStatus("pair", R"({"a": "", "b": "-n"})");
+  EXPECT_EQ(joined.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(joined.message(), "args.b = '-n'")) << joined;
+}
+
+TEST_F(CommandFunctionTest, DashesAreFineWhereTheyCannotStartAnOption) {
+  // After a literal prefix (`--{flag}=...`), or inside a value.
+  const v1::Task embedded =
+      Run("one_arg", R"({"text": "a-b --c", "flag": "-3"})");
+  ASSERT_EQ(embedded.state(), v1::SUCCEEDED) << embedded.error().message();
+  EXPECT_EQ(embedded.output(), "a-b --c|---3={x}|");
+  const v1::Task pair = Run("pair", R"({"a": "x", "b": "-n"})");
+  ASSERT_EQ(pair.state(), v1::SUCCEEDED) << pair.error().message();
+  EXPECT_EQ(pair.output(), "x-n|");
+}
+
+TEST_F(CommandFunctionTest, AllowOptionValuesLetsAValueStartWithADash) {
+  const v1::Task option = Run("show_any", R"({"value": "--help"})");
+  ASSERT_EQ(option.state(), v1::SUCCEEDED) << option.error().message();
+  EXPECT_EQ(option.output(), "--help|");
+  const v1::Task negative = Run("show_any", R"({"value": -2.5})");
+  ASSERT_EQ(negative.state(), v1::SUCCEEDED) << negative.error().message();
+  EXPECT_EQ(negative.output(), "-2.5|");
+}
+
+TEST_F(CommandFunctionTest, EachRunHasAPrivateDirectoryRemovedAfterIt) {
+  std::vector<std::string> dirs;
+  for (int i = 0; i < 2; ++i) {
+    const v1::Task task = Run("where", "{}");
+    ASSERT_EQ(task.state(), v1::SUCCEEDED) << task.error().message();
+    const std::vector<std::string> lines =
+        absl::StrSplit(task.output(), '\n', absl::SkipEmpty());
+    ASSERT_EQ(lines.size(), 2u) << task.output();
+    // Mode 0700, owned by the server's uid (this test's).
+    EXPECT_EQ(lines[1], absl::StrCat("700 ", geteuid())) << task.output();
+    EXPECT_TRUE(absl::StartsWith(lines[0], "/")) << lines[0];
+    EXPECT_FALSE(std::filesystem::exists(lines[0]))
+        << lines[0] << " is still there after the task";
+    dirs.push_back(lines[0]);
+  }
+  EXPECT_NE(dirs[0], dirs[1]);
+}
+
+TEST_F(CommandFunctionTest, ACancelledRunsDirectoryIsRemovedToo) {
+  Future future = client_->Submit("sleep_for", Json(R"({"seconds": 30})"));
+  ASSERT_TRUE(WaitUntilRunning(*client_, future.id()));
+  const pid_t child = AwaitOnlyChild();
+  ASSERT_GT(child, 0);
+  std::error_code error;
+  const std::filesystem::path dir = std::filesystem::read_symlink(
+      absl::StrCat("/proc/", child, "/cwd"), error);
+  ASSERT_FALSE(error) << error.message();
+  EXPECT_TRUE(std::filesystem::is_directory(dir)) << dir;
+
+  EXPECT_TRUE(future.cancel());
+  EXPECT_EQ(AwaitTask(*client_, future.id()).state(), v1::CANCELLED);
+  EXPECT_TRUE(WaitUntil([&] { return !std::filesystem::exists(dir); },
+                        absl::Seconds(10)))
+      << dir << " is still there after the cancel";
+}
+
+TEST_F(CommandFunctionTest, WorkingDirPicksAFixedDirectory) {
+  const v1::Task task = Run("where_fixed", "{}");
+  ASSERT_EQ(task.state(), v1::SUCCEEDED) << task.error().message();
+  EXPECT_EQ(task.output(), "/tmp\n");
 }
 
 TEST_F(CommandFunctionTest, ANonZeroExitFailsWithTheCodeAndStderr) {
@@ -333,6 +429,15 @@ TEST(CommandFunctionConfigTest, BadCommandsAreRefusedAtStart) {
                       "command must name at least the executable");
   ExpectConfigRefused("  - {name: x, command: [/bin/echo], working_dir: tmp}\n",
                       "working_dir must be an absolute path");
+  ExpectConfigRefused(
+      "  - {name: x, command: [/bin/echo], user: no-such-user-remex}\n",
+      "user: no such user 'no-such-user-remex'");
+  ExpectConfigRefused(
+      "  - {name: x, command: [/bin/echo], group: no-such-group-remex}\n",
+      "group: no such group 'no-such-group-remex'");
+  ExpectConfigRefused(
+      "  - {name: x, command: [/bin/echo], allow_option_values: maybe}\n",
+      "allow_option_values: bad value 'maybe'");
 }
 
 TEST(CommandFunctionConfigTest, ANameTakenByABuiltinIsRefused) {

@@ -6,18 +6,21 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "server/executor/cancellation.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
 namespace remex::process {
@@ -133,6 +136,101 @@ TEST(CommandRunnerTest, CancelKillsAChildIgnoringSigtermAfterTheGrace) {
   EXPECT_EQ(result.signal, SIGKILL);
   EXPECT_GE(took, absl::Milliseconds(700)) << "SIGKILL only after the grace";
   EXPECT_LT(took, absl::Seconds(10));
+}
+
+// The entries of `dir`.
+std::vector<std::string> Entries(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    names.push_back(entry.path().filename());
+  }
+  return names;
+}
+
+TEST(CommandRunnerTest, APrivateDirectoryGoesWithAllTheCommandLeftInIt) {
+  remex::testing::TempDir parent;
+  remex::testing::TempDir outside;
+  const std::string kept = outside.Write("kept.txt", "still here");
+  // Nested directories, one without permissions, and symbolic links out of
+  // the directory, which its removal must not follow.
+  CommandRun run =
+      Command({"/bin/sh", "-c",
+               "pwd; stat -c %a .; mkdir -p a/b/c; echo x > a/b/c/f; "
+               "ln -s \"$0\" file_link; ln -s \"$1\" dir_link; "
+               "mkdir locked; touch locked/f; chmod 000 locked",
+               kept, outside.path().string()});
+  run.private_dir_in = parent.path();
+  const CommandResult result = RunToEnd(run);
+  ASSERT_EQ(result.exit_code, 0) << result.stderr_data;
+  const std::string prefix = (parent.path() / "remex-cmd-").string();
+  EXPECT_EQ(result.stdout_data.substr(0, prefix.size()), prefix)
+      << result.stdout_data;
+  EXPECT_TRUE(absl::EndsWith(result.stdout_data, "\n700\n"))
+      << result.stdout_data;
+  EXPECT_TRUE(Entries(parent.path()).empty()) << "the directory is still there";
+  EXPECT_TRUE(std::filesystem::exists(kept));
+  EXPECT_EQ(Entries(outside.path()), std::vector<std::string>{"kept.txt"});
+}
+
+TEST(CommandRunnerTest, EachRunGetsItsOwnDirectory) {
+  remex::testing::TempDir parent;
+  CommandRun run = Command({"/bin/pwd"});
+  run.private_dir_in = parent.path();
+  const std::string first = RunToEnd(run).stdout_data;
+  const std::string second = RunToEnd(run).stdout_data;
+  EXPECT_FALSE(first.empty());
+  EXPECT_NE(first, second);
+}
+
+TEST(CommandRunnerTest, ACancelledRunsPrivateDirectoryIsRemoved) {
+  remex::testing::TempDir parent;
+  CommandRun run = Command({"/bin/sh", "-c", ": > marker; /bin/sleep 30"});
+  run.private_dir_in = parent.path();
+  CommandResult result;
+  CancelWhenReady(
+      run,
+      [&] {
+        for (const auto& entry :
+             std::filesystem::directory_iterator(parent.path())) {
+          if (std::filesystem::exists(entry.path() / "marker")) return true;
+        }
+        return false;
+      },
+      result);
+  EXPECT_TRUE(result.cancelled);
+  EXPECT_TRUE(Entries(parent.path()).empty()) << "the directory is still there";
+}
+
+TEST(CommandRunnerTest, RunAsRunsTheChildAsThatAccountInADirectoryOfItsOwn) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  remex::testing::TempDir parent;
+  CommandRun run =
+      Command({"/bin/sh", "-c", "id -u; id -G; stat -c '%a %u %g' ."});
+  run.private_dir_in = parent.path();
+  run.run_as = Credentials{.uid = 65534, .gid = 65533};
+  const CommandResult result = RunToEnd(run);
+  ASSERT_EQ(result.exit_code, 0) << result.stderr_data;
+  EXPECT_EQ(result.stdout_data, "65534\n65533\n700 65534 65533\n");
+  EXPECT_TRUE(Entries(parent.path()).empty());
+}
+
+TEST(CommandRunnerTest, RunAsCannotRegainPrivileges) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  // no_new_privs (a setuid-root binary runs without root) and no
+  // capability left of root's.
+  CommandRun run = Command(
+      {"/bin/grep", "-E",
+       "^(NoNewPrivs|CapPrm|CapEff|CapAmb|Groups):", "/proc/self/status"});
+  run.run_as = Credentials{.uid = 65534, .gid = 65534};
+  const CommandResult result = RunToEnd(run);
+  ASSERT_EQ(result.exit_code, 0) << result.stderr_data;
+  for (const char* line : {"Groups:\t65534", "CapPrm:\t0000000000000000",
+                           "CapEff:\t0000000000000000",
+                           "CapAmb:\t0000000000000000", "NoNewPrivs:\t1"}) {
+    EXPECT_TRUE(absl::StrContains(result.stdout_data, line))
+        << line << " not in:\n"
+        << result.stdout_data;
+  }
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -281,6 +283,36 @@ functions:
   EXPECT_EQ(upper.env, (std::map<std::string, std::string>{{"LC_ALL", "C"}}));
   EXPECT_EQ(upper.working_dir, "/tmp");
   EXPECT_EQ(upper.max_output_bytes, 4096);
+}
+
+TEST(ConfigTest, ParsesTheSafetyKeysOfCommandFunctions) {
+  absl::StatusOr<ServerConfig> config = ParseConfig(R"(
+functions:
+  - name: show
+    command: [/usr/bin/printf, "{value}"]
+    allow_option_values: true
+)",
+                                                    DefaultConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->command_functions.size(), 1u);
+  EXPECT_TRUE(config->command_functions[0].allow_option_values);
+  EXPECT_EQ(config->command_functions[0].user, "");
+  if (geteuid() != 0) GTEST_SKIP() << "user and group need root";
+  config = ParseConfig(R"(
+functions:
+  - {name: a, command: [/bin/true], user: nobody}
+  - {name: b, command: [/bin/true], user: 65534, group: 1}
+)",
+                       DefaultConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->command_functions.size(), 2u);
+  EXPECT_EQ(config->command_functions[0].user, "nobody");
+  EXPECT_EQ(config->command_functions[0].group, "");
+  EXPECT_EQ(config->command_functions[1].user, "65534");
+  EXPECT_EQ(config->command_functions[1].group, "1");
+  EXPECT_THAT(ParseError(R"({"functions": [{"name": "x",
+                   "command": ["/bin/true"], "user": "12345678"}]})"),
+              HasSubstr("user 12345678 has no passwd entry"));
 }
 
 TEST(ConfigTest, BadCommandFunctionsAreRejectedByIndex) {
