@@ -31,6 +31,12 @@ struct ServerConfig {
   std::vector<std::string> plugins;
   // Functions that run an executable (see command_function.h).
   std::vector<functions::CommandFunctionConfig> command_functions;
+  // TLS (see auth/tls.h): PEM files of the server's certificate chain and
+  // key; empty: plaintext. With a client CA, clients must present a
+  // certificate it signed (mTLS).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
 };
 
 // The embedded defaults: a thread pool "default" and a process pool
@@ -47,6 +53,8 @@ ServerConfig DefaultConfig();
 //   max_connection_idle: "5m"  (0: never)
 //   pollers: N
 //   plugins: [PATH.so, ...]  (relative paths: to `config_dir`)
+//   tls_cert: FILE, tls_key: FILE, tls_client_ca: FILE  (relative paths: to
+//     `config_dir`)
 //   functions: [{name, description, command: [EXECUTABLE, ARG, ...], pool,
 //                run_timeout, cancel_grace, env: {NAME: VALUE},
 //                working_dir, max_output_bytes}]  (command functions)
@@ -55,9 +63,14 @@ ServerConfig DefaultConfig();
 absl::StatusOr<ServerConfig> ParseConfig(absl::string_view text,
                                          ServerConfig base,
                                          absl::string_view config_dir = "");
-// Plugin paths in the file are relative to the file's directory.
+// Plugin and TLS paths in the file are relative to the file's directory.
 absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path,
                                             ServerConfig base);
+
+// INVALID_ARGUMENT unless the TLS settings make sense together (after flags
+// override the file): a certificate and its key both or neither, a client
+// CA only with them. The files themselves are checked at start.
+absl::Status CheckTlsConfig(const ServerConfig& config);
 
 }  // namespace remex::server
 

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "monitoring/metrics.h"
+#include "server/auth/tls.h"
 #include "server/config.h"
 #include "server/executor/executor.h"
 #include "server/process/janitor.h"
@@ -81,6 +82,15 @@ flags:
                             built for another plugin API version or offers
                             a function name already taken stops the server
                             (exit 1)
+  --tls-cert FILE           serves TLS with this PEM certificate chain
+                            (with --tls-key; overrides config tls_cert)
+  --tls-key FILE            the PEM private key of --tls-cert (overrides
+                            config tls_key)
+  --tls-client-ca FILE      requires client certificates signed by these
+                            PEM CAs (mTLS; needs --tls-cert; overrides
+                            config tls_client_ca). A file that is missing,
+                            unreadable, not PEM, or a key that does not
+                            match the certificate stops the server (exit 1)
   --enable-test-functions   registers `crash`, which kills the process
                             running it, and `ignore_cancel`, which keeps its
                             worker busy after a cancel (for tests only)
@@ -105,6 +115,9 @@ struct Flags {
   std::optional<int> pollers;
   std::optional<absl::Duration> max_connection_idle;
   std::vector<std::string> plugins;
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_client_ca;
   bool enable_test_functions = false;
   bool help = false;
   bool version = false;
@@ -150,6 +163,15 @@ absl::Status ParseFlag(absl::string_view name,
                            FlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--plugin") {
     REMEX_ASSIGN_OR_RETURN(flags.plugins.emplace_back(),
+                           FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--tls-cert") {
+    REMEX_ASSIGN_OR_RETURN(flags.tls_cert,
+                           FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--tls-key") {
+    REMEX_ASSIGN_OR_RETURN(flags.tls_key,
+                           FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--tls-client-ca") {
+    REMEX_ASSIGN_OR_RETURN(flags.tls_client_ca,
                            FlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--metrics-listen") {
     REMEX_ASSIGN_OR_RETURN(flags.metrics_listen,
@@ -213,6 +235,12 @@ absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
   if (flags.max_connection_idle.has_value()) {
     config.max_connection_idle = *flags.max_connection_idle;
   }
+  if (flags.tls_cert.has_value()) config.tls_cert = *flags.tls_cert;
+  if (flags.tls_key.has_value()) config.tls_key = *flags.tls_key;
+  if (flags.tls_client_ca.has_value()) {
+    config.tls_client_ca = *flags.tls_client_ca;
+  }
+  REMEX_RETURN_IF_ERROR(CheckTlsConfig(config));
   config.enable_test_functions = flags.enable_test_functions;
   config.plugins.insert(config.plugins.end(), flags.plugins.begin(),
                         flags.plugins.end());
@@ -283,6 +311,29 @@ OpenFilesLimit RaiseOpenFilesLimit() {
   return {.before = before, .now = limit.rlim_cur};
 }
 
+// The server's TLS material, or null when it serves plaintext.
+absl::StatusOr<std::unique_ptr<auth::ServerTls>> LoadServerTls(
+    const ServerConfig& config) {
+  if (config.tls_cert.empty()) return nullptr;
+  return auth::ServerTls::Create({.cert = config.tls_cert,
+                                  .key = config.tls_key,
+                                  .client_ca = config.tls_client_ca});
+}
+
+// What the server can reload while it runs (design.md, "Security": SIGHUP
+// reloads the TLS files without dropping streams).
+struct Reloadable {
+  // Null: plaintext. Not owned.
+  auth::ServerTls* tls = nullptr;
+
+  // Re-reads the TLS files; new handshakes use them, open connections and
+  // streams go on. A bad file is refused (the error says which and why) and
+  // the material in use stays. OK without TLS.
+  absl::Status ReloadTls() const {
+    return tls == nullptr ? absl::OkStatus() : tls->Reload();
+  }
+};
+
 // The metrics endpoint of `config`, or null when metrics are off.
 absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> StartMetricsServer(
     const ServerConfig& config, const monitoring::Metrics& metrics) {
@@ -322,6 +373,12 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
     std::cerr << "remex-server: " << executor.status() << "\n";
     return 2;
   }
+  // Checked before anything is bound, so that a bad file says one line.
+  absl::StatusOr<std::unique_ptr<auth::ServerTls>> tls = LoadServerTls(config);
+  if (!tls.ok()) {
+    std::cerr << "remex-server: " << tls.status().message() << "\n";
+    return 1;
+  }
   // Bound before gRPC, so that a refusal leaves nothing half served.
   absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> metrics_server =
       StartMetricsServer(config, metrics);
@@ -330,11 +387,14 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
     return 1;
   }
   absl::StatusOr<std::unique_ptr<rpc::RpcServer>> server =
-      rpc::RpcServer::Start({.listen = config.listen,
-                             .pollers = config.pollers,
-                             .max_connection_idle = config.max_connection_idle,
-                             .metrics = &metrics.grpc()},
-                            **executor);
+      rpc::RpcServer::Start(
+          {.listen = config.listen,
+           .pollers = config.pollers,
+           .max_connection_idle = config.max_connection_idle,
+           .metrics = &metrics.grpc(),
+           .credentials =
+               *tls != nullptr ? (*tls)->MakeCredentials() : nullptr},
+          **executor);
   if (!server.ok()) {
     std::cerr << "remex-server: " << server.status() << "\n";
     return 1;
@@ -347,6 +407,8 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
         .awaiters = server->stats().parked_awaits.load(),
         .max_connection_idle = idle};
   });
+  // For the SIGHUP handler.
+  [[maybe_unused]] const Reloadable reloadable{.tls = tls->get()};
   // The gRPC line first: scripts take the first "listening on" line.
   std::printf("remex-server %s listening on %s\n", REMEX_VERSION,
               (*server)->address().c_str());
@@ -359,6 +421,12 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   std::fprintf(stderr, "remex-server: open files limit %llu (was %llu)\n",
                static_cast<unsigned long long>(open_files.now),
                static_cast<unsigned long long>(open_files.before));
+  if (*tls != nullptr) {
+    std::fprintf(stderr, "remex-server: serving TLS (%s)\n",
+                 (*tls)->requires_client_certificate()
+                     ? "client certificates required"
+                     : "no client certificates asked");
+  }
   const int signal = WaitForStopSignal(signals);
   std::fprintf(stderr, "remex-server: got %s, draining (grace %s)\n",
                signal == SIGTERM ? "SIGTERM" : "SIGINT",

@@ -34,6 +34,9 @@ struct RpcServerOptions {
   // Most tasks one Session stream may follow (submitted or watched, not yet
   // ended); more are refused with RESOURCE_EXHAUSTED.
   int64_t session_window = 100000;
+  // The listening port's credentials (e.g. auth::ServerTls's); null:
+  // plaintext. The server keeps them until it is destroyed.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
 };
 
 // Serves the executor over gRPC. Pollers only dispatch: they never run task
@@ -67,6 +70,8 @@ class RpcServer {
   void StopServing();
 
   executor::Executor& executor_;
+  // Held past server_, which may call into them until it is destroyed.
+  std::shared_ptr<grpc::ServerCredentials> credentials_;
   FrontEndStats stats_;
   SessionRegistry sessions_;
   ExecutorService service_;
