@@ -198,11 +198,15 @@ class ReloadingCredentials final : public grpc::ServerCredentials {
     const grpc_ssl_pem_key_cert_pair pair = {
         .private_key = state.material.key.c_str(),
         .cert_chain = state.material.cert.c_str()};
+    // gRPC requires CA certificates here even when it asks clients for
+    // none; without a client CA it gets the server's own chain, which
+    // verifies nothing because no client is asked for a certificate.
+    const std::string& roots = state.material.client_ca.empty()
+                                   ? state.material.cert
+                                   : state.material.client_ca;
     // Copies the strings.
-    *config = grpc_ssl_server_certificate_config_create(
-        state.material.client_ca.empty() ? nullptr
-                                         : state.material.client_ca.c_str(),
-        &pair, 1);
+    *config =
+        grpc_ssl_server_certificate_config_create(roots.c_str(), &pair, 1);
     self->fetched_generation_.store(state.generation,
                                     std::memory_order_relaxed);
     return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
