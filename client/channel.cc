@@ -34,11 +34,18 @@ std::shared_ptr<grpc::Channel> MakeChannel(std::string_view address,
   if (!options.tls_server_name.empty()) {
     arguments.SetSslTargetNameOverride(options.tls_server_name);
   }
+  // A client certificate needs both halves: half of one is not handed to
+  // gRPC (no certificate is sent, and an mTLS server refuses the client).
+  const bool client_certificate =
+      !options.tls_cert_chain.empty() && !options.tls_private_key.empty();
   return grpc::CreateCustomChannel(
       std::string(address),
-      grpc::SslCredentials({.pem_root_certs = options.tls_root_certs,
-                            .pem_private_key = options.tls_private_key,
-                            .pem_cert_chain = options.tls_cert_chain}),
+      grpc::SslCredentials(
+          {.pem_root_certs = options.tls_root_certs,
+           .pem_private_key =
+               client_certificate ? options.tls_private_key : std::string(),
+           .pem_cert_chain =
+               client_certificate ? options.tls_cert_chain : std::string()}),
       arguments);
 }
 

@@ -208,6 +208,29 @@ TEST_F(TlsTest, ReloadRefusesBadFilesAndKeepsServing) {
             absl::StatusCode::kUnavailable);
 }
 
+TEST_F(TlsTest, TheClientChecksTheNameItIsGiven) {
+  absl::StatusOr<std::unique_ptr<ServerTls>> tls =
+      ServerTls::Create({.cert = server_a_.cert, .key = server_a_.key});
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  testing::FakeExecutor fake((*tls)->MakeCredentials());
+  fake.Put([] {
+    v1::Task task;
+    task.set_id("t1");
+    return task;
+  }());
+  const auto get_code = [&](const std::string& server_name) {
+    client::Connection connection(
+        client::MakeChannel(fake.address(), {.tls = true,
+                                             .tls_root_certs = ca_a_->ca_pem(),
+                                             .tls_server_name = server_name}),
+        kRpcTimeout);
+    return connection.Get("t1").status().code();
+  };
+  EXPECT_EQ(get_code(""), absl::StatusCode::kOk);  // the address: 127.0.0.1
+  EXPECT_EQ(get_code("localhost"), absl::StatusCode::kOk);
+  EXPECT_EQ(get_code("elsewhere.example"), absl::StatusCode::kUnavailable);
+}
+
 // Answers Get with a task whose id is the caller's certificate CN.
 class WhoAmI final : public v1::Executor::Service {
  public:
