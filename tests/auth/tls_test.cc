@@ -208,6 +208,40 @@ TEST_F(TlsTest, ReloadRefusesBadFilesAndKeepsServing) {
             absl::StatusCode::kUnavailable);
 }
 
+TEST_F(TlsTest, ReloadSwapsTheClientCa) {
+  const std::string client_ca = dir_.Write("clients.pem", ca_a_->ca_pem());
+  absl::StatusOr<std::unique_ptr<ServerTls>> tls = ServerTls::Create(
+      {.cert = server_a_.cert, .key = server_a_.key, .client_ca = client_ca});
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  testing::FakeExecutor fake((*tls)->MakeCredentials());
+  fake.Put([] {
+    v1::Task task;
+    task.set_id("t1");
+    return task;
+  }());
+  absl::StatusOr<CertFiles> of_a = ca_a_->MakeClientCert("alice");
+  ASSERT_TRUE(of_a.ok()) << of_a.status();
+  absl::StatusOr<CertFiles> of_b = ca_b_->MakeClientCert("bob");
+  ASSERT_TRUE(of_b.ok()) << of_b.status();
+  const auto get_code = [&](const CertFiles& client_cert) {
+    client::Connection connection(
+        client::MakeChannel(fake.address(),
+                            {.tls = true,
+                             .tls_root_certs = ca_a_->ca_pem(),
+                             .tls_cert_chain = client_cert.cert_pem,
+                             .tls_private_key = client_cert.key_pem}),
+        kRpcTimeout);
+    return connection.Get("t1").status().code();
+  };
+  EXPECT_EQ(get_code(*of_a), absl::StatusCode::kOk);
+  EXPECT_EQ(get_code(*of_b), absl::StatusCode::kUnavailable);
+
+  dir_.Write("clients.pem", ca_b_->ca_pem());
+  ASSERT_TRUE((*tls)->Reload().ok());
+  EXPECT_EQ(get_code(*of_b), absl::StatusCode::kOk);
+  EXPECT_EQ(get_code(*of_a), absl::StatusCode::kUnavailable);
+}
+
 TEST_F(TlsTest, TheClientChecksTheNameItIsGiven) {
   absl::StatusOr<std::unique_ptr<ServerTls>> tls =
       ServerTls::Create({.cert = server_a_.cert, .key = server_a_.key});
