@@ -19,12 +19,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -70,6 +73,12 @@ usage: remex-bench [flags]
   --server-binary PATH    remex-server to start (default: next to this binary,
                           ../server/remex-server)
   --json FILE             also write the results as JSON
+  --tls                   also runs the SDK rows of rtt and throughput against
+                          a second remex-server serving TLS (a CA and a
+                          certificate made with `openssl` in a temp dir),
+                          sending a bearer token; those rows' baseline is the
+                          plaintext SDK figure of the same run (not with
+                          --target)
   sizes:
   --rtt-samples N         round trips per rtt row (2000)
   --tasks N               throughput: tasks per row (100000)
@@ -93,6 +102,7 @@ struct Options {
   pid_t server_pid = 0;
   std::string server_binary;
   std::string json_path;
+  bool tls = false;
   int64_t rtt_samples = 2000;
   int64_t tasks = 100000;
   int64_t window = 1000;
@@ -144,6 +154,10 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--smoke") continue;
+    if (flag == "--tls") {
+      options.tls = true;
+      continue;
+    }
     if (flag == "--help" || flag == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -192,6 +206,10 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag ", flag));
     }
+  }
+  if (options.tls && !options.target.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls starts a TLS server of its own: not with --target");
   }
   if (options.server_binary.empty()) {
     char self[4096];
@@ -695,7 +713,15 @@ struct Bench {
   std::unique_ptr<v1::Executor::Stub> stub;
   std::vector<v1::PoolInfo> pools;
   Report report;
+  // With --tls: the TLS server and how the SDK reaches it.
+  std::string tls_address;
+  ClientOptions tls_client;
 };
+
+// The SDK's rows over TLS with a token: named after the plaintext row.
+std::string TlsMetric(const std::string& metric) {
+  return metric + ", TLS + token (baseline: plaintext)";
+}
 
 void RunRtt(Bench& bench) {
   const int64_t samples = bench.options.rtt_samples;
@@ -723,17 +749,28 @@ void RunRtt(Bench& bench) {
       &echo_us);
   if (!echo_ok) return bench.report.Fail("rtt", "the echo baseline failed");
 
-  Client client(bench.address);
-  std::vector<double> sdk_us;
   std::string sdk_error;
-  const bool sdk_ok = measure(
-      [&] {
-        absl::StatusOr<TaskResult> result = client.Submit("echo").result();
-        if (!result.ok()) sdk_error = result.status().ToString();
-        return result.ok();
-      },
-      &sdk_us);
-  if (!sdk_ok) return bench.report.Fail("rtt", "SDK: " + sdk_error);
+  auto measure_sdk = [&](const std::string& address,
+                         const ClientOptions& options,
+                         std::vector<double>* micros) {
+    Client client(address, options);
+    return measure(
+        [&] {
+          absl::StatusOr<TaskResult> result = client.Submit("echo").result();
+          if (!result.ok()) sdk_error = result.status().ToString();
+          return result.ok();
+        },
+        micros);
+  };
+  std::vector<double> sdk_us;
+  if (!measure_sdk(bench.address, {}, &sdk_us)) {
+    return bench.report.Fail("rtt", "SDK: " + sdk_error);
+  }
+  std::vector<double> tls_us;
+  if (!bench.tls_address.empty() &&
+      !measure_sdk(bench.tls_address, bench.tls_client, &tls_us)) {
+    return bench.report.Fail("rtt", "SDK over TLS: " + sdk_error);
+  }
 
   std::vector<double> unary_us;
   std::string unary_error;
@@ -763,10 +800,17 @@ void RunRtt(Bench& bench) {
   const double echo_p50 = Percentile(echo_us, 0.5);
   const double echo_p99 = Percentile(echo_us, 0.99);
   Report& r = bench.report;
-  r.Add("rtt", "SDK submit->result p50", "us", Percentile(sdk_us, 0.5),
-        echo_p50, {Target::kRatioAtMost, 1.2});
-  r.Add("rtt", "SDK submit->result p99", "us", Percentile(sdk_us, 0.99),
-        echo_p99);
+  const double sdk_p50 = Percentile(sdk_us, 0.5);
+  const double sdk_p99 = Percentile(sdk_us, 0.99);
+  r.Add("rtt", "SDK submit->result p50", "us", sdk_p50, echo_p50,
+        {Target::kRatioAtMost, 1.2});
+  r.Add("rtt", "SDK submit->result p99", "us", sdk_p99, echo_p99);
+  if (!tls_us.empty()) {
+    r.Add("rtt", TlsMetric("SDK submit->result p50"), "us",
+          Percentile(tls_us, 0.5), sdk_p50);
+    r.Add("rtt", TlsMetric("SDK submit->result p99"), "us",
+          Percentile(tls_us, 0.99), sdk_p99);
+  }
   r.Add("rtt", "unary Submit+Await p50", "us", Percentile(unary_us, 0.5),
         echo_p50);
   r.Add("rtt", "unary Submit+Await p99", "us", Percentile(unary_us, 0.99),
@@ -779,12 +823,13 @@ void RunRtt(Bench& bench) {
 // sharing a window of `window` futures (each submits with SubmitAsync, the
 // SDK's pipelined submit, and settles its oldest future when its share is
 // full); the wall time in seconds.
-absl::StatusOr<double> RunSdkWindow(const Bench& bench,
+absl::StatusOr<double> RunSdkWindow(const std::string& address,
+                                    const ClientOptions& client_options,
                                     const std::string& function,
                                     const google::protobuf::Value& args,
                                     const std::string& pool, int64_t tasks,
                                     int64_t window, int64_t threads) {
-  Client client(bench.address);
+  Client client(address, client_options);
   // Connected before the clock starts: the figure is the executor's, not
   // the cost of opening a connection and a stream.
   if (absl::StatusOr<TaskResult> warm = client.Submit("echo").result();
@@ -832,8 +877,8 @@ void RunThroughput(Bench& bench) {
   if (!stream_s.ok() || !echo_s.ok()) {
     return bench.report.Fail("throughput", "the echo baseline failed");
   }
-  absl::StatusOr<double> sdk_s =
-      RunSdkWindow(bench, "echo", {}, "", o.tasks, o.window, o.client_threads);
+  absl::StatusOr<double> sdk_s = RunSdkWindow(
+      bench.address, {}, "echo", {}, "", o.tasks, o.window, o.client_threads);
   if (!sdk_s.ok()) {
     return bench.report.Fail("throughput",
                              "SDK: " + std::string(sdk_s.status().message()));
@@ -852,6 +897,16 @@ void RunThroughput(Bench& bench) {
                    {Target::kAtLeast, 150000});
   bench.report.Add("throughput", "unary Submit+Await no-op tasks" + window,
                    "tasks/s", o.tasks / *unary_s, o.tasks / *echo_s);
+  if (bench.tls_address.empty()) return;
+  absl::StatusOr<double> tls_s =
+      RunSdkWindow(bench.tls_address, bench.tls_client, "echo", {}, "", o.tasks,
+                   o.window, o.client_threads);
+  if (!tls_s.ok()) {
+    return bench.report.Fail(
+        "throughput", "SDK over TLS: " + std::string(tls_s.status().message()));
+  }
+  bench.report.Add("throughput", TlsMetric("SDK no-op tasks" + window),
+                   "tasks/s", o.tasks / *tls_s, o.tasks / *sdk_s);
 }
 
 const v1::PoolInfo* FindPool(const Bench& bench, const std::string& name) {
@@ -873,8 +928,8 @@ void RunTimedBatch(Bench& bench, const std::string& scenario,
   const double ideal_ms = static_cast<double>((tasks + lanes - 1) / lanes) *
                           static_cast<double>(ms);
   absl::StatusOr<double> wall =
-      RunSdkWindow(bench, function, MsArgs(ms), pool.name(), tasks, window,
-                   /*threads=*/1);
+      RunSdkWindow(bench.address, {}, function, MsArgs(ms), pool.name(), tasks,
+                   window, /*threads=*/1);
   if (!wall.ok()) {
     return bench.report.Fail(scenario, std::string(wall.status().message()));
   }
@@ -1108,15 +1163,18 @@ struct StartedServer {
 
 // Starts remex-server with a bench config; with a process pool first, and
 // without it if the server refuses that (process pools land separately).
-absl::StatusOr<StartedServer> StartServer(const Options& options,
-                                          int64_t retention_tasks) {
+absl::StatusOr<StartedServer> StartServer(
+    const Options& options, int64_t retention_tasks,
+    const std::vector<std::string>& extra_args = {}) {
   absl::Status last;
   for (bool process_pool : {true, false}) {
     StartedServer server;
     server.config = std::make_unique<TempFile>(
         ServerConfig(options, process_pool, retention_tasks));
-    absl::StatusOr<std::unique_ptr<ServerChild>> child = ServerChild::Start(
-        options.server_binary, {"--config", server.config->path()});
+    std::vector<std::string> args = {"--config", server.config->path()};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    absl::StatusOr<std::unique_ptr<ServerChild>> child =
+        ServerChild::Start(options.server_binary, args);
     if (child.ok()) {
       server.child = *std::move(child);
       return server;
@@ -1171,6 +1229,57 @@ void RunRetention(Bench& bench) {
   r.Add("retention", "server RSS before", "MiB", before->rss_bytes / 1048576.0);
   r.Add("retention", "server RSS after", "MiB", after->rss_bytes / 1048576.0);
 }
+
+// A CA and a server certificate for 127.0.0.1 (EC P-256, one day) made with
+// the `openssl` tool in a temp dir of their own, removed by the destructor.
+class BenchCerts {
+ public:
+  static absl::StatusOr<std::unique_ptr<BenchCerts>> Make() {
+    char dir[] = "/tmp/remex-bench-tls-XXXXXX";
+    if (mkdtemp(dir) == nullptr) {
+      return absl::InternalError("cannot make a temp dir for certificates");
+    }
+    auto certs = std::unique_ptr<BenchCerts>(new BenchCerts(dir));
+    const std::string d = certs->dir_;
+    std::ofstream(d + "/server.ext")
+        << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+    const std::vector<std::string> commands = {
+        absl::StrCat("openssl req -x509 -newkey ec -pkeyopt "
+                     "ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "
+                     "/CN=remex-bench-CA -keyout ",
+                     d, "/ca.key -out ", d, "/ca.pem"),
+        absl::StrCat("openssl req -new -newkey ec -pkeyopt "
+                     "ec_paramgen_curve:prime256v1 -nodes -subj "
+                     "/CN=remex-bench -keyout ",
+                     d, "/server.key -out ", d, "/server.csr"),
+        absl::StrCat("openssl x509 -req -days 1 -in ", d, "/server.csr -CA ", d,
+                     "/ca.pem -CAkey ", d, "/ca.key -CAcreateserial -CAserial ",
+                     d, "/ca.srl -extfile ", d, "/server.ext -out ", d,
+                     "/server.pem")};
+    for (const std::string& command : commands) {
+      if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) {
+        return absl::InternalError(absl::StrCat(
+            "making certificates failed (is openssl installed?): ", command));
+      }
+    }
+    std::ifstream ca(d + "/ca.pem");
+    certs->ca_pem_.assign(std::istreambuf_iterator<char>(ca), {});
+    return certs;
+  }
+  ~BenchCerts() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  std::string cert() const { return dir_ + "/server.pem"; }
+  std::string key() const { return dir_ + "/server.key"; }
+  const std::string& ca_pem() const { return ca_pem_; }
+
+ private:
+  explicit BenchCerts(std::string dir) : dir_(std::move(dir)) {}
+  const std::string dir_;
+  std::string ca_pem_;
+};
 
 void WriteJson(const Options& options, const Report& report) {
   nlohmann::json rows = nlohmann::json::array();
@@ -1233,6 +1342,17 @@ int Main(int argc, char** argv) {
   Bench bench;
   bench.options = *std::move(parsed);
   const Options& o = bench.options;
+  // Made before any thread starts (std::system runs a shell).
+  std::unique_ptr<BenchCerts> certs;
+  if (o.tls) {
+    absl::StatusOr<std::unique_ptr<BenchCerts>> made = BenchCerts::Make();
+    if (!made.ok()) {
+      std::fprintf(stderr, "remex-bench: %s\n",
+                   std::string(made.status().message()).c_str());
+      return 1;
+    }
+    certs = *std::move(made);
+  }
 
   // The baseline runs in a process of its own, as remex-server does, so
   // that neither server's threads poll in the client's process.
@@ -1262,6 +1382,21 @@ int Main(int argc, char** argv) {
     bench.address = o.target;
     bench.server_pid = o.server_pid;
   }
+  // The same server with TLS, for the SDK rows over TLS.
+  StartedServer tls_server;
+  if (certs != nullptr) {
+    absl::StatusOr<StartedServer> started = StartServer(
+        o, 1'000'000, {"--tls-cert", certs->cert(), "--tls-key", certs->key()});
+    if (!started.ok()) {
+      std::fprintf(stderr, "remex-bench: TLS server: %s\n",
+                   std::string(started.status().message()).c_str());
+      return 1;
+    }
+    tls_server = *std::move(started);
+    bench.tls_address = tls_server.child->address();
+    bench.tls_client.tls_root_certs = certs->ca_pem();
+    bench.tls_client.token = "remex-bench-token";
+  }
   bench.stub = v1::Executor::NewStub(NewChannel(bench.address));
   {
     grpc::ClientContext context;
@@ -1290,6 +1425,10 @@ int Main(int argc, char** argv) {
       bench.address.c_str(), o.target.empty() ? " (child)" : "",
       absl::StrJoin(pools, " ").c_str(), bench.echo->address().c_str(), pollers,
       o.repeat);
+  if (!bench.tls_address.empty()) {
+    std::printf("remex-server with TLS %s (child), SDK with a bearer token\n",
+                bench.tls_address.c_str());
+  }
   std::fflush(stdout);
 
   const std::map<std::string, std::function<void(Bench&)>> scenarios = {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
@@ -18,8 +19,14 @@ namespace {
 constexpr absl::string_view kDefaultServer = "localhost:50051";
 
 const std::vector<FlagSpec>& GlobalFlags() {
-  static const auto* const flags = new std::vector<FlagSpec>{
-      {"server", FlagKind::kString, "ADDR"}, {"help", FlagKind::kSwitch}};
+  static const auto* const flags =
+      new std::vector<FlagSpec>{{"server", FlagKind::kString, "ADDR"},
+                                {"help", FlagKind::kSwitch},
+                                {"tls", FlagKind::kSwitch},
+                                {"tls-ca", FlagKind::kFile, "FILE"},
+                                {"tls-cert", FlagKind::kFile, "FILE"},
+                                {"tls-key", FlagKind::kFile, "FILE"},
+                                {"token", FlagKind::kString, "TOKEN"}};
   return *flags;
 }
 
@@ -45,13 +52,26 @@ std::string Synopsis(const Command& command) {
 
 std::string Usage() {
   std::string usage =
-      "Usage: remex [--server ADDR] COMMAND [ARGS]\n"
+      "Usage: remex [--server ADDR] [TLS and token flags] COMMAND [ARGS]\n"
       "\n"
       "Talks to a remex server at ADDR (default: $REMEX_SERVER, else " +
       std::string(kDefaultServer) +
       ").\n--server may also come after the command. Prints the answer "
       "(a task,\nor a list) as JSON on stdout. Durations look like 500ms, 5s, "
-      "2m, 1h.\n\nCommands:\n";
+      "2m, 1h.\n"
+      "\n"
+      "Connection flags (anywhere on the line):\n"
+      "  --tls             TLS, trusting the system's CAs\n"
+      "  --tls-ca FILE     TLS, trusting the PEM CAs in FILE\n"
+      "  --tls-cert FILE   with --tls-key: present this PEM client\n"
+      "                    certificate (servers with --tls-client-ca); implies "
+      "TLS\n"
+      "  --tls-key FILE    the PEM private key of --tls-cert\n"
+      "  --token TOKEN     bearer token sent with every call (default:\n"
+      "                    $REMEX_TOKEN; the flag wins). Without TLS it "
+      "travels\n"
+      "                    in clear\n"
+      "\nCommands:\n";
   for (const Command& command : Commands()) {
     absl::StrAppend(&usage, "\n", Synopsis(command), "\n", command.help);
   }
@@ -76,6 +96,21 @@ int Fail(int exit_code, const absl::Status& status) {
 int UsageError(absl::string_view message) {
   return Fail(kExitUsage, absl::InvalidArgumentError(
                               absl::StrCat(message, " (see remex --help)")));
+}
+
+// TLS and token from the flags and $REMEX_TOKEN.
+absl::StatusOr<ClientOptions> ConnectionOptions(const CommandLine& line) {
+  if (line.Has("tls-cert") != line.Has("tls-key")) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  ClientOptions options;
+  options.tls = line.Has("tls") || line.Has("tls-ca") || line.Has("tls-cert");
+  options.tls_root_certs = line.String("tls-ca");
+  options.tls_cert_chain = line.String("tls-cert");
+  options.tls_private_key = line.String("tls-key");
+  const char* token = std::getenv("REMEX_TOKEN");
+  options.token = line.String("token", token != nullptr ? token : "");
+  return options;
 }
 
 std::string ServerAddress(const CommandLine& line) {
@@ -104,7 +139,9 @@ int Run(const std::vector<absl::string_view>& args) {
         command.arguments.empty() ? "no arguments"
                                   : absl::StrJoin(command.arguments, " ")));
   }
-  Client client(ServerAddress(*line));
+  absl::StatusOr<ClientOptions> options = ConnectionOptions(*line);
+  if (!options.ok()) return UsageError(options.status().message());
+  Client client(ServerAddress(*line), *std::move(options));
   const absl::StatusOr<int> exit_code = command.run(client, *line);
   if (!exit_code.ok()) return Fail(kExitRpcError, exit_code.status());
   return *exit_code;

@@ -10,7 +10,8 @@
 namespace remex::client {
 
 std::shared_ptr<grpc::Channel> MakeChannel(std::string_view address,
-                                           absl::Duration keepalive) {
+                                           const ChannelOptions& options) {
+  const absl::Duration keepalive = options.keepalive;
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
   arguments.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -26,8 +27,35 @@ std::shared_ptr<grpc::Channel> MakeChannel(std::string_view address,
     // misleading: it bounds each attempt, not the pause between them).
     arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, millis);
   }
+  if (!options.tls) {
+    return grpc::CreateCustomChannel(
+        std::string(address), grpc::InsecureChannelCredentials(), arguments);
+  }
+  if (!options.tls_server_name.empty()) {
+    arguments.SetSslTargetNameOverride(options.tls_server_name);
+  }
+  // A client certificate needs both halves: half of one is not handed to
+  // gRPC (no certificate is sent, and an mTLS server refuses the client).
+  const bool client_certificate =
+      !options.tls_cert_chain.empty() && !options.tls_private_key.empty();
   return grpc::CreateCustomChannel(
-      std::string(address), grpc::InsecureChannelCredentials(), arguments);
+      std::string(address),
+      grpc::SslCredentials(
+          {.pem_root_certs = options.tls_root_certs,
+           .pem_private_key =
+               client_certificate ? options.tls_private_key : std::string(),
+           .pem_cert_chain =
+               client_certificate ? options.tls_cert_chain : std::string()}),
+      arguments);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(std::string_view address,
+                                           absl::Duration keepalive) {
+  return MakeChannel(address, ChannelOptions{.keepalive = keepalive});
+}
+
+void AddBearerToken(grpc::ClientContext& context, const std::string& token) {
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
 }
 
 }  // namespace remex::client

@@ -3,6 +3,7 @@
 #include <grpcpp/client_context.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "client/channel.h"
 #include "client/task_state.h"
@@ -12,8 +13,10 @@
 namespace remex::client {
 
 Connection::Connection(std::shared_ptr<grpc::Channel> channel,
-                       absl::Duration rpc_timeout)
-    : rpc_timeout_(rpc_timeout), stub_(v1::Executor::NewStub(channel)) {}
+                       absl::Duration rpc_timeout, std::string token)
+    : rpc_timeout_(rpc_timeout),
+      token_(std::move(token)),
+      stub_(v1::Executor::NewStub(channel)) {}
 
 template <class Request, class Response>
 absl::StatusOr<Response> Connection::Call(
@@ -23,6 +26,7 @@ absl::StatusOr<Response> Connection::Call(
     const Request& request, absl::Duration deadline) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  AddBearerToken(context, token_);
   Response response;
   const grpc::Status status =
       (stub_.get()->*method)(&context, request, &response);

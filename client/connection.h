@@ -24,9 +24,10 @@ inline constexpr absl::Duration kMaxAwaitSlice = absl::Seconds(30);
 class Connection {
  public:
   // `rpc_timeout` is the deadline of every call that does not wait for a
-  // task; an Await gets its timeout plus `rpc_timeout`.
-  Connection(std::shared_ptr<grpc::Channel> channel,
-             absl::Duration rpc_timeout);
+  // task; an Await gets its timeout plus `rpc_timeout`. A non-empty `token`
+  // goes with every call as `authorization: Bearer TOKEN`.
+  Connection(std::shared_ptr<grpc::Channel> channel, absl::Duration rpc_timeout,
+             std::string token = "");
 
   absl::StatusOr<v1::Task> Submit(const v1::SubmitRequest& request);
   // Returns the task once it is terminal, or as it stands when `timeout`
@@ -54,6 +55,7 @@ class Connection {
       const Request& request, absl::Duration deadline);
 
   const absl::Duration rpc_timeout_;
+  const std::string token_;
   const std::unique_ptr<v1::Executor::StubInterface> stub_;
 };
 

@@ -152,8 +152,11 @@ class Session::Stream {
   Op finish{Op::kFinish, this};
 };
 
-Session::Session(std::shared_ptr<grpc::Channel> channel, int window)
-    : window_(window > 0 ? window : 1), stub_(v1::Executor::NewStub(channel)) {
+Session::Session(std::shared_ptr<grpc::Channel> channel, int window,
+                 std::string token)
+    : window_(window > 0 ? window : 1),
+      token_(std::move(token)),
+      stub_(v1::Executor::NewStub(channel)) {
   background_ = std::thread([this] { PollInBackground(); });
 }
 
@@ -295,6 +298,7 @@ std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
     }
   }
   if (open) {
+    AddBearerToken(stream->context, token_);
     stream->rw = stub_->PrepareAsyncSession(&stream->context, &cq_);
     stream->rw->StartCall(&stream->start);
     stream->rw->Read(&stream->response, &stream->read);

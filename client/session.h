@@ -45,7 +45,10 @@ class TaskSlot;
 // run on, on the server) and settles every open slot with CANCELLED.
 class Session {
  public:
-  Session(std::shared_ptr<grpc::Channel> channel, int window);
+  // A non-empty `token` goes with every stream as `authorization: Bearer
+  // TOKEN`.
+  Session(std::shared_ptr<grpc::Channel> channel, int window,
+          std::string token = "");
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -103,6 +106,7 @@ class Session {
   void Release(Stream* stream);
 
   const int window_;
+  const std::string token_;
   const std::unique_ptr<v1::Executor::Stub> stub_;
   grpc::CompletionQueue cq_;
   grpc::Alarm wake_;  // set by the destructor to free a polling thread

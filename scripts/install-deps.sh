@@ -23,6 +23,8 @@ readonly BUILD_PACKAGES=(
 readonly TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
+  # tests/auth and remex-bench --tls make certificates with the openssl tool.
+  openssl
   # scripts/check-thread-safety.sh: clang's -Wthread-safety.
   clang
   python3 python3-grpcio python3-grpc-tools python3-protobuf

@@ -209,6 +209,16 @@ absl::Status ParsePlugins(const YAML::Node& node, absl::string_view config_dir,
   return absl::OkStatus();
 }
 
+// A file path in the config; relative paths are to `config_dir`.
+absl::StatusOr<std::string> ParsePath(const YAML::Node& node,
+                                      absl::string_view where,
+                                      absl::string_view config_dir) {
+  REMEX_ASSIGN_OR_RETURN(const std::string path,
+                         Scalar<std::string>(node, where));
+  if (path.empty()) return Invalid(where, "empty path");
+  return (std::filesystem::path(std::string(config_dir)) / path).string();
+}
+
 absl::StatusOr<std::vector<std::string>> StringList(const YAML::Node& node,
                                                     absl::string_view where) {
   if (!node.IsSequence()) return Invalid(where, "must be a list of strings");
@@ -321,7 +331,8 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
   REMEX_RETURN_IF_ERROR(
       CheckKeys(root, "top level",
                 {"pools", "retention", "shutdown_grace", "max_connection_idle",
-                 "pollers", "plugins", "functions", "auth", "insecure"}));
+                 "pollers", "plugins", "functions", "tls_cert", "tls_key",
+                 "tls_client_ca", "auth", "insecure"}));
   if (root["pools"]) REMEX_RETURN_IF_ERROR(ParsePools(root["pools"], config));
   if (root["retention"]) {
     REMEX_RETURN_IF_ERROR(ParseRetention(root["retention"], config));
@@ -348,15 +359,19 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
     REMEX_RETURN_IF_ERROR(ParseCommandFunctions(root["functions"], config));
   }
   if (root["auth"]) {
-    REMEX_ASSIGN_OR_RETURN(const std::string path,
-                           Scalar<std::string>(root["auth"], "auth"));
-    if (path.empty()) return Invalid("auth", "empty path");
-    config.auth_file =
-        (std::filesystem::path(std::string(config_dir)) / path).string();
+    REMEX_ASSIGN_OR_RETURN(config.auth_file,
+                           ParsePath(root["auth"], "auth", config_dir));
   }
   if (root["insecure"]) {
     REMEX_ASSIGN_OR_RETURN(config.insecure,
                            Scalar<bool>(root["insecure"], "insecure"));
+  }
+  for (auto [key, path] : {std::pair{"tls_cert", &config.tls_cert},
+                           std::pair{"tls_key", &config.tls_key},
+                           std::pair{"tls_client_ca", &config.tls_client_ca}}) {
+    if (root[key]) {
+      REMEX_ASSIGN_OR_RETURN(*path, ParsePath(root[key], key, config_dir));
+    }
   }
   return absl::OkStatus();
 }
@@ -408,6 +423,20 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path,
   const std::filesystem::path absolute = std::filesystem::absolute(path, error);
   return ParseConfig(text.str(), std::move(base),
                      error ? "" : absolute.parent_path().string());
+}
+
+absl::Status CheckTlsConfig(const ServerConfig& config) {
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS needs both a certificate and its key: give --tls-cert and "
+        "--tls-key (config tls_cert, tls_key) together");
+  }
+  if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-client-ca (config tls_client_ca) needs TLS: give --tls-cert "
+        "and --tls-key too");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace remex::server

@@ -37,6 +37,12 @@ struct ServerConfig {
   std::vector<std::string> plugins;
   // Functions that run an executable (see command_function.h).
   std::vector<functions::CommandFunctionConfig> command_functions;
+  // TLS (see auth/tls.h): PEM files of the server's certificate chain and
+  // key; empty: plaintext. With a client CA, clients must present a
+  // certificate it signed (mTLS).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
 };
 
 // The embedded defaults: a thread pool "default" and a process pool
@@ -55,6 +61,8 @@ ServerConfig DefaultConfig();
 //   plugins: [PATH.so, ...]  (relative paths: to `config_dir`)
 //   auth: PATH  (the auth file; relative to `config_dir`)
 //   insecure: true|false
+//   tls_cert: FILE, tls_key: FILE, tls_client_ca: FILE  (relative paths: to
+//     `config_dir`)
 //   functions: [{name, description, command: [EXECUTABLE, ARG, ...], pool,
 //                run_timeout, cancel_grace, env: {NAME: VALUE},
 //                working_dir, max_output_bytes}]  (command functions)
@@ -63,9 +71,14 @@ ServerConfig DefaultConfig();
 absl::StatusOr<ServerConfig> ParseConfig(absl::string_view text,
                                          ServerConfig base,
                                          absl::string_view config_dir = "");
-// Plugin paths in the file are relative to the file's directory.
+// Plugin and TLS paths in the file are relative to the file's directory.
 absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path,
                                             ServerConfig base);
+
+// INVALID_ARGUMENT unless the TLS settings make sense together (after flags
+// override the file): a certificate and its key both or neither, a client
+// CA only with them. The files themselves are checked at start.
+absl::Status CheckTlsConfig(const ServerConfig& config);
 
 }  // namespace remex::server
 

@@ -23,6 +23,7 @@
 #include "common/status_macros.h"
 #include "monitoring/metrics.h"
 #include "server/auth/principals.h"
+#include "server/auth/tls.h"
 #include "server/config.h"
 #include "server/executor/executor.h"
 #include "server/process/janitor.h"
@@ -100,6 +101,15 @@ flags:
                             built for another plugin API version or offers
                             a function name already taken stops the server
                             (exit 1)
+  --tls-cert FILE           serves TLS with this PEM certificate chain
+                            (with --tls-key; overrides config tls_cert)
+  --tls-key FILE            the PEM private key of --tls-cert (overrides
+                            config tls_key)
+  --tls-client-ca FILE      requires client certificates signed by these
+                            PEM CAs (mTLS; needs --tls-cert; overrides
+                            config tls_client_ca). A file that is missing,
+                            unreadable, not PEM, or a key that does not
+                            match the certificate stops the server (exit 1)
   --enable-test-functions   registers `crash`, which kills the process
                             running it, and `ignore_cancel`, which keeps its
                             worker busy after a cancel (for tests only)
@@ -130,6 +140,9 @@ struct Flags {
   std::vector<std::string> plugins;
   std::optional<std::string> auth_file;
   bool insecure = false;
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> tls_client_ca;
   bool enable_test_functions = false;
   bool help = false;
   bool version = false;
@@ -181,6 +194,15 @@ absl::Status ParseFlag(absl::string_view name,
   } else if (name == "--plugin") {
     REMEX_ASSIGN_OR_RETURN(flags.plugins.emplace_back(),
                            FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--tls-cert") {
+    REMEX_ASSIGN_OR_RETURN(flags.tls_cert,
+                           FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--tls-key") {
+    REMEX_ASSIGN_OR_RETURN(flags.tls_key,
+                           FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--tls-client-ca") {
+    REMEX_ASSIGN_OR_RETURN(flags.tls_client_ca,
+                           FlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--metrics-listen") {
     REMEX_ASSIGN_OR_RETURN(flags.metrics_listen,
                            FlagValue(name, inline_value, argc, argv, i));
@@ -229,7 +251,7 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
 // True when callers must prove who they are (auth file or client
 // certificates): only then may the server face the network by default.
 bool Authenticates(const ServerConfig& config) {
-  return !config.auth_file.empty();
+  return !config.auth_file.empty() || !config.tls_client_ca.empty();
 }
 
 absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
@@ -251,6 +273,12 @@ absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
   if (flags.max_connection_idle.has_value()) {
     config.max_connection_idle = *flags.max_connection_idle;
   }
+  if (flags.tls_cert.has_value()) config.tls_cert = *flags.tls_cert;
+  if (flags.tls_key.has_value()) config.tls_key = *flags.tls_key;
+  if (flags.tls_client_ca.has_value()) {
+    config.tls_client_ca = *flags.tls_client_ca;
+  }
+  REMEX_RETURN_IF_ERROR(CheckTlsConfig(config));
   config.enable_test_functions = flags.enable_test_functions;
   config.plugins.insert(config.plugins.end(), flags.plugins.begin(),
                         flags.plugins.end());
@@ -282,30 +310,42 @@ int WaitForStopSignal(const sigset_t& signals,
   }
 }
 
-// SIGHUP: re-reads the auth file, keeping the old principals if the new
-// file does not load. One line either way.
+// SIGHUP: re-reads the auth file and the TLS files (`tls`, null without
+// TLS). New handshakes and calls use them; open connections and streams go
+// on. A file that does not load is refused and what was in use stays. One
+// line for each.
 void ReloadCredentials(const ServerConfig& config,
-                       auth::Authenticator& authenticator) {
-  if (config.auth_file.empty()) {
-    std::fprintf(stderr, "remex-server: SIGHUP: no auth file to reload\n");
-    return;
+                       auth::Authenticator& authenticator,
+                       auth::ServerTls* tls) {
+  if (!config.auth_file.empty()) {
+    if (absl::Status status = authenticator.Reload(); !status.ok()) {
+      std::fprintf(stderr,
+                   "remex-server: SIGHUP: kept the previous principals: %s\n",
+                   std::string(status.message()).c_str());
+    } else {
+      std::fprintf(stderr,
+                   "remex-server: SIGHUP: reloaded %s (%zu principals)\n",
+                   config.auth_file.c_str(), authenticator.principal_count());
+    }
   }
-  if (absl::Status status = authenticator.Reload(); !status.ok()) {
-    std::fprintf(stderr,
-                 "remex-server: SIGHUP: kept the previous principals: %s\n",
-                 std::string(status.message()).c_str());
-    return;
+  if (tls != nullptr) {
+    if (absl::Status status = tls->Reload(); !status.ok()) {
+      std::fprintf(stderr,
+                   "remex-server: SIGHUP: kept the previous TLS files: %s\n",
+                   std::string(status.message()).c_str());
+    } else {
+      std::fprintf(stderr, "remex-server: SIGHUP: reloaded the TLS files\n");
+    }
   }
-  std::fprintf(stderr, "remex-server: SIGHUP: reloaded %s (%zu principals)\n",
-               config.auth_file.c_str(), authenticator.principal_count());
 }
 
 // Who may call, or an open authenticator when the server lets anyone in.
 absl::StatusOr<std::unique_ptr<auth::Authenticator>> MakeAuthenticator(
     const ServerConfig& config) {
   if (!Authenticates(config)) return std::make_unique<auth::Authenticator>();
-  return auth::Authenticator::Create(config.auth_file,
-                                     /*client_certificates=*/false);
+  return auth::Authenticator::Create(
+      config.auth_file,
+      /*client_certificates=*/!config.tls_client_ca.empty());
 }
 
 // Stops the pools. By now every task is terminal and every RPC answered, but
@@ -352,6 +392,15 @@ OpenFilesLimit RaiseOpenFilesLimit() {
     limit.rlim_cur = before;
   }
   return {.before = before, .now = limit.rlim_cur};
+}
+
+// The server's TLS material, or null when it serves plaintext.
+absl::StatusOr<std::unique_ptr<auth::ServerTls>> LoadServerTls(
+    const ServerConfig& config) {
+  if (config.tls_cert.empty()) return nullptr;
+  return auth::ServerTls::Create({.cert = config.tls_cert,
+                                  .key = config.tls_key,
+                                  .client_ca = config.tls_client_ca});
 }
 
 // The metrics endpoint of `config`, or null when metrics are off.
@@ -410,6 +459,12 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
     std::cerr << "remex-server: " << executor.status() << "\n";
     return 2;
   }
+  // Checked before anything is bound, so that a bad file says one line.
+  absl::StatusOr<std::unique_ptr<auth::ServerTls>> tls = LoadServerTls(config);
+  if (!tls.ok()) {
+    std::cerr << "remex-server: " << tls.status().message() << "\n";
+    return 1;
+  }
   // Bound before gRPC, so that a refusal leaves nothing half served.
   absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> metrics_server =
       StartMetricsServer(config, metrics);
@@ -418,12 +473,15 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
     return 1;
   }
   absl::StatusOr<std::unique_ptr<rpc::RpcServer>> server =
-      rpc::RpcServer::Start({.listen = config.listen,
-                             .pollers = config.pollers,
-                             .max_connection_idle = config.max_connection_idle,
-                             .metrics = &metrics.grpc(),
-                             .authenticator = authenticator->get()},
-                            **executor);
+      rpc::RpcServer::Start(
+          {.listen = config.listen,
+           .pollers = config.pollers,
+           .max_connection_idle = config.max_connection_idle,
+           .metrics = &metrics.grpc(),
+           .authenticator = authenticator->get(),
+           .credentials =
+               *tls != nullptr ? (*tls)->MakeCredentials() : nullptr},
+          **executor);
   if (!server.ok()) {
     std::cerr << "remex-server: " << server.status() << "\n";
     return 1;
@@ -448,14 +506,19 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   std::fprintf(stderr, "remex-server: open files limit %llu (was %llu)\n",
                static_cast<unsigned long long>(open_files.now),
                static_cast<unsigned long long>(open_files.before));
+  if (*tls != nullptr) {
+    std::fprintf(stderr, "remex-server: serving TLS (%s)\n",
+                 (*tls)->requires_client_certificate()
+                     ? "client certificates required"
+                     : "no client certificates asked");
+  }
   if (const std::string warning =
           InsecureWarning((*server)->address(), Authenticates(config));
       !warning.empty()) {
     std::fprintf(stderr, "remex-server: %s\n", warning.c_str());
   }
-  const int signal = WaitForStopSignal(signals, [&config, &authenticator] {
-    ReloadCredentials(config, **authenticator);
-  });
+  const int signal = WaitForStopSignal(
+      signals, [&] { ReloadCredentials(config, **authenticator, tls->get()); });
   std::fprintf(stderr, "remex-server: got %s, draining (grace %s)\n",
                signal == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(config.shutdown_grace).c_str());

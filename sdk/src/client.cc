@@ -51,13 +51,19 @@ v1::SubmitRequest MakeSubmitRequest(std::string_view function,
 
 Client::Client(std::string_view address, ClientOptions options)
     : rpc_timeout_(options.rpc_timeout) {
-  std::shared_ptr<grpc::Channel> channel =
-      client::MakeChannel(address, options.keepalive);
-  connection_ =
-      std::make_shared<client::Connection>(channel, options.rpc_timeout);
+  std::shared_ptr<grpc::Channel> channel = client::MakeChannel(
+      address, {.keepalive = options.keepalive,
+                .tls = options.tls || !options.tls_root_certs.empty() ||
+                       !options.tls_cert_chain.empty(),
+                .tls_root_certs = options.tls_root_certs,
+                .tls_cert_chain = options.tls_cert_chain,
+                .tls_private_key = options.tls_private_key,
+                .tls_server_name = options.tls_server_name});
+  connection_ = std::make_shared<client::Connection>(
+      channel, options.rpc_timeout, options.token);
   if (options.use_session) {
-    session_ = std::make_shared<client::Session>(std::move(channel),
-                                                 options.session_window);
+    session_ = std::make_shared<client::Session>(
+        std::move(channel), options.session_window, options.token);
   }
 }
 

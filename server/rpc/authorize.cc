@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "common/quote.h"
+#include "server/auth/tls.h"
 
 namespace remex::rpc {
 namespace {
@@ -26,16 +27,6 @@ absl::string_view AuthorizationOf(const grpc::ServerContext& context) {
   auto it = metadata.find("authorization");
   if (it == metadata.end()) return {};
   return absl::string_view(it->second.data(), it->second.size());
-}
-
-// The verified client certificate's subject CN; empty without one.
-std::string PeerCommonName(const grpc::ServerContext& context) {
-  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  if (auth == nullptr || !auth->IsPeerAuthenticated()) return {};
-  std::vector<grpc::string_ref> names =
-      auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
-  if (names.empty()) return {};
-  return std::string(names.front().data(), names.front().size());
 }
 
 }  // namespace
@@ -90,7 +81,7 @@ absl::StatusOr<CallerIdentity> Authorize(const AuthEnv& env,
   if (env.authenticator == nullptr || !env.authenticator->enabled()) {
     return CallerIdentity();
   }
-  const std::string certificate_cn = PeerCommonName(context);
+  const std::string certificate_cn = auth::PeerCommonName(context);
   auth::Authentication authentication = env.authenticator->Authenticate(
       {.authorization = AuthorizationOf(context),
        .certificate_cn = certificate_cn});

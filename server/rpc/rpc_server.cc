@@ -39,8 +39,11 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
   std::unique_ptr<RpcServer> server(
       new RpcServer(executor, options.session_window));
 
+  server->credentials_ = options.credentials != nullptr
+                             ? options.credentials
+                             : grpc::InsecureServerCredentials();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(options.listen, server->credentials_,
                            &server->port_);
   builder.RegisterService(&server->service_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);

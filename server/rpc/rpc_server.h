@@ -37,6 +37,9 @@ struct RpcServerOptions {
   // Who may call; null (or not enabled): anyone, and every caller sees
   // every task. Not owned; must outlive the server.
   const auth::Authenticator* authenticator = nullptr;
+  // The listening port's credentials (e.g. auth::ServerTls's); null:
+  // plaintext. The server keeps them until it is destroyed.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
 };
 
 // Serves the executor over gRPC. Pollers only dispatch: they never run task
@@ -70,6 +73,8 @@ class RpcServer {
   void StopServing();
 
   executor::Executor& executor_;
+  // Held past server_, which may call into them until it is destroyed.
+  std::shared_ptr<grpc::ServerCredentials> credentials_;
   FrontEndStats stats_;
   SessionRegistry sessions_;
   AuthFailureLog auth_failures_;

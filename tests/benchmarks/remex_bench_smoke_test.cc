@@ -67,5 +67,27 @@ TEST(RemexBenchSmokeTest, EveryScenarioRunsAndTheTableIsWellFormed) {
   }
 }
 
+// --tls: the SDK rows of rtt and throughput against a TLS server (with a
+// token) come next to the plaintext ones, with the plaintext figure as their
+// baseline.
+TEST(RemexBenchSmokeTest, TlsRowsComeWithPlaintextBaselines) {
+  absl::StatusOr<testing::ProcessResult> run = testing::RunProcess(
+      {REMEX_BENCH_PATH, "--smoke", "--tls", "--scenarios", "rtt,throughput"},
+      absl::Seconds(100));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->exit_code, 0) << run->out << run->err;
+  std::vector<std::string> tls_metrics;
+  for (absl::string_view line : absl::StrSplit(run->out, '\n')) {
+    const std::vector<std::string> row = Cells(line);
+    if (row.size() != 7 || !absl::StrContains(row[1], "TLS + token")) continue;
+    tls_metrics.push_back(row[1]);
+    double remex = 0;
+    double baseline = 0;
+    EXPECT_TRUE(absl::SimpleAtod(row[2], &remex)) << line;
+    EXPECT_TRUE(absl::SimpleAtod(row[3], &baseline)) << line;
+  }
+  EXPECT_EQ(tls_metrics.size(), 3u) << run->out;
+}
+
 }  // namespace
 }  // namespace remex

@@ -29,14 +29,36 @@ void Fail(uint64_t seq, int32_t code, std::string message,
   failed->mutable_error()->set_message(std::move(message));
 }
 
+// The call's `authorization` metadata, empty without one.
+std::string Authorization(const grpc::ServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find("authorization");
+  return it == metadata.end()
+             ? std::string()
+             : std::string(it->second.data(), it->second.size());
+}
+
 }  // namespace
 
-FakeExecutor::FakeExecutor()
-    : submit_status_(grpc::StatusCode::UNIMPLEMENTED, "no submits") {
+void FakeExecutor::RecordCallLocked(const std::string& method,
+                                    const grpc::ServerContext& context) {
+  ++calls_[method];
+  authorization_[method] = Authorization(context);
+}
+
+std::string FakeExecutor::authorization(const std::string& method) const {
+  absl::MutexLock lock(&mu_);
+  const auto it = authorization_.find(method);
+  return it == authorization_.end() ? "" : it->second;
+}
+
+FakeExecutor::FakeExecutor(std::shared_ptr<grpc::ServerCredentials> credentials)
+    : submit_status_(grpc::StatusCode::UNIMPLEMENTED, "no submits"),
+      credentials_(credentials != nullptr ? std::move(credentials)
+                                          : grpc::InsecureServerCredentials()) {
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort("127.0.0.1:0", credentials_, &port);
   builder.RegisterService(this);
   server_ = builder.BuildAndStart();
   address_ = absl::StrCat("127.0.0.1:", port);
@@ -93,18 +115,18 @@ grpc::Status FakeExecutor::FindLocked(const std::string& id, v1::Task* task) {
   return grpc::Status::OK;
 }
 
-grpc::Status FakeExecutor::Submit(grpc::ServerContext*,
+grpc::Status FakeExecutor::Submit(grpc::ServerContext* context,
                                   const v1::SubmitRequest*, v1::Task*) {
   absl::MutexLock lock(&mu_);
-  ++calls_["Submit"];
+  RecordCallLocked("Submit", *context);
   return submit_status_;
 }
 
-grpc::Status FakeExecutor::Await(grpc::ServerContext*,
+grpc::Status FakeExecutor::Await(grpc::ServerContext* context,
                                  const v1::AwaitRequest* request,
                                  v1::Task* response) {
   absl::MutexLock lock(&mu_);
-  ++calls_["Await"];
+  RecordCallLocked("Await", *context);
   const std::string& id = request->id();
   auto terminal_or_gone = [this, &id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = tasks_.find(id);
@@ -115,11 +137,11 @@ grpc::Status FakeExecutor::Await(grpc::ServerContext*,
   return FindLocked(id, response);
 }
 
-grpc::Status FakeExecutor::Cancel(grpc::ServerContext*,
+grpc::Status FakeExecutor::Cancel(grpc::ServerContext* context,
                                   const v1::CancelRequest* request,
                                   v1::Task* response) {
   absl::MutexLock lock(&mu_);
-  ++calls_["Cancel"];
+  RecordCallLocked("Cancel", *context);
   grpc::Status status = FindLocked(request->id(), response);
   if (!status.ok() || IsTerminal(response->state())) return status;
   v1::Task& task = tasks_[request->id()];
@@ -129,20 +151,21 @@ grpc::Status FakeExecutor::Cancel(grpc::ServerContext*,
   return status;
 }
 
-grpc::Status FakeExecutor::Get(grpc::ServerContext*,
+grpc::Status FakeExecutor::Get(grpc::ServerContext* context,
                                const v1::GetRequest* request,
                                v1::Task* response) {
   absl::MutexLock lock(&mu_);
-  ++calls_["Get"];
+  RecordCallLocked("Get", *context);
   return FindLocked(request->id(), response);
 }
 
 grpc::Status FakeExecutor::Session(
-    grpc::ServerContext*,
+    grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::SessionResponse, v1::SessionRequest>* stream) {
   {
     absl::MutexLock lock(&mu_);
     ++sessions_;
+    authorization_["Session"] = Authorization(*context);
   }
   v1::SessionRequest request;
   while (stream->Read(&request)) {

@@ -40,7 +40,9 @@ namespace remex::testing {
 // Thread-safe. Owns its gRPC server; the destructor shuts it down.
 class FakeExecutor final : public v1::Executor::Service {
  public:
-  FakeExecutor();
+  // Serves plaintext, or with `credentials` (e.g. TLS).
+  explicit FakeExecutor(
+      std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);
   ~FakeExecutor() override;
 
   // "127.0.0.1:PORT".
@@ -55,6 +57,9 @@ class FakeExecutor final : public v1::Executor::Service {
   int sessions() const;
   // Unary RPCs answered so far, by method name ("Await", "Get", ...).
   int calls(const std::string& method) const;
+  // The `authorization` metadata of the last call of `method` ("Session":
+  // the last stream opened); empty if it had none or none came.
+  std::string authorization(const std::string& method) const;
   // Waits until `method` was called `n` times (counted as the call
   // arrives); false if `timeout` passed first.
   bool WaitForCalls(const std::string& method, int n,
@@ -81,6 +86,10 @@ class FakeExecutor final : public v1::Executor::Service {
   bool AnswerLocked(const v1::SessionRequest& request,
                     v1::SessionResponse* response)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts a call of `method` and records its authorization metadata.
+  void RecordCallLocked(const std::string& method,
+                        const grpc::ServerContext& context)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Copies the task `id` into `task`, or returns NOT_FOUND.
   grpc::Status FindLocked(const std::string& id, v1::Task* task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -88,9 +97,13 @@ class FakeExecutor final : public v1::Executor::Service {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, v1::Task> tasks_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int> calls_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> authorization_
+      ABSL_GUARDED_BY(mu_);
   grpc::Status submit_status_ ABSL_GUARDED_BY(mu_);
   int sessions_ ABSL_GUARDED_BY(mu_) = 0;
   std::string address_;
+  // Kept past server_, which uses them until it is destroyed.
+  std::shared_ptr<grpc::ServerCredentials> credentials_;
   std::unique_ptr<grpc::Server> server_;
 };
 

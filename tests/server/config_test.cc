@@ -336,5 +336,35 @@ TEST(ConfigTest, BadCommandFunctionsAreRejectedByIndex) {
               HasSubstr("plugins: must be a list"));
 }
 
+TEST(ConfigTest, TlsPathsAreRelativeToTheConfigDirectory) {
+  absl::StatusOr<ServerConfig> config = ParseConfig(
+      "tls_cert: server.pem\ntls_key: /keys/server.key\n"
+      "tls_client_ca: ca/clients.pem\n",
+      DefaultConfig(), "/etc/remex");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->tls_cert, "/etc/remex/server.pem");
+  EXPECT_EQ(config->tls_key, "/keys/server.key");
+  EXPECT_EQ(config->tls_client_ca, "/etc/remex/ca/clients.pem");
+  EXPECT_TRUE(CheckTlsConfig(*config).ok());
+  EXPECT_THAT(ParseConfig("tls_cert: ''\n", DefaultConfig()).status().message(),
+              HasSubstr("tls_cert: empty path"));
+}
+
+TEST(ConfigTest, TlsSettingsMustGoTogether) {
+  ServerConfig config = DefaultConfig();
+  EXPECT_TRUE(CheckTlsConfig(config).ok());  // plaintext
+  config.tls_cert = "server.pem";
+  EXPECT_THAT(CheckTlsConfig(config).message(),
+              HasSubstr("TLS needs both a certificate and its key"));
+  config.tls_key = "server.key";
+  EXPECT_TRUE(CheckTlsConfig(config).ok());
+  config.tls_client_ca = "ca.pem";
+  EXPECT_TRUE(CheckTlsConfig(config).ok());
+  config.tls_cert.clear();
+  config.tls_key.clear();
+  EXPECT_THAT(CheckTlsConfig(config).message(),
+              HasSubstr("--tls-client-ca (config tls_client_ca) needs TLS"));
+}
+
 }  // namespace
 }  // namespace remex::server

@@ -65,6 +65,30 @@ struct ClientOptions {
   // closing the connection) fails the calls and waits with UNAVAILABLE
   // instead of leaving them blocked. At least 1 s; zero turns it off.
   absl::Duration keepalive = absl::Seconds(20);
+
+  // TLS (the server runs with --tls-cert). False: plaintext, unless one of
+  // the PEM fields below is set, which turns TLS on too. The fields take
+  // PEM text, as gRPC does; to use a file, read it whole, e.g.
+  //   std::ifstream file("ca.pem");
+  //   options.tls_root_certs.assign(std::istreambuf_iterator<char>(file), {});
+  bool tls = false;
+  // The CAs (PEM) that the server's certificate must chain to; empty: the
+  // system's roots.
+  std::string tls_root_certs;
+  // This client's certificate chain and private key (PEM), for a server
+  // that requires client certificates (--tls-client-ca, mTLS): the server
+  // knows the client by the certificate's common name. Both or neither.
+  std::string tls_cert_chain;
+  std::string tls_private_key;
+  // The name the server's certificate must carry, when it is not the host
+  // in the address (e.g. connecting by IP to a certificate for a DNS
+  // name); empty: the address's host.
+  std::string tls_server_name;
+
+  // Bearer token for servers with principals (--auth): sent with every
+  // call, the Session stream included, as `authorization: Bearer TOKEN`.
+  // It travels in clear without TLS: use TLS beyond loopback. Empty: none.
+  std::string token;
 };
 
 // A connection to one remex server. Thread-safe; copies share the connection,
