@@ -2,10 +2,14 @@
 """Offline tests of the Helm chart helm/remex: no cluster, no helm binary.
 
 The chart is rendered by tests/helm/render (Go text/template + sprig, what
-Helm runs) for the default values and for every option switched on, and:
+Helm runs) for the least secure values (tests/helm/values/auth-values.yaml:
+the defaults alone refuse to render an open server), for each way of
+securing it (tokens from values or a Secret, TLS, mTLS, cert-manager), for
+security.mode: insecure, and for every option switched on, and:
 
   RenderTest            the rendered objects follow the chart's promises
-                        (labels, probes, security, grace periods, ...);
+                        (labels, probes, security, grace periods, who may
+                        connect, ...);
   ValuesSchemaTest      values.schema.json takes good values (also the
                         README's example) and refuses typos and
                         out-of-range values;
@@ -20,8 +24,13 @@ Helm runs) for the default values and for every option switched on, and:
   ServerRunTest         the real remex-server runs with exactly the command
                         line of the rendered Deployment and the config file of
                         the rendered ConfigMap (only the listen addresses are
-                        moved to 127.0.0.1:0), answers health SERVING, runs a
-                        task and drains on SIGTERM as the pod's grace expects.
+                        moved to 127.0.0.1:0, the Secrets' files written
+                        where the pod mounts them, certificates made with
+                        openssl), answers health SERVING as the probes ask,
+                        refuses callers without a token or certificate, runs
+                        a task and drains on SIGTERM as the pod's grace
+                        expects. Its secure cases need a remex-server with
+                        --auth, --tls-* and --insecure.
 
 Usage (ctest runs it; see tests/helm/CMakeLists.txt):
   chart_test.py --renderer RENDER --server REMEX_SERVER
@@ -29,6 +38,7 @@ Usage (ctest runs it; see tests/helm/CMakeLists.txt):
 """
 
 import argparse
+import base64
 import copy
 import json
 import os
@@ -52,6 +62,30 @@ CHART = os.path.join(REPO, "helm", "remex")
 VALUES_DIR = os.path.join(HERE, "values")
 FULL_VALUES = os.path.join(VALUES_DIR, "full.yaml")
 SERVER_RUN_VALUES = os.path.join(VALUES_DIR, "server-run.yaml")
+# The least a secure install sets (tokens from values): what the tests render
+# where they rendered the bare defaults before those refused to render.
+AUTH_VALUES = os.path.join(VALUES_DIR, "auth-values.yaml")
+AUTH_SECRET_VALUES = os.path.join(VALUES_DIR, "auth-secret.yaml")
+TLS_VALUES = os.path.join(VALUES_DIR, "tls.yaml")
+MTLS_VALUES = os.path.join(VALUES_DIR, "mtls.yaml")
+CERT_MANAGER_VALUES = os.path.join(VALUES_DIR, "cert-manager.yaml")
+INSECURE_VALUES = os.path.join(VALUES_DIR, "insecure.yaml")
+# Every rendering the schema, Kubernetes and yamllint tests check.
+CASES = {
+    "auth-values": (AUTH_VALUES,),
+    "auth-secret": (AUTH_SECRET_VALUES,),
+    "tls": (TLS_VALUES,),
+    "mtls": (MTLS_VALUES,),
+    "cert-manager": (CERT_MANAGER_VALUES,),
+    "insecure": (INSECURE_VALUES,),
+    "full": (FULL_VALUES,),
+    "server-run": (SERVER_RUN_VALUES,),
+}
+# The bearer tokens whose SHA-256 the values files hold (tests only).
+TOKENS = {"alice": "remex-test-token-alice", "bob": "remex-test-token-bob"}
+# What a render of the bare defaults must say (secure by default).
+OPEN_SERVER_MESSAGE = "nothing authenticates its callers"
+SECRETS_DIR = "/var/run/secrets/remex"
 # Files of monitoring/ that other parts of the repository provide; the
 # renderer falls back to these fixtures while they are missing.
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -197,9 +231,15 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(container_ports["grpc"], listen_port)
         self.assertEqual(ports["grpc"]["targetPort"], "grpc")
 
-        # Native gRPC probes on the served port.
+        # Probes on the served port: native gRPC without TLS; with TLS a
+        # tcpSocket probe (the kubelet's gRPC probe cannot speak TLS).
+        tls = flag_value(args, "--tls-cert") is not None
         for probe in ("livenessProbe", "readinessProbe"):
-            self.assertEqual(container[probe]["grpc"]["port"], listen_port)
+            action = "tcpSocket" if tls else "grpc"
+            self.assertEqual(
+                sorted(set(container[probe]) & {"grpc", "tcpSocket", "exec",
+                                                "httpGet"}), [action])
+            self.assertEqual(container[probe][action]["port"], listen_port)
 
         # Restricted security context.
         pod_security = pod["securityContext"]
@@ -216,6 +256,7 @@ class RenderTest(unittest.TestCase):
         volumes = {v["name"]: v for v in pod["volumes"]}
         self.assertIn("emptyDir", volumes[mounts["/tmp"]],
                       "/tmp must be writable on a read-only root")
+        self.check_security(objects, container, volumes, selector)
         self.assertIn("cpu", container["resources"]["limits"])
         self.assertIn("memory", container["resources"]["limits"])
 
@@ -247,12 +288,64 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(pdb["spec"]["selector"]["matchLabels"], selector)
         return deployment, config
 
-    def test_defaults(self):
-        _, objects = Rendered.of()
+    def check_security(self, objects, container, volumes, selector):
+        """Callers authenticate unless the command line says --insecure;
+        the key and auth files come from read-only Secret mounts that the
+        kubelet updates; the NetworkPolicy selects the server's pods."""
+        args = container["args"]
+        authenticated = any(flag_value(args, f) for f in ("--auth",
+                                                          "--tls-client-ca"))
+        self.assertNotEqual(authenticated, "--insecure" in args, args)
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        for flag in ("--auth", "--tls-cert", "--tls-key", "--tls-client-ca"):
+            path = flag_value(args, flag)
+            if path is None:
+                continue
+            self.assertTrue(path.startswith(SECRETS_DIR + "/"), path)
+            mount = mounts[os.path.dirname(path)]
+            self.assertTrue(mount.get("readOnly"), flag)
+            self.assertNotIn("subPath", mount,
+                             "a subPath mount is never updated (SIGHUP)")
+            volume = volumes[mount["name"]]
+            source = volume.get("secret") or volume.get("configMap")
+            self.assertIn(os.path.basename(path),
+                          [item["path"] for item in source["items"]])
+            if flag != "--tls-client-ca":
+                self.assertIn("secret", volume, flag + " from a Secret")
+                self.assertEqual(source["defaultMode"], 0o440)
+        if "--tls-client-ca" in " ".join(args):
+            self.assertIsNotNone(flag_value(args, "--tls-cert"))
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for policy in [o for o in objects if o["kind"] == "NetworkPolicy"]:
+            self.assertEqual(policy["spec"]["podSelector"]["matchLabels"],
+                             selector)
+            self.assertIn("Ingress", policy["spec"]["policyTypes"])
+            for rule in policy["spec"]["ingress"]:
+                for port in rule.get("ports", []):
+                    if isinstance(port["port"], str):
+                        self.assertIn(port["port"], ports)
+
+    def test_defaults_refuse_to_render_an_open_server(self):
+        """Secure by default: no auth, no mTLS and no security.mode:
+        insecure fails the render, saying what to set."""
+        with self.assertRaises(RenderError) as failed:
+            render()
+        message = str(failed.exception)
+        for words in (OPEN_SERVER_MESSAGE, "auth.principals",
+                      "auth.existingSecret", "tls.clientCA",
+                      "security.mode: insecure"):
+            self.assertIn(words, message)
+        # The notes too: nothing of an open server is printed.
+        with self.assertRaisesRegex(RenderError, OPEN_SERVER_MESSAGE):
+            render(notes=True)
+
+    def test_least_secure_values(self):
+        """auth-values.yaml: the defaults plus principals."""
+        _, objects = Rendered.of(AUTH_VALUES)
         deployment, config = self.check_common(objects)
         kinds = sorted(by_kind(objects))
-        self.assertEqual(kinds, ["ConfigMap", "Deployment",
-                                 "PodDisruptionBudget", "Service",
+        self.assertEqual(kinds, ["ConfigMap", "Deployment", "NetworkPolicy",
+                                 "PodDisruptionBudget", "Secret", "Service",
                                  "ServiceAccount"])
         spec = deployment["spec"]
         self.assertEqual(spec["replicas"], 1)
@@ -264,6 +357,7 @@ class RenderTest(unittest.TestCase):
             "--config=/etc/remex/config.yaml",
             "--shutdown-grace=10s",
             "--metrics-listen=0.0.0.0:9464",
+            "--auth=/var/run/secrets/remex/auth/auth.yaml",
         ])
         self.assertEqual(spec["template"]["spec"]
                          ["terminationGracePeriodSeconds"], 25)
@@ -278,13 +372,45 @@ class RenderTest(unittest.TestCase):
         annotations = spec["template"]["metadata"]["annotations"]
         self.assertNotIn("prometheus.io/scrape", annotations)
 
+        # The auth file: the values' principals, in a Secret the pod mounts.
+        secret = one(objects, "Secret")
+        self.assertEqual(secret["metadata"]["name"], "remex-auth")
+        auth = yaml.safe_load(secret_data(secret)["auth.yaml"])
+        with open(AUTH_VALUES, encoding="utf-8") as f:
+            principals = yaml.safe_load(f)["auth"]["principals"]
+        self.assertEqual(auth, {"principals": principals})
+        volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+        self.assertEqual(volumes["auth"]["secret"]["secretName"], "remex-auth")
+        # New principals roll the pod.
+        self.assertIn("checksum/auth", annotations)
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"auth": {"principals": [
+                {"name": "carol", "token_sha256": "0" * 64}]}})
+            changed = load_objects(render(AUTH_VALUES, values))
+        self.assertNotEqual(
+            one(changed, "Deployment")["spec"]["template"]["metadata"][
+                "annotations"]["checksum/auth"], annotations["checksum/auth"])
+
+        # The NetworkPolicy: gRPC from the release's namespace, metrics
+        # from the monitoring namespace, egress open.
+        policy = one(objects, "NetworkPolicy")["spec"]
+        self.assertEqual(policy["policyTypes"], ["Ingress"])
+        self.assertEqual(policy["ingress"], [
+            {"ports": [{"port": "grpc", "protocol": "TCP"}],
+             "from": [{"podSelector": {}}]},
+            {"ports": [{"port": "metrics", "protocol": "TCP"}],
+             "from": [{"namespaceSelector": {"matchLabels": {
+                 "kubernetes.io/metadata.name": "monitoring"}}}]},
+        ])
+
     def test_full_options(self):
         _, objects = Rendered.of(FULL_VALUES)
         deployment, config = self.check_common(objects)
         kinds = by_kind(objects)
         self.assertEqual(sorted(kinds), [
-            "ConfigMap", "Deployment", "PodDisruptionBudget", "PrometheusRule",
-            "Service", "ServiceAccount", "ServiceMonitor"])
+            "Certificate", "ConfigMap", "Deployment", "NetworkPolicy",
+            "PodDisruptionBudget", "PrometheusRule", "Secret", "Service",
+            "ServiceAccount", "ServiceMonitor"])
         pod = deployment["spec"]["template"]
         container = pod["spec"]["containers"][0]
         self.assertEqual(container["args"], [
@@ -294,6 +420,10 @@ class RenderTest(unittest.TestCase):
             "--metrics-listen=0.0.0.0:9100",
             "--plugin=/opt/remex/plugins/libfirst.so",
             "--plugin=/opt/remex/plugins/libsecond.so.1",
+            "--auth=/var/run/secrets/remex/auth/auth.yaml",
+            "--tls-cert=/var/run/secrets/remex/tls/tls.crt",
+            "--tls-key=/var/run/secrets/remex/tls/tls.key",
+            "--tls-client-ca=/var/run/secrets/remex/client-ca/ca.crt",
             "--enable-test-functions",
         ])
         self.assertEqual(pod["spec"]["terminationGracePeriodSeconds"],
@@ -302,9 +432,13 @@ class RenderTest(unittest.TestCase):
         annotations = pod["metadata"]["annotations"]
         self.assertEqual(annotations["prometheus.io/scrape"], "true")
         self.assertEqual(annotations["prometheus.io/port"], "9100")
+        # TLS: tcpSocket probes (probes.grpcService is for gRPC probes).
         for probe in ("livenessProbe", "readinessProbe"):
-            self.assertEqual(container[probe]["grpc"]["service"],
-                             "remex.v1.Executor")
+            self.assertEqual(container[probe]["tcpSocket"], {"port": 8443})
+        certificate = one(objects, "Certificate")["spec"]
+        self.assertEqual(certificate["secretName"], "remex-full-cert")
+        self.assertEqual(certificate["dnsNames"][-2:], [
+            "remex-full.default.svc.cluster.example", "remex.example.com"])
         self.assertEqual(config["pools"][1]["kind"], "process")
         self.assertEqual(config["functions"][0]["command"],
                          ["/bin/uname", "-a"])
@@ -343,11 +477,122 @@ class RenderTest(unittest.TestCase):
                          ["fetch-plugins"])
         self.assertEqual(pod["spec"]["runtimeClassName"], "gvisor")
 
+    def test_grpc_probes_ask_for_the_health_service(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"probes": {
+                "grpcService": "remex.v1.Executor"}})
+            objects = load_objects(render(AUTH_VALUES, values))
+        container = one(objects, "Deployment")["spec"]["template"]["spec"][
+            "containers"][0]
+        for probe in ("livenessProbe", "readinessProbe"):
+            self.assertEqual(container[probe]["grpc"],
+                             {"port": 50051, "service": "remex.v1.Executor"})
+
+    def pod(self, *value_files):
+        _, objects = Rendered.of(*value_files)
+        self.check_common(objects)
+        deployment = one(objects, "Deployment")
+        pod = deployment["spec"]["template"]["spec"]
+        return (objects, pod, pod["containers"][0],
+                {v["name"]: v for v in pod["volumes"]})
+
+    def test_auth_from_an_existing_secret(self):
+        objects, _, container, volumes = self.pod(AUTH_SECRET_VALUES)
+        self.assertNotIn("Secret", by_kind(objects), "the Secret is yours")
+        self.assertEqual(flag_value(container["args"], "--auth"),
+                         SECRETS_DIR + "/auth/remex-auth.yaml")
+        self.assertEqual(volumes["auth"]["secret"], {
+            "secretName": "remex-principals",
+            "items": [{"key": "remex-auth.yaml", "path": "remex-auth.yaml"}],
+            "defaultMode": 0o440})
+        annotations = one(objects, "Deployment")["spec"]["template"][
+            "metadata"]["annotations"]
+        self.assertNotIn("checksum/auth", annotations,
+                         "the chart cannot see the Secret: SIGHUP rereads it")
+
+    def test_tls_from_a_secret(self):
+        objects, _, container, volumes = self.pod(TLS_VALUES)
+        args = container["args"]
+        self.assertEqual(flag_value(args, "--tls-cert"),
+                         SECRETS_DIR + "/tls/tls.crt")
+        self.assertEqual(flag_value(args, "--tls-key"),
+                         SECRETS_DIR + "/tls/tls.key")
+        self.assertIsNone(flag_value(args, "--tls-client-ca"))
+        self.assertIsNotNone(flag_value(args, "--auth"))
+        self.assertEqual(volumes["tls"]["secret"]["secretName"],
+                         "remex-server-tls")
+        self.assertEqual([i["key"] for i in volumes["tls"]["secret"]["items"]],
+                         ["tls.crt", "tls.key"])
+        self.assertNotIn("client-ca", volumes)
+        self.assertNotIn("Certificate", by_kind(objects))
+
+    def test_mtls(self):
+        _, _, container, volumes = self.pod(MTLS_VALUES)
+        self.assertEqual(flag_value(container["args"], "--tls-client-ca"),
+                         SECRETS_DIR + "/client-ca/ca.crt")
+        self.assertEqual(volumes["client-ca"]["secret"]["secretName"],
+                         "remex-client-ca")
+        self.assertEqual(volumes["client-ca"]["secret"]["items"],
+                         [{"key": "ca.pem", "path": "ca.crt"}])
+
+    def test_cert_manager_and_mtls_alone(self):
+        objects, _, container, volumes = self.pod(CERT_MANAGER_VALUES)
+        args = container["args"]
+        self.assertIsNone(flag_value(args, "--auth"), "mTLS alone suffices")
+        self.assertNotIn("--insecure", args)
+        certificate = one(objects, "Certificate")
+        self.assertEqual(certificate["apiVersion"], "cert-manager.io/v1")
+        spec = certificate["spec"]
+        # The Certificate writes the Secret the pod mounts.
+        self.assertEqual(spec["secretName"], "remex-tls")
+        self.assertEqual(volumes["tls"]["secret"]["secretName"], "remex-tls")
+        self.assertEqual(spec["issuerRef"], {
+            "name": "remex-ca", "kind": "ClusterIssuer",
+            "group": "cert-manager.io"})
+        self.assertEqual(spec["dnsNames"], [
+            "remex", "remex.default", "remex.default.svc",
+            "remex.default.svc.cluster.local", "remex.example.com"])
+        self.assertIn("server auth", spec["usages"])
+        self.assertEqual(volumes["client-ca"]["configMap"], {
+            "name": "remex-client-ca",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            "defaultMode": 0o444})
+        # Restricted egress: DNS and the values' rules only.
+        policy = one(objects, "NetworkPolicy")["spec"]
+        self.assertEqual(policy["policyTypes"], ["Ingress", "Egress"])
+        self.assertEqual([p["port"] for p in policy["egress"][0]["ports"]],
+                         [53, 53])
+        self.assertEqual(policy["egress"][1]["ports"],
+                         [{"port": 5432, "protocol": "TCP"}])
+        self.assertEqual(policy["ingress"][0]["from"], [{"namespaceSelector": {
+            "matchLabels": {"remex.example.com/client": "true"}}}])
+
+    def test_network_policy_follows_the_ports(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"metrics": {
+                "enabled": False}})
+            objects = load_objects(render(AUTH_VALUES, values))
+            off = write_values(tmp, "off.yaml", {"networkPolicy": {
+                "enabled": False}})
+            without = load_objects(render(AUTH_VALUES, off))
+        policy = one(objects, "NetworkPolicy")["spec"]
+        self.assertEqual([r["ports"][0]["port"] for r in policy["ingress"]],
+                         ["grpc"], "no metrics port, no metrics rule")
+        self.assertNotIn("NetworkPolicy", by_kind(without))
+
+    def test_insecure_only_when_the_values_say_so(self):
+        objects, _, container, volumes = self.pod(INSECURE_VALUES)
+        self.assertEqual(container["args"][-1], "--insecure")
+        self.assertNotIn("auth", volumes)
+        self.assertNotIn("Secret", by_kind(objects))
+        notes = render(INSECURE_VALUES, notes=True)
+        self.assertIn("INSECURE", notes)
+
     def test_metrics_off_says_so_to_the_server(self):
         with tempfile.TemporaryDirectory() as tmp:
             values = write_values(tmp, "v.yaml", {"metrics": {
                 "enabled": False, "serviceMonitor": {"enabled": True}}})
-            objects = load_objects(render(values))
+            objects = load_objects(render(AUTH_VALUES, values))
         container = one(objects, "Deployment")["spec"]["template"]["spec"][
             "containers"][0]
         self.assertIn("--metrics-listen=none", container["args"])
@@ -360,22 +605,57 @@ class RenderTest(unittest.TestCase):
                 "annotations"]["checksum/config"]
         with tempfile.TemporaryDirectory() as tmp:
             values = write_values(tmp, "v.yaml", {"config": {"pollers": 3}})
-            changed = load_objects(render(values))
-        self.assertNotEqual(checksum(changed), checksum(Rendered.of()[1]))
+            changed = load_objects(render(AUTH_VALUES, values))
+        self.assertNotEqual(checksum(changed),
+                            checksum(Rendered.of(AUTH_VALUES)[1]))
 
     def test_renderer_refuses_what_the_chart_forbids(self):
         """Without the schema too (e.g. helm --skip-schema-validation)."""
+        token = {"name": "a", "token_sha256": "0" * 64}
         cases = {
             "replicaCount": ({"replicaCount": 2}, "at most 1"),
             "plugins": ({"plugins": {"enabled": True, "files": ["a.so"]}},
                         "plugins.volume"),
+            "no auth, no mTLS": ({"auth": {"enabled": False}},
+                                 OPEN_SERVER_MESSAGE),
+            "principals off": ({"auth": {"principals": None}},
+                               "auth.principals or auth.existingSecret"),
+            "TLS alone authenticates nobody": (
+                {"auth": {"enabled": False},
+                 "tls": {"enabled": True, "secretName": "s"}},
+                OPEN_SERVER_MESSAGE),
+            "mode in other words": ({"security": {"mode": "off"}},
+                                    "neither secure nor insecure"),
+            "insecure with auth": ({"security": {"mode": "insecure"}},
+                                   "drop security.mode: insecure"),
+            "principals and a Secret": (
+                {"auth": {"principals": [token], "existingSecret": "x"}},
+                "not both"),
+            "a token, not its hash": (
+                {"auth": {"principals": [{"name": "a",
+                                          "token_sha256": "secret"}]}},
+                "64 lowercase hex digits"),
+            "mTLS without TLS": (
+                {"tls": {"clientCA": {"enabled": True, "secretName": "ca"}}},
+                "tls.clientCA (mTLS) needs tls.enabled"),
+            "TLS without a certificate": ({"tls": {"enabled": True}},
+                                          "tls.secretName"),
+            "cert-manager without an issuer": (
+                {"tls": {"enabled": True, "certManager": {"enabled": True}}},
+                "issuerRef.name"),
+            "client CA from nowhere": (
+                {"tls": {"enabled": True, "secretName": "s",
+                         "clientCA": {"enabled": True}}},
+                "secretName and tls.clientCA.configMapName"),
+            "metrics open to all": ({"networkPolicy": {"metricsFrom": []}},
+                                    "networkPolicy.metricsFrom"),
         }
         with tempfile.TemporaryDirectory() as tmp:
             for name, (values, message) in cases.items():
                 with self.subTest(name):
-                    path = write_values(tmp, name + ".yaml", values)
+                    path = write_values(tmp, "case.yaml", values)
                     with self.assertRaisesRegex(RenderError, re.escape(message)):
-                        render(path)
+                        render(AUTH_VALUES, path)
 
     def test_monitoring_files_are_required_when_switched_on(self):
         """.Files.Get of a missing file fails the render with its name."""
@@ -413,10 +693,16 @@ class RenderTest(unittest.TestCase):
                     os.path.join(CHART, "monitoring", name)))
 
     def test_notes_show_grpcurl(self):
-        notes = render(notes=True)
+        notes = render(AUTH_VALUES, notes=True)
         self.assertIn("grpcurl -plaintext", notes)
+        self.assertIn("-H \"authorization: Bearer $REMEX_TOKEN\"", notes)
         self.assertIn("port-forward svc/remex 50051:50051", notes)
         self.assertIn("remex.v1.Executor/Submit", notes)
+        self.assertNotIn("INSECURE", notes)
+        notes = render(MTLS_VALUES, notes=True)
+        self.assertNotIn("-plaintext", notes)
+        self.assertIn("-cert client.crt -key client.key", notes)
+        self.assertIn("-servername remex.default.svc", notes)
 
     def test_every_document_names_its_source(self):
         text, _ = Rendered.of(FULL_VALUES)
@@ -427,6 +713,14 @@ class RenderTest(unittest.TestCase):
             if not name.startswith("_") and name != "NOTES.txt")
         self.assertEqual(sorted(sources), templates,
                          "the full options render every template")
+
+
+def secret_data(secret):
+    """{key: text} of a Secret's data (base64) and stringData."""
+    data = {k: base64.b64decode(v).decode()
+            for k, v in secret.get("data", {}).items()}
+    data.update(secret.get("stringData", {}))
+    return data
 
 
 def files_get(name, fallback=None):
@@ -457,8 +751,18 @@ class ValuesSchemaTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     def merged(self, *value_files):
+        """The merged values, as Helm hands them to the schema: before the
+        templates run (the bare defaults pass the schema, then fail the
+        render: the schema checks shapes, the templates say what is
+        missing)."""
         path = os.path.join(self.tmp.name, "merged.json")
-        render(*value_files, values_json=path)
+        if os.path.exists(path):
+            os.unlink(path)
+        try:
+            render(*value_files, values_json=path)
+        except RenderError:
+            if value_files:
+                raise
         with open(path, encoding="utf-8") as f:
             return json.load(f)
 
@@ -474,7 +778,7 @@ class ValuesSchemaTest(unittest.TestCase):
         self.assertIsNotNone(example, "README.md: the my-values.yaml example")
         with open(readme, "w", encoding="utf-8") as f:
             f.write(example.group(1))
-        for files in ((), (FULL_VALUES,), (SERVER_RUN_VALUES,), (readme,)):
+        for files in [()] + list(CASES.values()) + [(readme,)]:
             with self.subTest(files=files):
                 self.assertEqual(self.errors(self.merged(*files)), [])
 
@@ -526,6 +830,35 @@ class ValuesSchemaTest(unittest.TestCase):
             ("digest", {"image": {"digest": "latest"}}, "image/digest"),
             ("typo in metrics", {"metrics": {"serviceMonitor": {"enable": True}}},
              "metrics/serviceMonitor"),
+            ("insecure in other words", {"security": {"mode": "open"}},
+             "security/mode"),
+            ("insecure as a boolean", {"security": {"insecure": True}},
+             "security"),
+            ("a token, not its hash", {"auth": {"principals": [
+                {"name": "a", "token_sha256": "remex-test-token-alice"}]}},
+             "auth/principals/0/token_sha256"),
+            ("an unknown role", {"auth": {"principals": [
+                {"name": "a", "roles": ["root"]}]}},
+             "auth/principals/0/roles/0"),
+            ("typo in a principal", {"auth": {"principals": [
+                {"name": "a", "token": "x"}]}}, "auth/principals/0"),
+            ("auth on, no principals", {"auth": {"enabled": True}}, "auth"),
+            ("principals and a Secret", {"auth": {
+                "enabled": True, "principals": [{"name": "a"}],
+                "existingSecret": "s"}}, "auth"),
+            ("mTLS without TLS", {"tls": {"clientCA": {
+                "enabled": True, "secretName": "ca"}}}, "tls/clientCA/enabled"),
+            ("TLS without a certificate", {"tls": {"enabled": True}},
+             "tls/secretName"),
+            ("cert-manager without an issuer", {"tls": {
+                "enabled": True, "certManager": {"enabled": True}}},
+             "tls/certManager/issuerRef/name"),
+            ("client CA from two places", {"tls": {
+                "enabled": True, "secretName": "s", "clientCA": {
+                    "enabled": True, "secretName": "a",
+                    "configMapName": "b"}}}, "tls/clientCA"),
+            ("a peer with a typo", {"networkPolicy": {"grpcFrom": [
+                {"podSelectors": {}}]}}, "networkPolicy/grpcFrom/0"),
         ]
         for name, override, where in cases:
             with self.subTest(name):
@@ -562,7 +895,9 @@ class KubernetesSchemaTest(unittest.TestCase):
             os.unlink(f.name)
 
     def test_rendered_objects_are_valid(self):
-        objects = Rendered.of()[1] + Rendered.of(FULL_VALUES)[1]
+        objects = []
+        for files in CASES.values():
+            objects += Rendered.of(*files)[1]
         result = self.validate(objects)
         sys.stdout.write(result.stdout)
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -615,7 +950,7 @@ class YamllintTest(unittest.TestCase):
         paths += [os.path.join(VALUES_DIR, n) for n in os.listdir(VALUES_DIR)]
         paths.append(YAMLLINT_CONFIG)
         with tempfile.TemporaryDirectory() as tmp:
-            for label, files in (("default", ()), ("full", (FULL_VALUES,))):
+            for label, files in CASES.items():
                 text, _ = Rendered.of(*files)
                 for source, docs in split_sources(text).items():
                     path = os.path.join(tmp, label, os.path.basename(source))
@@ -875,7 +1210,7 @@ class ImageTest(unittest.TestCase):
         self.assertIn("install-deps.sh --runtime", " ".join(runs[1]))
 
     def test_image_matches_the_chart(self):
-        _, objects = Rendered.of()
+        _, objects = Rendered.of(AUTH_VALUES)
         pod = one(objects, "Deployment")["spec"]["template"]["spec"]
         container = pod["containers"][0]
         user = [rest for stage, word, rest in self.instructions()
