@@ -40,12 +40,14 @@ Usage (ctest runs it; see tests/helm/CMakeLists.txt):
 import argparse
 import base64
 import copy
+import hashlib
 import json
 import os
 import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -1010,40 +1012,119 @@ class ServerProcess:
         self.process.stdout.close()
 
 
+def make_certificates(directory):
+    """With openssl: a CA, a server certificate for localhost and
+    127.0.0.1, and client certificates with CN ci-runner and alice, all
+    signed by the CA. Returns {name: {"crt": pem, "key": pem}} ("ca" too)."""
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, timeout=60,
+                       capture_output=True)
+
+    def path(name, ext):
+        return os.path.join(directory, "%s.%s" % (name, ext))
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+          "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", path("ca", "key"),
+            "-out", path("ca", "crt"), "-days", "2", "-subj",
+            "/CN=remex test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    extensions = {
+        "server": "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                  "extendedKeyUsage=serverAuth\n",
+        "ci-runner": "extendedKeyUsage=clientAuth\n",
+        "alice": "extendedKeyUsage=clientAuth\n",
+    }
+    for serial, (name, extension) in enumerate(extensions.items(), 1):
+        with open(path(name, "ext"), "w", encoding="utf-8") as f:
+            f.write("basicConstraints=CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature\n" + extension)
+        openssl("req", *ec, "-keyout", path(name, "key"),
+                "-out", path(name, "csr"), "-subj", "/CN=" + name)
+        openssl("x509", "-req", "-in", path(name, "csr"),
+                "-CA", path("ca", "crt"), "-CAkey", path("ca", "key"),
+                "-set_serial", str(1000 + serial), "-days", "2",
+                "-extfile", path(name, "ext"), "-out", path(name, "crt"))
+    result = {}
+    for name in ["ca"] + list(extensions):
+        result[name] = {}
+        for ext in ("crt", "key"):
+            with open(path(name, ext), encoding="utf-8") as f:
+                result[name][ext] = f.read()
+    return result
+
+
 class ServerRunTest(unittest.TestCase):
     """The real server with the rendered Deployment's command line and
-    ConfigMap."""
+    ConfigMap, the Secrets written where the pod mounts them.
+
+    Every case here needs a remex-server that has --auth, --tls-cert,
+    --tls-key, --tls-client-ca and --insecure (design.md, Security)."""
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.messages = compile_protos(cls.tmp.name)
+        certificates = os.path.join(cls.tmp.name, "certificates")
+        os.makedirs(certificates)
+        cls.certs = make_certificates(certificates)
 
     @classmethod
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def pod_command(self, objects, workdir):
-        """The Deployment's command line, runnable here: the ConfigMap's
-        files written where the pod mounts them (moved under workdir), the
-        listen addresses on 127.0.0.1 port 0, the built binary."""
+    def server_tls_secret(self):
+        """A kubernetes.io/tls Secret as cert-manager writes it."""
+        return {"tls.crt": self.certs["server"]["crt"],
+                "tls.key": self.certs["server"]["key"],
+                "ca.crt": self.certs["ca"]["crt"]}
+
+    def client_tls(self, client=None):
+        """Channel TLS settings: trust the CA; show client's certificate."""
+        tls = {"ca": self.certs["ca"]["crt"]}
+        if client:
+            tls.update(cert=self.certs[client]["crt"],
+                       key=self.certs[client]["key"])
+        return tls
+
+    def pod_command(self, objects, workdir, provided=None):
+        """The Deployment's command line, runnable here: the files of the
+        ConfigMaps and Secrets it mounts (the rendered ones, and those of
+        `provided`, {(kind, name): {key: text}}, that the operator or
+        cert-manager would make) written under workdir where the pod mounts
+        them, the listen addresses on 127.0.0.1 port 0, the built binary."""
         deployment = one(objects, "Deployment")
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        config_maps = {o["metadata"]["name"]: o for o in objects
-                       if o["kind"] == "ConfigMap"}
+        sources = {}
+        for obj in objects:
+            if obj["kind"] == "ConfigMap":
+                sources[("ConfigMap", obj["metadata"]["name"])] = obj["data"]
+            elif obj["kind"] == "Secret":
+                sources[("Secret", obj["metadata"]["name"])] = secret_data(obj)
+        sources.update(provided or {})
         volumes = {v["name"]: v for v in pod["volumes"]}
         moved = {}
         for mount in container["volumeMounts"]:
             volume = volumes[mount["name"]]
-            if "configMap" not in volume:
+            if "configMap" in volume:
+                ref = volume["configMap"]
+                source = ("ConfigMap", ref["name"])
+            elif "secret" in volume:
+                ref = volume["secret"]
+                source = ("Secret", ref["secretName"])
+            else:
                 continue
+            self.assertIn(source, sources, "the pod mounts %s %s" % source)
+            data = sources[source]
+            items = ref.get("items") or [{"key": k, "path": k} for k in data]
             local = os.path.join(workdir, mount["name"])
             os.makedirs(local)
-            for key, text in config_maps[volume["configMap"]["name"]][
-                    "data"].items():
-                with open(os.path.join(local, key), "w", encoding="utf-8") as f:
-                    f.write(text)
+            for item in items:
+                self.assertIn(item["key"], data, source)
+                with open(os.path.join(local, item["path"]), "w",
+                          encoding="utf-8") as f:
+                    f.write(data[item["key"]])
             moved[mount["mountPath"]] = local
         self.assertTrue(moved, "the pod mounts no ConfigMap")
 
@@ -1065,30 +1146,127 @@ class ServerRunTest(unittest.TestCase):
             init = []
         return init + [SERVER] + command[binary + 1:] + args, container, pod
 
-    def start(self, objects):
+    def start(self, objects, provided=None):
         workdir = tempfile.mkdtemp(dir=self.tmp.name)
-        command, container, pod = self.pod_command(objects, workdir)
+        command, container, pod = self.pod_command(objects, workdir, provided)
         server = ServerProcess(command, cwd=workdir)
         self.addCleanup(server.kill)
+        server.command = command
         with open(flag_value(command, "--config"), encoding="utf-8") as f:
             server.config = yaml.safe_load(f)
         return server, container, pod
 
-    def test_default_values(self):
-        _, objects = Rendered.of()
+    def assert_refused(self, server, code, **channel):
+        import grpc  # pylint: disable=import-outside-toplevel
+        with Channel(server.address, self.messages, **channel) as c:
+            with self.assertRaises(grpc.RpcError) as refused:
+                c.submit("echo", {"x": 1})
+        self.assertEqual(refused.exception.code().name, code, channel)
+
+    def test_tokens_from_values(self):
+        _, objects = Rendered.of(AUTH_VALUES)
+        server, container, pod = self.start(objects)
+        self.check_serves(server, container, token=TOKENS["alice"])
+        # No token, or one whose hash is not in the Secret: refused.
+        self.assert_refused(server, "UNAUTHENTICATED")
+        self.assert_refused(server, "UNAUTHENTICATED", token="not-a-token")
+        # bob's roles ([read]) came through the Secret: he may not submit.
+        self.assert_refused(server, "PERMISSION_DENIED", token=TOKENS["bob"])
+        self.assert_stops(server, pod, container)
+
+    def test_insecure_values(self):
+        _, objects = Rendered.of(INSECURE_VALUES)
         server, container, pod = self.start(objects)
         self.check_serves(server, container)
         self.assert_stops(server, pod, container)
 
+    def test_tls_and_tokens(self):
+        _, objects = Rendered.of(TLS_VALUES)
+        server, container, pod = self.start(objects, {
+            ("Secret", "remex-server-tls"): self.server_tls_secret()})
+        self.check_serves(server, container, token=TOKENS["alice"],
+                          tls=self.client_tls())
+        self.assert_refused(server, "UNAVAILABLE", token=TOKENS["alice"])
+        self.assert_refused(server, "UNAUTHENTICATED", tls=self.client_tls())
+        self.assert_stops(server, pod, container)
+
+    def test_mtls(self):
+        """mtls.yaml (CA from a Secret, principals from a Secret) and
+        cert-manager.yaml (the Secret cert-manager writes, the CA from a
+        ConfigMap, no auth file)."""
+        auth_file = yaml.safe_dump({"principals": [
+            {"name": "ci-runner", "roles": ["submit", "read"]}]})
+        cases = {
+            MTLS_VALUES: {
+                ("Secret", "remex-server-tls"): self.server_tls_secret(),
+                ("Secret", "remex-client-ca"): {"ca.pem": self.certs["ca"]["crt"]},
+                ("Secret", "remex-principals"): {"auth.yaml": auth_file},
+            },
+            CERT_MANAGER_VALUES: {
+                ("Secret", "remex-tls"): self.server_tls_secret(),
+                ("ConfigMap", "remex-client-ca"): {
+                    "ca.crt": self.certs["ca"]["crt"]},
+            },
+        }
+        for values, provided in cases.items():
+            with self.subTest(os.path.basename(values)):
+                _, objects = Rendered.of(values)
+                server, container, pod = self.start(objects, provided)
+                self.check_serves(server, container,
+                                  tls=self.client_tls("ci-runner"))
+                # A TLS client without a certificate: the handshake fails.
+                self.assert_refused(server, "UNAVAILABLE",
+                                    tls=self.client_tls())
+                self.assert_stops(server, pod, container)
+
+    def test_sighup_through_tini_rereads_the_auth_secret(self):
+        """What the README tells operators: after the Secret changes (the
+        kubelet rewrites the mounted file), SIGHUP to PID 1 (tini) reaches
+        the server, which then takes the new principals."""
+        _, objects = Rendered.of(AUTH_SECRET_VALUES)
+        old = yaml.safe_dump({"principals": [{
+            "name": "alice", "token_sha256": sha256_hex(TOKENS["alice"])}]})
+        server, _, _ = self.start(objects, {("Secret", "remex-principals"): {
+            "remex-auth.yaml": old}})
+        with Channel(server.address, self.messages,
+                     token=TOKENS["bob"]) as channel:
+            import grpc  # pylint: disable=import-outside-toplevel
+            with self.assertRaises(grpc.RpcError):
+                channel.submit("echo", {"x": 1})
+        new = yaml.safe_dump({"principals": [{
+            "name": "bob", "token_sha256": sha256_hex(TOKENS["bob"])}]})
+        path = flag_value(server.command, "--auth")
+        with open(path + ".new", "w", encoding="utf-8") as f:
+            f.write(new)
+        os.replace(path + ".new", path)  # Atomic, as the kubelet's swap.
+        self.assertEqual(os.path.basename(server.command[0]),
+                         "tini" if os.access("/usr/bin/tini", os.X_OK)
+                         else "remex-server")
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + RPC_TIMEOUT_S
+        while True:
+            try:
+                with Channel(server.address, self.messages,
+                             token=TOKENS["bob"]) as channel:
+                    channel.submit("echo", {"x": 1})
+                break
+            except Exception:  # pylint: disable=broad-except
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.assert_refused(server, "UNAUTHENTICATED", token=TOKENS["alice"])
+        self.assertIsNone(server.process.poll(), "SIGHUP must not stop it")
+
     def test_server_run_values_drain_within_the_pod_grace(self):
         _, objects = Rendered.of(SERVER_RUN_VALUES)
         server, container, pod = self.start(objects)
-        self.check_serves(server, container)
+        token = TOKENS["alice"]
+        self.check_serves(server, container, token=token)
 
         # A running task outlives the drain grace: it ends CANCELLED after
         # --shutdown-grace, and the server exits 0 well within the pod's
         # terminationGracePeriodSeconds (minus the preStop pause).
-        with Channel(server.address, self.messages) as channel:
+        with Channel(server.address, self.messages, token=token) as channel:
             task = channel.submit("sleep", {"ms": 120000})
             awaited = {}
             waiter = threading.Thread(target=lambda: awaited.update(
@@ -1102,12 +1280,24 @@ class ServerRunTest(unittest.TestCase):
             self.assertEqual(awaited.get("state"), "CANCELLED", awaited)
         self.assertGreaterEqual(drain, grace * 0.9)
 
-    def check_serves(self, server, container):
-        with Channel(server.address, self.messages) as channel:
-            # What the kubelet's probes ask.
-            for probe in ("livenessProbe", "readinessProbe"):
-                service = container[probe]["grpc"].get("service", "")
-                self.assertEqual(channel.health(service), "SERVING", probe)
+    def check_serves(self, server, container, token=None, tls=None):
+        # What the kubelet's probes ask: gRPC health with no token (and no
+        # TLS: the chart uses gRPC probes only without TLS), or a TCP
+        # connection.
+        for probe in ("livenessProbe", "readinessProbe"):
+            if "grpc" in container[probe]:
+                self.assertIsNone(tls, "a gRPC probe on a TLS port")
+                with Channel(server.address, self.messages) as channel:
+                    service = container[probe]["grpc"].get("service", "")
+                    self.assertEqual(channel.health(service), "SERVING",
+                                     probe)
+            else:
+                host, port = server.address.rsplit(":", 1)
+                socket.create_connection((host, int(port)),
+                                         timeout=RPC_TIMEOUT_S).close()
+        with Channel(server.address, self.messages, token=token,
+                     tls=tls) as channel:
+            self.assertEqual(channel.health(""), "SERVING")
             # The server runs the ConfigMap's pools.
             served = {p.name: p for p in channel.list_functions().pools}
             self.assertEqual(sorted(served),
@@ -1140,6 +1330,10 @@ class ServerRunTest(unittest.TestCase):
         self.assertEqual(code, 0)
         self.assertLess(took, budget, "the kubelet would SIGKILL it")
         return took
+
+
+def sha256_hex(text):
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ImageTest(unittest.TestCase):
@@ -1317,10 +1511,24 @@ def dependency_closure(packages):
 class Channel:
     """A gRPC channel with the few calls the tests need."""
 
-    def __init__(self, address, messages):
+    def __init__(self, address, messages, token=None, tls=None):
+        """token: sent as "authorization: Bearer TOKEN"; tls: {"ca": PEM,
+        and "cert", "key" PEM for a client certificate} (the test
+        certificates name localhost)."""
         import grpc  # pylint: disable=import-outside-toplevel
         self.grpc = grpc
-        self.channel = grpc.insecure_channel(address)
+        if tls:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls["ca"].encode(),
+                private_key=tls["key"].encode() if "key" in tls else None,
+                certificate_chain=tls["cert"].encode() if "cert" in tls
+                else None)
+            self.channel = grpc.secure_channel(
+                address, credentials,
+                options=[("grpc.ssl_target_name_override", "localhost")])
+        else:
+            self.channel = grpc.insecure_channel(address)
+        self.metadata = (("authorization", "Bearer " + token),) if token else None
         self.m = messages
 
     def __enter__(self):
@@ -1333,7 +1541,7 @@ class Channel:
         stub = self.channel.unary_unary(
             method, request_serializer=lambda r: r.SerializeToString(),
             response_deserializer=response_class.FromString)
-        return stub(request, timeout=RPC_TIMEOUT_S)
+        return stub(request, timeout=RPC_TIMEOUT_S, metadata=self.metadata)
 
     def health(self, service):
         health = self.m["health"]
@@ -1368,7 +1576,8 @@ class Channel:
             "/remex.v1.Executor/Await",
             request_serializer=lambda r: r.SerializeToString(),
             response_deserializer=ex.Task.FromString)
-        task = stub(request, timeout=timeout_s + RPC_TIMEOUT_S)
+        task = stub(request, timeout=timeout_s + RPC_TIMEOUT_S,
+                    metadata=self.metadata)
         return json_format.MessageToDict(task)
 
     def wait_until_running(self, task_id):
