@@ -218,10 +218,18 @@ class RenderTest(unittest.TestCase):
         self.assertNotIn("app.kubernetes.io/version", selector,
                          "the selector must not change with the version")
 
-        service = one(objects, "Service")
-        self.assertEqual(service["spec"]["selector"], selector)
+        services = [o for o in objects if o["kind"] == "Service"]
+        for service in services:
+            self.assertEqual(service["spec"]["selector"], selector)
+        service = services[0]
         ports = {p["name"]: p for p in service["spec"]["ports"]}
         self.assertEqual(ports["grpc"]["appProtocol"], "grpc")
+        # The metrics port is meant to stay inside the cluster: only
+        # ClusterIP Services carry it.
+        for other in services:
+            if any(p["name"] == "metrics" for p in other["spec"]["ports"]):
+                self.assertEqual(other["spec"].get("type", "ClusterIP"),
+                                 "ClusterIP", other["metadata"]["name"])
 
         # The server first, then any extraContainers.
         container = pod["containers"][0]
@@ -453,7 +461,14 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(monitor["spec"]["endpoints"][0]["port"], "metrics")
         self.assertEqual(monitor["metadata"]["labels"]["release"],
                          "kube-prometheus-stack")
-        service = one(objects, "Service")
+        # LoadBalancer: gRPC on it, the metrics on a ClusterIP Service.
+        services = {o["metadata"]["name"]: o for o in kinds["Service"]}
+        self.assertEqual(sorted(services), ["remex-full", "remex-full-metrics"])
+        self.assertEqual([p["name"] for p in
+                          services["remex-full"]["spec"]["ports"]], ["grpc"])
+        service = services["remex-full-metrics"]
+        self.assertEqual(service["spec"]["type"], "ClusterIP")
+        self.assertEqual(service["spec"]["ports"][0]["port"], 9100)
         for key, value in monitor["spec"]["selector"]["matchLabels"].items():
             self.assertEqual(service["metadata"]["labels"][key], value)
         job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
