@@ -666,6 +666,9 @@ class RenderTest(unittest.TestCase):
                 "secretName and tls.clientCA.configMapName"),
             "metrics open to all": ({"networkPolicy": {"metricsFrom": []}},
                                     "networkPolicy.metricsFrom"),
+            "Secrets nobody may read": (
+                {"podSecurityContext": {"fsGroup": None}},
+                "keep podSecurityContext.fsGroup"),
         }
         with tempfile.TemporaryDirectory() as tmp:
             for name, (values, message) in cases.items():

@@ -197,6 +197,9 @@ holds without the schema too, e.g. helm --skip-schema-validation).
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if and (or $auth.enabled $tls.enabled) (not .Values.podSecurityContext.fsGroup) }}
+{{- fail "auth and tls mount Secrets with mode 0440, readable by the group podSecurityContext.fsGroup: keep podSecurityContext.fsGroup (65532)" }}
+{{- end }}
 {{- if and $tls.clientCA.enabled (not $tls.enabled) }}
 {{- fail "tls.clientCA (mTLS) needs tls.enabled (the server's own certificate)" }}
 {{- end }}
