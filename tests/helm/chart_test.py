@@ -489,7 +489,7 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(one(objects, "PodDisruptionBudget")["spec"]
                          ["minAvailable"], 1)
         self.assertEqual([c["name"] for c in pod["spec"]["containers"]],
-                         ["server", "sidecar"])
+                         ["server", "reloader", "sidecar"])
         self.assertEqual([c["name"] for c in pod["spec"]["initContainers"]],
                          ["fetch-plugins"])
         self.assertEqual(pod["spec"]["runtimeClassName"], "gvisor")
@@ -604,6 +604,49 @@ class RenderTest(unittest.TestCase):
         self.assertNotIn("Secret", by_kind(objects))
         notes = render(INSECURE_VALUES, notes=True)
         self.assertIn("INSECURE", notes)
+
+    def test_reloader_watches_what_the_server_reads(self):
+        """The sidecar watches exactly the files of the server's flags,
+        through the same read-only mounts, and signals the server's tini in
+        the pod's shared process namespace."""
+        for values in (FULL_VALUES, AUTH_SECRET_VALUES, CERT_MANAGER_VALUES):
+            with self.subTest(os.path.basename(values)):
+                with tempfile.TemporaryDirectory() as tmp:
+                    on = write_values(tmp, "on.yaml", {"reloader": {
+                        "enabled": True}})
+                    objects = load_objects(render(values, on))
+                self.check_common(objects)
+                pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+                server, reloader = pod["containers"][:2]
+                self.assertEqual(reloader["name"], "reloader")
+                self.assertTrue(pod["shareProcessNamespace"])
+                self.assertIn({"name": "TINI_SUBREAPER", "value": "1"},
+                              server["env"])
+                self.assertEqual(reloader["image"], server["image"])
+                self.assertEqual(reloader["securityContext"],
+                                 server["securityContext"])
+                files = [flag_value(server["args"], f) for f in (
+                    "--auth", "--tls-cert", "--tls-key", "--tls-client-ca")]
+                command = reloader["command"]
+                self.assertEqual(command[:2], ["/bin/sh", "-c"])
+                self.assertEqual(command[4:7], [
+                    "10" if values == FULL_VALUES else "30",
+                    server["command"][0],
+                    "--config=" + flag_value(server["args"], "--config")])
+                self.assertEqual(command[7:], [f for f in files if f])
+                secret_mounts = [m for m in server["volumeMounts"]
+                                 if m["mountPath"].startswith(SECRETS_DIR)]
+                self.assertEqual(reloader["volumeMounts"], secret_mounts)
+        # Off, or nothing to watch: no sidecar, no shared namespace.
+        with tempfile.TemporaryDirectory() as tmp:
+            on = write_values(tmp, "on.yaml", {"reloader": {"enabled": True}})
+            for objects in (Rendered.of(AUTH_VALUES)[1],
+                            load_objects(render(INSECURE_VALUES, on))):
+                pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+                self.assertEqual([c["name"] for c in pod["containers"]],
+                                 ["server"])
+                self.assertNotIn("shareProcessNamespace", pod)
+                self.assertNotIn("env", pod["containers"][0])
 
     def test_metrics_off_says_so_to_the_server(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -988,19 +1031,22 @@ class YamllintTest(unittest.TestCase):
 
 
 class ServerProcess:
-    """remex-server started with a given command line; stopped with SIGTERM."""
+    """A process (remex-server, or the reloader sidecar's script) started
+    with a given command line; its output read line by line."""
 
-    def __init__(self, command, cwd):
+    def __init__(self, command, cwd,
+                 ready=r"(?<!metrics )listening on (\S+:\d+)"):
         print("starting: %s" % " ".join(command))
-        # TINI_SUBREAPER: tini reaps orphans here as it does as PID 1.
+        # TINI_SUBREAPER: tini reaps orphans here as it does as PID 1. A
+        # session of its own: kill() ends the server under tini too.
         self.process = subprocess.Popen(
             command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, text=True,
+            stdin=subprocess.DEVNULL, text=True, start_new_session=True,
             env=dict(os.environ, TINI_SUBREAPER="1"))
         self.lines = queue.Queue()
         self.pump = threading.Thread(target=self._pump, daemon=True)
         self.pump.start()
-        self.address = self.wait_for(r"(?<!metrics )listening on (\S+:\d+)")
+        self.address = self.wait_for(ready)
 
     def _pump(self):
         for line in self.process.stdout:
@@ -1023,11 +1069,18 @@ class ServerProcess:
                 return match.group(1)
 
     def kill(self):
+        """SIGKILL to the process group this started (its pid): tini, the
+        server under it and their children, not only tini (which would
+        leave the server running, holding the output pipe open)."""
         if self.process.poll() is None:
-            self.process.kill()
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.process.wait()
         self.pump.join(timeout=10)  # Reads to the end of the output.
-        self.process.stdout.close()
+        if not self.pump.is_alive():
+            self.process.stdout.close()
 
 
 def make_certificates(directory):
@@ -1162,6 +1215,7 @@ class ServerRunTest(unittest.TestCase):
         if init and not os.access(init[0], os.X_OK):
             print("NOTE: %s dropped: not installed here" % " ".join(init))
             init = []
+        self.moved = moved
         return init + [SERVER] + command[binary + 1:] + args, container, pod
 
     def start(self, objects, provided=None):
@@ -1170,6 +1224,7 @@ class ServerRunTest(unittest.TestCase):
         server = ServerProcess(command, cwd=workdir)
         self.addCleanup(server.kill)
         server.command = command
+        server.moved = self.moved
         with open(flag_value(command, "--config"), encoding="utf-8") as f:
             server.config = yaml.safe_load(f)
         return server, container, pod
@@ -1261,19 +1316,58 @@ class ServerRunTest(unittest.TestCase):
                          "tini" if os.access("/usr/bin/tini", os.X_OK)
                          else "remex-server")
         server.process.send_signal(signal.SIGHUP)
+        self.wait_until_accepted(server, TOKENS["bob"])
+        self.assert_refused(server, "UNAUTHENTICATED", token=TOKENS["alice"])
+        self.assertIsNone(server.process.poll(), "SIGHUP must not stop it")
+
+    def test_reloader_sidecar_signals_the_server(self):
+        """The rendered reloader's own command, run here against the server
+        started under tini (its paths moved as the server's are): it sees
+        the auth file change, sends SIGHUP to tini, which forwards it, and
+        the server takes the new principals."""
+        if not os.access("/usr/bin/tini", os.X_OK):
+            self.skipTest("tini is not installed here")
+        with tempfile.TemporaryDirectory() as tmp:
+            on = write_values(tmp, "on.yaml", {"reloader": {
+                "enabled": True, "intervalSeconds": 1}})
+            objects = load_objects(render(AUTH_SECRET_VALUES, on))
+        old = yaml.safe_dump({"principals": [{
+            "name": "alice", "token_sha256": sha256_hex(TOKENS["alice"])}]})
+        server, _, pod = self.start(objects, {
+            ("Secret", "remex-principals"): {"remex-auth.yaml": old}})
+        command = []
+        for arg in pod["containers"][1]["command"]:
+            for mount_path, local in server.moved.items():
+                arg = arg.replace(mount_path + "/", local + "/")
+            command.append(arg)
+        reloader = ServerProcess(command, cwd=self.tmp.name,
+                                 ready=r"reloader: (watching) ")
+        self.addCleanup(reloader.kill)
+        self.assert_refused(server, "UNAUTHENTICATED", token=TOKENS["bob"])
+
+        new = yaml.safe_dump({"principals": [{
+            "name": "bob", "token_sha256": sha256_hex(TOKENS["bob"])}]})
+        path = flag_value(server.command, "--auth")
+        with open(path + ".new", "w", encoding="utf-8") as f:
+            f.write(new)
+        os.replace(path + ".new", path)
+        signalled = reloader.wait_for(r"SIGHUP to \S+ \(pid (\d+)\)")
+        self.assertEqual(int(signalled), server.process.pid, "tini's pid")
+        self.wait_until_accepted(server, TOKENS["bob"])
+        self.assertIsNone(server.process.poll(), "SIGHUP must not stop it")
+
+    def wait_until_accepted(self, server, token):
         deadline = time.monotonic() + RPC_TIMEOUT_S
         while True:
             try:
                 with Channel(server.address, self.messages,
-                             token=TOKENS["bob"]) as channel:
+                             token=token) as channel:
                     channel.submit("echo", {"x": 1})
-                break
+                return
             except Exception:  # pylint: disable=broad-except
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        self.assert_refused(server, "UNAUTHENTICATED", token=TOKENS["alice"])
-        self.assertIsNone(server.process.poll(), "SIGHUP must not stop it")
 
     def test_server_run_values_drain_within_the_pod_grace(self):
         _, objects = Rendered.of(SERVER_RUN_VALUES)
@@ -1439,6 +1533,16 @@ class ImageTest(unittest.TestCase):
         # the base image's essential packages (the preStop sleep).
         programs = container["command"][:1] + [
             container["lifecycle"]["preStop"]["exec"]["command"][0]]
+        # The reloader sidecar runs the same image: its shell and the
+        # coreutils its script calls.
+        reloader = one(Rendered.of(FULL_VALUES)[1], "Deployment")["spec"][
+            "template"]["spec"]["containers"][1]
+        self.assertEqual(reloader["name"], "reloader")
+        script = reloader["command"][2]
+        programs.append(reloader["command"][0])
+        for tool in ("cat", "sha256sum", "sleep", "tr"):
+            self.assertRegex(script, r"\b%s\b" % tool)
+            programs.append(shutil.which(tool))
         owners = owning_packages(programs)
         for program in programs:
             with self.subTest(program):

@@ -234,3 +234,80 @@ grpc:
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Whether the reloader sidecar runs: on, and something to watch. */}}
+{{- define "remex.reloader" -}}
+{{- if and .Values.reloader.enabled (or .Values.auth.enabled .Values.tls.enabled) -}}
+true
+{{- end }}
+{{- end }}
+
+{{/*
+The files the reloader watches: those the server's flags name, all in the
+Secret (and client CA) mounts.
+*/}}
+{{- define "remex.watchedFiles" -}}
+{{- $dir := include "remex.secretsDir" . }}
+{{- if .Values.auth.enabled }}
+- {{ $dir }}/auth/{{ include "remex.authKey" . }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+- {{ $dir }}/tls/tls.crt
+- {{ $dir }}/tls/tls.key
+{{- if .Values.tls.clientCA.enabled }}
+- {{ $dir }}/client-ca/ca.crt
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The reloader's script (POSIX sh, coreutils): when the digest of the files
+changes, SIGHUP to the process whose command line starts with INIT and
+contains MARKER (tini running this release's server: in the pod's shared
+process namespace there is one). tini forwards it to remex-server only
+(process-pool workers never get it). Arguments: INTERVAL INIT MARKER FILE...
+*/}}
+{{- define "remex.reloaderScript" -}}
+set -u
+interval=$1 init=$2 marker=$3
+shift 3
+digest() { cat "$@" 2>/dev/null | sha256sum; }
+last=$(digest "$@")
+echo "reloader: watching $*"
+while sleep "$interval"; do
+  now=$(digest "$@")
+  [ "$now" = "$last" ] && continue
+  last=$now
+  found=
+  for dir in /proc/[0-9]*; do
+    cmdline=$(tr '\000' ' ' < "$dir/cmdline" 2>/dev/null) || continue
+    case "$cmdline" in
+      "$init "*"$marker"*) found=${dir#/proc/}; break ;;
+    esac
+  done
+  if [ -n "$found" ] && kill -HUP "$found"; then
+    echo "reloader: files changed: SIGHUP to $init (pid $found)"
+  else
+    echo "reloader: files changed, but no $init running $marker to signal" >&2
+  fi
+done
+{{- end }}
+
+{{/* The read-only mounts of the auth and TLS Secrets (server, reloader). */}}
+{{- define "remex.secretMounts" -}}
+{{- if .Values.auth.enabled }}
+- name: auth
+  mountPath: {{ include "remex.secretsDir" . }}/auth
+  readOnly: true
+{{- end }}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: {{ include "remex.secretsDir" . }}/tls
+  readOnly: true
+{{- if .Values.tls.clientCA.enabled }}
+- name: client-ca
+  mountPath: {{ include "remex.secretsDir" . }}/client-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end }}
