@@ -463,7 +463,8 @@ class RenderTest(unittest.TestCase):
                          "kube-prometheus-stack")
         # LoadBalancer: gRPC on it, the metrics on a ClusterIP Service.
         services = {o["metadata"]["name"]: o for o in kinds["Service"]}
-        self.assertEqual(sorted(services), ["remex-full", "remex-full-metrics"])
+        self.assertEqual(sorted(services),
+                         ["remex-full", "remex-full-metrics"])
         self.assertEqual([p["name"] for p in
                           services["remex-full"]["spec"]["ports"]], ["grpc"])
         service = services["remex-full-metrics"]
@@ -910,7 +911,8 @@ class ValuesSchemaTest(unittest.TestCase):
                 "enabled": True, "principals": [{"name": "a"}],
                 "existingSecret": "s"}}, "auth"),
             ("mTLS without TLS", {"tls": {"clientCA": {
-                "enabled": True, "secretName": "ca"}}}, "tls/clientCA/enabled"),
+                "enabled": True, "secretName": "ca"}}},
+             "tls/clientCA/enabled"),
             ("TLS without a certificate", {"tls": {"enabled": True}},
              "tls/secretName"),
             ("cert-manager without an issuer", {"tls": {
@@ -1098,7 +1100,8 @@ def make_certificates(directory):
           "-nodes"]
     openssl("req", "-x509", *ec, "-keyout", path("ca", "key"),
             "-out", path("ca", "crt"), "-days", "2", "-subj",
-            "/CN=remex test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "/CN=remex test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     extensions = {
         "server": "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
@@ -1272,7 +1275,8 @@ class ServerRunTest(unittest.TestCase):
         cases = {
             MTLS_VALUES: {
                 ("Secret", "remex-server-tls"): self.server_tls_secret(),
-                ("Secret", "remex-client-ca"): {"ca.pem": self.certs["ca"]["crt"]},
+                ("Secret", "remex-client-ca"): {
+                    "ca.pem": self.certs["ca"]["crt"]},
                 ("Secret", "remex-principals"): {"auth.yaml": auth_file},
             },
             CERT_MANAGER_VALUES: {
@@ -1650,7 +1654,8 @@ class Channel:
                 options=[("grpc.ssl_target_name_override", "localhost")])
         else:
             self.channel = grpc.insecure_channel(address)
-        self.metadata = (("authorization", "Bearer " + token),) if token else None
+        self.metadata = ((("authorization", "Bearer " + token),) if token
+                         else None)
         self.m = messages
 
     def __enter__(self):
