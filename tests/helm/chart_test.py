@@ -2,10 +2,14 @@
 """Offline tests of the Helm chart helm/remex: no cluster, no helm binary.
 
 The chart is rendered by tests/helm/render (Go text/template + sprig, what
-Helm runs) for the default values and for every option switched on, and:
+Helm runs) for the least secure values (tests/helm/values/auth-values.yaml:
+the defaults alone refuse to render an open server), for each way of
+securing it (tokens from values or a Secret, TLS, mTLS, cert-manager), for
+security.mode: insecure, and for every option switched on, and:
 
   RenderTest            the rendered objects follow the chart's promises
-                        (labels, probes, security, grace periods, ...);
+                        (labels, probes, security, grace periods, who may
+                        connect, ...);
   ValuesSchemaTest      values.schema.json takes good values (also the
                         README's example) and refuses typos and
                         out-of-range values;
@@ -20,8 +24,13 @@ Helm runs) for the default values and for every option switched on, and:
   ServerRunTest         the real remex-server runs with exactly the command
                         line of the rendered Deployment and the config file of
                         the rendered ConfigMap (only the listen addresses are
-                        moved to 127.0.0.1:0), answers health SERVING, runs a
-                        task and drains on SIGTERM as the pod's grace expects.
+                        moved to 127.0.0.1:0, the Secrets' files written
+                        where the pod mounts them, certificates made with
+                        openssl), answers health SERVING as the probes ask,
+                        refuses callers without a token or certificate, runs
+                        a task and drains on SIGTERM as the pod's grace
+                        expects. Its secure cases need a remex-server with
+                        --auth, --tls-* and --insecure.
 
 Usage (ctest runs it; see tests/helm/CMakeLists.txt):
   chart_test.py --renderer RENDER --server REMEX_SERVER
@@ -29,13 +38,16 @@ Usage (ctest runs it; see tests/helm/CMakeLists.txt):
 """
 
 import argparse
+import base64
 import copy
+import hashlib
 import json
 import os
 import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +64,30 @@ CHART = os.path.join(REPO, "helm", "remex")
 VALUES_DIR = os.path.join(HERE, "values")
 FULL_VALUES = os.path.join(VALUES_DIR, "full.yaml")
 SERVER_RUN_VALUES = os.path.join(VALUES_DIR, "server-run.yaml")
+# The least a secure install sets (tokens from values): what the tests render
+# where they rendered the bare defaults before those refused to render.
+AUTH_VALUES = os.path.join(VALUES_DIR, "auth-values.yaml")
+AUTH_SECRET_VALUES = os.path.join(VALUES_DIR, "auth-secret.yaml")
+TLS_VALUES = os.path.join(VALUES_DIR, "tls.yaml")
+MTLS_VALUES = os.path.join(VALUES_DIR, "mtls.yaml")
+CERT_MANAGER_VALUES = os.path.join(VALUES_DIR, "cert-manager.yaml")
+INSECURE_VALUES = os.path.join(VALUES_DIR, "insecure.yaml")
+# Every rendering the schema, Kubernetes and yamllint tests check.
+CASES = {
+    "auth-values": (AUTH_VALUES,),
+    "auth-secret": (AUTH_SECRET_VALUES,),
+    "tls": (TLS_VALUES,),
+    "mtls": (MTLS_VALUES,),
+    "cert-manager": (CERT_MANAGER_VALUES,),
+    "insecure": (INSECURE_VALUES,),
+    "full": (FULL_VALUES,),
+    "server-run": (SERVER_RUN_VALUES,),
+}
+# The bearer tokens whose SHA-256 the values files hold (tests only).
+TOKENS = {"alice": "remex-test-token-alice", "bob": "remex-test-token-bob"}
+# What a render of the bare defaults must say (secure by default).
+OPEN_SERVER_MESSAGE = "nothing authenticates its callers"
+SECRETS_DIR = "/var/run/secrets/remex"
 # Files of monitoring/ that other parts of the repository provide; the
 # renderer falls back to these fixtures while they are missing.
 FIXTURES = os.path.join(HERE, "fixtures")
@@ -182,10 +218,18 @@ class RenderTest(unittest.TestCase):
         self.assertNotIn("app.kubernetes.io/version", selector,
                          "the selector must not change with the version")
 
-        service = one(objects, "Service")
-        self.assertEqual(service["spec"]["selector"], selector)
+        services = [o for o in objects if o["kind"] == "Service"]
+        for service in services:
+            self.assertEqual(service["spec"]["selector"], selector)
+        service = services[0]
         ports = {p["name"]: p for p in service["spec"]["ports"]}
         self.assertEqual(ports["grpc"]["appProtocol"], "grpc")
+        # The metrics port is meant to stay inside the cluster: only
+        # ClusterIP Services carry it.
+        for other in services:
+            if any(p["name"] == "metrics" for p in other["spec"]["ports"]):
+                self.assertEqual(other["spec"].get("type", "ClusterIP"),
+                                 "ClusterIP", other["metadata"]["name"])
 
         # The server first, then any extraContainers.
         container = pod["containers"][0]
@@ -197,9 +241,15 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(container_ports["grpc"], listen_port)
         self.assertEqual(ports["grpc"]["targetPort"], "grpc")
 
-        # Native gRPC probes on the served port.
+        # Probes on the served port: native gRPC without TLS; with TLS a
+        # tcpSocket probe (the kubelet's gRPC probe cannot speak TLS).
+        tls = flag_value(args, "--tls-cert") is not None
         for probe in ("livenessProbe", "readinessProbe"):
-            self.assertEqual(container[probe]["grpc"]["port"], listen_port)
+            action = "tcpSocket" if tls else "grpc"
+            self.assertEqual(
+                sorted(set(container[probe]) & {"grpc", "tcpSocket", "exec",
+                                                "httpGet"}), [action])
+            self.assertEqual(container[probe][action]["port"], listen_port)
 
         # Restricted security context.
         pod_security = pod["securityContext"]
@@ -216,6 +266,7 @@ class RenderTest(unittest.TestCase):
         volumes = {v["name"]: v for v in pod["volumes"]}
         self.assertIn("emptyDir", volumes[mounts["/tmp"]],
                       "/tmp must be writable on a read-only root")
+        self.check_security(objects, container, volumes, selector)
         self.assertIn("cpu", container["resources"]["limits"])
         self.assertIn("memory", container["resources"]["limits"])
 
@@ -247,12 +298,64 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(pdb["spec"]["selector"]["matchLabels"], selector)
         return deployment, config
 
-    def test_defaults(self):
-        _, objects = Rendered.of()
+    def check_security(self, objects, container, volumes, selector):
+        """Callers authenticate unless the command line says --insecure;
+        the key and auth files come from read-only Secret mounts that the
+        kubelet updates; the NetworkPolicy selects the server's pods."""
+        args = container["args"]
+        authenticated = any(flag_value(args, f) for f in ("--auth",
+                                                          "--tls-client-ca"))
+        self.assertNotEqual(authenticated, "--insecure" in args, args)
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        for flag in ("--auth", "--tls-cert", "--tls-key", "--tls-client-ca"):
+            path = flag_value(args, flag)
+            if path is None:
+                continue
+            self.assertTrue(path.startswith(SECRETS_DIR + "/"), path)
+            mount = mounts[os.path.dirname(path)]
+            self.assertTrue(mount.get("readOnly"), flag)
+            self.assertNotIn("subPath", mount,
+                             "a subPath mount is never updated (SIGHUP)")
+            volume = volumes[mount["name"]]
+            source = volume.get("secret") or volume.get("configMap")
+            self.assertIn(os.path.basename(path),
+                          [item["path"] for item in source["items"]])
+            if flag != "--tls-client-ca":
+                self.assertIn("secret", volume, flag + " from a Secret")
+                self.assertEqual(source["defaultMode"], 0o440)
+        if "--tls-client-ca" in " ".join(args):
+            self.assertIsNotNone(flag_value(args, "--tls-cert"))
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for policy in [o for o in objects if o["kind"] == "NetworkPolicy"]:
+            self.assertEqual(policy["spec"]["podSelector"]["matchLabels"],
+                             selector)
+            self.assertIn("Ingress", policy["spec"]["policyTypes"])
+            for rule in policy["spec"]["ingress"]:
+                for port in rule.get("ports", []):
+                    if isinstance(port["port"], str):
+                        self.assertIn(port["port"], ports)
+
+    def test_defaults_refuse_to_render_an_open_server(self):
+        """Secure by default: no auth, no mTLS and no security.mode:
+        insecure fails the render, saying what to set."""
+        with self.assertRaises(RenderError) as failed:
+            render()
+        message = str(failed.exception)
+        for words in (OPEN_SERVER_MESSAGE, "auth.principals",
+                      "auth.existingSecret", "tls.clientCA",
+                      "security.mode: insecure"):
+            self.assertIn(words, message)
+        # The notes too: nothing of an open server is printed.
+        with self.assertRaisesRegex(RenderError, OPEN_SERVER_MESSAGE):
+            render(notes=True)
+
+    def test_least_secure_values(self):
+        """auth-values.yaml: the defaults plus principals."""
+        _, objects = Rendered.of(AUTH_VALUES)
         deployment, config = self.check_common(objects)
         kinds = sorted(by_kind(objects))
-        self.assertEqual(kinds, ["ConfigMap", "Deployment",
-                                 "PodDisruptionBudget", "Service",
+        self.assertEqual(kinds, ["ConfigMap", "Deployment", "NetworkPolicy",
+                                 "PodDisruptionBudget", "Secret", "Service",
                                  "ServiceAccount"])
         spec = deployment["spec"]
         self.assertEqual(spec["replicas"], 1)
@@ -264,6 +367,7 @@ class RenderTest(unittest.TestCase):
             "--config=/etc/remex/config.yaml",
             "--shutdown-grace=10s",
             "--metrics-listen=0.0.0.0:9464",
+            "--auth=/var/run/secrets/remex/auth/auth.yaml",
         ])
         self.assertEqual(spec["template"]["spec"]
                          ["terminationGracePeriodSeconds"], 25)
@@ -278,13 +382,45 @@ class RenderTest(unittest.TestCase):
         annotations = spec["template"]["metadata"]["annotations"]
         self.assertNotIn("prometheus.io/scrape", annotations)
 
+        # The auth file: the values' principals, in a Secret the pod mounts.
+        secret = one(objects, "Secret")
+        self.assertEqual(secret["metadata"]["name"], "remex-auth")
+        auth = yaml.safe_load(secret_data(secret)["auth.yaml"])
+        with open(AUTH_VALUES, encoding="utf-8") as f:
+            principals = yaml.safe_load(f)["auth"]["principals"]
+        self.assertEqual(auth, {"principals": principals})
+        volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+        self.assertEqual(volumes["auth"]["secret"]["secretName"], "remex-auth")
+        # New principals roll the pod.
+        self.assertIn("checksum/auth", annotations)
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"auth": {"principals": [
+                {"name": "carol", "token_sha256": "0" * 64}]}})
+            changed = load_objects(render(AUTH_VALUES, values))
+        self.assertNotEqual(
+            one(changed, "Deployment")["spec"]["template"]["metadata"][
+                "annotations"]["checksum/auth"], annotations["checksum/auth"])
+
+        # The NetworkPolicy: gRPC from the release's namespace, metrics
+        # from the monitoring namespace, egress open.
+        policy = one(objects, "NetworkPolicy")["spec"]
+        self.assertEqual(policy["policyTypes"], ["Ingress"])
+        self.assertEqual(policy["ingress"], [
+            {"ports": [{"port": "grpc", "protocol": "TCP"}],
+             "from": [{"podSelector": {}}]},
+            {"ports": [{"port": "metrics", "protocol": "TCP"}],
+             "from": [{"namespaceSelector": {"matchLabels": {
+                 "kubernetes.io/metadata.name": "monitoring"}}}]},
+        ])
+
     def test_full_options(self):
         _, objects = Rendered.of(FULL_VALUES)
         deployment, config = self.check_common(objects)
         kinds = by_kind(objects)
         self.assertEqual(sorted(kinds), [
-            "ConfigMap", "Deployment", "PodDisruptionBudget", "PrometheusRule",
-            "Service", "ServiceAccount", "ServiceMonitor"])
+            "Certificate", "ConfigMap", "Deployment", "NetworkPolicy",
+            "PodDisruptionBudget", "PrometheusRule", "Secret", "Service",
+            "ServiceAccount", "ServiceMonitor"])
         pod = deployment["spec"]["template"]
         container = pod["spec"]["containers"][0]
         self.assertEqual(container["args"], [
@@ -294,6 +430,10 @@ class RenderTest(unittest.TestCase):
             "--metrics-listen=0.0.0.0:9100",
             "--plugin=/opt/remex/plugins/libfirst.so",
             "--plugin=/opt/remex/plugins/libsecond.so.1",
+            "--auth=/var/run/secrets/remex/auth/auth.yaml",
+            "--tls-cert=/var/run/secrets/remex/tls/tls.crt",
+            "--tls-key=/var/run/secrets/remex/tls/tls.key",
+            "--tls-client-ca=/var/run/secrets/remex/client-ca/ca.crt",
             "--enable-test-functions",
         ])
         self.assertEqual(pod["spec"]["terminationGracePeriodSeconds"],
@@ -302,9 +442,13 @@ class RenderTest(unittest.TestCase):
         annotations = pod["metadata"]["annotations"]
         self.assertEqual(annotations["prometheus.io/scrape"], "true")
         self.assertEqual(annotations["prometheus.io/port"], "9100")
+        # TLS: tcpSocket probes (probes.grpcService is for gRPC probes).
         for probe in ("livenessProbe", "readinessProbe"):
-            self.assertEqual(container[probe]["grpc"]["service"],
-                             "remex.v1.Executor")
+            self.assertEqual(container[probe]["tcpSocket"], {"port": 8443})
+        certificate = one(objects, "Certificate")["spec"]
+        self.assertEqual(certificate["secretName"], "remex-full-cert")
+        self.assertEqual(certificate["dnsNames"][-2:], [
+            "remex-full.default.svc.cluster.example", "remex.example.com"])
         self.assertEqual(config["pools"][1]["kind"], "process")
         self.assertEqual(config["functions"][0]["command"],
                          ["/bin/uname", "-a"])
@@ -317,7 +461,15 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(monitor["spec"]["endpoints"][0]["port"], "metrics")
         self.assertEqual(monitor["metadata"]["labels"]["release"],
                          "kube-prometheus-stack")
-        service = one(objects, "Service")
+        # LoadBalancer: gRPC on it, the metrics on a ClusterIP Service.
+        services = {o["metadata"]["name"]: o for o in kinds["Service"]}
+        self.assertEqual(sorted(services),
+                         ["remex-full", "remex-full-metrics"])
+        self.assertEqual([p["name"] for p in
+                          services["remex-full"]["spec"]["ports"]], ["grpc"])
+        service = services["remex-full-metrics"]
+        self.assertEqual(service["spec"]["type"], "ClusterIP")
+        self.assertEqual(service["spec"]["ports"][0]["port"], 9100)
         for key, value in monitor["spec"]["selector"]["matchLabels"].items():
             self.assertEqual(service["metadata"]["labels"][key], value)
         job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
@@ -338,16 +490,170 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(one(objects, "PodDisruptionBudget")["spec"]
                          ["minAvailable"], 1)
         self.assertEqual([c["name"] for c in pod["spec"]["containers"]],
-                         ["server", "sidecar"])
+                         ["server", "reloader", "sidecar"])
         self.assertEqual([c["name"] for c in pod["spec"]["initContainers"]],
                          ["fetch-plugins"])
         self.assertEqual(pod["spec"]["runtimeClassName"], "gvisor")
+
+    def test_grpc_probes_ask_for_the_health_service(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"probes": {
+                "grpcService": "remex.v1.Executor"}})
+            objects = load_objects(render(AUTH_VALUES, values))
+        container = one(objects, "Deployment")["spec"]["template"]["spec"][
+            "containers"][0]
+        for probe in ("livenessProbe", "readinessProbe"):
+            self.assertEqual(container[probe]["grpc"],
+                             {"port": 50051, "service": "remex.v1.Executor"})
+
+    def pod(self, *value_files):
+        _, objects = Rendered.of(*value_files)
+        self.check_common(objects)
+        deployment = one(objects, "Deployment")
+        pod = deployment["spec"]["template"]["spec"]
+        return (objects, pod, pod["containers"][0],
+                {v["name"]: v for v in pod["volumes"]})
+
+    def test_auth_from_an_existing_secret(self):
+        objects, _, container, volumes = self.pod(AUTH_SECRET_VALUES)
+        self.assertNotIn("Secret", by_kind(objects), "the Secret is yours")
+        self.assertEqual(flag_value(container["args"], "--auth"),
+                         SECRETS_DIR + "/auth/remex-auth.yaml")
+        self.assertEqual(volumes["auth"]["secret"], {
+            "secretName": "remex-principals",
+            "items": [{"key": "remex-auth.yaml", "path": "remex-auth.yaml"}],
+            "defaultMode": 0o440})
+        annotations = one(objects, "Deployment")["spec"]["template"][
+            "metadata"]["annotations"]
+        self.assertNotIn("checksum/auth", annotations,
+                         "the chart cannot see the Secret: SIGHUP rereads it")
+
+    def test_tls_from_a_secret(self):
+        objects, _, container, volumes = self.pod(TLS_VALUES)
+        args = container["args"]
+        self.assertEqual(flag_value(args, "--tls-cert"),
+                         SECRETS_DIR + "/tls/tls.crt")
+        self.assertEqual(flag_value(args, "--tls-key"),
+                         SECRETS_DIR + "/tls/tls.key")
+        self.assertIsNone(flag_value(args, "--tls-client-ca"))
+        self.assertIsNotNone(flag_value(args, "--auth"))
+        self.assertEqual(volumes["tls"]["secret"]["secretName"],
+                         "remex-server-tls")
+        self.assertEqual([i["key"] for i in volumes["tls"]["secret"]["items"]],
+                         ["tls.crt", "tls.key"])
+        self.assertNotIn("client-ca", volumes)
+        self.assertNotIn("Certificate", by_kind(objects))
+
+    def test_mtls(self):
+        _, _, container, volumes = self.pod(MTLS_VALUES)
+        self.assertEqual(flag_value(container["args"], "--tls-client-ca"),
+                         SECRETS_DIR + "/client-ca/ca.crt")
+        self.assertEqual(volumes["client-ca"]["secret"]["secretName"],
+                         "remex-client-ca")
+        self.assertEqual(volumes["client-ca"]["secret"]["items"],
+                         [{"key": "ca.pem", "path": "ca.crt"}])
+
+    def test_cert_manager_and_mtls_alone(self):
+        objects, _, container, volumes = self.pod(CERT_MANAGER_VALUES)
+        args = container["args"]
+        self.assertIsNone(flag_value(args, "--auth"), "mTLS alone suffices")
+        self.assertNotIn("--insecure", args)
+        certificate = one(objects, "Certificate")
+        self.assertEqual(certificate["apiVersion"], "cert-manager.io/v1")
+        spec = certificate["spec"]
+        # The Certificate writes the Secret the pod mounts.
+        self.assertEqual(spec["secretName"], "remex-tls")
+        self.assertEqual(volumes["tls"]["secret"]["secretName"], "remex-tls")
+        self.assertEqual(spec["issuerRef"], {
+            "name": "remex-ca", "kind": "ClusterIssuer",
+            "group": "cert-manager.io"})
+        self.assertEqual(spec["dnsNames"], [
+            "remex", "remex.default", "remex.default.svc",
+            "remex.default.svc.cluster.local", "remex.example.com"])
+        self.assertIn("server auth", spec["usages"])
+        self.assertEqual(volumes["client-ca"]["configMap"], {
+            "name": "remex-client-ca",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            "defaultMode": 0o444})
+        # Restricted egress: DNS and the values' rules only.
+        policy = one(objects, "NetworkPolicy")["spec"]
+        self.assertEqual(policy["policyTypes"], ["Ingress", "Egress"])
+        self.assertEqual([p["port"] for p in policy["egress"][0]["ports"]],
+                         [53, 53])
+        self.assertEqual(policy["egress"][1]["ports"],
+                         [{"port": 5432, "protocol": "TCP"}])
+        self.assertEqual(policy["ingress"][0]["from"], [{"namespaceSelector": {
+            "matchLabels": {"remex.example.com/client": "true"}}}])
+
+    def test_network_policy_follows_the_ports(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"metrics": {
+                "enabled": False}})
+            objects = load_objects(render(AUTH_VALUES, values))
+            off = write_values(tmp, "off.yaml", {"networkPolicy": {
+                "enabled": False}})
+            without = load_objects(render(AUTH_VALUES, off))
+        policy = one(objects, "NetworkPolicy")["spec"]
+        self.assertEqual([r["ports"][0]["port"] for r in policy["ingress"]],
+                         ["grpc"], "no metrics port, no metrics rule")
+        self.assertNotIn("NetworkPolicy", by_kind(without))
+
+    def test_insecure_only_when_the_values_say_so(self):
+        objects, _, container, volumes = self.pod(INSECURE_VALUES)
+        self.assertEqual(container["args"][-1], "--insecure")
+        self.assertNotIn("auth", volumes)
+        self.assertNotIn("Secret", by_kind(objects))
+        notes = render(INSECURE_VALUES, notes=True)
+        self.assertIn("INSECURE", notes)
+
+    def test_reloader_watches_what_the_server_reads(self):
+        """The sidecar watches exactly the files of the server's flags,
+        through the same read-only mounts, and signals the server's tini in
+        the pod's shared process namespace."""
+        for values in (FULL_VALUES, AUTH_SECRET_VALUES, CERT_MANAGER_VALUES):
+            with self.subTest(os.path.basename(values)):
+                with tempfile.TemporaryDirectory() as tmp:
+                    on = write_values(tmp, "on.yaml", {"reloader": {
+                        "enabled": True}})
+                    objects = load_objects(render(values, on))
+                self.check_common(objects)
+                pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+                server, reloader = pod["containers"][:2]
+                self.assertEqual(reloader["name"], "reloader")
+                self.assertTrue(pod["shareProcessNamespace"])
+                self.assertIn({"name": "TINI_SUBREAPER", "value": "1"},
+                              server["env"])
+                self.assertEqual(reloader["image"], server["image"])
+                self.assertEqual(reloader["securityContext"],
+                                 server["securityContext"])
+                files = [flag_value(server["args"], f) for f in (
+                    "--auth", "--tls-cert", "--tls-key", "--tls-client-ca")]
+                command = reloader["command"]
+                self.assertEqual(command[:2], ["/bin/sh", "-c"])
+                self.assertEqual(command[4:7], [
+                    "10" if values == FULL_VALUES else "30",
+                    server["command"][0],
+                    "--config=" + flag_value(server["args"], "--config")])
+                self.assertEqual(command[7:], [f for f in files if f])
+                secret_mounts = [m for m in server["volumeMounts"]
+                                 if m["mountPath"].startswith(SECRETS_DIR)]
+                self.assertEqual(reloader["volumeMounts"], secret_mounts)
+        # Off, or nothing to watch: no sidecar, no shared namespace.
+        with tempfile.TemporaryDirectory() as tmp:
+            on = write_values(tmp, "on.yaml", {"reloader": {"enabled": True}})
+            for objects in (Rendered.of(AUTH_VALUES)[1],
+                            load_objects(render(INSECURE_VALUES, on))):
+                pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+                self.assertEqual([c["name"] for c in pod["containers"]],
+                                 ["server"])
+                self.assertNotIn("shareProcessNamespace", pod)
+                self.assertNotIn("env", pod["containers"][0])
 
     def test_metrics_off_says_so_to_the_server(self):
         with tempfile.TemporaryDirectory() as tmp:
             values = write_values(tmp, "v.yaml", {"metrics": {
                 "enabled": False, "serviceMonitor": {"enabled": True}}})
-            objects = load_objects(render(values))
+            objects = load_objects(render(AUTH_VALUES, values))
         container = one(objects, "Deployment")["spec"]["template"]["spec"][
             "containers"][0]
         self.assertIn("--metrics-listen=none", container["args"])
@@ -360,22 +666,60 @@ class RenderTest(unittest.TestCase):
                 "annotations"]["checksum/config"]
         with tempfile.TemporaryDirectory() as tmp:
             values = write_values(tmp, "v.yaml", {"config": {"pollers": 3}})
-            changed = load_objects(render(values))
-        self.assertNotEqual(checksum(changed), checksum(Rendered.of()[1]))
+            changed = load_objects(render(AUTH_VALUES, values))
+        self.assertNotEqual(checksum(changed),
+                            checksum(Rendered.of(AUTH_VALUES)[1]))
 
     def test_renderer_refuses_what_the_chart_forbids(self):
         """Without the schema too (e.g. helm --skip-schema-validation)."""
+        token = {"name": "a", "token_sha256": "0" * 64}
         cases = {
             "replicaCount": ({"replicaCount": 2}, "at most 1"),
             "plugins": ({"plugins": {"enabled": True, "files": ["a.so"]}},
                         "plugins.volume"),
+            "no auth, no mTLS": ({"auth": {"enabled": False}},
+                                 OPEN_SERVER_MESSAGE),
+            "principals off": ({"auth": {"principals": None}},
+                               "auth.principals or auth.existingSecret"),
+            "TLS alone authenticates nobody": (
+                {"auth": {"enabled": False},
+                 "tls": {"enabled": True, "secretName": "s"}},
+                OPEN_SERVER_MESSAGE),
+            "mode in other words": ({"security": {"mode": "off"}},
+                                    "neither secure nor insecure"),
+            "insecure with auth": ({"security": {"mode": "insecure"}},
+                                   "drop security.mode: insecure"),
+            "principals and a Secret": (
+                {"auth": {"principals": [token], "existingSecret": "x"}},
+                "not both"),
+            "a token, not its hash": (
+                {"auth": {"principals": [{"name": "a",
+                                          "token_sha256": "secret"}]}},
+                "64 lowercase hex digits"),
+            "mTLS without TLS": (
+                {"tls": {"clientCA": {"enabled": True, "secretName": "ca"}}},
+                "tls.clientCA (mTLS) needs tls.enabled"),
+            "TLS without a certificate": ({"tls": {"enabled": True}},
+                                          "tls.secretName"),
+            "cert-manager without an issuer": (
+                {"tls": {"enabled": True, "certManager": {"enabled": True}}},
+                "issuerRef.name"),
+            "client CA from nowhere": (
+                {"tls": {"enabled": True, "secretName": "s",
+                         "clientCA": {"enabled": True}}},
+                "secretName and tls.clientCA.configMapName"),
+            "metrics open to all": ({"networkPolicy": {"metricsFrom": []}},
+                                    "networkPolicy.metricsFrom"),
+            "Secrets nobody may read": (
+                {"podSecurityContext": {"fsGroup": None}},
+                "keep podSecurityContext.fsGroup"),
         }
         with tempfile.TemporaryDirectory() as tmp:
             for name, (values, message) in cases.items():
                 with self.subTest(name):
-                    path = write_values(tmp, name + ".yaml", values)
+                    path = write_values(tmp, "case.yaml", values)
                     with self.assertRaisesRegex(RenderError, re.escape(message)):
-                        render(path)
+                        render(AUTH_VALUES, path)
 
     def test_monitoring_files_are_required_when_switched_on(self):
         """.Files.Get of a missing file fails the render with its name."""
@@ -413,10 +757,16 @@ class RenderTest(unittest.TestCase):
                     os.path.join(CHART, "monitoring", name)))
 
     def test_notes_show_grpcurl(self):
-        notes = render(notes=True)
+        notes = render(AUTH_VALUES, notes=True)
         self.assertIn("grpcurl -plaintext", notes)
+        self.assertIn("-H \"authorization: Bearer $REMEX_TOKEN\"", notes)
         self.assertIn("port-forward svc/remex 50051:50051", notes)
         self.assertIn("remex.v1.Executor/Submit", notes)
+        self.assertNotIn("INSECURE", notes)
+        notes = render(MTLS_VALUES, notes=True)
+        self.assertNotIn("-plaintext", notes)
+        self.assertIn("-cert client.crt -key client.key", notes)
+        self.assertIn("-servername remex.default.svc", notes)
 
     def test_every_document_names_its_source(self):
         text, _ = Rendered.of(FULL_VALUES)
@@ -427,6 +777,14 @@ class RenderTest(unittest.TestCase):
             if not name.startswith("_") and name != "NOTES.txt")
         self.assertEqual(sorted(sources), templates,
                          "the full options render every template")
+
+
+def secret_data(secret):
+    """{key: text} of a Secret's data (base64) and stringData."""
+    data = {k: base64.b64decode(v).decode()
+            for k, v in secret.get("data", {}).items()}
+    data.update(secret.get("stringData", {}))
+    return data
 
 
 def files_get(name, fallback=None):
@@ -457,8 +815,18 @@ class ValuesSchemaTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     def merged(self, *value_files):
+        """The merged values, as Helm hands them to the schema: before the
+        templates run (the bare defaults pass the schema, then fail the
+        render: the schema checks shapes, the templates say what is
+        missing)."""
         path = os.path.join(self.tmp.name, "merged.json")
-        render(*value_files, values_json=path)
+        if os.path.exists(path):
+            os.unlink(path)
+        try:
+            render(*value_files, values_json=path)
+        except RenderError:
+            if value_files:
+                raise
         with open(path, encoding="utf-8") as f:
             return json.load(f)
 
@@ -474,7 +842,7 @@ class ValuesSchemaTest(unittest.TestCase):
         self.assertIsNotNone(example, "README.md: the my-values.yaml example")
         with open(readme, "w", encoding="utf-8") as f:
             f.write(example.group(1))
-        for files in ((), (FULL_VALUES,), (SERVER_RUN_VALUES,), (readme,)):
+        for files in [()] + list(CASES.values()) + [(readme,)]:
             with self.subTest(files=files):
                 self.assertEqual(self.errors(self.merged(*files)), [])
 
@@ -526,6 +894,36 @@ class ValuesSchemaTest(unittest.TestCase):
             ("digest", {"image": {"digest": "latest"}}, "image/digest"),
             ("typo in metrics", {"metrics": {"serviceMonitor": {"enable": True}}},
              "metrics/serviceMonitor"),
+            ("insecure in other words", {"security": {"mode": "open"}},
+             "security/mode"),
+            ("insecure as a boolean", {"security": {"insecure": True}},
+             "security"),
+            ("a token, not its hash", {"auth": {"principals": [
+                {"name": "a", "token_sha256": "remex-test-token-alice"}]}},
+             "auth/principals/0/token_sha256"),
+            ("an unknown role", {"auth": {"principals": [
+                {"name": "a", "roles": ["root"]}]}},
+             "auth/principals/0/roles/0"),
+            ("typo in a principal", {"auth": {"principals": [
+                {"name": "a", "token": "x"}]}}, "auth/principals/0"),
+            ("auth on, no principals", {"auth": {"enabled": True}}, "auth"),
+            ("principals and a Secret", {"auth": {
+                "enabled": True, "principals": [{"name": "a"}],
+                "existingSecret": "s"}}, "auth"),
+            ("mTLS without TLS", {"tls": {"clientCA": {
+                "enabled": True, "secretName": "ca"}}},
+             "tls/clientCA/enabled"),
+            ("TLS without a certificate", {"tls": {"enabled": True}},
+             "tls/secretName"),
+            ("cert-manager without an issuer", {"tls": {
+                "enabled": True, "certManager": {"enabled": True}}},
+             "tls/certManager/issuerRef/name"),
+            ("client CA from two places", {"tls": {
+                "enabled": True, "secretName": "s", "clientCA": {
+                    "enabled": True, "secretName": "a",
+                    "configMapName": "b"}}}, "tls/clientCA"),
+            ("a peer with a typo", {"networkPolicy": {"grpcFrom": [
+                {"podSelectors": {}}]}}, "networkPolicy/grpcFrom/0"),
         ]
         for name, override, where in cases:
             with self.subTest(name):
@@ -562,7 +960,9 @@ class KubernetesSchemaTest(unittest.TestCase):
             os.unlink(f.name)
 
     def test_rendered_objects_are_valid(self):
-        objects = Rendered.of()[1] + Rendered.of(FULL_VALUES)[1]
+        objects = []
+        for files in CASES.values():
+            objects += Rendered.of(*files)[1]
         result = self.validate(objects)
         sys.stdout.write(result.stdout)
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -615,7 +1015,7 @@ class YamllintTest(unittest.TestCase):
         paths += [os.path.join(VALUES_DIR, n) for n in os.listdir(VALUES_DIR)]
         paths.append(YAMLLINT_CONFIG)
         with tempfile.TemporaryDirectory() as tmp:
-            for label, files in (("default", ()), ("full", (FULL_VALUES,))):
+            for label, files in CASES.items():
                 text, _ = Rendered.of(*files)
                 for source, docs in split_sources(text).items():
                     path = os.path.join(tmp, label, os.path.basename(source))
@@ -633,19 +1033,22 @@ class YamllintTest(unittest.TestCase):
 
 
 class ServerProcess:
-    """remex-server started with a given command line; stopped with SIGTERM."""
+    """A process (remex-server, or the reloader sidecar's script) started
+    with a given command line; its output read line by line."""
 
-    def __init__(self, command, cwd):
+    def __init__(self, command, cwd,
+                 ready=r"(?<!metrics )listening on (\S+:\d+)"):
         print("starting: %s" % " ".join(command))
-        # TINI_SUBREAPER: tini reaps orphans here as it does as PID 1.
+        # TINI_SUBREAPER: tini reaps orphans here as it does as PID 1. A
+        # session of its own: kill() ends the server under tini too.
         self.process = subprocess.Popen(
             command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, text=True,
+            stdin=subprocess.DEVNULL, text=True, start_new_session=True,
             env=dict(os.environ, TINI_SUBREAPER="1"))
         self.lines = queue.Queue()
         self.pump = threading.Thread(target=self._pump, daemon=True)
         self.pump.start()
-        self.address = self.wait_for(r"(?<!metrics )listening on (\S+:\d+)")
+        self.address = self.wait_for(ready)
 
     def _pump(self):
         for line in self.process.stdout:
@@ -668,47 +1071,134 @@ class ServerProcess:
                 return match.group(1)
 
     def kill(self):
+        """SIGKILL to the process group this started (its pid): tini, the
+        server under it and their children, not only tini (which would
+        leave the server running, holding the output pipe open)."""
         if self.process.poll() is None:
-            self.process.kill()
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.process.wait()
         self.pump.join(timeout=10)  # Reads to the end of the output.
-        self.process.stdout.close()
+        if not self.pump.is_alive():
+            self.process.stdout.close()
+
+
+def make_certificates(directory):
+    """With openssl: a CA, a server certificate for localhost and
+    127.0.0.1, and client certificates with CN ci-runner and alice, all
+    signed by the CA. Returns {name: {"crt": pem, "key": pem}} ("ca" too)."""
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, timeout=60,
+                       capture_output=True)
+
+    def path(name, ext):
+        return os.path.join(directory, "%s.%s" % (name, ext))
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+          "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", path("ca", "key"),
+            "-out", path("ca", "crt"), "-days", "2", "-subj",
+            "/CN=remex test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    extensions = {
+        "server": "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                  "extendedKeyUsage=serverAuth\n",
+        "ci-runner": "extendedKeyUsage=clientAuth\n",
+        "alice": "extendedKeyUsage=clientAuth\n",
+    }
+    for serial, (name, extension) in enumerate(extensions.items(), 1):
+        with open(path(name, "ext"), "w", encoding="utf-8") as f:
+            f.write("basicConstraints=CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature\n" + extension)
+        openssl("req", *ec, "-keyout", path(name, "key"),
+                "-out", path(name, "csr"), "-subj", "/CN=" + name)
+        openssl("x509", "-req", "-in", path(name, "csr"),
+                "-CA", path("ca", "crt"), "-CAkey", path("ca", "key"),
+                "-set_serial", str(1000 + serial), "-days", "2",
+                "-extfile", path(name, "ext"), "-out", path(name, "crt"))
+    result = {}
+    for name in ["ca"] + list(extensions):
+        result[name] = {}
+        for ext in ("crt", "key"):
+            with open(path(name, ext), encoding="utf-8") as f:
+                result[name][ext] = f.read()
+    return result
 
 
 class ServerRunTest(unittest.TestCase):
     """The real server with the rendered Deployment's command line and
-    ConfigMap."""
+    ConfigMap, the Secrets written where the pod mounts them.
+
+    Every case here needs a remex-server that has --auth, --tls-cert,
+    --tls-key, --tls-client-ca and --insecure (design.md, Security)."""
 
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.messages = compile_protos(cls.tmp.name)
+        certificates = os.path.join(cls.tmp.name, "certificates")
+        os.makedirs(certificates)
+        cls.certs = make_certificates(certificates)
 
     @classmethod
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def pod_command(self, objects, workdir):
-        """The Deployment's command line, runnable here: the ConfigMap's
-        files written where the pod mounts them (moved under workdir), the
-        listen addresses on 127.0.0.1 port 0, the built binary."""
+    def server_tls_secret(self):
+        """A kubernetes.io/tls Secret as cert-manager writes it."""
+        return {"tls.crt": self.certs["server"]["crt"],
+                "tls.key": self.certs["server"]["key"],
+                "ca.crt": self.certs["ca"]["crt"]}
+
+    def client_tls(self, client=None):
+        """Channel TLS settings: trust the CA; show client's certificate."""
+        tls = {"ca": self.certs["ca"]["crt"]}
+        if client:
+            tls.update(cert=self.certs[client]["crt"],
+                       key=self.certs[client]["key"])
+        return tls
+
+    def pod_command(self, objects, workdir, provided=None):
+        """The Deployment's command line, runnable here: the files of the
+        ConfigMaps and Secrets it mounts (the rendered ones, and those of
+        `provided`, {(kind, name): {key: text}}, that the operator or
+        cert-manager would make) written under workdir where the pod mounts
+        them, the listen addresses on 127.0.0.1 port 0, the built binary."""
         deployment = one(objects, "Deployment")
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        config_maps = {o["metadata"]["name"]: o for o in objects
-                       if o["kind"] == "ConfigMap"}
+        sources = {}
+        for obj in objects:
+            if obj["kind"] == "ConfigMap":
+                sources[("ConfigMap", obj["metadata"]["name"])] = obj["data"]
+            elif obj["kind"] == "Secret":
+                sources[("Secret", obj["metadata"]["name"])] = secret_data(obj)
+        sources.update(provided or {})
         volumes = {v["name"]: v for v in pod["volumes"]}
         moved = {}
         for mount in container["volumeMounts"]:
             volume = volumes[mount["name"]]
-            if "configMap" not in volume:
+            if "configMap" in volume:
+                ref = volume["configMap"]
+                source = ("ConfigMap", ref["name"])
+            elif "secret" in volume:
+                ref = volume["secret"]
+                source = ("Secret", ref["secretName"])
+            else:
                 continue
+            self.assertIn(source, sources, "the pod mounts %s %s" % source)
+            data = sources[source]
+            items = ref.get("items") or [{"key": k, "path": k} for k in data]
             local = os.path.join(workdir, mount["name"])
             os.makedirs(local)
-            for key, text in config_maps[volume["configMap"]["name"]][
-                    "data"].items():
-                with open(os.path.join(local, key), "w", encoding="utf-8") as f:
-                    f.write(text)
+            for item in items:
+                self.assertIn(item["key"], data, source)
+                with open(os.path.join(local, item["path"]), "w",
+                          encoding="utf-8") as f:
+                    f.write(data[item["key"]])
             moved[mount["mountPath"]] = local
         self.assertTrue(moved, "the pod mounts no ConfigMap")
 
@@ -728,32 +1218,171 @@ class ServerRunTest(unittest.TestCase):
         if init and not os.access(init[0], os.X_OK):
             print("NOTE: %s dropped: not installed here" % " ".join(init))
             init = []
+        self.moved = moved
         return init + [SERVER] + command[binary + 1:] + args, container, pod
 
-    def start(self, objects):
+    def start(self, objects, provided=None):
         workdir = tempfile.mkdtemp(dir=self.tmp.name)
-        command, container, pod = self.pod_command(objects, workdir)
+        command, container, pod = self.pod_command(objects, workdir, provided)
         server = ServerProcess(command, cwd=workdir)
         self.addCleanup(server.kill)
+        server.command = command
+        server.moved = self.moved
         with open(flag_value(command, "--config"), encoding="utf-8") as f:
             server.config = yaml.safe_load(f)
         return server, container, pod
 
-    def test_default_values(self):
-        _, objects = Rendered.of()
+    def assert_refused(self, server, code, **channel):
+        import grpc  # pylint: disable=import-outside-toplevel
+        with Channel(server.address, self.messages, **channel) as c:
+            with self.assertRaises(grpc.RpcError) as refused:
+                c.submit("echo", {"x": 1})
+        self.assertEqual(refused.exception.code().name, code, channel)
+
+    def test_tokens_from_values(self):
+        _, objects = Rendered.of(AUTH_VALUES)
+        server, container, pod = self.start(objects)
+        self.check_serves(server, container, token=TOKENS["alice"])
+        # No token, or one whose hash is not in the Secret: refused.
+        self.assert_refused(server, "UNAUTHENTICATED")
+        self.assert_refused(server, "UNAUTHENTICATED", token="not-a-token")
+        # bob's roles ([read]) came through the Secret: he may not submit.
+        self.assert_refused(server, "PERMISSION_DENIED", token=TOKENS["bob"])
+        self.assert_stops(server, pod, container)
+
+    def test_insecure_values(self):
+        _, objects = Rendered.of(INSECURE_VALUES)
         server, container, pod = self.start(objects)
         self.check_serves(server, container)
         self.assert_stops(server, pod, container)
 
+    def test_tls_and_tokens(self):
+        _, objects = Rendered.of(TLS_VALUES)
+        server, container, pod = self.start(objects, {
+            ("Secret", "remex-server-tls"): self.server_tls_secret()})
+        self.check_serves(server, container, token=TOKENS["alice"],
+                          tls=self.client_tls())
+        self.assert_refused(server, "UNAVAILABLE", token=TOKENS["alice"])
+        self.assert_refused(server, "UNAUTHENTICATED", tls=self.client_tls())
+        self.assert_stops(server, pod, container)
+
+    def test_mtls(self):
+        """mtls.yaml (CA from a Secret, principals from a Secret) and
+        cert-manager.yaml (the Secret cert-manager writes, the CA from a
+        ConfigMap, no auth file)."""
+        auth_file = yaml.safe_dump({"principals": [
+            {"name": "ci-runner", "roles": ["submit", "read"]}]})
+        cases = {
+            MTLS_VALUES: {
+                ("Secret", "remex-server-tls"): self.server_tls_secret(),
+                ("Secret", "remex-client-ca"): {
+                    "ca.pem": self.certs["ca"]["crt"]},
+                ("Secret", "remex-principals"): {"auth.yaml": auth_file},
+            },
+            CERT_MANAGER_VALUES: {
+                ("Secret", "remex-tls"): self.server_tls_secret(),
+                ("ConfigMap", "remex-client-ca"): {
+                    "ca.crt": self.certs["ca"]["crt"]},
+            },
+        }
+        for values, provided in cases.items():
+            with self.subTest(os.path.basename(values)):
+                _, objects = Rendered.of(values)
+                server, container, pod = self.start(objects, provided)
+                self.check_serves(server, container,
+                                  tls=self.client_tls("ci-runner"))
+                # A TLS client without a certificate: the handshake fails.
+                self.assert_refused(server, "UNAVAILABLE",
+                                    tls=self.client_tls())
+                self.assert_stops(server, pod, container)
+
+    def test_sighup_through_tini_rereads_the_auth_secret(self):
+        """What the README tells operators: after the Secret changes (the
+        kubelet rewrites the mounted file), SIGHUP to PID 1 (tini) reaches
+        the server, which then takes the new principals."""
+        _, objects = Rendered.of(AUTH_SECRET_VALUES)
+        old = yaml.safe_dump({"principals": [{
+            "name": "alice", "token_sha256": sha256_hex(TOKENS["alice"])}]})
+        server, _, _ = self.start(objects, {("Secret", "remex-principals"): {
+            "remex-auth.yaml": old}})
+        with Channel(server.address, self.messages,
+                     token=TOKENS["bob"]) as channel:
+            import grpc  # pylint: disable=import-outside-toplevel
+            with self.assertRaises(grpc.RpcError):
+                channel.submit("echo", {"x": 1})
+        new = yaml.safe_dump({"principals": [{
+            "name": "bob", "token_sha256": sha256_hex(TOKENS["bob"])}]})
+        path = flag_value(server.command, "--auth")
+        with open(path + ".new", "w", encoding="utf-8") as f:
+            f.write(new)
+        os.replace(path + ".new", path)  # Atomic, as the kubelet's swap.
+        self.assertEqual(os.path.basename(server.command[0]),
+                         "tini" if os.access("/usr/bin/tini", os.X_OK)
+                         else "remex-server")
+        server.process.send_signal(signal.SIGHUP)
+        self.wait_until_accepted(server, TOKENS["bob"])
+        self.assert_refused(server, "UNAUTHENTICATED", token=TOKENS["alice"])
+        self.assertIsNone(server.process.poll(), "SIGHUP must not stop it")
+
+    def test_reloader_sidecar_signals_the_server(self):
+        """The rendered reloader's own command, run here against the server
+        started under tini (its paths moved as the server's are): it sees
+        the auth file change, sends SIGHUP to tini, which forwards it, and
+        the server takes the new principals."""
+        if not os.access("/usr/bin/tini", os.X_OK):
+            self.skipTest("tini is not installed here")
+        with tempfile.TemporaryDirectory() as tmp:
+            on = write_values(tmp, "on.yaml", {"reloader": {
+                "enabled": True, "intervalSeconds": 1}})
+            objects = load_objects(render(AUTH_SECRET_VALUES, on))
+        old = yaml.safe_dump({"principals": [{
+            "name": "alice", "token_sha256": sha256_hex(TOKENS["alice"])}]})
+        server, _, pod = self.start(objects, {
+            ("Secret", "remex-principals"): {"remex-auth.yaml": old}})
+        command = []
+        for arg in pod["containers"][1]["command"]:
+            for mount_path, local in server.moved.items():
+                arg = arg.replace(mount_path + "/", local + "/")
+            command.append(arg)
+        reloader = ServerProcess(command, cwd=self.tmp.name,
+                                 ready=r"reloader: (watching) ")
+        self.addCleanup(reloader.kill)
+        self.assert_refused(server, "UNAUTHENTICATED", token=TOKENS["bob"])
+
+        new = yaml.safe_dump({"principals": [{
+            "name": "bob", "token_sha256": sha256_hex(TOKENS["bob"])}]})
+        path = flag_value(server.command, "--auth")
+        with open(path + ".new", "w", encoding="utf-8") as f:
+            f.write(new)
+        os.replace(path + ".new", path)
+        signalled = reloader.wait_for(r"SIGHUP to \S+ \(pid (\d+)\)")
+        self.assertEqual(int(signalled), server.process.pid, "tini's pid")
+        self.wait_until_accepted(server, TOKENS["bob"])
+        self.assertIsNone(server.process.poll(), "SIGHUP must not stop it")
+
+    def wait_until_accepted(self, server, token):
+        deadline = time.monotonic() + RPC_TIMEOUT_S
+        while True:
+            try:
+                with Channel(server.address, self.messages,
+                             token=token) as channel:
+                    channel.submit("echo", {"x": 1})
+                return
+            except Exception:  # pylint: disable=broad-except
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     def test_server_run_values_drain_within_the_pod_grace(self):
         _, objects = Rendered.of(SERVER_RUN_VALUES)
         server, container, pod = self.start(objects)
-        self.check_serves(server, container)
+        token = TOKENS["alice"]
+        self.check_serves(server, container, token=token)
 
         # A running task outlives the drain grace: it ends CANCELLED after
         # --shutdown-grace, and the server exits 0 well within the pod's
         # terminationGracePeriodSeconds (minus the preStop pause).
-        with Channel(server.address, self.messages) as channel:
+        with Channel(server.address, self.messages, token=token) as channel:
             task = channel.submit("sleep", {"ms": 120000})
             awaited = {}
             waiter = threading.Thread(target=lambda: awaited.update(
@@ -767,12 +1396,24 @@ class ServerRunTest(unittest.TestCase):
             self.assertEqual(awaited.get("state"), "CANCELLED", awaited)
         self.assertGreaterEqual(drain, grace * 0.9)
 
-    def check_serves(self, server, container):
-        with Channel(server.address, self.messages) as channel:
-            # What the kubelet's probes ask.
-            for probe in ("livenessProbe", "readinessProbe"):
-                service = container[probe]["grpc"].get("service", "")
-                self.assertEqual(channel.health(service), "SERVING", probe)
+    def check_serves(self, server, container, token=None, tls=None):
+        # What the kubelet's probes ask: gRPC health with no token (and no
+        # TLS: the chart uses gRPC probes only without TLS), or a TCP
+        # connection.
+        for probe in ("livenessProbe", "readinessProbe"):
+            if "grpc" in container[probe]:
+                self.assertIsNone(tls, "a gRPC probe on a TLS port")
+                with Channel(server.address, self.messages) as channel:
+                    service = container[probe]["grpc"].get("service", "")
+                    self.assertEqual(channel.health(service), "SERVING",
+                                     probe)
+            else:
+                host, port = server.address.rsplit(":", 1)
+                socket.create_connection((host, int(port)),
+                                         timeout=RPC_TIMEOUT_S).close()
+        with Channel(server.address, self.messages, token=token,
+                     tls=tls) as channel:
+            self.assertEqual(channel.health(""), "SERVING")
             # The server runs the ConfigMap's pools.
             served = {p.name: p for p in channel.list_functions().pools}
             self.assertEqual(sorted(served),
@@ -805,6 +1446,10 @@ class ServerRunTest(unittest.TestCase):
         self.assertEqual(code, 0)
         self.assertLess(took, budget, "the kubelet would SIGKILL it")
         return took
+
+
+def sha256_hex(text):
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ImageTest(unittest.TestCase):
@@ -875,7 +1520,7 @@ class ImageTest(unittest.TestCase):
         self.assertIn("install-deps.sh --runtime", " ".join(runs[1]))
 
     def test_image_matches_the_chart(self):
-        _, objects = Rendered.of()
+        _, objects = Rendered.of(AUTH_VALUES)
         pod = one(objects, "Deployment")["spec"]["template"]["spec"]
         container = pod["containers"][0]
         user = [rest for stage, word, rest in self.instructions()
@@ -892,6 +1537,16 @@ class ImageTest(unittest.TestCase):
         # the base image's essential packages (the preStop sleep).
         programs = container["command"][:1] + [
             container["lifecycle"]["preStop"]["exec"]["command"][0]]
+        # The reloader sidecar runs the same image: its shell and the
+        # coreutils its script calls.
+        reloader = one(Rendered.of(FULL_VALUES)[1], "Deployment")["spec"][
+            "template"]["spec"]["containers"][1]
+        self.assertEqual(reloader["name"], "reloader")
+        script = reloader["command"][2]
+        programs.append(reloader["command"][0])
+        for tool in ("cat", "sha256sum", "sleep", "tr"):
+            self.assertRegex(script, r"\b%s\b" % tool)
+            programs.append(shutil.which(tool))
         owners = owning_packages(programs)
         for program in programs:
             with self.subTest(program):
@@ -982,10 +1637,25 @@ def dependency_closure(packages):
 class Channel:
     """A gRPC channel with the few calls the tests need."""
 
-    def __init__(self, address, messages):
+    def __init__(self, address, messages, token=None, tls=None):
+        """token: sent as "authorization: Bearer TOKEN"; tls: {"ca": PEM,
+        and "cert", "key" PEM for a client certificate} (the test
+        certificates name localhost)."""
         import grpc  # pylint: disable=import-outside-toplevel
         self.grpc = grpc
-        self.channel = grpc.insecure_channel(address)
+        if tls:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls["ca"].encode(),
+                private_key=tls["key"].encode() if "key" in tls else None,
+                certificate_chain=tls["cert"].encode() if "cert" in tls
+                else None)
+            self.channel = grpc.secure_channel(
+                address, credentials,
+                options=[("grpc.ssl_target_name_override", "localhost")])
+        else:
+            self.channel = grpc.insecure_channel(address)
+        self.metadata = ((("authorization", "Bearer " + token),) if token
+                         else None)
         self.m = messages
 
     def __enter__(self):
@@ -998,7 +1668,7 @@ class Channel:
         stub = self.channel.unary_unary(
             method, request_serializer=lambda r: r.SerializeToString(),
             response_deserializer=response_class.FromString)
-        return stub(request, timeout=RPC_TIMEOUT_S)
+        return stub(request, timeout=RPC_TIMEOUT_S, metadata=self.metadata)
 
     def health(self, service):
         health = self.m["health"]
@@ -1033,7 +1703,8 @@ class Channel:
             "/remex.v1.Executor/Await",
             request_serializer=lambda r: r.SerializeToString(),
             response_deserializer=ex.Task.FromString)
-        task = stub(request, timeout=timeout_s + RPC_TIMEOUT_S)
+        task = stub(request, timeout=timeout_s + RPC_TIMEOUT_S,
+                    metadata=self.metadata)
         return json_format.MessageToDict(task)
 
     def wait_until_running(self, task_id):

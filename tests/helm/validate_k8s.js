@@ -1,6 +1,7 @@
 // Validates Kubernetes objects (a JSON array in the file argv[2]) against the
 // object schemas of npm's kubernetes-models and, for the prometheus-operator
-// kinds, @kubernetes-models/prometheus-operator, in two ways:
+// and cert-manager kinds, @kubernetes-models/prometheus-operator and
+// @kubernetes-models/cert-manager, in two ways:
 //
 //  1. the models' JSON-schema validators: types, enums, required fields,
 //     formats (Kubernetes' OpenAPI does not forbid unknown fields, so a
@@ -23,6 +24,9 @@ function modelModule(apiVersion, kind) {
       apiVersion.split('/') : ['', apiVersion];
   if (group === 'monitoring.coreos.com') {
     return `@kubernetes-models/prometheus-operator/${apiVersion}/${kind}`;
+  }
+  if (group === 'cert-manager.io') {
+    return `@kubernetes-models/cert-manager/${apiVersion}/${kind}`;
   }
   return group === '' ? `kubernetes-models/${version}/${kind}` :
                         `kubernetes-models/${apiVersion}/${kind}`;

@@ -106,7 +106,208 @@ knows are allowed (values.schema.json mirrors them).
 - --plugin={{ $.Values.plugins.mountPath }}/{{ . }}
 {{- end }}
 {{- end }}
+{{- if .Values.auth.enabled }}
+- --auth={{ include "remex.secretsDir" . }}/auth/{{ include "remex.authKey" . }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+- --tls-cert={{ include "remex.secretsDir" . }}/tls/tls.crt
+- --tls-key={{ include "remex.secretsDir" . }}/tls/tls.key
+{{- if .Values.tls.clientCA.enabled }}
+- --tls-client-ca={{ include "remex.secretsDir" . }}/client-ca/ca.crt
+{{- end }}
+{{- end }}
+{{- if eq .Values.security.mode "insecure" }}
+- --insecure
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the Secrets (and the client CA) are mounted, one directory each:
+auth/, tls/, client-ca/. Directories, not subPath mounts, so that the kubelet
+updates the files when the Secret changes (the server rereads them on SIGHUP).
+*/}}
+{{- define "remex.secretsDir" -}}
+/var/run/secrets/remex
+{{- end }}
+
+{{/* The Secret that holds the auth file, and its key. */}}
+{{- define "remex.authSecretName" -}}
+{{- if .Values.auth.existingSecret }}
+{{- .Values.auth.existingSecret }}
+{{- else }}
+{{- printf "%s-auth" (include "remex.fullname" . | trunc 58 | trimSuffix "-") }}
+{{- end }}
+{{- end }}
+
+{{- define "remex.authKey" -}}
+{{- if .Values.auth.existingSecret }}
+{{- .Values.auth.existingSecretKey }}
+{{- else -}}
+auth.yaml
+{{- end }}
+{{- end }}
+
+{{/* The auth file rendered from auth.principals. */}}
+{{- define "remex.authFile" -}}
+{{ toYaml (dict "principals" .Values.auth.principals) }}
+{{- end }}
+
+{{/* The kubernetes.io/tls Secret the server's certificate comes from. */}}
+{{- define "remex.tlsSecretName" -}}
+{{- if .Values.tls.secretName }}
+{{- .Values.tls.secretName }}
+{{- else if .Values.tls.certManager.enabled }}
+{{- printf "%s-tls" (include "remex.fullname" . | trunc 59 | trimSuffix "-") }}
+{{- end }}
+{{- end }}
+
+{{/*
+Secure by default: fails the render unless callers must authenticate (auth
+or mTLS), or security.mode says "insecure". Also refuses settings that
+contradict each other, so that what is deployed is what was meant (this
+holds without the schema too, e.g. helm --skip-schema-validation).
+*/}}
+{{- define "remex.validateSecurity" -}}
+{{- $auth := .Values.auth }}
+{{- $tls := .Values.tls }}
+{{- $mtls := and $tls.enabled $tls.clientCA.enabled }}
+{{- if not (has .Values.security.mode (list "secure" "insecure")) }}
+{{- fail (printf "security.mode: %q is neither secure nor insecure" (toString .Values.security.mode)) }}
+{{- end }}
+{{- if eq .Values.security.mode "secure" }}
+{{- if not (or $auth.enabled $mtls) }}
+{{- fail "remex is secure by default and nothing authenticates its callers: set auth.enabled with auth.principals (or auth.existingSecret), or tls.enabled with tls.clientCA (mTLS); or, to let anyone who reaches the port call it, security.mode: insecure (see the chart README, Security)" }}
+{{- end }}
+{{- else if or $auth.enabled $mtls }}
+{{- fail "security.mode: insecure, yet auth.enabled or tls.clientCA.enabled is set: the server would not be insecure; drop security.mode: insecure" }}
+{{- end }}
+{{- if $auth.enabled }}
+{{- if and $auth.principals $auth.existingSecret }}
+{{- fail "auth: set auth.principals or auth.existingSecret, not both" }}
+{{- end }}
+{{- if not (or $auth.principals $auth.existingSecret) }}
+{{- fail "auth.enabled needs auth.principals or auth.existingSecret (a Secret holding the auth file)" }}
+{{- end }}
+{{- range $auth.principals }}
+{{- if and .token_sha256 (not (regexMatch "^[0-9a-f]{64}$" (toString .token_sha256))) }}
+{{- fail (printf "auth.principals %s: token_sha256 must be 64 lowercase hex digits (the SHA-256 of the token, not the token)" (toString .name)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (or $auth.enabled $tls.enabled) (not .Values.podSecurityContext.fsGroup) }}
+{{- fail "auth and tls mount Secrets with mode 0440, readable by the group podSecurityContext.fsGroup: keep podSecurityContext.fsGroup (65532)" }}
+{{- end }}
+{{- if and $tls.clientCA.enabled (not $tls.enabled) }}
+{{- fail "tls.clientCA (mTLS) needs tls.enabled (the server's own certificate)" }}
+{{- end }}
+{{- if and $tls.certManager.enabled (not $tls.enabled) }}
+{{- fail "tls.certManager.enabled needs tls.enabled" }}
+{{- end }}
+{{- if $tls.enabled }}
+{{- if not (include "remex.tlsSecretName" .) }}
+{{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret) or tls.certManager.enabled" }}
+{{- end }}
+{{- if $tls.certManager.enabled }}
+{{- $_ := required "tls.certManager.enabled needs tls.certManager.issuerRef.name" $tls.certManager.issuerRef.name }}
+{{- end }}
+{{- if $tls.clientCA.enabled }}
+{{- if eq (empty $tls.clientCA.secretName) (empty $tls.clientCA.configMapName) }}
+{{- fail "tls.clientCA needs one of tls.clientCA.secretName and tls.clientCA.configMapName" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The probes' action: gRPC health without TLS, tcpSocket with TLS. */}}
+{{- define "remex.probeAction" -}}
+{{- if .Values.tls.enabled -}}
+tcpSocket:
+  port: {{ int .Values.service.port }}
+{{- else -}}
+grpc:
+  port: {{ int .Values.service.port }}
+  {{- with .Values.probes.grpcService }}
+  service: {{ . | quote }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the reloader sidecar runs: on, and something to watch. */}}
+{{- define "remex.reloader" -}}
+{{- if and .Values.reloader.enabled (or .Values.auth.enabled .Values.tls.enabled) -}}
+true
+{{- end }}
+{{- end }}
+
+{{/*
+The files the reloader watches: those the server's flags name, all in the
+Secret (and client CA) mounts.
+*/}}
+{{- define "remex.watchedFiles" -}}
+{{- $dir := include "remex.secretsDir" . }}
+{{- if .Values.auth.enabled }}
+- {{ $dir }}/auth/{{ include "remex.authKey" . }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+- {{ $dir }}/tls/tls.crt
+- {{ $dir }}/tls/tls.key
+{{- if .Values.tls.clientCA.enabled }}
+- {{ $dir }}/client-ca/ca.crt
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The reloader's script (POSIX sh, coreutils): when the digest of the files
+changes, SIGHUP to the process whose command line starts with INIT and
+contains MARKER (tini running this release's server: in the pod's shared
+process namespace there is one). tini forwards it to remex-server only
+(process-pool workers never get it). Arguments: INTERVAL INIT MARKER FILE...
+*/}}
+{{- define "remex.reloaderScript" -}}
+set -u
+interval=$1 init=$2 marker=$3
+shift 3
+digest() { cat "$@" 2>/dev/null | sha256sum; }
+last=$(digest "$@")
+echo "reloader: watching $*"
+while sleep "$interval"; do
+  now=$(digest "$@")
+  [ "$now" = "$last" ] && continue
+  last=$now
+  found=
+  for dir in /proc/[0-9]*; do
+    cmdline=$(tr '\000' ' ' < "$dir/cmdline" 2>/dev/null) || continue
+    case "$cmdline" in
+      "$init "*"$marker"*) found=${dir#/proc/}; break ;;
+    esac
+  done
+  if [ -n "$found" ] && kill -HUP "$found"; then
+    echo "reloader: files changed: SIGHUP to $init (pid $found)"
+  else
+    echo "reloader: files changed, but no $init running $marker to signal" >&2
+  fi
+done
+{{- end }}
+
+{{/* The read-only mounts of the auth and TLS Secrets (server, reloader). */}}
+{{- define "remex.secretMounts" -}}
+{{- if .Values.auth.enabled }}
+- name: auth
+  mountPath: {{ include "remex.secretsDir" . }}/auth
+  readOnly: true
+{{- end }}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: {{ include "remex.secretsDir" . }}/tls
+  readOnly: true
+{{- if .Values.tls.clientCA.enabled }}
+- name: client-ca
+  mountPath: {{ include "remex.secretsDir" . }}/client-ca
+  readOnly: true
+{{- end }}
 {{- end }}
 {{- end }}
