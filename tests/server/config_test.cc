@@ -48,7 +48,9 @@ std::string ParseError(const std::string& text) {
 
 TEST(ConfigTest, DefaultConfigHasAThreadPoolDefaultAndAProcessPool) {
   const ServerConfig config = DefaultConfig();
-  EXPECT_EQ(config.listen, "0.0.0.0:50051");
+  // Loopback: a server without authentication stays off the network.
+  EXPECT_EQ(config.listen, "127.0.0.1:50051");
+  EXPECT_EQ(config.metrics_listen, "127.0.0.1:9464");
   ASSERT_EQ(config.executor.pools.size(), 2u);
   const executor::PoolConfig& pool = config.executor.pools[0];
   EXPECT_EQ(pool.name, "default");
