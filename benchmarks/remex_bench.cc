@@ -47,6 +47,7 @@
 #include "nlohmann/json.hpp"
 #include "remex/remex.h"
 #include "remex/v1/executor.grpc.pb.h"
+#include "server/auth/principals.h"
 #include "server_child.h"
 
 namespace remex::bench {
@@ -1264,6 +1265,10 @@ class BenchCerts {
     }
     std::ifstream ca(d + "/ca.pem");
     certs->ca_pem_.assign(std::istreambuf_iterator<char>(ca), {});
+    // The server checks the token (--auth), as a secured server does.
+    std::ofstream(d + "/auth.yaml")
+        << "principals:\n  - name: bench\n    token_sha256: "
+        << auth::TokenSha256Hex(kToken) << "\n";
     return certs;
   }
   ~BenchCerts() {
@@ -1273,6 +1278,8 @@ class BenchCerts {
 
   std::string cert() const { return dir_ + "/server.pem"; }
   std::string key() const { return dir_ + "/server.key"; }
+  std::string auth_file() const { return dir_ + "/auth.yaml"; }
+  static constexpr char kToken[] = "remex-bench-token";
   const std::string& ca_pem() const { return ca_pem_; }
 
  private:
@@ -1385,8 +1392,10 @@ int Main(int argc, char** argv) {
   // The same server with TLS, for the SDK rows over TLS.
   StartedServer tls_server;
   if (certs != nullptr) {
-    absl::StatusOr<StartedServer> started = StartServer(
-        o, 1'000'000, {"--tls-cert", certs->cert(), "--tls-key", certs->key()});
+    absl::StatusOr<StartedServer> started =
+        StartServer(o, 1'000'000,
+                    {"--tls-cert", certs->cert(), "--tls-key", certs->key(),
+                     "--auth", certs->auth_file()});
     if (!started.ok()) {
       std::fprintf(stderr, "remex-bench: TLS server: %s\n",
                    std::string(started.status().message()).c_str());
@@ -1395,7 +1404,7 @@ int Main(int argc, char** argv) {
     tls_server = *std::move(started);
     bench.tls_address = tls_server.child->address();
     bench.tls_client.tls_root_certs = certs->ca_pem();
-    bench.tls_client.token = "remex-bench-token";
+    bench.tls_client.token = BenchCerts::kToken;
   }
   bench.stub = v1::Executor::NewStub(NewChannel(bench.address));
   {
@@ -1426,8 +1435,10 @@ int Main(int argc, char** argv) {
       absl::StrJoin(pools, " ").c_str(), bench.echo->address().c_str(), pollers,
       o.repeat);
   if (!bench.tls_address.empty()) {
-    std::printf("remex-server with TLS %s (child), SDK with a bearer token\n",
-                bench.tls_address.c_str());
+    std::printf(
+        "remex-server with TLS and --auth %s (child), SDK with a bearer "
+        "token\n",
+        bench.tls_address.c_str());
   }
   std::fflush(stdout);
 
