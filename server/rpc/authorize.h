@@ -32,6 +32,11 @@ class CallerIdentity {
   // PERMISSION_DENIED unless the principal has one of the roles `any_of`
   // (a set of auth::Role bits); always OK on an open server.
   absl::Status Require(uint32_t any_of) const;
+  // True if the principal's function globs allow `function` (whatever its
+  // roles); always on an open server.
+  bool MayRun(const std::string& function) const {
+    return principal_ == nullptr || principal_->MaySubmit(function).ok();
+  }
   // Require(kSubmit) and the principal's function globs.
   absl::Status MaySubmit(const std::string& function) const;
 

@@ -1,5 +1,6 @@
 #include "server/rpc/calls.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -88,6 +89,13 @@ void DeleteCall::Handle() {
 void ListFunctionsCall::Handle() {
   v1::ListFunctionsResponse response;
   FunctionsToProto(executor(), &response);
+  // Only what the caller may submit: the rest would only be refused.
+  auto* functions = response.mutable_functions();
+  functions->erase(std::remove_if(functions->begin(), functions->end(),
+                                  [this](const v1::FunctionInfo& function) {
+                                    return !identity().MayRun(function.name());
+                                  }),
+                   functions->end());
   Reply(response);
 }
 

@@ -167,6 +167,15 @@ TEST_F(AuthServerTest, RolesAndFunctionGlobsArePermissionDenied) {
               absl::StatusCode::kPermissionDenied);
   }
 
+  // Bob lists only the functions his globs allow.
+  absl::StatusOr<v1::ListFunctionsResponse> bobs_functions =
+      bob.ListFunctions();
+  ASSERT_TRUE(bobs_functions.ok()) << bobs_functions.status();
+  ASSERT_GT(bobs_functions->functions_size(), 0);
+  for (const v1::FunctionInfo& function : bobs_functions->functions()) {
+    EXPECT_TRUE(absl::StartsWith(function.name(), "ech")) << function.name();
+  }
+
   Client reader = ClientWith(kReaderToken);
   ClientOptions reader_unary;
   reader_unary.token = kReaderToken;
