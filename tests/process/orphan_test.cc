@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,15 +38,21 @@ constexpr absl::Duration kGone = absl::Seconds(10);
 
 // The process pool keeps its default cancel_grace (1 s), shorter than the
 // commands' own: a cancel ends with the pool killing the worker.
+//
+// The sleep_* commands exec `/bin/sleep S` only once their stdin closes,
+// which the server does after it has told the janitor of them: a test that
+// waits for the exec (AwaitSleepExec) knows the janitor does. (A kill -9 in the
+// microseconds between posix_spawn and that message would leak the command: a
+// known window that these tests do not cover.)
 constexpr char kConfig[] = R"(
 pools:
   - {name: default, kind: thread, workers: 2}
   - {name: procs, kind: process, workers: 1}
 functions:
   - name: sleep_threads
-    command: [/bin/sleep, "{s}"]
+    command: [/bin/sh, -c, "cat >/dev/null; exec /bin/sleep {s}"]
   - name: sleep_procs
-    command: [/bin/sleep, "{s}"]
+    command: [/bin/sh, -c, "cat >/dev/null; exec /bin/sleep {s}"]
     pool: procs
   - name: stubborn_threads
     command: [/bin/sh, -c, "trap '' TERM; /bin/sleep {s}"]
@@ -103,6 +110,17 @@ class OrphanTest : public ::remex::testing::ServerTest {
     return found;
   }
 
+  // Waits until the sleep_* command `pid` has exec'd /bin/sleep.
+  static void AwaitSleepExec(pid_t pid) {
+    EXPECT_TRUE(WaitUntil([pid] {
+      std::ifstream comm(absl::StrCat("/proc/", pid, "/comm"));
+      std::string name;
+      std::getline(comm, name);
+      return name == "sleep";
+    })) << pid
+        << " never exec'd /bin/sleep";
+  }
+
   // The server's detached janitor (not a child of the server).
   std::vector<pid_t> Janitor() {
     return ProcessesWithArgument(
@@ -131,6 +149,8 @@ TEST_F(OrphanTest, KillNineLeavesNoCommandOfAThreadPool) {
   const std::string seconds = UniqueDuration(1);
   Submit("sleep_threads", seconds);
   const std::vector<pid_t> command = AwaitCommand(seconds, 1);
+  ASSERT_EQ(command.size(), 1u);
+  AwaitSleepExec(command[0]);
   const std::vector<pid_t> janitor = Janitor();
   ASSERT_EQ(janitor.size(), 1u);
 
@@ -144,6 +164,8 @@ TEST_F(OrphanTest, KillNineLeavesNoWorkerAndNoCommandOfAProcessPool) {
   const std::string seconds = UniqueDuration(2);
   Submit("sleep_procs", seconds);
   const std::vector<pid_t> command = AwaitCommand(seconds, 1);
+  ASSERT_EQ(command.size(), 1u);
+  AwaitSleepExec(command[0]);
   std::vector<pid_t> workers;
   for (const auto& child : ChildrenOf(server_pid())) {
     workers.push_back(child.pid);
