@@ -82,7 +82,7 @@ constexpr char kNobodyFunctions[] = R"(
     command: [/bin/sh, -c, "/bin/pwd; /usr/bin/stat -c '%a %u' ."]
     user: nobody
   - name: nobody_stays
-    command: [/bin/sleep, "30"]
+    command: [/bin/sh, -c, "cat >/dev/null; exec /bin/sleep 30"]
     user: nobody
     cancel_grace: 500ms
 )";
@@ -165,7 +165,10 @@ class CommandSafetyTest : public ::testing::Test {
   }
 
   // The server's child `/bin/sleep 30` (nobody_stays), once it runs as
-  // nobody in a process group of its own; 0 if none comes.
+  // nobody in a process group of its own; 0 if none comes. nobody_stays
+  // execs the sleep only when its stdin closes, which the server does after
+  // telling the janitor of it: once found, a kill -9 of the server must
+  // take it along.
   pid_t AwaitSleepingChild() {
     // setpriv execs the command in place: the server's child is the command.
     const std::string sleep_cmdline =

@@ -39,7 +39,7 @@ constexpr absl::Duration kGone = absl::Seconds(10);
 // The process pool keeps its default cancel_grace (1 s), shorter than the
 // commands' own: a cancel ends with the pool killing the worker.
 //
-// The sleep_* commands exec `/bin/sleep S` only once their stdin closes,
+// The commands start `/bin/sleep S` only once their stdin closes,
 // which the server does after it has told the janitor of them: a test that
 // waits for the exec (AwaitSleepExec) knows the janitor does. (A kill -9 in the
 // microseconds between posix_spawn and that message would leak the command: a
@@ -55,10 +55,10 @@ functions:
     command: [/bin/sh, -c, "cat >/dev/null; exec /bin/sleep {s}"]
     pool: procs
   - name: stubborn_threads
-    command: [/bin/sh, -c, "trap '' TERM; /bin/sleep {s}"]
+    command: [/bin/sh, -c, "trap '' TERM; cat >/dev/null; /bin/sleep {s}"]
     cancel_grace: 60s
   - name: stubborn_procs
-    command: [/bin/sh, -c, "trap '' TERM; /bin/sleep {s}"]
+    command: [/bin/sh, -c, "trap '' TERM; cat >/dev/null; /bin/sleep {s}"]
     pool: procs
     cancel_grace: 60s
 )";
