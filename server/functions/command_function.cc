@@ -146,13 +146,14 @@ class CommandTemplate {
     if (!args.is_null() && !args.is_object()) {
       return absl::InvalidArgumentError(
           absl::StrCat(function_, ": args must be a JSON object ", TakesWhat(),
-                       ", got ", args.dump()));
+                       ", got ", common::Quote(args.dump())));
     }
     if (args.is_object()) {
       for (const auto& [key, value] : args.items()) {
         if (!names_.contains(key)) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              function_, ": unknown arg '", key, "' (", TakesWhat(), ")"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(function_, ": unknown arg ", common::Quote(key),
+                           " (", TakesWhat(), ")"));
         }
       }
     }

@@ -187,6 +187,18 @@ TEST_F(CommandFunctionTest, BadArgsAnswerInvalidArgument) {
   EXPECT_TRUE(absl::StrContains(unknown.message(), "unknown arg 'tow'"))
       << unknown;
 
+  // A client's long names and values are not echoed whole.
+  const std::string long_name(100000, 'k');
+  const absl::Status long_unknown = SubmitStatus(
+      "upper",
+      absl::StrCat(R"({"from": "a", "to": "b", ")", long_name, R"(": 1})"));
+  EXPECT_EQ(long_unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(long_unknown.message().size(), 1000u);
+  const absl::Status long_array = SubmitStatus(
+      "upper", absl::StrCat("[\"", std::string(100000, 'v'), "\"]"));
+  EXPECT_EQ(long_array.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(long_array.message().size(), 1000u);
+
   const absl::Status not_scalar =
       SubmitStatus("upper", R"({"from": ["a"], "to": "b"})");
   EXPECT_EQ(not_scalar.code(), absl::StatusCode::kInvalidArgument);
