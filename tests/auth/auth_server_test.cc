@@ -17,6 +17,7 @@
 #include "remex/errors.h"
 #include "remex/json.h"
 #include "server/auth/principals.h"
+#include "tests/monitoring/http_get.h"
 #include "tests/testing/server_test.h"
 #include "tests/testing/wait.h"
 
@@ -84,6 +85,16 @@ TEST_F(AuthServerTest, MissingOrUnknownTokensAreUnauthenticated) {
   } else {
     EXPECT_EQ(future.status().code(), absl::StatusCode::kUnauthenticated);
   }
+  // Counted by reason.
+  absl::StatusOr<std::string> metrics = server().MetricsAddress();
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  absl::StatusOr<testing::HttpResponse> page =
+      testing::HttpGet(*metrics, "/metrics");
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(page->body,
+              HasSubstr("remex_auth_failures_total{reason=\"unknown_token\"}"));
+  EXPECT_THAT(page->body, HasSubstr("remex_auth_failures_total{reason="
+                                    "\"missing_credentials\"}"));
   // Logged, without a line per failure.
   EXPECT_TRUE(testing::WaitUntil(
       [&] {

@@ -51,6 +51,20 @@ class TlsTest : public ::testing::Test {
     server_b_ = *std::move(cert);
   }
 
+  // Serves A's certificate from the live paths (tls_), and a fake server
+  // behind it (fake_) that knows task t1, SUCCEEDED.
+  void ServeLiveA() {
+    Install(server_a_);
+    absl::StatusOr<std::unique_ptr<ServerTls>> tls = ServerTls::Create(live_);
+    ASSERT_TRUE(tls.ok()) << tls.status();
+    tls_ = *std::move(tls);
+    fake_ = std::make_unique<testing::FakeExecutor>(tls_->MakeCredentials());
+    v1::Task task;
+    task.set_id("t1");
+    task.set_state(v1::SUCCEEDED);
+    fake_->Put(task);
+  }
+
   // Puts `files` where the server's files are (the "live" paths).
   void Install(const CertFiles& files) {
     live_.cert = dir_.Write("live.pem", files.cert_pem);
@@ -72,6 +86,9 @@ class TlsTest : public ::testing::Test {
   CertFiles server_a_;
   CertFiles server_b_;
   ServerTlsFiles live_;
+  // Set by ServeLiveA.
+  std::unique_ptr<ServerTls> tls_;
+  std::unique_ptr<testing::FakeExecutor> fake_;
 };
 
 TEST_F(TlsTest, CreateAcceptsMatchingFiles) {
@@ -134,20 +151,13 @@ TEST_F(TlsTest, CreateRefusesWhatIsNotPem) {
 }
 
 TEST_F(TlsTest, ReloadServesTheNewCertificateToNewConnectionsOnly) {
-  Install(server_a_);
-  absl::StatusOr<std::unique_ptr<ServerTls>> tls = ServerTls::Create(live_);
-  ASSERT_TRUE(tls.ok()) << tls.status();
-  testing::FakeExecutor fake((*tls)->MakeCredentials());
-  v1::Task task;
-  task.set_id("t1");
-  task.set_state(v1::SUCCEEDED);
-  fake.Put(task);
+  ASSERT_NO_FATAL_FAILURE(ServeLiveA());
 
   // Before: clients that trust A get in, clients that trust only B do not.
-  client::Connection trusts_a = ConnectTrusting(*ca_a_, fake.address());
+  client::Connection trusts_a = ConnectTrusting(*ca_a_, fake_->address());
   ASSERT_TRUE(trusts_a.Get("t1").ok()) << trusts_a.Get("t1").status();
   client::Session session(
-      client::MakeChannel(fake.address(),
+      client::MakeChannel(fake_->address(),
                           {.tls = true, .tls_root_certs = ca_a_->ca_pem()}),
       16);
   std::shared_ptr<client::TaskSlot> held = session.Submit([] {
@@ -156,15 +166,15 @@ TEST_F(TlsTest, ReloadServesTheNewCertificateToNewConnectionsOnly) {
     return request;
   }());
   ASSERT_TRUE(held->WaitAccepted(absl::Now() + kRpcTimeout).ok());
-  EXPECT_EQ(ConnectTrusting(*ca_b_, fake.address()).Get("t1").status().code(),
+  EXPECT_EQ(ConnectTrusting(*ca_b_, fake_->address()).Get("t1").status().code(),
             absl::StatusCode::kUnavailable);
 
   Install(server_b_);
-  ASSERT_TRUE((*tls)->Reload().ok());
+  ASSERT_TRUE(tls_->Reload().ok());
 
   // New connections get B.
-  EXPECT_TRUE(ConnectTrusting(*ca_b_, fake.address()).Get("t1").ok());
-  EXPECT_EQ(ConnectTrusting(*ca_a_, fake.address()).Get("t1").status().code(),
+  EXPECT_TRUE(ConnectTrusting(*ca_b_, fake_->address()).Get("t1").ok());
+  EXPECT_EQ(ConnectTrusting(*ca_a_, fake_->address()).Get("t1").status().code(),
             absl::StatusCode::kUnavailable);
   // The connection and the Session stream opened under A go on.
   EXPECT_TRUE(trusts_a.Get("t1").ok());
@@ -176,22 +186,15 @@ TEST_F(TlsTest, ReloadServesTheNewCertificateToNewConnectionsOnly) {
   ASSERT_TRUE(echo_task.ok()) << echo_task.status();
   EXPECT_EQ(echo_task->state(), v1::SUCCEEDED);
   EXPECT_FALSE(held->settled());
-  EXPECT_EQ(fake.sessions(), 1);
+  EXPECT_EQ(fake_->sessions(), 1);
 }
 
 TEST_F(TlsTest, ReloadRefusesBadFilesAndKeepsServing) {
-  Install(server_a_);
-  absl::StatusOr<std::unique_ptr<ServerTls>> tls = ServerTls::Create(live_);
-  ASSERT_TRUE(tls.ok()) << tls.status();
-  testing::FakeExecutor fake((*tls)->MakeCredentials());
-  v1::Task task;
-  task.set_id("t1");
-  task.set_state(v1::SUCCEEDED);
-  fake.Put(task);
+  ASSERT_NO_FATAL_FAILURE(ServeLiveA());
 
   // B's certificate with A's key: refused.
   dir_.Write("live.pem", server_b_.cert_pem);
-  absl::Status reloaded = (*tls)->Reload();
+  absl::Status reloaded = tls_->Reload();
   EXPECT_EQ(reloaded.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(reloaded.message(),
               HasSubstr(absl::StrCat("TLS key ", live_.key,
@@ -199,12 +202,12 @@ TEST_F(TlsTest, ReloadRefusesBadFilesAndKeepsServing) {
   EXPECT_THAT(reloaded.message(), HasSubstr("stay in use"));
   // The key gone: refused.
   std::filesystem::remove(live_.key);
-  reloaded = (*tls)->Reload();
+  reloaded = tls_->Reload();
   EXPECT_THAT(reloaded.message(), HasSubstr(absl::StrCat("TLS key ", live_.key,
                                                          ": cannot read it")));
   // New connections still get A.
-  EXPECT_TRUE(ConnectTrusting(*ca_a_, fake.address()).Get("t1").ok());
-  EXPECT_EQ(ConnectTrusting(*ca_b_, fake.address()).Get("t1").status().code(),
+  EXPECT_TRUE(ConnectTrusting(*ca_a_, fake_->address()).Get("t1").ok());
+  EXPECT_EQ(ConnectTrusting(*ca_b_, fake_->address()).Get("t1").status().code(),
             absl::StatusCode::kUnavailable);
 }
 

@@ -99,14 +99,9 @@ class CommandFunctionTest : public ::testing::Test {
     client_ = std::make_unique<Client>(server_->address());
   }
 
-  // Submits and waits for the end.
   v1::Task Run(const std::string& function, std::string_view args,
                SubmitOptions options = {}) {
-    absl::StatusOr<Future> future =
-        client_->TrySubmit(function, Json(args), options);
-    EXPECT_TRUE(future.ok()) << future.status();
-    if (!future.ok()) return v1::Task();
-    return AwaitTask(*client_, future->id());
+    return testing::RunTask(*client_, function, args, options);
   }
 
   absl::Status SubmitStatus(const std::string& function,

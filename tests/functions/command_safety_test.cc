@@ -146,11 +146,7 @@ class CommandSafetyTest : public ::testing::Test {
 
   v1::Task Run(const std::string& function, std::string_view args,
                SubmitOptions options = {}) {
-    absl::StatusOr<Future> future =
-        client_->TrySubmit(function, Json(args), options);
-    EXPECT_TRUE(future.ok()) << future.status();
-    if (!future.ok()) return v1::Task();
-    return AwaitTask(*client_, future->id());
+    return testing::RunTask(*client_, function, args, options);
   }
 
   // Expects `function` to fail reading `file`: permission denied.

@@ -1070,16 +1070,35 @@ class ServerProcess:
             if match:
                 return match.group(1)
 
-    def kill(self):
-        """SIGKILL to the process group this started (its pid): tini, the
-        server under it and their children, not only tini (which would
-        leave the server running, holding the output pipe open)."""
-        if self.process.poll() is None:
+    def _session(self):
+        """Pids of the live processes of the session this started (its
+        pid): tini, the server and their children. tini moves the server to
+        a process group of its own, so the group alone would miss it."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
             try:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                with open("/proc/%s/stat" % entry) as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            # After the name: state, ppid, pgrp, session.
+            if int(fields[3]) == self.process.pid and fields[0] != "Z":
+                pids.append(int(entry))
+        return pids
+
+    def kill(self):
+        """SIGKILL to every process of the session this started: tini, the
+        server under it (even if tini has exited) and their children, not
+        only tini (which would leave the server running, holding the output
+        pipe open)."""
+        for pid in self._session():
+            try:
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            self.process.wait()
+        self.process.wait()
         self.pump.join(timeout=10)  # Reads to the end of the output.
         if not self.pump.is_alive():
             self.process.stdout.close()

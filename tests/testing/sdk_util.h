@@ -4,6 +4,7 @@
 #define REMEX_TESTS_TESTING_SDK_UTIL_H_
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -19,6 +20,17 @@ inline v1::Task AwaitTask(Client& client, const std::string& id,
   absl::StatusOr<v1::Task> task = client.Await(id, timeout);
   EXPECT_TRUE(task.ok()) << task.status();
   return task.ok() ? *task : v1::Task();
+}
+
+// Submits `function(args)` and returns the task once it is terminal; an
+// empty Task (and a test failure) if the submit is refused.
+inline v1::Task RunTask(Client& client, const std::string& function,
+                        std::string_view args, SubmitOptions options = {}) {
+  absl::StatusOr<Future> future =
+      client.TrySubmit(function, Json(args), options);
+  EXPECT_TRUE(future.ok()) << future.status();
+  if (!future.ok()) return v1::Task();
+  return AwaitTask(client, future->id());
 }
 
 // Waits (20 s at most) until the task is RUNNING; false if it did not get
