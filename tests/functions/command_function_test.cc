@@ -120,6 +120,18 @@ class CommandFunctionTest : public ::testing::Test {
         },
         absl::Seconds(20)))
         << "the server started no command";
+    // Until it has exec'd, the child is still a copy of the server, without
+    // its own group or working directory (posix_spawn sets them after the
+    // fork).
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          std::error_code ignored;
+          return std::filesystem::read_symlink(
+                     absl::StrCat("/proc/", child, "/exe"), ignored)
+                     .filename() != "remex-server";
+        },
+        absl::Seconds(10)))
+        << "the command did not exec";
     return child;
   }
 
@@ -271,6 +283,7 @@ TEST_F(CommandFunctionTest, ACancelledRunsDirectoryIsRemovedToo) {
       absl::StrCat("/proc/", child, "/cwd"), error);
   ASSERT_FALSE(error) << error.message();
   EXPECT_TRUE(std::filesystem::is_directory(dir)) << dir;
+  EXPECT_NE(dir, std::filesystem::current_path());
 
   EXPECT_TRUE(future.cancel());
   EXPECT_EQ(AwaitTask(*client_, future.id()).state(), v1::CANCELLED);
