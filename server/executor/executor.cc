@@ -21,30 +21,7 @@ namespace {
 
 constexpr char kDefaultPoolName[] = "default";
 
-// Page tokens are this and a list position in decimal, without leading
-// zeros.
-constexpr char kPageTokenPrefix[] = "p";
-
-// The list position `token` (made by ListPageToken) resumes after, or
-// nullopt if ListPageToken makes no such string.
-std::optional<uint64_t> ParseListPageToken(absl::string_view token) {
-  if (!absl::ConsumePrefix(&token, kPageTokenPrefix)) return std::nullopt;
-  if (token.empty() || token.size() > 20 || token.front() == '0') {
-    return std::nullopt;
-  }
-  uint64_t position = 0;
-  for (char c : token) {
-    if (c < '0' || c > '9') return std::nullopt;
-  }
-  if (!absl::SimpleAtoi(token, &position)) return std::nullopt;  // overflow
-  return position;
-}
-
 }  // namespace
-
-std::string ListPageToken(uint64_t list_position) {
-  return absl::StrCat(kPageTokenPrefix, list_position);
-}
 
 std::shared_ptr<const TaskOutcome> RunFunction(
     const FunctionSpec& function, const std::string& task_id,

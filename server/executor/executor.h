@@ -14,6 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -21,8 +22,10 @@
 #include "absl/time/time.h"
 #include "server/executor/function_registry.h"
 #include "server/executor/pool.h"
+#include "server/executor/store.h"
 #include "server/executor/task.h"
 #include "server/executor/task_observer.h"
+#include "server/executor/task_query.h"
 #include "server/executor/task_table.h"
 #include "server/executor/timer_queue.h"
 
@@ -42,6 +45,9 @@ struct ExecutorOptions {
   // Told about every task (the metrics); null: none. Not owned; must outlive
   // the executor.
   TaskObserver* observer = nullptr;
+  // Where tasks are kept durably; null: only in the executor's memory (the
+  // memory store). Not owned; must outlive the executor.
+  Store* store = nullptr;
 };
 
 // Runs `function` for task `task_id` on the calling thread and returns what
@@ -54,50 +60,6 @@ std::shared_ptr<const TaskOutcome> RunFunction(
 // Most runs a task may be given (TaskSpec::max_attempts): a crashing
 // function retried without end would keep a worker respawning.
 inline constexpr int32_t kMaxAttempts = 100;
-
-// Who asks. A task belongs to the principal that submitted it
-// (TaskSpec::owner): a caller that does not see all tasks finds only its
-// own, and any other task is NOT_FOUND to it, as if it did not exist. The
-// default caller (a server without authentication) sees every task.
-struct Caller {
-  // The owner of what it submits. Not owned: must outlive the call.
-  absl::string_view name;
-  bool sees_all_tasks = true;
-  // Tasks it may have accepted and not yet terminal; 0: no limit.
-  int64_t max_active_tasks = 0;
-
-  bool Sees(const TaskSpec& spec) const {
-    return sees_all_tasks || spec.owner == name;
-  }
-};
-
-struct ListQuery {
-  std::optional<TaskState> state;
-  std::string function;  // empty: any
-  std::string pool;      // empty: any
-  // Clamped to [1, kMaxPageSize]; 0 means kDefaultPageSize.
-  int page_size = 0;
-  // From ListPage::next_page_token (made by ListPageToken); empty: from the
-  // first task. Opaque to callers; any other string is INVALID_ARGUMENT.
-  std::string page_token;
-
-  static constexpr int kDefaultPageSize = 100;
-  static constexpr int kMaxPageSize = 1000;
-};
-
-struct ListPage {
-  std::vector<TaskSnapshot> tasks;  // oldest first
-  // Empty: no more. A page can hold fewer than page_size tasks (even none)
-  // while more remain: a filter that matches few tasks gives a short page
-  // rather than a walk of the whole table (see TaskTable::FirstMatchesAfter).
-  std::string next_page_token;
-};
-
-// The page token that resumes a List after the task at `list_position`
-// (TaskSnapshot::list_position): the one way tokens are made, by
-// Executor::List and by whoever cuts a page shorter (the RPC front end's
-// byte bound). Short ("p" and the number) and URL-safe.
-std::string ListPageToken(uint64_t list_position);
 
 // Owns the pools, the task table and the timers.
 //
@@ -149,6 +111,28 @@ class Executor : private TaskRunner {
   // `callback` is dropped, not run.
   absl::Status OnDone(const std::string& id, DoneCallback callback,
                       const Caller& caller = {});
+
+  // The same calls, answered through a callback: inline, before they
+  // return, on an executor without a durable store (and for tasks in its
+  // table); else on a store thread once the store has answered (Submit: once
+  // the task is committed). The front end uses these, so that no poller ever
+  // waits on a database. Same answers as the calls above.
+  using SubmitDone = absl::AnyInvocable<void(absl::StatusOr<TaskSnapshot>)>;
+  using TaskDone = absl::AnyInvocable<void(absl::StatusOr<TaskSnapshot>)>;
+  using StatusDone = absl::AnyInvocable<void(absl::Status)>;
+  using ListDone = absl::AnyInvocable<void(absl::StatusOr<ListPage>)>;
+  void SubmitAsync(TaskSpec spec, const Caller& caller, DoneListener* listener,
+                   uint64_t tag, SubmitDone done);
+  void GetAsync(const std::string& id, const Caller& caller,
+                TaskDone done) const;
+  void CancelAsync(const std::string& id, const Caller& caller, TaskDone done);
+  void DeleteAsync(const std::string& id, const Caller& caller,
+                   StatusDone done);
+  void ListAsync(ListQuery query, const Caller& caller, ListDone done) const;
+  // `registered` gets what OnDone returns, before `callback` can run; then
+  // `callback` runs as OnDone's would.
+  void OnDoneAsync(const std::string& id, DoneCallback callback,
+                   const Caller& caller, StatusDone registered);
 
   const FunctionRegistry& functions() const { return registry_; }
   // The pool a function runs on when Submit names none.
