@@ -507,3 +507,47 @@ void Executor::ScheduleRetentionSweep() {
 }
 
 }  // namespace remex::executor
+
+namespace remex::executor {
+
+void Executor::SubmitAsync(TaskSpec spec, const Caller& caller,
+                           DoneListener* listener, uint64_t tag,
+                           SubmitDone done) {
+  done(Submit(std::move(spec), caller, listener, tag));
+}
+
+void Executor::GetAsync(const std::string& id, const Caller& caller,
+                        TaskDone done) const {
+  done(Get(id, caller));
+}
+
+void Executor::CancelAsync(const std::string& id, const Caller& caller,
+                           TaskDone done) {
+  done(Cancel(id, caller));
+}
+
+void Executor::DeleteAsync(const std::string& id, const Caller& caller,
+                           StatusDone done) {
+  done(Delete(id, caller));
+}
+
+void Executor::ListAsync(ListQuery query, const Caller& caller,
+                         ListDone done) const {
+  done(List(query, caller));
+}
+
+void Executor::OnDoneAsync(const std::string& id, DoneCallback callback,
+                           const Caller& caller, StatusDone registered) {
+  // Registered before the callback can run, as promised.
+  std::shared_ptr<Task> task;
+  if (absl::StatusOr<std::shared_ptr<Task>> found = FindTask(id, caller);
+      found.ok()) {
+    task = *std::move(found);
+  } else {
+    return registered(found.status());
+  }
+  registered(absl::OkStatus());
+  task->AddDoneCallback(std::move(callback));
+}
+
+}  // namespace remex::executor
