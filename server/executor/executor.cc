@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/quote.h"
@@ -20,6 +21,26 @@ namespace remex::executor {
 namespace {
 
 constexpr char kDefaultPoolName[] = "default";
+
+// Runs `start` with a callback and waits for its answer: the blocking calls
+// on an executor with a durable store.
+template <typename Answer, typename Start>
+Answer WaitForAnswer(Start start) {
+  absl::Notification answered;
+  std::optional<Answer> answer;
+  start([&](Answer value) {
+    answer.emplace(std::move(value));
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return *std::move(answer);
+}
+
+// What a caller hears of a task it does not see, or that is not there.
+absl::Status UnknownTask(const std::string& id) {
+  return absl::NotFoundError(
+      absl::StrCat("unknown task id ", common::Quote(id)));
+}
 
 }  // namespace
 
@@ -65,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
       new Executor(std::move(options), registry));
   REMEX_RETURN_IF_ERROR(executor->StartPools());
   executor->AddObserverSeries();
+  if (executor->store_ != nullptr) REMEX_RETURN_IF_ERROR(executor->Recover());
   executor->ScheduleRetentionSweep();
   return executor;
 }
@@ -72,6 +94,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
 Executor::Executor(ExecutorOptions options, const FunctionRegistry& registry)
     : options_(std::move(options)),
       registry_(registry),
+      store_(options_.store),
       table_(options_.retention) {}
 
 absl::Status Executor::StartPools() {
@@ -106,6 +129,11 @@ void Executor::AddObserverSeries() {
 }
 
 Executor::~Executor() {
+  {
+    // Store callbacks still to come do nothing (and wait for none running).
+    absl::MutexLock lock(&lifeline_->mu);
+    lifeline_->alive = false;
+  }
   StartDrain();
   // Tokens first, so that cooperative functions return and the joins below
   // do not wait for them; then once more for anything that raced the drain.
@@ -118,14 +146,23 @@ absl::StatusOr<TaskSnapshot> Executor::Submit(TaskSpec spec,
                                               const Caller& caller,
                                               DoneListener* listener,
                                               uint64_t tag) {
+  if (store_ != nullptr) {
+    return WaitForAnswer<absl::StatusOr<TaskSnapshot>>([&](SubmitDone done) {
+      SubmitDurably(std::move(spec), caller, listener, tag, std::move(done));
+    });
+  }
   const Pool* pool = nullptr;
   absl::StatusOr<TaskSnapshot> task =
       Accept(std::move(spec), caller, listener, tag, pool);
-  if (!task.ok() && options_.observer != nullptr) {
-    options_.observer->OnRejected(pool == nullptr ? "" : pool->config().name,
-                                  RejectReasonOf(task.status()));
-  }
+  if (!task.ok()) ReportRejected(pool, task.status());
   return task;
+}
+
+void Executor::ReportRejected(const Pool* pool, const absl::Status& status) {
+  if (options_.observer != nullptr) {
+    options_.observer->OnRejected(pool == nullptr ? "" : pool->config().name,
+                                  RejectReasonOf(status));
+  }
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
@@ -133,6 +170,22 @@ absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
                                               DoneListener* listener,
                                               uint64_t tag,
                                               const Pool*& resolved_pool) {
+  REMEX_ASSIGN_OR_RETURN(const Admission admission,
+                         Admit(spec, caller, resolved_pool));
+  // Numbered here, just before the table shows it: a List racing this
+  // Submit may page past the number before the task is in the table, and
+  // then not show it, as it would not show a task submitted a moment later.
+  const uint64_t list_position =
+      last_list_position_.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::shared_ptr<Task> task =
+      MakeTask(common::NewTaskId(), list_position, std::move(spec), absl::Now(),
+               admission, listener, tag);
+  active_tasks_.fetch_add(1, std::memory_order_relaxed);
+  return Launch(task, *admission.pool);
+}
+
+absl::StatusOr<Executor::Admission> Executor::Admit(
+    TaskSpec& spec, const Caller& caller, const Pool*& resolved_pool) {
   const FunctionSpec* function = registry_.Find(spec.function);
   if (function == nullptr) {
     return absl::NotFoundError(absl::StrCat("unknown function ",
@@ -153,29 +206,84 @@ absl::StatusOr<TaskSnapshot> Executor::Accept(TaskSpec spec,
   // Last, so that no refusal above leaves a slot taken.
   REMEX_RETURN_IF_ERROR(TakeOwnerSlot(caller));
   spec.owner = std::string(caller.name);
+  return Admission{pool, function};
+}
 
-  // Numbered here, just before the table shows it: a List racing this
-  // Submit may page past the number before the task is in the table, and
-  // then not show it, as it would not show a task submitted a moment later.
-  const uint64_t list_position =
-      last_list_position_.fetch_add(1, std::memory_order_relaxed) + 1;
-  auto task = std::make_shared<Task>(common::NewTaskId(), list_position,
-                                     std::move(spec), absl::Now());
-  if (auto it = series_.find(std::make_pair(pool, function));
+std::shared_ptr<Task> Executor::MakeTask(std::string id, uint64_t list_position,
+                                         TaskSpec spec, absl::Time created_at,
+                                         const Admission& admission,
+                                         DoneListener* listener, uint64_t tag) {
+  auto task = std::make_shared<Task>(std::move(id), list_position,
+                                     std::move(spec), created_at);
+  if (auto it =
+          series_.find(std::make_pair(admission.pool, admission.function));
       it != series_.end()) {
     task->run.series = it->second.get();
   }
   if (listener != nullptr) task->SetDoneListener(listener, tag);
+  return task;
+}
+
+absl::StatusOr<TaskSnapshot> Executor::Launch(const std::shared_ptr<Task>& task,
+                                              Pool& pool) {
   table_.Insert(task);
-  active_tasks_.fetch_add(1, std::memory_order_relaxed);
   TaskSnapshot snapshot = task->Snapshot();
   // Armed before the task can start, so that starting disarms it.
   ArmQueueTimeout(task);
-  if (absl::Status status = pool->Enqueue(task); !status.ok()) {
+  if (absl::Status status = pool.Enqueue(task); !status.ok()) {
     return Refuse(task, std::move(status));
   }
   if (task->run.series != nullptr) task->run.series->OnSubmitted();
   return snapshot;
+}
+
+void Executor::SubmitDurably(TaskSpec spec, const Caller& caller,
+                             DoneListener* listener, uint64_t tag,
+                             SubmitDone done) {
+  const Pool* pool = nullptr;
+  absl::StatusOr<Admission> admission = Admit(spec, caller, pool);
+  if (!admission.ok()) {
+    ReportRejected(pool, admission.status());
+    return done(admission.status());
+  }
+  // Counted from now: a drain waits for the commit too.
+  active_tasks_.fetch_add(1, std::memory_order_relaxed);
+  TaskSnapshot row;
+  row.id = common::NewTaskId();
+  row.spec = std::make_shared<const TaskSpec>(std::move(spec));
+  row.created_at = absl::Now();
+  std::string id = row.id;
+  std::shared_ptr<const TaskSpec> row_spec = row.spec;
+  const absl::Time created_at = row.created_at;
+  store_->Insert(
+      std::move(row),
+      [this, lifeline = lifeline_, id = std::move(id),
+       spec = std::move(row_spec), created_at, admission = *admission, listener,
+       tag, done = std::move(done)](absl::StatusOr<uint64_t> position) mutable {
+        absl::ReaderMutexLock lock(&lifeline->mu);
+        if (!lifeline->alive) {
+          return done(absl::UnavailableError("the server is shutting down"));
+        }
+        if (!position.ok()) {
+          ReleaseOwnerSlot(spec->owner);
+          EndActive();
+          ReportRejected(admission.pool, position.status());
+          return done(position.status());
+        }
+        std::shared_ptr<Task> task =
+            MakeTask(std::move(id), *position, TaskSpec(*spec), created_at,
+                     admission, listener, tag);
+        absl::StatusOr<TaskSnapshot> launched = Launch(task, *admission.pool);
+        if (!launched.ok()) ReportRejected(admission.pool, launched.status());
+        done(std::move(launched));
+      });
+}
+
+void Executor::EndActive() {
+  if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    absl::MutexLock lock(&idle_mu_);
+    idle_cv_.SignalAll();
+  }
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Refuse(const std::shared_ptr<Task>& task,
@@ -189,7 +297,10 @@ absl::StatusOr<TaskSnapshot> Executor::Refuse(const std::shared_ptr<Task>& task,
       ErrorOutcome(status.code(), std::string(status.message())), absl::Now());
   if (!refused.has_value()) return task->Snapshot();
   table_.Erase(task->id());
-  active_tasks_.fetch_sub(1, std::memory_order_relaxed);
+  if (store_ != nullptr) {
+    store_->Erase(task->id(), Visibility{}, [](absl::Status) {});
+  }
+  EndActive();
   ReleaseOwnerSlot(task->spec().owner);
   refused->listener = nullptr;  // the submitter learns it from `status`
   refused->RunCallbacks();      // watchers that found it by List
@@ -245,10 +356,13 @@ const std::string& Executor::DefaultPoolOf(const FunctionSpec& function) const {
 void Executor::ArmQueueTimeout(const std::shared_ptr<Task>& task) {
   const absl::Duration timeout = task->spec().queue_timeout;
   if (timeout == absl::InfiniteDuration()) return;
-  task->run.timer =
-      ArmTimeout(task, timeout, TaskState::kQueued, /*attempt=*/0,
-                 absl::StrCat("queue_timeout: not started within ",
-                              absl::FormatDuration(timeout)));
+  // From the task's creation: a task read back from a store has waited
+  // already.
+  task->run.timer = ArmTimeout(
+      task, task->created_at() + timeout - absl::Now(), TaskState::kQueued,
+      /*attempt=*/0,
+      absl::StrCat("queue_timeout: not started within ",
+                   absl::FormatDuration(timeout)));
 }
 
 void Executor::ArmRunTimeout(const std::shared_ptr<Task>& task) {
@@ -301,7 +415,14 @@ bool Executor::BeginRun(const std::shared_ptr<Task>& task) {
   }
   DisarmTimer(task->run.timer);
   ArmRunTimeout(task);
+  RecordState(*task);
   return true;
+}
+
+void Executor::RecordState(const Task& task) {
+  if (store_ != nullptr) {
+    store_->Update(task.Snapshot(), absl::InfiniteFuture(), nullptr);
+  }
 }
 
 void Executor::CompleteRun(const std::shared_ptr<Task>& task, int32_t attempt,
@@ -315,16 +436,18 @@ bool Executor::RetryRun(const std::shared_ptr<Task>& task, int32_t attempt) {
   if (!task->Requeue(attempt)) return false;
   // A timer that escapes this finds the task QUEUED and does nothing.
   DisarmTimer(task->run.timer);
+  RecordState(*task);
   return true;
 }
 
 bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                           std::shared_ptr<const TaskOutcome> outcome,
                           std::optional<TaskState> only_from,
-                          int32_t only_attempt) {
+                          int32_t only_attempt, bool persist) {
   const absl::Time now = absl::Now();
   std::optional<Task::Completion> completion =
-      task->Finish(state, outcome, now, only_from, only_attempt);
+      task->Finish(state, outcome, now, only_from, only_attempt,
+                   /*publish=*/store_ == nullptr);
   if (!completion.has_value()) return false;
   if (completion->previous_state == TaskState::kQueued) {
     pools_.at(task->spec().pool)->RemoveQueued(*task);
@@ -338,10 +461,6 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                     task->spec().ApproximateBytes() +
                     outcome->ApproximateBytes());
   ReleaseOwnerSlot(task->spec().owner);
-  if (active_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    absl::MutexLock lock(&idle_mu_);
-    idle_cv_.SignalAll();
-  }
   // Before the callbacks, so that whoever awaits the task finds it counted.
   if (task->run.series != nullptr) {
     task->run.series->OnFinished(
@@ -350,7 +469,18 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                    : std::make_optional(completion->finished_at -
                                         completion->started_at));
   }
-  completion->RunCallbacks();
+  if (store_ == nullptr || !persist) {
+    EndActive();
+    completion->RunCallbacks();  // none when not published
+    return true;
+  }
+  store_->Update(task->Snapshot(), now + ttl,
+                 [this, lifeline = lifeline_, task] {
+                   absl::ReaderMutexLock lock(&lifeline->mu);
+                   if (!lifeline->alive) return;
+                   task->Publish().RunCallbacks();
+                   EndActive();
+                 });
   return true;
 }
 
@@ -379,15 +509,16 @@ void Executor::ReleaseOwnerSlot(const std::string& owner) {
 absl::StatusOr<std::shared_ptr<Task>> Executor::FindTask(
     const std::string& id, const Caller& caller) const {
   std::shared_ptr<Task> task = table_.Find(id);
-  if (task == nullptr || !caller.Sees(task->spec())) {
-    return absl::NotFoundError(
-        absl::StrCat("unknown task id ", common::Quote(id)));
-  }
+  if (task == nullptr || !caller.Sees(task->spec())) return UnknownTask(id);
   return task;
 }
 
 absl::StatusOr<TaskSnapshot> Executor::Get(const std::string& id,
                                            const Caller& caller) const {
+  if (store_ != nullptr) {
+    return WaitForAnswer<absl::StatusOr<TaskSnapshot>>(
+        [&](TaskDone done) { GetAsync(id, caller, std::move(done)); });
+  }
   REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id, caller));
   return task->Snapshot();
 }
@@ -401,12 +532,20 @@ bool Executor::CancelTask(const std::shared_ptr<Task>& task,
 
 absl::StatusOr<TaskSnapshot> Executor::Cancel(const std::string& id,
                                               const Caller& caller) {
+  if (store_ != nullptr) {
+    return WaitForAnswer<absl::StatusOr<TaskSnapshot>>(
+        [&](TaskDone done) { CancelAsync(id, caller, std::move(done)); });
+  }
   REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id, caller));
   CancelTask(task, "cancelled by request");
   return task->Snapshot();
 }
 
 absl::Status Executor::Delete(const std::string& id, const Caller& caller) {
+  if (store_ != nullptr) {
+    return WaitForAnswer<absl::Status>(
+        [&](StatusDone done) { DeleteAsync(id, caller, std::move(done)); });
+  }
   REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id, caller));
   CancelTask(task, "deleted by request");
   table_.Erase(id);
@@ -415,6 +554,10 @@ absl::Status Executor::Delete(const std::string& id, const Caller& caller) {
 
 absl::StatusOr<ListPage> Executor::List(const ListQuery& query,
                                         const Caller& caller) const {
+  if (store_ != nullptr) {
+    return WaitForAnswer<absl::StatusOr<ListPage>>(
+        [&](ListDone done) { ListAsync(query, caller, std::move(done)); });
+  }
   uint64_t after = 0;
   if (!query.page_token.empty()) {
     const std::optional<uint64_t> position =
@@ -459,6 +602,11 @@ absl::StatusOr<ListPage> Executor::List(const ListQuery& query,
 
 absl::Status Executor::OnDone(const std::string& id, DoneCallback callback,
                               const Caller& caller) {
+  if (store_ != nullptr) {
+    return WaitForAnswer<absl::Status>([&](StatusDone done) {
+      OnDoneAsync(id, std::move(callback), caller, std::move(done));
+    });
+  }
   REMEX_ASSIGN_OR_RETURN(std::shared_ptr<Task> task, FindTask(id, caller));
   task->AddDoneCallback(std::move(callback));
   return absl::OkStatus();
@@ -476,7 +624,16 @@ void Executor::StartDrain() {
   draining_ = true;
   for (auto& [name, pool] : pools_) {
     for (const std::shared_ptr<Task>& task : pool->TakeAllQueued()) {
-      CancelTask(task, "the server is shutting down");
+      if (store_ == nullptr) {
+        CancelTask(task, "the server is shutting down");
+        continue;
+      }
+      // Handed back: QUEUED in the store, for the next start (or another
+      // replica); this process forgets it.
+      DisarmTimer(task->run.timer);
+      table_.Erase(task->id());
+      ReleaseOwnerSlot(task->spec().owner);
+      EndActive();
     }
   }
 }
@@ -496,7 +653,17 @@ void Executor::CancelAll(const std::string& reason) {
   table_.ForEach([&](const std::shared_ptr<Task>& task) {
     if (!IsTerminal(task->state())) unfinished.push_back(task);
   });
-  for (const std::shared_ptr<Task>& task : unfinished) CancelTask(task, reason);
+  for (const std::shared_ptr<Task>& task : unfinished) {
+    if (store_ == nullptr) {
+      CancelTask(task, reason);
+    } else {
+      // Stopped, not ended: the store keeps it RUNNING (or QUEUED), and the
+      // next start re-queues it or ends it WORKER_LOST.
+      FinishTask(task, TaskState::kCancelled,
+                 ErrorOutcome(absl::StatusCode::kCancelled, reason),
+                 std::nullopt, 0, /*persist=*/false);
+    }
+  }
 }
 
 void Executor::ScheduleRetentionSweep() {
@@ -513,41 +680,134 @@ namespace remex::executor {
 void Executor::SubmitAsync(TaskSpec spec, const Caller& caller,
                            DoneListener* listener, uint64_t tag,
                            SubmitDone done) {
+  if (store_ != nullptr) {
+    return SubmitDurably(std::move(spec), caller, listener, tag,
+                         std::move(done));
+  }
   done(Submit(std::move(spec), caller, listener, tag));
 }
 
 void Executor::GetAsync(const std::string& id, const Caller& caller,
                         TaskDone done) const {
-  done(Get(id, caller));
+  if (store_ == nullptr) return done(Get(id, caller));
+  if (std::shared_ptr<Task> task = table_.Find(id); task != nullptr) {
+    if (!caller.Sees(task->spec())) return done(UnknownTask(id));
+    return done(task->Snapshot());
+  }
+  store_->Get(id, Visibility::Of(caller), std::move(done));
 }
 
 void Executor::CancelAsync(const std::string& id, const Caller& caller,
                            TaskDone done) {
-  done(Cancel(id, caller));
+  if (store_ == nullptr) return done(Cancel(id, caller));
+  std::shared_ptr<Task> task = table_.Find(id);
+  if (task == nullptr) {
+    // Not in this process: with one replica, it has ended already.
+    return store_->Get(id, Visibility::Of(caller), std::move(done));
+  }
+  if (!caller.Sees(task->spec())) return done(UnknownTask(id));
+  CancelTask(task, "cancelled by request");
+  // Answered once the end is committed (at once if it was).
+  task->AddDoneCallback(
+      [done = std::make_shared<TaskDone>(std::move(done))](
+          const TaskSnapshot& snapshot) { (*done)(snapshot); });
 }
 
 void Executor::DeleteAsync(const std::string& id, const Caller& caller,
                            StatusDone done) {
-  done(Delete(id, caller));
+  if (store_ == nullptr) return done(Delete(id, caller));
+  if (std::shared_ptr<Task> task = table_.Find(id); task != nullptr) {
+    if (!caller.Sees(task->spec())) return done(UnknownTask(id));
+    CancelTask(task, "deleted by request");
+    table_.Erase(id);
+  }
+  store_->Erase(id, Visibility::Of(caller), std::move(done));
 }
 
 void Executor::ListAsync(ListQuery query, const Caller& caller,
                          ListDone done) const {
-  done(List(query, caller));
+  if (store_ == nullptr) return done(List(query, caller));
+  store_->List(std::move(query), Visibility::Of(caller), std::move(done));
 }
 
 void Executor::OnDoneAsync(const std::string& id, DoneCallback callback,
                            const Caller& caller, StatusDone registered) {
-  // Registered before the callback can run, as promised.
-  std::shared_ptr<Task> task;
-  if (absl::StatusOr<std::shared_ptr<Task>> found = FindTask(id, caller);
-      found.ok()) {
-    task = *std::move(found);
-  } else {
-    return registered(found.status());
+  if (std::shared_ptr<Task> task = table_.Find(id); task != nullptr) {
+    if (!caller.Sees(task->spec())) return registered(UnknownTask(id));
+    registered(absl::OkStatus());  // before the callback can run
+    return task->AddDoneCallback(std::move(callback));
   }
-  registered(absl::OkStatus());
-  task->AddDoneCallback(std::move(callback));
+  if (store_ == nullptr) return registered(UnknownTask(id));
+  store_->Get(
+      id, Visibility::Of(caller),
+      [callback = std::move(callback), registered = std::move(registered)](
+          absl::StatusOr<TaskSnapshot> task) mutable {
+        if (!task.ok()) return registered(task.status());
+        if (!IsTerminal(task->state)) {
+          // With one replica every unfinished task is in the table.
+          return registered(absl::FailedPreconditionError(absl::StrCat(
+              "task ", common::Quote(task->id), " is not run by this server")));
+        }
+        registered(absl::OkStatus());
+        callback(*task);
+      });
+}
+
+absl::Status Executor::Recover() {
+  REMEX_ASSIGN_OR_RETURN(std::vector<TaskSnapshot> unfinished,
+                         store_->LoadUnfinished());
+  int64_t requeued = 0;
+  for (const TaskSnapshot& row : unfinished) RecoverTask(row, requeued);
+  if (options_.store_observer != nullptr && requeued > 0) {
+    options_.store_observer->OnRequeued(requeued);
+  }
+  return absl::OkStatus();
+}
+
+void Executor::RecoverTask(const TaskSnapshot& row, int64_t& requeued) {
+  const TaskSpec& spec = *row.spec;
+  const FunctionSpec* function = registry_.Find(spec.function);
+  auto pool = pools_.find(spec.pool);
+  Admission admission{pool == pools_.end() ? nullptr : pool->second.get(),
+                      function};
+  std::shared_ptr<Task> task =
+      MakeTask(row.id, row.list_position, TaskSpec(spec), row.created_at,
+               admission, nullptr, 0);
+  task->Restore(row.attempt, row.cancel_requested);
+  active_tasks_.fetch_add(1, std::memory_order_relaxed);
+  if (!spec.owner.empty()) {
+    absl::MutexLock lock(&owners_mu_);
+    ++active_by_owner_[spec.owner];  // a quota does not refuse what it had
+  }
+  table_.Insert(task);
+  if (function == nullptr || admission.pool == nullptr) {
+    FinishTask(task, TaskState::kFailed,
+               ErrorOutcome(
+                   absl::StatusCode::kFailedPrecondition,
+                   absl::StrCat("after a restart, ",
+                                function == nullptr ? "its function is unknown"
+                                                    : "its pool is gone")));
+    return;
+  }
+  if (row.state == TaskState::kRunning) {
+    if (row.attempt >= spec.max_attempts) {
+      FinishTask(task, TaskState::kWorkerLost,
+                 ErrorOutcome(absl::StatusCode::kAborted,
+                              absl::StrCat("the server stopped while the task "
+                                           "ran (attempt ",
+                                           row.attempt, " of ",
+                                           spec.max_attempts, ")")));
+      return;
+    }
+    ++requeued;
+    RecordState(*task);  // QUEUED again
+  }
+  ArmQueueTimeout(task);
+  // Accepted once already: a full queue ends it rather than loses it.
+  if (absl::Status status = admission.pool->Enqueue(task); !status.ok()) {
+    FinishTask(task, TaskState::kCancelled,
+               ErrorOutcome(status.code(), std::string(status.message())));
+  }
 }
 
 }  // namespace remex::executor

@@ -46,8 +46,11 @@ struct ExecutorOptions {
   // the executor.
   TaskObserver* observer = nullptr;
   // Where tasks are kept durably; null: only in the executor's memory (the
-  // memory store). Not owned; must outlive the executor.
+  // memory store). Not owned; must outlive the executor. The executor
+  // re-queues what the store holds unfinished when it is created.
   Store* store = nullptr;
+  // Told how many tasks were re-queued at start; null: nobody. Not owned.
+  StoreObserver* store_observer = nullptr;
 };
 
 // Runs `function` for task `task_id` on the calling thread and returns what
@@ -64,9 +67,17 @@ inline constexpr int32_t kMaxAttempts = 100;
 // Owns the pools, the task table and the timers.
 //
 // Thread-safe: every method may be called from any thread. Done callbacks
-// (OnDone) run on whichever thread ends the task and must not block.
+// (OnDone) run on whichever thread ends the task (with a durable store: the
+// store thread that committed the end) and must not block.
 // Shutdown order: StartDrain(), WaitUntilIdle(grace), CancelAll(), then the
 // destructor stops the pools and timers.
+//
+// With a durable store (ExecutorOptions::store), shutting down loses
+// nothing: StartDrain hands the queued tasks back to the store (they stay
+// QUEUED there, for the next start), and CancelAll stops what still runs
+// without recording an end, so that the next start re-queues it (attempt
+// + 1) or ends it WORKER_LOST when its attempts are spent. Callers waiting
+// on such tasks are not told (the server's calls end with it).
 class Executor : private TaskRunner {
  public:
   // INVALID_ARGUMENT for a bad pool config. REQUIRES: `registry` is fully
@@ -148,18 +159,54 @@ class Executor : private TaskRunner {
   bool draining() const { return draining_.load(); }
   // Waits until no task is active or `deadline` passes; true if idle.
   bool WaitUntilIdle(absl::Time deadline);
-  // Ends every task that is not terminal CANCELLED with `reason`.
+  // Ends every task that is not terminal CANCELLED with `reason` (with a
+  // durable store: stops them, see above).
   void CancelAll(const std::string& reason);
 
  private:
+  // What Admit resolved for a task it lets in.
+  struct Admission {
+    Pool* pool = nullptr;
+    const FunctionSpec* function = nullptr;
+  };
+  // Lets store callbacks that outlive the executor find out: a callback
+  // holds it shared and runs only under a reader lock while `alive`; the
+  // destructor clears `alive` under the writer lock, after the callbacks
+  // in progress.
+  struct Lifeline {
+    absl::Mutex mu;
+    bool alive ABSL_GUARDED_BY(mu) = true;
+  };
+
   Executor(ExecutorOptions options, const FunctionRegistry& registry);
   absl::Status StartPools();
+  // Re-queues (or ends) the unfinished tasks of the store.
+  absl::Status Recover();
+  void RecoverTask(const TaskSnapshot& row, int64_t& requeued);
   // Asks the observer for the series of every (pool, function) pair.
   void AddObserverSeries();
   // Submit, less the report of a refusal; sets `pool` once it is resolved.
   absl::StatusOr<TaskSnapshot> Accept(TaskSpec spec, const Caller& caller,
                                       DoneListener* listener, uint64_t tag,
                                       const Pool*& pool);
+  // The checks of Submit: completes `spec` (pool, run_timeout, owner) and
+  // takes the caller's owner slot; sets `pool` once it is resolved.
+  absl::StatusOr<Admission> Admit(TaskSpec& spec, const Caller& caller,
+                                  const Pool*& pool);
+  void ReportRejected(const Pool* pool, const absl::Status& status);
+  std::shared_ptr<Task> MakeTask(std::string id, uint64_t list_position,
+                                 TaskSpec spec, absl::Time created_at,
+                                 const Admission& admission,
+                                 DoneListener* listener, uint64_t tag);
+  // Puts an accepted task, counted active, in the table and in its pool's
+  // queue.
+  absl::StatusOr<TaskSnapshot> Launch(const std::shared_ptr<Task>& task,
+                                      Pool& pool);
+  // Submit with a durable store: answers once the task is committed.
+  void SubmitDurably(TaskSpec spec, const Caller& caller,
+                     DoneListener* listener, uint64_t tag, SubmitDone done);
+  // Counts a task that was active no longer.
+  void EndActive();
   // Undoes the acceptance of `task`, which its pool refused with `status`.
   absl::StatusOr<TaskSnapshot> Refuse(const std::shared_ptr<Task>& task,
                                       absl::Status status);
@@ -197,16 +244,23 @@ class Executor : private TaskRunner {
   // was queued, disarms its timers, starts its retention, updates the counts,
   // and only then runs its done callbacks. False if it had already ended (or
   // the only_from/only_attempt condition did not hold).
+  // With a durable store, the end is committed before anyone is told, and
+  // with `persist` false it is not recorded at all (shutdown).
   bool FinishTask(const std::shared_ptr<Task>& task, TaskState state,
                   std::shared_ptr<const TaskOutcome> outcome,
                   std::optional<TaskState> only_from = std::nullopt,
-                  int32_t only_attempt = 0);
+                  int32_t only_attempt = 0, bool persist = true);
+  // Records the task's state in the store, if there is one; nobody waits.
+  void RecordState(const Task& task);
   // Ends a task CANCELLED (with the cancel recorded as requested).
   bool CancelTask(const std::shared_ptr<Task>& task, const std::string& reason);
   void ScheduleRetentionSweep();
 
   const ExecutorOptions options_;
   const FunctionRegistry& registry_;
+  // options_.store; null: the memory store.
+  Store* const store_;
+  const std::shared_ptr<Lifeline> lifeline_ = std::make_shared<Lifeline>();
   TaskTable table_;
   absl::flat_hash_map<std::string, std::unique_ptr<Pool>> pools_;
   std::string default_pool_;

@@ -113,7 +113,7 @@ bool Task::Requeue(int32_t attempt) {
 
 std::optional<Task::Completion> Task::Finish(
     TaskState state, std::shared_ptr<const TaskOutcome> outcome, absl::Time now,
-    std::optional<TaskState> only_from, int32_t only_attempt) {
+    std::optional<TaskState> only_from, int32_t only_attempt, bool publish) {
   Completion completion;
   {
     absl::MutexLock lock(&mu_);
@@ -126,16 +126,35 @@ std::optional<Task::Completion> Task::Finish(
     completion.started_at = FromNanos(started_at_);
     completion.finished_at = now;
     outcome_ = std::move(outcome);
-    completion.listener = std::exchange(listener_, nullptr);
-    completion.listener_tag = listener_tag_;
-    completion.callbacks.swap(done_callbacks_);
-    if (completion.listener != nullptr || !completion.callbacks.empty()) {
-      completion.snapshot = SnapshotLocked();
-    }
+    published_ = publish;
+    if (publish) TakeWaitersLocked(completion);
   }
-  completion.callbacks.reverse();  // oldest first
   token_.Cancel();
   return completion;
+}
+
+Task::Completion Task::Publish() {
+  Completion completion;
+  absl::MutexLock lock(&mu_);
+  published_ = true;
+  TakeWaitersLocked(completion);
+  return completion;
+}
+
+void Task::TakeWaitersLocked(Completion& completion) {
+  completion.listener = std::exchange(listener_, nullptr);
+  completion.listener_tag = listener_tag_;
+  completion.callbacks.swap(done_callbacks_);
+  completion.callbacks.reverse();  // oldest first
+  if (completion.listener != nullptr || !completion.callbacks.empty()) {
+    completion.snapshot = SnapshotLocked();
+  }
+}
+
+void Task::Restore(int32_t attempt, bool cancel_requested) {
+  absl::MutexLock lock(&mu_);
+  attempt_ = attempt;
+  cancel_requested_ = cancel_requested;
 }
 
 void Task::Completion::RunCallbacks() const {
@@ -157,7 +176,7 @@ void Task::AddDoneCallback(DoneCallback callback) {
   TaskSnapshot snapshot;
   {
     absl::MutexLock lock(&mu_);
-    if (!IsTerminal(state_)) {
+    if (!IsTerminal(state_) || !published_) {
       done_callbacks_.push_front(std::move(callback));
       return;
     }

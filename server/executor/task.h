@@ -193,11 +193,22 @@ class Task : public std::enable_shared_from_this<Task> {
   // not in that attempt): timers use these so that a stale timer never ends
   // a task for the wrong reason. Sets the cancellation token so that a
   // function still running learns that its result is not wanted.
+  // With `publish` false, nobody is told yet: the completion has no one to
+  // tell, and the listener and every callback (even one added after this)
+  // wait for Publish() (a durable store commits the end first).
   // REQUIRES: IsTerminal(state), outcome != nullptr.
   std::optional<Completion> Finish(
       TaskState state, std::shared_ptr<const TaskOutcome> outcome,
       absl::Time now, std::optional<TaskState> only_from = std::nullopt,
-      int32_t only_attempt = 0);
+      int32_t only_attempt = 0, bool publish = true);
+
+  // Tells of the end that Finish(publish = false) held back: returns the
+  // listener and callbacks to run. REQUIRES: the task is terminal.
+  Completion Publish();
+
+  // Sets the attempt and the cancel request of a task read back from a
+  // store. REQUIRES: the task is QUEUED and not shared yet.
+  void Restore(int32_t attempt, bool cancel_requested);
 
   // Records that cancel was asked for. Returns the state the task was in.
   // The token is set by Finish, not here: the task must be terminal before
@@ -257,6 +268,10 @@ class Task : public std::enable_shared_from_this<Task> {
 
  private:
   TaskSnapshot SnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the listener and callbacks into `completion`, with a snapshot if
+  // there is someone to tell.
+  void TakeWaitersLocked(Completion& completion)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Times are Unix nanoseconds; kNever stands for absl::InfinitePast().
   static constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
@@ -272,6 +287,8 @@ class Task : public std::enable_shared_from_this<Task> {
   mutable absl::Mutex mu_;
   TaskState state_ ABSL_GUARDED_BY(mu_) = TaskState::kQueued;
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+  // False between Finish(publish = false) and Publish().
+  bool published_ ABSL_GUARDED_BY(mu_) = true;
   int32_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t started_at_ ABSL_GUARDED_BY(mu_) = kNever;
   int64_t finished_at_ ABSL_GUARDED_BY(mu_) = kNever;
