@@ -467,6 +467,16 @@ TEST(StoreConfigTest, ConfigFileRefusesEmptyStoreAndReplicaName) {
   EXPECT_THAT(ParseError("store: [memory]"), HasSubstr("store"));
 }
 
+TEST(StoreConfigTest, HelpDocumentsTheStoreFlags) {
+  const testing::ProcessResult help =
+      testing::RunServerExpectingExit({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* text : {"--store URL", "$REMEX_STORE", "store: memory|URL",
+                           "--replica-name NAME", "replica_name: NAME"}) {
+    EXPECT_THAT(help.out, HasSubstr(text));
+  }
+}
+
 // The server binary: a bad store is one line on stderr and exit 1.
 TEST(StoreConfigTest, ServerExitsOneWithOneLineOnABadStore) {
   const testing::ProcessResult flag =
