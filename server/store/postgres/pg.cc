@@ -1,0 +1,289 @@
+#include "server/store/postgres/pg.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/utf8.h"
+
+namespace remex::store::internal {
+namespace {
+
+// libpq's messages end in a newline, sometimes two lines ("FATAL: ...\n
+// DETAIL: ..."): one line for ours.
+std::string OneLine(absl::string_view message) {
+  std::string line(absl::StripAsciiWhitespace(message));
+  for (char& c : line) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return line;
+}
+
+// Removes `password=VALUE` (a query parameter, or a key=value pair, quoted
+// or not) from `text`.
+std::string DropPasswordPairs(std::string text) {
+  for (size_t at = 0;;) {
+    at = text.find("password", at);
+    if (at == std::string::npos) return text;
+    size_t eq = at + 8;
+    while (eq < text.size() && text[eq] == ' ') ++eq;
+    const bool starts_key = at == 0 || text[at - 1] == '?' ||
+                            text[at - 1] == '&' || text[at - 1] == ' ';
+    if (!starts_key || eq >= text.size() || text[eq] != '=') {
+      at += 8;
+      continue;
+    }
+    size_t end = eq + 1;
+    while (end < text.size() && text[end] == ' ') ++end;
+    if (end < text.size() && text[end] == '\'') {
+      ++end;
+      while (end < text.size() && text[end] != '\'') {
+        if (text[end] == '\\') ++end;
+        ++end;
+      }
+      end = std::min(end + 1, text.size());
+    } else {
+      while (end < text.size() && text[end] != '&' && text[end] != ' ') ++end;
+    }
+    // The separator after the pair goes with it.
+    if (end < text.size() && (text[end] == '&' || text[end] == ' ')) ++end;
+    text.erase(at, end - at);
+  }
+}
+
+bool IsConnectionError(const char* sqlstate) {
+  if (sqlstate == nullptr) return false;
+  const absl::string_view state(sqlstate);
+  // Class 08: connection exception; 57P01-57P03: the server shuts down or
+  // is starting.
+  return absl::StartsWith(state, "08") || state == "57P01" ||
+         state == "57P02" || state == "57P03";
+}
+
+}  // namespace
+
+std::string RedactUrl(absl::string_view url) {
+  std::string text(url);
+  const size_t scheme = text.find("://");
+  if (scheme != std::string::npos) {
+    const size_t authority = scheme + 3;
+    const size_t authority_end = text.find_first_of("/?", authority);
+    const size_t at =
+        text.rfind('@', authority_end == std::string::npos ? std::string::npos
+                                                           : authority_end);
+    if (at != std::string::npos && at > authority) {
+      const size_t colon = text.find(':', authority);
+      if (colon != std::string::npos && colon < at) {
+        text.erase(colon, at - colon);
+      }
+    }
+  }
+  return DropPasswordPairs(std::move(text));
+}
+
+Result& Result::operator=(Result&& other) noexcept {
+  if (this != &other) {
+    if (result_ != nullptr) PQclear(result_);
+    result_ = other.result_;
+    other.result_ = nullptr;
+  }
+  return *this;
+}
+
+Result::~Result() {
+  if (result_ != nullptr) PQclear(result_);
+}
+
+int Result::rows() const { return PQntuples(result_); }
+
+bool Result::IsNull(int row, int column) const {
+  return PQgetisnull(result_, row, column) != 0;
+}
+
+absl::string_view Result::Get(int row, int column) const {
+  return absl::string_view(PQgetvalue(result_, row, column),
+                           PQgetlength(result_, row, column));
+}
+
+int64_t Result::GetInt(int row, int column) const {
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(Get(row, column), &value)) return 0;
+  return value;
+}
+
+std::optional<int64_t> Result::GetOptionalInt(int row, int column) const {
+  if (IsNull(row, column)) return std::nullopt;
+  return GetInt(row, column);
+}
+
+bool Result::GetBool(int row, int column) const {
+  return Get(row, column) == "t";
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Connect(
+    const std::string& url, absl::Duration timeout) {
+  const std::string seconds = absl::StrCat(std::max<int64_t>(
+      2, static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(timeout)))));
+  // The URL's own connect_timeout and application_name win (they come
+  // after ours); the client encoding is ours (it comes after).
+  const char* keys[] = {"connect_timeout", "application_name", "dbname",
+                        "client_encoding", nullptr};
+  const char* values[] = {seconds.c_str(), "remex", url.c_str(), "UTF8",
+                          nullptr};
+  pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (conn == nullptr) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot reach the store ", RedactUrl(url), ": out of memory"));
+  }
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string message = OneLine(PQerrorMessage(conn));
+    PQfinish(conn);
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach the store ", RedactUrl(url), ": ", message));
+  }
+  return std::unique_ptr<Connection>(new Connection(conn));
+}
+
+Connection::~Connection() { PQfinish(conn_); }
+
+bool Connection::Broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+
+absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
+                                        const std::vector<Param>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const Param& param : params) {
+    values.push_back(param.has_value() ? param->c_str() : nullptr);
+  }
+  const std::string text(sql);
+  // Without parameters, PQexec: it takes several statements at once (the
+  // migrations).
+  Result result(values.empty()
+                    ? PQexec(conn_, text.c_str())
+                    : PQexecParams(conn_, text.c_str(),
+                                   static_cast<int>(values.size()), nullptr,
+                                   values.data(), nullptr, nullptr,
+                                   /*resultFormat=*/0));
+  pg_result* raw = result.result_;
+  const ExecStatusType status =
+      raw == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(raw);
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
+  const char* sqlstate =
+      raw == nullptr ? nullptr : PQresultErrorField(raw, PG_DIAG_SQLSTATE);
+  std::string message = OneLine(raw == nullptr ? PQerrorMessage(conn_)
+                                               : PQresultErrorMessage(raw));
+  if (message.empty()) message = OneLine(PQerrorMessage(conn_));
+  if (Broken() || IsConnectionError(sqlstate)) {
+    return absl::UnavailableError(message);
+  }
+  return absl::InternalError(sqlstate == nullptr
+                                 ? message
+                                 : absl::StrCat(message, " (", sqlstate, ")"));
+}
+
+absl::Status Connection::Run(absl::string_view sql,
+                             const std::vector<Param>& params) {
+  absl::StatusOr<Result> result = Exec(sql, params);
+  return result.status();
+}
+
+void ArrayLiteral::Add(absl::string_view element) {
+  if (!empty_) text_.push_back(',');
+  empty_ = false;
+  text_.push_back('"');
+  for (char c : element) {
+    if (c == '"' || c == '\\') text_.push_back('\\');
+    text_.push_back(c);
+  }
+  text_.push_back('"');
+}
+
+void ArrayLiteral::AddNull() {
+  if (!empty_) text_.push_back(',');
+  empty_ = false;
+  text_.append("NULL");
+}
+
+std::string ArrayLiteral::Take() {
+  text_.push_back('}');
+  std::string text;
+  text.swap(text_);
+  text_.push_back('{');
+  empty_ = true;
+  return text;
+}
+
+std::string HexEncode(absl::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex(bytes.size() * 2, '0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(bytes[i]);
+    hex[2 * i] = kDigits[byte >> 4];
+    hex[2 * i + 1] = kDigits[byte & 0xf];
+  }
+  return hex;
+}
+
+absl::StatusOr<std::string> HexDecode(absl::string_view text) {
+  if (!absl::ConsumePrefix(&text, "\\x") || text.size() % 2 != 0) {
+    return absl::InternalError("bytea not in hex format");
+  }
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string bytes(text.size() / 2, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const int high = nibble(text[2 * i]);
+    const int low = nibble(text[2 * i + 1]);
+    if (high < 0 || low < 0) return absl::InternalError("bad hex in bytea");
+    bytes[i] = static_cast<char>((high << 4) | low);
+  }
+  return bytes;
+}
+
+Param TimeParam(absl::Time time) {
+  if (time == absl::InfinitePast()) return std::nullopt;
+  return absl::StrCat(absl::ToUnixMicros(time));
+}
+
+absl::Time TimeFromMicros(std::optional<int64_t> micros) {
+  if (!micros.has_value()) return absl::InfinitePast();
+  return absl::FromUnixMicros(*micros);
+}
+
+Param DurationParam(absl::Duration duration) {
+  if (duration == absl::InfiniteDuration()) return std::nullopt;
+  return absl::StrCat(absl::ToInt64Microseconds(duration));
+}
+
+absl::Duration DurationFromMicros(std::optional<int64_t> micros) {
+  if (!micros.has_value()) return absl::InfiniteDuration();
+  return absl::Microseconds(*micros);
+}
+
+std::string SafeText(absl::string_view text) {
+  const bool clean =
+      text.find('\0') == absl::string_view::npos && common::IsValidUtf8(text);
+  if (clean) return std::string(text);
+  std::string valid = common::ToValidUtf8(text);
+  std::string out;
+  out.reserve(valid.size());
+  for (char c : valid) {
+    if (c == '\0') {
+      out.append("\xEF\xBF\xBD");
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace remex::store::internal
