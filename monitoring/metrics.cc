@@ -24,6 +24,7 @@ Metrics::Metrics(const BuildInfo& build)
       stats_(std::make_shared<StatsCollector>()),
       process_(std::make_shared<ProcessCollector>()),
       tasks_(*registry_),
+      store_(*registry_),
       grpc_(*registry_) {
   prometheus::BuildGauge()
       .Name("remex_build_info")

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "monitoring/grpc_metrics.h"
 #include "monitoring/stats_collector.h"
+#include "monitoring/store_metrics.h"
 #include "monitoring/task_metrics.h"
 #include "prometheus/collectable.h"
 #include "prometheus/registry.h"
@@ -25,7 +26,8 @@ struct BuildInfo {
 };
 
 // Every metric of a remex server: the task metrics (hand tasks() to the
-// executor as its observer), the gRPC metrics, remex_build_info, the figures
+// executor as its observer), the store metrics (hand store() to a durable
+// store), the gRPC metrics, remex_build_info, the figures
 // read at scrape time (SetStatsSource) and the process metrics.
 //
 // Thread-safe. Must outlive the executor and RPC server that report to it
@@ -37,6 +39,7 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   executor::TaskObserver& tasks() { return tasks_; }
+  executor::StoreObserver& store() { return store_; }
   GrpcMetrics& grpc() { return grpc_; }
 
   // Where the scrape-time figures come from; null stops asking (call it
@@ -56,6 +59,7 @@ class Metrics {
   const std::shared_ptr<StatsCollector> stats_;
   const std::shared_ptr<prometheus::Collectable> process_;
   TaskMetrics tasks_;
+  StoreMetrics store_;
   GrpcMetrics grpc_;
 };
 

@@ -19,6 +19,7 @@ readonly BUILD_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libssl-dev
   libabsl-dev
   libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
+  libpq-dev
 )
 readonly TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
@@ -34,6 +35,9 @@ readonly TEST_PACKAGES=(
   python3-jsonschema python3-yaml yamllint tini
   # tests/monitoring: a real Prometheus and promtool.
   prometheus
+  # Tests start a real PostgreSQL (tests/testing/postgres_server.h): initdb
+  # and postgres from /usr/lib/postgresql/15/bin.
+  postgresql-15
 )
 # PACKAGE:COMMAND pairs: installed only when COMMAND is missing (NodeSource's
 # nodejs, for one, brings npm and conflicts with Debian's npm package).

@@ -1,5 +1,8 @@
 #include "server/config.h"
 
+#include <libpq-fe.h>
+#include <limits.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +15,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -328,11 +332,11 @@ absl::Status ParseCommandFunctions(const YAML::Node& node,
 absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
                        ServerConfig& config) {
   if (root.IsNull()) return absl::OkStatus();
-  REMEX_RETURN_IF_ERROR(
-      CheckKeys(root, "top level",
-                {"pools", "retention", "shutdown_grace", "max_connection_idle",
-                 "pollers", "plugins", "functions", "tls_cert", "tls_key",
-                 "tls_client_ca", "auth", "insecure"}));
+  REMEX_RETURN_IF_ERROR(CheckKeys(
+      root, "top level",
+      {"pools", "retention", "shutdown_grace", "max_connection_idle", "pollers",
+       "plugins", "functions", "tls_cert", "tls_key", "tls_client_ca", "auth",
+       "insecure", "store", "replica_name"}));
   if (root["pools"]) REMEX_RETURN_IF_ERROR(ParsePools(root["pools"], config));
   if (root["retention"]) {
     REMEX_RETURN_IF_ERROR(ParseRetention(root["retention"], config));
@@ -366,6 +370,13 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
     REMEX_ASSIGN_OR_RETURN(config.insecure,
                            Scalar<bool>(root["insecure"], "insecure"));
   }
+  for (auto [key, value] : {std::pair{"store", &config.store},
+                            std::pair{"replica_name", &config.replica_name}}) {
+    if (root[key]) {
+      REMEX_ASSIGN_OR_RETURN(*value, Scalar<std::string>(root[key], key));
+      if (value->empty()) return Invalid(key, "must not be empty");
+    }
+  }
   for (auto [key, path] : {std::pair{"tls_cert", &config.tls_cert},
                            std::pair{"tls_key", &config.tls_key},
                            std::pair{"tls_client_ca", &config.tls_client_ca}}) {
@@ -374,6 +385,40 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
     }
   }
   return absl::OkStatus();
+}
+
+// The machine's host name, or "localhost" if it has none.
+std::string HostName() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') {
+    return "localhost";
+  }
+  return name;
+}
+
+// OK for "memory" or a connection string libpq accepts, else why not.
+absl::Status CheckStore(const std::string& store) {
+  if (store == "memory") return absl::OkStatus();
+  if (store.empty()) {
+    return absl::InvalidArgumentError(
+        "empty (use memory or a postgresql:// URL)");
+  }
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(store.c_str(), &error);
+  if (options != nullptr) {
+    PQconninfoFree(options);
+    return absl::OkStatus();
+  }
+  // libpq's message quotes the part it could not read, not the whole
+  // string (which may hold a password).
+  std::string reason = error != nullptr
+                           ? std::string(absl::StripAsciiWhitespace(error))
+                           : "libpq could not parse it";
+  PQfreemem(error);
+  return absl::InvalidArgumentError(absl::StrCat(
+      "neither memory nor a PostgreSQL connection string (postgresql://USER@"
+      "HOST:PORT/DB or key=value pairs): ",
+      reason));
 }
 
 }  // namespace
@@ -436,6 +481,31 @@ absl::Status CheckTlsConfig(const ServerConfig& config) {
         "--tls-client-ca (config tls_client_ca) needs TLS: give --tls-cert "
         "and --tls-key too");
   }
+  return absl::OkStatus();
+}
+
+absl::Status ResolveStoreConfig(const StoreFlags& flags, const char* env_store,
+                                ServerConfig& config) {
+  // Where the store came from, for the error message.
+  absl::string_view source = "config store";
+  if (flags.store.has_value()) {
+    config.store = *flags.store;
+    source = "--store";
+  } else if (env_store != nullptr && env_store[0] != '\0') {
+    config.store = env_store;
+    source = "--store (from $REMEX_STORE)";
+  }
+  if (absl::Status store = CheckStore(config.store); !store.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": ", store.message()));
+  }
+  if (flags.replica_name.has_value()) {
+    if (flags.replica_name->empty()) {
+      return absl::InvalidArgumentError("--replica-name: must not be empty");
+    }
+    config.replica_name = *flags.replica_name;
+  }
+  if (config.replica_name.empty()) config.replica_name = HostName();
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 #ifndef REMEX_SERVER_CONFIG_H_
 #define REMEX_SERVER_CONFIG_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,13 @@ struct ServerConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  // Where tasks live: "memory" (this process's task table) or a libpq
+  // connection string (a postgresql:// or postgres:// URI, or key=value
+  // pairs) of the PostgreSQL store. See ResolveStoreConfig.
+  std::string store = "memory";
+  // This replica's name among those that share a store; empty until
+  // ResolveStoreConfig sets it (default: the host name).
+  std::string replica_name;
 };
 
 // The embedded defaults: a thread pool "default" and a process pool
@@ -63,6 +71,9 @@ ServerConfig DefaultConfig();
 //   insecure: true|false
 //   tls_cert: FILE, tls_key: FILE, tls_client_ca: FILE  (relative paths: to
 //     `config_dir`)
+//   store: memory|URL  (checked by ResolveStoreConfig, once flags and
+//     environment have had their say)
+//   replica_name: NAME
 //   functions: [{name, description, command: [EXECUTABLE, ARG, ...], pool,
 //                run_timeout, cancel_grace, env: {NAME: VALUE},
 //                working_dir, max_output_bytes}]  (command functions)
@@ -79,6 +90,22 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path,
 // override the file): a certificate and its key both or neither, a client
 // CA only with them. The files themselves are checked at start.
 absl::Status CheckTlsConfig(const ServerConfig& config);
+
+// What the command line says about the store (unset: not given).
+struct StoreFlags {
+  std::optional<std::string> store;         // --store
+  std::optional<std::string> replica_name;  // --replica-name
+};
+
+// Settles the store settings of `config` (as read from the file) with the
+// flags and the environment: the store comes from --store, else
+// $REMEX_STORE (`env_store`; null or empty: unset), else the file, else
+// "memory"; the replica name from --replica-name, else the file, else the
+// host name. INVALID_ARGUMENT, in one line naming the flag, for a store that
+// is neither "memory" nor a connection string libpq accepts (with libpq's
+// reason), or an empty replica name.
+absl::Status ResolveStoreConfig(const StoreFlags& flags, const char* env_store,
+                                ServerConfig& config);
 
 }  // namespace remex::server
 

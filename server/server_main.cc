@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <optional>
@@ -85,6 +86,19 @@ flags:
                                 group}]  (command functions: run
                                 EXECUTABLE, no shell, with each {arg}
                                 filled from the task's args, stdin = input)
+                              store: memory|URL
+                              replica_name: NAME
+  --store URL               where tasks live: "memory" (the default: in this
+                            process; nothing survives a restart) or a
+                            PostgreSQL connection URI
+                            (postgresql://USER@HOST:PORT/DB?..., or any
+                            connection string libpq accepts): tasks survive
+                            a crash and replicas share them. Overrides
+                            $REMEX_STORE, which overrides config key store.
+                            Anything else stops the server (exit 1)
+  --replica-name NAME       this server's name among the replicas sharing a
+                            store (default: the host name; overrides config
+                            key replica_name)
   --shutdown-grace DURATION how long running tasks may go on after SIGTERM
                             or SIGINT before they are cancelled (default 10s;
                             overrides the config)
@@ -143,6 +157,7 @@ struct Flags {
   std::optional<std::string> tls_cert;
   std::optional<std::string> tls_key;
   std::optional<std::string> tls_client_ca;
+  StoreFlags store;
   bool enable_test_functions = false;
   bool help = false;
   bool version = false;
@@ -202,6 +217,12 @@ absl::Status ParseFlag(absl::string_view name,
                            FlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--tls-client-ca") {
     REMEX_ASSIGN_OR_RETURN(flags.tls_client_ca,
+                           FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--store") {
+    REMEX_ASSIGN_OR_RETURN(flags.store.store,
+                           FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--replica-name") {
+    REMEX_ASSIGN_OR_RETURN(flags.store.replica_name,
                            FlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--metrics-listen") {
     REMEX_ASSIGN_OR_RETURN(flags.metrics_listen,
@@ -587,6 +608,14 @@ int RunServer(int argc, char** argv,
   if (!config.ok()) {
     std::cerr << "remex-server: " << config.status().message() << "\n";
     return 2;
+  }
+  // Not in BuildConfig: process workers (which build their config from the
+  // same flags) have no store.
+  if (absl::Status store =
+          ResolveStoreConfig(flags->store, std::getenv("REMEX_STORE"), *config);
+      !store.ok()) {
+    std::cerr << "remex-server: " << store.message() << "\n";
+    return 1;
   }
   return Serve(*std::move(config), register_functions, signals, argc, argv);
 }

@@ -1,6 +1,6 @@
 // Unit tests of remex::monitoring: the task metrics fed by a real Executor,
-// the gRPC metrics, the scrape-time stats, the process metrics and the
-// /metrics endpoint.
+// the store metrics, the gRPC metrics, the scrape-time stats, the process
+// metrics and the /metrics endpoint.
 #include <map>
 #include <memory>
 #include <string>
@@ -254,6 +254,87 @@ TEST(GrpcMetricsTest, CountsByMethodAndCodeAndTimesByMethod) {
   EXPECT_NEAR(
       Sample(metrics, "remex_grpc_request_seconds_sum{method=\"Submit\"}"),
       0.003, 1e-9);
+}
+
+TEST(StoreMetricsTest, StartIdleWithCanCommitOneAndEveryKnownErrorAtZero) {
+  Metrics metrics({});
+  EXPECT_EQ(Sample(metrics, "remex_store_can_commit"), 1);
+  for (const char* operation : {"commit", "read", "connect", "retention"}) {
+    EXPECT_EQ(Sample(metrics, absl::StrCat("remex_store_errors_total{"
+                                           "operation=\"",
+                                           operation, "\"}")),
+              0)
+        << operation;
+  }
+  EXPECT_EQ(Sample(metrics, "remex_store_reconnects_total"), 0);
+  EXPECT_EQ(Sample(metrics, "remex_store_requeued_tasks_total"), 0);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_seconds_count"), 0);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_batch_tasks_count"), 0);
+  EXPECT_EQ(Sample(metrics, "remex_store_claim_lag_seconds_count"), 0);
+}
+
+TEST(StoreMetricsTest, EveryObserverCallMovesItsSeries) {
+  Metrics metrics({});
+  executor::StoreObserver& store = metrics.store();
+
+  // Commit latency, 100 µs to 1 s, and batch size, 1 to 4096.
+  store.OnCommit(1, absl::Microseconds(80));
+  store.OnCommit(64, absl::Microseconds(700));
+  store.OnCommit(5000, absl::Seconds(2));
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_seconds_count"), 3);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_seconds_bucket{le=\"0.0001\"}"),
+            1);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_seconds_bucket{le=\"0.001\"}"),
+            2);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_seconds_bucket{le=\"1\"}"), 2);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_seconds_bucket{le=\"+Inf\"}"),
+            3);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_seconds_bucket{le=\"2.5\"}"),
+            -1);
+  EXPECT_NEAR(Sample(metrics, "remex_store_commit_seconds_sum"), 2.00078, 1e-9);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_batch_tasks_bucket{le=\"1\"}"),
+            1);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_batch_tasks_bucket{le=\"32\"}"),
+            1);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_batch_tasks_bucket{le=\"64\"}"),
+            2);
+  EXPECT_EQ(
+      Sample(metrics, "remex_store_commit_batch_tasks_bucket{le=\"4096\"}"), 2);
+  EXPECT_EQ(
+      Sample(metrics, "remex_store_commit_batch_tasks_bucket{le=\"+Inf\"}"), 3);
+  EXPECT_EQ(Sample(metrics, "remex_store_commit_batch_tasks_sum"), 5065);
+
+  store.OnClaimLag(absl::Milliseconds(3));
+  EXPECT_EQ(Sample(metrics, "remex_store_claim_lag_seconds_count"), 1);
+  EXPECT_EQ(
+      Sample(metrics, "remex_store_claim_lag_seconds_bucket{le=\"0.0025\"}"),
+      0);
+  EXPECT_EQ(
+      Sample(metrics, "remex_store_claim_lag_seconds_bucket{le=\"0.005\"}"), 1);
+
+  store.OnRequeued(3);
+  store.OnRequeued(0);
+  store.OnRequeued(2);
+  EXPECT_EQ(Sample(metrics, "remex_store_requeued_tasks_total"), 5);
+
+  store.OnDatabaseError("commit");
+  store.OnDatabaseError("commit");
+  store.OnDatabaseError("connect");
+  store.OnDatabaseError("listen");
+  EXPECT_EQ(Sample(metrics, "remex_store_errors_total{operation=\"commit\"}"),
+            2);
+  EXPECT_EQ(Sample(metrics, "remex_store_errors_total{operation=\"connect\"}"),
+            1);
+  EXPECT_EQ(Sample(metrics, "remex_store_errors_total{operation=\"read\"}"), 0);
+  EXPECT_EQ(Sample(metrics, "remex_store_errors_total{operation=\"listen\"}"),
+            1);
+
+  store.OnCanCommit(false);
+  EXPECT_EQ(Sample(metrics, "remex_store_can_commit"), 0);
+  store.OnReconnect();
+  store.OnCanCommit(true);
+  EXPECT_EQ(Sample(metrics, "remex_store_can_commit"), 1);
+  EXPECT_EQ(Sample(metrics, "remex_store_reconnects_total"), 1);
 }
 
 TEST(StatsCollectorTest, ReportsPoolsAtScrapeTimeAndRestartsOfProcessPools) {

@@ -170,6 +170,13 @@ class DashboardTest(unittest.TestCase):
                        "remex_task_run_seconds_bucket", "remex_pool_workers",
                        "remex_worker_restarts_total", "remex_grpc_requests_total",
                        "remex_grpc_request_seconds_bucket",
+                       "remex_store_commit_seconds_bucket",
+                       "remex_store_commit_batch_tasks_bucket",
+                       "remex_store_claim_lag_seconds_bucket",
+                       "remex_store_errors_total",
+                       "remex_store_reconnects_total",
+                       "remex_store_requeued_tasks_total",
+                       "remex_store_can_commit",
                        "process_resident_memory_bytes"):
             self.assertIn(metric, exprs)
         for quantile in ("histogram_quantile(0.5,", "histogram_quantile(0.99,"):

@@ -11,16 +11,20 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/executor/pool.h"
+#include "tests/testing/server_test.h"
+#include "tests/testing/subprocess.h"
 
 namespace remex::server {
 namespace {
 
 using executor::PoolKind;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // The config example of design.md.
 constexpr char kDesignExampleJson[] = R"(
@@ -366,6 +370,120 @@ TEST(ConfigTest, TlsSettingsMustGoTogether) {
   config.tls_key.clear();
   EXPECT_THAT(CheckTlsConfig(config).message(),
               HasSubstr("--tls-client-ca (config tls_client_ca) needs TLS"));
+}
+
+std::string HostName() {
+  char name[256] = {};
+  gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+// `config` after ResolveStoreConfig, which must succeed.
+ServerConfig Resolved(ServerConfig config, const StoreFlags& flags,
+                      const char* env_store) {
+  const absl::Status status = ResolveStoreConfig(flags, env_store, config);
+  EXPECT_TRUE(status.ok()) << status;
+  return config;
+}
+
+// The message of ResolveStoreConfig's INVALID_ARGUMENT.
+std::string StoreError(ServerConfig config, const StoreFlags& flags,
+                       const char* env_store = nullptr) {
+  const absl::Status status = ResolveStoreConfig(flags, env_store, config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  return std::string(status.message());
+}
+
+TEST(StoreConfigTest, DefaultsToMemoryAndTheHostName) {
+  EXPECT_EQ(DefaultConfig().store, "memory");
+  const ServerConfig config = Resolved(DefaultConfig(), {}, nullptr);
+  EXPECT_EQ(config.store, "memory");
+  ASSERT_FALSE(HostName().empty());
+  EXPECT_EQ(config.replica_name, HostName());
+}
+
+TEST(StoreConfigTest, FlagOverEnvironmentOverConfigOverDefault) {
+  absl::StatusOr<ServerConfig> file = ParseConfig(R"(
+store: postgresql://file@db.example/remex
+replica_name: from-file
+)",
+                                                  DefaultConfig());
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->store, "postgresql://file@db.example/remex");
+  EXPECT_EQ(file->replica_name, "from-file");
+  const StoreFlags flags{.store = "postgres://flag@db.example:5433/remex",
+                         .replica_name = "from-flag"};
+  const char* env = "host=env.example dbname=remex user=env";
+
+  ServerConfig config = Resolved(*file, flags, env);
+  EXPECT_EQ(config.store, "postgres://flag@db.example:5433/remex");
+  EXPECT_EQ(config.replica_name, "from-flag");
+
+  config = Resolved(*file, {}, env);
+  EXPECT_EQ(config.store, "host=env.example dbname=remex user=env");
+  EXPECT_EQ(config.replica_name, "from-file");
+
+  // An empty variable is no variable.
+  config = Resolved(*file, {}, "");
+  EXPECT_EQ(config.store, "postgresql://file@db.example/remex");
+  config = Resolved(*file, {}, nullptr);
+  EXPECT_EQ(config.store, "postgresql://file@db.example/remex");
+
+  // The environment over the default; the flag says memory over the rest.
+  config = Resolved(DefaultConfig(), {}, env);
+  EXPECT_EQ(config.store, "host=env.example dbname=remex user=env");
+  EXPECT_EQ(config.replica_name, HostName());
+  config = Resolved(*file, {.store = "memory"}, env);
+  EXPECT_EQ(config.store, "memory");
+}
+
+TEST(StoreConfigTest, RefusesWhatLibpqCannotParseNamingTheFlag) {
+  const std::string misspelt = StoreError(DefaultConfig(), {.store = "memroy"});
+  EXPECT_THAT(misspelt, HasSubstr("--store: "));
+  EXPECT_THAT(misspelt, HasSubstr("neither memory nor a PostgreSQL"));
+  // libpq's own reason.
+  EXPECT_THAT(misspelt, HasSubstr("\"memroy\""));
+  EXPECT_THAT(misspelt, Not(HasSubstr("\n")));
+
+  EXPECT_THAT(StoreError(DefaultConfig(), {.store = "mysql://db/remex"}),
+              HasSubstr("--store: "));
+  EXPECT_THAT(
+      StoreError(DefaultConfig(), {.store = "host=db no_such_option=1"}),
+      HasSubstr("no_such_option"));
+  EXPECT_THAT(StoreError(DefaultConfig(), {.store = ""}),
+              HasSubstr("--store: empty"));
+  EXPECT_THAT(StoreError(DefaultConfig(), {}, "redis://cache"),
+              HasSubstr("--store (from $REMEX_STORE): "));
+  ServerConfig file = DefaultConfig();
+  file.store = "sqlite:tasks.db";
+  EXPECT_THAT(StoreError(file, {}), HasSubstr("config store: "));
+  EXPECT_THAT(StoreError(DefaultConfig(), {.replica_name = ""}),
+              HasSubstr("--replica-name"));
+}
+
+TEST(StoreConfigTest, ConfigFileRefusesEmptyStoreAndReplicaName) {
+  EXPECT_THAT(ParseError("store: ''"), HasSubstr("store"));
+  EXPECT_THAT(ParseError("replica_name: ''"), HasSubstr("replica_name"));
+  EXPECT_THAT(ParseError("store: [memory]"), HasSubstr("store"));
+}
+
+// The server binary: a bad store is one line on stderr and exit 1.
+TEST(StoreConfigTest, ServerExitsOneWithOneLineOnABadStore) {
+  const testing::ProcessResult flag =
+      testing::RunServerExpectingExit({"--store", "memroy"});
+  EXPECT_EQ(flag.exit_code, 1) << flag.err;
+  EXPECT_EQ(flag.out, "");
+  EXPECT_THAT(flag.err, HasSubstr("remex-server: --store: neither memory"));
+  EXPECT_EQ(std::vector<std::string>(absl::StrSplit(flag.err, '\n')).size(), 2u)
+      << flag.err;
+
+  const absl::StatusOr<testing::ProcessResult> env =
+      testing::RunProcess({REMEX_SERVER_PATH, "--listen", "127.0.0.1:0",
+                           "--metrics-listen", "none"},
+                          absl::Seconds(30), {"REMEX_STORE=bogus"});
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ(env->exit_code, 1) << env->err;
+  EXPECT_THAT(env->err, HasSubstr("--store (from $REMEX_STORE)"));
 }
 
 }  // namespace
