@@ -17,12 +17,21 @@ namespace {
 // libpq's messages end in a newline, sometimes two lines ("FATAL: ...\n
 // DETAIL: ..."): one line for ours.
 std::string OneLine(absl::string_view message) {
-  std::string line(absl::StripAsciiWhitespace(message));
-  for (char& c : line) {
-    if (c == '\n' || c == '\r') c = ' ';
+  std::string line;
+  line.reserve(message.size());
+  for (char c : absl::StripAsciiWhitespace(message)) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      if (!line.empty() && line.back() != ' ') line.push_back(' ');
+    } else {
+      line.push_back(c);
+    }
   }
   return line;
 }
+
+// NOTICEs ("relation ... already exists, skipping") are not for the
+// server's log.
+void IgnoreNotice(void*, const char*) {}
 
 // Removes `password=VALUE` (a query parameter, or a key=value pair, quoted
 // or not) from `text`.
@@ -146,6 +155,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Connect(
     return absl::UnavailableError(
         absl::StrCat("cannot reach the store ", RedactUrl(url), ": ", message));
   }
+  PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
   return std::unique_ptr<Connection>(new Connection(conn));
 }
 

@@ -897,7 +897,10 @@ absl::Status PostgresStore::EnsureReader(
   last_used = now;
   if (connection != nullptr && !connection->Broken()) return absl::OkStatus();
   connection.reset();
-  if (now - last_attempt < kReaderRetry) {
+  // While the writer cannot commit either, the database is away: reads
+  // fail at once between attempts.
+  if (!can_commit_.load(std::memory_order_acquire) &&
+      now - last_attempt < kReaderRetry) {
     return absl::UnavailableError("the database is away");
   }
   last_attempt = now;
