@@ -757,5 +757,28 @@ TEST_F(PostgresStoreTest, TheDestructorCommitsWhatIsPending) {
   EXPECT_EQ(Count("remex_tasks"), 200);
 }
 
+TEST_F(PostgresStoreTest, TheDestructorGivesUpOnAnAbsentDatabaseInTime) {
+  PostgresStoreOptions options = Options();
+  options.drain_timeout = absl::Milliseconds(500);
+  std::unique_ptr<PostgresStore> store = Open(options);
+  ASSERT_NE(store, nullptr);
+  TaskSnapshot task = NewTask("stuck");
+  ASSERT_TRUE(Insert(*store, task).ok());
+  ASSERT_TRUE(server_->Stop().ok());
+  std::atomic<bool> updated{false};
+  task.state = TaskState::kCancelled;
+  task.finished_at = Micros(absl::Now());
+  task.outcome = std::make_shared<TaskOutcome>();
+  store->Update(task, absl::Now() + absl::Hours(1),
+                [&] { updated.store(true); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return !store->CanCommit(); }));
+  const absl::Time start = absl::Now();
+  store.reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_FALSE(updated.load());
+  ASSERT_TRUE(server_->Restart().ok());
+  EXPECT_EQ(Query("SELECT state FROM remex_tasks")[0][0], "1");
+}
+
 }  // namespace
 }  // namespace remex::store

@@ -28,8 +28,6 @@ using internal::Connection;
 using internal::Param;
 using internal::Result;
 
-// How long the destructor commits what is pending before giving up.
-constexpr absl::Duration kDrainTimeout = absl::Seconds(5);
 // The writer's reconnect backoff.
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
@@ -38,6 +36,10 @@ constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
 constexpr absl::Duration kReaderRetry = absl::Milliseconds(500);
 // A reader's connection idle longer than this is checked before use.
 constexpr absl::Duration kIdleCheck = absl::Seconds(1);
+// A batch stops growing past this many bytes of payload (hex doubles
+// them): PostgreSQL refuses a parameter over 1 GB, and a huge transaction
+// delays the small ones behind it.
+constexpr size_t kMaxBatchBytes = size_t{64} << 20;
 // Gets answered by one statement, at most.
 constexpr size_t kMaxGetBatch = 1000;
 // Rows List looks at for one page, at least: a filter that matches few
@@ -138,6 +140,18 @@ absl::StatusOr<TaskSnapshot> RowToTask(const Result& rows, int row) {
     task.outcome = std::move(outcome);
   }
   return task;
+}
+
+template <typename Write>
+size_t WriteBytes(const Write& write) {
+  size_t bytes = write.task.id.size();
+  if (write.insert && write.task.spec != nullptr) {
+    bytes += write.task.spec->ApproximateBytes();
+  }
+  if (write.task.outcome != nullptr) {
+    bytes += write.task.outcome->ApproximateBytes();
+  }
+  return bytes;
 }
 
 absl::Status NotFound(absl::string_view id) {
@@ -270,7 +284,7 @@ PostgresStore::~PostgresStore() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
-    drain_deadline_ = absl::Now() + kDrainTimeout;
+    drain_deadline_ = absl::Now() + options_.drain_timeout;
   }
   writer_cv_.SignalAll();
   reader_cv_.SignalAll();
@@ -727,11 +741,14 @@ void PostgresStore::Reconnect() {
       absl::MutexLock lock(&mu_);
       const absl::Time deadline =
           std::min(drain_deadline_, absl::Now() + backoff);
-      while (!(stopping_ && absl::Now() >= drain_deadline_) &&
-             absl::Now() < deadline) {
+      // Closing with nothing left to commit, or out of time: no reconnect.
+      auto give_up = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ && (writes_.empty() || absl::Now() >= drain_deadline_);
+      };
+      while (!give_up() && absl::Now() < deadline) {
         stop_cv_.WaitWithDeadline(&mu_, deadline);
       }
-      if (stopping_ && absl::Now() >= drain_deadline_) return;
+      if (give_up()) return;
     }
     backoff = std::min(backoff * 2, kMaxBackoff);
     writer_connection_.reset();
@@ -792,7 +809,10 @@ void PostgresStore::WriterLoop() {
       if (writes_.empty() || (stopping_ && absl::Now() >= drain_deadline_)) {
         break;
       }
-      while (!writes_.empty() && batch.size() < options_.max_batch) {
+      size_t bytes = 0;
+      while (!writes_.empty() && batch.size() < options_.max_batch &&
+             bytes < kMaxBatchBytes) {
+        bytes += WriteBytes(writes_.front());
         batch.push_back(std::move(writes_.front()));
         writes_.pop_front();
       }

@@ -54,11 +54,15 @@ struct PostgresStoreOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
   // How often this replica's heartbeat is written.
   absl::Duration heartbeat_interval = absl::Seconds(2);
+  // How long the destructor goes on committing what is pending.
+  absl::Duration drain_timeout = absl::Seconds(5);
 };
 
 // Thread-safe (see executor::Store). Owns its connections and threads; the
-// destructor commits what is pending (for 5 s at most), then fails the
-// inserts still pending with UNAVAILABLE and drops the updates (logged).
+// destructor commits what is pending (for drain_timeout at most), then
+// fails the inserts still pending with UNAVAILABLE and drops the updates
+// (logged; their callbacks are destroyed without running: they were not
+// committed).
 //
 // When the database goes away (a statement fails or the connection is
 // lost), the store cannot commit until the writer reconnects (it retries
