@@ -17,6 +17,7 @@
 #include "server/executor/store.h"
 #include "server/executor/task.h"
 #include "server/executor/task_query.h"
+#include "server/store/postgres/pg.h"
 #include "tests/testing/postgres_server.h"
 #include "tests/testing/wait.h"
 
@@ -778,6 +779,19 @@ TEST_F(PostgresStoreTest, TheDestructorGivesUpOnAnAbsentDatabaseInTime) {
   EXPECT_FALSE(updated.load());
   ASSERT_TRUE(server_->Restart().ok());
   EXPECT_EQ(Query("SELECT state FROM remex_tasks")[0][0], "1");
+}
+
+TEST(RedactUrlTest, DropsEveryFormOfPassword) {
+  using internal::RedactUrl;
+  EXPECT_EQ(RedactUrl("postgresql://u:s3cret@db:5432/remex"),
+            "postgresql://u@db:5432/remex");
+  EXPECT_EQ(RedactUrl("postgres://u:p@ss@db/remex?sslmode=require"),
+            "postgres://u@db/remex?sslmode=require");
+  EXPECT_EQ(RedactUrl("postgresql://db/remex?password=s3cret&user=u"),
+            "postgresql://db/remex?user=u");
+  EXPECT_EQ(RedactUrl("host=db password='s3 cret' user=u"), "host=db user=u");
+  EXPECT_EQ(RedactUrl("host=db password = s3cret"), "host=db ");
+  EXPECT_EQ(RedactUrl("postgresql://u@db/remex"), "postgresql://u@db/remex");
 }
 
 }  // namespace
