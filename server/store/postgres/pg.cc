@@ -163,6 +163,21 @@ Connection::~Connection() { PQfinish(conn_); }
 
 bool Connection::Broken() const { return PQstatus(conn_) != CONNECTION_OK; }
 
+absl::Status Connection::Failure(pg_result* result) {
+  const char* sqlstate = result == nullptr
+                             ? nullptr
+                             : PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  std::string message = OneLine(
+      result == nullptr ? PQerrorMessage(conn_) : PQresultErrorMessage(result));
+  if (message.empty()) message = OneLine(PQerrorMessage(conn_));
+  if (Broken() || IsConnectionError(sqlstate)) {
+    return absl::UnavailableError(message);
+  }
+  return absl::InternalError(sqlstate == nullptr
+                                 ? message
+                                 : absl::StrCat(message, " (", sqlstate, ")"));
+}
+
 absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
                                         const std::vector<Param>& params) {
   std::vector<const char*> values;
@@ -171,29 +186,34 @@ absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
     values.push_back(param.has_value() ? param->c_str() : nullptr);
   }
   const std::string text(sql);
-  // Without parameters, PQexec: it takes several statements at once (the
-  // migrations).
-  Result result(values.empty()
-                    ? PQexec(conn_, text.c_str())
-                    : PQexecParams(conn_, text.c_str(),
-                                   static_cast<int>(values.size()), nullptr,
-                                   values.data(), nullptr, nullptr,
-                                   /*resultFormat=*/0));
-  pg_result* raw = result.result_;
+  pg_result* raw = nullptr;
+  if (values.empty()) {
+    // PQexec: it takes several statements at once (the migrations).
+    raw = PQexec(conn_, text.c_str());
+  } else {
+    // Statements with parameters are the store's few constant ones,
+    // prepared once per connection: planning costs more than running
+    // them when a batch is small.
+    auto it = prepared_.find(text);
+    if (it == prepared_.end()) {
+      std::string name = absl::StrCat("remex_", prepared_.size());
+      Result prepared(PQprepare(conn_, name.c_str(), text.c_str(),
+                                static_cast<int>(values.size()), nullptr));
+      if (prepared.result_ == nullptr ||
+          PQresultStatus(prepared.result_) != PGRES_COMMAND_OK) {
+        return Failure(prepared.result_);
+      }
+      it = prepared_.emplace(text, std::move(name)).first;
+    }
+    raw = PQexecPrepared(conn_, it->second.c_str(),
+                         static_cast<int>(values.size()), values.data(),
+                         nullptr, nullptr, /*resultFormat=*/0);
+  }
+  Result result(raw);
   const ExecStatusType status =
       raw == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(raw);
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
-  const char* sqlstate =
-      raw == nullptr ? nullptr : PQresultErrorField(raw, PG_DIAG_SQLSTATE);
-  std::string message = OneLine(raw == nullptr ? PQerrorMessage(conn_)
-                                               : PQresultErrorMessage(raw));
-  if (message.empty()) message = OneLine(PQerrorMessage(conn_));
-  if (Broken() || IsConnectionError(sqlstate)) {
-    return absl::UnavailableError(message);
-  }
-  return absl::InternalError(sqlstate == nullptr
-                                 ? message
-                                 : absl::StrCat(message, " (", sqlstate, ")"));
+  return Failure(raw);
 }
 
 absl::Status Connection::Run(absl::string_view sql,

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -73,8 +74,9 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
   ~Connection();
 
-  // Runs `sql` with `params` ($1, $2, ...). Errors: UNAVAILABLE when the
-  // connection is lost (then Broken() is true), INTERNAL for any other
+  // Runs `sql` with `params` ($1, $2, ...), prepared on first use (so
+  // `sql` should be one of a few constant statements). Errors: UNAVAILABLE when
+  // the connection is lost (then Broken() is true), INTERNAL for any other
   // failure of the statement (its SQLSTATE and message).
   absl::StatusOr<Result> Exec(absl::string_view sql,
                               const std::vector<Param>& params = {});
@@ -88,7 +90,12 @@ class Connection {
  private:
   explicit Connection(pg_conn* conn) : conn_(conn) {}
 
+  // The error of a failed statement (`result` may be null).
+  absl::Status Failure(pg_result* result);
+
   pg_conn* conn_;
+  // Statement text -> the name it is prepared under on this connection.
+  absl::flat_hash_map<std::string, std::string> prepared_;
 };
 
 // Builds the text of a PostgreSQL array literal: {"a","b",NULL}.
