@@ -300,6 +300,12 @@ PostgresStore::~PostgresStore() {
   callbacks_.join();
 }
 
+void PostgresStore::ReportError(absl::string_view operation) {
+  if (options_.observer != nullptr) {
+    options_.observer->OnDatabaseError(operation);
+  }
+}
+
 bool PostgresStore::CanCommit() const {
   return can_commit_.load(std::memory_order_acquire);
 }
@@ -364,8 +370,7 @@ void PostgresStore::Erase(std::string id, executor::Visibility visibility,
         kEraseStatement,
         {id, visibility.sees_all_tasks ? "true" : "false", visibility.owner});
     if (!erased.ok()) {
-      if (options_.observer != nullptr)
-        options_.observer->OnDatabaseError("read");
+      ReportError("read");
       done(erased.status().code() == absl::StatusCode::kUnavailable
                ? ReadUnavailable(erased.status())
                : erased.status());
@@ -450,8 +455,7 @@ void PostgresStore::List(executor::ListQuery query,
         " ORDER BY t.list_position"));
     absl::StatusOr<Result> rows = connection->Exec(*kSql, params);
     if (!rows.ok()) {
-      if (options_.observer != nullptr)
-        options_.observer->OnDatabaseError("read");
+      ReportError("read");
       done(rows.status().code() == absl::StatusCode::kUnavailable
                ? ReadUnavailable(rows.status())
                : rows.status());
@@ -755,9 +759,7 @@ void PostgresStore::Reconnect() {
     absl::StatusOr<std::unique_ptr<Connection>> connection =
         Connection::Connect(options_.url, options_.connect_timeout);
     if (!connection.ok()) {
-      if (options_.observer != nullptr) {
-        options_.observer->OnDatabaseError("connect");
-      }
+      ReportError("connect");
       absl::MutexLock lock(&mu_);
       last_error_ = std::string(connection.status().message());
       continue;
@@ -774,9 +776,7 @@ void PostgresStore::Reconnect() {
       absl::StatusOr<Result> deleted =
           writer_connection_->Exec(kDeleteIdsStatement, {ids.Take()});
       if (!deleted.ok()) {
-        if (options_.observer != nullptr) {
-          options_.observer->OnDatabaseError("commit");
-        }
+        ReportError("commit");
         absl::MutexLock lock(&mu_);
         doubtful_inserts_.insert(doubtful_inserts_.end(), doubtful.begin(),
                                  doubtful.end());
@@ -927,8 +927,7 @@ absl::Status PostgresStore::EnsureReader(
   absl::StatusOr<std::unique_ptr<Connection>> connected =
       Connection::Connect(options_.url, options_.connect_timeout);
   if (!connected.ok()) {
-    if (options_.observer != nullptr)
-      options_.observer->OnDatabaseError("connect");
+    ReportError("connect");
     return connected.status();
   }
   connection = *std::move(connected);
@@ -944,8 +943,7 @@ void PostgresStore::RunGets(Connection& connection,
   for (const PendingGet& get : gets) ids.Add(get.id);
   absl::StatusOr<Result> rows = connection.Exec(*kSql, {ids.Take()});
   if (!rows.ok()) {
-    if (options_.observer != nullptr)
-      options_.observer->OnDatabaseError("read");
+    ReportError("read");
     const absl::Status error =
         rows.status().code() == absl::StatusCode::kUnavailable
             ? ReadUnavailable(rows.status())

@@ -23,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/executor/store.h"
@@ -135,6 +136,8 @@ class PostgresStore final : public executor::Store {
   // Reconnects the writer (with backoff) until it succeeds or the store
   // stops; then deletes the rows of inserts that failed at COMMIT.
   void Reconnect() ABSL_LOCKS_EXCLUDED(mu_);
+  // Tells the observer, if any, that `operation` failed.
+  void ReportError(absl::string_view operation);
   // Runs `callback` on the callback thread (for answers given at once:
   // callbacks never run on the caller's thread).
   void Defer(absl::AnyInvocable<void()> callback) ABSL_LOCKS_EXCLUDED(mu_);
