@@ -650,6 +650,17 @@ TEST_F(PostgresStoreTest, OpenFailsFastAndClearlyOnAnUnreachableDatabase) {
   EXPECT_THAT(store.status().message(), Not(HasSubstr("s3cret")));
 }
 
+TEST_F(PostgresStoreTest, OpensAKeyValueConnectionString) {
+  PostgresStoreOptions options = Options();
+  options.url =
+      absl::StrCat("host=127.0.0.1 port=", server_->port(),
+                   " user=postgres dbname=", url_.substr(url_.rfind('/') + 1));
+  std::unique_ptr<PostgresStore> store = Open(options);
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(Insert(*store, NewTask("kv")).ok());
+  EXPECT_EQ(Count("remex_tasks"), 1);
+}
+
 TEST_F(PostgresStoreTest, ASchemaNewerThanKnownIsRefused) {
   { ASSERT_NE(Open(), nullptr); }
   Query("UPDATE remex_schema SET version = 99");
