@@ -14,9 +14,12 @@ constexpr const char* kMigrations[] = {
     // 1: tasks, their inputs and results, replicas.
     R"sql(
 -- One row per task: what changes while it lives. Kept narrow (no payload)
--- and with free room on every page (fillfactor) so that updates of state,
--- attempt and times are HOT updates where they touch no indexed column,
--- and the table bloats little under a steady load.
+-- and with free room on every page (fillfactor 75): an update that changes
+-- no indexed column (cancel_requested, attempt, times, the error) is a HOT
+-- update (no new index entries, pruned in place); one that changes state
+-- (a column of the partial indexes' predicates) or sets expire_at is not,
+-- but its new row version still finds room on the same page. Either way
+-- the table bloats little under a steady load.
 CREATE TABLE remex_tasks (
   id text PRIMARY KEY,
   -- List's order; page tokens resume after one.
