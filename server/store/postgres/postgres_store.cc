@@ -260,8 +260,14 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
                                      internal::RedactUrl(options.url), ": ",
                                      migrated.message()));
   }
-  REMEX_RETURN_IF_ERROR(
-      connection->Run(kHeartbeatStatement, {options.replica_name}));
+  absl::Status heartbeat =
+      connection->Run(kHeartbeatStatement, {options.replica_name});
+  if (!heartbeat.ok()) {
+    return absl::Status(heartbeat.code(),
+                        absl::StrCat("cannot write to the store ",
+                                     internal::RedactUrl(options.url), ": ",
+                                     heartbeat.message()));
+  }
   options.readers = std::max(options.readers, 1);
   options.max_batch = std::max<size_t>(options.max_batch, 1);
   options.retention_batch = std::max(options.retention_batch, 1);
