@@ -69,10 +69,18 @@ struct PostgresStoreOptions {
 // lost), the store cannot commit until the writer reconnects (it retries
 // every 100 ms, doubling to 2 s): inserts then fail at once with
 // UNAVAILABLE, updates wait and are committed after the reconnect, reads
-// fail with UNAVAILABLE. The inserts of a batch whose transaction failed
-// fail with UNAVAILABLE; if it failed at COMMIT (it may have committed),
+// fail with UNAVAILABLE.
+//
+// A batch whose connection was lost is first tried once more on a new
+// connection (a database restarted while the store idled costs no
+// submit); if the loss came when it may have committed, the new
+// connection first asks whether its rows are there (then it did, and its
+// inserts succeed). Only when that fails too is the store down: the
+// batch's inserts fail with UNAVAILABLE (their callers must never hear OK
+// twice, nor OK for a task not stored) and, if they may have committed,
 // their rows are deleted first thing after the reconnect, so that an
-// UNAVAILABLE insert is never stored.
+// UNAVAILABLE insert is never left stored. Its updates are kept, in
+// order, and committed after the reconnect.
 class PostgresStore final : public executor::Store {
  public:
   // Connects, applies the migrations under an advisory lock, refuses a
