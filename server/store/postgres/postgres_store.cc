@@ -1,0 +1,1100 @@
+#include "server/store/postgres/postgres_store.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/quote.h"
+#include "common/status_macros.h"
+#include "server/store/postgres/pg.h"
+#include "server/store/postgres/schema.h"
+
+namespace remex::store {
+namespace {
+
+using executor::Json;
+using executor::TaskSnapshot;
+using executor::TaskSpec;
+using executor::TaskState;
+using internal::ArrayLiteral;
+using internal::Connection;
+using internal::Param;
+using internal::Result;
+
+// The writer's reconnect backoff.
+constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(2);
+// A reader whose database is away tries to reconnect at most this often
+// (reads in between fail at once).
+constexpr absl::Duration kReaderRetry = absl::Milliseconds(500);
+// A reader's connection idle longer than this is checked before use.
+constexpr absl::Duration kIdleCheck = absl::Seconds(1);
+// A batch stops growing past this many bytes of payload (hex doubles
+// them): PostgreSQL refuses a parameter over 1 GB, and a huge transaction
+// delays the small ones behind it.
+constexpr size_t kMaxBatchBytes = size_t{64} << 20;
+// Gets answered by one statement, at most.
+constexpr size_t kMaxGetBatch = 1000;
+// Rows List looks at for one page, at least: a filter that matches few
+// tasks gives a short page (and a token) rather than a walk of the table.
+constexpr int kListScan = 5000;
+
+void Log(const std::string& line) {
+  std::fprintf(stderr, "remex-server: store: %s\n", line.c_str());
+}
+
+// Unix microseconds (a bigint SQL expression) as timestamptz, exactly: the
+// seconds and the microseconds are each exact in a double, where their sum
+// need not be. NULL stays NULL.
+std::string Timestamp(absl::string_view micros) {
+  return absl::StrReplaceAll(
+      "('epoch'::timestamptz + (M / 1000000) * interval '1 second'"
+      " + (M % 1000000) * interval '1 microsecond')",
+      {{"M", micros}});
+}
+
+// timestamptz as Unix microseconds (numeric: exact).
+std::string Micros(absl::string_view column) {
+  return absl::StrCat("(extract(epoch FROM ", column, ") * 1000000)::int8");
+}
+
+// The columns a task is read back from, in the order RowToTask reads them.
+std::string TaskColumns() {
+  return absl::StrCat(
+      "t.id, t.list_position, t.function, t.pool, t.owner, t.state,"
+      " t.priority, t.attempt, t.max_attempts, t.cancel_requested, ",
+      Micros("t.created_at"), ", ", Micros("t.started_at"), ", ",
+      Micros("t.finished_at"),
+      ", t.queue_timeout_us, t.run_timeout_us, t.ttl_us, t.error_code,"
+      " t.error_message, i.args, i.input, i.labels::text, r.result,"
+      " r.output");
+}
+constexpr int kTaskColumnCount = 23;
+
+constexpr char kTaskJoins[] =
+    " remex_tasks t"
+    " LEFT JOIN remex_task_inputs i ON i.id = t.id"
+    " LEFT JOIN remex_task_results r ON r.id = t.id";
+
+std::string DumpJson(const Json& json) {
+  return json.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+absl::StatusOr<Json> ParseJson(absl::string_view text) {
+  Json json = Json::parse(text.begin(), text.end(), nullptr,
+                          /*allow_exceptions=*/false);
+  if (json.is_discarded()) {
+    return absl::InternalError("the store holds JSON that does not parse");
+  }
+  return json;
+}
+
+absl::StatusOr<TaskSnapshot> RowToTask(const Result& rows, int row) {
+  TaskSnapshot task;
+  auto spec = std::make_shared<TaskSpec>();
+  task.id = std::string(rows.Get(row, 0));
+  task.list_position = static_cast<uint64_t>(rows.GetInt(row, 1));
+  spec->function = std::string(rows.Get(row, 2));
+  spec->pool = std::string(rows.Get(row, 3));
+  spec->owner = std::string(rows.Get(row, 4));
+  task.state = static_cast<TaskState>(rows.GetInt(row, 5));
+  spec->priority = static_cast<int32_t>(rows.GetInt(row, 6));
+  task.attempt = static_cast<int32_t>(rows.GetInt(row, 7));
+  spec->max_attempts = static_cast<int32_t>(rows.GetInt(row, 8));
+  task.cancel_requested = rows.GetBool(row, 9);
+  task.created_at = internal::TimeFromMicros(rows.GetOptionalInt(row, 10));
+  task.started_at = internal::TimeFromMicros(rows.GetOptionalInt(row, 11));
+  task.finished_at = internal::TimeFromMicros(rows.GetOptionalInt(row, 12));
+  spec->queue_timeout =
+      internal::DurationFromMicros(rows.GetOptionalInt(row, 13));
+  spec->run_timeout =
+      internal::DurationFromMicros(rows.GetOptionalInt(row, 14));
+  spec->ttl = absl::Microseconds(rows.GetInt(row, 15));
+  if (!rows.IsNull(row, 18)) {
+    REMEX_ASSIGN_OR_RETURN(spec->args, ParseJson(rows.Get(row, 18)));
+    REMEX_ASSIGN_OR_RETURN(spec->input, internal::HexDecode(rows.Get(row, 19)));
+    REMEX_ASSIGN_OR_RETURN(Json labels, ParseJson(rows.Get(row, 20)));
+    if (labels.is_object()) {
+      for (auto& [key, value] : labels.items()) {
+        if (value.is_string()) spec->labels[key] = value.get<std::string>();
+      }
+    }
+  }
+  task.spec = std::move(spec);
+  if (executor::IsTerminal(task.state)) {
+    auto outcome = std::make_shared<executor::TaskOutcome>();
+    outcome->error.code = static_cast<absl::StatusCode>(rows.GetInt(row, 16));
+    outcome->error.message = std::string(rows.Get(row, 17));
+    if (!rows.IsNull(row, 21)) {
+      REMEX_ASSIGN_OR_RETURN(outcome->result, ParseJson(rows.Get(row, 21)));
+      REMEX_ASSIGN_OR_RETURN(outcome->output,
+                             internal::HexDecode(rows.Get(row, 22)));
+    }
+    task.outcome = std::move(outcome);
+  }
+  return task;
+}
+
+template <typename Write>
+size_t WriteBytes(const Write& write) {
+  size_t bytes = write.task.id.size();
+  if (write.insert && write.task.spec != nullptr) {
+    bytes += write.task.spec->ApproximateBytes();
+  }
+  if (write.task.outcome != nullptr) {
+    bytes += write.task.outcome->ApproximateBytes();
+  }
+  return bytes;
+}
+
+absl::Status NotFound(absl::string_view id) {
+  return absl::NotFoundError(
+      absl::StrCat("unknown task id ", common::Quote(id)));
+}
+
+absl::Status ReadUnavailable(const absl::Status& error) {
+  return absl::UnavailableError(
+      absl::StrCat("the store cannot read: ", error.message()));
+}
+
+// New tasks and their inputs: one statement, rows in the order given (list
+// positions follow it), conflicting ids skipped (and not returned).
+std::string InsertStatement() {
+  return absl::StrCat(
+      "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+      " $4::text[], $5::int2[], $6::int[], $7::int[], $8::int[], $9::bool[],"
+      " $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::text[],"
+      " $15::text[], $16::text[]) WITH ORDINALITY AS u(id, function, pool,"
+      " owner, state, priority, attempt, max_attempts, cancel_requested,"
+      " created_us, queue_timeout_us, run_timeout_us, ttl_us, args, input,"
+      " labels, n)),"
+      " t AS (INSERT INTO remex_tasks (id, function, pool, owner, state,"
+      " priority, attempt, max_attempts, cancel_requested, created_at,"
+      " queue_timeout_us, run_timeout_us, ttl_us)"
+      " SELECT id, function, pool, owner, state, priority, attempt,"
+      " max_attempts, cancel_requested, ",
+      Timestamp("created_us"),
+      ", queue_timeout_us, run_timeout_us, ttl_us FROM u ORDER BY n"
+      " ON CONFLICT (id) DO NOTHING RETURNING id, list_position),"
+      " i AS (INSERT INTO remex_task_inputs (id, args, input, labels)"
+      " SELECT u.id, u.args, decode(u.input, 'hex'), u.labels::jsonb"
+      " FROM u JOIN t ON t.id = u.id)"
+      " SELECT id, list_position FROM t");
+}
+
+// State changes (one per task), and the results of the tasks that ended:
+// one statement. Results only for rows that still exist (a task erased
+// meanwhile leaves nothing behind), once.
+std::string UpdateStatement() {
+  return absl::StrCat(
+      "WITH u AS (SELECT * FROM unnest($1::text[], $2::int2[], $3::int[],"
+      " $4::bool[], $5::int8[], $6::int8[], $7::int8[], $8::int[],"
+      " $9::text[], $10::text[], $11::text[]) AS u(id, state, attempt,"
+      " cancel_requested, started_us, finished_us, expire_us, error_code,"
+      " error_message, result, output)),"
+      " t AS (UPDATE remex_tasks t SET state = u.state, attempt = u.attempt,"
+      " cancel_requested = u.cancel_requested, started_at = ",
+      Timestamp("u.started_us"), ", finished_at = ", Timestamp("u.finished_us"),
+      ", expire_at = ", Timestamp("u.expire_us"),
+      ", replica = CASE WHEN u.state = 1 THEN NULL ELSE $12 END,"
+      " error_code = u.error_code, error_message = u.error_message"
+      " FROM u WHERE t.id = u.id RETURNING t.id)"
+      " INSERT INTO remex_task_results (id, result, output)"
+      " SELECT u.id, u.result, decode(u.output, 'hex') FROM u"
+      " JOIN t ON t.id = u.id WHERE u.result IS NOT NULL"
+      " ON CONFLICT (id) DO NOTHING");
+}
+
+// Deletes a task's three rows; the count of tasks deleted.
+constexpr char kEraseStatement[] =
+    "WITH t AS (DELETE FROM remex_tasks WHERE id = $1"
+    " AND ($2::bool OR owner = $3) RETURNING id),"
+    " i AS (DELETE FROM remex_task_inputs WHERE id IN (SELECT id FROM t)),"
+    " r AS (DELETE FROM remex_task_results WHERE id IN (SELECT id FROM t))"
+    " SELECT count(*) FROM t";
+
+// A batch of expired tasks, deleted; rows locked by another transaction are
+// skipped (the next round takes them).
+constexpr char kRetentionStatement[] =
+    "WITH t AS (DELETE FROM remex_tasks WHERE id IN (SELECT id FROM"
+    " remex_tasks WHERE expire_at < now() ORDER BY expire_at LIMIT $1"
+    " FOR UPDATE SKIP LOCKED) RETURNING id),"
+    " i AS (DELETE FROM remex_task_inputs WHERE id IN (SELECT id FROM t)),"
+    " r AS (DELETE FROM remex_task_results WHERE id IN (SELECT id FROM t))"
+    " SELECT count(*) FROM t";
+
+// Ids, for deleting the rows of inserts whose callers were told
+// UNAVAILABLE.
+constexpr char kDeleteIdsStatement[] =
+    "WITH t AS (DELETE FROM remex_tasks WHERE id = ANY($1::text[]) RETURNING"
+    " id),"
+    " i AS (DELETE FROM remex_task_inputs WHERE id = ANY($1::text[])),"
+    " r AS (DELETE FROM remex_task_results WHERE id = ANY($1::text[]))"
+    " SELECT count(*) FROM t";
+
+constexpr char kHeartbeatStatement[] =
+    "INSERT INTO remex_replicas (name, heartbeat_at) VALUES ($1, now())"
+    " ON CONFLICT (name) DO UPDATE SET heartbeat_at = now()";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
+    PostgresStoreOptions options) {
+  REMEX_ASSIGN_OR_RETURN(
+      std::unique_ptr<Connection> connection,
+      Connection::Connect(options.url, options.connect_timeout));
+  absl::Status migrated = internal::Migrate(*connection);
+  if (!migrated.ok()) {
+    if (migrated.code() == absl::StatusCode::kFailedPrecondition) {
+      return migrated;
+    }
+    return absl::Status(migrated.code(),
+                        absl::StrCat("cannot prepare the store ",
+                                     internal::RedactUrl(options.url), ": ",
+                                     migrated.message()));
+  }
+  absl::Status heartbeat =
+      connection->Run(kHeartbeatStatement, {options.replica_name});
+  if (!heartbeat.ok()) {
+    return absl::Status(heartbeat.code(),
+                        absl::StrCat("cannot write to the store ",
+                                     internal::RedactUrl(options.url), ": ",
+                                     heartbeat.message()));
+  }
+  options.readers = std::max(options.readers, 1);
+  options.max_batch = std::max<size_t>(options.max_batch, 1);
+  options.retention_batch = std::max(options.retention_batch, 1);
+  return std::unique_ptr<PostgresStore>(
+      new PostgresStore(std::move(options), std::move(connection)));
+}
+
+PostgresStore::PostgresStore(PostgresStoreOptions options,
+                             std::unique_ptr<Connection> writer)
+    : options_(std::move(options)), writer_connection_(std::move(writer)) {
+  callbacks_ = std::thread([this] { CallbackLoop(); });
+  writer_ = std::thread([this] { WriterLoop(); });
+  for (int i = 0; i < options_.readers; ++i) {
+    readers_.emplace_back([this, i] { ReaderLoop(i); });
+  }
+  maintenance_ = std::thread([this] { MaintenanceLoop(); });
+}
+
+PostgresStore::~PostgresStore() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    drain_deadline_ = absl::Now() + options_.drain_timeout;
+  }
+  writer_cv_.SignalAll();
+  reader_cv_.SignalAll();
+  stop_cv_.SignalAll();
+  writer_.join();
+  for (std::thread& reader : readers_) reader.join();
+  maintenance_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    callbacks_stopping_ = true;
+  }
+  callback_cv_.SignalAll();
+  callbacks_.join();
+}
+
+void PostgresStore::ReportError(absl::string_view operation) {
+  if (options_.observer != nullptr) {
+    options_.observer->OnDatabaseError(operation);
+  }
+}
+
+bool PostgresStore::CanCommit() const {
+  return can_commit_.load(std::memory_order_acquire);
+}
+
+void PostgresStore::Defer(absl::AnyInvocable<void()> callback) {
+  {
+    absl::MutexLock lock(&mu_);
+    deferred_.push_back(std::move(callback));
+  }
+  callback_cv_.Signal();
+}
+
+void PostgresStore::Insert(TaskSnapshot task, InsertDone done) {
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      refused = absl::UnavailableError("the store is closing");
+    } else if (!can_commit_.load(std::memory_order_acquire)) {
+      refused = absl::UnavailableError(
+          absl::StrCat("the store cannot commit: ", last_error_));
+    } else {
+      Write write;
+      write.task = std::move(task);
+      write.insert = true;
+      write.insert_done = std::move(done);
+      write.enqueued = absl::Now();
+      writes_.push_back(std::move(write));
+    }
+  }
+  if (!refused.ok()) {
+    Defer([done = std::move(done), refused]() mutable { done(refused); });
+    return;
+  }
+  writer_cv_.Signal();
+}
+
+void PostgresStore::Update(TaskSnapshot task, absl::Time expire_at,
+                           UpdateDone done) {
+  {
+    absl::MutexLock lock(&mu_);
+    Write write;
+    write.task = std::move(task);
+    write.expire_at = expire_at;
+    write.update_done = std::move(done);
+    write.enqueued = absl::Now();
+    writes_.push_back(std::move(write));
+  }
+  writer_cv_.Signal();
+}
+
+void PostgresStore::Erase(std::string id, executor::Visibility visibility,
+                          EraseDone done) {
+  Read read = [this, id = std::move(id), visibility = std::move(visibility),
+               done = std::move(done)](Connection* connection,
+                                       const absl::Status& status) mutable {
+    if (connection == nullptr) {
+      done(ReadUnavailable(status));
+      return;
+    }
+    absl::StatusOr<Result> erased = connection->Exec(
+        kEraseStatement,
+        {id, visibility.sees_all_tasks ? "true" : "false", visibility.owner});
+    if (!erased.ok()) {
+      ReportError("read");
+      done(erased.status().code() == absl::StatusCode::kUnavailable
+               ? ReadUnavailable(erased.status())
+               : erased.status());
+      return;
+    }
+    done(erased->GetInt(0, 0) == 0 ? NotFound(id) : absl::OkStatus());
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    reads_.push_back(std::move(read));
+  }
+  reader_cv_.Signal();
+}
+
+void PostgresStore::Get(std::string id, executor::Visibility visibility,
+                        GetDone done) {
+  {
+    absl::MutexLock lock(&mu_);
+    gets_.push_back({std::move(id), std::move(visibility), std::move(done)});
+  }
+  reader_cv_.Signal();
+}
+
+void PostgresStore::List(executor::ListQuery query,
+                         executor::Visibility visibility, ListDone done) {
+  uint64_t after = 0;
+  if (!query.page_token.empty()) {
+    const std::optional<uint64_t> position =
+        executor::ParseListPageToken(query.page_token);
+    if (!position.has_value() ||
+        *position >
+            static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      absl::Status invalid = absl::InvalidArgumentError(absl::StrCat(
+          "page_token ", common::Quote(query.page_token),
+          " was not made by this server: pass the next_page_token of the "
+          "previous page, or none for the first page"));
+      Defer([done = std::move(done), invalid]() mutable { done(invalid); });
+      return;
+    }
+    after = *position;
+  }
+  const int page_size =
+      query.page_size <= 0
+          ? executor::ListQuery::kDefaultPageSize
+          : std::min(query.page_size, executor::ListQuery::kMaxPageSize);
+  const int scan = std::max(page_size + 1, kListScan);
+  std::vector<Param> params = {
+      absl::StrCat(after),
+      absl::StrCat(scan),
+      query.state.has_value()
+          ? Param(absl::StrCat(static_cast<int>(*query.state)))
+          : std::nullopt,
+      query.function,
+      query.pool,
+      visibility.sees_all_tasks ? "true" : "false",
+      visibility.owner,
+      absl::StrCat(page_size + 1)};
+  Read read = [this, params = std::move(params), page_size, scan,
+               done = std::move(done)](Connection* connection,
+                                       const absl::Status& status) mutable {
+    if (connection == nullptr) {
+      done(ReadUnavailable(status));
+      return;
+    }
+    // The window of rows looked at (w), the matches in it (m), and the
+    // window's size and end (one row even when nothing matches).
+    static const std::string* const kSql = new std::string(absl::StrCat(
+        "WITH w AS MATERIALIZED (SELECT list_position, id, state, function,"
+        " pool, owner FROM remex_tasks WHERE list_position > $1::int8"
+        " ORDER BY list_position LIMIT $2::int8),"
+        " m AS (SELECT id FROM w WHERE ($3::int2 IS NULL OR state = $3::int2)"
+        " AND ($4 = '' OR function = $4) AND ($5 = '' OR pool = $5)"
+        " AND ($6::bool OR owner = $7) ORDER BY list_position"
+        " LIMIT $8::int8)"
+        " SELECT ",
+        TaskColumns(),
+        ", s.scanned, s.last_scanned FROM (SELECT count(*) AS scanned,"
+        " max(list_position) AS last_scanned FROM w) s"
+        " LEFT JOIN (m JOIN remex_tasks t ON t.id = m.id"
+        " LEFT JOIN remex_task_inputs i ON i.id = t.id"
+        " LEFT JOIN remex_task_results r ON r.id = t.id) ON true"
+        " ORDER BY t.list_position"));
+    absl::StatusOr<Result> rows = connection->Exec(*kSql, params);
+    if (!rows.ok()) {
+      ReportError("read");
+      done(rows.status().code() == absl::StatusCode::kUnavailable
+               ? ReadUnavailable(rows.status())
+               : rows.status());
+      return;
+    }
+    executor::ListPage page;
+    int64_t scanned = 0;
+    std::optional<int64_t> last_scanned;
+    size_t matches = 0;
+    for (int row = 0; row < rows->rows(); ++row) {
+      scanned = rows->GetInt(row, kTaskColumnCount);
+      last_scanned = rows->GetOptionalInt(row, kTaskColumnCount + 1);
+      if (rows->IsNull(row, 0)) continue;
+      ++matches;
+      if (page.tasks.size() == static_cast<size_t>(page_size)) continue;
+      absl::StatusOr<TaskSnapshot> task = RowToTask(*rows, row);
+      if (!task.ok()) {
+        done(task.status());
+        return;
+      }
+      page.tasks.push_back(*std::move(task));
+    }
+    if (matches > page.tasks.size()) {
+      page.next_page_token =
+          executor::ListPageToken(page.tasks.back().list_position);
+    } else if (scanned == scan && last_scanned.has_value()) {
+      page.next_page_token =
+          executor::ListPageToken(static_cast<uint64_t>(*last_scanned));
+    }
+    done(std::move(page));
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    reads_.push_back(std::move(read));
+  }
+  reader_cv_.Signal();
+}
+
+absl::StatusOr<std::vector<TaskSnapshot>> PostgresStore::LoadUnfinished() {
+  REMEX_ASSIGN_OR_RETURN(
+      std::unique_ptr<Connection> connection,
+      Connection::Connect(options_.url, options_.connect_timeout));
+  // TODO(issue 14): with replicas sharing the database, only this
+  // replica's running tasks (and lost replicas' ones) are its to recover.
+  REMEX_ASSIGN_OR_RETURN(
+      Result rows, connection->Exec(absl::StrCat("SELECT ", TaskColumns(),
+                                                 " FROM ", kTaskJoins,
+                                                 " WHERE t.state IN (1, 2)"
+                                                 " ORDER BY t.list_position")));
+  std::vector<TaskSnapshot> tasks;
+  tasks.reserve(rows.rows());
+  for (int row = 0; row < rows.rows(); ++row) {
+    REMEX_ASSIGN_OR_RETURN(TaskSnapshot task, RowToTask(rows, row));
+    tasks.push_back(std::move(task));
+  }
+  return tasks;
+}
+
+// ---------------------------------------------------------------- writer
+
+absl::Status PostgresStore::CommitBatch(std::vector<Write>& batch,
+                                        std::vector<uint64_t>& positions,
+                                        bool& maybe_committed) {
+  maybe_committed = false;
+  positions.assign(batch.size(), 0);
+  ArrayLiteral ids, functions, pools, owners, states, priorities, attempts,
+      max_attempts, cancels, created, queue_timeouts, run_timeouts, ttls, args,
+      inputs, labels;
+  size_t inserts = 0;
+  // The last update of each task: it holds everything the earlier ones
+  // set (a task's snapshots only move forward).
+  absl::flat_hash_map<absl::string_view, size_t> last_update;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Write& write = batch[i];
+    if (!write.insert) {
+      last_update[write.task.id] = i;
+      continue;
+    }
+    ++inserts;
+    const TaskSnapshot& task = write.task;
+    const TaskSpec& spec = *task.spec;
+    ids.Add(task.id);
+    functions.Add(internal::SafeText(spec.function));
+    pools.Add(internal::SafeText(spec.pool));
+    owners.Add(internal::SafeText(spec.owner));
+    states.Add(absl::StrCat(static_cast<int>(task.state)));
+    priorities.Add(absl::StrCat(spec.priority));
+    attempts.Add(absl::StrCat(task.attempt));
+    max_attempts.Add(absl::StrCat(spec.max_attempts));
+    cancels.Add(task.cancel_requested ? "t" : "f");
+    const Param created_at = internal::TimeParam(task.created_at);
+    created_at.has_value()
+        ? created.Add(*created_at)
+        : created.Add(absl::StrCat(absl::ToUnixMicros(absl::UnixEpoch())));
+    const Param queue_timeout = internal::DurationParam(spec.queue_timeout);
+    queue_timeout.has_value() ? queue_timeouts.Add(*queue_timeout)
+                              : queue_timeouts.AddNull();
+    const Param run_timeout = internal::DurationParam(spec.run_timeout);
+    run_timeout.has_value() ? run_timeouts.Add(*run_timeout)
+                            : run_timeouts.AddNull();
+    ttls.Add(absl::StrCat(absl::ToInt64Microseconds(spec.ttl)));
+    args.Add(DumpJson(spec.args));
+    inputs.Add(internal::HexEncode(spec.input));
+    Json label_object = Json::object();
+    for (const auto& [key, value] : spec.labels) {
+      label_object[internal::SafeText(key)] = internal::SafeText(value);
+    }
+    labels.Add(DumpJson(label_object));
+  }
+  std::vector<Param> insert_params;
+  if (inserts > 0) {
+    insert_params = {
+        ids.Take(),      functions.Take(),      pools.Take(),
+        owners.Take(),   states.Take(),         priorities.Take(),
+        attempts.Take(), max_attempts.Take(),   cancels.Take(),
+        created.Take(),  queue_timeouts.Take(), run_timeouts.Take(),
+        ttls.Take(),     args.Take(),           inputs.Take(),
+        labels.Take()};
+  }
+  std::vector<Param> update_params;
+  if (!last_update.empty()) {
+    ArrayLiteral u_ids, u_states, u_attempts, u_cancels, u_started, u_finished,
+        u_expire, u_codes, u_messages, u_results, u_outputs;
+    std::vector<size_t> order;
+    order.reserve(last_update.size());
+    for (const auto& [id, index] : last_update) order.push_back(index);
+    // In batch order: rows are locked in a stable order.
+    std::sort(order.begin(), order.end());
+    for (size_t index : order) {
+      const Write& write = batch[index];
+      const TaskSnapshot& task = write.task;
+      const bool terminal = executor::IsTerminal(task.state);
+      u_ids.Add(task.id);
+      u_states.Add(absl::StrCat(static_cast<int>(task.state)));
+      u_attempts.Add(absl::StrCat(task.attempt));
+      u_cancels.Add(task.cancel_requested ? "t" : "f");
+      auto add_time = [](ArrayLiteral& array, absl::Time time) {
+        const Param param = internal::TimeParam(time);
+        param.has_value() ? array.Add(*param) : array.AddNull();
+      };
+      add_time(u_started, task.started_at);
+      add_time(u_finished, task.finished_at);
+      add_time(u_expire, terminal && write.expire_at != absl::InfiniteFuture()
+                             ? write.expire_at
+                             : absl::InfinitePast());
+      if (terminal && task.outcome != nullptr) {
+        u_codes.Add(absl::StrCat(static_cast<int>(task.outcome->error.code)));
+        u_messages.Add(internal::SafeText(task.outcome->error.message));
+        u_results.Add(DumpJson(task.outcome->result));
+        u_outputs.Add(internal::HexEncode(task.outcome->output));
+      } else {
+        u_codes.Add("0");
+        u_messages.Add("");
+        u_results.AddNull();
+        u_outputs.AddNull();
+      }
+    }
+    update_params = {
+        u_ids.Take(),      u_states.Take(),
+        u_attempts.Take(), u_cancels.Take(),
+        u_started.Take(),  u_finished.Take(),
+        u_expire.Take(),   u_codes.Take(),
+        u_messages.Take(), u_results.Take(),
+        u_outputs.Take(),  internal::SafeText(options_.replica_name)};
+  }
+
+  static const std::string* const kInsert = new std::string(InsertStatement());
+  static const std::string* const kUpdate = new std::string(UpdateStatement());
+  Connection& connection = *writer_connection_;
+  auto record_positions = [&](const Result& rows) -> absl::Status {
+    absl::flat_hash_map<absl::string_view, uint64_t> by_id;
+    for (int row = 0; row < rows.rows(); ++row) {
+      by_id[rows.Get(row, 0)] = static_cast<uint64_t>(rows.GetInt(row, 1));
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!batch[i].insert) continue;
+      auto it = by_id.find(batch[i].task.id);
+      // 0: the id was taken (ON CONFLICT skipped it).
+      positions[i] = it == by_id.end() ? 0 : it->second;
+    }
+    return absl::OkStatus();
+  };
+  // One kind of write: one statement, its own transaction.
+  if (last_update.empty() || inserts == 0) {
+    maybe_committed = true;
+    if (inserts > 0) {
+      absl::StatusOr<Result> rows = connection.Exec(*kInsert, insert_params);
+      if (!rows.ok()) {
+        maybe_committed =
+            rows.status().code() == absl::StatusCode::kUnavailable;
+        return rows.status();
+      }
+      return record_positions(*rows);
+    }
+    absl::Status updated = connection.Run(*kUpdate, update_params);
+    if (!updated.ok()) {
+      maybe_committed = updated.code() == absl::StatusCode::kUnavailable;
+    }
+    return updated;
+  }
+  // Both: inserts first (an update may be of a task inserted in this
+  // batch), in one transaction.
+  REMEX_RETURN_IF_ERROR(connection.Run("BEGIN"));
+  auto body = [&]() -> absl::Status {
+    REMEX_ASSIGN_OR_RETURN(Result rows,
+                           connection.Exec(*kInsert, insert_params));
+    REMEX_RETURN_IF_ERROR(record_positions(rows));
+    return connection.Run(*kUpdate, update_params);
+  };
+  absl::Status status = body();
+  if (!status.ok()) {
+    if (!connection.Broken()) connection.Run("ROLLBACK").IgnoreError();
+    return status;
+  }
+  maybe_committed = true;
+  status = connection.Run("COMMIT");
+  if (!status.ok()) {
+    maybe_committed = status.code() == absl::StatusCode::kUnavailable;
+  }
+  return status;
+}
+
+absl::StatusOr<bool> PostgresStore::FoundCommitted(
+    const std::vector<Write>& batch, std::vector<uint64_t>& positions) {
+  ArrayLiteral ids;
+  bool any = false;
+  for (const Write& write : batch) {
+    if (!write.insert) continue;
+    ids.Add(write.task.id);
+    any = true;
+  }
+  // Updates alone are committed again: they are idempotent.
+  if (!any) return false;
+  REMEX_ASSIGN_OR_RETURN(
+      Result rows,
+      writer_connection_->Exec("SELECT id, list_position FROM remex_tasks"
+                               " WHERE id = ANY($1::text[])",
+                               {ids.Take()}));
+  // The batch was one transaction: all of it or nothing.
+  if (rows.rows() == 0) return false;
+  absl::flat_hash_map<absl::string_view, uint64_t> by_id;
+  for (int row = 0; row < rows.rows(); ++row) {
+    by_id[rows.Get(row, 0)] = static_cast<uint64_t>(rows.GetInt(row, 1));
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!batch[i].insert) continue;
+    auto it = by_id.find(batch[i].task.id);
+    positions[i] = it == by_id.end() ? 0 : it->second;
+  }
+  return true;
+}
+
+void PostgresStore::LoseDatabase(const absl::Status& error) {
+  std::vector<Write> failed;
+  bool was_up = false;
+  {
+    absl::MutexLock lock(&mu_);
+    last_error_ = std::string(error.message());
+    was_up = can_commit_.exchange(false, std::memory_order_acq_rel);
+    std::deque<Write> kept;
+    for (Write& write : writes_) {
+      if (write.insert) {
+        failed.push_back(std::move(write));
+      } else {
+        kept.push_back(std::move(write));
+      }
+    }
+    writes_ = std::move(kept);
+  }
+  if (options_.observer != nullptr) {
+    options_.observer->OnDatabaseError("commit");
+    if (was_up) options_.observer->OnCanCommit(false);
+  }
+  if (was_up) {
+    Log(absl::StrCat("cannot commit (", error.message(),
+                     "): submits fail until the database is back"));
+  }
+  const absl::Status unavailable = absl::UnavailableError(
+      absl::StrCat("the store cannot commit: ", error.message()));
+  for (Write& write : failed) write.insert_done(unavailable);
+}
+
+void PostgresStore::Reconnect() {
+  absl::Duration backoff = kFirstBackoff;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time deadline =
+          std::min(drain_deadline_, absl::Now() + backoff);
+      // Closing with nothing left to commit, or out of time: no reconnect.
+      auto give_up = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ && (writes_.empty() || absl::Now() >= drain_deadline_);
+      };
+      while (!give_up() && absl::Now() < deadline) {
+        stop_cv_.WaitWithDeadline(&mu_, deadline);
+      }
+      if (give_up()) return;
+    }
+    backoff = std::min(backoff * 2, kMaxBackoff);
+    writer_connection_.reset();
+    absl::StatusOr<std::unique_ptr<Connection>> connection =
+        Connection::Connect(options_.url, options_.connect_timeout);
+    if (!connection.ok()) {
+      ReportError("connect");
+      absl::MutexLock lock(&mu_);
+      last_error_ = std::string(connection.status().message());
+      continue;
+    }
+    writer_connection_ = *std::move(connection);
+    std::vector<std::string> doubtful;
+    {
+      absl::MutexLock lock(&mu_);
+      doubtful.swap(doubtful_inserts_);
+    }
+    if (!doubtful.empty()) {
+      ArrayLiteral ids;
+      for (const std::string& id : doubtful) ids.Add(id);
+      absl::StatusOr<Result> deleted =
+          writer_connection_->Exec(kDeleteIdsStatement, {ids.Take()});
+      if (!deleted.ok()) {
+        ReportError("commit");
+        absl::MutexLock lock(&mu_);
+        doubtful_inserts_.insert(doubtful_inserts_.end(), doubtful.begin(),
+                                 doubtful.end());
+        continue;
+      }
+      if (deleted->GetInt(0, 0) > 0) {
+        Log(absl::StrCat("deleted ", deleted->GetInt(0, 0),
+                         " task(s) whose commit was in doubt and whose "
+                         "submits were refused"));
+      }
+    }
+    can_commit_.store(true, std::memory_order_release);
+    Log("connected again: committing");
+    if (options_.observer != nullptr) {
+      options_.observer->OnReconnect();
+      options_.observer->OnCanCommit(true);
+    }
+    return;
+  }
+}
+
+void PostgresStore::WriterLoop() {
+  std::vector<Write> batch;
+  std::vector<uint64_t> positions;
+  for (;;) {
+    batch.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      while (writes_.empty() && !stopping_) writer_cv_.Wait(&mu_);
+      if (writes_.empty() || (stopping_ && absl::Now() >= drain_deadline_)) {
+        break;
+      }
+      size_t bytes = 0;
+      while (!writes_.empty() && batch.size() < options_.max_batch &&
+             bytes < kMaxBatchBytes) {
+        bytes += WriteBytes(writes_.front());
+        batch.push_back(std::move(writes_.front()));
+        writes_.pop_front();
+      }
+    }
+    absl::Time first = absl::InfiniteFuture();
+    for (const Write& write : batch) first = std::min(first, write.enqueued);
+    bool maybe_committed = false;
+    absl::Status status = CommitBatch(batch, positions, maybe_committed);
+    if (!status.ok() && status.code() == absl::StatusCode::kUnavailable) {
+      // The connection was lost (while idle, say: the database restarted).
+      // Once more on a new connection before anyone is told, after asking
+      // whether a transaction in doubt committed after all.
+      absl::StatusOr<std::unique_ptr<Connection>> connection =
+          Connection::Connect(options_.url, options_.connect_timeout);
+      if (connection.ok()) {
+        writer_connection_ = *std::move(connection);
+        absl::StatusOr<bool> committed = false;
+        if (maybe_committed) committed = FoundCommitted(batch, positions);
+        if (!committed.ok()) {
+          status = committed.status();
+        } else if (*committed) {
+          status = absl::OkStatus();
+        } else {
+          status = CommitBatch(batch, positions, maybe_committed);
+        }
+      }
+    }
+    if (status.ok()) {
+      const absl::Time now = absl::Now();
+      if (options_.observer != nullptr) {
+        options_.observer->OnCommit(batch.size(), now - first);
+      }
+      for (size_t i = 0; i < batch.size(); ++i) {
+        Write& write = batch[i];
+        if (write.insert) {
+          if (positions[i] == 0) {
+            write.insert_done(absl::AlreadyExistsError(
+                absl::StrCat("task id ", common::Quote(write.task.id),
+                             " is already stored")));
+          } else {
+            write.insert_done(positions[i]);
+          }
+        } else if (write.update_done) {
+          write.update_done();
+        }
+      }
+      continue;
+    }
+    // Failed: the inserts are told UNAVAILABLE (with the others pending),
+    // the updates go back to the front, in order, for after the
+    // reconnect.
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+        if (it->insert && maybe_committed) {
+          doubtful_inserts_.push_back(it->task.id);
+        }
+        writes_.push_front(std::move(*it));
+      }
+    }
+    LoseDatabase(status);
+    Reconnect();
+  }
+  // Stopped: what is left could not be committed in time.
+  std::deque<Write> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(writes_);
+    writer_done_ = true;
+  }
+  size_t dropped_updates = 0;
+  size_t failed_inserts = 0;
+  const absl::Status closing =
+      absl::UnavailableError("the store closed before the task was committed");
+  for (Write& write : left) {
+    if (write.insert) {
+      ++failed_inserts;
+      write.insert_done(closing);
+    } else {
+      ++dropped_updates;
+    }
+  }
+  if (!left.empty()) {
+    Log(absl::StrCat("closed with ", failed_inserts, " submit(s) refused and ",
+                     dropped_updates, " task update(s) not committed"));
+  }
+  writer_connection_.reset();
+}
+
+// ---------------------------------------------------------------- readers
+
+absl::Status PostgresStore::EnsureReader(
+    std::unique_ptr<Connection>& connection, absl::Time& last_attempt,
+    absl::Time& last_used) {
+  const absl::Time now = absl::Now();
+  // A connection idle for a while may have been closed by a restart of the
+  // database: checked (one round trip) rather than failing a read on it.
+  if (connection != nullptr && !connection->Broken() &&
+      now - last_used > kIdleCheck) {
+    if (!connection->Run("SELECT 1").ok()) connection.reset();
+  }
+  last_used = now;
+  if (connection != nullptr && !connection->Broken()) return absl::OkStatus();
+  connection.reset();
+  // While the writer cannot commit either, the database is away: reads
+  // fail at once between attempts.
+  if (!can_commit_.load(std::memory_order_acquire) &&
+      now - last_attempt < kReaderRetry) {
+    return absl::UnavailableError("the database is away");
+  }
+  last_attempt = now;
+  absl::StatusOr<std::unique_ptr<Connection>> connected =
+      Connection::Connect(options_.url, options_.connect_timeout);
+  if (!connected.ok()) {
+    ReportError("connect");
+    return connected.status();
+  }
+  connection = *std::move(connected);
+  return absl::OkStatus();
+}
+
+void PostgresStore::RunGets(Connection& connection,
+                            std::vector<PendingGet>& gets) {
+  static const std::string* const kSql = new std::string(
+      absl::StrCat("SELECT ", TaskColumns(), " FROM ", kTaskJoins,
+                   " WHERE t.id = ANY($1::text[])"));
+  ArrayLiteral ids;
+  for (const PendingGet& get : gets) ids.Add(get.id);
+  absl::StatusOr<Result> rows = connection.Exec(*kSql, {ids.Take()});
+  if (!rows.ok()) {
+    ReportError("read");
+    const absl::Status error =
+        rows.status().code() == absl::StatusCode::kUnavailable
+            ? ReadUnavailable(rows.status())
+            : rows.status();
+    for (PendingGet& get : gets) get.done(error);
+    return;
+  }
+  absl::flat_hash_map<absl::string_view, int> by_id;
+  for (int row = 0; row < rows->rows(); ++row) by_id[rows->Get(row, 0)] = row;
+  for (PendingGet& get : gets) {
+    auto it = by_id.find(get.id);
+    if (it == by_id.end()) {
+      get.done(NotFound(get.id));
+      continue;
+    }
+    absl::StatusOr<TaskSnapshot> task = RowToTask(*rows, it->second);
+    if (task.ok() && !get.visibility.Sees(*task->spec)) {
+      get.done(NotFound(get.id));
+      continue;
+    }
+    get.done(std::move(task));
+  }
+}
+
+void PostgresStore::ReaderLoop(int index) {
+  std::unique_ptr<Connection> connection;
+  absl::Time last_attempt = absl::InfinitePast();
+  absl::Time last_used = absl::Now();
+  for (;;) {
+    std::vector<PendingGet> gets;
+    Read read;
+    {
+      absl::MutexLock lock(&mu_);
+      while (gets_.empty() && reads_.empty() && !stopping_) {
+        reader_cv_.Wait(&mu_);
+      }
+      if (gets_.empty() && reads_.empty()) break;
+      if (!gets_.empty()) {
+        while (!gets_.empty() && gets.size() < kMaxGetBatch) {
+          gets.push_back(std::move(gets_.front()));
+          gets_.pop_front();
+        }
+      } else {
+        read = std::move(reads_.front());
+        reads_.pop_front();
+      }
+    }
+    absl::Status status = EnsureReader(connection, last_attempt, last_used);
+    if (!status.ok()) {
+      if (read) {
+        read(nullptr, status);
+      } else {
+        const absl::Status error = ReadUnavailable(status);
+        for (PendingGet& get : gets) get.done(error);
+      }
+      continue;
+    }
+    if (read) {
+      read(connection.get(), absl::OkStatus());
+    } else {
+      RunGets(*connection, gets);
+    }
+  }
+}
+
+// ----------------------------------------------------------- maintenance
+
+absl::Status PostgresStore::DeleteExpired(Connection& connection) {
+  const std::string batch = absl::StrCat(options_.retention_batch);
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return absl::OkStatus();
+    }
+    REMEX_RETURN_IF_ERROR(connection.Run("BEGIN"));
+    auto round = [&]() -> absl::StatusOr<int64_t> {
+      // One replica at a time: the others skip this round.
+      REMEX_ASSIGN_OR_RETURN(
+          Result locked,
+          connection.Exec("SELECT pg_try_advisory_xact_lock($1::bigint)",
+                          {absl::StrCat(internal::kRetentionLockKey)}));
+      if (!locked.GetBool(0, 0)) return 0;
+      REMEX_ASSIGN_OR_RETURN(Result deleted,
+                             connection.Exec(kRetentionStatement, {batch}));
+      return deleted.GetInt(0, 0);
+    };
+    absl::StatusOr<int64_t> deleted = round();
+    if (!deleted.ok()) {
+      if (!connection.Broken()) connection.Run("ROLLBACK").IgnoreError();
+      return deleted.status();
+    }
+    REMEX_RETURN_IF_ERROR(connection.Run("COMMIT"));
+    if (*deleted < options_.retention_batch) return absl::OkStatus();
+  }
+}
+
+void PostgresStore::MaintenanceLoop() {
+  std::unique_ptr<Connection> connection;
+  absl::Time last_attempt = absl::InfinitePast();
+  absl::Time last_used = absl::Now();
+  absl::Time next_retention = absl::Now();
+  absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time wake = std::min(next_retention, next_heartbeat);
+      while (!stopping_ && absl::Now() < wake) {
+        stop_cv_.WaitWithDeadline(&mu_, wake);
+      }
+      if (stopping_) break;
+    }
+    if (!EnsureReader(connection, last_attempt, last_used).ok()) {
+      next_retention = next_heartbeat = absl::Now() + kReaderRetry;
+      continue;
+    }
+    const absl::Time now = absl::Now();
+    if (now >= next_heartbeat) {
+      next_heartbeat = now + options_.heartbeat_interval;
+      if (!connection->Run(kHeartbeatStatement, {options_.replica_name}).ok() &&
+          options_.observer != nullptr) {
+        options_.observer->OnDatabaseError("heartbeat");
+      }
+    }
+    if (now >= next_retention) {
+      next_retention = now + options_.retention_interval;
+      absl::Status status = DeleteExpired(*connection);
+      if (!status.ok() && options_.observer != nullptr) {
+        options_.observer->OnDatabaseError("retention");
+      }
+    }
+  }
+}
+
+void PostgresStore::CallbackLoop() {
+  for (;;) {
+    absl::AnyInvocable<void()> callback;
+    {
+      absl::MutexLock lock(&mu_);
+      while (deferred_.empty() && !callbacks_stopping_) callback_cv_.Wait(&mu_);
+      if (deferred_.empty()) return;
+      callback = std::move(deferred_.front());
+      deferred_.pop_front();
+    }
+    callback();
+  }
+}
+
+}  // namespace remex::store
