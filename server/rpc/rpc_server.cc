@@ -82,7 +82,9 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
   for (auto& queue : server->queues_) {
     const CallEnv env{.service = &server->service_,
                       .cq = queue.get(),
-                      .executor = &executor,
+                      .tasks = options.tasks != nullptr
+                                   ? options.tasks
+                                   : &server->executor_tasks_,
                       .stats = &server->stats_,
                       .sessions = &server->sessions_,
                       .metrics = options.metrics,
