@@ -184,11 +184,12 @@ void AwaitCall::Start() {
 
 void AwaitCall::GetTask() {
   std::weak_ptr<AwaitWaker> weak = waker_;
-  env().tasks->GetAsync(
-      request_.id(), identity_.caller(),
-      [weak](absl::StatusOr<executor::TaskSnapshot> task) {
-        if (auto waker = weak.lock()) waker->SetTask(std::move(task));
-      });
+  env().tasks->GetAsync(request_.id(), identity_.caller(),
+                        [weak](absl::StatusOr<executor::TaskSnapshot> task) {
+                          if (auto waker = weak.lock()) {
+                            waker->SetTask(std::move(task));
+                          }
+                        });
   // Not answered yet: the answer cancels the alarm, which brings it here.
   if (waker_->Arm(&alarm_, env().cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
                   &alarm_tag_, AwaitWaker::Awaited::kTask)) {
