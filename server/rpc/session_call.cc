@@ -312,9 +312,8 @@ void SessionCall::Watch(const v1::SessionWatch& watch) {
     env().tasks->OnDoneAsync(
         watch.id(), link_->ReportTo(seq), identity_.caller(),
         [link = link_, seq, id = watch.id()](absl::Status status) mutable {
-          Deliver(link, Item::kWatch, seq,
-                  status.ok() ? std::move(id) : std::string(),
-                  std::move(status));
+          if (!status.ok()) id.clear();
+          Deliver(link, Item::kWatch, seq, std::move(id), std::move(status));
         });
   });
 }
