@@ -53,6 +53,11 @@ struct CallEnv {
   grpc::ServerCompletionQueue* cq;
   // Where the task calls go (the executor, through ExecutorTaskService).
   TaskService* tasks;
+  // Unary calls of this queue matched and not yet finished: the server
+  // waits for none to be left before it shuts the queue down, since their
+  // answers may come from a store's thread. One counter per queue, so that
+  // pollers do not share it.
+  std::atomic<int64_t>* unfinished_calls;
   FrontEndStats* stats;
   SessionRegistry* sessions;
   // Null: no metrics.
@@ -123,14 +128,19 @@ class UnaryCall {
   explicit UnaryCall(const CallEnv& env) : env_(env) {}
 
   // Both count the call in the metrics before the answer can reach the
-  // client. Either is the last use of the call by the thread that calls it.
+  // client. Either is the last use of the call by the thread that calls it
+  // (the count of unfinished calls goes down once the finish is queued).
   void Reply(const Response& response) {
     RecordCall(env_, Derived::kMethod, absl::StatusCode::kOk, started_);
+    std::atomic<int64_t>* const unfinished = env_.unfinished_calls;
     responder_.Finish(response, grpc::Status::OK, &finish_tag_);
+    unfinished->fetch_sub(1, std::memory_order_release);
   }
   void ReplyError(const absl::Status& status) {
     RecordCall(env_, Derived::kMethod, status.code(), started_);
+    std::atomic<int64_t>* const unfinished = env_.unfinished_calls;
     responder_.FinishWithError(common::ToGrpcStatus(status), &finish_tag_);
+    unfinished->fetch_sub(1, std::memory_order_release);
   }
 
   TaskService& tasks() { return *env_.tasks; }
@@ -145,6 +155,7 @@ class UnaryCall {
       return;
     }
     if (env_.metrics != nullptr) started_ = absl::Now();
+    env_.unfinished_calls->fetch_add(1, std::memory_order_relaxed);
     Spawn(env_);
     absl::StatusOr<CallerIdentity> identity =
         Authorize(env_.auth, context_, Derived::kRole);

@@ -5,6 +5,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -90,6 +92,11 @@ class RpcServer {
   ExecutorService service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
+  // CallEnv::unfinished_calls of each queue, a cache line each.
+  struct alignas(64) QueueCounters {
+    std::atomic<int64_t> unfinished_calls{0};
+  };
+  std::vector<std::unique_ptr<QueueCounters>> counters_;
   std::vector<std::thread> pollers_;
   int port_ = 0;
   std::string address_;
