@@ -133,9 +133,10 @@ class DelayedTaskService final : public rpc::TaskService {
     inner_.SubmitAsync(std::move(spec), caller, delayed, tag,
                        [this, delayed, race, done = std::move(done)](
                            absl::StatusOr<TaskSnapshot> task) mutable {
-                         if (!task.ok())
+                         if (!task.ok()) {
                            delete delayed;  // a refused task tells no one
-                         Later([this, race, done = std::move(done),
+                         }
+                         Later([race, done = std::move(done),
                                 task = std::move(task)]() mutable {
                            race->first.exchange(true);
                            done(std::move(task));
