@@ -55,10 +55,11 @@ namespace remex::rpc {
 // the seqs of a batch are claimed together under one lock when the batch
 // starts. A seq whose item failed is freed once the failure is answered.
 //
-// Ends the stream with OK once the client has half-closed and every task of
-// the session has been reported; with UNAVAILABLE after the server closed
-// it (shutdown), and with INVALID_ARGUMENT after a request that did not
-// parse (nothing after it is read), once every task has been reported. A
+// Ends the stream with OK once the client has half-closed, every item has
+// been answered and every task of the session has been reported; with
+// UNAVAILABLE after the server closed it (shutdown), and with
+// INVALID_ARGUMENT after a request that did not parse (nothing after it is
+// read), once every item has been answered and every task reported. A
 // client that goes away drops its subscriptions: its tasks run on, and the
 // answers that come later find no call.
 //
