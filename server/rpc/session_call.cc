@@ -258,14 +258,13 @@ bool SessionCall::RefuseDuplicate(size_t index, uint64_t seq) {
 }
 
 template <typename Invoke>
-bool SessionCall::MakeCall(Item item, uint64_t seq, Invoke invoke) {
+void SessionCall::MakeCall(Item item, uint64_t seq, Invoke invoke) {
   InlineCall call{.call = this, .item = item, .seq = seq};
   InlineCall* const outer = std::exchange(inline_call_, &call);
   ++batch_calls_;
   invoke();
   inline_call_ = outer;
   if (!call.answered && item != Item::kCancel) late_seqs_.push_back(seq);
-  return call.answered;
 }
 
 void SessionCall::Submit(const v1::SessionSubmit& submit) {
@@ -383,9 +382,10 @@ bool SessionCall::AnswerLateLocked(Item item, uint64_t seq, std::string id,
   std::optional<executor::TaskSnapshot> parked;
   if (item != Item::kCancel) {
     if (!status.ok()) {
-      // Refused: its seq is free again, and it follows no task.
+      // Refused: its seq is free again, and it follows no task (nor end).
       open_tasks_.fetch_sub(1, std::memory_order_relaxed);
       open_seqs_.erase(seq);
+      parked_ends_.erase(seq);
     } else if (auto it = open_seqs_.find(seq); it != open_seqs_.end()) {
       switch (it->second) {
         case SeqState::kAnswered:  // its batch is still being handled

@@ -161,10 +161,10 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   // Answers a submit or watch that failed: its claimed seq is freed with
   // the batch.
   void Fail(uint64_t seq, absl::Status status);
-  // Makes a task call (`invoke`) for `item` under `seq`; returns whether it
-  // was answered inline.
+  // Makes a task call (`invoke`) for `item` under `seq`; notes a submit or
+  // watch not answered inline in late_seqs_.
   template <typename Invoke>
-  bool MakeCall(Item item, uint64_t seq, Invoke invoke);
+  void MakeCall(Item item, uint64_t seq, Invoke invoke);
   // The callbacks of the task calls: the answer to item `item` under `seq`
   // of the session of `link`, which holds one reference for it (and one for
   // the task or watch, which a failure drops).
