@@ -5,10 +5,15 @@
 // object asks gRPC for the next call of its method, and once matched, first
 // re-arms that request (so the method is always being served), then handles
 // the call, then finishes it. A call object is deleted when its last pending
-// completion-queue operation has returned, never earlier. Every operation of
-// one call completes on the one completion queue (and so the one poller
-// thread) that the call was requested on, so a call's members need no lock
-// unless another thread starts operations too (see LongLivedCall).
+// completion-queue operation has returned, never earlier. Every
+// completion-queue operation of one call completes on the one completion
+// queue (and so the one poller thread) that the call was requested on.
+//
+// The task calls (env.tasks) answer through callbacks, inline on the poller
+// or later on a thread of the store's: a poller never waits for them. So a
+// call's answer, and what follows from it, may start on another thread; each
+// call class says how it stays consistent (UnaryCall, AwaitCall,
+// SessionCall).
 #ifndef REMEX_SERVER_RPC_CALL_H_
 #define REMEX_SERVER_RPC_CALL_H_
 
@@ -25,6 +30,7 @@
 #include "remex/v1/executor.grpc.pb.h"
 #include "server/executor/executor.h"
 #include "server/rpc/authorize.h"
+#include "server/rpc/task_service.h"
 
 namespace remex::rpc {
 
@@ -45,7 +51,13 @@ using ExecutorService =
 struct CallEnv {
   ExecutorService* service;
   grpc::ServerCompletionQueue* cq;
-  executor::Executor* executor;
+  // Where the task calls go (the executor, through ExecutorTaskService).
+  TaskService* tasks;
+  // Unary calls of this queue matched and not yet finished: the server
+  // waits for none to be left before it shuts the queue down, since their
+  // answers may come from a store's thread. One counter per queue, so that
+  // pollers do not share it.
+  std::atomic<int64_t>* unfinished_calls;
   FrontEndStats* stats;
   SessionRegistry* sessions;
   // Null: no metrics.
@@ -85,14 +97,21 @@ class MemberTag final : public Tag {
   const Handler handler_;
 };
 
-// Base of the unary calls that answer at once (all but Await). Derived
-// defines:
+// Base of the unary calls (all but Await). Derived defines:
 //   static constexpr auto kRequest = &v1::Executor::AsyncService::RequestX;
 //   static constexpr auto kMethod = monitoring::RpcMethod::kX;
 //   static constexpr auto kRole = auth::kX;  // what the caller needs
-//   void Handle();  // answers with Reply() or ReplyError(), exactly once
+//   void Handle();  // makes Reply() or ReplyError() happen, exactly once
 // The base authorizes the call before Handle (which then finds the caller
 // in caller()) and answers UNAUTHENTICATED or PERMISSION_DENIED itself.
+//
+// Thread-safety: the request, the identity and the start time are written
+// on the poller before Handle, then only read. Handle runs on the poller; it
+// may answer there, or hand the answer to a task call's callback, which may
+// run on any thread, once: Reply and ReplyError are then called on that
+// thread (gRPC lets any thread finish a call; the metrics are thread-safe).
+// The call object lives until the finish has come back on the poller, so a
+// callback may use it until it has answered, and must not touch it after.
 template <typename Derived, typename Request, typename Response>
 class UnaryCall {
  public:
@@ -109,17 +128,22 @@ class UnaryCall {
   explicit UnaryCall(const CallEnv& env) : env_(env) {}
 
   // Both count the call in the metrics before the answer can reach the
-  // client.
+  // client. Either is the last use of the call by the thread that calls it
+  // (the count of unfinished calls goes down once the finish is queued).
   void Reply(const Response& response) {
     RecordCall(env_, Derived::kMethod, absl::StatusCode::kOk, started_);
+    std::atomic<int64_t>* const unfinished = env_.unfinished_calls;
     responder_.Finish(response, grpc::Status::OK, &finish_tag_);
+    unfinished->fetch_sub(1, std::memory_order_release);
   }
   void ReplyError(const absl::Status& status) {
     RecordCall(env_, Derived::kMethod, status.code(), started_);
+    std::atomic<int64_t>* const unfinished = env_.unfinished_calls;
     responder_.FinishWithError(common::ToGrpcStatus(status), &finish_tag_);
+    unfinished->fetch_sub(1, std::memory_order_release);
   }
 
-  executor::Executor& executor() { return *env_.executor; }
+  TaskService& tasks() { return *env_.tasks; }
   const Request& request() const { return request_; }
   const CallerIdentity& identity() const { return identity_; }
   executor::Caller caller() const { return identity_.caller(); }
@@ -131,6 +155,7 @@ class UnaryCall {
       return;
     }
     if (env_.metrics != nullptr) started_ = absl::Now();
+    env_.unfinished_calls->fetch_add(1, std::memory_order_relaxed);
     Spawn(env_);
     absl::StatusOr<CallerIdentity> identity =
         Authorize(env_.auth, context_, Derived::kRole);
@@ -172,10 +197,12 @@ class UnaryCall {
 // any other thread can see the call, and read there; context() is the
 // poller's. The pending count takes no lock of its own, so Derived
 // serializes every Hold and Release of one call:
-//  - a call whose operations all start and complete on its poller (Await)
-//    uses Hold() and Release() as they are;
+//  - a call whose operations all start and complete on its poller (Await,
+//    which the answers of other threads reach through an alarm it waits
+//    on) uses Hold() and Release() as they are;
 //  - a call whose operations other threads start too (Session, where the
-//    pool thread that ends a task may start a write; Watch alike) hides
+//    pool thread that ends a task, or the store thread that answers a
+//    submit, may start a write; Watch alike) hides
 //    Hold() and Release() with versions that count (CountHold and
 //    CountRelease) under the mutex that guards what those threads see, so
 //    that the last release and the unlinking from them are one step.

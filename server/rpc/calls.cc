@@ -59,36 +59,49 @@ void SubmitCall::Handle() {
   }
   absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(request());
   if (!spec.ok()) return ReplyError(spec.status());
-  ReplyWithTask(executor().Submit(*std::move(spec), caller()));
+  tasks().SubmitAsync(*std::move(spec), caller(), /*listener=*/nullptr,
+                      /*tag=*/0,
+                      [this](absl::StatusOr<executor::TaskSnapshot> task) {
+                        ReplyWithTask(task);
+                      });
 }
 
 void GetCall::Handle() {
-  ReplyWithTask(executor().Get(request().id(), caller()));
+  tasks().GetAsync(request().id(), caller(),
+                   [this](absl::StatusOr<executor::TaskSnapshot> task) {
+                     ReplyWithTask(task);
+                   });
 }
 
 void CancelCall::Handle() {
-  ReplyWithTask(executor().Cancel(request().id(), caller()));
+  tasks().CancelAsync(request().id(), caller(),
+                      [this](absl::StatusOr<executor::TaskSnapshot> task) {
+                        ReplyWithTask(task);
+                      });
 }
 
 void ListCall::Handle() {
   absl::StatusOr<executor::ListQuery> query = ListQueryFromProto(request());
   if (!query.ok()) return ReplyError(query.status());
-  absl::StatusOr<executor::ListPage> page = executor().List(*query, caller());
-  if (!page.ok()) return ReplyError(page.status());
-  v1::ListResponse response;
-  ListPageToProto(*page, kListPageBytes, &response);
-  Reply(response);
+  tasks().ListAsync(*std::move(query), caller(),
+                    [this](absl::StatusOr<executor::ListPage> page) {
+                      if (!page.ok()) return ReplyError(page.status());
+                      v1::ListResponse response;
+                      ListPageToProto(*page, kListPageBytes, &response);
+                      Reply(response);
+                    });
 }
 
 void DeleteCall::Handle() {
-  absl::Status status = executor().Delete(request().id(), caller());
-  if (!status.ok()) return ReplyError(status);
-  Reply(google::protobuf::Empty());
+  tasks().DeleteAsync(request().id(), caller(), [this](absl::Status status) {
+    if (!status.ok()) return ReplyError(status);
+    Reply(google::protobuf::Empty());
+  });
 }
 
 void ListFunctionsCall::Handle() {
   v1::ListFunctionsResponse response;
-  FunctionsToProto(executor(), &response);
+  FunctionsToProto(tasks(), &response);
   // Only what the caller may submit: the rest would only be refused.
   auto* functions = response.mutable_functions();
   functions->erase(std::remove_if(functions->begin(), functions->end(),
@@ -99,25 +112,51 @@ void ListFunctionsCall::Handle() {
   Reply(response);
 }
 
-void AwaitWaker::Attach(grpc::Alarm* alarm) {
+bool AwaitWaker::Arm(grpc::Alarm* alarm, grpc::ServerCompletionQueue* cq,
+                     gpr_timespec deadline, Tag* tag, Awaited what) {
   absl::MutexLock lock(&mu_);
+  if ((what == Awaited::kTask && task_.has_value()) ||
+      (what == Awaited::kEnd && end_.has_value())) {
+    return false;
+  }
+  alarm->Set(cq, deadline, tag);
   alarm_ = alarm;
+  awaited_ = what;
+  return true;
 }
 
-void AwaitWaker::Detach() {
+void AwaitWaker::Disarm() {
   absl::MutexLock lock(&mu_);
   alarm_ = nullptr;
+  awaited_ = Awaited::kNothing;
 }
 
-void AwaitWaker::Wake(const executor::TaskSnapshot& snapshot) {
+void AwaitWaker::CancelAlarm() {
   absl::MutexLock lock(&mu_);
-  snapshot_ = snapshot;
   if (alarm_ != nullptr) alarm_->Cancel();
 }
 
-std::optional<executor::TaskSnapshot> AwaitWaker::TakeSnapshot() {
+void AwaitWaker::SetTask(absl::StatusOr<executor::TaskSnapshot> task) {
   absl::MutexLock lock(&mu_);
-  return std::move(snapshot_);
+  task_ = std::move(task);
+  if (alarm_ != nullptr && awaited_ == Awaited::kTask) alarm_->Cancel();
+}
+
+void AwaitWaker::SetEnd(absl::StatusOr<executor::TaskSnapshot> end) {
+  absl::MutexLock lock(&mu_);
+  if (end_.has_value()) return;  // the first word stands
+  end_ = std::move(end);
+  if (alarm_ != nullptr && awaited_ == Awaited::kEnd) alarm_->Cancel();
+}
+
+std::optional<absl::StatusOr<executor::TaskSnapshot>> AwaitWaker::TakeTask() {
+  absl::MutexLock lock(&mu_);
+  return std::exchange(task_, std::nullopt);
+}
+
+std::optional<absl::StatusOr<executor::TaskSnapshot>> AwaitWaker::TakeEnd() {
+  absl::MutexLock lock(&mu_);
+  return std::exchange(end_, std::nullopt);
 }
 
 void AwaitCall::RequestCall(Tag* tag) {
@@ -126,8 +165,9 @@ void AwaitCall::RequestCall(Tag* tag) {
 }
 
 AwaitCall::~AwaitCall() {
+  // Answers that come later find no alarm to cancel.
   if (waker_ != nullptr) waker_->Detach();
-  if (alarm_set_) env().stats->parked_awaits.fetch_sub(1);
+  if (parked_) env().stats->parked_awaits.fetch_sub(1);
 }
 
 void AwaitCall::Start() {
@@ -137,51 +177,87 @@ void AwaitCall::Start() {
   identity_ = *std::move(identity);
   const absl::StatusOr<absl::Duration> timeout = AwaitTimeout(request_);
   if (!timeout.ok()) return ReplyWithTask(timeout.status());
-  absl::StatusOr<executor::TaskSnapshot> task =
-      env().executor->Get(request_.id(), identity_.caller());
-  const bool answer_now = !task.ok() || executor::IsTerminal(task->state) ||
-                          *timeout <= absl::ZeroDuration();
-  if (answer_now) {
-    ReplyWithTask(task);
-  } else {
-    Park(*task);
+  may_wait_ = *timeout > absl::ZeroDuration();
+  waker_ = std::make_shared<AwaitWaker>();
+  GetTask();
+}
+
+void AwaitCall::GetTask() {
+  std::weak_ptr<AwaitWaker> weak = waker_;
+  env().tasks->GetAsync(request_.id(), identity_.caller(),
+                        [weak](absl::StatusOr<executor::TaskSnapshot> task) {
+                          if (auto waker = weak.lock()) {
+                            waker->SetTask(std::move(task));
+                          }
+                        });
+  // Not answered yet: the answer cancels the alarm, which brings it here.
+  if (waker_->Arm(&alarm_, env().cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                  &alarm_tag_, AwaitWaker::Awaited::kTask)) {
+    Hold();  // the alarm
+    return;
   }
+  OnTask(*waker_->TakeTask());
+}
+
+void AwaitCall::OnTask(absl::StatusOr<executor::TaskSnapshot> task) {
+  const bool answer_now = stage_ == Stage::kFinalGet || ended_ || !task.ok() ||
+                          executor::IsTerminal(task->state) || !may_wait_;
+  if (answer_now) return ReplyWithTask(task);
+  Park(*task);
 }
 
 void AwaitCall::Park(const executor::TaskSnapshot& snapshot) {
-  alarm_.Set(env().cq, AlarmDeadline(request_), &alarm_tag_);
-  alarm_set_ = true;
-  Hold();  // the alarm
+  stage_ = Stage::kParked;
+  parked_ = true;
   env().stats->parked_awaits.fetch_add(1);
-  waker_ = std::make_shared<AwaitWaker>();
-  waker_->Attach(&alarm_);
+  // Armed before the registration: the end may come before it returns.
+  (void)waker_->Arm(&alarm_, env().cq, AlarmDeadline(request_), &alarm_tag_,
+                    AwaitWaker::Awaited::kEnd);
+  Hold();  // the alarm
   std::weak_ptr<AwaitWaker> weak = waker_;
-  const absl::Status status = env().executor->OnDone(
+  env().tasks->OnDoneAsync(
       snapshot.id,
       [weak](const executor::TaskSnapshot& done) {
-        if (auto waker = weak.lock()) waker->Wake(done);
+        if (auto waker = weak.lock()) waker->SetEnd(done);
       },
-      identity_.caller());
-  if (!status.ok()) alarm_.Cancel();  // deleted meanwhile: answer now
+      identity_.caller(),
+      [weak](absl::Status status) {
+        // Deleted meanwhile: no end will come; answer now, with why.
+        if (status.ok()) return;
+        if (auto waker = weak.lock()) waker->SetEnd(std::move(status));
+      });
 }
 
 void AwaitCall::OnAlarm(bool /*fired*/) {
+  waker_->Disarm();
   if (!replied_) {
-    // The snapshot the task's end handed over, or (timeout, client gone)
-    // the task as it stands.
-    std::optional<executor::TaskSnapshot> done = waker_->TakeSnapshot();
-    ReplyWithTask(done.has_value()
-                      ? *std::move(done)
-                      : env().executor->Get(request_.id(), identity_.caller()));
+    if (stage_ == Stage::kParked) {
+      // The task's end (or why none comes), or: the timeout passed or the
+      // call ended.
+      if (std::optional<absl::StatusOr<executor::TaskSnapshot>> end =
+              waker_->TakeEnd()) {
+        ReplyWithTask(*end);
+      } else if (ended_) {
+        ReplyWithTask(absl::CancelledError("the call ended"));
+      } else {
+        stage_ = Stage::kFinalGet;  // answer with the task as it stands
+        GetTask();
+      }
+    } else if (std::optional<absl::StatusOr<executor::TaskSnapshot>> task =
+                   waker_->TakeTask()) {
+      OnTask(*std::move(task));
+    } else {  // the call ended before the task call answered
+      ReplyWithTask(absl::CancelledError("the call ended"));
+    }
   }
   Release();
 }
 
 void AwaitCall::OnCallDone() {
   // The call ended: answered, cancelled by the client, past its deadline, or
-  // cut by server shutdown. Stop waiting for the task in the last three.
+  // cut by server shutdown. Stop waiting in the last three.
   ended_ = true;
-  if (alarm_set_ && !replied_) alarm_.Cancel();
+  if (waker_ != nullptr && !replied_) waker_->CancelAlarm();
 }
 
 void AwaitCall::OnFinished(bool /*ok*/) { Release(); }

@@ -7,6 +7,8 @@
 #include <memory>
 #include <optional>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/rpc/call.h"
 
@@ -81,37 +83,67 @@ class ListFunctionsCall final
   void Handle();
 };
 
-// Links a parked Await to its task's done callback, which runs on whatever
-// thread ends the task: the callback stores the terminal snapshot and fires
-// the call's alarm early, so the answer is sent from the poller thread.
+// Brings what other threads tell an Await to its poller: the answer of a
+// Get (the task as it stands) and the task's end (or why none will come).
+// The call sets its alarm for what it waits for (Arm); the thread that
+// brings it cancels the alarm, which then completes at once on the poller.
 //
-// Thread-safe. Shared by the call and the callback; the call detaches it
-// before it is destroyed, after which Wake does nothing.
+// Thread-safe. Shared by the call and the callbacks, which may outlive the
+// call: it detaches before it is destroyed, after which nothing is
+// cancelled.
 class AwaitWaker {
  public:
-  void Attach(grpc::Alarm* alarm);
-  void Detach();
-  void Wake(const executor::TaskSnapshot& snapshot);
-  std::optional<executor::TaskSnapshot> TakeSnapshot();
+  enum class Awaited { kNothing, kTask, kEnd };
+
+  // Sets `alarm` to complete with `tag` at `deadline`, or as soon as `what`
+  // comes. False, and no alarm set, if it has come already.
+  bool Arm(grpc::Alarm* alarm, grpc::ServerCompletionQueue* cq,
+           gpr_timespec deadline, Tag* tag, Awaited what);
+  // The alarm completed: what comes now cancels nothing.
+  void Disarm();
+  // The call ended: cancels the alarm if it is set.
+  void CancelAlarm();
+  void Detach() { Disarm(); }
+
+  void SetTask(absl::StatusOr<executor::TaskSnapshot> task);
+  void SetEnd(absl::StatusOr<executor::TaskSnapshot> end);
+  std::optional<absl::StatusOr<executor::TaskSnapshot>> TakeTask();
+  std::optional<absl::StatusOr<executor::TaskSnapshot>> TakeEnd();
 
  private:
   absl::Mutex mu_;
+  // Set while the call waits on it.
   grpc::Alarm* alarm_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::optional<executor::TaskSnapshot> snapshot_ ABSL_GUARDED_BY(mu_);
+  Awaited awaited_ ABSL_GUARDED_BY(mu_) = Awaited::kNothing;
+  std::optional<absl::StatusOr<executor::TaskSnapshot>> task_
+      ABSL_GUARDED_BY(mu_);
+  std::optional<absl::StatusOr<executor::TaskSnapshot>> end_
+      ABSL_GUARDED_BY(mu_);
 };
 
-// Await parks without a thread: a grpc::Alarm set at the await timeout is
-// the only pending operation besides the call itself; the task's end (or
-// the client going away) cancels the alarm, which completes at once.
+// Await asks for the task (GetAsync), then parks without a thread: a
+// grpc::Alarm set at the await timeout is the only pending operation besides
+// the call itself; the task's end (or the client going away) cancels the
+// alarm, which completes at once. A task call that does not answer inline
+// is waited for the same way, on an alarm without a deadline that its
+// answer cancels.
 //
-// Every operation starts and completes on the call's poller: it counts its
-// lifetime with LongLivedCall's poller-only Hold and Release.
+// Every operation starts and completes on the call's poller, and so does
+// every step of the call (the callbacks only reach the AwaitWaker): it
+// counts its lifetime with LongLivedCall's poller-only Hold and Release.
 class AwaitCall final : public LongLivedCall<AwaitCall> {
  public:
   static constexpr auto kMethod = monitoring::RpcMethod::kAwait;
 
  private:
   friend class LongLivedCall<AwaitCall>;
+
+  // What the alarm, when set, waits for.
+  enum class Stage {
+    kGetting,   // the first Get's answer
+    kParked,    // the task's end or the timeout
+    kFinalGet,  // past the timeout: the Get of the task as it stands
+  };
 
   explicit AwaitCall(const CallEnv& env) : LongLivedCall(env) {}
   ~AwaitCall();
@@ -122,6 +154,10 @@ class AwaitCall final : public LongLivedCall<AwaitCall> {
   void OnAlarm(bool ok);
   void OnFinished(bool ok);
 
+  // Gets the task; goes on in OnTask at once if the answer is inline, else
+  // once the alarm brings it.
+  void GetTask();
+  void OnTask(absl::StatusOr<executor::TaskSnapshot> task);
   void Park(const executor::TaskSnapshot& snapshot);
   // Answers with the task, or with the error.
   void ReplyWithTask(const absl::StatusOr<executor::TaskSnapshot>& task);
@@ -130,10 +166,15 @@ class AwaitCall final : public LongLivedCall<AwaitCall> {
   v1::AwaitRequest request_;
   grpc::ServerAsyncResponseWriter<v1::Task> responder_{&context()};
   grpc::Alarm alarm_;
-  bool alarm_set_ = false;
+  Stage stage_ = Stage::kGetting;
+  // The timeout is above zero: a task that has not ended is waited for.
+  bool may_wait_ = false;
+  // Counted in FrontEndStats::parked_awaits.
+  bool parked_ = false;
   bool replied_ = false;
   // The done tag came back: the call is over.
   bool ended_ = false;
+  // Set by Start once the call is authorized.
   std::shared_ptr<AwaitWaker> waker_;
   MemberTag<AwaitCall> alarm_tag_{this, &AwaitCall::OnAlarm};
   MemberTag<AwaitCall> finish_tag_{this, &AwaitCall::OnFinished};

@@ -269,15 +269,15 @@ absl::StatusOr<executor::ListQuery> ListQueryFromProto(
   return query;
 }
 
-void FunctionsToProto(const executor::Executor& executor,
+void FunctionsToProto(const TaskService& tasks,
                       v1::ListFunctionsResponse* response) {
-  for (const executor::FunctionSpec* function : executor.functions().List()) {
+  for (const executor::FunctionSpec* function : tasks.functions().List()) {
     v1::FunctionInfo* info = response->add_functions();
     info->set_name(function->name);
     info->set_description(function->description);
-    info->set_default_pool(executor.DefaultPoolOf(*function));
+    info->set_default_pool(tasks.DefaultPoolOf(*function));
   }
-  for (const executor::PoolStats& pool : executor.PoolStatistics()) {
+  for (const executor::PoolStats& pool : tasks.PoolStatistics()) {
     v1::PoolInfo* info = response->add_pools();
     info->set_name(pool.name);
     info->set_kind(std::string(executor::PoolKindName(pool.kind)));

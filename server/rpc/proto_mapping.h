@@ -8,6 +8,7 @@
 #include "remex/v1/executor.pb.h"
 #include "server/executor/executor.h"
 #include "server/executor/task.h"
+#include "server/rpc/task_service.h"
 
 namespace remex::rpc {
 
@@ -40,7 +41,7 @@ void ListPageToProto(const executor::ListPage& page, size_t max_bytes,
 absl::StatusOr<executor::ListQuery> ListQueryFromProto(
     const v1::ListRequest& request);
 
-void FunctionsToProto(const executor::Executor& executor,
+void FunctionsToProto(const TaskService& tasks,
                       v1::ListFunctionsResponse* response);
 
 }  // namespace remex::rpc

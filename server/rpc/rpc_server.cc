@@ -80,15 +80,19 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
   server->server_->GetHealthCheckService()->SetServingStatus(true);
 
   for (auto& queue : server->queues_) {
-    const CallEnv env{.service = &server->service_,
-                      .cq = queue.get(),
-                      .executor = &executor,
-                      .stats = &server->stats_,
-                      .sessions = &server->sessions_,
-                      .metrics = options.metrics,
-                      .auth = {.authenticator = options.authenticator,
-                               .failure_log = &server->auth_failures_,
-                               .metrics = options.metrics}};
+    server->counters_.push_back(std::make_unique<QueueCounters>());
+    const CallEnv env{
+        .service = &server->service_,
+        .cq = queue.get(),
+        .tasks =
+            options.tasks != nullptr ? options.tasks : &server->executor_tasks_,
+        .unfinished_calls = &server->counters_.back()->unfinished_calls,
+        .stats = &server->stats_,
+        .sessions = &server->sessions_,
+        .metrics = options.metrics,
+        .auth = {.authenticator = options.authenticator,
+                 .failure_log = &server->auth_failures_,
+                 .metrics = options.metrics}};
     SpawnCalls(env, options.calls_per_method);
     server->pollers_.emplace_back(
         [raw = server.get(), cq = queue.get()] { raw->Poll(cq); });
@@ -127,6 +131,14 @@ void RpcServer::StopServing() {
     absl::SleepFor(absl::Milliseconds(1));
   }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + kShutdownDeadline));
+  // A unary call whose answer a store has yet to give finishes once it
+  // comes, on the queue: keep the queues (and their pollers) until then.
+  // The store answers every call, with an error if nothing else.
+  while (std::any_of(counters_.begin(), counters_.end(), [](const auto& c) {
+    return c->unfinished_calls.load(std::memory_order_acquire) > 0;
+  })) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   for (auto& queue : queues_) queue->Shutdown();
   for (std::thread& poller : pollers_) poller.join();
   pollers_.clear();

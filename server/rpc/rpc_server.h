@@ -5,6 +5,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,6 +18,7 @@
 #include "server/executor/executor.h"
 #include "server/rpc/call.h"
 #include "server/rpc/session_registry.h"
+#include "server/rpc/task_service.h"
 
 namespace remex::rpc {
 
@@ -40,10 +43,15 @@ struct RpcServerOptions {
   // The listening port's credentials (e.g. auth::ServerTls's); null:
   // plaintext. The server keeps them until it is destroyed.
   std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Where the task calls go; null: to the executor. A seam for tests, which
+  // answer the calls later, on threads of their own. Not owned; must outlive
+  // the server.
+  TaskService* tasks = nullptr;
 };
 
 // Serves the executor over gRPC. Pollers only dispatch: they never run task
-// code and never block on a pool.
+// code, never block on a pool and never wait for a store (the task calls
+// answer them through callbacks).
 //
 // Thread-safe. Does not own the executor, which must outlive it.
 class RpcServer {
@@ -68,11 +76,14 @@ class RpcServer {
 
  private:
   RpcServer(executor::Executor& executor, int64_t session_window)
-      : executor_(executor), sessions_(session_window) {}
+      : executor_(executor),
+        executor_tasks_(executor),
+        sessions_(session_window) {}
   void Poll(grpc::ServerCompletionQueue* cq);
   void StopServing();
 
   executor::Executor& executor_;
+  ExecutorTaskService executor_tasks_;
   // Held past server_, which may call into them until it is destroyed.
   std::shared_ptr<grpc::ServerCredentials> credentials_;
   FrontEndStats stats_;
@@ -81,6 +92,11 @@ class RpcServer {
   ExecutorService service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
+  // CallEnv::unfinished_calls of each queue, a cache line each.
+  struct alignas(64) QueueCounters {
+    std::atomic<int64_t> unfinished_calls{0};
+  };
+  std::vector<std::unique_ptr<QueueCounters>> counters_;
   std::vector<std::thread> pollers_;
   int port_ = 0;
   std::string address_;

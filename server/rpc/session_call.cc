@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -11,6 +12,9 @@
 #include "server/rpc/proto_mapping.h"
 
 namespace remex::rpc {
+
+thread_local SessionCall::InlineCall* SessionCall::inline_call_ = nullptr;
+
 namespace {
 
 // A response stops taking answers and task ends at about this size (a
@@ -124,11 +128,19 @@ bool SessionCall::ParseRequest() {
 }
 
 void SessionCall::HandleBatch() {
+  batch_items_ = request_->submits_size() + request_->watches_size() +
+                 request_->cancels_size();
+  batch_calls_ = 0;
+  batch_inline_answers_ = 0;
   {
     absl::MutexLock lock(&link_->mu);
     handling_batch_ = true;
     ClaimSeqsLocked(*request_);
+    // Every item may make a task call whose answer comes later: counted
+    // before the calls start; given back below for those that did not.
+    unanswered_ += batch_items_;
   }
+  link_->Ref(batch_items_);  // the answers'
   size_t index = 0;
   for (const v1::SessionSubmit& submit : request_->submits()) {
     if (!RefuseDuplicate(index++, submit.seq())) Submit(submit);
@@ -140,10 +152,13 @@ void SessionCall::HandleBatch() {
     Cancel(cancel);
   }
   request_.Reset();
+  // Answered inline, or no call made.
+  const int64_t settled = batch_items_ - batch_calls_ + batch_inline_answers_;
   bool write = false;
   {
     absl::MutexLock lock(&link_->mu);
     handling_batch_ = false;
+    unanswered_ -= settled;
     for (uint64_t seq : failed_seqs_) open_seqs_.erase(seq);
     failed_seqs_.clear();
     if (answers_.empty()) {
@@ -153,8 +168,20 @@ void SessionCall::HandleBatch() {
                 std::back_inserter(answers_));
       batch_answers_.clear();
     }
+    // The ends of these wait for their answers from now on.
+    for (uint64_t seq : late_seqs_) {
+      auto it = open_seqs_.find(seq);
+      if (it == open_seqs_.end()) continue;  // it failed meanwhile
+      it->second = it->second == SeqState::kAnsweredEarly
+                       ? SeqState::kAnswered
+                       : SeqState::kAwaitingAnswer;
+    }
+    late_seqs_.clear();
+    for (End& end : batch_ends_) SortEndLocked(std::move(end));
+    batch_ends_.clear();
     write = TakeWriteLocked();
   }
+  link_->Unref(settled);  // the call holds its own: never the last
   if (write) Flush();
 }
 
@@ -203,11 +230,15 @@ void SessionCall::ClaimSeqsLocked(const v1::SessionRequest& request) {
   duplicates_seen_ = 0;
   size_t index = 0;
   for (const v1::SessionSubmit& submit : request.submits()) {
-    if (!open_seqs_.insert(submit.seq()).second) duplicates_.push_back(index);
+    if (!open_seqs_.try_emplace(submit.seq(), SeqState::kAnswered).second) {
+      duplicates_.push_back(index);
+    }
     ++index;
   }
   for (const v1::SessionWatch& watch : request.watches()) {
-    if (!open_seqs_.insert(watch.seq()).second) duplicates_.push_back(index);
+    if (!open_seqs_.try_emplace(watch.seq(), SeqState::kAnswered).second) {
+      duplicates_.push_back(index);
+    }
     ++index;
   }
 }
@@ -226,6 +257,16 @@ bool SessionCall::RefuseDuplicate(size_t index, uint64_t seq) {
   return true;
 }
 
+template <typename Invoke>
+void SessionCall::MakeCall(Item item, uint64_t seq, Invoke invoke) {
+  InlineCall call{.call = this, .item = item, .seq = seq};
+  InlineCall* const outer = std::exchange(inline_call_, &call);
+  ++batch_calls_;
+  invoke();
+  inline_call_ = outer;
+  if (!call.answered && item != Item::kCancel) late_seqs_.push_back(seq);
+}
+
 void SessionCall::Submit(const v1::SessionSubmit& submit) {
   if (absl::Status status = ReserveSlot(); !status.ok()) {
     return Fail(submit.seq(), std::move(status));
@@ -236,17 +277,23 @@ void SessionCall::Submit(const v1::SessionSubmit& submit) {
   }
   absl::StatusOr<executor::TaskSpec> spec = TaskSpecFromProto(submit.request());
   if (!spec.ok()) return Fail(submit.seq(), spec.status());
-  // Counted first: the task may end before Submit returns.
+  const uint64_t seq = submit.seq();
+  // Counted first: the task may end before it is answered. A refusal gives
+  // both back.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
   link_->Ref();  // the task's, dropped by OnTaskDone
-  absl::StatusOr<executor::TaskSnapshot> task = env().executor->Submit(
-      *std::move(spec), identity_.caller(), link_, submit.seq());
-  if (!task.ok()) {  // the link is not told
-    link_->Unref();
-    open_tasks_.fetch_sub(1, std::memory_order_relaxed);
-    return Fail(submit.seq(), task.status());
-  }
-  Answer(submit.seq(), std::move(task->id), absl::OkStatus());
+  MakeCall(Item::kSubmit, seq, [&] {
+    env().tasks->SubmitAsync(
+        *std::move(spec), identity_.caller(), link_, seq,
+        [link = link_, seq](absl::StatusOr<executor::TaskSnapshot> task) {
+          if (!task.ok()) {
+            return Deliver(link, Item::kSubmit, seq, std::string(),
+                           task.status());
+          }
+          Deliver(link, Item::kSubmit, seq, std::move(task->id),
+                  absl::OkStatus());
+        });
+  });
 }
 
 void SessionCall::Watch(const v1::SessionWatch& watch) {
@@ -256,26 +303,114 @@ void SessionCall::Watch(const v1::SessionWatch& watch) {
   if (absl::Status status = ReserveSlot(); !status.ok()) {
     return Fail(watch.seq(), std::move(status));
   }
-  // Counted first: the callback runs at once if the task has ended.
+  const uint64_t seq = watch.seq();
+  // Counted first: the end may come before the answer.
   open_tasks_.fetch_add(1, std::memory_order_relaxed);
   link_->Ref();  // the watch's, dropped by OnTaskDone
-  absl::Status status = env().executor->OnDone(
-      watch.id(), link_->ReportTo(watch.seq()), identity_.caller());
-  if (!status.ok()) {  // the callback was dropped, not run
-    link_->Unref();
-    open_tasks_.fetch_sub(1, std::memory_order_relaxed);
-    return Fail(watch.seq(), std::move(status));
-  }
-  Answer(watch.seq(), watch.id(), absl::OkStatus());
+  MakeCall(Item::kWatch, seq, [&] {
+    env().tasks->OnDoneAsync(
+        watch.id(), link_->ReportTo(seq), identity_.caller(),
+        [link = link_, seq, id = watch.id()](absl::Status status) mutable {
+          if (!status.ok()) id.clear();
+          Deliver(link, Item::kWatch, seq, std::move(id), std::move(status));
+        });
+  });
 }
 
 void SessionCall::Cancel(const v1::SessionCancel& cancel) {
   if (absl::Status status = identity_.Require(auth::kSubmit); !status.ok()) {
     return Answer(cancel.seq(), cancel.id(), std::move(status));
   }
-  absl::StatusOr<executor::TaskSnapshot> task =
-      env().executor->Cancel(cancel.id(), identity_.caller());
-  Answer(cancel.seq(), cancel.id(), task.status());
+  const uint64_t seq = cancel.seq();
+  MakeCall(Item::kCancel, seq, [&] {
+    env().tasks->CancelAsync(
+        cancel.id(), identity_.caller(),
+        [link = link_, seq](absl::StatusOr<executor::TaskSnapshot> task) {
+          if (!task.ok()) {
+            return Deliver(link, Item::kCancel, seq, std::string(),
+                           task.status());
+          }
+          Deliver(link, Item::kCancel, seq, std::move(task->id),
+                  absl::OkStatus());
+        });
+  });
+}
+
+void SessionCall::Deliver(SessionLink* link, Item item, uint64_t seq,
+                          std::string id, absl::Status status) {
+  // Inline: the poller, inside the very call this answers.
+  if (InlineCall* call = inline_call_;
+      call != nullptr && call->call->link_ == link && call->item == item &&
+      call->seq == seq && !call->answered) {
+    call->answered = true;
+    return call->call->AnswerInline(item, seq, std::move(id),
+                                    std::move(status));
+  }
+  const bool refused = !status.ok() && item != Item::kCancel;
+  SessionCall* writer = nullptr;
+  {
+    absl::MutexLock lock(&link->mu);
+    if (SessionCall* call = link->call; call != nullptr) {
+      call->AssertLinkHeld();
+      if (call->AnswerLateLocked(item, seq, std::move(id), std::move(status))) {
+        writer = call;
+      }
+    }
+  }
+  // This thread sends the answer itself. The call cannot go while it holds
+  // the write, nor the link while the call is there.
+  if (writer != nullptr) writer->Flush();
+  if (refused) link->Unref();  // the task's or watch's: no end will come
+  link->Unref();               // the answer's
+}
+
+void SessionCall::AnswerInline(Item item, uint64_t seq, std::string id,
+                               absl::Status status) {
+  ++batch_inline_answers_;
+  if (!status.ok() && item != Item::kCancel) {
+    // Refused: no end will come. The call holds the link: never the last.
+    open_tasks_.fetch_sub(1, std::memory_order_relaxed);
+    link_->Unref();
+    return Fail(seq, std::move(status));
+  }
+  Answer(seq, std::move(id), std::move(status));
+}
+
+bool SessionCall::AnswerLateLocked(Item item, uint64_t seq, std::string id,
+                                   absl::Status status) {
+  --unanswered_;
+  std::optional<executor::TaskSnapshot> parked;
+  if (item != Item::kCancel) {
+    if (!status.ok()) {
+      // Refused: its seq is free again, and it follows no task (nor end).
+      open_tasks_.fetch_sub(1, std::memory_order_relaxed);
+      open_seqs_.erase(seq);
+      parked_ends_.erase(seq);
+    } else if (auto it = open_seqs_.find(seq); it != open_seqs_.end()) {
+      switch (it->second) {
+        case SeqState::kAnswered:  // its batch is still being handled
+          it->second = SeqState::kAnsweredEarly;
+          break;
+        case SeqState::kAwaitingAnswer:
+          it->second = SeqState::kAnswered;
+          break;
+        case SeqState::kEndParked: {
+          auto end = parked_ends_.find(seq);
+          parked.emplace(std::move(end->second));
+          parked_ends_.erase(end);
+          open_seqs_.erase(it);
+          break;
+        }
+        case SeqState::kAnsweredEarly:
+          break;
+      }
+    }
+  }
+  if (broken_ || finishing_) return false;  // nobody to tell
+  answers_.push_back({seq, std::move(id), std::move(status)});
+  // After its answer: no end overtakes the answers queued before it.
+  if (parked.has_value()) ends_.push_back({seq, *std::move(parked)});
+  return TakeWriteLocked();
 }
 
 void SessionCall::Answer(uint64_t seq, std::string id, absl::Status status) {
@@ -298,10 +433,27 @@ absl::Status SessionCall::ReserveSlot() const {
 bool SessionCall::AddEndLocked(uint64_t seq,
                                const executor::TaskSnapshot& task) {
   open_tasks_.fetch_sub(1, std::memory_order_relaxed);
-  open_seqs_.erase(seq);
-  if (broken_ || finishing_) return false;  // nobody to tell
-  ends_.push_back({seq, task});
+  if (handling_batch_) {
+    // Its answer may be among the batch's: sorted when the batch ends.
+    batch_ends_.push_back({seq, task});
+    return false;
+  }
+  SortEndLocked({seq, task});
   return TakeWriteLocked();
+}
+
+void SessionCall::SortEndLocked(End end) {
+  auto it = open_seqs_.find(end.seq);
+  if (it != open_seqs_.end()) {
+    if (it->second == SeqState::kAwaitingAnswer) {
+      it->second = SeqState::kEndParked;
+      parked_ends_.emplace(end.seq, std::move(end.task));
+      return;
+    }
+    open_seqs_.erase(it);
+  }
+  if (broken_ || finishing_) return;  // nobody to tell
+  ends_.push_back(std::move(end));
 }
 
 bool SessionCall::TakeWriteLocked() {
@@ -312,7 +464,7 @@ bool SessionCall::TakeWriteLocked() {
 }
 
 bool SessionCall::HasOutputLocked() const {
-  return !answers_.empty() || (!handling_batch_ && !ends_.empty());
+  return !answers_.empty() || !ends_.empty();
 }
 
 void SessionCall::Flush() {
@@ -320,7 +472,7 @@ void SessionCall::Flush() {
     {
       absl::MutexLock lock(&link_->mu);
       flush_answers_.swap(answers_);
-      if (!handling_batch_) flush_ends_.swap(ends_);
+      flush_ends_.swap(ends_);
     }
     v1::SessionResponse* response = response_.get();
     Fill(response);
@@ -435,7 +587,7 @@ void SessionCall::MaybeFinish() {
     if (broken_) {
       status = absl::CancelledError();
     } else if (open_tasks_.load(std::memory_order_relaxed) > 0 ||
-               !answers_.empty() || !ends_.empty()) {
+               unanswered_ > 0 || !answers_.empty() || !ends_.empty()) {
       return;  // still to report
     } else if (closed_) {
       status = absl::UnavailableError("the server is shutting down");

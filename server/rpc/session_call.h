@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "server/executor/task.h"
@@ -27,33 +27,47 @@ namespace remex::rpc {
 //
 // Reads, and the finish, are handled on the poller of the call's queue. A
 // write is started by whoever finds none in flight: the poller after a
-// batch of requests, or the pool thread that ends a task of the session,
-// which so sends the end itself, without waking the poller. Answers and
-// ends that come while a write is in flight wait in two vectors and go
-// together in the next write (started by the poller when the write
-// completes), so a lone task is answered at once and a busy stream sends
-// few, large messages. The shared state is guarded by the link's mutex,
-// which is never held across a batch, nor while calling gRPC (alarm
-// cancellation aside) or the executor.
+// batch of requests, the pool thread that ends a task of the session, or
+// the store thread that answers a submit, watch or cancel later, which so
+// sends what it brought itself, without waking the poller. Answers and ends
+// that come while a write is in flight wait in two vectors and go together
+// in the next write (started by the poller when the write completes), so a
+// lone task is answered at once and a busy stream sends few, large
+// messages. The shared state is guarded by the link's mutex, which is never
+// held across a batch, nor while calling gRPC (alarm cancellation aside) or
+// the task service.
 //
-// The answer to an item is always sent with or before the item's end: ends
-// are not taken for writing while a batch of requests is being handled, and
-// a response too full for every answer defers all its ends.
+// Every submit, watch and cancel is answered through the task service's
+// callback: inline, while the poller makes the call (then it joins the
+// batch's answers, without a lock), or later, on any thread (then it goes
+// through the link, under its mutex, as an end does). Each answer that has
+// not come holds a reference to the link and counts in unanswered_: the
+// stream does not end before it has come and been sent.
+//
+// The answer to an item is always sent with or before the item's end: the
+// ends that come while a batch is handled are sorted when it ends, after
+// its inline answers; an end whose answer has not come waits for it
+// (parked_ends_); and a response too full for every answer defers all its
+// ends.
 //
 // A submit or watch whose seq is still open (submitted or watched, end not
-// yet reported) is refused with INVALID_ARGUMENT: the seqs of a batch are
-// claimed together under one lock when the batch starts.
+// yet reported, or answer not yet come) is refused with INVALID_ARGUMENT:
+// the seqs of a batch are claimed together under one lock when the batch
+// starts. A seq whose item failed is freed once the failure is answered.
 //
-// Ends the stream with OK once the client has half-closed and every task of
-// the session has been reported; with UNAVAILABLE after the server closed
-// it (shutdown), and with INVALID_ARGUMENT after a request that did not
-// parse (nothing after it is read), once every task has been reported. A client
-// that goes away drops its subscriptions: its tasks run on.
+// Ends the stream with OK once the client has half-closed, every item has
+// been answered and every task of the session has been reported; with
+// UNAVAILABLE after the server closed it (shutdown), and with
+// INVALID_ARGUMENT after a request that did not parse (nothing after it is
+// read), once every item has been answered and every task reported. A
+// client that goes away drops its subscriptions: its tasks run on, and the
+// answers that come later find no call.
 //
 // Its lifetime is a LongLivedCall's: pending operations (and a write being
-// prepared) are counted, under the link's mutex since a pool thread may
+// prepared) are counted, under the link's mutex since other threads may
 // take the write; the last release unlinks the call in the same step, then
-// deletes it.
+// deletes it. Answers that come later reach it through the link, so they
+// need no hold of their own.
 class SessionCall final : public LongLivedCall<SessionCall> {
  public:
   static constexpr auto kMethod = monitoring::RpcMethod::kSession;
@@ -72,6 +86,31 @@ class SessionCall final : public LongLivedCall<SessionCall> {
     uint64_t seq;
     executor::TaskSnapshot task;
   };
+  // The kinds of items of a SessionRequest.
+  enum class Item : uint8_t { kSubmit, kWatch, kCancel };
+  // Of a claimed seq (submits and watches): may its end be sent?
+  enum class SeqState : uint8_t {
+    // Yes: its answer was queued, or is among the answers of the batch
+    // being handled (which are queued before the ends that came meanwhile).
+    kAnswered,
+    // Its answer came later, on another thread, before the batch that
+    // claimed it ended (which then makes it kAnswered).
+    kAnsweredEarly,
+    // Not yet: its answer has not come.
+    kAwaitingAnswer,
+    // Not yet, and its end came: it waits in parked_ends_.
+    kEndParked,
+  };
+  // The task call the poller is making, so that its answer, when it comes
+  // inline, is told from one that comes later (see Deliver).
+  struct InlineCall {
+    SessionCall* call;
+    Item item;
+    uint64_t seq;
+    bool answered = false;
+  };
+  // The call the poller on this thread is making, if any.
+  static thread_local InlineCall* inline_call_;
 
   explicit SessionCall(const CallEnv& env) : LongLivedCall(env) {}
   ~SessionCall() { link_->Unref(); }
@@ -122,6 +161,25 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   // Answers a submit or watch that failed: its claimed seq is freed with
   // the batch.
   void Fail(uint64_t seq, absl::Status status);
+  // Makes a task call (`invoke`) for `item` under `seq`; notes a submit or
+  // watch not answered inline in late_seqs_.
+  template <typename Invoke>
+  void MakeCall(Item item, uint64_t seq, Invoke invoke);
+  // The callbacks of the task calls: the answer to item `item` under `seq`
+  // of the session of `link`, which holds one reference for it (and one for
+  // the task or watch, which a failure drops).
+  static void Deliver(SessionLink* link, Item item, uint64_t seq,
+                      std::string id, absl::Status status);
+  // An answer that came while the poller made the call, on it.
+  void AnswerInline(Item item, uint64_t seq, std::string id,
+                    absl::Status status);
+  // An answer that came later; returns whether the caller must Flush.
+  bool AnswerLateLocked(Item item, uint64_t seq, std::string id,
+                        absl::Status status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
+  // Queues an end whose seq's answer has been queued, or parks it until it
+  // is.
+  void SortEndLocked(End end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
   // RESOURCE_EXHAUSTED if the session's window is full.
   absl::Status ReserveSlot() const;
   // From SessionLink::OnTaskDone. Returns whether the caller must Flush (it
@@ -164,7 +222,14 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   absl::Status read_error_;
   // Set by Start, then only read on the poller.
   CallerIdentity identity_;
+  // The batch being handled: its inline answers, its items, the task calls
+  // it made, how many of those answered inline, and the seqs of its submits
+  // and watches whose answer did not.
   std::vector<Reply> batch_answers_;
+  int64_t batch_items_ = 0;
+  int64_t batch_calls_ = 0;
+  int64_t batch_inline_answers_ = 0;
+  std::vector<uint64_t> late_seqs_;
   // Indexes (as RefuseDuplicate's) of the batch's items whose seq was open,
   // ascending, and how many of them the batch has passed.
   std::vector<size_t> duplicates_;
@@ -176,9 +241,17 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   bool call_done_ = false;   // the call ended (finished or cancelled)
 
   // The seqs of the submits and watches whose end is not yet reported.
-  absl::flat_hash_set<uint64_t> open_seqs_ ABSL_GUARDED_BY(link_->mu);
+  absl::flat_hash_map<uint64_t, SeqState> open_seqs_ ABSL_GUARDED_BY(link_->mu);
+  // Ends whose seq's answer has not come (kEndParked).
+  absl::flat_hash_map<uint64_t, executor::TaskSnapshot> parked_ends_
+      ABSL_GUARDED_BY(link_->mu);
+  // Task calls made (and, while a batch is handled, to be made) whose
+  // answer has not been queued.
+  int64_t unanswered_ ABSL_GUARDED_BY(link_->mu) = 0;
   std::vector<Reply> answers_ ABSL_GUARDED_BY(link_->mu);
   std::vector<End> ends_ ABSL_GUARDED_BY(link_->mu);
+  // Ends that came while a batch was handled: sorted when it ends.
+  std::vector<End> batch_ends_ ABSL_GUARDED_BY(link_->mu);
   bool handling_batch_ ABSL_GUARDED_BY(link_->mu) = false;
   bool writing_ ABSL_GUARDED_BY(link_->mu) = false;
   bool finishing_ ABSL_GUARDED_BY(link_->mu) = false;

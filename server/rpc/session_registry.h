@@ -24,16 +24,20 @@ class SessionCall;
 // Thread-safe. Reference-counted, because a task holds its listener by a
 // plain pointer (a shared_ptr per task would cost an allocation per task):
 // one reference is the call's, one the registry's while it lists the link,
-// one per task or watch whose end is awaited. The last Unref deletes it.
+// one per task or watch whose end is awaited, one per task call of the
+// session (submit, watch, cancel) whose answer has not come. The last Unref
+// deletes it.
 class SessionLink final : public executor::DoneListener {
  public:
   SessionLink() = default;  // one reference, the creator's
   SessionLink(const SessionLink&) = delete;
   SessionLink& operator=(const SessionLink&) = delete;
 
-  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void Unref() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  void Ref(int64_t n = 1) { refs_.fetch_add(n, std::memory_order_relaxed); }
+  void Unref(int64_t n = 1) {
+    if (n > 0 && refs_.fetch_sub(n, std::memory_order_acq_rel) == n) {
+      delete this;
+    }
   }
 
   // Reports the end of the task under `seq` to the call, if it is still
@@ -52,7 +56,7 @@ class SessionLink final : public executor::DoneListener {
  private:
   ~SessionLink() = default;
 
-  std::atomic<int32_t> refs_{1};
+  std::atomic<int64_t> refs_{1};
 };
 
 // The open sessions of one server, so that shutdown can end them.
