@@ -27,11 +27,13 @@
 #include "server/auth/tls.h"
 #include "server/config.h"
 #include "server/executor/executor.h"
+#include "server/executor/store.h"
 #include "server/process/janitor.h"
 #include "server/process/process_pool.h"
 #include "server/process/worker.h"
 #include "server/protected_mode.h"
 #include "server/rpc/rpc_server.h"
+#include "server/store/postgres/postgres_store.h"
 
 namespace remex::server {
 namespace {
@@ -424,6 +426,19 @@ absl::StatusOr<std::unique_ptr<auth::ServerTls>> LoadServerTls(
                                   .client_ca = config.tls_client_ca});
 }
 
+// The durable store `config` names, or null for the memory store. Its
+// errors are one line (unreachable, a newer schema).
+absl::StatusOr<std::unique_ptr<store::PostgresStore>> OpenStore(
+    const ServerConfig& config, executor::StoreObserver& observer) {
+  if (config.store == "memory") return nullptr;
+  REMEX_ASSIGN_OR_RETURN(
+      std::unique_ptr<store::PostgresStore> store,
+      store::PostgresStore::Open({.url = config.store,
+                                  .replica_name = config.replica_name,
+                                  .observer = &observer}));
+  return store;
+}
+
 // The metrics endpoint of `config`, or null when metrics are off.
 absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> StartMetricsServer(
     const ServerConfig& config, const monitoring::Metrics& metrics) {
@@ -467,8 +482,17 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   // Declared before what reports to it, so that it is destroyed after.
   monitoring::Metrics metrics(
       {.version = REMEX_VERSION, .revision = REMEX_REVISION});
+  // Declared before the executor, so that it is destroyed after it.
+  absl::StatusOr<std::unique_ptr<store::PostgresStore>> store =
+      OpenStore(config, metrics.store());
+  if (!store.ok()) {
+    std::cerr << "remex-server: " << store.status().message() << "\n";
+    return 1;
+  }
   executor::ExecutorOptions executor_options = config.executor;
   executor_options.observer = &metrics.tasks();
+  executor_options.store = store->get();
+  executor_options.store_observer = &metrics.store();
   // Process workers are this binary with the same flags, so that they build
   // the same registry (custom functions and plugins included).
   executor_options.pool_factories[executor::PoolKind::kProcess] =
@@ -478,7 +502,8 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
       executor::Executor::Create(std::move(executor_options), registry);
   if (!executor.ok()) {
     std::cerr << "remex-server: " << executor.status() << "\n";
-    return 2;
+    // A store that cannot be read back is not a bad flag.
+    return *store != nullptr ? 1 : 2;
   }
   // Checked before anything is bound, so that a bad file says one line.
   absl::StatusOr<std::unique_ptr<auth::ServerTls>> tls = LoadServerTls(config);
@@ -527,6 +552,10 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   std::fprintf(stderr, "remex-server: open files limit %llu (was %llu)\n",
                static_cast<unsigned long long>(open_files.now),
                static_cast<unsigned long long>(open_files.before));
+  if (*store != nullptr) {
+    std::fprintf(stderr, "remex-server: store %s\n",
+                 (*store)->Describe().c_str());
+  }
   if (*tls != nullptr) {
     std::fprintf(stderr, "remex-server: serving TLS (%s)\n",
                  (*tls)->requires_client_certificate()

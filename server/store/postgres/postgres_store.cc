@@ -286,6 +286,12 @@ PostgresStore::PostgresStore(PostgresStoreOptions options,
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
 }
 
+std::string PostgresStore::Describe() const {
+  return absl::StrCat("PostgreSQL ", internal::RedactUrl(options_.url),
+                      " (schema v", internal::SchemaVersion(), ", replica ",
+                      options_.replica_name, ")");
+}
+
 PostgresStore::~PostgresStore() {
   {
     absl::MutexLock lock(&mu_);

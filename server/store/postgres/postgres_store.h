@@ -105,6 +105,10 @@ class PostgresStore final : public executor::Store {
   absl::StatusOr<std::vector<executor::TaskSnapshot>> LoadUnfinished() override;
   bool CanCommit() const override;
 
+  // One line for the server's log: the URL without its password, the
+  // schema version and the replica's name.
+  std::string Describe() const;
+
  private:
   struct Write {
     executor::TaskSnapshot task;
