@@ -92,12 +92,16 @@ TEST_F(DurableExecutorTest, SubmitAnswersOnlyOnceTheTaskIsCommitted) {
 TEST_F(DurableExecutorTest, AnEndIsCommittedBeforeAnyWaiterHearsOfIt) {
   Start();
   absl::StatusOr<TaskSnapshot> task =
-      executor_->Submit(MakeSpec("sleep", {{"ms", 100}}));
+      executor_->Submit(MakeSpec("sleep", {{"ms", 200}}));
   ASSERT_TRUE(task.ok()) << task.status();
+  // Held once the start is committed: what waits then is the end.
+  ASSERT_TRUE(WaitUntil([&] {
+    absl::StatusOr<TaskSnapshot> row = store_.Row(task->id);
+    return row.ok() && row->state == TaskState::kRunning;
+  }));
+  store_.Hold();
   absl::Notification told;
   absl::StatusOr<TaskSnapshot> row_when_told;
-  // Held before the task can end, so that its end waits for the store.
-  store_.Hold();
   ASSERT_TRUE(executor_
                   ->OnDone(task->id,
                            [&](const TaskSnapshot&) {
@@ -105,7 +109,8 @@ TEST_F(DurableExecutorTest, AnEndIsCommittedBeforeAnyWaiterHearsOfIt) {
                              told.Notify();
                            })
                   .ok());
-  EXPECT_FALSE(told.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
+  ASSERT_TRUE(WaitUntil([&] { return store_.pending() > 0; }));  // it ended
+  EXPECT_FALSE(told.WaitForNotificationWithTimeout(absl::Milliseconds(200)));
   EXPECT_EQ(executor_->active_tasks(), 1);  // until the end is committed
   store_.Release();
   ASSERT_TRUE(told.WaitForNotificationWithTimeout(kWaitTimeout));
