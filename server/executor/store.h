@@ -56,9 +56,10 @@ class StoreObserver {
 // Thread-safe: every method may be called from any thread and returns
 // without waiting on the database (except LoadUnfinished, called once at
 // start). Callbacks run exactly once, on one of the store's threads, never
-// on the caller's; they must be quick and must not call back into the store
-// synchronously. Writes of one task are committed in the order they were
-// made. The store outlives every callback it holds: its destructor runs (or
+// on the caller's; they must be quick and must not block, and may call the
+// store's methods (which only enqueue: the executor writes a task's next
+// state from the callback of its previous one). Writes of one task are
+// committed in the order they were made. The store outlives every callback it holds: its destructor runs (or
 // fails with UNAVAILABLE) what is still pending before it returns.
 class Store {
  public:

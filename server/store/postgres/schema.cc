@@ -10,6 +10,30 @@ namespace {
 
 // Migration N (1-based) takes the schema from version N-1 to N. Never edit
 // one that has shipped: add the next.
+//
+// Task model v2 (design.md) is planned as migration 2, and schema 1 is laid
+// out so that it adds to it without rewriting a table or moving the hot
+// path (PostgreSQL adds a nullable column, or one with a constant default,
+// without a rewrite):
+//  - remex_tasks gains idempotency_key (with a UNIQUE partial index on
+//    (owner, idempotency_key) WHERE idempotency_key IS NOT NULL: the insert
+//    becomes ON CONFLICT DO NOTHING and a repeat reads the first task, on
+//    any replica), not_before and deadline (timestamptz), cancel_outcome
+//    (smallint). The claim index becomes (pool, priority DESC,
+//    list_position) INCLUDE (not_before): claims skip tasks not yet due
+//    without a second index; the timer that wakes them is the replica's.
+//  - remex_task_inputs gains retry (jsonb, the RetryPolicy) and after
+//    (text[]): written once, read when a run fails or a task is claimed.
+//  - remex_task_dependencies (task_id, depends_on), keyed by depends_on:
+//    when a task ends, one indexed read finds what waited for it.
+//  - remex_task_progress (id, fraction, message, details, updated_at), its
+//    own narrow table with a low fillfactor: progress is the most frequent
+//    write and must not rewrite the claim row.
+//  - remex_task_events (position bigserial, id, state, at), for Watch:
+//    a resume token is a position; retention deletes old positions in
+//    batches as it does tasks, and a token older than the oldest kept is
+//    OUT_OF_RANGE.
+// Store::Insert's answer then says whether the task was new or a repeat.
 constexpr const char* kMigrations[] = {
     // 1: tasks, their inputs and results, replicas.
     R"sql(
