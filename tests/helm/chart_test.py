@@ -71,6 +71,7 @@ AUTH_SECRET_VALUES = os.path.join(VALUES_DIR, "auth-secret.yaml")
 TLS_VALUES = os.path.join(VALUES_DIR, "tls.yaml")
 MTLS_VALUES = os.path.join(VALUES_DIR, "mtls.yaml")
 CERT_MANAGER_VALUES = os.path.join(VALUES_DIR, "cert-manager.yaml")
+STORE_VALUES = os.path.join(VALUES_DIR, "store.yaml")
 INSECURE_VALUES = os.path.join(VALUES_DIR, "insecure.yaml")
 # Every rendering the schema, Kubernetes and yamllint tests check.
 CASES = {
@@ -79,6 +80,7 @@ CASES = {
     "tls": (TLS_VALUES,),
     "mtls": (MTLS_VALUES,),
     "cert-manager": (CERT_MANAGER_VALUES,),
+    "store": (STORE_VALUES,),
     "insecure": (INSECURE_VALUES,),
     "full": (FULL_VALUES,),
     "server-run": (SERVER_RUN_VALUES,),
@@ -527,6 +529,21 @@ class RenderTest(unittest.TestCase):
             "metadata"]["annotations"]
         self.assertNotIn("checksum/auth", annotations,
                          "the chart cannot see the Secret: SIGHUP rereads it")
+
+    def test_store_from_an_existing_secret(self):
+        objects, _, container, _ = self.pod(STORE_VALUES)
+        self.assertNotIn("Secret", by_kind(objects), "the Secret is yours")
+        env = {e["name"]: e for e in container.get("env", [])}
+        self.assertEqual(env["REMEX_STORE"]["valueFrom"], {
+            "secretKeyRef": {"name": "remex-postgres", "key": "uri"}})
+        self.assertNotIn("--store", container["args"],
+                         "the URL holds a password: never in the spec")
+        self.assertEqual(one(objects, "Deployment")["spec"]["strategy"],
+                         {"type": "Recreate"},
+                         "two servers must not share the database yet")
+        _, _, plain, _ = self.pod(AUTH_SECRET_VALUES)
+        self.assertNotIn("REMEX_STORE",
+                         [e["name"] for e in plain.get("env", [])])
 
     def test_tls_from_a_secret(self):
         objects, _, container, volumes = self.pod(TLS_VALUES)
