@@ -637,19 +637,6 @@ absl::Status PostgresStore::CommitBatch(std::vector<Write>& batch,
   static const std::string* const kInsert = new std::string(InsertStatement());
   static const std::string* const kUpdate = new std::string(UpdateStatement());
   Connection& connection = *writer_connection_;
-  auto record_positions = [&](const Result& rows) -> absl::Status {
-    absl::flat_hash_map<absl::string_view, uint64_t> by_id;
-    for (int row = 0; row < rows.rows(); ++row) {
-      by_id[rows.Get(row, 0)] = static_cast<uint64_t>(rows.GetInt(row, 1));
-    }
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (!batch[i].insert) continue;
-      auto it = by_id.find(batch[i].task.id);
-      // 0: the id was taken (ON CONFLICT skipped it).
-      positions[i] = it == by_id.end() ? 0 : it->second;
-    }
-    return absl::OkStatus();
-  };
   // One kind of write: one statement, its own transaction.
   if (last_update.empty() || inserts == 0) {
     maybe_committed = true;
@@ -660,7 +647,8 @@ absl::Status PostgresStore::CommitBatch(std::vector<Write>& batch,
             rows.status().code() == absl::StatusCode::kUnavailable;
         return rows.status();
       }
-      return record_positions(*rows);
+      FillPositions(*rows, batch, positions);
+      return absl::OkStatus();
     }
     absl::Status updated = connection.Run(*kUpdate, update_params);
     if (!updated.ok()) {
@@ -674,7 +662,7 @@ absl::Status PostgresStore::CommitBatch(std::vector<Write>& batch,
   auto body = [&]() -> absl::Status {
     REMEX_ASSIGN_OR_RETURN(Result rows,
                            connection.Exec(*kInsert, insert_params));
-    REMEX_RETURN_IF_ERROR(record_positions(rows));
+    FillPositions(rows, batch, positions);
     return connection.Run(*kUpdate, update_params);
   };
   absl::Status status = body();
@@ -708,6 +696,13 @@ absl::StatusOr<bool> PostgresStore::FoundCommitted(
                                {ids.Take()}));
   // The batch was one transaction: all of it or nothing.
   if (rows.rows() == 0) return false;
+  FillPositions(rows, batch, positions);
+  return true;
+}
+
+void PostgresStore::FillPositions(const Result& rows,
+                                  const std::vector<Write>& batch,
+                                  std::vector<uint64_t>& positions) {
   absl::flat_hash_map<absl::string_view, uint64_t> by_id;
   for (int row = 0; row < rows.rows(); ++row) {
     by_id[rows.Get(row, 0)] = static_cast<uint64_t>(rows.GetInt(row, 1));
@@ -715,9 +710,9 @@ absl::StatusOr<bool> PostgresStore::FoundCommitted(
   for (size_t i = 0; i < batch.size(); ++i) {
     if (!batch[i].insert) continue;
     auto it = by_id.find(batch[i].task.id);
+    // 0: the id was taken (ON CONFLICT skipped it).
     positions[i] = it == by_id.end() ? 0 : it->second;
   }
-  return true;
 }
 
 void PostgresStore::LoseDatabase(const absl::Status& error) {

@@ -34,6 +34,7 @@ namespace remex::store {
 
 namespace internal {
 class Connection;
+class Result;
 }  // namespace internal
 
 struct PostgresStoreOptions {
@@ -164,6 +165,11 @@ class PostgresStore final : public executor::Store {
   // The maintenance thread's parts.
   absl::Status DeleteExpired(internal::Connection& connection);
 
+  // Fills `positions` (by index in `batch`, inserts only) from `rows` of
+  // (id, list_position); 0 for an insert whose id is not among them.
+  static void FillPositions(const internal::Result& rows,
+                            const std::vector<Write>& batch,
+                            std::vector<uint64_t>& positions);
   // Whether the batch's transaction committed after all, after it failed
   // in doubt, asked on the new connection: fills `positions` if it did.
   absl::StatusOr<bool> FoundCommitted(const std::vector<Write>& batch,
