@@ -3,9 +3,7 @@
 // SDK; the counts read back through Prometheus's HTTP query API must match
 // the mix exactly. Also: the real scrape passes `promtool check metrics`, and
 // Prometheus loads the alert rules.
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -24,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "remex/remex.h"
 #include "tests/monitoring/http_get.h"
+#include "tests/testing/free_port.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -57,22 +56,6 @@ constexpr int kCancel = 5;
 constexpr int kTimeOut = 5;
 constexpr int kTasks = kSucceed + kFail + kCancel + kTimeOut;
 
-// A free TCP port on 127.0.0.1 (bound to port 0, then released).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(address);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), size) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // A Prometheus server with its own config and storage in a temp dir. The
 // destructor stops it (SIGTERM, SIGKILL after 10 s) and removes the dir.
 class PrometheusProcess {
@@ -94,7 +77,9 @@ class PrometheusProcess {
         << "  - job_name: remex\n"
         << "    static_configs:\n"
         << "      - targets: ['" << target << "']\n";
-    prometheus->address_ = absl::StrCat("127.0.0.1:", FreePort());
+    absl::StatusOr<int> port = testing::FreeLoopbackPort();
+    if (!port.ok()) return port.status();
+    prometheus->address_ = absl::StrCat("127.0.0.1:", *port);
     // Through sh only to send its output to a file: exec keeps the pid.
     const std::string command =
         absl::StrCat("exec ", PROMETHEUS_PATH,

@@ -1,14 +1,11 @@
 #include "tests/testing/postgres_server.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/testing/free_port.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/wait.h"
 
@@ -52,26 +50,6 @@ constexpr size_t kLongestDir = 80;
 
 absl::Status ErrnoError(absl::string_view what, int error) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(error)));
-}
-
-// A free TCP port on 127.0.0.1 (bound to port 0, then released: another
-// process may take it before the postmaster binds it; Start() retries).
-absl::StatusOr<int> FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoError("socket", errno);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(address);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), size) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  const int error = errno;
-  close(fd);
-  if (port == 0) return ErrnoError("bind 127.0.0.1:0", error);
-  return port;
 }
 
 // A NULL-terminated array of pointers into `strings`.
@@ -173,7 +151,7 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
 
   absl::Status started;
   for (int attempt = 0; attempt < kPortAttempts; ++attempt) {
-    absl::StatusOr<int> port = FreePort();
+    absl::StatusOr<int> port = FreeLoopbackPort();
     if (!port.ok()) return port.status();
     started = server->StartPostmaster(*port);
     if (started.ok()) server->port_ = *port;
