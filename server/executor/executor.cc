@@ -260,6 +260,7 @@ void Executor::SubmitDurably(TaskSpec spec, const Caller& caller,
       [this, lifeline = lifeline_, id = std::move(id),
        spec = std::move(row_spec), created_at, admission = *admission, listener,
        tag, done = std::move(done)](absl::StatusOr<uint64_t> position) mutable {
+        const absl::Time committed = absl::Now();
         absl::ReaderMutexLock lock(&lifeline->mu);
         if (!lifeline->alive) {
           return done(absl::UnavailableError("the server is shutting down"));
@@ -274,7 +275,11 @@ void Executor::SubmitDurably(TaskSpec spec, const Caller& caller,
             MakeTask(std::move(id), *position, TaskSpec(*spec), created_at,
                      admission, listener, tag);
         absl::StatusOr<TaskSnapshot> launched = Launch(task, *admission.pool);
-        if (!launched.ok()) ReportRejected(admission.pool, launched.status());
+        if (launched.ok()) {
+          ReportClaimLag(committed);
+        } else {
+          ReportRejected(admission.pool, launched.status());
+        }
         done(std::move(launched));
       });
 }
@@ -807,7 +812,15 @@ void Executor::RecoverTask(const TaskSnapshot& row, int64_t& requeued) {
   if (absl::Status status = admission.pool->Enqueue(task); !status.ok()) {
     FinishTask(task, TaskState::kCancelled,
                ErrorOutcome(status.code(), std::string(status.message())));
+    return;
   }
+  // Committed when it was created: it waited for a server since then.
+  if (row.state == TaskState::kQueued) ReportClaimLag(row.created_at);
+}
+
+void Executor::ReportClaimLag(absl::Time committed) {
+  if (options_.store_observer == nullptr) return;
+  options_.store_observer->OnClaimLag(absl::Now() - committed);
 }
 
 }  // namespace remex::executor

@@ -183,6 +183,9 @@ class Executor : private TaskRunner {
   // Re-queues (or ends) the unfinished tasks of the store.
   absl::Status Recover();
   void RecoverTask(const TaskSnapshot& row, int64_t& requeued);
+  // Tells the store observer that a task committed at `committed` is
+  // runnable now (in its pool's queue).
+  void ReportClaimLag(absl::Time committed);
   // Asks the observer for the series of every (pool, function) pair.
   void AddObserverSeries();
   // Submit, less the report of a refusal; sets `pool` once it is resolved.

@@ -3,19 +3,25 @@
 // committed before anyone hears of them, a restart re-queues what was
 // unfinished, a drain hands queued tasks back, and a store that is down
 // refuses submits without leaking a slot.
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "server/executor/executor.h"
 #include "server/executor/function_registry.h"
+#include "server/executor/store.h"
 #include "server/functions/builtin_functions.h"
 #include "tests/executor/executor_test_util.h"
 #include "tests/executor/fake_store.h"
@@ -31,6 +37,31 @@ using ::remex::executor::testing::ThreadPoolConfig;
 using ::remex::testing::kWaitTimeout;
 using ::remex::testing::WaitUntil;
 
+// Counts what the executor tells the store's observer. Thread-safe.
+class CountingStoreObserver final : public StoreObserver {
+ public:
+  void OnCommit(size_t, absl::Duration) override {}
+  void OnDatabaseError(absl::string_view) override {}
+  void OnReconnect() override {}
+  void OnRequeued(int64_t tasks) override { requeued_ += tasks; }
+  void OnClaimLag(absl::Duration lag) override {
+    absl::MutexLock lock(&mu_);
+    claim_lags_.push_back(lag);
+  }
+  void OnCanCommit(bool) override {}
+
+  int64_t requeued() const { return requeued_.load(); }
+  std::vector<absl::Duration> claim_lags() const {
+    absl::MutexLock lock(&mu_);
+    return claim_lags_;
+  }
+
+ private:
+  std::atomic<int64_t> requeued_{0};
+  mutable absl::Mutex mu_;
+  std::vector<absl::Duration> claim_lags_ ABSL_GUARDED_BY(mu_);
+};
+
 class DurableExecutorTest : public ::testing::Test {
  protected:
   DurableExecutorTest() {
@@ -42,6 +73,7 @@ class DurableExecutorTest : public ::testing::Test {
     ExecutorOptions options;
     options.pools.push_back(ThreadPoolConfig("default", workers));
     options.store = &store_;
+    options.store_observer = &observer_;
     absl::StatusOr<std::unique_ptr<Executor>> executor =
         Executor::Create(std::move(options), registry_);
     ASSERT_TRUE(executor.ok()) << executor.status();
@@ -66,6 +98,7 @@ class DurableExecutorTest : public ::testing::Test {
 
   FunctionRegistry registry_;
   FakeStore store_;  // outlives the executor
+  CountingStoreObserver observer_;
   std::unique_ptr<Executor> executor_;
 };
 
@@ -87,6 +120,8 @@ TEST_F(DurableExecutorTest, SubmitAnswersOnlyOnceTheTaskIsCommitted) {
   EXPECT_GT(answer->list_position, 0u);
   // The row was there before the answer.
   EXPECT_TRUE(store_.Row(answer->id).ok());
+  // Runnable once committed.
+  EXPECT_EQ(observer_.claim_lags().size(), 1u);
 }
 
 TEST_F(DurableExecutorTest, AnEndIsCommittedBeforeAnyWaiterHearsOfIt) {
@@ -154,6 +189,9 @@ TEST_F(DurableExecutorTest, ARestartRunsQueuedTasksAndRequeuesRunningOnes) {
   EXPECT_EQ(old->state, TaskState::kSucceeded);
   EXPECT_EQ(executor_->Get("never").status().code(),
             absl::StatusCode::kNotFound);
+  // One queued again; the queued one waited since its row was made.
+  EXPECT_EQ(observer_.requeued(), 1);
+  EXPECT_EQ(observer_.claim_lags().size(), 1u);
 }
 
 TEST_F(DurableExecutorTest, ADrainHandsQueuedTasksBackInsteadOfCancelling) {
@@ -162,9 +200,7 @@ TEST_F(DurableExecutorTest, ADrainHandsQueuedTasksBackInsteadOfCancelling) {
       executor_->Submit(MakeSpec("sleep", {{"ms", 300}}));
   ASSERT_TRUE(blocker.ok());
   ASSERT_TRUE(WaitUntil(
-      [&] {
-        return executor_->Get(blocker->id)->state == TaskState::kRunning;
-      },
+      [&] { return executor_->Get(blocker->id)->state == TaskState::kRunning; },
       kWaitTimeout));
   absl::StatusOr<TaskSnapshot> waiting = executor_->Submit(MakeSpec("echo"));
   ASSERT_TRUE(waiting.ok());
