@@ -11,6 +11,32 @@ namespace {
 // Migration N (1-based) takes the schema from version N-1 to N. Never edit
 // one that has shipped: add the next.
 //
+// Many replicas on one database use schema 1 as it is:
+//  - Claims. A replica with n free slots in pool p runs
+//      UPDATE remex_tasks SET replica = $me WHERE id IN (
+//        SELECT id FROM remex_tasks WHERE state = 1 AND pool = p
+//          AND replica IS NULL
+//        ORDER BY priority DESC, list_position LIMIT n
+//        FOR UPDATE SKIP LOCKED) RETURNING ...
+//    on remex_tasks_claim (whose rows are all queued: the scan reads only
+//    queued tasks). A replica inserts its own submits with replica = $me
+//    when it has a free slot (they skip the claim), else NULL (any replica
+//    may take them). Starting a claimed task sets state 2; the replica
+//    column then says who runs it.
+//  - Leases. remex_replicas.heartbeat_at is written every
+//    heartbeat_interval; a replica whose heartbeat is older than the lease
+//    is lost: one live replica (under pg_try_advisory_xact_lock, as
+//    retention) re-queues its running tasks (attempt + 1, replica NULL) or
+//    ends them WORKER_LOST, found through remex_tasks_running, and releases
+//    its claimed queued tasks (replica NULL).
+//  - Signals. One NOTIFY per group commit, its payload the ids that ended
+//    (and the ids to cancel, with their replica) under 8000 bytes, so that
+//    commits do not serialize on NOTIFY's lock more than once each; a
+//    listener thread per replica wakes the waiters it holds and cancels the
+//    tasks it runs.
+//  - Drains. SIGTERM sets replica NULL on the replica's queued tasks (they
+//    are handed back) and, past the grace, re-queues its running ones.
+//
 // Task model v2 (design.md) is planned as migration 2, and schema 1 is laid
 // out so that it adds to it without rewriting a table or moving the hot
 // path (PostgreSQL adds a nullable column, or one with a constant default,
