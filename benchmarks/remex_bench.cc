@@ -878,7 +878,7 @@ absl::StatusOr<std::unique_ptr<DurableServer>> StartDurableServer(
 // The durable rows name their baseline.
 std::string DurableMetric(const std::string& metric,
                           const std::string& baseline) {
-  return absl::StrCat("durable ", metric, " (baseline: ", baseline, ")");
+  return absl::StrCat("durable ", metric, " (vs ", baseline, ")");
 }
 
 // The SDK's rows over TLS with a token: named after the plaintext row.
@@ -1015,8 +1015,8 @@ void RunRtt(Bench& bench) {
                                                           : both_us.status())
                                              .message()));
   }
-  const std::string one_commit = "bare PostgreSQL, 1-row insert per commit";
-  const std::string two_commits = "bare PostgreSQL, insert commit + end commit";
+  const std::string one_commit = "bare PG: 1-row insert/commit";
+  const std::string two_commits = "bare PG: insert commit + end commit";
   const double durable_p50 = Percentile(durable_us, 0.5);
   r.Add("rtt", DurableMetric("SDK submit->result p50", one_commit), "us",
         durable_p50, Percentile(*insert_us, 0.5), {Target::kAtMost, 2000});
@@ -1170,12 +1170,10 @@ void RunDurableThroughput(Bench& bench, double memory_tasks_per_s) {
   const std::string metric =
       absl::StrCat("SDK no-op tasks (window ", o.window, ")");
   const double durable = o.tasks / *durable_s;
-  r.Add("throughput",
-        DurableMetric(metric,
-                      "bare PostgreSQL, the store's batches: inserts + ends"),
+  r.Add("throughput", DurableMetric(metric, "bare PG: the store's batches"),
         "tasks/s", durable, o.tasks / *batches_s, {Target::kAtLeast, 20000});
   r.Add("throughput",
-        DurableMetric(metric, absl::StrCat("bare PostgreSQL, inserts only, ",
+        DurableMetric(metric, absl::StrCat("bare PG: inserts only, ",
                                            std::min<int64_t>(o.window, 1024),
                                            " per commit")),
         "tasks/s", durable, o.tasks / *inserts_s);
