@@ -858,7 +858,47 @@ struct Bench {
 struct DurableServer {
   std::unique_ptr<FreshSchema> schema;
   StartedServer server;
+  std::string metrics_address;
 };
+
+// The durable server's group commits so far, from its metrics
+// (remex_store_commit_batch_tasks: one observation per commit, of its task
+// writes).
+struct CommitCounts {
+  double commits = 0;
+  double writes = 0;
+};
+
+absl::StatusOr<CommitCounts> ScrapeCommits(const DurableServer& durable) {
+  absl::StatusOr<double> commits = ScrapeMetric(
+      durable.metrics_address, "remex_store_commit_batch_tasks_count");
+  absl::StatusOr<double> writes = ScrapeMetric(
+      durable.metrics_address, "remex_store_commit_batch_tasks_sum");
+  if (!commits.ok()) return commits.status();
+  if (!writes.ok()) return writes.status();
+  return CommitCounts{*commits, *writes};
+}
+
+// Rows of what the store's group commit did for `tasks` tasks between two
+// scrapes: tasks per commit and task writes (inserts and updates handed to
+// the store) per task.
+void AddCommitRows(Report& report, const std::string& scenario,
+                   const std::string& what, double tasks,
+                   const absl::StatusOr<CommitCounts>& before,
+                   const absl::StatusOr<CommitCounts>& after) {
+  if (!before.ok() || !after.ok()) {
+    return report.Fail(
+        scenario,
+        std::string(
+            (before.ok() ? after.status() : before.status()).message()));
+  }
+  const double commits = after->commits - before->commits;
+  const double writes = after->writes - before->writes;
+  report.Add(scenario, absl::StrCat("store: tasks per commit, ", what), "tasks",
+             commits > 0 ? tasks / commits : 0);
+  report.Add(scenario, absl::StrCat("store: task writes per task, ", what),
+             "writes", writes / tasks);
+}
 
 absl::StatusOr<std::unique_ptr<DurableServer>> StartDurableServer(
     const Bench& bench, int64_t retention_tasks,
@@ -872,6 +912,10 @@ absl::StatusOr<std::unique_ptr<DurableServer>> StartDurableServer(
       bench.options, retention_tasks, {"--store", durable->schema->url()}, ttl);
   if (!server.ok()) return server.status();
   durable->server = *std::move(server);
+  absl::StatusOr<std::string> metrics =
+      durable->server.child->MetricsAddress(absl::Seconds(10));
+  if (!metrics.ok()) return metrics.status();
+  durable->metrics_address = *std::move(metrics);
   return durable;
 }
 
@@ -983,6 +1027,8 @@ void RunRtt(Bench& bench) {
   // Durable: the same SDK round trip against a server with --store, on
   // empty tables; then the bare client on empty tables of its own.
   std::vector<double> durable_us;
+  absl::StatusOr<CommitCounts> commits_before;
+  absl::StatusOr<CommitCounts> commits_after;
   {
     absl::StatusOr<std::unique_ptr<DurableServer>> durable =
         StartDurableServer(bench, 1'000'000);
@@ -990,9 +1036,11 @@ void RunRtt(Bench& bench) {
       return r.Fail(
           "rtt", "durable server: " + std::string(durable.status().message()));
     }
+    commits_before = ScrapeCommits(**durable);
     if (!measure_sdk((*durable)->server.child->address(), {}, &durable_us)) {
       return r.Fail("rtt", "durable SDK: " + sdk_error);
     }
+    commits_after = ScrapeCommits(**durable);
   }
   absl::StatusOr<std::unique_ptr<FreshSchema>> schema =
       FreshSchema::Create(bench.store_url);
@@ -1026,6 +1074,9 @@ void RunRtt(Bench& bench) {
         durable_p50, Percentile(*both_us, 0.5));
   r.Add("rtt", DurableMetric("SDK submit->result p50", "memory store"), "us",
         durable_p50, sdk_p50);
+  AddCommitRows(r, "rtt", "durable SDK rtt",
+                static_cast<double>(warmup + samples), commits_before,
+                commits_after);
 }
 
 // SDK: `client_threads` callers, each keeping its share of the window of
@@ -1129,6 +1180,8 @@ void RunDurableThroughput(Bench& bench, double memory_tasks_per_s) {
   const Options& o = bench.options;
   Report& r = bench.report;
   absl::StatusOr<double> durable_s;
+  absl::StatusOr<CommitCounts> commits_before;
+  absl::StatusOr<CommitCounts> commits_after;
   {
     absl::StatusOr<std::unique_ptr<DurableServer>> durable =
         StartDurableServer(bench, std::max<int64_t>(1'000'000, 2 * o.tasks));
@@ -1136,8 +1189,10 @@ void RunDurableThroughput(Bench& bench, double memory_tasks_per_s) {
       return r.Fail("throughput", "durable server: " +
                                       std::string(durable.status().message()));
     }
+    commits_before = ScrapeCommits(**durable);
     durable_s = RunSdkWindow((*durable)->server.child->address(), {}, "echo",
                              {}, "", o.tasks, o.window, o.client_threads);
+    commits_after = ScrapeCommits(**durable);
   }
   if (!durable_s.ok()) {
     return r.Fail("throughput",
@@ -1179,6 +1234,10 @@ void RunDurableThroughput(Bench& bench, double memory_tasks_per_s) {
         "tasks/s", durable, o.tasks / *inserts_s);
   r.Add("throughput", DurableMetric(metric, "memory store"), "tasks/s", durable,
         memory_tasks_per_s);
+  // RunSdkWindow's warm-up task included.
+  AddCommitRows(r, "throughput", "durable SDK throughput",
+                static_cast<double>(o.tasks + 1), commits_before,
+                commits_after);
 }
 
 const v1::PoolInfo* FindPool(const Bench& bench, const std::string& name) {
