@@ -1,7 +1,9 @@
 // remex-bench: end-to-end load generator. Measures remex-server (a child it
 // starts on 127.0.0.1 port 0, or --target) side by side with a bare gRPC
 // echo service built from the same gRPC in this process, and prints one
-// table with ratios. See BENCHMARKS.md for the scenarios and the targets.
+// table with ratios. With --store, also a durable remex-server against a
+// bare PostgreSQL client (pg_baseline.h). See BENCHMARKS.md for the
+// scenarios and the targets.
 //
 //   build/benchmarks/remex-bench                 (every scenario, full size)
 //   build/benchmarks/remex-bench --smoke         (tiny sizes, a few seconds)
@@ -69,7 +71,8 @@ service (same gRPC, same machine, same run).
 usage: remex-bench [flags]
 
   --scenarios LIST        comma-separated, default all:
-                          rtt,throughput,cpu,sleep,awaiters,retention
+                          rtt,throughput,cpu,sleep,awaiters,retention;
+                          and steady (named only; needs --store)
   --repeat N              runs of each scenario; the table shows medians (3)
   --smoke                 every scenario at tiny sizes (a few seconds), 1 run
   --target HOST:PORT      use a running server instead of starting one; it
@@ -1736,7 +1739,9 @@ class BenchCerts {
   std::string ca_pem_;
 };
 
-void WriteJson(const Options& options, const Report& report) {
+// The steady table (markdown lines) goes in as text: it is for reading.
+void WriteJson(const Options& options, const Report& report,
+               const std::vector<std::string>& steady_table) {
   nlohmann::json rows = nlohmann::json::array();
   for (const Row& row : report.rows()) {
     const double remex = Median(row.remex);
@@ -1760,6 +1765,7 @@ void WriteJson(const Options& options, const Report& report) {
                         {"repeat", options.repeat},
                         {"rows", rows},
                         {"errors", report.errors()}};
+  if (!steady_table.empty()) out["steady_table"] = steady_table;
   std::ofstream(options.json_path) << out.dump(2) << "\n";
 }
 
@@ -1967,7 +1973,7 @@ int Main(int argc, char** argv) {
       std::printf("%s\n", line.c_str());
     }
   }
-  if (!o.json_path.empty()) WriteJson(o, bench.report);
+  if (!o.json_path.empty()) WriteJson(o, bench.report, bench.steady_table);
   return bench.report.errors().empty() ? 0 : 1;
 }
 
