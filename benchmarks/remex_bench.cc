@@ -1,7 +1,9 @@
 // remex-bench: end-to-end load generator. Measures remex-server (a child it
 // starts on 127.0.0.1 port 0, or --target) side by side with a bare gRPC
 // echo service built from the same gRPC in this process, and prints one
-// table with ratios. See BENCHMARKS.md for the scenarios and the targets.
+// table with ratios. With --store, also a durable remex-server against a
+// bare PostgreSQL client (pg_baseline.h). See BENCHMARKS.md for the
+// scenarios and the targets.
 //
 //   build/benchmarks/remex-bench                 (every scenario, full size)
 //   build/benchmarks/remex-bench --smoke         (tiny sizes, a few seconds)
@@ -45,10 +47,15 @@
 #include "bench_echo.grpc.pb.h"
 #include "echo_service.h"
 #include "nlohmann/json.hpp"
+#include "pg_baseline.h"
 #include "remex/remex.h"
 #include "remex/v1/executor.grpc.pb.h"
 #include "server/auth/principals.h"
+#include "server/store/postgres/pg.h"
 #include "server_child.h"
+#ifdef REMEX_BENCH_POSTGRES_FIXTURE
+#include "tests/testing/postgres_server.h"
+#endif
 
 namespace remex::bench {
 namespace {
@@ -64,7 +71,8 @@ service (same gRPC, same machine, same run).
 usage: remex-bench [flags]
 
   --scenarios LIST        comma-separated, default all:
-                          rtt,throughput,cpu,sleep,awaiters,retention
+                          rtt,throughput,cpu,sleep,awaiters,retention;
+                          and steady (named only; needs --store)
   --repeat N              runs of each scenario; the table shows medians (3)
   --smoke                 every scenario at tiny sizes (a few seconds), 1 run
   --target HOST:PORT      use a running server instead of starting one; it
@@ -80,6 +88,13 @@ usage: remex-bench [flags]
                           sending a bearer token; those rows' baseline is the
                           plaintext SDK figure of the same run (not with
                           --target)
+  --store URL|postgres    durable rows: rtt and throughput also run against a
+                          remex-server started with --store (a fresh schema
+                          of the database at URL per run, dropped after it;
+                          "postgres": a PostgreSQL of its own, initdb in a
+                          temp dir), next to a bare PostgreSQL client running
+                          the store's statements; enables scenario "steady"
+                          (not with --target)
   sizes:
   --rtt-samples N         round trips per rtt row (2000)
   --tasks N               throughput: tasks per row (100000)
@@ -90,7 +105,19 @@ usage: remex-bench [flags]
                                              sleep: (1000, 10, 100)
   --awaiters N            parked Await calls (10000)
   --retention-tasks N     retained finished tasks (1000000)
+  --steady-seconds N      steady (only when named in --scenarios; needs
+                          --store): how long a constant load runs (600)
+  --steady-rate N         steady: submits per second (5000)
+  --steady-ttl N          steady: the server's retention ttl, seconds (30)
+  --steady-sample N       steady: seconds between samples of the tables (30)
 )";
+
+// Every scenario; all but "steady" run by default.
+const std::vector<std::string>& KnownScenarios() {
+  static const auto* const kKnown = new std::vector<std::string>{
+      "rtt", "throughput", "cpu", "sleep", "awaiters", "retention", "steady"};
+  return *kKnown;
+}
 
 // ---------------------------------------------------------------- options
 
@@ -115,6 +142,13 @@ struct Options {
   int64_t parallelism = 100;
   int64_t awaiters = 10000;
   int64_t retention_tasks = 1000000;
+  // "" or "memory": no durable rows; "postgres": start a PostgreSQL;
+  // otherwise a libpq URL.
+  std::string store;
+  int64_t steady_seconds = 600;
+  int64_t steady_rate = 5000;
+  int64_t steady_ttl = 30;
+  int64_t steady_sample = 30;
 };
 
 void ApplySmokeSizes(Options& options) {
@@ -130,6 +164,10 @@ void ApplySmokeSizes(Options& options) {
   options.parallelism = 10;
   options.awaiters = 200;
   options.retention_tasks = 2000;
+  options.steady_seconds = 6;
+  options.steady_rate = 200;
+  options.steady_ttl = 2;
+  options.steady_sample = 2;
 }
 
 absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
@@ -144,7 +182,11 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
       {"--sleep-ms", &options.sleep_ms},
       {"--parallelism", &options.parallelism},
       {"--awaiters", &options.awaiters},
-      {"--retention-tasks", &options.retention_tasks}};
+      {"--retention-tasks", &options.retention_tasks},
+      {"--steady-seconds", &options.steady_seconds},
+      {"--steady-rate", &options.steady_rate},
+      {"--steady-ttl", &options.steady_ttl},
+      {"--steady-sample", &options.steady_sample}};
   // --smoke first, so that explicit sizes given with it still apply.
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--smoke") {
@@ -191,7 +233,7 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
     } else if (flag == "--scenarios") {
       options.scenarios = absl::StrSplit(value, ',', absl::SkipEmpty());
       for (const std::string& name : options.scenarios) {
-        static const std::vector<std::string> kKnown = Options().scenarios;
+        const std::vector<std::string>& kKnown = KnownScenarios();
         if (std::find(kKnown.begin(), kKnown.end(), name) == kKnown.end()) {
           return absl::InvalidArgumentError(
               absl::StrCat("--scenarios: unknown scenario '", name,
@@ -204,6 +246,8 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
       options.server_binary = value;
     } else if (flag == "--json") {
       options.json_path = value;
+    } else if (flag == "--store") {
+      options.store = value == "memory" ? "" : value;
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag ", flag));
     }
@@ -211,6 +255,16 @@ absl::StatusOr<Options> ParseFlags(int argc, char** argv) {
   if (options.tls && !options.target.empty()) {
     return absl::InvalidArgumentError(
         "--tls starts a TLS server of its own: not with --target");
+  }
+  if (!options.store.empty() && !options.target.empty()) {
+    return absl::InvalidArgumentError(
+        "--store starts durable servers of its own: not with --target");
+  }
+  if (std::find(options.scenarios.begin(), options.scenarios.end(), "steady") !=
+          options.scenarios.end() &&
+      options.store.empty()) {
+    return absl::InvalidArgumentError(
+        "scenario steady measures the durable store: give --store");
   }
   if (options.server_binary.empty()) {
     char self[4096];
@@ -702,6 +756,85 @@ absl::StatusOr<double> RunStreamWindow(Echo::Stub& stub, int64_t total,
   return seconds;
 }
 
+// ---------------------------------------------------------------- servers
+
+// The config of a server started by remex-bench: the built-in default pool,
+// "cpu" (one worker per core, for the cpu scenario), "io" (one worker per
+// task in flight, for the sleep scenario), and a process pool when
+// `process_pool`.
+std::string ServerConfig(const Options& options, bool process_pool,
+                         int64_t retention_tasks, const std::string& ttl) {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  nlohmann::json pools = nlohmann::json::array();
+  pools.push_back({{"name", "default"},
+                   {"kind", "thread"},
+                   {"workers", std::min(cores + 4, 32)},
+                   {"max_queue", 1 << 20}});
+  pools.push_back({{"name", "cpu"}, {"kind", "thread"}, {"workers", cores}});
+  pools.push_back(
+      {{"name", "io"}, {"kind", "thread"}, {"workers", options.parallelism}});
+  if (process_pool) {
+    pools.push_back(
+        {{"name", "process"}, {"kind", "process"}, {"workers", cores}});
+  }
+  nlohmann::json config = {{"pools", pools},
+                           {"retention",
+                            {{"ttl", ttl},
+                             {"max_tasks", retention_tasks},
+                             {"max_bytes", int64_t{1} << 40}}}};
+  return config.dump();
+}
+
+// A temporary file that holds `text`; removed by the destructor.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& text) {
+    char path[] = "/tmp/remex-bench-XXXXXX.json";
+    const int fd = mkstemps(path, 5);
+    if (fd >= 0) {
+      path_ = path;
+      (void)!write(fd, text.data(), text.size());
+      close(fd);
+    }
+  }
+  ~TempFile() {
+    if (!path_.empty()) unlink(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct StartedServer {
+  std::unique_ptr<TempFile> config;
+  std::unique_ptr<ServerChild> child;
+};
+
+// Starts remex-server with a bench config; with a process pool first, and
+// without it if the server refuses that (process pools land separately).
+absl::StatusOr<StartedServer> StartServer(
+    const Options& options, int64_t retention_tasks,
+    const std::vector<std::string>& extra_args = {},
+    const std::string& ttl = "1h") {
+  absl::Status last;
+  for (bool process_pool : {true, false}) {
+    StartedServer server;
+    server.config = std::make_unique<TempFile>(
+        ServerConfig(options, process_pool, retention_tasks, ttl));
+    std::vector<std::string> args = {"--config", server.config->path()};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    absl::StatusOr<std::unique_ptr<ServerChild>> child =
+        ServerChild::Start(options.server_binary, args);
+    if (child.ok()) {
+      server.child = *std::move(child);
+      return server;
+    }
+    last = child.status();
+  }
+  return last;
+}
+
 // ---------------------------------------------------------------- scenarios
 
 // What the scenarios share: the server under test and the baseline.
@@ -717,7 +850,83 @@ struct Bench {
   // With --tls: the TLS server and how the SDK reaches it.
   std::string tls_address;
   ClientOptions tls_client;
+  // With --store: the database's URL (each durable run gets a fresh schema
+  // in it), and the steady scenario's table, printed after the main one.
+  std::string store_url;
+  std::vector<std::string> steady_table;
 };
+
+// A remex-server with --store on a fresh schema of the bench's database.
+// Members in this order: the server stops before the schema is dropped.
+struct DurableServer {
+  std::unique_ptr<FreshSchema> schema;
+  StartedServer server;
+  std::string metrics_address;
+};
+
+// The durable server's group commits so far, from its metrics
+// (remex_store_commit_batch_tasks: one observation per commit, of its task
+// writes).
+struct CommitCounts {
+  double commits = 0;
+  double writes = 0;
+};
+
+absl::StatusOr<CommitCounts> ScrapeCommits(const DurableServer& durable) {
+  absl::StatusOr<double> commits = ScrapeMetric(
+      durable.metrics_address, "remex_store_commit_batch_tasks_count");
+  absl::StatusOr<double> writes = ScrapeMetric(
+      durable.metrics_address, "remex_store_commit_batch_tasks_sum");
+  if (!commits.ok()) return commits.status();
+  if (!writes.ok()) return writes.status();
+  return CommitCounts{*commits, *writes};
+}
+
+// Rows of what the store's group commit did for `tasks` tasks between two
+// scrapes: tasks per commit and task writes (inserts and updates handed to
+// the store) per task.
+void AddCommitRows(Report& report, const std::string& scenario,
+                   const std::string& what, double tasks,
+                   const absl::StatusOr<CommitCounts>& before,
+                   const absl::StatusOr<CommitCounts>& after) {
+  if (!before.ok() || !after.ok()) {
+    return report.Fail(
+        scenario,
+        std::string(
+            (before.ok() ? after.status() : before.status()).message()));
+  }
+  const double commits = after->commits - before->commits;
+  const double writes = after->writes - before->writes;
+  report.Add(scenario, absl::StrCat("store: tasks per commit, ", what), "tasks",
+             commits > 0 ? tasks / commits : 0);
+  report.Add(scenario, absl::StrCat("store: task writes per task, ", what),
+             "writes", writes / tasks);
+}
+
+absl::StatusOr<std::unique_ptr<DurableServer>> StartDurableServer(
+    const Bench& bench, int64_t retention_tasks,
+    const std::string& ttl = "1h") {
+  auto durable = std::make_unique<DurableServer>();
+  absl::StatusOr<std::unique_ptr<FreshSchema>> schema =
+      FreshSchema::Create(bench.store_url);
+  if (!schema.ok()) return schema.status();
+  durable->schema = *std::move(schema);
+  absl::StatusOr<StartedServer> server = StartServer(
+      bench.options, retention_tasks, {"--store", durable->schema->url()}, ttl);
+  if (!server.ok()) return server.status();
+  durable->server = *std::move(server);
+  absl::StatusOr<std::string> metrics =
+      durable->server.child->MetricsAddress(absl::Seconds(10));
+  if (!metrics.ok()) return metrics.status();
+  durable->metrics_address = *std::move(metrics);
+  return durable;
+}
+
+// The durable rows name their baseline.
+std::string DurableMetric(const std::string& metric,
+                          const std::string& baseline) {
+  return absl::StrCat("durable ", metric, " (vs ", baseline, ")");
+}
 
 // The SDK's rows over TLS with a token: named after the plaintext row.
 std::string TlsMetric(const std::string& metric) {
@@ -816,6 +1025,61 @@ void RunRtt(Bench& bench) {
         echo_p50);
   r.Add("rtt", "unary Submit+Await p99", "us", Percentile(unary_us, 0.99),
         echo_p99);
+  if (bench.store_url.empty()) return;
+
+  // Durable: the same SDK round trip against a server with --store, on
+  // empty tables; then the bare client on empty tables of its own.
+  std::vector<double> durable_us;
+  absl::StatusOr<CommitCounts> commits_before;
+  absl::StatusOr<CommitCounts> commits_after;
+  {
+    absl::StatusOr<std::unique_ptr<DurableServer>> durable =
+        StartDurableServer(bench, 1'000'000);
+    if (!durable.ok()) {
+      return r.Fail(
+          "rtt", "durable server: " + std::string(durable.status().message()));
+    }
+    commits_before = ScrapeCommits(**durable);
+    if (!measure_sdk((*durable)->server.child->address(), {}, &durable_us)) {
+      return r.Fail("rtt", "durable SDK: " + sdk_error);
+    }
+    commits_after = ScrapeCommits(**durable);
+  }
+  absl::StatusOr<std::unique_ptr<FreshSchema>> schema =
+      FreshSchema::Create(bench.store_url);
+  if (!schema.ok()) {
+    return r.Fail("rtt", std::string(schema.status().message()));
+  }
+  absl::StatusOr<std::unique_ptr<BarePostgres>> bare =
+      BarePostgres::Open((*schema)->url());
+  if (!bare.ok()) {
+    return r.Fail("rtt",
+                  "bare PostgreSQL: " + std::string(bare.status().message()));
+  }
+  absl::StatusOr<std::vector<double>> insert_us =
+      (*bare)->RoundTrips(warmup, samples, /*with_end=*/false);
+  absl::StatusOr<std::vector<double>> both_us =
+      (*bare)->RoundTrips(warmup, samples, /*with_end=*/true);
+  if (!insert_us.ok() || !both_us.ok()) {
+    return r.Fail("rtt", "bare PostgreSQL: " +
+                             std::string((!insert_us.ok() ? insert_us.status()
+                                                          : both_us.status())
+                                             .message()));
+  }
+  const std::string one_commit = "bare PG: 1-row insert/commit";
+  const std::string two_commits = "bare PG: insert commit + end commit";
+  const double durable_p50 = Percentile(durable_us, 0.5);
+  r.Add("rtt", DurableMetric("SDK submit->result p50", one_commit), "us",
+        durable_p50, Percentile(*insert_us, 0.5), {Target::kAtMost, 2000});
+  r.Add("rtt", DurableMetric("SDK submit->result p99", one_commit), "us",
+        Percentile(durable_us, 0.99), Percentile(*insert_us, 0.99));
+  r.Add("rtt", DurableMetric("SDK submit->result p50", two_commits), "us",
+        durable_p50, Percentile(*both_us, 0.5));
+  r.Add("rtt", DurableMetric("SDK submit->result p50", "memory store"), "us",
+        durable_p50, sdk_p50);
+  AddCommitRows(r, "rtt", "durable SDK rtt",
+                static_cast<double>(warmup + samples), commits_before,
+                commits_after);
 }
 
 // SDK: `client_threads` callers, each keeping its share of the window of
@@ -869,6 +1133,8 @@ absl::StatusOr<double> RunSdkWindow(const std::string& address,
   return seconds;
 }
 
+void RunDurableThroughput(Bench& bench, double memory_tasks_per_s);
+
 void RunThroughput(Bench& bench) {
   const Options& o = bench.options;
   absl::StatusOr<double> stream_s =
@@ -898,6 +1164,7 @@ void RunThroughput(Bench& bench) {
                    {Target::kAtLeast, 150000});
   bench.report.Add("throughput", "unary Submit+Await no-op tasks" + window,
                    "tasks/s", o.tasks / *unary_s, o.tasks / *echo_s);
+  if (!bench.store_url.empty()) RunDurableThroughput(bench, o.tasks / *sdk_s);
   if (bench.tls_address.empty()) return;
   absl::StatusOr<double> tls_s =
       RunSdkWindow(bench.tls_address, bench.tls_client, "echo", {}, "", o.tasks,
@@ -908,6 +1175,72 @@ void RunThroughput(Bench& bench) {
   }
   bench.report.Add("throughput", TlsMetric("SDK no-op tasks" + window),
                    "tasks/s", o.tasks / *tls_s, o.tasks / *sdk_s);
+}
+
+// The durable rows of throughput: the SDK row against a server with
+// --store, and the bare client's batches at the same window.
+void RunDurableThroughput(Bench& bench, double memory_tasks_per_s) {
+  const Options& o = bench.options;
+  Report& r = bench.report;
+  absl::StatusOr<double> durable_s;
+  absl::StatusOr<CommitCounts> commits_before;
+  absl::StatusOr<CommitCounts> commits_after;
+  {
+    absl::StatusOr<std::unique_ptr<DurableServer>> durable =
+        StartDurableServer(bench, std::max<int64_t>(1'000'000, 2 * o.tasks));
+    if (!durable.ok()) {
+      return r.Fail("throughput", "durable server: " +
+                                      std::string(durable.status().message()));
+    }
+    commits_before = ScrapeCommits(**durable);
+    durable_s = RunSdkWindow((*durable)->server.child->address(), {}, "echo",
+                             {}, "", o.tasks, o.window, o.client_threads);
+    commits_after = ScrapeCommits(**durable);
+  }
+  if (!durable_s.ok()) {
+    return r.Fail("throughput",
+                  "durable SDK: " + std::string(durable_s.status().message()));
+  }
+  absl::StatusOr<double> batches_s;
+  absl::StatusOr<double> inserts_s;
+  for (bool inserts_only : {false, true}) {
+    absl::StatusOr<std::unique_ptr<FreshSchema>> schema =
+        FreshSchema::Create(bench.store_url);
+    if (!schema.ok()) {
+      return r.Fail("throughput", std::string(schema.status().message()));
+    }
+    absl::StatusOr<std::unique_ptr<BarePostgres>> bare =
+        BarePostgres::Open((*schema)->url());
+    if (!bare.ok()) {
+      return r.Fail("throughput",
+                    "bare PostgreSQL: " + std::string(bare.status().message()));
+    }
+    (inserts_only ? inserts_s : batches_s) =
+        (*bare)->Throughput(o.tasks, o.window, inserts_only);
+  }
+  if (!batches_s.ok() || !inserts_s.ok()) {
+    return r.Fail(
+        "throughput",
+        "bare PostgreSQL: " + std::string((!batches_s.ok() ? batches_s.status()
+                                                           : inserts_s.status())
+                                              .message()));
+  }
+  const std::string metric =
+      absl::StrCat("SDK no-op tasks (window ", o.window, ")");
+  const double durable = o.tasks / *durable_s;
+  r.Add("throughput", DurableMetric(metric, "bare PG: the store's batches"),
+        "tasks/s", durable, o.tasks / *batches_s, {Target::kAtLeast, 20000});
+  r.Add("throughput",
+        DurableMetric(metric, absl::StrCat("bare PG: inserts only, ",
+                                           std::min<int64_t>(o.window, 1024),
+                                           " per commit")),
+        "tasks/s", durable, o.tasks / *inserts_s);
+  r.Add("throughput", DurableMetric(metric, "memory store"), "tasks/s", durable,
+        memory_tasks_per_s);
+  // RunSdkWindow's warm-up task included.
+  AddCommitRows(r, "throughput", "durable SDK throughput",
+                static_cast<double>(o.tasks + 1), commits_before,
+                commits_after);
 }
 
 const v1::PoolInfo* FindPool(const Bench& bench, const std::string& name) {
@@ -1107,84 +1440,6 @@ void RunAwaiters(Bench& bench) {
             static_cast<double>(o.awaiters));
 }
 
-// ---------------------------------------------------------------- servers
-
-// The config of a server started by remex-bench: the built-in default pool,
-// "cpu" (one worker per core, for the cpu scenario), "io" (one worker per
-// task in flight, for the sleep scenario), and a process pool when
-// `process_pool`.
-std::string ServerConfig(const Options& options, bool process_pool,
-                         int64_t retention_tasks) {
-  const int cores = static_cast<int>(std::thread::hardware_concurrency());
-  nlohmann::json pools = nlohmann::json::array();
-  pools.push_back({{"name", "default"},
-                   {"kind", "thread"},
-                   {"workers", std::min(cores + 4, 32)},
-                   {"max_queue", 1 << 20}});
-  pools.push_back({{"name", "cpu"}, {"kind", "thread"}, {"workers", cores}});
-  pools.push_back(
-      {{"name", "io"}, {"kind", "thread"}, {"workers", options.parallelism}});
-  if (process_pool) {
-    pools.push_back(
-        {{"name", "process"}, {"kind", "process"}, {"workers", cores}});
-  }
-  nlohmann::json config = {{"pools", pools},
-                           {"retention",
-                            {{"ttl", "1h"},
-                             {"max_tasks", retention_tasks},
-                             {"max_bytes", int64_t{1} << 40}}}};
-  return config.dump();
-}
-
-// A temporary file that holds `text`; removed by the destructor.
-class TempFile {
- public:
-  explicit TempFile(const std::string& text) {
-    char path[] = "/tmp/remex-bench-XXXXXX.json";
-    const int fd = mkstemps(path, 5);
-    if (fd >= 0) {
-      path_ = path;
-      (void)!write(fd, text.data(), text.size());
-      close(fd);
-    }
-  }
-  ~TempFile() {
-    if (!path_.empty()) unlink(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-struct StartedServer {
-  std::unique_ptr<TempFile> config;
-  std::unique_ptr<ServerChild> child;
-};
-
-// Starts remex-server with a bench config; with a process pool first, and
-// without it if the server refuses that (process pools land separately).
-absl::StatusOr<StartedServer> StartServer(
-    const Options& options, int64_t retention_tasks,
-    const std::vector<std::string>& extra_args = {}) {
-  absl::Status last;
-  for (bool process_pool : {true, false}) {
-    StartedServer server;
-    server.config = std::make_unique<TempFile>(
-        ServerConfig(options, process_pool, retention_tasks));
-    std::vector<std::string> args = {"--config", server.config->path()};
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    absl::StatusOr<std::unique_ptr<ServerChild>> child =
-        ServerChild::Start(options.server_binary, args);
-    if (child.ok()) {
-      server.child = *std::move(child);
-      return server;
-    }
-    last = child.status();
-  }
-  return last;
-}
-
 void RunRetention(Bench& bench) {
   const Options& o = bench.options;
   if (!bench.options.target.empty()) {
@@ -1229,6 +1484,202 @@ void RunRetention(Bench& bench) {
         "bytes", per_task, std::nullopt, {Target::kAtMost, 512});
   r.Add("retention", "server RSS before", "MiB", before->rss_bytes / 1048576.0);
   r.Add("retention", "server RSS after", "MiB", after->rss_bytes / 1048576.0);
+}
+
+// One sample of the steady scenario.
+struct SteadySample {
+  double t_s = 0;
+  int64_t submitted = 0;
+  int64_t ended = 0;
+  std::vector<TableStats> tables;
+};
+
+std::vector<std::string> SteadyTable(const std::vector<SteadySample>& samples) {
+  std::vector<std::vector<std::string>> cells;
+  std::vector<std::string> header = {"t (s)", "submitted", "ended"};
+  for (const char* table : {"tasks", "inputs", "results"}) {
+    for (const char* column : {" MiB", " live", " dead", " autovacuums"}) {
+      header.push_back(absl::StrCat(table, column));
+    }
+  }
+  header.push_back("total MiB");
+  cells.push_back(header);
+  for (const SteadySample& sample : samples) {
+    std::vector<std::string> line = {absl::StrFormat("%.0f", sample.t_s),
+                                     absl::StrCat(sample.submitted),
+                                     absl::StrCat(sample.ended)};
+    int64_t total = 0;
+    for (const TableStats& table : sample.tables) {
+      total += table.total_bytes;
+      line.push_back(absl::StrFormat("%.1f", table.total_bytes / 1048576.0));
+      line.push_back(absl::StrCat(table.live_tuples));
+      line.push_back(absl::StrCat(table.dead_tuples));
+      line.push_back(table.last_autovacuum_age_s < 0
+                         ? absl::StrCat(table.autovacuums)
+                         : absl::StrFormat("%d (%.0fs ago)", table.autovacuums,
+                                           table.last_autovacuum_age_s));
+    }
+    line.push_back(absl::StrFormat("%.1f", total / 1048576.0));
+    cells.push_back(line);
+  }
+  std::vector<size_t> widths(header.size(), 0);
+  for (const auto& line : cells) {
+    for (size_t i = 0; i < line.size() && i < widths.size(); ++i) {
+      widths[i] = std::max(widths[i], line[i].size());
+    }
+  }
+  std::vector<std::string> text;
+  for (size_t row = 0; row < cells.size(); ++row) {
+    std::string out = "|";
+    for (size_t i = 0; i < cells[row].size(); ++i) {
+      out +=
+          absl::StrCat(" ", std::string(widths[i] - cells[row][i].size(), ' '),
+                       cells[row][i], " |");
+    }
+    text.push_back(out);
+    if (row == 0) {
+      std::string rule = "|";
+      for (size_t width : widths) rule += std::string(width + 1, '-') + ":|";
+      text.push_back(rule);
+    }
+  }
+  return text;
+}
+
+int64_t TotalBytes(const SteadySample& sample) {
+  int64_t total = 0;
+  for (const TableStats& table : sample.tables) total += table.total_bytes;
+  return total;
+}
+
+// A durable server with a short ttl under a constant submit rate: whether
+// its tables stay bounded. Samples the remex tables every steady_sample
+// seconds (see BENCHMARKS.md, "Durable store").
+void RunSteady(Bench& bench) {
+  const Options& o = bench.options;
+  Report& r = bench.report;
+  absl::StatusOr<std::unique_ptr<DurableServer>> durable = StartDurableServer(
+      bench, std::max<int64_t>(1'000'000, o.steady_rate * o.steady_ttl * 4),
+      absl::StrCat(o.steady_ttl, "s"));
+  if (!durable.ok()) {
+    return r.Fail("steady",
+                  "durable server: " + std::string(durable.status().message()));
+  }
+  absl::StatusOr<std::unique_ptr<TableSampler>> sampler =
+      TableSampler::Open((*durable)->schema->url(), (*durable)->schema->name());
+  if (!sampler.ok()) {
+    return r.Fail("steady", std::string(sampler.status().message()));
+  }
+  Client client((*durable)->server.child->address());
+  if (absl::StatusOr<TaskResult> warm = client.Submit("echo").result();
+      !warm.ok()) {
+    return r.Fail("steady", "SDK: " + warm.status().ToString());
+  }
+  // The submitter paces SubmitAsync at the rate; the settler waits for
+  // each future in submission order (no-op tasks end about in order). At
+  // most `cap` in flight: past it the submitter waits, and the rate is not
+  // met (the table shows it).
+  const int64_t cap = std::max<int64_t>(1000, o.steady_rate * 2);
+  absl::Mutex mu;
+  std::deque<Future> in_flight;
+  bool submitting = true;
+  std::string error;
+  std::atomic<int64_t> submitted{0};
+  std::atomic<int64_t> ended{0};
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + absl::Seconds(o.steady_seconds);
+  std::thread submitter([&] {
+    while (absl::Now() < end) {
+      const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+      const auto due = static_cast<int64_t>(elapsed * o.steady_rate);
+      while (submitted.load() < due && absl::Now() < end) {
+        Future future = client.SubmitAsync("echo");
+        absl::MutexLock lock(&mu);
+        auto room = [&] {
+          return static_cast<int64_t>(in_flight.size()) < cap;
+        };
+        mu.Await(absl::Condition(&room));
+        in_flight.push_back(std::move(future));
+        submitted.fetch_add(1);
+      }
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    absl::MutexLock lock(&mu);
+    submitting = false;
+  });
+  std::thread settler([&] {
+    for (;;) {
+      Future future;
+      {
+        absl::MutexLock lock(&mu);
+        auto ready = [&] { return !in_flight.empty() || !submitting; };
+        mu.Await(absl::Condition(&ready));
+        if (in_flight.empty()) return;
+        future = std::move(in_flight.front());
+        in_flight.pop_front();
+      }
+      absl::StatusOr<TaskResult> result = future.result();
+      if (!result.ok()) {
+        absl::MutexLock lock(&mu);
+        if (error.empty()) error = result.status().ToString();
+      }
+      ended.fetch_add(1);
+    }
+  });
+  std::vector<SteadySample> samples;
+  std::string sample_error;
+  for (int64_t at = 0;; at += o.steady_sample) {
+    const absl::Time when = start + absl::Seconds(at);
+    if (when > end) break;
+    absl::SleepFor(when - absl::Now());
+    absl::StatusOr<std::vector<TableStats>> tables = (*sampler)->Sample();
+    if (!tables.ok()) {
+      sample_error = std::string(tables.status().message());
+      break;
+    }
+    samples.push_back({static_cast<double>(at), submitted.load(), ended.load(),
+                       *std::move(tables)});
+    std::fprintf(stderr,
+                 "remex-bench: steady t=%.0fs submitted %lld ended %lld, "
+                 "tables %.1f MiB\n",
+                 samples.back().t_s,
+                 static_cast<long long>(samples.back().submitted),
+                 static_cast<long long>(samples.back().ended),
+                 TotalBytes(samples.back()) / 1048576.0);
+  }
+  submitter.join();
+  settler.join();
+  if (!sample_error.empty()) return r.Fail("steady", sample_error);
+  if (!error.empty()) return r.Fail("steady", "SDK: " + error);
+  bench.steady_table = SteadyTable(samples);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  r.Add("steady",
+        absl::StrCat("no-op tasks submitted (asked: ", o.steady_rate,
+                     "/s, ttl ", o.steady_ttl, "s)"),
+        "tasks/s", submitted.load() / seconds);
+  // Bounded: the size at the end against the size once the first tasks
+  // could have expired and been deleted (two ttls in), or the first sample.
+  if (samples.size() >= 2) {
+    const SteadySample* reference = &samples.front();
+    for (const SteadySample& sample : samples) {
+      if (sample.t_s >= 2.0 * static_cast<double>(o.steady_ttl)) {
+        reference = &sample;
+        break;
+      }
+    }
+    r.Add("steady",
+          absl::StrFormat("remex tables' total size at %.0fs (baseline: at "
+                          "%.0fs)",
+                          samples.back().t_s, reference->t_s),
+          "MiB", TotalBytes(samples.back()) / 1048576.0,
+          TotalBytes(*reference) / 1048576.0);
+    int64_t dead = 0;
+    for (const TableStats& table : samples.back().tables) {
+      dead += table.dead_tuples;
+    }
+    r.Add("steady", absl::StrFormat("dead tuples at %.0fs", samples.back().t_s),
+          "tuples", static_cast<double>(dead));
+  }
 }
 
 // A CA and a server certificate for 127.0.0.1 (EC P-256, one day) made with
@@ -1288,7 +1739,9 @@ class BenchCerts {
   std::string ca_pem_;
 };
 
-void WriteJson(const Options& options, const Report& report) {
+// The steady table (markdown lines) goes in as text: it is for reading.
+void WriteJson(const Options& options, const Report& report,
+               const std::vector<std::string>& steady_table) {
   nlohmann::json rows = nlohmann::json::array();
   for (const Row& row : report.rows()) {
     const double remex = Median(row.remex);
@@ -1312,6 +1765,7 @@ void WriteJson(const Options& options, const Report& report) {
                         {"repeat", options.repeat},
                         {"rows", rows},
                         {"errors", report.errors()}};
+  if (!steady_table.empty()) out["steady_table"] = steady_table;
   std::ofstream(options.json_path) << out.dump(2) << "\n";
 }
 
@@ -1349,6 +1803,41 @@ int Main(int argc, char** argv) {
   Bench bench;
   bench.options = *std::move(parsed);
   const Options& o = bench.options;
+  // --store postgres: a PostgreSQL of our own, started (initdb takes
+  // seconds) before any other child.
+#ifdef REMEX_BENCH_POSTGRES_FIXTURE
+  std::unique_ptr<testing::PostgresServer> postgres;
+#endif
+  if (o.store == "postgres") {
+#ifdef REMEX_BENCH_POSTGRES_FIXTURE
+    absl::StatusOr<std::unique_ptr<testing::PostgresServer>> started =
+        testing::PostgresServer::Start();
+    if (!started.ok()) {
+      std::fprintf(stderr, "remex-bench: --store postgres: %s\n",
+                   std::string(started.status().message()).c_str());
+      return 1;
+    }
+    postgres = *std::move(started);
+    bench.store_url = postgres->url();
+#else
+    std::fprintf(stderr,
+                 "remex-bench: --store postgres needs a build with the tests "
+                 "(REMEX_BUILD_TESTS); give a URL instead\n");
+    return 2;
+#endif
+  } else {
+    bench.store_url = o.store;
+  }
+  std::string database;
+  if (!bench.store_url.empty()) {
+    absl::StatusOr<std::string> described = DescribeDatabase(bench.store_url);
+    if (!described.ok()) {
+      std::fprintf(stderr, "remex-bench: --store: %s\n",
+                   std::string(described.status().message()).c_str());
+      return 1;
+    }
+    database = *std::move(described);
+  }
   // Made before any thread starts (std::system runs a shell).
   std::unique_ptr<BenchCerts> certs;
   if (o.tls) {
@@ -1440,15 +1929,23 @@ int Main(int argc, char** argv) {
         "token\n",
         bench.tls_address.c_str());
   }
+  if (!database.empty()) {
+    std::printf(
+        "durable rows: remex-server --store on a fresh schema per run "
+        "of %s (%s%s)\n",
+        store::internal::RedactUrl(bench.store_url).c_str(), database.c_str(),
+        o.store == "postgres" ? ", started here" : "");
+  }
   std::fflush(stdout);
 
   const std::map<std::string, std::function<void(Bench&)>> scenarios = {
       {"rtt", RunRtt},           {"throughput", RunThroughput},
       {"cpu", RunCpu},           {"sleep", RunSleep},
-      {"awaiters", RunAwaiters}, {"retention", RunRetention}};
+      {"awaiters", RunAwaiters}, {"retention", RunRetention},
+      {"steady", RunSteady}};
   for (const std::string& name : o.scenarios) {
-    // One retention run: it is a memory figure, and the slowest by far.
-    const int runs = name == "retention" ? 1 : o.repeat;
+    // One retention run and one steady run: the slowest by far.
+    const int runs = name == "retention" || name == "steady" ? 1 : o.repeat;
     for (int run = 0; run < runs; ++run) {
       const size_t errors = bench.report.errors().size();
       const int64_t start = NowNanos();
@@ -1465,7 +1962,18 @@ int Main(int argc, char** argv) {
   for (const std::string& error : bench.report.errors()) {
     std::printf("error: %s\n", error.c_str());
   }
-  if (!o.json_path.empty()) WriteJson(o, bench.report);
+  if (!bench.steady_table.empty()) {
+    std::printf(
+        "\nsteady: %lld no-op tasks/s for %llds, ttl %llds: the remex tables "
+        "(pg_total_relation_size, pg_stat_user_tables)\n\n",
+        static_cast<long long>(o.steady_rate),
+        static_cast<long long>(o.steady_seconds),
+        static_cast<long long>(o.steady_ttl));
+    for (const std::string& line : bench.steady_table) {
+      std::printf("%s\n", line.c_str());
+    }
+  }
+  if (!o.json_path.empty()) WriteJson(o, bench.report, bench.steady_table);
   return bench.report.errors().empty() ? 0 : 1;
 }
 

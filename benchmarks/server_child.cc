@@ -1,8 +1,11 @@
 #include "server_child.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -24,6 +28,7 @@ namespace remex::bench {
 namespace {
 
 constexpr char kListeningOn[] = "listening on ";
+constexpr char kMetricsListeningOn[] = "metrics listening on ";
 constexpr size_t kKeptLines = 50;
 
 // The number after `key` in a /proc status line like "VmRSS:  1234 kB".
@@ -36,6 +41,51 @@ bool ParseStatusField(absl::string_view line, absl::string_view key,
 }
 
 }  // namespace
+
+absl::StatusOr<double> ScrapeMetric(const std::string& address,
+                                    const std::string& name) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError("bad metrics address " + address);
+  }
+  sockaddr_in peer{};
+  peer.sin_family = AF_INET;
+  peer.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, address.substr(0, colon).c_str(), &peer.sin_addr) !=
+      1) {
+    return absl::InvalidArgumentError("bad metrics address " + address);
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError("socket failed");
+  timeval timeout{.tv_sec = 10, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  std::string page;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&peer), sizeof(peer)) == 0) {
+    const std::string request =
+        absl::StrCat("GET /metrics HTTP/1.0\r\nHost: ", address, "\r\n\r\n");
+    if (write(fd, request.data(), request.size()) ==
+        static_cast<ssize_t>(request.size())) {
+      char buffer[8192];
+      for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) {
+        page.append(buffer, static_cast<size_t>(n));
+      }
+    }
+  }
+  close(fd);
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) {
+      continue;
+    }
+    double value = 0;
+    if (absl::SimpleAtod(absl::StripAsciiWhitespace(line), &value)) {
+      return value;
+    }
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no ", name, " on http://", address, "/metrics"));
+}
 
 absl::StatusOr<ProcessUsage> ReadProcessUsage(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
@@ -143,6 +193,29 @@ void ServerChild::ReadOutput() {
       ++total_lines_;
       partial_.erase(0, end + 1);
       if (lines_.size() > kKeptLines) lines_.erase(lines_.begin());
+    }
+  }
+}
+
+absl::StatusOr<std::string> ServerChild::MetricsAddress(
+    absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    for (const std::string& line : lines_) {
+      const size_t at = line.find(kMetricsListeningOn);
+      if (at == std::string::npos) continue;
+      const std::string rest =
+          line.substr(at + sizeof(kMetricsListeningOn) - 1);
+      return rest.substr(0, rest.find_first_of(" \t\r"));
+    }
+    const size_t seen = total_lines_;
+    auto more_output = [this, seen]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return closed_ || total_lines_ > seen;
+    };
+    if (closed_ ||
+        !mu_.AwaitWithDeadline(absl::Condition(&more_output), deadline)) {
+      return absl::NotFoundError("the server printed no metrics address");
     }
   }
 }

@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace remex::bench {
 
@@ -22,6 +23,12 @@ struct ProcessUsage {
   int64_t rss_bytes = 0;
 };
 absl::StatusOr<ProcessUsage> ReadProcessUsage(pid_t pid);
+
+// The value of the sample `name` (a full sample name, such as
+// "remex_store_commit_batch_tasks_count", without labels) on the
+// Prometheus text page at http://`address`/metrics.
+absl::StatusOr<double> ScrapeMetric(const std::string& address,
+                                    const std::string& name);
 
 // Owns one server process started as `binary --listen 127.0.0.1:0 args...`.
 // Start() returns once the server printed `listening on ADDRESS`; a thread
@@ -41,6 +48,9 @@ class ServerChild {
   pid_t pid() const { return pid_; }
   // The last lines the server printed.
   std::string RecentOutput() const;
+  // The address after "metrics listening on" in the server's output, once
+  // printed (waits up to `timeout`).
+  absl::StatusOr<std::string> MetricsAddress(absl::Duration timeout) const;
 
  private:
   ServerChild(pid_t pid, int output_fd);

@@ -1,11 +1,14 @@
 // Runs `remex-bench --smoke` (the real server as its child, every scenario at
 // tiny sizes) and checks that it completes and prints a well-formed table.
 // Figures are not asserted: the machine is shared and noisy.
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
@@ -87,6 +90,68 @@ TEST(RemexBenchSmokeTest, TlsRowsComeWithPlaintextBaselines) {
     EXPECT_TRUE(absl::SimpleAtod(row[3], &baseline)) << line;
   }
   EXPECT_EQ(tls_metrics.size(), 3u) << run->out;
+}
+
+// --store postgres (a PostgreSQL of its own): the durable rows of rtt and
+// throughput come with their bare-PostgreSQL and memory-store baselines, and
+// the steady scenario prints its table of samples.
+TEST(RemexBenchSmokeTest, DurableRowsAndSteadyTableWithAStartedPostgres) {
+  absl::StatusOr<testing::ProcessResult> run =
+      testing::RunProcess({REMEX_BENCH_PATH, "--smoke", "--store", "postgres",
+                           "--scenarios", "rtt,throughput,steady"},
+                          absl::Seconds(110));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->exit_code, 0) << run->out << run->err;
+  std::vector<std::string> durable;
+  std::vector<std::string> steady_rows;
+  std::vector<std::vector<std::string>> samples;
+  for (absl::string_view line : absl::StrSplit(run->out, '\n')) {
+    const std::vector<std::string> row = Cells(line);
+    if (row.size() == 7 && absl::StartsWith(row[1], "durable ")) {
+      durable.push_back(absl::StrCat(row[0], ": ", row[1]));
+      double remex = 0;
+      double baseline = 0;
+      double ratio = 0;
+      EXPECT_TRUE(absl::SimpleAtod(row[2], &remex)) << line;
+      EXPECT_TRUE(absl::SimpleAtod(row[3], &baseline)) << line;
+      EXPECT_TRUE(absl::SimpleAtod(row[4], &ratio)) << line;
+      EXPECT_GT(remex, 0) << line;
+      EXPECT_GT(baseline, 0) << line;
+    } else if (row.size() == 7 && row[0] == "steady") {
+      steady_rows.push_back(row[1]);
+    } else if (row.size() == 16 && !absl::StartsWith(row[0], "t (s)") &&
+               !absl::StartsWith(row[0], "-")) {
+      samples.push_back(row);
+    }
+  }
+  // rtt: p50 and p99 against one insert per commit, p50 against two
+  // commits and against the memory store; throughput: against the store's
+  // batches, inserts only and the memory store.
+  EXPECT_EQ(durable.size(), 7u) << run->out;
+  EXPECT_EQ(steady_rows.size(), 3u) << run->out;
+  // --smoke: 6 s sampled every 2 s (t = 0, 2, 4, 6).
+  ASSERT_EQ(samples.size(), 4u) << run->out;
+  int64_t last_submitted = -1;
+  for (const std::vector<std::string>& sample : samples) {
+    int64_t submitted = 0;
+    int64_t tasks_live = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(sample[1], &submitted)) << sample[1];
+    ASSERT_TRUE(absl::SimpleAtoi(sample[4], &tasks_live)) << sample[4];
+    EXPECT_GE(submitted, last_submitted);
+    EXPECT_LE(tasks_live, submitted) << absl::StrJoin(sample, " | ");
+    last_submitted = submitted;
+  }
+  // 200 tasks/s for 6 s were submitted (the rate is paced, not a burst).
+  EXPECT_GT(last_submitted, 600) << run->out;
+}
+
+TEST(RemexBenchSmokeTest, SteadyNeedsAStore) {
+  absl::StatusOr<testing::ProcessResult> run = testing::RunProcess(
+      {REMEX_BENCH_PATH, "--smoke", "--scenarios", "steady"},
+      absl::Seconds(30));
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->exit_code, 2) << run->out << run->err;
+  EXPECT_TRUE(absl::StrContains(run->err, "give --store")) << run->err;
 }
 
 }  // namespace

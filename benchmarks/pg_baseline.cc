@@ -1,0 +1,435 @@
+#include "pg_baseline.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "server/store/postgres/pg.h"
+#include "server/store/postgres/schema.h"
+
+namespace remex::bench {
+namespace {
+
+using store::internal::ArrayLiteral;
+using store::internal::Connection;
+using store::internal::Param;
+using store::internal::Result;
+
+constexpr absl::Duration kConnectTimeout = absl::Seconds(10);
+// The store's default PostgresStoreOptions::max_batch: writes per
+// transaction, at most.
+constexpr int64_t kStoreMaxBatch = 1024;
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The durable store's statements, copied word for word from
+// server/store/postgres/postgres_store.cc (InsertStatement, UpdateStatement
+// and Timestamp): the baseline must run exactly what the store runs. Keep
+// them in step when the store's change.
+std::string Timestamp(absl::string_view micros) {
+  return absl::StrReplaceAll(
+      "('epoch'::timestamptz + (M / 1000000) * interval '1 second'"
+      " + (M % 1000000) * interval '1 microsecond')",
+      {{"M", micros}});
+}
+
+std::string InsertStatement() {
+  return absl::StrCat(
+      "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+      " $4::text[], $5::int2[], $6::int[], $7::int[], $8::int[], $9::bool[],"
+      " $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::text[],"
+      " $15::text[], $16::text[]) WITH ORDINALITY AS u(id, function, pool,"
+      " owner, state, priority, attempt, max_attempts, cancel_requested,"
+      " created_us, queue_timeout_us, run_timeout_us, ttl_us, args, input,"
+      " labels, n)),"
+      " t AS (INSERT INTO remex_tasks (id, function, pool, owner, state,"
+      " priority, attempt, max_attempts, cancel_requested, created_at,"
+      " queue_timeout_us, run_timeout_us, ttl_us)"
+      " SELECT id, function, pool, owner, state, priority, attempt,"
+      " max_attempts, cancel_requested, ",
+      Timestamp("created_us"),
+      ", queue_timeout_us, run_timeout_us, ttl_us FROM u ORDER BY n"
+      " ON CONFLICT (id) DO NOTHING RETURNING id, list_position),"
+      " i AS (INSERT INTO remex_task_inputs (id, args, input, labels)"
+      " SELECT u.id, u.args, decode(u.input, 'hex'), u.labels::jsonb"
+      " FROM u JOIN t ON t.id = u.id)"
+      " SELECT id, list_position FROM t");
+}
+
+std::string UpdateStatement() {
+  return absl::StrCat(
+      "WITH u AS (SELECT * FROM unnest($1::text[], $2::int2[], $3::int[],"
+      " $4::bool[], $5::int8[], $6::int8[], $7::int8[], $8::int[],"
+      " $9::text[], $10::text[], $11::text[]) AS u(id, state, attempt,"
+      " cancel_requested, started_us, finished_us, expire_us, error_code,"
+      " error_message, result, output)),"
+      " t AS (UPDATE remex_tasks t SET state = u.state, attempt = u.attempt,"
+      " cancel_requested = u.cancel_requested, started_at = ",
+      Timestamp("u.started_us"), ", finished_at = ", Timestamp("u.finished_us"),
+      ", expire_at = ", Timestamp("u.expire_us"),
+      ", replica = CASE WHEN u.state = 1 THEN NULL ELSE $12 END,"
+      " error_code = u.error_code, error_message = u.error_message"
+      " FROM u WHERE t.id = u.id RETURNING t.id)"
+      " INSERT INTO remex_task_results (id, result, output)"
+      " SELECT u.id, u.result, decode(u.output, 'hex') FROM u"
+      " JOIN t ON t.id = u.id WHERE u.result IS NOT NULL"
+      " ON CONFLICT (id) DO NOTHING");
+}
+
+// The parameters of the insert statement for new no-op tasks, as the
+// store fills them for Submit("echo") with no args: QUEUED, attempt 0, no
+// timeouts, the server's default ttl, args null, no input, no labels.
+std::vector<Param> InsertParams(const std::vector<std::string>& ids) {
+  ArrayLiteral id, function, pool, owner, state, priority, attempt,
+      max_attempts, cancel, created, queue_timeout, run_timeout, ttl, args,
+      input, labels;
+  const std::string now = absl::StrCat(absl::ToUnixMicros(absl::Now()));
+  for (const std::string& task : ids) {
+    id.Add(task);
+    function.Add("echo");
+    pool.Add("default");
+    owner.Add("");
+    state.Add("1");
+    priority.Add("0");
+    attempt.Add("0");
+    max_attempts.Add("1");
+    cancel.Add("f");
+    created.Add(now);
+    queue_timeout.AddNull();
+    run_timeout.AddNull();
+    ttl.Add("0");
+    args.Add("null");
+    input.Add("");
+    labels.Add("{}");
+  }
+  return {
+      id.Take(),     function.Take(), pool.Take(),          owner.Take(),
+      state.Take(),  priority.Take(), attempt.Take(),       max_attempts.Take(),
+      cancel.Take(), created.Take(),  queue_timeout.Take(), run_timeout.Take(),
+      ttl.Take(),    args.Take(),     input.Take(),         labels.Take()};
+}
+
+// The parameters of the update statement for the ends of no-op tasks:
+// SUCCEEDED on attempt 1, result null, no output, kept for an hour.
+std::vector<Param> EndParams(const std::vector<std::string>& ids) {
+  ArrayLiteral id, state, attempt, cancel, started, finished, expire, code,
+      message, result, output;
+  const absl::Time now = absl::Now();
+  const std::string now_us = absl::StrCat(absl::ToUnixMicros(now));
+  const std::string expire_us =
+      absl::StrCat(absl::ToUnixMicros(now + absl::Hours(1)));
+  for (const std::string& task : ids) {
+    id.Add(task);
+    state.Add("3");
+    attempt.Add("1");
+    cancel.Add("f");
+    started.Add(now_us);
+    finished.Add(now_us);
+    expire.Add(expire_us);
+    code.Add("0");
+    message.Add("");
+    result.Add("null");
+    output.Add("");
+  }
+  return {id.Take(),      state.Take(),    attempt.Take(), cancel.Take(),
+          started.Take(), finished.Take(), expire.Take(),  code.Take(),
+          message.Take(), result.Take(),   output.Take(),  "remex-bench"};
+}
+
+// Connects to the database at `url`.
+absl::StatusOr<std::unique_ptr<Connection>> Connect(const std::string& url) {
+  return Connection::Connect(url, kConnectTimeout);
+}
+
+// A libpq identifier: remex-bench makes its own names, so this only checks.
+bool IsPlainIdentifier(absl::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> WithSearchPath(const std::string& url,
+                                           const std::string& schema) {
+  if (absl::StrContains(url, "options=")) {
+    return absl::InvalidArgumentError(
+        "--store: the URL sets `options`; remex-bench sets its own "
+        "(search_path, for a fresh schema per run): drop them");
+  }
+  if (absl::StartsWith(url, "postgresql://") ||
+      absl::StartsWith(url, "postgres://")) {
+    // '=' percent-encoded inside the query parameter's value.
+    return absl::StrCat(url, absl::StrContains(url, "?") ? "&" : "?",
+                        "options=-csearch_path%3D", schema);
+  }
+  return absl::StrCat(url, " options='-csearch_path=", schema, "'");
+}
+
+absl::StatusOr<std::unique_ptr<FreshSchema>> FreshSchema::Create(
+    const std::string& url) {
+  static std::atomic<int> next{0};
+  const std::string name =
+      absl::StrCat("remex_bench_", getpid(), "_", next.fetch_add(1));
+  std::string schema_url;
+  {
+    absl::StatusOr<std::string> with_path = WithSearchPath(url, name);
+    if (!with_path.ok()) return with_path.status();
+    schema_url = *std::move(with_path);
+  }
+  absl::StatusOr<std::unique_ptr<Connection>> connection = Connect(url);
+  if (!connection.ok()) return connection.status();
+  if (absl::Status status =
+          (*connection)
+              ->Run(absl::StrCat("DROP SCHEMA IF EXISTS ", name,
+                                 " CASCADE; CREATE "
+                                 "SCHEMA ",
+                                 name));
+      !status.ok()) {
+    return absl::Status(
+        status.code(),
+        absl::StrCat("cannot create schema ", name, ": ", status.message()));
+  }
+  return std::unique_ptr<FreshSchema>(
+      new FreshSchema(url, name, std::move(schema_url)));
+}
+
+FreshSchema::~FreshSchema() {
+  if (!IsPlainIdentifier(name_)) return;
+  absl::StatusOr<std::unique_ptr<Connection>> connection = Connect(base_url_);
+  absl::Status dropped =
+      connection.ok()
+          ? (*connection)
+                ->Run(absl::StrCat("DROP SCHEMA IF EXISTS ", name_, " CASCADE"))
+          : connection.status();
+  if (!dropped.ok()) {
+    std::fprintf(stderr, "remex-bench: cannot drop schema %s: %s\n",
+                 name_.c_str(), std::string(dropped.message()).c_str());
+  }
+}
+
+absl::StatusOr<std::string> DescribeDatabase(const std::string& url) {
+  absl::StatusOr<std::unique_ptr<Connection>> connection = Connect(url);
+  if (!connection.ok()) return connection.status();
+  absl::StatusOr<Result> rows =
+      (*connection)
+          ->Exec(
+              "SELECT current_setting('server_version'),"
+              " current_setting('synchronous_commit'), "
+              "current_setting('fsync'),"
+              " current_setting('wal_sync_method'), "
+              "current_setting('commit_delay')");
+  if (!rows.ok()) return rows.status();
+  return absl::StrCat("PostgreSQL ", rows->Get(0, 0), ", synchronous_commit ",
+                      rows->Get(0, 1), ", fsync ", rows->Get(0, 2),
+                      ", wal_sync_method ", rows->Get(0, 3), ", commit_delay ",
+                      rows->Get(0, 4));
+}
+
+// ------------------------------------------------------------ BarePostgres
+
+struct BarePostgres::Impl {
+  std::unique_ptr<Connection> connection;
+  std::string insert = InsertStatement();
+  std::string update = UpdateStatement();
+  int64_t next_id = 0;
+
+  std::vector<std::string> NewIds(int64_t n) {
+    std::vector<std::string> ids;
+    ids.reserve(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      // 21 characters, as the server's ids.
+      ids.push_back(absl::StrFormat("bench%016d", next_id++));
+    }
+    return ids;
+  }
+  absl::Status Insert(const std::vector<std::string>& ids) {
+    absl::StatusOr<Result> rows = connection->Exec(insert, InsertParams(ids));
+    if (!rows.ok()) return rows.status();
+    if (rows->rows() != static_cast<int>(ids.size())) {
+      return absl::InternalError(
+          absl::StrCat("inserted ", rows->rows(), " rows of ", ids.size()));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status End(const std::vector<std::string>& ids) {
+    return connection->Run(update, EndParams(ids));
+  }
+};
+
+BarePostgres::BarePostgres(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+BarePostgres::~BarePostgres() = default;
+
+absl::StatusOr<std::unique_ptr<BarePostgres>> BarePostgres::Open(
+    const std::string& schema_url) {
+  auto impl = std::make_unique<Impl>();
+  absl::StatusOr<std::unique_ptr<Connection>> connection = Connect(schema_url);
+  if (!connection.ok()) return connection.status();
+  impl->connection = *std::move(connection);
+  if (absl::Status status = store::internal::Migrate(*impl->connection);
+      !status.ok()) {
+    return status;
+  }
+  if (absl::Status status =
+          impl->connection->Run("SET synchronous_commit = on");
+      !status.ok()) {
+    return status;
+  }
+  return std::unique_ptr<BarePostgres>(new BarePostgres(std::move(impl)));
+}
+
+absl::StatusOr<std::vector<double>> BarePostgres::RoundTrips(int64_t warmup,
+                                                             int64_t samples,
+                                                             bool with_end) {
+  std::vector<double> micros;
+  micros.reserve(static_cast<size_t>(samples));
+  for (int64_t i = 0; i < warmup + samples; ++i) {
+    const int64_t start = NowNanos();
+    const std::vector<std::string> ids = impl_->NewIds(1);
+    if (absl::Status status = impl_->Insert(ids); !status.ok()) return status;
+    if (with_end) {
+      if (absl::Status status = impl_->End(ids); !status.ok()) return status;
+    }
+    if (i >= warmup) micros.push_back((NowNanos() - start) / 1e3);
+  }
+  return micros;
+}
+
+absl::StatusOr<double> BarePostgres::Throughput(int64_t tasks, int64_t window,
+                                                bool inserts_only) {
+  Connection& connection = *impl_->connection;
+  const int64_t start = NowNanos();
+  if (inserts_only) {
+    const int64_t per_commit = std::min(window, kStoreMaxBatch);
+    for (int64_t done = 0; done < tasks; done += per_commit) {
+      if (absl::Status status =
+              impl_->Insert(impl_->NewIds(std::min(per_commit, tasks - done)));
+          !status.ok()) {
+        return status;
+      }
+    }
+    return (NowNanos() - start) / 1e9;
+  }
+  // Tasks whose insert committed in the previous transaction: they end in
+  // this one. The rest of the window is free for new tasks, up to half of
+  // it at once (the steady state of a window where every task waits for
+  // two commits) and within the store's batch limit.
+  std::vector<std::string> inserted;
+  int64_t started = 0;
+  int64_t ended = 0;
+  while (ended < tasks) {
+    const int64_t room = std::min(
+        {window - static_cast<int64_t>(inserted.size()), (window + 1) / 2,
+         kStoreMaxBatch - static_cast<int64_t>(inserted.size()),
+         tasks - started});
+    std::vector<std::string> fresh = impl_->NewIds(std::max<int64_t>(0, room));
+    started += static_cast<int64_t>(fresh.size());
+    const bool both = !fresh.empty() && !inserted.empty();
+    if (both) {
+      if (absl::Status status = connection.Run("BEGIN"); !status.ok()) {
+        return status;
+      }
+    }
+    // Inserts first, as the store does (an end may be of a task inserted
+    // in the same batch).
+    if (!fresh.empty()) {
+      if (absl::Status status = impl_->Insert(fresh); !status.ok()) {
+        return status;
+      }
+    }
+    if (!inserted.empty()) {
+      if (absl::Status status = impl_->End(inserted); !status.ok()) {
+        return status;
+      }
+    }
+    if (both) {
+      if (absl::Status status = connection.Run("COMMIT"); !status.ok()) {
+        return status;
+      }
+    }
+    ended += static_cast<int64_t>(inserted.size());
+    inserted = std::move(fresh);
+  }
+  return (NowNanos() - start) / 1e9;
+}
+
+// ------------------------------------------------------------ TableSampler
+
+struct TableSampler::Impl {
+  std::unique_ptr<Connection> connection;
+  std::string schema;
+};
+
+TableSampler::TableSampler(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+TableSampler::~TableSampler() = default;
+
+absl::StatusOr<std::unique_ptr<TableSampler>> TableSampler::Open(
+    const std::string& schema_url, const std::string& schema) {
+  auto impl = std::make_unique<Impl>();
+  absl::StatusOr<std::unique_ptr<Connection>> connection = Connect(schema_url);
+  if (!connection.ok()) return connection.status();
+  impl->connection = *std::move(connection);
+  impl->schema = schema;
+  return std::unique_ptr<TableSampler>(new TableSampler(std::move(impl)));
+}
+
+absl::StatusOr<std::vector<TableStats>> TableSampler::Sample() {
+  // A fresh snapshot of the statistics each time (they are cached for the
+  // transaction otherwise, and this connection never ends one explicitly).
+  if (absl::Status status =
+          impl_->connection->Run("SELECT pg_stat_clear_snapshot()");
+      !status.ok()) {
+    return status;
+  }
+  absl::StatusOr<Result> rows = impl_->connection->Exec(
+      "SELECT relname, pg_total_relation_size(relid), n_live_tup,"
+      " n_dead_tup, autovacuum_count,"
+      " coalesce(extract(epoch FROM now() - last_autovacuum)::float8, -1)"
+      " FROM pg_stat_user_tables WHERE schemaname = $1"
+      " AND relname IN ('remex_tasks', 'remex_task_inputs',"
+      " 'remex_task_results')",
+      {impl_->schema});
+  if (!rows.ok()) return rows.status();
+  std::vector<TableStats> stats;
+  for (const char* table :
+       {"remex_tasks", "remex_task_inputs", "remex_task_results"}) {
+    TableStats one;
+    one.table = table;
+    for (int row = 0; row < rows->rows(); ++row) {
+      if (rows->Get(row, 0) != table) continue;
+      one.total_bytes = rows->GetInt(row, 1);
+      one.live_tuples = rows->GetInt(row, 2);
+      one.dead_tuples = rows->GetInt(row, 3);
+      one.autovacuums = rows->GetInt(row, 4);
+      double age = -1;
+      if (absl::SimpleAtod(rows->Get(row, 5), &age)) {
+        one.last_autovacuum_age_s = age;
+      }
+    }
+    stats.push_back(std::move(one));
+  }
+  return stats;
+}
+
+}  // namespace remex::bench
