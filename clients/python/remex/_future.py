@@ -118,6 +118,13 @@ class Future(concurrent.futures.Future):
         self._session.cancel_future(self)
         return super().cancel()
 
+    # SessionBook's hooks, under the session's lock.
+    def _on_accepted(self) -> None:
+        self._id_known.set()
+
+    def _on_dropped(self) -> None:
+        self._id_known.set()
+
     # Called by the session, never under its lock.
     def _resolve_task(self, task: executor_pb2.Task) -> None:
         self._task = task
