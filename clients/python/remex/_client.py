@@ -34,6 +34,11 @@ class Client:
       rpc_timeout: seconds a unary call may take (None: no limit).
       max_batch_items, max_batch_bytes: the most items and bytes of submits
         per SessionRequest.
+      max_in_flight: the most submits and watches not yet ended: `submit`
+        blocks while that many are (None: no bound). The default stays
+        under the server's session window (100000), past which it refuses
+        submits with RESOURCE_EXHAUSTED, so `Executor.map` over a long
+        iterable goes at the server's pace instead of failing.
       channel_options: extra gRPC channel arguments.
 
     Thread-safe. Close it (or use it as a context manager) to end the
@@ -46,6 +51,7 @@ class Client:
                  rpc_timeout: Optional[float] = 30.0,
                  max_batch_items: int = 4096,
                  max_batch_bytes: int = 4 << 20,
+                 max_in_flight: Optional[int] = 50000,
                  channel_options: Any = ()) -> None:
         self.address = address
         self._channel = make_channel(address, tls, channel_options)
@@ -53,7 +59,8 @@ class Client:
         self._metadata = metadata(token)
         self._rpc_timeout = rpc_timeout
         self._session = Session(self, self._stub, self._metadata,
-                                max_batch_items, max_batch_bytes)
+                                max_batch_items, max_batch_bytes,
+                                max_in_flight)
         self._closed = False
 
     # ---- Submitting.

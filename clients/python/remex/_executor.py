@@ -54,6 +54,7 @@ class Executor(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._futures: Set[Future] = set()  # Guarded by _lock.
         self._shutdown = False  # Guarded by _lock.
+        self._submitting = 0  # Submits under way. Guarded by _lock.
         self._all_done = threading.Condition(self._lock)
 
     @property
@@ -71,8 +72,18 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
+            self._submitting += 1
+        # Not under _lock: submit may wait for room (max_in_flight) while
+        # done-callbacks (_forget) take _lock.
+        future = None
+        try:
             future = self._client.submit_with(function, args, merged)
-            self._futures.add(future)
+        finally:
+            with self._lock:
+                self._submitting -= 1
+                if future is not None:
+                    self._futures.add(future)
+                self._all_done.notify_all()
         future.add_done_callback(self._forget)
         return future
 
@@ -82,7 +93,8 @@ class Executor(concurrent.futures.Executor):
             self._futures.discard(future)  # type: ignore[arg-type]
             if not self._futures:
                 self._all_done.notify_all()
-                close = self._shutdown and self._owns_client
+                close = (self._shutdown and self._owns_client and
+                         not self._submitting)
         if close:
             # On its own thread: this may run on the session's reader.
             threading.Thread(target=self._client.close, daemon=True).start()
@@ -112,10 +124,10 @@ class Executor(concurrent.futures.Executor):
                 future.cancel()
         if wait:
             with self._lock:
-                while self._futures:
+                while self._futures or self._submitting:
                     self._all_done.wait()
-        close = False
         with self._lock:
-            close = not self._futures and self._owns_client
+            close = (not self._futures and not self._submitting and
+                     self._owns_client)
         if close:
             self._client.close()

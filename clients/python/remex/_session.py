@@ -39,10 +39,12 @@ class Session:
 
     def __init__(self, client: "Client", stub: executor_pb2_grpc.ExecutorStub,
                  metadata: Optional[Metadata], max_batch_items: int,
-                 max_batch_bytes: int) -> None:
+                 max_batch_bytes: int,
+                 max_in_flight: Optional[int] = None) -> None:
         self.client = client
         self._stub = stub
         self._metadata = metadata
+        self._max_in_flight = max_in_flight
         self._cond = threading.Condition()
         self._book = SessionBook(max_batch_items, max_batch_bytes)
 
@@ -56,7 +58,17 @@ class Session:
     def _enqueue(self, future: "Future", kind: int, payload: object,
                  size: int) -> None:
         with self._cond:
-            self._book.enqueue(future, kind, payload, size)
+            book = self._book
+            if self._max_in_flight:
+                # Back-pressure, except on the reader (a done-callback that
+                # submits), which would wait for itself.
+                reader = book.stream.worker if book.stream else None
+                while (len(book.futures) >= self._max_in_flight and
+                       not book.closed and
+                       reader is not threading.current_thread()):
+                    self._cond.wait()
+                    reader = book.stream.worker if book.stream else None
+            book.enqueue(future, kind, payload, size)
             self._ensure_stream_locked()
             self._cond.notify_all()
 

@@ -276,7 +276,7 @@ def test_server_killed_fails_futures_with_rpc_error(start_server) -> None:
 
 
 def test_server_drain_cancels_running_tasks(start_server) -> None:
-    server = start_server()
+    server = start_server("--shutdown-grace", "100ms")
     with remex.Client(server.address) as client:
         future = client.submit("sleep", {"ms": 60000})
         future.id  # pylint: disable=pointless-statement
@@ -294,3 +294,16 @@ def test_unreachable_server_fails_futures(server_binary: str) -> None:
         assert caught.value.code is grpc.StatusCode.UNAVAILABLE
         with pytest.raises(remex.RpcError):
             client.functions()
+
+
+def test_max_in_flight_blocks_submit_instead_of_failing(address: str) -> None:
+    with remex.Client(address, max_in_flight=50) as client:
+        peak = []
+        futures = []
+        for i in range(2000):
+            futures.append(client.submit("echo", i))
+            peak.append(sum(1 for f in futures[-60:] if not f.done()))
+        assert [f.result(timeout=60) for f in futures] == list(range(2000))
+        assert max(peak) <= 50
+        with remex.Executor(client=client) as executor:
+            assert list(executor.map("echo", range(1000))) == list(range(1000))
