@@ -160,7 +160,9 @@ class SessionBook:
         or the client is closed, every waiting future fails, so nothing
         loops. Returns the futures to fail and the error for them; the
         caller opens a new stream if `pending` is not empty."""
-        if isinstance(error, grpc.RpcError):
+        if isinstance(error, RpcError):
+            rpc_error = error
+        elif isinstance(error, grpc.RpcError):
             rpc_error = RpcError.from_grpc(error)
         elif error is not None:
             rpc_error = RpcError(grpc.StatusCode.CANCELLED

@@ -240,8 +240,13 @@ class Client:
                     self._wakeup.set()
                 if not book.pending and not book.cancels:
                     self._flushed.set()
-        except (Exception, asyncio.CancelledError) as e:  # pylint: disable=broad-except
-            error = e
+        except asyncio.CancelledError:
+            # call.cancel() (close), or the event loop ending its tasks.
+            error = RpcError(grpc.StatusCode.CANCELLED,
+                             "the session was cancelled (client closed, or "
+                             "its event loop stopped)")
+        except Exception as e:  # pylint: disable=broad-except
+            error = e  # grpc.RpcError, or a bug: fail the futures, not hang.
         failed, rpc_error = book.stream_ended(stream, error)
         self._wakeup.set()  # Stops this stream's writer.
         for future in failed:
