@@ -307,3 +307,28 @@ def test_max_in_flight_blocks_submit_instead_of_failing(address: str) -> None:
         assert max(peak) <= 50
         with remex.Executor(client=client) as executor:
             assert list(executor.map("echo", range(1000))) == list(range(1000))
+
+
+def test_broken_stream_rewatches_accepted_tasks(client: remex.Client) -> None:
+    future = client.submit("sleep", {"ms": 300})
+    future.id  # pylint: disable=pointless-statement
+    first = client._session._book.stream  # pylint: disable=protected-access
+    first.call.cancel()  # As if the connection broke, the server up.
+    # The task outlives the session: a new stream watches it to its end.
+    assert future.result(timeout=10) == {"slept_ms": 300}
+    assert client._session._book.stream is not first  # pylint: disable=protected-access
+    assert client.submit("echo", "after").result(timeout=10) == "after"
+
+
+def test_done_callback_may_submit(address: str) -> None:
+    with remex.Client(address, max_in_flight=1) as client:
+        chained = concurrent.futures.Future()
+
+        def then(future: concurrent.futures.Future) -> None:
+            # On the session's reader thread, at the in-flight bound.
+            second = client.submit("echo", future.result() + 1)
+            second.add_done_callback(
+                lambda f: chained.set_result(f.result()))
+
+        client.submit("echo", 1).add_done_callback(then)
+        assert chained.result(timeout=10) == 2
