@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from remex._client import Client
     from remex._future import Future
 
+# Marks the reader threads, where futures resolve and done-callbacks run:
+# nothing there may wait for the stream's answers.
+_reader = threading.local()
+
+
+def _on_reader() -> bool:
+    return getattr(_reader, "active", False)
+
 
 class Session:
     """Sends a client's submits, watches and cancels over one Session stream
@@ -59,15 +67,12 @@ class Session:
                  size: int) -> None:
         with self._cond:
             book = self._book
-            if self._max_in_flight:
-                # Back-pressure, except on the reader (a done-callback that
+            if self._max_in_flight and not _on_reader():
+                # Back-pressure, except on a reader (a done-callback that
                 # submits), which would wait for itself.
-                reader = book.stream.worker if book.stream else None
                 while (len(book.futures) >= self._max_in_flight and
-                       not book.closed and
-                       reader is not threading.current_thread()):
+                       not book.closed):
                     self._cond.wait()
-                    reader = book.stream.worker if book.stream else None
             book.enqueue(future, kind, payload, size)
             self._ensure_stream_locked()
             self._cond.notify_all()
@@ -89,7 +94,8 @@ class Session:
         with self._cond:
             if book.closed:
                 return
-            while book.stream is not None and (book.pending or book.cancels):
+            while (book.stream is not None and (book.pending or book.cancels)
+                   and not _on_reader()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -134,6 +140,7 @@ class Session:
                 yield request
 
     def _read(self, stream: Stream) -> None:
+        _reader.active = True
         error: Optional[BaseException] = None
         try:
             for response in stream.call:
