@@ -102,10 +102,12 @@ class Executor(concurrent.futures.Executor):
     def map(self, function: str, iterable: Iterable[JSON],  # type: ignore[override]
             *, timeout: Optional[float] = None, chunksize: int = 1
             ) -> Iterator[JSON]:
-        """`function(args)` for every args of `iterable`, all submitted at
-        once; the results in the iterable's order. A task that fails raises
-        its TaskError when its result is reached (the tasks after it are
-        then cancelled); `timeout` (seconds from this call) raises
+        """`function(args)` for every args of `iterable`, the results in
+        the iterable's order. Every task is submitted before map returns (as
+        concurrent.futures does; past the client's max_in_flight it waits
+        for room). A task that fails raises its TaskError (a refused one its
+        RpcError) when its result is reached, and the tasks after it are
+        cancelled; `timeout` (seconds from this call) raises
         concurrent.futures.TimeoutError."""
         del chunksize  # Batching is the session's.
         return super().map(function, iterable, timeout=timeout)
