@@ -30,6 +30,8 @@ readonly TEST_PACKAGES=(
   clang
   python3 python3-grpcio python3-grpc-tools python3-protobuf
   python3-pkg-resources
+  # clients/python: its venv install (pip, venv, setuptools, wheel) and pytest.
+  python3-pip python3-venv python3-setuptools python3-wheel python3-pytest
   # tests/helm: the chart renderer, schema checks, yamllint, the image's init.
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev
   python3-jsonschema python3-yaml yamllint tini

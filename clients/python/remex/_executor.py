@@ -1,0 +1,135 @@
+"""remex.Executor: a concurrent.futures.Executor that runs on remex."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import threading
+from typing import Any, Iterable, Iterator, Optional, Set
+
+from remex._channel import TLSOption
+from remex._client import Client
+from remex._convert import JSON, SubmitOptions
+from remex._future import Future
+
+__all__ = ["Executor"]
+
+_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(SubmitOptions))
+
+
+class Executor(concurrent.futures.Executor):
+    """A concurrent.futures.Executor whose "callables" are the names of
+    functions registered on a remex server, and whose arguments are JSON
+    values.
+
+        with remex.Executor("localhost:50051") as ex:
+            squares = list(ex.map("echo", [{"x": i} for i in range(10)]))
+
+    Its futures are remex.Future (concurrent.futures.Future), so
+    `concurrent.futures.wait` and `as_completed` work on them.
+
+    Args:
+      address: the server ("host:port"); or pass `client=` to share a
+        Client (then shutdown does not close it).
+      token, tls: as for remex.Client.
+      **defaults: submit options applied to every task (pool, priority,
+        labels, ttl, queue_timeout, run_timeout, max_attempts); a submit's
+        own options override them.
+
+    Thread-safe.
+    """
+
+    def __init__(self, address: Optional[str] = None, *,
+                 client: Optional[Client] = None, token: Optional[str] = None,
+                 tls: TLSOption = None, **defaults: Any) -> None:
+        unknown = set(defaults) - _OPTION_NAMES
+        if unknown:
+            raise TypeError(f"remex.Executor: unknown options {sorted(unknown)}")
+        if (address is None) == (client is None):
+            raise TypeError("remex.Executor: give an address or a client")
+        self._owns_client = client is None
+        self._client = client if client is not None else Client(
+            address, token=token, tls=tls)  # type: ignore[arg-type]
+        self._defaults = SubmitOptions(**defaults)
+        self._lock = threading.Lock()
+        self._futures: Set[Future] = set()  # Guarded by _lock.
+        self._shutdown = False  # Guarded by _lock.
+        self._submitting = 0  # Submits under way. Guarded by _lock.
+        self._all_done = threading.Condition(self._lock)
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    def submit(self, function: str, args: JSON = None,  # type: ignore[override]
+               /, **options: Any) -> Future:
+        """Submits `function(args)`; `options` as for Client.submit."""
+        unknown = set(options) - _OPTION_NAMES
+        if unknown:
+            raise TypeError(f"remex.Executor.submit: unknown options "
+                            f"{sorted(unknown)}")
+        merged = dataclasses.replace(self._defaults, **options)
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._submitting += 1
+        # Not under _lock: submit may wait for room (max_in_flight) while
+        # done-callbacks (_forget) take _lock.
+        future = None
+        try:
+            future = self._client.submit_with(function, args, merged)
+        finally:
+            with self._lock:
+                self._submitting -= 1
+                if future is not None:
+                    self._futures.add(future)
+                self._all_done.notify_all()
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: concurrent.futures.Future) -> None:
+        close = False
+        with self._lock:
+            self._futures.discard(future)  # type: ignore[arg-type]
+            if not self._futures:
+                self._all_done.notify_all()
+                close = (self._shutdown and self._owns_client and
+                         not self._submitting)
+        if close:
+            # On its own thread: this may run on the session's reader.
+            threading.Thread(target=self._client.close, daemon=True).start()
+
+    def map(self, function: str, iterable: Iterable[JSON],  # type: ignore[override]
+            *, timeout: Optional[float] = None, chunksize: int = 1
+            ) -> Iterator[JSON]:
+        """`function(args)` for every args of `iterable`, the results in
+        the iterable's order. Every task is submitted before map returns (as
+        concurrent.futures does; past the client's max_in_flight it waits
+        for room). A task that fails raises its TaskError (a refused one its
+        RpcError) when its result is reached, and the tasks after it are
+        cancelled; `timeout` (seconds from this call) raises
+        concurrent.futures.TimeoutError."""
+        del chunksize  # Batching is the session's.
+        return super().map(function, iterable, timeout=timeout)
+
+    def shutdown(self, wait: bool = True, *,
+                 cancel_futures: bool = False) -> None:
+        """No more submits. `cancel_futures` cancels the tasks not yet done
+        (on the server as well); `wait` waits for every future. The client
+        (unless it was given) is closed once every future is done: here, or
+        with wait=False when the last pending one ends."""
+        with self._lock:
+            self._shutdown = True
+            pending = list(self._futures)
+        if cancel_futures:
+            for future in pending:
+                future.cancel()
+        if wait:
+            with self._lock:
+                while self._futures or self._submitting:
+                    self._all_done.wait()
+        with self._lock:
+            close = (not self._futures and not self._submitting and
+                     self._owns_client)
+        if close:
+            self._client.close()

@@ -1,0 +1,154 @@
+"""remex.Future: a concurrent.futures.Future for a task on the server."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from typing import TYPE_CHECKING, Optional
+
+from remex._convert import JSON, from_value
+from remex._errors import State, task_outcome
+from remex.v1 import executor_pb2
+
+if TYPE_CHECKING:
+    from remex._session import Session
+
+__all__ = ["Future"]
+
+
+class Future(concurrent.futures.Future):
+    """The future of one task submitted (or watched) through a Client.
+
+    It is a real concurrent.futures.Future: `concurrent.futures.wait`,
+    `as_completed`, `add_done_callback`, `done()` and `result(timeout)` work
+    as for a local future. It resolves when the server reports the task's end
+    on the client's Session stream (no RPC per future):
+
+    - SUCCEEDED: `result()` returns the task's JSON result as Python values,
+      `output()` its output bytes.
+    - FAILED, CANCELLED, TIMED_OUT, WORKER_LOST: `result()` raises
+      remex.TaskError (state, code, message, task).
+    - The server refused the submit (unknown function: NOT_FOUND, bad args:
+      INVALID_ARGUMENT, full queue or session window: RESOURCE_EXHAUSTED,
+      ...) or the stream broke before the task's end could be known:
+      `result()` raises remex.RpcError.
+
+    `cancel()` asks the server to cancel the task (see cancel). `running()`
+    is True from the server's acceptance of the task until its end (queued
+    or running there: the stream does not report the start; `task` does).
+
+    Thread-safe: any thread may wait on, cancel or inspect it.
+    """
+
+    def __init__(self, session: "Session", function: str) -> None:
+        super().__init__()
+        self._session = session
+        self._function = function
+        # Set under the session's lock.
+        self._seq: Optional[int] = None
+        self._stream: Optional[object] = None  # The stream it was sent on.
+        self._accepted = False
+        self._dropped = False  # Cancelled before it was sent: never sent.
+        self._cancel_wanted = False  # Cancel once the id comes.
+        self._id: Optional[str] = None
+        self._id_known = threading.Event()  # Accepted, refused or dropped.
+        self._task: Optional[executor_pb2.Task] = None  # The terminal task.
+
+    @property
+    def function(self) -> str:
+        """The name of the task's function."""
+        return self._function
+
+    @property
+    def id(self) -> str:
+        """The task's id; waits for the server's answer to the submit.
+
+        Raises remex.RpcError if the server refused it, and
+        concurrent.futures.CancelledError if it was cancelled before it was
+        sent (then no task was created).
+        """
+        self._id_known.wait()
+        if self._id is None:
+            if self._dropped:
+                raise concurrent.futures.CancelledError()
+            raise self.exception()  # type: ignore[misc]
+        return self._id
+
+    @property
+    def task(self) -> executor_pb2.Task:
+        """The whole task (remex.v1.Task): the terminal one once the server
+        has reported its end, else the task as it stands now (a unary Get).
+        """
+        if self._task is not None:
+            return self._task
+        return self._session.client.get(self.id)
+
+    def running(self) -> bool:
+        """True from the server's acceptance of the task until its end."""
+        return self._accepted and not self.done()
+
+    def output(self, timeout: Optional[float] = None) -> bytes:
+        """The output bytes of the task; waits and raises as result()."""
+        self.result(timeout)
+        assert self._task is not None
+        return self._task.output
+
+    def result(self, timeout: Optional[float] = None) -> JSON:
+        """The task's JSON result as Python values (dict, list, str, int,
+        float, bool, None). Raises concurrent.futures.TimeoutError if it has
+        not ended within `timeout` seconds (the task goes on), TaskError if it
+        did not succeed, RpcError if its end cannot be known, CancelledError
+        if this future was cancelled."""
+        return super().result(timeout)
+
+    def cancel(self) -> bool:
+        """Cancels the task on the server and this future at once.
+
+        Returns False if the future is done already (the task ended, or the
+        submit was refused). Otherwise sends a cancel to the server (or, if
+        the submit has not left this process yet, drops it: no task is
+        created), marks this future cancelled as concurrent.futures does,
+        runs its callbacks, wakes `wait`/`as_completed`, and returns True:
+        `result()` then raises concurrent.futures.CancelledError. The task
+        itself ends CANCELLED on the server unless it ended otherwise
+        first; `task` shows which once the server has reported it.
+        """
+        if self.done():
+            return False
+        self._session.cancel_future(self)
+        return super().cancel()
+
+    # SessionBook's hooks, under the session's lock.
+    def _on_accepted(self) -> None:
+        self._id_known.set()
+
+    def _on_dropped(self) -> None:
+        self._id_known.set()
+
+    # Called by the session, never under its lock.
+    def _resolve_task(self, task: executor_pb2.Task) -> None:
+        self._task = task
+        error = task_outcome(task)
+        try:
+            if error is None:
+                self.set_result(from_value(task.result))
+            else:
+                self.set_exception(error)
+        except concurrent.futures.InvalidStateError:
+            pass  # Cancelled here meanwhile; `task` shows the end.
+
+    def _fail(self, error: BaseException) -> None:
+        self._id_known.set()
+        try:
+            self.set_exception(error)
+        except concurrent.futures.InvalidStateError:
+            pass
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else (
+            "accepted" if self._accepted else "pending")
+        extra = ""
+        if self._task is not None:
+            extra = " " + State(self._task.state).name
+        return (f"<remex.Future {self._function} id={self._id} "
+                f"{state}{extra}>")

@@ -1,0 +1,165 @@
+"""The Session stream under a sync Client: batches up, demultiplexes down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Iterator, Optional
+
+import grpc
+
+from remex._book import SUBMIT, WATCH, SessionBook, Stream
+from remex._channel import Metadata
+from remex._errors import RpcError
+from remex.v1 import executor_pb2
+from remex.v1 import executor_pb2_grpc
+
+if TYPE_CHECKING:
+    from remex._client import Client
+    from remex._future import Future
+
+# Marks the reader threads, where futures resolve and done-callbacks run:
+# nothing there may wait for the stream's answers.
+_reader = threading.local()
+
+
+def _on_reader() -> bool:
+    return getattr(_reader, "active", False)
+
+
+class Session:
+    """Sends a client's submits, watches and cancels over one Session stream
+    and resolves their futures from its answers.
+
+    Callers queue items; the stream's request generator (run by gRPC on its
+    own thread, which fetches the next message only once the previous one is
+    written) drains whatever has queued meanwhile into one SessionRequest, up
+    to `max_batch_items` and `max_batch_bytes`: one thread or many, a busy
+    client sends few, large messages. A reader thread applies each
+    SessionResponse (accepted and failed before done, as the server orders
+    them). The stream is opened on first use, and again when items wait and
+    none is open; see SessionBook for what happens when one breaks.
+
+    Thread-safe: all state is in the SessionBook, guarded by `_cond`'s lock,
+    which is never held while a future resolves (its callbacks may call
+    back in).
+    """
+
+    def __init__(self, client: "Client", stub: executor_pb2_grpc.ExecutorStub,
+                 metadata: Optional[Metadata], max_batch_items: int,
+                 max_batch_bytes: int,
+                 max_in_flight: Optional[int] = None) -> None:
+        self.client = client
+        self._stub = stub
+        self._metadata = metadata
+        self._max_in_flight = max_in_flight
+        self._cond = threading.Condition()
+        self._book = SessionBook(max_batch_items, max_batch_bytes)
+
+    def submit(self, future: "Future",
+               request: executor_pb2.SubmitRequest) -> None:
+        self._enqueue(future, SUBMIT, request, request.ByteSize())
+
+    def watch(self, future: "Future", task_id: str) -> None:
+        self._enqueue(future, WATCH, task_id, len(task_id) + 8)
+
+    def _enqueue(self, future: "Future", kind: int, payload: object,
+                 size: int) -> None:
+        with self._cond:
+            book = self._book
+            if self._max_in_flight and not _on_reader():
+                # Back-pressure, except on a reader (a done-callback that
+                # submits), which would wait for itself.
+                while (len(book.futures) >= self._max_in_flight and
+                       not book.closed):
+                    self._cond.wait()
+            book.enqueue(future, kind, payload, size)
+            self._ensure_stream_locked()
+            self._cond.notify_all()
+
+    def cancel_future(self, future: "Future") -> None:
+        with self._cond:
+            self._book.cancel(future)
+            if self._book.pending:
+                self._ensure_stream_locked()
+                self._cond.notify_all()
+
+    def close(self, flush_timeout: float = 5.0) -> None:
+        """Sends what is queued (within `flush_timeout` seconds) and waits
+        for the answers to cancels, then cancels the stream: futures still
+        waiting fail with RpcError CANCELLED. The tasks go on on the server.
+        """
+        book = self._book
+        deadline = time.monotonic() + flush_timeout
+        with self._cond:
+            if book.closed:
+                return
+            while (book.stream is not None and (book.pending or book.cancels)
+                   and not _on_reader()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            unsent = book.close()
+            stream = book.stream
+            if stream is not None:
+                stream.closing = True
+            self._cond.notify_all()
+        error = RpcError(grpc.StatusCode.CANCELLED, "the client was closed")
+        for future in unsent:
+            future._fail(error)
+        if stream is not None:
+            stream.call.cancel()
+            if stream.worker is not threading.current_thread():
+                stream.worker.join()
+
+    def _ensure_stream_locked(self) -> None:
+        book = self._book
+        if book.stream is not None or book.closed:
+            return
+        stream = Stream()
+        book.stream = stream
+        stream.call = self._stub.Session(self._requests(stream),
+                                         metadata=self._metadata)
+        stream.worker = threading.Thread(
+            target=self._read, args=(stream,), name="remex-session-reader",
+            daemon=True)
+        stream.worker.start()
+
+    def _requests(self, stream: Stream
+                  ) -> Iterator[executor_pb2.SessionRequest]:
+        while True:
+            with self._cond:
+                while not self._book.pending and not stream.closing:
+                    self._cond.wait()
+                if stream.closing:
+                    return  # Half-closes the stream.
+                request = self._book.take_batch(stream)
+                self._cond.notify_all()  # close() waits for the queue.
+            if request is not None:
+                yield request
+
+    def _read(self, stream: Stream) -> None:
+        _reader.active = True
+        error: Optional[BaseException] = None
+        try:
+            for response in stream.call:
+                stream.got_response = True
+                with self._cond:
+                    failed, ended = self._book.apply(response)
+                    if self._book.pending:
+                        self._ensure_stream_locked()
+                    self._cond.notify_all()
+                for future, rpc_error in failed:
+                    future._fail(rpc_error)
+                for future, task in ended:
+                    future._resolve_task(task)
+        except Exception as e:  # pylint: disable=broad-except
+            error = e  # grpc.RpcError, or a bug: fail the futures, not hang.
+        with self._cond:
+            failed, rpc_error = self._book.stream_ended(stream, error)
+            if self._book.pending:
+                self._ensure_stream_locked()
+            self._cond.notify_all()
+        for future in failed:
+            future._fail(rpc_error)

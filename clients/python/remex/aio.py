@@ -1,0 +1,342 @@
+"""remex.aio: the remex client over asyncio (grpc.aio).
+
+    import remex.aio
+
+    async with remex.aio.Client("localhost:50051") as client:
+        future = client.submit("echo", {"x": 1})
+        print(await future)                    # {'x': 1}
+        results = await asyncio.gather(*(client.submit("echo", i)
+                                         for i in range(1000)))
+
+As remex.Client: one Session stream carries every submit, watch and cancel
+(batched: whatever was queued while a message was written goes in the
+next), and the futures resolve from it. Create and use a client on one event
+loop; it is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, Mapping, Optional
+
+import grpc
+import grpc.aio
+
+from remex._book import SUBMIT, WATCH, SessionBook, Stream
+from remex._channel import TLSOption, make_aio_channel, metadata
+from remex._convert import (JSON, Duration, SubmitOptions,
+                            build_submit_request, from_value)
+from remex._errors import RpcError, State, TaskError, task_outcome  # noqa: F401
+from remex.v1 import executor_pb2
+from remex.v1 import executor_pb2_grpc
+
+__all__ = ["Client", "Future", "RpcError", "TaskError"]
+
+
+class Future(asyncio.Future):
+    """The asyncio future of one task: `await future` gives its JSON result,
+    or raises TaskError (FAILED, CANCELLED, TIMED_OUT, WORKER_LOST) or
+    RpcError (refused by the server, or the stream broke). It is an
+    asyncio.Future, so asyncio.wait, gather, as_completed and wait_for take
+    it.
+
+    `cancel()` cancels the task on the server too (or drops a submit not yet
+    sent) and the future at once, as asyncio does: awaiting it then raises
+    asyncio.CancelledError. Note that asyncio.wait_for(future, t) cancels it
+    on timeout, and with it the task; use asyncio.wait([future], timeout=t)
+    or asyncio.shield to leave the task running.
+    """
+
+    def __init__(self, client: "Client", function: str) -> None:
+        super().__init__()
+        self._client = client
+        self._function = function
+        self._seq: Optional[int] = None
+        self._stream: Optional[Stream] = None
+        self._accepted = False
+        self._dropped = False
+        self._cancel_wanted = False
+        self._id: Optional[str] = None
+        self._answered: asyncio.Future = self.get_loop().create_future()
+        self._task: Optional[executor_pb2.Task] = None
+
+    @property
+    def function(self) -> str:
+        return self._function
+
+    @property
+    def id(self) -> Optional[str]:
+        """The task's id once the server has accepted it, else None (see
+        `accepted()`)."""
+        return self._id
+
+    async def accepted(self) -> str:
+        """Waits for the server's answer to the submit; returns the task id.
+        Raises RpcError if it was refused, asyncio.CancelledError if it was
+        cancelled before it was sent."""
+        await asyncio.shield(self._answered)
+        if self._id is None:
+            if self._dropped:
+                raise asyncio.CancelledError()
+            raise self.exception()  # type: ignore[misc]
+        return self._id
+
+    @property
+    def task(self) -> Optional[executor_pb2.Task]:
+        """The terminal task (remex.v1.Task) once reported, else None."""
+        return self._task
+
+    async def fetch_task(self) -> executor_pb2.Task:
+        """The whole task: the terminal one if reported, else a Get."""
+        if self._task is not None:
+            return self._task
+        return await self._client.get(await self.accepted())
+
+    def running(self) -> bool:
+        """True from the server's acceptance of the task until its end."""
+        return self._accepted and not self.done()
+
+    async def output(self) -> bytes:
+        """The output bytes of the task; waits and raises as `await`."""
+        await self
+        assert self._task is not None
+        return self._task.output
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.done():
+            return False
+        self._client._cancel_future(self)
+        return super().cancel(msg)
+
+    # SessionBook's hooks.
+    def _on_accepted(self) -> None:
+        if not self._answered.done():
+            self._answered.set_result(None)
+
+    def _on_dropped(self) -> None:
+        self._on_accepted()
+
+    def _resolve_task(self, task: executor_pb2.Task) -> None:
+        self._task = task
+        if self.done():
+            return
+        error = task_outcome(task)
+        if error is None:
+            self.set_result(from_value(task.result))
+        else:
+            self.set_exception(error)
+
+    def _fail(self, error: BaseException) -> None:
+        self._on_accepted()
+        if not self.done():
+            self.set_exception(error)
+
+
+class Client:
+    """A connection to a remex server, for asyncio. The methods match
+    remex.Client's; the unary ones are coroutines, `submit` and `watch` are
+    not (they queue the item and return its Future at once).
+
+    Use it as `async with remex.aio.Client(...)`, or call `await close()`:
+    futures still waiting then fail with RpcError CANCELLED (the tasks go
+    on on the server).
+    """
+
+    def __init__(self, address: str, token: Optional[str] = None,
+                 tls: TLSOption = None, *,
+                 rpc_timeout: Optional[float] = 30.0,
+                 max_batch_items: int = 4096,
+                 max_batch_bytes: int = 4 << 20,
+                 channel_options: Any = ()) -> None:
+        self.address = address
+        self._channel = make_aio_channel(address, tls, channel_options)
+        self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
+        self._metadata = metadata(token)
+        self._rpc_timeout = rpc_timeout
+        self._book = SessionBook(max_batch_items, max_batch_bytes)
+        self._wakeup = asyncio.Event()
+        self._flushed = asyncio.Event()
+
+    # ---- Submitting.
+
+    def submit(self, function: str, args: JSON = None, *,
+               input: Optional[bytes] = None,  # pylint: disable=redefined-builtin
+               pool: Optional[str] = None, priority: int = 0,
+               labels: Optional[Mapping[str, str]] = None,
+               ttl: Optional[Duration] = None,
+               queue_timeout: Optional[Duration] = None,
+               run_timeout: Optional[Duration] = None,
+               max_attempts: Optional[int] = None) -> Future:
+        """Queues `function(args)` and returns its Future; the options are
+        remex.Client.submit's. Call it from the client's event loop."""
+        return self.submit_with(function, args, SubmitOptions(
+            input=input, pool=pool, priority=priority, labels=labels, ttl=ttl,
+            queue_timeout=queue_timeout, run_timeout=run_timeout,
+            max_attempts=max_attempts))
+
+    def submit_with(self, function: str, args: JSON,
+                    options: SubmitOptions) -> Future:
+        request = build_submit_request(function, args, options)
+        future = Future(self, function)
+        self._book.enqueue(future, SUBMIT, request, request.ByteSize())
+        self._kick()
+        return future
+
+    def watch(self, task_id: str) -> Future:
+        """A Future for a task submitted elsewhere."""
+        future = Future(self, "")
+        self._book.enqueue(future, WATCH, task_id, len(task_id) + 8)
+        self._kick()
+        return future
+
+    def _cancel_future(self, future: Future) -> None:
+        self._book.cancel(future)
+        if self._book.pending:
+            self._kick()
+
+    # ---- The stream.
+
+    def _kick(self) -> None:
+        book = self._book
+        if book.stream is None and not book.closed:
+            stream = Stream()
+            book.stream = stream
+            stream.call = self._stub.Session(metadata=self._metadata)
+            stream.worker = (asyncio.ensure_future(self._write(stream)),
+                             asyncio.ensure_future(self._read(stream)))
+        self._wakeup.set()
+
+    async def _write(self, stream: Stream) -> None:
+        book = self._book
+        try:
+            while True:
+                while not book.pending and not stream.closing:
+                    self._flushed.set()
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                if stream.closing:
+                    return
+                request = book.take_batch(stream)
+                if request is not None:
+                    await stream.call.write(request)
+        except Exception:  # pylint: disable=broad-except
+            return  # The call ended: the reader reports why.
+
+    async def _read(self, stream: Stream) -> None:
+        book = self._book
+        error: Optional[BaseException] = None
+        try:
+            while True:
+                response = await stream.call.read()
+                if response is grpc.aio.EOF:
+                    break
+                stream.got_response = True
+                failed, ended = book.apply(response)
+                for future, rpc_error in failed:
+                    future._fail(rpc_error)
+                for future, task in ended:
+                    future._resolve_task(task)
+                if book.pending:
+                    self._wakeup.set()
+                if not book.pending and not book.cancels:
+                    self._flushed.set()
+        except asyncio.CancelledError:
+            # call.cancel() (close), or the event loop ending its tasks.
+            error = RpcError(grpc.StatusCode.CANCELLED,
+                             "the session was cancelled (client closed, or "
+                             "its event loop stopped)")
+        except Exception as e:  # pylint: disable=broad-except
+            error = e  # grpc.RpcError, or a bug: fail the futures, not hang.
+        failed, rpc_error = book.stream_ended(stream, error)
+        self._wakeup.set()  # Stops this stream's writer.
+        for future in failed:
+            future._fail(rpc_error)
+        if book.pending:
+            self._kick()
+
+    # ---- Unary calls.
+
+    async def _call(self, method: Any, request: Any,
+                    timeout: Optional[float] = -1.0) -> Any:
+        try:
+            return await method(
+                request, metadata=self._metadata,
+                timeout=self._rpc_timeout if timeout == -1.0 else timeout)
+        except grpc.RpcError as e:
+            raise RpcError.from_grpc(e) from None
+
+    async def get(self, task_id: str) -> executor_pb2.Task:
+        return await self._call(self._stub.Get,
+                                executor_pb2.GetRequest(id=task_id))
+
+    async def cancel(self, task_id: str) -> executor_pb2.Task:
+        return await self._call(self._stub.Cancel,
+                                executor_pb2.CancelRequest(id=task_id))
+
+    async def delete(self, task_id: str) -> None:
+        await self._call(self._stub.Delete,
+                         executor_pb2.DeleteRequest(id=task_id))
+
+    async def await_task(self, task_id: str, timeout: Optional[float] = None
+                         ) -> executor_pb2.Task:
+        request = executor_pb2.AwaitRequest(id=task_id)
+        if timeout is not None:
+            request.timeout.FromMilliseconds(int(timeout * 1000))
+        return await self._call(self._stub.Await, request, None)
+
+    async def list(self, *, state: Optional[State] = None,
+                   function: Optional[str] = None, pool: Optional[str] = None,
+                   page_size: int = 0
+                   ) -> AsyncIterator[executor_pb2.ListResponse]:
+        """The tasks, oldest first, one ListResponse page at a time."""
+        request = executor_pb2.ListRequest(
+            state=int(state) if state is not None else 0,
+            function=function or "", pool=pool or "", page_size=page_size)
+        while True:
+            page = await self._call(self._stub.List, request)
+            yield page
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
+    async def functions(self) -> executor_pb2.ListFunctionsResponse:
+        return await self._call(self._stub.ListFunctions,
+                                executor_pb2.ListFunctionsRequest())
+
+    # ---- Lifetime.
+
+    async def close(self, flush_timeout: float = 5.0) -> None:
+        """Sends what is queued and waits for the answers to cancels
+        (within `flush_timeout` seconds), then ends the stream and the
+        channel. Futures still waiting fail with RpcError CANCELLED."""
+        book = self._book
+        if book.closed:
+            return
+        if book.stream is not None and (book.pending or book.cancels):
+            try:
+                async def flushed() -> None:
+                    while book.stream is not None and (book.pending or
+                                                       book.cancels):
+                        self._flushed.clear()
+                        await self._flushed.wait()
+                await asyncio.wait_for(flushed(), flush_timeout)
+            except asyncio.TimeoutError:
+                pass
+        stream = book.stream
+        unsent = book.close()
+        error = RpcError(grpc.StatusCode.CANCELLED, "the client was closed")
+        for future in unsent:
+            future._fail(error)
+        if stream is not None:
+            stream.closing = True
+            self._wakeup.set()
+            stream.call.cancel()
+            await asyncio.gather(*stream.worker, return_exceptions=True)
+        await self._channel.close()
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
