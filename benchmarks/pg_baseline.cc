@@ -12,19 +12,21 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/store/postgres/pg.h"
 #include "server/store/postgres/schema.h"
+#include "server/store/postgres/statements.h"
 
 namespace remex::bench {
 namespace {
 
 using store::internal::ArrayLiteral;
 using store::internal::Connection;
+using store::internal::InsertStatement;
 using store::internal::Param;
 using store::internal::Result;
+using store::internal::UpdateStatement;
 
 constexpr absl::Duration kConnectTimeout = absl::Seconds(10);
 // The store's default PostgresStoreOptions::max_batch: writes per
@@ -35,60 +37,6 @@ int64_t NowNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-// The durable store's statements, copied word for word from
-// server/store/postgres/postgres_store.cc (InsertStatement, UpdateStatement
-// and Timestamp): the baseline must run exactly what the store runs. Keep
-// them in step when the store's change.
-std::string Timestamp(absl::string_view micros) {
-  return absl::StrReplaceAll(
-      "('epoch'::timestamptz + (M / 1000000) * interval '1 second'"
-      " + (M % 1000000) * interval '1 microsecond')",
-      {{"M", micros}});
-}
-
-std::string InsertStatement() {
-  return absl::StrCat(
-      "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
-      " $4::text[], $5::int2[], $6::int[], $7::int[], $8::int[], $9::bool[],"
-      " $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::text[],"
-      " $15::text[], $16::text[]) WITH ORDINALITY AS u(id, function, pool,"
-      " owner, state, priority, attempt, max_attempts, cancel_requested,"
-      " created_us, queue_timeout_us, run_timeout_us, ttl_us, args, input,"
-      " labels, n)),"
-      " t AS (INSERT INTO remex_tasks (id, function, pool, owner, state,"
-      " priority, attempt, max_attempts, cancel_requested, created_at,"
-      " queue_timeout_us, run_timeout_us, ttl_us)"
-      " SELECT id, function, pool, owner, state, priority, attempt,"
-      " max_attempts, cancel_requested, ",
-      Timestamp("created_us"),
-      ", queue_timeout_us, run_timeout_us, ttl_us FROM u ORDER BY n"
-      " ON CONFLICT (id) DO NOTHING RETURNING id, list_position),"
-      " i AS (INSERT INTO remex_task_inputs (id, args, input, labels)"
-      " SELECT u.id, u.args, decode(u.input, 'hex'), u.labels::jsonb"
-      " FROM u JOIN t ON t.id = u.id)"
-      " SELECT id, list_position FROM t");
-}
-
-std::string UpdateStatement() {
-  return absl::StrCat(
-      "WITH u AS (SELECT * FROM unnest($1::text[], $2::int2[], $3::int[],"
-      " $4::bool[], $5::int8[], $6::int8[], $7::int8[], $8::int[],"
-      " $9::text[], $10::text[], $11::text[]) AS u(id, state, attempt,"
-      " cancel_requested, started_us, finished_us, expire_us, error_code,"
-      " error_message, result, output)),"
-      " t AS (UPDATE remex_tasks t SET state = u.state, attempt = u.attempt,"
-      " cancel_requested = u.cancel_requested, started_at = ",
-      Timestamp("u.started_us"), ", finished_at = ", Timestamp("u.finished_us"),
-      ", expire_at = ", Timestamp("u.expire_us"),
-      ", replica = CASE WHEN u.state = 1 THEN NULL ELSE $12 END,"
-      " error_code = u.error_code, error_message = u.error_message"
-      " FROM u WHERE t.id = u.id RETURNING t.id)"
-      " INSERT INTO remex_task_results (id, result, output)"
-      " SELECT u.id, u.result, decode(u.output, 'hex') FROM u"
-      " JOIN t ON t.id = u.id WHERE u.result IS NOT NULL"
-      " ON CONFLICT (id) DO NOTHING");
 }
 
 // The parameters of the insert statement for new no-op tasks, as the

@@ -99,6 +99,13 @@ TaskSnapshot NewTask(std::string id, std::string owner = "alice",
   return task;
 }
 
+// What a task that succeeded with a result leaves.
+std::shared_ptr<TaskOutcome> ResultOutcome() {
+  auto outcome = std::make_shared<TaskOutcome>();
+  outcome->result = Json::object({{"r", 1}});
+  return outcome;
+}
+
 class PostgresStoreTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -466,9 +473,9 @@ TEST_F(PostgresStoreTest, EraseDeletesAllThreeRows) {
   ASSERT_NE(store, nullptr);
   TaskSnapshot task = NewTask("gone", "alice");
   ASSERT_TRUE(Insert(*store, task).ok());
-  task.state = TaskState::kFailed;
+  task.state = TaskState::kSucceeded;
   task.finished_at = Micros(absl::Now());
-  task.outcome = executor::ErrorOutcome(absl::StatusCode::kInternal, "boom");
+  task.outcome = ResultOutcome();
   Update(*store, task, absl::Now() + absl::Hours(1));
   ASSERT_EQ(Count("remex_task_results"), 1);
 
@@ -607,14 +614,14 @@ TEST_F(PostgresStoreTest, RetentionDeletesExpiredTasksInBatches) {
     ASSERT_TRUE(Insert(*store, task).ok());
     task.state = TaskState::kSucceeded;
     task.finished_at = Micros(absl::Now());
-    task.outcome = std::make_shared<TaskOutcome>();
+    task.outcome = ResultOutcome();
     Update(*store, task, absl::Now() - absl::Seconds(1));
   }
   TaskSnapshot kept = NewTask("kept");
   ASSERT_TRUE(Insert(*store, kept).ok());
   kept.state = TaskState::kSucceeded;
   kept.finished_at = Micros(absl::Now());
-  kept.outcome = std::make_shared<TaskOutcome>();
+  kept.outcome = ResultOutcome();
   Update(*store, kept, absl::Now() + absl::Hours(1));
   ASSERT_TRUE(Insert(*store, NewTask("queued")).ok());
 
@@ -623,6 +630,39 @@ TEST_F(PostgresStoreTest, RetentionDeletesExpiredTasksInBatches) {
   EXPECT_EQ(Count("remex_task_results"), 1);
   EXPECT_TRUE(Get(*store, "kept").ok());
   EXPECT_TRUE(Get(*store, "queued").ok());
+}
+
+TEST_F(PostgresStoreTest, ATaskWithoutPayloadHasNoInputsNorResultsRow) {
+  std::unique_ptr<PostgresStore> store = Open();
+  ASSERT_NE(store, nullptr);
+  TaskSnapshot bare = NewTask("bare");
+  auto spec = std::make_shared<TaskSpec>(*bare.spec);
+  spec->args = Json();
+  bare.spec = spec;
+  ASSERT_TRUE(Insert(*store, bare).ok());
+  TaskSnapshot labelled = NewTask("labelled");
+  spec = std::make_shared<TaskSpec>(*bare.spec);
+  spec->labels = {{"k", "v"}};
+  labelled.spec = spec;
+  ASSERT_TRUE(Insert(*store, labelled).ok());
+  EXPECT_EQ(Count("remex_task_inputs"), 1);  // the labelled one
+  bare.state = TaskState::kSucceeded;
+  bare.finished_at = Micros(absl::Now());
+  bare.outcome = std::make_shared<TaskOutcome>();
+  Update(*store, bare, absl::Now() + absl::Hours(1));
+  EXPECT_EQ(Count("remex_task_results"), 0);
+
+  absl::StatusOr<TaskSnapshot> read = Get(*store, "bare");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(read->spec->args.is_null());
+  EXPECT_TRUE(read->spec->input.empty());
+  EXPECT_TRUE(read->spec->labels.empty());
+  ASSERT_NE(read->outcome, nullptr);
+  EXPECT_TRUE(read->outcome->result.is_null());
+  EXPECT_TRUE(read->outcome->output.empty());
+  read = Get(*store, "labelled");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->spec->labels.at("k"), "v");
 }
 
 TEST_F(PostgresStoreTest, OpenFailsFastAndClearlyOnAnUnreachableDatabase) {

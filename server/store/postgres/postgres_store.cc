@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "server/store/postgres/pg.h"
 #include "server/store/postgres/schema.h"
+#include "server/store/postgres/statements.h"
 
 namespace remex::store {
 namespace {
@@ -48,16 +49,6 @@ constexpr int kListScan = 5000;
 
 void Log(const std::string& line) {
   std::fprintf(stderr, "remex-server: store: %s\n", line.c_str());
-}
-
-// Unix microseconds (a bigint SQL expression) as timestamptz, exactly: the
-// seconds and the microseconds are each exact in a double, where their sum
-// need not be. NULL stays NULL.
-std::string Timestamp(absl::string_view micros) {
-  return absl::StrReplaceAll(
-      "('epoch'::timestamptz + (M / 1000000) * interval '1 second'"
-      " + (M % 1000000) * interval '1 microsecond')",
-      {{"M", micros}});
 }
 
 // timestamptz as Unix microseconds (numeric: exact).
@@ -162,54 +153,6 @@ absl::Status NotFound(absl::string_view id) {
 absl::Status ReadUnavailable(const absl::Status& error) {
   return absl::UnavailableError(
       absl::StrCat("the store cannot read: ", error.message()));
-}
-
-// New tasks and their inputs: one statement, rows in the order given (list
-// positions follow it), conflicting ids skipped (and not returned).
-std::string InsertStatement() {
-  return absl::StrCat(
-      "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
-      " $4::text[], $5::int2[], $6::int[], $7::int[], $8::int[], $9::bool[],"
-      " $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::text[],"
-      " $15::text[], $16::text[]) WITH ORDINALITY AS u(id, function, pool,"
-      " owner, state, priority, attempt, max_attempts, cancel_requested,"
-      " created_us, queue_timeout_us, run_timeout_us, ttl_us, args, input,"
-      " labels, n)),"
-      " t AS (INSERT INTO remex_tasks (id, function, pool, owner, state,"
-      " priority, attempt, max_attempts, cancel_requested, created_at,"
-      " queue_timeout_us, run_timeout_us, ttl_us)"
-      " SELECT id, function, pool, owner, state, priority, attempt,"
-      " max_attempts, cancel_requested, ",
-      Timestamp("created_us"),
-      ", queue_timeout_us, run_timeout_us, ttl_us FROM u ORDER BY n"
-      " ON CONFLICT (id) DO NOTHING RETURNING id, list_position),"
-      " i AS (INSERT INTO remex_task_inputs (id, args, input, labels)"
-      " SELECT u.id, u.args, decode(u.input, 'hex'), u.labels::jsonb"
-      " FROM u JOIN t ON t.id = u.id)"
-      " SELECT id, list_position FROM t");
-}
-
-// State changes (one per task), and the results of the tasks that ended:
-// one statement. Results only for rows that still exist (a task erased
-// meanwhile leaves nothing behind), once.
-std::string UpdateStatement() {
-  return absl::StrCat(
-      "WITH u AS (SELECT * FROM unnest($1::text[], $2::int2[], $3::int[],"
-      " $4::bool[], $5::int8[], $6::int8[], $7::int8[], $8::int[],"
-      " $9::text[], $10::text[], $11::text[]) AS u(id, state, attempt,"
-      " cancel_requested, started_us, finished_us, expire_us, error_code,"
-      " error_message, result, output)),"
-      " t AS (UPDATE remex_tasks t SET state = u.state, attempt = u.attempt,"
-      " cancel_requested = u.cancel_requested, started_at = ",
-      Timestamp("u.started_us"), ", finished_at = ", Timestamp("u.finished_us"),
-      ", expire_at = ", Timestamp("u.expire_us"),
-      ", replica = CASE WHEN u.state = 1 THEN NULL ELSE $12 END,"
-      " error_code = u.error_code, error_message = u.error_message"
-      " FROM u WHERE t.id = u.id RETURNING t.id)"
-      " INSERT INTO remex_task_results (id, result, output)"
-      " SELECT u.id, u.result, decode(u.output, 'hex') FROM u"
-      " JOIN t ON t.id = u.id WHERE u.result IS NOT NULL"
-      " ON CONFLICT (id) DO NOTHING");
 }
 
 // Deletes a task's three rows; the count of tasks deleted.
@@ -634,8 +577,10 @@ absl::Status PostgresStore::CommitBatch(std::vector<Write>& batch,
         u_outputs.Take(),  internal::SafeText(options_.replica_name)};
   }
 
-  static const std::string* const kInsert = new std::string(InsertStatement());
-  static const std::string* const kUpdate = new std::string(UpdateStatement());
+  static const std::string* const kInsert =
+      new std::string(internal::InsertStatement());
+  static const std::string* const kUpdate =
+      new std::string(internal::UpdateStatement());
   Connection& connection = *writer_connection_;
   // One kind of write: one statement, its own transaction.
   if (last_update.empty() || inserts == 0) {
