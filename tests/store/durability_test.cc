@@ -39,7 +39,9 @@
 #include "health.grpc.pb.h"
 #include "remex/remex.h"
 #include "remex/v1/executor.grpc.pb.h"
+#include "tests/monitoring/http_get.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/testing/proc.h"
 #include "tests/testing/sdk_util.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/server_test.h"
@@ -133,12 +135,12 @@ class DurabilityTest : public ::testing::Test {
     }
   }
 
-  // A server on this test's database; null (and a failed test) if it does
-  // not start.
+  // A server on this test's database (with /metrics if `metrics`); null
+  // (and a failed test) if it does not start.
   std::unique_ptr<ServerProcess> StartDurableServer(
-      std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {
-        "--store", url_, "--config", config_, "--metrics-listen", "none"};
+      std::vector<std::string> extra = {}, bool metrics = false) {
+    std::vector<std::string> args = {"--store", url_, "--config", config_};
+    if (!metrics) args.insert(args.end(), {"--metrics-listen", "none"});
     args.insert(args.end(), extra.begin(), extra.end());
     return StartServer(std::move(args));
   }
@@ -798,6 +800,190 @@ TEST_F(DurabilityTest, SigtermHandsQueuedTasksBack) {
   client.reset();
   ASSERT_EQ(server->Signal(SIGTERM), 0);
   exit_code = server->Wait(absl::Seconds(15));
+  ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+  EXPECT_EQ(*exit_code, 0) << server->ServerOutput();
+}
+
+// Freezes PostgreSQL (SIGSTOP to the postmaster and each of its children:
+// the backends are process groups of their own): a database that hangs
+// rather than refuses. Thawed by Thaw() or the destructor. Not thread-safe.
+class FrozenDatabase {
+ public:
+  explicit FrozenDatabase(pid_t postmaster) {
+    // The postmaster first, so that it starts no child meanwhile.
+    if (kill(postmaster, SIGSTOP) == 0) stopped_.push_back(postmaster);
+    for (const ProcEntry& child : ChildrenOf(postmaster)) {
+      if (child.state != 'Z' && kill(child.pid, SIGSTOP) == 0) {
+        stopped_.push_back(child.pid);
+      }
+    }
+    EXPECT_GT(stopped_.size(), 1u);
+  }
+  ~FrozenDatabase() { Thaw(); }
+  FrozenDatabase(const FrozenDatabase&) = delete;
+  FrozenDatabase& operator=(const FrozenDatabase&) = delete;
+
+  void Thaw() {
+    for (pid_t pid : stopped_) kill(pid, SIGCONT);
+    stopped_.clear();
+  }
+
+ private:
+  std::vector<pid_t> stopped_;
+};
+
+// The value of the counter of tasks of `function` in `pool` that ended
+// `state` (lower case), read from the server's /metrics; -1 if unreadable.
+double CompletedTasks(const std::string& metrics_address,
+                      const std::string& pool, const std::string& function,
+                      const std::string& state) {
+  absl::StatusOr<HttpResponse> response = HttpGet(metrics_address, "/metrics");
+  if (!response.ok() || response->status != 200) return -1;
+  for (absl::string_view line : absl::StrSplit(response->body, '\n')) {
+    if (!absl::StartsWith(line, "remex_tasks_completed_total{") ||
+        !absl::StrContains(line, absl::StrCat("pool=\"", pool, "\"")) ||
+        !absl::StrContains(line, absl::StrCat("function=\"", function, "\"")) ||
+        !absl::StrContains(line, absl::StrCat("state=\"", state, "\""))) {
+      continue;
+    }
+    double value = -1;
+    if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) {
+      return value;
+    }
+  }
+  return -1;
+}
+
+// A database that hangs (frozen, not down): the calls that need it wait,
+// on no poller (one poller here: a call that held it would stop every
+// other), while the others answer promptly; and a task that ends meanwhile
+// is not told ended (Get, Await) before its end is committed — a crash
+// then would run it again or end it WORKER_LOST.
+TEST_F(DurabilityTest, HungDatabaseBlocksNoPollerAndHidesUncommittedEnds) {
+  std::unique_ptr<ServerProcess> server =
+      StartDurableServer(std::vector<std::string>{"--pollers", "1"},
+                         /*metrics=*/true);
+  ASSERT_NE(server, nullptr);
+  absl::StatusOr<std::string> metrics = server->MetricsAddress();
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const std::string address = server->address();
+  ClientOptions client_options;
+  client_options.rpc_timeout = absl::Seconds(20);
+  client_options.use_session = false;
+  Client client(address, client_options);
+
+  const v1::Task held = RunTask(client, "echo", R"({"held": true})");
+  ASSERT_EQ(held.state(), v1::SUCCEEDED);
+  const std::string ending =
+      MustSubmit(client, "sleep", R"({"ms": 300})", InPool("one"));
+  ASSERT_TRUE(WaitUntilStored({ending}, v1::RUNNING));
+
+  FrozenDatabase frozen(postgres_->pid());
+  // Calls that need the database, each on a connection of its own: they
+  // wait for it, on the store's threads.
+  struct Pending {
+    std::string what;
+    absl::Status status;
+    std::string submitted;  // the id, for a submit
+    absl::Notification done;
+  };
+  std::vector<std::unique_ptr<Pending>> pending;
+  std::vector<std::thread> callers;
+  auto call = [&](std::string what, auto&& body) {
+    pending.push_back(std::make_unique<Pending>());
+    Pending* slot = pending.back().get();
+    slot->what = std::move(what);
+    callers.emplace_back([slot, body, address, client_options] {
+      Client own(address, client_options);
+      body(own, *slot);
+      slot->done.Notify();
+    });
+  };
+  for (int i = 0; i < 3; ++i) {
+    call("Get of a task not held", [](Client& own, Pending& slot) {
+      slot.status = own.Get("t-0123456789abcdef0123456789abcdef").status();
+    });
+    call("List", [](Client& own, Pending& slot) {
+      slot.status = own.List(v1::ListRequest()).status();
+    });
+    call("Submit", [](Client& own, Pending& slot) {
+      absl::StatusOr<Future> future = own.TrySubmit("echo", Json("{}"));
+      slot.status = future.status();
+      if (future.ok()) slot.submitted = future->id();
+    });
+  }
+
+  // The sleep ends in memory (the metrics say so, without the database);
+  // its end waits for the commit.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return CompletedTasks(*metrics, "one", "sleep", "succeeded") >= 1;
+      },
+      absl::Seconds(10)));
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  auto executor = v1::Executor::NewStub(channel);
+  absl::Duration slowest;
+  for (int round = 0; round < 5; ++round) {
+    const absl::Time start = absl::Now();
+    {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+      grpc::health::v1::HealthCheckResponse response;
+      const grpc::Status status = health->Check(
+          &context, grpc::health::v1::HealthCheckRequest(), &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+    }
+    {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+      v1::ListFunctionsResponse response;
+      const grpc::Status status = executor->ListFunctions(
+          &context, v1::ListFunctionsRequest(), &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+    }
+    absl::StatusOr<v1::Task> task = client.Get(held.id());
+    EXPECT_TRUE(task.ok()) << task.status();
+    // Its end is not committed: nobody hears of it yet.
+    absl::StatusOr<v1::Task> uncommitted = client.Get(ending);
+    ASSERT_TRUE(uncommitted.ok()) << uncommitted.status();
+    EXPECT_EQ(uncommitted->state(), v1::RUNNING) << uncommitted->DebugString();
+    slowest = std::max(slowest, absl::Now() - start);
+  }
+  absl::StatusOr<v1::Task> awaited = client.Await(ending, absl::Seconds(1));
+  ASSERT_TRUE(awaited.ok()) << awaited.status();
+  EXPECT_EQ(awaited->state(), v1::RUNNING) << awaited->DebugString();
+  EXPECT_LT(slowest, absl::Seconds(1)) << "a call that needs no database "
+                                          "waited for it";
+  for (const std::unique_ptr<Pending>& slot : pending) {
+    EXPECT_FALSE(slot->done.HasBeenNotified() && slot->status.ok())
+        << slot->what << " answered OK from a frozen database";
+  }
+
+  frozen.Thaw();
+  const v1::Task ended = AwaitTask(client, ending, absl::Seconds(20));
+  EXPECT_EQ(ended.state(), v1::SUCCEEDED) << ended.DebugString();
+  EXPECT_EQ(ended.attempt(), 1);
+  for (std::thread& caller : callers) caller.join();
+  std::vector<std::string> submitted;
+  for (const std::unique_ptr<Pending>& slot : pending) {
+    // The reads may have given up on the hung connection (UNAVAILABLE);
+    // a submit is accepted or refused, and an accepted one runs.
+    EXPECT_TRUE(slot->status.ok() || absl::IsUnavailable(slot->status) ||
+                (slot->what == "Get of a task not held" &&
+                 absl::IsNotFound(slot->status)))
+        << slot->what << ": " << slot->status;
+    if (!slot->submitted.empty()) submitted.push_back(slot->submitted);
+  }
+  for (const std::string& id : submitted) {
+    EXPECT_EQ(AwaitTask(client, id, absl::Seconds(20)).state(), v1::SUCCEEDED);
+  }
+  // Stored once each: the held task, the sleep and the accepted submits.
+  EXPECT_EQ(StoredTasks().size(), submitted.size() + 2);
+
+  ASSERT_EQ(server->Signal(SIGTERM), 0);
+  absl::StatusOr<int> exit_code = server->Wait(absl::Seconds(15));
   ASSERT_TRUE(exit_code.ok()) << exit_code.status();
   EXPECT_EQ(*exit_code, 0) << server->ServerOutput();
 }
