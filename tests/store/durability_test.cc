@@ -1060,5 +1060,66 @@ TEST_F(DurabilityTest, SigtermDuringAnOutageLosesNothing) {
   EXPECT_EQ(*exit_code, 0) << server->ServerOutput();
 }
 
+// SIGTERM while the database hangs, with calls waiting on it: the server
+// should still exit within a bound.
+TEST_F(DurabilityTest, SigtermWhileTheDatabaseHangs) {
+  // Skipped until the store bounds its statements. A database that hangs
+  // (here frozen; in life a stuck host whose kernel still ACKs, so that the
+  // keepalives and TCP user timeout of pg.cc never fire) keeps a statement
+  // in PQgetResult forever: the writer's commit, then the submits queued
+  // behind it, are never answered, RpcServer::StopServing waits for them
+  // (rpc_server.cc, "unfinished_calls") and the server never exits on
+  // SIGTERM (seen: still running 40 s after it, the main thread in
+  // StopServing, the writer in PQgetResult). The fix is a client-side bound
+  // on each statement in internal::Connection::Exec (PQsendQuery* and a
+  // poll() with a deadline; past it, shut the socket down: UNAVAILABLE, the
+  // store's usual reconnect), so that every call is answered and the store's
+  // threads can be joined.
+  GTEST_SKIP() << "the server does not exit on SIGTERM while its database "
+                  "hangs (no client-side statement bound); see the comment";
+  std::unique_ptr<ServerProcess> server =
+      StartDurableServer({"--shutdown-grace", "1s"});
+  ASSERT_NE(server, nullptr);
+  const std::string address = server->address();
+  ClientOptions client_options;
+  client_options.rpc_timeout = absl::Seconds(60);
+  client_options.use_session = false;
+  const std::string running = [&] {
+    Client client(address, client_options);
+    return MustSubmit(client, "sleep", R"({"ms": 300})", InPool("one", 2));
+  }();
+  ASSERT_TRUE(WaitUntilStored({running}, v1::RUNNING));
+  FrozenDatabase frozen(postgres_->pid());
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 3; ++i) {
+    callers.emplace_back([&] {
+      Client own(address, client_options);
+      (void)own.Get("t-0123456789abcdef0123456789abcdef");
+    });
+    callers.emplace_back([&] {
+      Client own(address, client_options);
+      (void)own.List(v1::ListRequest());
+    });
+    callers.emplace_back([&] {
+      Client own(address, client_options);
+      (void)own.TrySubmit("echo", Json("{}"));
+    });
+  }
+  Client probe(address, client_options);
+  ASSERT_TRUE(probe.ListFunctions().ok());
+  const absl::Time stopping = absl::Now();
+  ASSERT_EQ(server->Signal(SIGTERM), 0);
+  absl::StatusOr<int> exit_code = server->Wait(absl::Seconds(40));
+  std::cerr << "after SIGTERM with the database frozen: "
+            << (exit_code.ok() ? absl::StrCat("exit ", *exit_code)
+                               : std::string(exit_code.status().message()))
+            << " after " << absl::FormatDuration(absl::Now() - stopping)
+            << "\n";
+  frozen.Thaw();
+  for (std::thread& caller : callers) caller.join();
+  ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+  EXPECT_EQ(*exit_code, 0) << server->ServerOutput();
+}
+
 }  // namespace
 }  // namespace remex::testing
