@@ -1,8 +1,9 @@
 // The durable store at server level: the real remex-server against a real
 // PostgreSQL 15 (tests/testing/postgres_server.h), driven as a client would,
-// through kill -9, a database outage, refused starts and SIGTERM. Each test
-// counts: every accepted task reaches exactly one terminal state, and no
-// refused submit leaves a row.
+// through kill -9, a database that is down or hangs, refused starts and
+// SIGTERM. Each test counts: every accepted task reaches exactly one
+// terminal state, no refused submit leaves a row, and no caller hears of an
+// end before it is committed.
 //
 // One PostgreSQL for the binary (initdb takes seconds), a fresh database per
 // test.
@@ -13,7 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <set>
@@ -340,11 +344,16 @@ TEST_F(DurabilityTest, KillNineLosesNoTask) {
   // Exactly one terminal state each: List shows every accepted task once,
   // ended as Await said, and so does the database.
   std::map<std::string, v1::State> listed;
+  std::map<std::string, std::string> listed_results;
   for (const v1::Task& task : ListAll(*client)) {
     EXPECT_FALSE(listed.contains(task.id())) << "listed twice: " << task.id();
     listed[task.id()] = task.state();
+    listed_results[task.id()] = task.result().DebugString();
   }
   EXPECT_EQ(listed.size(), accepted.size());
+  for (const v1::Task& before : finished) {
+    EXPECT_EQ(listed_results[before.id()], before.result().DebugString());
+  }
   stored = StoredTasks();
   EXPECT_EQ(stored.size(), accepted.size());
   for (const std::string& id : accepted) {
