@@ -426,7 +426,7 @@ bool Executor::BeginRun(const std::shared_ptr<Task>& task) {
 
 void Executor::RecordState(const Task& task) {
   if (store_ != nullptr) {
-    store_->Update(task.Snapshot(), absl::InfiniteFuture(), nullptr);
+    store_->Update(task.FullSnapshot(), absl::InfiniteFuture(), nullptr);
   }
 }
 
@@ -479,7 +479,8 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
     completion->RunCallbacks();  // none when not published
     return true;
   }
-  store_->Update(task->Snapshot(), now + ttl,
+  // The end itself: callers are shown it (Snapshot) once it is committed.
+  store_->Update(task->FullSnapshot(), now + ttl,
                  [this, lifeline = lifeline_, task] {
                    absl::ReaderMutexLock lock(&lifeline->mu);
                    if (!lifeline->alive) return;

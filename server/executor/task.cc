@@ -121,6 +121,7 @@ std::optional<Task::Completion> Task::Finish(
     if (only_from.has_value() && state_ != *only_from) return std::nullopt;
     if (only_attempt > 0 && attempt_ != only_attempt) return std::nullopt;
     completion.previous_state = state_;
+    unpublished_from_ = state_;
     state_ = state;
     finished_at_ = ToNanos(now);
     completion.started_at = FromNanos(started_at_);
@@ -202,6 +203,17 @@ int32_t Task::attempt() const {
 }
 
 TaskSnapshot Task::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  TaskSnapshot snapshot = SnapshotLocked();
+  if (!published_) {
+    snapshot.state = unpublished_from_;
+    snapshot.finished_at = absl::InfinitePast();
+    snapshot.outcome = nullptr;
+  }
+  return snapshot;
+}
+
+TaskSnapshot Task::FullSnapshot() const {
   absl::MutexLock lock(&mu_);
   return SnapshotLocked();
 }

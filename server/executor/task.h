@@ -226,7 +226,15 @@ class Task : public std::enable_shared_from_this<Task> {
 
   TaskState state() const;
   int32_t attempt() const;
+  // The task as its callers may see it. While an end is held back
+  // (Finish with publish false, until Publish()), the task as it was before
+  // that end: its state then, no finish time, no outcome. A durable store
+  // has not committed that end yet, and a crash would undo it (the next
+  // start runs the task again or ends it WORKER_LOST): a caller that heard
+  // of it would see the task end twice.
   TaskSnapshot Snapshot() const;
+  // Everything, an end held back included: what a store commits.
+  TaskSnapshot FullSnapshot() const;
 
   // Bookkeeping that other parts keep inside the task, so that it costs
   // them no allocation or map entry per task. Each group belongs to one part,
@@ -289,6 +297,9 @@ class Task : public std::enable_shared_from_this<Task> {
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
   // False between Finish(publish = false) and Publish().
   bool published_ ABSL_GUARDED_BY(mu_) = true;
+  // The state that end left, shown until it is published. One byte, in
+  // what would be padding.
+  TaskState unpublished_from_ ABSL_GUARDED_BY(mu_) = TaskState::kQueued;
   int32_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t started_at_ ABSL_GUARDED_BY(mu_) = kNever;
   int64_t finished_at_ ABSL_GUARDED_BY(mu_) = kNever;

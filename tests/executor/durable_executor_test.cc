@@ -147,6 +147,12 @@ TEST_F(DurableExecutorTest, AnEndIsCommittedBeforeAnyWaiterHearsOfIt) {
   ASSERT_TRUE(WaitUntil([&] { return store_.pending() > 0; }));  // it ended
   EXPECT_FALSE(told.WaitForNotificationWithTimeout(absl::Milliseconds(200)));
   EXPECT_EQ(executor_->active_tasks(), 1);  // until the end is committed
+  // Nor does a Get (Await's first step): it shows the task as committed.
+  absl::StatusOr<TaskSnapshot> got = executor_->Get(task->id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->state, TaskState::kRunning);
+  EXPECT_EQ(got->outcome, nullptr);
+  EXPECT_EQ(got->finished_at, absl::InfinitePast());
   store_.Release();
   ASSERT_TRUE(told.WaitForNotificationWithTimeout(kWaitTimeout));
   ASSERT_TRUE(row_when_told.ok());
