@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "monitoring/metrics.h"
@@ -426,6 +428,28 @@ absl::StatusOr<std::unique_ptr<auth::ServerTls>> LoadServerTls(
                                   .client_ca = config.tls_client_ca});
 }
 
+// How long a server with a durable store may take to stop after its
+// grace: the store's drain (5 s) and the executor's end, with room to spare.
+constexpr absl::Duration kStoreStopMargin = absl::Seconds(20);
+
+// A database that hangs (its host still acknowledges, so no keepalive
+// fires) leaves the store's statements, and the calls waiting on them,
+// unanswered, and the drain waits for those calls. Past `limit`, the
+// process says so and exits 1 at once: the database holds every task it
+// accepted, and the next start recovers them.
+void ExitIfStopOutlives(absl::Duration limit) {
+  std::thread([limit] {
+    absl::SleepFor(limit);
+    std::fprintf(stderr,
+                 "remex-server: still stopping %s after the signal (the "
+                 "store's database does not answer): exiting; its tasks are "
+                 "recovered at the next start\n",
+                 absl::FormatDuration(limit).c_str());
+    std::fflush(stderr);
+    _exit(1);
+  }).detach();
+}
+
 // The durable store `config` names, or null for the memory store. Its
 // errors are one line (unreachable, a newer schema).
 absl::StatusOr<std::unique_ptr<store::PostgresStore>> OpenStore(
@@ -572,6 +596,8 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   std::fprintf(stderr, "remex-server: got %s, draining (grace %s)\n",
                signal == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(config.shutdown_grace).c_str());
+  if (*store != nullptr)
+    ExitIfStopOutlives(config.shutdown_grace + kStoreStopMargin);
   (*server)->Shutdown(config.shutdown_grace);
   // Metrics stay served through the drain.
   metrics_server->reset();
