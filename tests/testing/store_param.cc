@@ -2,38 +2,47 @@
 
 #include <cstdlib>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace remex::testing {
 
-std::string StoreKindName(const ::testing::TestParamInfo<StoreKind>& info) {
-  return info.param == StoreKind::kMemory ? "memory" : "postgres";
+namespace {
+
+const char* NameOf(StoreKind kind) {
+  return kind == StoreKind::kMemory ? "memory" : "postgres";
 }
 
+}  // namespace
+
+std::string StoreKindName(const ::testing::TestParamInfo<StoreKind>& info) {
+  return NameOf(info.param);
+}
+
+void PrintTo(StoreKind kind, std::ostream* os) { *os << NameOf(kind); }
+
 absl::StatusOr<PostgresServer*> SharedPostgres() {
-  // Tests run one at a time on the main thread: no lock needed. Destroyed
-  // at exit, which stops the postmaster and removes its dir.
+  // Tests run one at a time on the main thread: no lock needed. Statics
+  // stay trivially destructible; atexit stops the postmaster and removes
+  // its dir. A failed start is remembered, not retried for every test.
   static std::unique_ptr<PostgresServer>* const server =
       new std::unique_ptr<PostgresServer>();
-  static absl::Status failure;
-  if (*server == nullptr && failure.ok()) {
+  static absl::Status* const failure = new absl::Status();
+  if (*server == nullptr && failure->ok()) {
     absl::StatusOr<std::unique_ptr<PostgresServer>> started =
         PostgresServer::Start();
     if (!started.ok()) {
-      failure = started.status();
+      *failure = started.status();
     } else {
       *server = *std::move(started);
-      // A static unique_ptr would be destroyed after gtest's own statics
-      // are gone; stop it from atexit instead, while they are alive.
       std::atexit([] { server->reset(); });
     }
   }
-  if (!failure.ok()) return failure;
+  if (!failure->ok()) return *failure;
   return server->get();
 }
 
@@ -42,15 +51,6 @@ absl::StatusOr<std::string> FreshStoreUrl(StoreKind kind) {
   absl::StatusOr<PostgresServer*> postgres = SharedPostgres();
   if (!postgres.ok()) return postgres.status();
   return (*postgres)->CreateDatabase();
-}
-
-std::vector<std::string> StoreArgs(StoreKind kind) {
-  absl::StatusOr<std::string> url = FreshStoreUrl(kind);
-  if (!url.ok()) {
-    ADD_FAILURE() << "no store for the test: " << url.status();
-    return {};
-  }
-  return {"--store", *std::move(url)};
 }
 
 }  // namespace remex::testing

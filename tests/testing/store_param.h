@@ -1,12 +1,12 @@
 // The store a conformance test runs against: parameterized suites take a
-// StoreKind and start remex-server with StoreArgs(kind). The PostgreSQL
-// runs share one real PostgreSQL 15 per test binary (started on first use)
-// and get a fresh database each.
+// StoreKind and start remex-server with --store FreshStoreUrl(kind). The
+// PostgreSQL runs share one real PostgreSQL 15 per test binary (started on
+// first use) and get a fresh database each.
 #ifndef REMEX_TESTS_TESTING_STORE_PARAM_H_
 #define REMEX_TESTS_TESTING_STORE_PARAM_H_
 
+#include <ostream>
 #include <string>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "gtest/gtest.h"
@@ -23,6 +23,8 @@ inline constexpr StoreKind kAllStores[] = {StoreKind::kMemory,
 
 // "memory" or "postgres": the suffix of a parameterized test's name.
 std::string StoreKindName(const ::testing::TestParamInfo<StoreKind>& info);
+// The same for gtest's messages (GetParam() = memory).
+void PrintTo(StoreKind kind, std::ostream* os);
 
 // The PostgreSQL shared by this test binary, started on the first call
 // (initdb takes seconds) and stopped when the binary exits. Call it on the
@@ -33,10 +35,6 @@ absl::StatusOr<PostgresServer*> SharedPostgres();
 // The value of --store for a fresh store of `kind`: "memory", or the URL of
 // a new, empty database on SharedPostgres().
 absl::StatusOr<std::string> FreshStoreUrl(StoreKind kind);
-
-// {"--store", FreshStoreUrl(kind)}; fails the test (non-fatally: check
-// HasFatalFailure or the empty result) when no store could be made.
-std::vector<std::string> StoreArgs(StoreKind kind);
 
 }  // namespace remex::testing
 
