@@ -432,7 +432,8 @@ class TaskModelTest : public RpcFixture,
   absl::flat_hash_map<uint64_t, StatusCode> WatchAndCancelOverSession(
       const std::string& id);
 
-  // SigtermDrain... with the durable store: queued tasks are handed back.
+  // SigtermDrain... with the durable store: queued tasks are handed back,
+  // running ones stopped for the next start.
   void ExpectDrainHandsQueuedTasksBack();
 
  private:
@@ -768,8 +769,8 @@ TEST_P(TaskModelTest, FullQueueIsResourceExhausted) {
 }
 
 TEST_P(TaskModelTest, SubmitWhileDrainingIsUnavailable) {
-  constexpr absl::Duration kGrace = absl::Seconds(3);
-  ASSERT_NO_FATAL_FAILURE(StartServer({"--shutdown-grace", "3s"}));
+  constexpr absl::Duration kGrace = absl::Seconds(2);
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--shutdown-grace", "2s"}));
   StartBlocker();
   ASSERT_EQ(server().Signal(SIGTERM), 0);
 
@@ -1058,47 +1059,53 @@ TEST_P(TaskModelTest, OthersSeeNotFoundForATaskEverywhereAndAdminSeesAll) {
 
 void TaskModelTest::ExpectDrainHandsQueuedTasksBack() {
   constexpr int kQueued = 5;
-  constexpr absl::Duration kGrace = absl::Seconds(3);
+  constexpr absl::Duration kGrace = absl::Seconds(1);
   ASSERT_NO_FATAL_FAILURE(
-      StartServerWithPool(1, 100, {"--shutdown-grace", "3s"}));
-  // Runs until after the signal, and ends within the grace.
-  const std::string running = Submit("sleep", R"({"ms":1500})").id();
+      StartServerWithPool(1, 100, {"--shutdown-grace", "1s"}));
+  // Outlives the grace; may run twice.
+  v1::SubmitRequest long_sleep = Request("sleep", kLongSleep);
+  long_sleep.set_max_attempts(2);
+  const std::string running = Submit(long_sleep).id();
   ASSERT_TRUE(WaitForState(running, v1::RUNNING));
   std::vector<std::string> queued;
   for (int i = 0; i < kQueued; ++i) {
     queued.push_back(Submit("echo", absl::StrCat(R"({"n":)", i, "}")).id());
   }
   ParkedAwaits awaits(stub());
+  awaits.Park(running);
   for (const auto& id : queued) awaits.Park(id);
   ASSERT_FALSE(awaits.WaitAll(absl::Now() + absl::Milliseconds(300)));
 
   ASSERT_EQ(server().Signal(SIGTERM), 0);
   ExpectExitsZero(kGrace + kSlack);
   ASSERT_TRUE(awaits.WaitAll(absl::Now() + kSlack));
-  // The queued tasks did not end: their waiters hear that the server went
-  // away (a client may await them on another replica).
+  // No task ended: their waiters hear that the server went away (a client
+  // may await them on another replica).
   for (const auto& call : awaits.calls()) {
     EXPECT_TRUE(HasCode(call->status, StatusCode::UNAVAILABLE))
         << call->task.ShortDebugString();
   }
-
-  // The running task ended within the grace; the queued ones are in the
-  // database as they were accepted.
-  std::vector<std::vector<std::string>> expected = {{running, "3", "1"}};
+  // In the database the running task is still RUNNING (stopped, not
+  // ended), and the queued ones are as they were accepted.
+  std::vector<std::vector<std::string>> expected = {{running, "2", "1"}};
   for (const auto& id : queued) expected.push_back({id, "1", "0"});
   EXPECT_EQ(QueryStore("SELECT id, state, attempt FROM remex_tasks"
                        " ORDER BY list_position"),
             expected);
 
-  // A server started again on the same database runs them.
-  ASSERT_NO_FATAL_FAILURE(StartServerWithPool(1, 100));
+  // A server started again on the same database runs the queued tasks, and
+  // the stopped one again, as its second attempt.
+  ASSERT_NO_FATAL_FAILURE(StartServerWithPool(2, 100));
   for (int i = 0; i < kQueued; ++i) {
     const Task done = Await(queued[i]);
     EXPECT_EQ(done.state(), v1::SUCCEEDED) << done.ShortDebugString();
     EXPECT_EQ(done.attempt(), 1);
     EXPECT_EQ(done.result().struct_value().fields().at("n").number_value(), i);
   }
-  EXPECT_EQ(Get(running).state(), v1::SUCCEEDED);
+  ASSERT_TRUE(WaitForState(running, v1::RUNNING));
+  EXPECT_EQ(Get(running).attempt(), 2);
+  EXPECT_EQ(Cancel(running).id(), running);
+  EXPECT_EQ(Await(running).state(), v1::CANCELLED);
 }
 
 TEST(ServerStartTest, PortInUseExitsOneWithAClearMessage) {
@@ -1133,7 +1140,7 @@ TEST(ServerStartTest, HelpDocumentsEveryFlag) {
   }
 }
 
-TEST_P(TaskModelTest, SigtermExitsZeroEvenIfAFunctionIgnoresCancellation) {
+TEST_F(RpcTest, SigtermExitsZeroEvenIfAFunctionIgnoresCancellation) {
   ASSERT_NO_FATAL_FAILURE(
       StartServer({"--enable-test-functions", "--shutdown-grace", "500ms"}));
   const std::string id = Submit("ignore_cancel", kLongSleep).id();
@@ -1144,29 +1151,10 @@ TEST_P(TaskModelTest, SigtermExitsZeroEvenIfAFunctionIgnoresCancellation) {
   ASSERT_EQ(server().Signal(SIGTERM), 0);
   // Grace, then at most 3 s for the stuck worker, then exit without it.
   ASSERT_TRUE(awaits.WaitAll(absl::Now() + absl::Milliseconds(500) + kSlack));
-  const ParkedAwaits::Call& call = *awaits.calls()[0];
-  if (durable()) {
-    // The task did not end: its waiter hears that the server went away.
-    EXPECT_TRUE(HasCode(call.status, StatusCode::UNAVAILABLE));
-  } else {
-    EXPECT_TRUE(IsOk(call.status));
-    EXPECT_EQ(call.task.state(), v1::CANCELLED);
-  }
+  EXPECT_EQ(awaits.calls()[0]->task.state(), v1::CANCELLED);
   ExpectExitsZero(absl::Seconds(3) + kSlack);
   EXPECT_TRUE(absl::StrContains(server().ServerOutput(), "ignore cancellation"))
       << server().ServerOutput();
-  if (durable()) {
-    // Stopped, not ended: RUNNING in the database, and the next start ends
-    // it WORKER_LOST (its one attempt is spent).
-    EXPECT_EQ(
-        QueryStore(absl::StrCat(
-            "SELECT state, attempt FROM remex_tasks WHERE id = '", id, "'")),
-        (std::vector<std::vector<std::string>>{{"2", "1"}}));
-    ASSERT_NO_FATAL_FAILURE(StartServer({"--enable-test-functions"}));
-    const Task lost = Await(id);
-    EXPECT_EQ(lost.state(), v1::WORKER_LOST) << lost.ShortDebugString();
-    EXPECT_EQ(lost.attempt(), 1);
-  }
 }
 
 }  // namespace

@@ -1,6 +1,10 @@
 #include "tests/testing/store_param.h"
 
+#include <signal.h>
+#include <sys/types.h>
+
 #include <cstdlib>
+#include <future>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -25,32 +29,65 @@ std::string StoreKindName(const ::testing::TestParamInfo<StoreKind>& info) {
 
 void PrintTo(StoreKind kind, std::ostream* os) { *os << NameOf(kind); }
 
+namespace {
+
+// The PostgreSQL of this binary and the database made ahead for the next
+// test. Used by the test's main thread only (tests run one at a time).
+struct Shared {
+  std::unique_ptr<PostgresServer> server;
+  // Why the server did not start: remembered, not retried for every test.
+  absl::Status failure;
+  // CREATE DATABASE takes a few hundred ms (it copies and syncs template0):
+  // the next test's database is made on another thread while a test runs.
+  std::future<absl::StatusOr<std::string>> next;
+};
+
+// Heap-allocated (statics stay trivially destructible); atexit waits for
+// the database in the making, stops the postmaster (immediate shutdown)
+// and removes its dir.
+Shared& TheShared() {
+  static Shared* const shared = new Shared();
+  return *shared;
+}
+
+}  // namespace
+
 absl::StatusOr<PostgresServer*> SharedPostgres() {
-  // Tests run one at a time on the main thread: no lock needed. Statics
-  // stay trivially destructible; atexit stops the postmaster and removes
-  // its dir. A failed start is remembered, not retried for every test.
-  static std::unique_ptr<PostgresServer>* const server =
-      new std::unique_ptr<PostgresServer>();
-  static absl::Status* const failure = new absl::Status();
-  if (*server == nullptr && failure->ok()) {
+  Shared& shared = TheShared();
+  if (shared.server == nullptr && shared.failure.ok()) {
     absl::StatusOr<std::unique_ptr<PostgresServer>> started =
         PostgresServer::Start();
     if (!started.ok()) {
-      *failure = started.status();
+      shared.failure = started.status();
     } else {
-      *server = *std::move(started);
-      std::atexit([] { server->reset(); });
+      shared.server = *std::move(started);
+      std::atexit([] {
+        Shared& shared = TheShared();
+        if (shared.next.valid()) shared.next.wait();
+        // Immediate shutdown: a fast one would first write out every page
+        // of every test's database (seconds), all of which is thrown away.
+        if (const pid_t pid = shared.server->pid(); pid > 0) {
+          kill(pid, SIGQUIT);
+        }
+        shared.server.reset();
+      });
     }
   }
-  if (!failure->ok()) return *failure;
-  return server->get();
+  if (!shared.failure.ok()) return shared.failure;
+  return shared.server.get();
 }
 
 absl::StatusOr<std::string> FreshStoreUrl(StoreKind kind) {
   if (kind == StoreKind::kMemory) return std::string("memory");
   absl::StatusOr<PostgresServer*> postgres = SharedPostgres();
   if (!postgres.ok()) return postgres.status();
-  return (*postgres)->CreateDatabase();
+  Shared& shared = TheShared();
+  absl::StatusOr<std::string> url =
+      shared.next.valid() ? shared.next.get() : (*postgres)->CreateDatabase();
+  shared.next = std::async(std::launch::async, [server = *postgres] {
+    return server->CreateDatabase();
+  });
+  return url;
 }
 
 }  // namespace remex::testing

@@ -33,7 +33,8 @@ void PrintTo(StoreKind kind, std::ostream* os);
 absl::StatusOr<PostgresServer*> SharedPostgres();
 
 // The value of --store for a fresh store of `kind`: "memory", or the URL of
-// a new, empty database on SharedPostgres().
+// a new, empty database on SharedPostgres() (made ahead, on another thread,
+// while the previous test ran). Call it on the test's main thread.
 absl::StatusOr<std::string> FreshStoreUrl(StoreKind kind);
 
 }  // namespace remex::testing
