@@ -1,6 +1,8 @@
 // Integration tests of the remex.v1.Executor gRPC API. Each test starts the
 // real remex-server on 127.0.0.1 port 0 and talks to it through the generated
-// stubs, exactly as any client would. Every RPC carries a deadline.
+// stubs, exactly as any client would. Every RPC carries a deadline. The
+// task-model cases (TaskModelTest) are the store conformance suite: each
+// runs with --store memory and with a fresh PostgreSQL database.
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <grpcpp/grpcpp.h>
