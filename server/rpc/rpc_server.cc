@@ -131,6 +131,13 @@ void RpcServer::StopServing() {
     absl::SleepFor(absl::Milliseconds(1));
   }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + kShutdownDeadline));
+  // Awaits and Sessions still open were cut by that shutdown (with a durable
+  // store, the tasks they wait for did not end here: they were handed back
+  // or stopped). They answer and finish on the pollers: wait for them, since
+  // a queue that has shut down refuses every new operation (gRPC aborts).
+  while (stats_.parked_awaits.load() > 0 || sessions_.open_sessions() > 0) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   // A unary call whose answer a store has yet to give finishes once it
   // comes, on the queue: keep the queues (and their pollers) until then.
   // The store answers every call, with an error if nothing else.

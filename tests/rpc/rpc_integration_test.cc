@@ -1,6 +1,8 @@
 // Integration tests of the remex.v1.Executor gRPC API. Each test starts the
 // real remex-server on 127.0.0.1 port 0 and talks to it through the generated
-// stubs, exactly as any client would. Every RPC carries a deadline.
+// stubs, exactly as any client would. Every RPC carries a deadline. The
+// task-model cases (TaskModelTest) are the store conformance suite: each
+// runs with --store memory and with a fresh PostgreSQL database.
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <grpcpp/grpcpp.h>
@@ -11,9 +13,11 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/match.h"
@@ -26,8 +30,10 @@
 #include "gtest/gtest.h"
 #include "health.grpc.pb.h"
 #include "remex/v1/executor.grpc.pb.h"
+#include "server/auth/principals.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/server_test.h"
+#include "tests/testing/store_param.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/wait.h"
 
@@ -39,6 +45,7 @@ using ::grpc::health::v1::Health;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::remex::testing::RunServerExpectingExit;
 using ::remex::testing::ServerProcess;
+using ::remex::testing::StoreKind;
 using ::remex::testing::WaitUntil;
 using ::remex::v1::Executor;
 using ::remex::v1::State;
@@ -205,21 +212,34 @@ bool ParkedAwaits::WaitAll(absl::Time deadline,
   return pending_ == 0;
 }
 
-class RpcTest : public testing::ServerTest {
+// A test against one remex-server (or several in turn), talking to it
+// through the generated stubs. Not thread-safe: the test's thread uses it.
+class RpcFixture : public testing::ServerTest {
  protected:
-  RpcTest() : ServerTest(kLongestShutdown) {}
+  RpcFixture() : ServerTest(kLongestShutdown) {}
 
-  // Starts remex-server with `args` (after --listen 127.0.0.1:0) and a short
-  // --shutdown-grace unless `args` choose one.
+  // Starts remex-server with `args` (after --listen 127.0.0.1:0), the store
+  // of store_args_ and a short --shutdown-grace unless `args` choose one,
+  // and connects to it (replacing any server started before).
   void StartServer(std::vector<std::string> args = {}) {
     if (std::find(args.begin(), args.end(), "--shutdown-grace") == args.end()) {
       args.insert(args.end(), {"--shutdown-grace", "1s"});
     }
+    args.insert(args.end(), store_args_.begin(), store_args_.end());
     ASSERT_NO_FATAL_FAILURE(ServerTest::StartServer(std::move(args)));
     auto channel = grpc::CreateChannel(server().address(),
                                        grpc::InsecureChannelCredentials());
     stub_ = Executor::NewStub(channel);
     health_ = Health::NewStub(channel);
+  }
+
+  // The bearer token every call sends from now on; none if empty.
+  void UseToken(std::string token) { token_ = std::move(token); }
+  // Adds the token of UseToken to a call's metadata.
+  void Authorize(grpc::ClientContext* context) const {
+    if (!token_.empty()) {
+      context->AddMetadata("authorization", absl::StrCat("Bearer ", token_));
+    }
   }
 
   // Starts it with `config_json` as its --config file.
@@ -251,6 +271,7 @@ class RpcTest : public testing::ServerTest {
                     absl::Duration deadline = kRpcDeadline) {
     grpc::ClientContext context;
     SetDeadline(&context, deadline);
+    Authorize(&context);
     return (stub_.get()->*method)(&context, request, response);
   }
 
@@ -359,6 +380,9 @@ class RpcTest : public testing::ServerTest {
 
   Executor::Stub* stub() { return stub_.get(); }
 
+  // Empty for the default store (memory).
+  std::vector<std::string> store_args_;
+
  private:
   // The server waits for open connections (up to 250 ms) when it stops.
   void CloseConnections() override {
@@ -367,13 +391,101 @@ class RpcTest : public testing::ServerTest {
   }
 
   int configs_ = 0;
+  std::string token_;
   std::unique_ptr<Executor::Stub> stub_;
   std::unique_ptr<Health::Stub> health_;
 };
 
+// What does not depend on where tasks live (functions, health, checks of the
+// request, start-up): the default store only.
+class RpcTest : public RpcFixture {};
+
+// The task model, once per store: the same cases against `--store memory`
+// and against a fresh PostgreSQL database (one PostgreSQL per binary).
+class TaskModelTest : public RpcFixture,
+                      public ::testing::WithParamInterface<StoreKind> {
+ protected:
+  void SetUp() override {
+    store_url_ = FreshStoreUrl(GetParam());
+    ASSERT_TRUE(store_url_.ok()) << store_url_.status();
+    store_args_ = {"--store", *store_url_};
+  }
+
+  bool durable() const { return GetParam() == StoreKind::kPostgres; }
+  // The --store value of this test's servers.
+  const std::string& store_url() const { return *store_url_; }
+
+  // Rows of `sql` on this test's database (durable() only).
+  std::vector<std::vector<std::string>> QueryStore(const std::string& sql) {
+    absl::StatusOr<testing::PostgresServer*> postgres =
+        testing::SharedPostgres();
+    EXPECT_TRUE(postgres.ok()) << postgres.status();
+    if (!postgres.ok()) return {};
+    absl::StatusOr<std::vector<std::vector<std::string>>> rows =
+        (*postgres)->Query(store_url(), sql);
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    return rows.ok() ? *std::move(rows)
+                     : std::vector<std::vector<std::string>>{};
+  }
+
+  // Watches (seq 1) and cancels (seq 2) task `id` over one Session stream,
+  // with the token of UseToken; returns the code each was answered with
+  // (OK for accepted or done), by seq. A seq missing: no answer in time.
+  absl::flat_hash_map<uint64_t, StatusCode> WatchAndCancelOverSession(
+      const std::string& id);
+
+  // SigtermDrain... with the durable store: queued tasks are handed back,
+  // running ones stopped for the next start.
+  void ExpectDrainHandsQueuedTasksBack();
+
+ private:
+  absl::StatusOr<std::string> store_url_;
+};
+
+absl::flat_hash_map<uint64_t, StatusCode>
+TaskModelTest::WatchAndCancelOverSession(const std::string& id) {
+  grpc::ClientContext context;
+  SetDeadline(&context, kRpcDeadline);
+  Authorize(&context);
+  std::unique_ptr<
+      grpc::ClientReaderWriter<v1::SessionRequest, v1::SessionResponse>>
+      stream = stub()->Session(&context);
+  v1::SessionRequest request;
+  v1::SessionWatch* watch = request.add_watches();
+  watch->set_seq(1);
+  watch->set_id(id);
+  v1::SessionCancel* cancel = request.add_cancels();
+  cancel->set_seq(2);
+  cancel->set_id(id);
+  absl::flat_hash_map<uint64_t, StatusCode> answers;
+  if (!stream->Write(request)) {
+    ADD_FAILURE() << "the Session stream refused the request";
+    return answers;
+  }
+  v1::SessionResponse response;
+  while (answers.size() < 2 && stream->Read(&response)) {
+    for (const auto& item : response.accepted()) {
+      answers.emplace(item.seq(), StatusCode::OK);
+    }
+    for (const auto& item : response.done()) {
+      answers.emplace(item.seq(), StatusCode::OK);
+    }
+    for (const auto& item : response.failed()) {
+      answers[item.seq()] = static_cast<StatusCode>(item.error().code());
+    }
+  }
+  context.TryCancel();
+  (void)stream->Finish();
+  return answers;
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, TaskModelTest,
+                         ::testing::ValuesIn(testing::kAllStores),
+                         testing::StoreKindName);
+
 // --- Methods -----------------------------------------------------------------
 
-TEST_F(RpcTest, SubmitEchoThenAwaitSucceedsWithArgsAsResult) {
+TEST_P(TaskModelTest, SubmitEchoThenAwaitSucceedsWithArgsAsResult) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::SubmitRequest request = Request("echo", R"({"x":1,"y":["a",true]})");
   request.set_input("raw bytes");
@@ -403,7 +515,7 @@ TEST_F(RpcTest, SubmitEchoThenAwaitSucceedsWithArgsAsResult) {
   EXPECT_LE(ToTime(done.started_at()), ToTime(done.finished_at()));
 }
 
-TEST_F(RpcTest, BuiltinsComputeTheirResults) {
+TEST_P(TaskModelTest, BuiltinsComputeTheirResults) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const Task sha = Await(Submit("sha256", R"({"text":"abc"})").id());
   EXPECT_EQ(sha.result().string_value(),
@@ -413,7 +525,7 @@ TEST_F(RpcTest, BuiltinsComputeTheirResults) {
   EXPECT_EQ(Await(Submit("spin", R"({"ms":10})").id()).state(), v1::SUCCEEDED);
 }
 
-TEST_F(RpcTest, AwaitWithTimeoutReturnsTaskAsItStands) {
+TEST_P(TaskModelTest, AwaitWithTimeoutReturnsTaskAsItStands) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const Task sleeping = Submit("sleep", R"({"ms":5000})");
   constexpr absl::Duration kTimeout = absl::Milliseconds(300);
@@ -430,7 +542,7 @@ TEST_F(RpcTest, AwaitWithTimeoutReturnsTaskAsItStands) {
   Cancel(sleeping.id());
 }
 
-TEST_F(RpcTest, CancelOfRunningSleepEndsItCancelled) {
+TEST_P(TaskModelTest, CancelOfRunningSleepEndsItCancelled) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const Task running = StartBlocker();
   const absl::Time start = absl::Now();
@@ -443,7 +555,7 @@ TEST_F(RpcTest, CancelOfRunningSleepEndsItCancelled) {
   EXPECT_LT(absl::Now() - start, kSlack);
 }
 
-TEST_F(RpcTest, CancelOfQueuedTaskEndsItAtOnceWithoutStarting) {
+TEST_P(TaskModelTest, CancelOfQueuedTaskEndsItAtOnceWithoutStarting) {
   ASSERT_NO_FATAL_FAILURE(StartServerWithPool(1, 10));
   const Task blocker = StartBlocker();
   const Task queued = Submit("echo", "{}");
@@ -455,7 +567,7 @@ TEST_F(RpcTest, CancelOfQueuedTaskEndsItAtOnceWithoutStarting) {
   Cancel(blocker.id());
 }
 
-TEST_F(RpcTest, CancelOfFinishedTaskLeavesItAsItIs) {
+TEST_P(TaskModelTest, CancelOfFinishedTaskLeavesItAsItIs) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const Task done = Await(Submit("echo", R"({"x":1})").id());
   ASSERT_EQ(done.state(), v1::SUCCEEDED);
@@ -464,7 +576,7 @@ TEST_F(RpcTest, CancelOfFinishedTaskLeavesItAsItIs) {
   EXPECT_EQ(Get(done.id()).state(), v1::SUCCEEDED);
 }
 
-TEST_F(RpcTest, GetReturnsTheTask) {
+TEST_P(TaskModelTest, GetReturnsTheTask) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const Task submitted = Submit("echo", R"({"x":1})");
   const Task done = Await(submitted.id());
@@ -474,7 +586,7 @@ TEST_F(RpcTest, GetReturnsTheTask) {
       << got.ShortDebugString() << " vs " << done.ShortDebugString();
 }
 
-TEST_F(RpcTest, ListFiltersByStateFunctionAndPool) {
+TEST_P(TaskModelTest, ListFiltersByStateFunctionAndPool) {
   ASSERT_NO_FATAL_FAILURE(StartServerWithConfig(
       R"({"pools":[{"name":"default","kind":"thread","workers":2},)"
       R"({"name":"other","kind":"thread","workers":1}]})"));
@@ -499,7 +611,7 @@ TEST_F(RpcTest, ListFiltersByStateFunctionAndPool) {
   EXPECT_EQ(ListIds(v1::STATE_UNSPECIFIED, "", "").size(), 6u);
 }
 
-TEST_F(RpcTest, ListPagesCoverEveryTaskOnceOldestFirst) {
+TEST_P(TaskModelTest, ListPagesCoverEveryTaskOnceOldestFirst) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   constexpr int kTasks = 7;
   constexpr int kPageSize = 3;
@@ -520,7 +632,7 @@ TEST_F(RpcTest, ListPagesCoverEveryTaskOnceOldestFirst) {
   EXPECT_EQ(listed, submitted);
 }
 
-TEST_F(RpcTest, ListRefusesAPageTokenTheServerDidNotMake) {
+TEST_P(TaskModelTest, ListRefusesAPageTokenTheServerDidNotMake) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const std::string first = Submit("echo", "{}").id();
   const std::string second = Submit("echo", "{}").id();
@@ -544,7 +656,7 @@ TEST_F(RpcTest, ListRefusesAPageTokenTheServerDidNotMake) {
   EXPECT_EQ(Ids(List(request).tasks()), std::vector<std::string>{second});
 }
 
-TEST_F(RpcTest, DeleteForgetsTheTask) {
+TEST_P(TaskModelTest, DeleteForgetsTheTask) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const Task done = Await(Submit("echo", "{}").id());
   ASSERT_TRUE(IsOk(TryDelete(done.id())));
@@ -555,7 +667,7 @@ TEST_F(RpcTest, DeleteForgetsTheTask) {
   EXPECT_TRUE(ListIds(v1::STATE_UNSPECIFIED, "", "").empty());
 }
 
-TEST_F(RpcTest, DeleteOfRunningTaskCancelsAndForgetsIt) {
+TEST_P(TaskModelTest, DeleteOfRunningTaskCancelsAndForgetsIt) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const Task running = StartBlocker();
   ParkedAwaits awaits(stub());
@@ -613,7 +725,7 @@ TEST_F(RpcTest, HealthIsServing) {
 
 // --- Errors of the request ---------------------------------------------------
 
-TEST_F(RpcTest, UnknownTaskIdIsNotFound) {
+TEST_P(TaskModelTest, UnknownTaskIdIsNotFound) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const std::string id = "no-such-task";
   Task task;
@@ -648,7 +760,7 @@ TEST_F(RpcTest, UnknownPoolIsInvalidArgument) {
                       StatusCode::INVALID_ARGUMENT));
 }
 
-TEST_F(RpcTest, FullQueueIsResourceExhausted) {
+TEST_P(TaskModelTest, FullQueueIsResourceExhausted) {
   constexpr int kMaxQueue = 2;
   ASSERT_NO_FATAL_FAILURE(StartServerWithPool(1, kMaxQueue));
   StartBlocker();
@@ -658,9 +770,9 @@ TEST_F(RpcTest, FullQueueIsResourceExhausted) {
       HasCode(TrySubmit("sleep", kLongSleep), StatusCode::RESOURCE_EXHAUSTED));
 }
 
-TEST_F(RpcTest, SubmitWhileDrainingIsUnavailable) {
-  constexpr absl::Duration kGrace = absl::Seconds(3);
-  ASSERT_NO_FATAL_FAILURE(StartServer({"--shutdown-grace", "3s"}));
+TEST_P(TaskModelTest, SubmitWhileDrainingIsUnavailable) {
+  constexpr absl::Duration kGrace = absl::Seconds(2);
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--shutdown-grace", "2s"}));
   StartBlocker();
   ASSERT_EQ(server().Signal(SIGTERM), 0);
 
@@ -680,7 +792,7 @@ TEST_F(RpcTest, SubmitWhileDrainingIsUnavailable) {
 
 // --- Errors and scheduling of tasks -----------------------------------------
 
-TEST_F(RpcTest, FailingTaskIsFailedWithItsMessage) {
+TEST_P(TaskModelTest, FailingTaskIsFailedWithItsMessage) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const Task submitted = Submit("fail", R"({"message":"boom 42"})");
   const Task done = Await(submitted.id());
@@ -691,7 +803,7 @@ TEST_F(RpcTest, FailingTaskIsFailedWithItsMessage) {
       << done.error().message();
 }
 
-TEST_F(RpcTest, HigherPriorityQueuedLaterRunsFirstFifoWithin) {
+TEST_P(TaskModelTest, HigherPriorityQueuedLaterRunsFirstFifoWithin) {
   ASSERT_NO_FATAL_FAILURE(StartServerWithPool(1, 10));
   const Task blocker = StartBlocker();
   std::vector<std::string> ids;
@@ -709,7 +821,7 @@ TEST_F(RpcTest, HigherPriorityQueuedLaterRunsFirstFifoWithin) {
   EXPECT_LT(ToTime(low_first.started_at()), ToTime(low_second.started_at()));
 }
 
-TEST_F(RpcTest, QueueTimeoutEndsTaskTimedOut) {
+TEST_P(TaskModelTest, QueueTimeoutEndsTaskTimedOut) {
   ASSERT_NO_FATAL_FAILURE(StartServerWithPool(1, 10));
   const Task blocker = StartBlocker();
   v1::SubmitRequest request = Request("echo", "{}");
@@ -721,7 +833,7 @@ TEST_F(RpcTest, QueueTimeoutEndsTaskTimedOut) {
   Cancel(blocker.id());
 }
 
-TEST_F(RpcTest, RunTimeoutEndsTaskTimedOut) {
+TEST_P(TaskModelTest, RunTimeoutEndsTaskTimedOut) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::SubmitRequest request = Request("sleep", kLongSleep);
   *request.mutable_run_timeout() = ProtoDuration(absl::Milliseconds(200));
@@ -736,7 +848,7 @@ TEST_F(RpcTest, RunTimeoutEndsTaskTimedOut) {
 // --- Many waiters, shutdown
 // ----------------------------------------------------
 
-TEST_F(RpcTest, ThousandParkedAwaitsCostNoThreadsAndAllReturn) {
+TEST_P(TaskModelTest, ThousandParkedAwaitsCostNoThreadsAndAllReturn) {
   constexpr int kTasks = 10;
   constexpr int kAwaits = 1000;
   ASSERT_NO_FATAL_FAILURE(StartServerWithPool(kTasks, 100));
@@ -764,7 +876,14 @@ TEST_F(RpcTest, ThousandParkedAwaitsCostNoThreadsAndAllReturn) {
   }
 }
 
-TEST_F(RpcTest, SigtermDrainEndsEveryTaskAndExitsZero) {
+// The memory store cancels what is queued when the server drains; the
+// durable store hands it back: QUEUED in the database, run by the next
+// server on it.
+TEST_P(TaskModelTest, SigtermDrainCancelsOrHandsBackQueuedTasksAndExitsZero) {
+  if (durable()) {
+    ExpectDrainHandsQueuedTasksBack();
+    return;
+  }
   constexpr int kTasks = 20;
   constexpr absl::Duration kGrace = absl::Seconds(2);
   ASSERT_NO_FATAL_FAILURE(
@@ -795,6 +914,200 @@ TEST_F(RpcTest, SigtermDrainEndsEveryTaskAndExitsZero) {
   }
   RecordProperty("cancelled", cancelled);
   EXPECT_GE(cancelled, kTasks - 4);
+}
+
+// --- Retries, retention, ownership, drain of the durable store --------------
+
+// A worker lost mid-run is retried within max_attempts; the last loss ends
+// the task WORKER_LOST, naming the attempt.
+TEST_P(TaskModelTest, WorkerLossIsRetriedUpToMaxAttemptsThenEndsWorkerLost) {
+  ASSERT_NO_FATAL_FAILURE(StartServerWithConfig(
+      R"({"pools":[{"name":"default","kind":"thread","workers":2},)"
+      R"({"name":"process","kind":"process","workers":1}]})",
+      {"--enable-test-functions"}));
+  v1::SubmitRequest poison = Request("crash", R"({"how":"abort"})");
+  poison.set_pool("process");
+  poison.set_max_attempts(3);
+  v1::SubmitRequest once = poison;
+  once.set_max_attempts(1);
+
+  const Task done = Await(Submit(poison).id());
+  EXPECT_EQ(done.state(), v1::WORKER_LOST);
+  EXPECT_EQ(done.attempt(), 3);
+  EXPECT_EQ(done.max_attempts(), 3);
+  EXPECT_TRUE(absl::StrContains(done.error().message(), "attempt 3 of 3"))
+      << done.error().message();
+  const Task got = Get(done.id());
+  EXPECT_EQ(got.state(), v1::WORKER_LOST);
+  EXPECT_EQ(got.attempt(), 3);
+
+  const Task single = Await(Submit(once).id());
+  EXPECT_EQ(single.state(), v1::WORKER_LOST);
+  EXPECT_EQ(single.attempt(), 1);
+  // The pool is whole again.
+  v1::SubmitRequest echo = Request("echo", R"({"after":"crash"})");
+  echo.set_pool("process");
+  EXPECT_EQ(Await(Submit(echo).id()).state(), v1::SUCCEEDED);
+}
+
+// A finished task is kept for its ttl, then NOT_FOUND everywhere and gone
+// from List; a task with the default ttl stays.
+TEST_P(TaskModelTest, FinishedTaskIsForgottenAfterItsTtl) {
+  constexpr absl::Duration kTtl = absl::Seconds(1);
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const Task kept = Await(Submit("echo", R"({"keep":true})").id());
+  v1::SubmitRequest request = Request("echo", R"({"keep":false})");
+  *request.mutable_ttl() = ProtoDuration(kTtl);
+  const Task done = Await(Submit(request).id());
+  ASSERT_EQ(done.state(), v1::SUCCEEDED);
+
+  Task task;
+  // Retention sweeps every second (both stores).
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return TryGet(done.id(), &task).error_code() == StatusCode::NOT_FOUND;
+      },
+      kTtl + absl::Seconds(2) + kSlack))
+      << "still there: " << task.ShortDebugString();
+  EXPECT_GE(absl::Now(), ToTime(done.finished_at()) + kTtl);
+  EXPECT_TRUE(HasCode(TryAwait(done.id(), &task), StatusCode::NOT_FOUND));
+  EXPECT_TRUE(HasCode(TryCancel(done.id(), &task), StatusCode::NOT_FOUND));
+  EXPECT_TRUE(HasCode(TryDelete(done.id()), StatusCode::NOT_FOUND));
+  EXPECT_EQ(ListIds(v1::STATE_UNSPECIFIED, "", ""),
+            std::vector<std::string>{kept.id()});
+  EXPECT_EQ(Get(kept.id()).state(), v1::SUCCEEDED);
+  if (durable()) {
+    EXPECT_TRUE(
+        QueryStore(absl::StrCat("SELECT id FROM remex_tasks WHERE id = '",
+                                done.id(), "'"))
+            .empty());
+  }
+}
+
+constexpr char kAliceToken[] = "alice-token-0123456789";
+constexpr char kBobToken[] = "bob-token-0123456789";
+constexpr char kOpsToken[] = "ops-token-0123456789";
+
+// alice and bob (submit and read), ops (admin), as an --auth file.
+std::string OwnershipAuthFile() {
+  std::string text = "principals:\n";
+  for (const auto& [name, token, roles] :
+       {std::tuple{"alice", kAliceToken, ""}, std::tuple{"bob", kBobToken, ""},
+        std::tuple{"ops", kOpsToken, "    roles: [admin]\n"}}) {
+    absl::StrAppend(&text, "  - name: ", name,
+                    "\n    token_sha256: ", auth::TokenSha256Hex(token), "\n",
+                    roles);
+  }
+  return text;
+}
+
+// A task belongs to whoever submitted it: another principal gets NOT_FOUND
+// for it in every method and on the Session stream, and does not see it in
+// List; an admin sees and acts on every task.
+TEST_P(TaskModelTest, OthersSeeNotFoundForATaskEverywhereAndAdminSeesAll) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--auth", WriteFile("auth.yaml", OwnershipAuthFile())}));
+  UseToken(kAliceToken);
+  const Task done = Await(Submit("echo", R"({"secret":"a"})").id());
+  EXPECT_EQ(done.owner(), "alice");
+  const Task running = StartBlocker();
+  UseToken(kBobToken);
+  const Task bobs = Await(Submit("echo", "{}").id());
+  EXPECT_EQ(bobs.owner(), "bob");
+
+  for (const std::string& id : {done.id(), running.id()}) {
+    Task task;
+    EXPECT_TRUE(HasCode(TryGet(id, &task), StatusCode::NOT_FOUND)) << id;
+    EXPECT_TRUE(HasCode(TryAwait(id, &task, absl::Milliseconds(100)),
+                        StatusCode::NOT_FOUND))
+        << id;
+    EXPECT_TRUE(HasCode(TryCancel(id, &task), StatusCode::NOT_FOUND)) << id;
+    EXPECT_TRUE(HasCode(TryDelete(id), StatusCode::NOT_FOUND)) << id;
+    const absl::flat_hash_map<uint64_t, StatusCode> session =
+        WatchAndCancelOverSession(id);
+    ASSERT_EQ(session.size(), 2u) << id;
+    EXPECT_EQ(session.at(1), StatusCode::NOT_FOUND) << "watch of " << id;
+    EXPECT_EQ(session.at(2), StatusCode::NOT_FOUND) << "cancel of " << id;
+  }
+  EXPECT_EQ(ListIds(v1::STATE_UNSPECIFIED, "", ""),
+            std::vector<std::string>{bobs.id()});
+
+  // Nothing bob tried reached alice's tasks.
+  UseToken(kAliceToken);
+  EXPECT_EQ(Get(running.id()).state(), v1::RUNNING);
+  EXPECT_FALSE(Get(running.id()).cancel_requested());
+  EXPECT_EQ(Get(done.id()).state(), v1::SUCCEEDED);
+  EXPECT_EQ(ListIds(v1::STATE_UNSPECIFIED, "", ""),
+            (std::vector<std::string>{done.id(), running.id()}));
+
+  UseToken(kOpsToken);
+  EXPECT_EQ(Get(done.id()).owner(), "alice");
+  EXPECT_EQ(ListIds(v1::STATE_UNSPECIFIED, "", ""),
+            (std::vector<std::string>{done.id(), running.id(), bobs.id()}));
+  const absl::flat_hash_map<uint64_t, StatusCode> session =
+      WatchAndCancelOverSession(running.id());
+  EXPECT_EQ(session.size(), 2u);
+  for (const auto& [seq, code] : session)
+    EXPECT_EQ(code, StatusCode::OK) << seq;
+  EXPECT_EQ(Await(running.id()).state(), v1::CANCELLED);
+  EXPECT_TRUE(IsOk(TryDelete(bobs.id())));
+
+  UseToken(kBobToken);
+  Task task;
+  EXPECT_TRUE(HasCode(TryGet(bobs.id(), &task), StatusCode::NOT_FOUND));
+  UseToken(kAliceToken);
+  EXPECT_EQ(Await(running.id()).state(), v1::CANCELLED);
+}
+
+void TaskModelTest::ExpectDrainHandsQueuedTasksBack() {
+  constexpr int kQueued = 5;
+  constexpr absl::Duration kGrace = absl::Seconds(1);
+  ASSERT_NO_FATAL_FAILURE(
+      StartServerWithPool(1, 100, {"--shutdown-grace", "1s"}));
+  // Outlives the grace; may run twice.
+  v1::SubmitRequest long_sleep = Request("sleep", kLongSleep);
+  long_sleep.set_max_attempts(2);
+  const std::string running = Submit(long_sleep).id();
+  ASSERT_TRUE(WaitForState(running, v1::RUNNING));
+  std::vector<std::string> queued;
+  for (int i = 0; i < kQueued; ++i) {
+    queued.push_back(Submit("echo", absl::StrCat(R"({"n":)", i, "}")).id());
+  }
+  ParkedAwaits awaits(stub());
+  awaits.Park(running);
+  for (const auto& id : queued) awaits.Park(id);
+  ASSERT_FALSE(awaits.WaitAll(absl::Now() + absl::Milliseconds(300)));
+
+  ASSERT_EQ(server().Signal(SIGTERM), 0);
+  ExpectExitsZero(kGrace + kSlack);
+  ASSERT_TRUE(awaits.WaitAll(absl::Now() + kSlack));
+  // No task ended: their waiters hear that the server went away (a client
+  // may await them on another replica).
+  for (const auto& call : awaits.calls()) {
+    EXPECT_TRUE(HasCode(call->status, StatusCode::UNAVAILABLE))
+        << call->task.ShortDebugString();
+  }
+  // In the database the running task is still RUNNING (stopped, not
+  // ended), and the queued ones are as they were accepted.
+  std::vector<std::vector<std::string>> expected = {{running, "2", "1"}};
+  for (const auto& id : queued) expected.push_back({id, "1", "0"});
+  EXPECT_EQ(QueryStore("SELECT id, state, attempt FROM remex_tasks"
+                       " ORDER BY list_position"),
+            expected);
+
+  // A server started again on the same database runs the queued tasks, and
+  // the stopped one again, as its second attempt.
+  ASSERT_NO_FATAL_FAILURE(StartServerWithPool(2, 100));
+  for (int i = 0; i < kQueued; ++i) {
+    const Task done = Await(queued[i]);
+    EXPECT_EQ(done.state(), v1::SUCCEEDED) << done.ShortDebugString();
+    EXPECT_EQ(done.attempt(), 1);
+    EXPECT_EQ(done.result().struct_value().fields().at("n").number_value(), i);
+  }
+  ASSERT_TRUE(WaitForState(running, v1::RUNNING));
+  EXPECT_EQ(Get(running).attempt(), 2);
+  EXPECT_EQ(Cancel(running).id(), running);
+  EXPECT_EQ(Await(running).state(), v1::CANCELLED);
 }
 
 TEST(ServerStartTest, PortInUseExitsOneWithAClearMessage) {

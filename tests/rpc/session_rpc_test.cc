@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -12,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "remex/v1/executor.grpc.pb.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/store_param.h"
 
 namespace remex {
 namespace {
@@ -44,11 +46,17 @@ struct Answers {
   }
 };
 
-class SessionRpcTest : public ::testing::Test {
+// One server per test, on the store of the parameter (memory, or a fresh
+// PostgreSQL database), and one Session stream to it.
+class SessionRpcTest : public ::testing::TestWithParam<testing::StoreKind> {
  protected:
   void SetUp() override {
+    absl::StatusOr<std::string> store = testing::FreshStoreUrl(GetParam());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_url_ = *store;
     absl::StatusOr<std::unique_ptr<testing::ServerProcess>> server =
-        testing::ServerProcess::Start({"--shutdown-grace", "100ms"});
+        testing::ServerProcess::Start(
+            {"--shutdown-grace", "100ms", "--store", store_url_});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     stub_ = v1::Executor::NewStub(grpc::CreateChannel(
@@ -82,6 +90,9 @@ class SessionRpcTest : public ::testing::Test {
         .set_number_value(value);
   }
 
+  bool durable() const { return GetParam() == testing::StoreKind::kPostgres; }
+
+  std::string store_url_;
   std::unique_ptr<testing::ServerProcess> server_;
   std::unique_ptr<v1::Executor::Stub> stub_;
   grpc::ClientContext context_;
@@ -89,7 +100,11 @@ class SessionRpcTest : public ::testing::Test {
   Answers answers_;
 };
 
-TEST_F(SessionRpcTest, BatchOfSubmitsIsAnsweredPerTaskThenEndedOk) {
+INSTANTIATE_TEST_SUITE_P(Stores, SessionRpcTest,
+                         ::testing::ValuesIn(testing::kAllStores),
+                         testing::StoreKindName);
+
+TEST_P(SessionRpcTest, BatchOfSubmitsIsAnsweredPerTaskThenEndedOk) {
   v1::SessionRequest request;
   for (uint64_t seq = 1; seq <= 50; ++seq) {
     AddSubmit(request, seq, "echo", "x", static_cast<double>(seq));
@@ -124,7 +139,7 @@ TEST_F(SessionRpcTest, BatchOfSubmitsIsAnsweredPerTaskThenEndedOk) {
   EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
-TEST_F(SessionRpcTest, WatchAndCancelByIdAndUnknownIds) {
+TEST_P(SessionRpcTest, WatchAndCancelByIdAndUnknownIds) {
   v1::SessionRequest request;
   AddSubmit(request, 1, "sleep", "ms", 60000);
   ASSERT_TRUE(stream_->Write(request));
@@ -157,7 +172,10 @@ TEST_F(SessionRpcTest, WatchAndCancelByIdAndUnknownIds) {
   EXPECT_EQ(answers_.failed[5].code(), grpc::StatusCode::NOT_FOUND);
 }
 
-TEST_F(SessionRpcTest, ShutdownReportsEndsThenClosesWithUnavailable) {
+// The memory store ends every task of the stream CANCELLED and reports it;
+// the durable store ends none (queued ones are handed back, running ones
+// stopped, for the next start), so the stream reports no end.
+TEST_P(SessionRpcTest, ShutdownReportsEndsThenClosesWithUnavailable) {
   v1::SessionRequest request;
   for (uint64_t seq = 1; seq <= 5; ++seq) {
     AddSubmit(request, seq, "sleep", "ms", 60000);
@@ -170,14 +188,30 @@ TEST_F(SessionRpcTest, ShutdownReportsEndsThenClosesWithUnavailable) {
   const grpc::Status status = stream_->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << status.error_message();
-  ASSERT_EQ(answers_.done.size(), 5u);
-  for (const auto& [seq, task] : answers_.done) {
-    EXPECT_EQ(task.state(), v1::CANCELLED) << seq;
+  if (durable()) {
+    EXPECT_TRUE(answers_.done.empty());
+  } else {
+    ASSERT_EQ(answers_.done.size(), 5u);
+    for (const auto& [seq, task] : answers_.done) {
+      EXPECT_EQ(task.state(), v1::CANCELLED) << seq;
+    }
   }
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   absl::StatusOr<int> exit_code = server_->Wait(kDeadline);
   ASSERT_TRUE(exit_code.ok()) << exit_code.status();
   EXPECT_EQ(*exit_code, 0);
+  if (durable()) {
+    // None ended in the database either: each is still QUEUED or RUNNING.
+    absl::StatusOr<testing::PostgresServer*> postgres =
+        testing::SharedPostgres();
+    ASSERT_TRUE(postgres.ok()) << postgres.status();
+    absl::StatusOr<std::vector<std::vector<std::string>>> rows =
+        (*postgres)->Query(store_url_,
+                           "SELECT count(*) FROM remex_tasks WHERE state IN "
+                           "(1, 2)");
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    EXPECT_EQ(*rows, (std::vector<std::vector<std::string>>{{"5"}}));
+  }
 }
 
 }  // namespace

@@ -14,12 +14,14 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "remex/remex.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/server_test.h"
+#include "tests/testing/store_param.h"
 #include "tests/testing/wait.h"
 
 namespace remex {
@@ -61,12 +63,36 @@ absl::StatusCode RpcErrorCode(Call call) {
   return absl::StatusCode::kOk;
 }
 
-class SessionTest : public testing::SharedServerTest {
+// The Session through the SDK, once per store: the tests of one store
+// share one server (started by the first of them) on a fresh store.
+class SessionTest : public ::testing::TestWithParam<testing::StoreKind> {
  protected:
-  static void SetUpTestSuite() { server_ = StartServer(2, 100000); }
+  static void TearDownTestSuite() { servers_.clear(); }
+
+  void SetUp() override {
+    std::unique_ptr<ServerProcess>& server = servers_[GetParam()];
+    if (server == nullptr) {
+      absl::StatusOr<std::string> store = testing::FreshStoreUrl(GetParam());
+      ASSERT_TRUE(store.ok()) << store.status();
+      server = StartServer(2, 100000, {"--store", *store});
+    }
+    ASSERT_NE(server, nullptr);
+    server_ = server.get();
+  }
+
+  ServerProcess* server_ = nullptr;
+
+ private:
+  static inline absl::flat_hash_map<testing::StoreKind,
+                                    std::unique_ptr<ServerProcess>>
+      servers_;
 };
 
-TEST_F(SessionTest, ManyThreadsShareOneClientAndEveryFutureGetsItsOwnResult) {
+INSTANTIATE_TEST_SUITE_P(Stores, SessionTest,
+                         ::testing::ValuesIn(testing::kAllStores),
+                         testing::StoreKindName);
+
+TEST_P(SessionTest, ManyThreadsShareOneClientAndEveryFutureGetsItsOwnResult) {
   Client client(server_->address());
   constexpr int kThreads = 8;
   constexpr int kTasksPerThread = 400;
@@ -96,7 +122,7 @@ TEST_F(SessionTest, ManyThreadsShareOneClientAndEveryFutureGetsItsOwnResult) {
   }
 }
 
-TEST_F(SessionTest, RefusedSubmitsFailAloneAndTheStreamGoesOn) {
+TEST_P(SessionTest, RefusedSubmitsFailAloneAndTheStreamGoesOn) {
   Client client(server_->address());
   const Future unknown = client.SubmitAsync("no_such_function");
   const Future bad_pool =
@@ -114,7 +140,7 @@ TEST_F(SessionTest, RefusedSubmitsFailAloneAndTheStreamGoesOn) {
   EXPECT_EQ(client.Submit("echo", Number(8)).get().value().number_value(), 8);
 }
 
-TEST_F(SessionTest, CancelOverTheSessionEndsARunningTask) {
+TEST_P(SessionTest, CancelOverTheSessionEndsARunningTask) {
   Client client(server_->address());
   const Future sleeper = client.Submit("sleep", Json(R"({"ms": 60000})"));
   const absl::Time start = absl::Now();
@@ -128,7 +154,7 @@ TEST_F(SessionTest, CancelOverTheSessionEndsARunningTask) {
   EXPECT_EQ(done.task().state(), v1::SUCCEEDED);
 }
 
-TEST_F(SessionTest, AttachWatchesATaskOfAnotherClientOverTheSession) {
+TEST_P(SessionTest, AttachWatchesATaskOfAnotherClientOverTheSession) {
   Client submitter(server_->address());
   Client watcher(server_->address());
   const Future submitted = submitter.Submit("sleep", Json(R"({"ms": 100})"));
@@ -138,7 +164,7 @@ TEST_F(SessionTest, AttachWatchesATaskOfAnotherClientOverTheSession) {
   EXPECT_EQ(attached.task().id(), submitted.id());
 }
 
-TEST_F(SessionTest, UnaryModeStillWorks) {
+TEST_P(SessionTest, UnaryModeStillWorks) {
   Client client(server_->address(), {.use_session = false});
   EXPECT_EQ(client.Submit("echo", Number(3)).get().value().number_value(), 3);
   EXPECT_EQ(client.SubmitAsync("echo", Number(4)).get().value().number_value(),
@@ -147,7 +173,7 @@ TEST_F(SessionTest, UnaryModeStillWorks) {
   EXPECT_TRUE(sleeper.cancel());
 }
 
-TEST_F(SessionTest, ClientGoneWithTasksInFlightLeavesTheServerHealthy) {
+TEST_P(SessionTest, ClientGoneWithTasksInFlightLeavesTheServerHealthy) {
   std::vector<std::string> ids;
   {
     Client client(server_->address());
@@ -198,7 +224,7 @@ TEST(SessionPollingTest, SubmitsNobodyWaitsForStillRun) {
 
 // The thread that polls for the others leaves when its own task ends; the
 // others, still waiting, must take over and get their ends.
-TEST_F(SessionTest, WaitersTakeOverWhenThePollingThreadLeaves) {
+TEST_P(SessionTest, WaitersTakeOverWhenThePollingThreadLeaves) {
   Client client(server_->address());
   std::vector<std::thread> threads;
   std::atomic<int> ready{0};
@@ -217,7 +243,7 @@ TEST_F(SessionTest, WaitersTakeOverWhenThePollingThreadLeaves) {
 }
 
 // A wait that times out gives up polling; a later one takes it over.
-TEST_F(SessionTest, TimedOutWaitsAndReadyPollsLeaveTheStreamWorking) {
+TEST_P(SessionTest, TimedOutWaitsAndReadyPollsLeaveTheStreamWorking) {
   Client client(server_->address());
   const Future sleeper = client.Submit("sleep", Json(R"({"ms": 60000})"));
   EXPECT_EQ(sleeper.wait_for(absl::Milliseconds(50)),

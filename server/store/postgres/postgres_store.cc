@@ -150,6 +150,14 @@ absl::Status NotFound(absl::string_view id) {
       absl::StrCat("unknown task id ", common::Quote(id)));
 }
 
+// A List page token that no replica made.
+absl::Status InvalidPageToken(absl::string_view token) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "page_token ", common::Quote(token),
+      " was not made by this server: pass the next_page_token of the "
+      "previous page, or none for the first page"));
+}
+
 absl::Status ReadUnavailable(const absl::Status& error) {
   return absl::UnavailableError(
       absl::StrCat("the store cannot read: ", error.message()));
@@ -358,10 +366,7 @@ void PostgresStore::List(executor::ListQuery query,
     if (!position.has_value() ||
         *position >
             static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      absl::Status invalid = absl::InvalidArgumentError(absl::StrCat(
-          "page_token ", common::Quote(query.page_token),
-          " was not made by this server: pass the next_page_token of the "
-          "previous page, or none for the first page"));
+      absl::Status invalid = InvalidPageToken(query.page_token);
       Defer([done = std::move(done), invalid]() mutable { done(invalid); });
       return;
     }
@@ -383,7 +388,8 @@ void PostgresStore::List(executor::ListQuery query,
       visibility.sees_all_tasks ? "true" : "false",
       visibility.owner,
       absl::StrCat(page_size + 1)};
-  Read read = [this, params = std::move(params), page_size, scan,
+  Read read = [this, params = std::move(params), after,
+               token = query.page_token, page_size, scan,
                done = std::move(done)](Connection* connection,
                                        const absl::Status& status) mutable {
     if (connection == nullptr) {
@@ -402,8 +408,10 @@ void PostgresStore::List(executor::ListQuery query,
         " LIMIT $8::int8)"
         " SELECT ",
         TaskColumns(),
-        ", s.scanned, s.last_scanned FROM (SELECT count(*) AS scanned,"
-        " max(list_position) AS last_scanned FROM w) s"
+        ", s.scanned, s.last_scanned, s.last_numbered FROM (SELECT"
+        " count(*) AS scanned, max(list_position) AS last_scanned,"
+        " pg_sequence_last_value(pg_get_serial_sequence('remex_tasks',"
+        " 'list_position')::regclass) AS last_numbered FROM w) s"
         " LEFT JOIN (m JOIN remex_tasks t ON t.id = m.id"
         " LEFT JOIN remex_task_inputs i ON i.id = t.id"
         " LEFT JOIN remex_task_results r ON r.id = t.id) ON true"
@@ -419,10 +427,18 @@ void PostgresStore::List(executor::ListQuery query,
     executor::ListPage page;
     int64_t scanned = 0;
     std::optional<int64_t> last_scanned;
+    std::optional<int64_t> last_numbered;
     size_t matches = 0;
     for (int row = 0; row < rows->rows(); ++row) {
       scanned = rows->GetInt(row, kTaskColumnCount);
       last_scanned = rows->GetOptionalInt(row, kTaskColumnCount + 1);
+      last_numbered = rows->GetOptionalInt(row, kTaskColumnCount + 2);
+      // A position past the last one numbered is no token any replica
+      // made (as the memory store refuses it).
+      if (after > static_cast<uint64_t>(last_numbered.value_or(0))) {
+        done(InvalidPageToken(token));
+        return;
+      }
       if (rows->IsNull(row, 0)) continue;
       ++matches;
       if (page.tasks.size() == static_cast<size_t>(page_size)) continue;
