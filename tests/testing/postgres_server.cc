@@ -1,10 +1,8 @@
 #include "tests/testing/postgres_server.h"
 
-#include <fcntl.h>
 #include <libpq-fe.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,8 +26,6 @@
 #include "tests/testing/subprocess.h"
 #include "tests/testing/wait.h"
 
-extern char** environ;
-
 namespace remex::testing {
 namespace {
 
@@ -50,38 +46,6 @@ constexpr size_t kLongestDir = 80;
 
 absl::Status ErrnoError(absl::string_view what, int error) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(error)));
-}
-
-// A NULL-terminated array of pointers into `strings`.
-std::vector<char*> CStrings(std::vector<std::string>& strings) {
-  std::vector<char*> pointers;
-  for (std::string& s : strings) pointers.push_back(s.data());
-  pointers.push_back(nullptr);
-  return pointers;
-}
-
-// Starts `argv` in a process group of its own with stdin from /dev/null and
-// stdout and stderr appended to `log_path`.
-absl::StatusOr<pid_t> SpawnInOwnGroup(std::vector<std::string> argv,
-                                      const std::string& log_path) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null",
-                                   O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  pid_t pid;
-  const int error = posix_spawn(&pid, argv[0].c_str(), &actions, &attributes,
-                                CStrings(argv).data(), environ);
-  posix_spawnattr_destroy(&attributes);
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) return ErrnoError(absl::StrCat("spawn ", argv[0]), error);
-  return pid;
 }
 
 // Whether `pid` (our child) has exited; reaps it if so.
@@ -201,7 +165,7 @@ absl::Status PostgresServer::StartPostmaster(int port) {
   argv.insert(argv.end(), {absl::StrCat(kBinDir, "/postgres"), "-D", data_dir_,
                            "-p", absl::StrCat(port), "-c",
                            "listen_addresses=127.0.0.1", "-k", data_dir_});
-  absl::StatusOr<pid_t> pid = SpawnInOwnGroup(std::move(argv), log_path_);
+  absl::StatusOr<pid_t> pid = SpawnInOwnGroup(argv, log_path_);
   if (!pid.ok()) return pid.status();
   pid_ = *pid;
 

@@ -45,13 +45,15 @@ int ExitCode(int status) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// posix_spawn of argv[0] with `actions` and the environment plus `extra_env`.
+// posix_spawn of argv[0] with `actions`, `attributes` (may be null) and
+// the environment plus `extra_env`.
 absl::StatusOr<pid_t> SpawnWith(posix_spawn_file_actions_t* actions,
+                                const posix_spawnattr_t* attributes,
                                 std::vector<std::string> argv,
                                 const std::vector<std::string>& extra_env) {
   std::vector<std::string> env = Environment(extra_env);
   pid_t pid;
-  const int error = posix_spawn(&pid, argv[0].c_str(), actions, nullptr,
+  const int error = posix_spawn(&pid, argv[0].c_str(), actions, attributes,
                                 CStrings(argv).data(), CStrings(env).data());
   if (error != 0) return ErrnoError(absl::StrCat("spawn ", argv[0]), error);
   return pid;
@@ -76,7 +78,7 @@ absl::StatusOr<SpawnedProcess> Spawn(
                                    O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-  absl::StatusOr<pid_t> pid = SpawnWith(&actions, argv, extra_env);
+  absl::StatusOr<pid_t> pid = SpawnWith(&actions, nullptr, argv, extra_env);
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
   close(err[1]);
@@ -86,6 +88,25 @@ absl::StatusOr<SpawnedProcess> Spawn(
     return pid.status();
   }
   return SpawnedProcess{*pid, out[0], err[0]};
+}
+
+absl::StatusOr<pid_t> SpawnInOwnGroup(const std::vector<std::string>& argv,
+                                      const std::string& log_path) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null",
+                                   O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attributes, 0);
+  absl::StatusOr<pid_t> pid = SpawnWith(&actions, &attributes, argv, {});
+  posix_spawnattr_destroy(&attributes);
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
 }
 
 absl::StatusOr<int> WaitForExit(pid_t pid, absl::Duration timeout) {

@@ -28,6 +28,12 @@ absl::StatusOr<SpawnedProcess> Spawn(
     const std::vector<std::string>& argv,
     const std::vector<std::string>& extra_env = {});
 
+// Starts argv[0] (a path) with `argv` and the current environment in a
+// process group of its own, stdin from /dev/null, stdout and stderr
+// appended to `log_path`. The caller must reap the pid.
+absl::StatusOr<pid_t> SpawnInOwnGroup(const std::vector<std::string>& argv,
+                                      const std::string& log_path);
+
 // Waits up to `timeout` for `pid` to exit; then kills it with SIGKILL, reaps
 // it and returns DEADLINE_EXCEEDED. Returns the exit code, or 128 + the
 // signal number if a signal ended it.
