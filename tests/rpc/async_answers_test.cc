@@ -35,10 +35,15 @@
 #include "server/functions/builtin_functions.h"
 #include "server/rpc/rpc_server.h"
 #include "server/rpc/task_service.h"
+#include "tests/testing/executor_calls.h"
 #include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
+
+using testing::AddCancel;
+using testing::AddSubmit;
+using testing::AddWatch;
 
 using executor::TaskSnapshot;
 using Stream =
@@ -345,33 +350,6 @@ class SessionClient {
   SessionLog log_ ABSL_GUARDED_BY(mu_);
   std::thread reader_;
 };
-
-void AddSubmit(v1::SessionRequest& request, uint64_t seq,
-               const std::string& function, const std::string& field,
-               double value) {
-  v1::SessionSubmit* submit = request.add_submits();
-  submit->set_seq(seq);
-  submit->mutable_request()->set_function(function);
-  (*submit->mutable_request()
-        ->mutable_args()
-        ->mutable_struct_value()
-        ->mutable_fields())[field]
-      .set_number_value(value);
-}
-
-void AddWatch(v1::SessionRequest& request, uint64_t seq,
-              const std::string& id) {
-  v1::SessionWatch* watch = request.add_watches();
-  watch->set_seq(seq);
-  watch->set_id(id);
-}
-
-void AddCancel(v1::SessionRequest& request, uint64_t seq,
-               const std::string& id) {
-  v1::SessionCancel* cancel = request.add_cancels();
-  cancel->set_seq(seq);
-  cancel->set_id(id);
-}
 
 // Every seq of `answered` has exactly one answer; every accepted one of
 // `followed` (submits, watches) exactly one end, after its answer; a failed

@@ -25,11 +25,14 @@
 #include "gtest/gtest.h"
 #include "remex/v1/executor.grpc.pb.h"
 #include "tests/monitoring/http_get.h"
+#include "tests/testing/executor_calls.h"
 #include "tests/testing/server_test.h"
 #include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
+
+using testing::AddSubmit;
 
 using ::testing::HasSubstr;
 using SessionStream =
@@ -102,13 +105,6 @@ v1::SubmitRequest SleepFor(int ms) {
   (*request.mutable_args()->mutable_struct_value()->mutable_fields())["ms"]
       .set_number_value(ms);
   return request;
-}
-
-void AddSubmit(v1::SessionRequest& request, uint64_t seq,
-               v1::SubmitRequest submit) {
-  v1::SessionSubmit* item = request.add_submits();
-  item->set_seq(seq);
-  *item->mutable_request() = std::move(submit);
 }
 
 // An error that names `what` and stays short whatever the client sent.

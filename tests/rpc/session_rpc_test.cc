@@ -12,11 +12,14 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "remex/v1/executor.grpc.pb.h"
+#include "tests/testing/executor_calls.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/store_param.h"
 
 namespace remex {
 namespace {
+
+using testing::AddSubmit;
 
 using Stream =
     grpc::ClientReaderWriter<v1::SessionRequest, v1::SessionResponse>;
@@ -74,20 +77,6 @@ class SessionRpcTest : public ::testing::TestWithParam<testing::StoreKind> {
       answers_.Add(response);
     }
     return true;
-  }
-
-  // Adds a submit of `function` with args {field: value}.
-  static void AddSubmit(v1::SessionRequest& request, uint64_t seq,
-                        const std::string& function,
-                        const std::string& field = "x", double value = 0) {
-    v1::SessionSubmit* submit = request.add_submits();
-    submit->set_seq(seq);
-    submit->mutable_request()->set_function(function);
-    (*submit->mutable_request()
-          ->mutable_args()
-          ->mutable_struct_value()
-          ->mutable_fields())[field]
-        .set_number_value(value);
   }
 
   bool durable() const { return GetParam() == testing::StoreKind::kPostgres; }

@@ -1,9 +1,42 @@
 #include "tests/testing/executor_calls.h"
 
+#include <utility>
+
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
 namespace remex::testing {
+
+void AddSubmit(v1::SessionRequest& request, uint64_t seq,
+               v1::SubmitRequest submit) {
+  v1::SessionSubmit* item = request.add_submits();
+  item->set_seq(seq);
+  *item->mutable_request() = std::move(submit);
+}
+
+void AddSubmit(v1::SessionRequest& request, uint64_t seq,
+               const std::string& function, const std::string& field,
+               double value) {
+  v1::SubmitRequest submit;
+  submit.set_function(function);
+  (*submit.mutable_args()->mutable_struct_value()->mutable_fields())[field]
+      .set_number_value(value);
+  AddSubmit(request, seq, std::move(submit));
+}
+
+void AddWatch(v1::SessionRequest& request, uint64_t seq,
+              const std::string& id) {
+  v1::SessionWatch* watch = request.add_watches();
+  watch->set_seq(seq);
+  watch->set_id(id);
+}
+
+void AddCancel(v1::SessionRequest& request, uint64_t seq,
+               const std::string& id) {
+  v1::SessionCancel* cancel = request.add_cancels();
+  cancel->set_seq(seq);
+  cancel->set_id(id);
+}
 
 void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));

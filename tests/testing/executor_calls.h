@@ -14,6 +14,17 @@
 
 namespace remex::testing {
 
+// Items of a Session request, for tests that speak the raw stream.
+void AddSubmit(v1::SessionRequest& request, uint64_t seq,
+               v1::SubmitRequest submit);
+// A submit of `function` with args {field: value}.
+void AddSubmit(v1::SessionRequest& request, uint64_t seq,
+               const std::string& function, const std::string& field = "x",
+               double value = 0);
+void AddWatch(v1::SessionRequest& request, uint64_t seq, const std::string& id);
+void AddCancel(v1::SessionRequest& request, uint64_t seq,
+               const std::string& id);
+
 // The deadline of a call that is not meant to wait.
 inline constexpr absl::Duration kRpcDeadline = absl::Seconds(20);
 
