@@ -1,13 +1,16 @@
 #include "pg_baseline.h"
 
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -196,6 +199,7 @@ absl::StatusOr<std::string> DescribeDatabase(const std::string& url) {
 // ------------------------------------------------------------ BarePostgres
 
 struct BarePostgres::Impl {
+  std::string url;
   std::unique_ptr<Connection> connection;
   std::string insert = InsertStatement();
   std::string update = UpdateStatement();
@@ -231,6 +235,7 @@ BarePostgres::~BarePostgres() = default;
 absl::StatusOr<std::unique_ptr<BarePostgres>> BarePostgres::Open(
     const std::string& schema_url) {
   auto impl = std::make_unique<Impl>();
+  impl->url = schema_url;
   absl::StatusOr<std::unique_ptr<Connection>> connection = Connect(schema_url);
   if (!connection.ok()) return connection.status();
   impl->connection = *std::move(connection);
@@ -317,6 +322,82 @@ absl::StatusOr<double> BarePostgres::Throughput(int64_t tasks, int64_t window,
     }
     ended += static_cast<int64_t>(inserted.size());
     inserted = std::move(fresh);
+  }
+  return (NowNanos() - start) / 1e9;
+}
+
+namespace {
+
+// libpq's message for a failed call on `conn`, as a Status.
+absl::Status PqError(absl::string_view what, PGconn* conn) {
+  return absl::InternalError(absl::StrCat(
+      what, ": ", absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn))));
+}
+
+// Reads the results of `queries` pipelined statements and their sync.
+absl::Status ReadPipeline(PGconn* conn, int64_t queries) {
+  for (int64_t i = 0; i < queries; ++i) {
+    PGresult* result = PQgetResult(conn);
+    const ExecStatusType status = PQresultStatus(result);
+    PQclear(result);
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+      return PqError("pipelined insert", conn);
+    }
+    PQclear(PQgetResult(conn));  // the NULL that ends each statement
+  }
+  PGresult* sync = PQgetResult(conn);
+  const bool synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  PQclear(sync);
+  return synced ? absl::OkStatus() : PqError("pipeline sync", conn);
+}
+
+}  // namespace
+
+absl::StatusOr<double> BarePostgres::PipelinedInserts(int64_t tasks,
+                                                      int64_t per_commit) {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> conn(
+      PQconnectdb(impl_->url.c_str()), &PQfinish);
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    return PqError("connect", conn.get());
+  }
+  PQclear(PQexec(conn.get(), "SET synchronous_commit = on"));
+  // The columns and encodings of the store's insert, one row.
+  const std::string insert = absl::StrCat(
+      "INSERT INTO remex_tasks (id, function, pool, owner, state, priority,"
+      " attempt, max_attempts, cancel_requested, created_at,"
+      " queue_timeout_us, run_timeout_us, ttl_us) VALUES ($1, $2, $3, $4,"
+      " $5::int2, $6::int, $7::int, $8::int, $9::bool, ",
+      store::internal::Timestamp("$10::int8"),
+      ", $11::int8, $12::int8, $13::int8)"
+      " ON CONFLICT (id) DO NOTHING RETURNING id, list_position");
+  PGresult* prepared =
+      PQprepare(conn.get(), "insert", insert.c_str(), 13, nullptr);
+  const bool ok = PQresultStatus(prepared) == PGRES_COMMAND_OK;
+  PQclear(prepared);
+  if (!ok) return PqError("prepare", conn.get());
+  if (PQenterPipelineMode(conn.get()) != 1) {
+    return PqError("pipeline mode", conn.get());
+  }
+  const int64_t start = NowNanos();
+  for (int64_t done = 0; done < tasks; done += per_commit) {
+    const std::vector<std::string> ids =
+        impl_->NewIds(std::min(per_commit, tasks - done));
+    const std::string now = absl::StrCat(absl::ToUnixMicros(absl::Now()));
+    for (const std::string& id : ids) {
+      const char* values[13] = {
+          id.c_str(), "echo", "default",   "",      "1",     "0", "0",
+          "1",        "f",    now.c_str(), nullptr, nullptr, "0"};
+      if (PQsendQueryPrepared(conn.get(), "insert", 13, values, nullptr,
+                              nullptr, 0) != 1) {
+        return PqError("send", conn.get());
+      }
+    }
+    if (PQpipelineSync(conn.get()) != 1) return PqError("sync", conn.get());
+    if (absl::Status status =
+            ReadPipeline(conn.get(), static_cast<int64_t>(ids.size()));
+        !status.ok()) {
+      return status;
+    }
   }
   return (NowNanos() - start) / 1e9;
 }
