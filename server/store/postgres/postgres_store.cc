@@ -661,6 +661,23 @@ absl::StatusOr<bool> PostgresStore::FoundCommitted(
   return true;
 }
 
+void PostgresStore::AnswerCommitted(std::vector<Write>& batch,
+                                    const std::vector<uint64_t>& positions) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Write& write = batch[i];
+    if (write.insert) {
+      if (positions[i] == 0) {
+        write.insert_done(absl::AlreadyExistsError(absl::StrCat(
+            "task id ", common::Quote(write.task.id), " is already stored")));
+      } else {
+        write.insert_done(positions[i]);
+      }
+    } else if (write.update_done) {
+      write.update_done();
+    }
+  }
+}
+
 void PostgresStore::FillPositions(const Result& rows,
                                   const std::vector<Write>& batch,
                                   std::vector<uint64_t>& positions) {
@@ -813,20 +830,12 @@ void PostgresStore::WriterLoop() {
       if (options_.observer != nullptr) {
         options_.observer->OnCommit(batch.size(), now - first);
       }
-      for (size_t i = 0; i < batch.size(); ++i) {
-        Write& write = batch[i];
-        if (write.insert) {
-          if (positions[i] == 0) {
-            write.insert_done(absl::AlreadyExistsError(
-                absl::StrCat("task id ", common::Quote(write.task.id),
-                             " is already stored")));
-          } else {
-            write.insert_done(positions[i]);
-          }
-        } else if (write.update_done) {
-          write.update_done();
-        }
-      }
+      // Answered on the callback thread, so that the writer commits the
+      // next batch meanwhile: under load the callbacks (tasks launched,
+      // waiters told) cost as much as a commit.
+      Defer([batch = std::move(batch), positions]() mutable {
+        AnswerCommitted(batch, positions);
+      });
       continue;
     }
     // Failed: the inserts are told UNAVAILABLE (with the others pending),

@@ -165,6 +165,10 @@ class PostgresStore final : public executor::Store {
   // The maintenance thread's parts.
   absl::Status DeleteExpired(internal::Connection& connection);
 
+  // Runs the callbacks of a committed `batch`: inserts get their
+  // positions (0: ALREADY_EXISTS), updates their done.
+  static void AnswerCommitted(std::vector<Write>& batch,
+                              const std::vector<uint64_t>& positions);
   // Fills `positions` (by index in `batch`, inserts only) from `rows` of
   // (id, list_position); 0 for an insert whose id is not among them.
   static void FillPositions(const internal::Result& rows,
