@@ -881,10 +881,12 @@ TEST_F(DurabilityTest, HungDatabaseBlocksNoPollerAndHidesUncommittedEnds) {
   const v1::Task held = RunTask(client, "echo", R"({"held": true})");
   ASSERT_EQ(held.state(), v1::SUCCEEDED);
   const std::string ending =
-      MustSubmit(client, "sleep", R"({"ms": 300})", InPool("one"));
+      MustSubmit(client, "sleep", R"({"ms": 1000})", InPool("one"));
   ASSERT_TRUE(WaitUntilStored({ending}, v1::RUNNING));
 
   FrozenDatabase frozen(postgres_->pid());
+  ASSERT_EQ(CompletedTasks(*metrics, "one", "sleep", "succeeded"), 0)
+      << "the sleep ended before the database froze";
   // Calls that need the database, each on a connection of its own: they
   // wait for it, on the store's threads.
   struct Pending {
@@ -1007,13 +1009,16 @@ TEST_F(DurabilityTest, SigtermDuringAnOutageLosesNothing) {
   client_options.rpc_timeout = absl::Seconds(10);
   client_options.use_session = false;
   auto client = std::make_unique<Client>(server->address(), client_options);
+  // Long enough to outlast the database's stop, even on a loaded machine.
   const std::string ends_uncommitted =
-      MustSubmit(*client, "sleep", R"({"ms": 300})", InPool("one", 2));
+      MustSubmit(*client, "sleep", R"({"ms": 2000})", InPool("one", 2));
   ASSERT_TRUE(WaitUntilStored({ends_uncommitted}, v1::RUNNING));
   const std::string queued =
       MustSubmit(*client, "echo", R"({"behind": 1})", InPool("one"));
 
   ASSERT_TRUE(postgres_->Stop().ok());
+  ASSERT_EQ(CompletedTasks(*metrics, "one", "sleep", "succeeded"), 0)
+      << "the sleep ended before the database stopped";
   // The sleep ends, then the echo runs, in memory only: neither end can be
   // committed, so neither is shown.
   // (/metrics counts ends in memory).
