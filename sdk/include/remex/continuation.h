@@ -34,7 +34,7 @@ using StoredValue = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 // or an exception. Thread-safe. Actions added with AddOnDone run once it is
 // set, on the thread that sets it (or at once, on the adding thread, if it
 // is set already); they must be short and must not throw (the SDK's only
-// hand the real callback to its executor).
+// hand the caller's callback to its executor).
 template <class T>
 class ContinuationState {
  public:
@@ -46,7 +46,7 @@ class ContinuationState {
   void SetException(std::exception_ptr error) {
     Finish([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { error_ = error; });
   }
-  // Runs `set` and returns the value of invoking `f` (or its exception).
+  // Sets what `f()` returns, or the exception it throws.
   template <class F>
   void SetFrom(F& f) {
     try {
