@@ -223,6 +223,33 @@ TEST_F(ComposeTest, AsCompletedYieldsInOrderOfEnd) {
   EXPECT_EQ(slow.remaining(), 1u);
 }
 
+TEST_F(ComposeTest, WithoutSessionCallbacksAndDropCancelWork) {
+  ClientOptions options;
+  options.use_session = false;  // futures followed by polling RPCs
+  options.cancel_when_dropped = true;
+  Client client(server_->address(), options);
+  ThreadExecutor executor;
+  const Continuation<std::thread::id> ran =
+      client.Submit("sleep", Json(R"({"ms": 100})"))
+          .Then(
+              [](const Future& done) {
+                done.get();
+                return std::this_thread::get_id();
+              },
+              executor);
+  ASSERT_EQ(ran.wait_for(kLongWait), std::future_status::ready);
+  EXPECT_EQ(ran.get(), executor.thread_id());
+
+  std::string id;
+  {
+    const Future dropped = client.Submit("sleep", Json(R"({"ms": 10000})"));
+    id = dropped.id();
+    ASSERT_TRUE(WaitUntilRunning(client, id));
+  }
+  EXPECT_TRUE(
+      WaitUntil([&] { return ServerState(id) == v1::CANCELLED; }, kLongWait));
+}
+
 // How many tasks labelled map=`label` the server has not ended, from one
 // List call (two, one per state, could count a task twice as it moves on).
 int InFlight(Client& client, const std::string& label) {

@@ -17,11 +17,13 @@ namespace remex {
 
 // Runs callbacks somewhere the caller chooses (a thread pool, an event
 // loop, ...). Implementations must be thread-safe: Run is called from the
-// SDK's internal threads and from any thread that completes a
-// Continuation. Run should return soon (queue the callback, do not run a
-// long one inline): the SDK calls it on the thread that follows tasks.
-// Whoever hands an executor to the SDK keeps it alive until every callback
-// given to it has been run.
+// SDK's watcher thread, from the thread that adds a callback to something
+// already done, and from any thread that completes a Continuation. Run must
+// not throw and should return soon: queue the callback rather than run it
+// inline (inline, it would run on the SDK's watcher thread, which reads
+// gRPC streams, and hold up every other callback). Whoever hands an
+// executor to the SDK keeps it alive until every callback given to it has
+// been run.
 class CallbackExecutor {
  public:
   virtual ~CallbackExecutor() = default;
@@ -34,7 +36,8 @@ class CallbackExecutor {
 // handed over after that starts is dropped, so destroy it only once the
 // futures it serves are done (or their callbacks no longer matter).
 // A callback may block (e.g. on another future), but that holds up the
-// callbacks queued behind it.
+// callbacks queued behind it; one that throws ends the process (as on a
+// std::thread). Do not destroy the executor from one of its callbacks.
 class ThreadExecutor : public CallbackExecutor {
  public:
   ThreadExecutor();

@@ -102,12 +102,14 @@ class Future {
 
   // Runs `callback(*this)` on `executor` once the future is done (the task
   // is terminal, or following it failed: get() and result() then say how),
-  // and soon if it is done already. Callbacks never run on gRPC's threads,
-  // nor inline in this call: the SDK's watcher thread (one per process,
-  // which waits on every watched task together) hands each to `executor`.
-  // The callback of a future whose task ends is handed over within a few
-  // milliseconds of the end (up to 20 ms for a watch added while the
-  // watcher waits; longer for futures followed by polling RPCs).
+  // and soon if it is done already. The SDK never calls `callback` itself,
+  // so it never runs on gRPC's threads: it hands it to executor.Run, from
+  // this call if the future is known to be done already, else from the
+  // SDK's watcher thread (one per process, which waits on every watched
+  // task together and reads their session's stream). The callback of a
+  // task that ends is handed over within a few milliseconds (up to 20 ms
+  // more for a watch added while the watcher waits; futures without a
+  // session are polled, one RPC each per 20 ms round).
   // The watch keeps the future's state (and its connection) alive until
   // the task is done; callbacks still pending when the process exits never
   // run. An exception escaping `callback` is the executor's to handle.
