@@ -218,9 +218,14 @@ TEST_F(ComposeTest, AsCompletedYieldsInOrderOfEnd) {
   EXPECT_EQ(order, (std::vector<std::string>{futures[1].id(), futures[2].id(),
                                              futures[0].id()}));
   // A deadline that passes first.
-  AsCompleted slow(std::vector<Future>{Sleep(10000)});
+  const Future long_sleep = Sleep(10000);
+  AsCompleted slow(std::vector<Future>{long_sleep});
   EXPECT_EQ(slow.Next(absl::Now() + absl::Milliseconds(50)), std::nullopt);
   EXPECT_EQ(slow.remaining(), 1u);
+  EXPECT_TRUE(long_sleep.cancel());
+  const std::optional<Future> cancelled = slow.Next(absl::Now() + kLongWait);
+  ASSERT_TRUE(cancelled.has_value());
+  EXPECT_EQ(cancelled->task().state(), v1::CANCELLED);
 }
 
 TEST_F(ComposeTest, WithoutSessionCallbacksAndDropCancelWork) {
