@@ -38,14 +38,18 @@ FutureState::~FutureState() {
     absl::StatusOr<v1::Task> end = slot_->Take();
     if (end.ok() || !slot_->accepted()) return;
   }
-  RunOnWatcher([connection = connection_, slot = slot_, id = id_] {
-    std::string task_id = id;
-    if (slot != nullptr) {
-      if (!slot->WaitAccepted(absl::Now() + kCancelAnswerTimeout).ok()) return;
-      task_id = slot->id();
-    }
-    (void)connection->Cancel(task_id);
-  });
+  // The slot needs its session alive: hold both.
+  RunOnWatcher(
+      [connection = connection_, session = session_, slot = slot_, id = id_] {
+        std::string task_id = id;
+        if (slot != nullptr) {
+          if (!slot->WaitAccepted(absl::Now() + kCancelAnswerTimeout).ok()) {
+            return;
+          }
+          task_id = slot->id();
+        }
+        (void)connection->Cancel(task_id);
+      });
 }
 
 void FutureState::RequestCancel() {
