@@ -125,7 +125,7 @@ Future Client::SessionFuture(std::shared_ptr<client::TaskSlot> slot,
 
 std::vector<absl::StatusOr<TaskResult>> Client::Map(
     std::string_view function, absl::Span<const google::protobuf::Value> inputs,
-    size_t window, const SubmitOptions& options) {
+    size_t window, const SubmitOptions& options, std::stop_token stop) {
   window = std::max<size_t>(window, 1);
   std::vector<absl::StatusOr<TaskResult>> results(
       inputs.size(), absl::UnknownError("not run"));
@@ -135,9 +135,14 @@ std::vector<absl::StatusOr<TaskResult>> Client::Map(
   size_t next = 0;
   while (next < inputs.size() || !running.empty()) {
     while (next < inputs.size() && running.size() < window) {
+      if (stop.stop_requested()) {
+        results[next++] = absl::CancelledError("Map stopped before submitting");
+        continue;
+      }
       // SubmitAsync never throws with a session: a refusal is the result.
       try {
         running.push_back(SubmitAsync(function, inputs[next], options));
+        if (stop.stop_possible()) running.back().CancelOn(stop);
         indexes.push_back(next);
       } catch (const RpcError& error) {
         results[next] = error.status();

@@ -313,6 +313,28 @@ TEST_F(ComposeTest, MapKeepsAtMostWindowInFlightAndInputOrder) {
       << results[8].status();
 }
 
+TEST_F(ComposeTest, MapStopsOnStopToken) {
+  std::stop_source stop;
+  const std::vector<google::protobuf::Value> inputs(5,
+                                                    Json(R"({"ms": 10000})"));
+  SubmitOptions options;
+  options.labels["map"] = "stop";
+  std::thread stopper([&] {
+    // Once the window is full, stop.
+    EXPECT_TRUE(
+        WaitUntil([&] { return InFlight(*client_, "stop") == 2; }, kLongWait));
+    stop.request_stop();
+  });
+  const std::vector<absl::StatusOr<TaskResult>> results =
+      client_->Map("sleep", inputs, 2, options, stop.get_token());
+  stopper.join();
+  ASSERT_EQ(results.size(), inputs.size());
+  for (const absl::StatusOr<TaskResult>& result : results) {
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled)
+        << result.status();
+  }
+}
+
 TEST_F(ComposeTest, StopTokenCancelsTheTask) {
   std::stop_source stop;
   const Future future = Sleep(10000);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -138,11 +139,13 @@ class Client {
   // per input, in input order: the task's result, or its error (a task
   // that did not succeed gives TaskError's code and message as a status; a
   // refused submit or a failed RPC gives its status), so one failure does
-  // not stop the others. Never throws. Thread-safe.
+  // not stop the others. Once `stop` is stopped, the tasks in flight are
+  // cancelled (Future::CancelOn) and no more are submitted: the inputs not
+  // submitted get CANCELLED statuses. Never throws. Thread-safe.
   std::vector<absl::StatusOr<TaskResult>> Map(
       std::string_view function,
       absl::Span<const google::protobuf::Value> inputs, size_t window,
-      const SubmitOptions& options = {});
+      const SubmitOptions& options = {}, std::stop_token stop = {});
 
   // A future for a task that already exists (e.g. submitted by another
   // client). Throws RpcError (NOT_FOUND) if the server does not know `id`.
