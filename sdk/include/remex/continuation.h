@@ -129,8 +129,9 @@ class Continuation {
 
   bool valid() const { return state_ != nullptr; }
 
-  // Blocks until set. Returns the value (nothing for void), or rethrows the
-  // exception that the callback threw.
+  // Blocks until set. Returns the value (nothing for void) as a const
+  // reference, valid while a copy of this continuation exists; or rethrows
+  // the exception that the callback threw.
   decltype(auto) get() const {
     wait();
     if constexpr (std::is_void_v<T>) {
