@@ -1,11 +1,15 @@
 #include "remex/client.h"
 
+#include <algorithm>
+#include <cstddef>
+#include <optional>
 #include <utility>
 
 #include "client/channel.h"
 #include "client/connection.h"
 #include "client/session.h"
 #include "common/proto_time.h"
+#include "remex/errors.h"
 #include "sdk/src/future_state.h"
 #include "sdk/src/value_or_throw.h"
 
@@ -50,7 +54,8 @@ v1::SubmitRequest MakeSubmitRequest(std::string_view function,
 }  // namespace
 
 Client::Client(std::string_view address, ClientOptions options)
-    : rpc_timeout_(options.rpc_timeout) {
+    : rpc_timeout_(options.rpc_timeout),
+      cancel_when_dropped_(options.cancel_when_dropped) {
   std::shared_ptr<grpc::Channel> channel = client::MakeChannel(
       address, {.keepalive = options.keepalive,
                 .tls = options.tls || !options.tls_root_certs.empty() ||
@@ -114,7 +119,44 @@ Future Client::SessionFuture(std::shared_ptr<client::TaskSlot> slot,
   first.set_pool(std::move(pool));
   first.set_state(v1::QUEUED);
   return Future(std::make_shared<internal::FutureState>(
-      connection_, session_, std::move(slot), std::move(first)));
+      connection_, session_, std::move(slot), std::move(first),
+      cancel_when_dropped_));
+}
+
+std::vector<absl::StatusOr<TaskResult>> Client::Map(
+    std::string_view function, absl::Span<const google::protobuf::Value> inputs,
+    size_t window, const SubmitOptions& options, std::stop_token stop) {
+  window = std::max<size_t>(window, 1);
+  std::vector<absl::StatusOr<TaskResult>> results(
+      inputs.size(), absl::UnknownError("not run"));
+  // The tasks in flight, and the input index of each.
+  std::vector<Future> running;
+  std::vector<size_t> indexes;
+  size_t next = 0;
+  while (next < inputs.size() || !running.empty()) {
+    while (next < inputs.size() && running.size() < window) {
+      if (stop.stop_requested()) {
+        results[next++] = absl::CancelledError("Map stopped before submitting");
+        continue;
+      }
+      // SubmitAsync never throws with a session: a refusal is the result.
+      try {
+        running.push_back(SubmitAsync(function, inputs[next], options));
+        if (stop.stop_possible()) running.back().CancelOn(stop);
+        indexes.push_back(next);
+      } catch (const RpcError& error) {
+        results[next] = error.status();
+      }
+      ++next;
+    }
+    if (running.empty()) continue;
+    const std::optional<size_t> done = WaitAny(running);
+    if (!done.has_value()) continue;  // never: no deadline
+    results[indexes[*done]] = running[*done].result();
+    running.erase(running.begin() + static_cast<ptrdiff_t>(*done));
+    indexes.erase(indexes.begin() + static_cast<ptrdiff_t>(*done));
+  }
+  return results;
 }
 
 Future Client::Attach(std::string_view id) {
@@ -149,11 +191,12 @@ absl::StatusOr<v1::ListFunctionsResponse> Client::ListFunctions() {
 Future Client::MakeFuture(v1::Task task) {
   if (session_ == nullptr || IsTerminal(task.state())) {
     return Future(std::make_shared<internal::FutureState>(
-        connection_, nullptr, nullptr, std::move(task)));
+        connection_, nullptr, nullptr, std::move(task), cancel_when_dropped_));
   }
   std::shared_ptr<client::TaskSlot> slot = session_->Watch(task.id());
   return Future(std::make_shared<internal::FutureState>(
-      connection_, session_, std::move(slot), std::move(task)));
+      connection_, session_, std::move(slot), std::move(task),
+      cancel_when_dropped_));
 }
 
 }  // namespace remex

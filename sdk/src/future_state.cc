@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "client/task_state.h"
+#include "sdk/src/watcher.h"
 
 namespace remex::internal {
 namespace {
@@ -14,14 +15,54 @@ constexpr absl::Duration kCancelAnswerTimeout = absl::Seconds(30);
 
 FutureState::FutureState(std::shared_ptr<client::Connection> connection,
                          std::shared_ptr<client::Session> session,
-                         std::shared_ptr<client::TaskSlot> slot, v1::Task first)
-    : id_(first.id()),
+                         std::shared_ptr<client::TaskSlot> slot, v1::Task first,
+                         bool cancel_when_dropped)
+    : cancel_when_dropped_(cancel_when_dropped),
+      id_(first.id()),
       connection_(std::move(connection)),
       session_(std::move(session)),
       slot_(std::move(slot)),
       terminal_(client::IsTerminal(first.state())),
       unary_(slot_ == nullptr) {
   task_ = std::move(first);
+}
+
+FutureState::~FutureState() {
+  if (!cancel_when_dropped_) return;
+  {
+    absl::MutexLock lock(&mu_);
+    if (terminal_) return;
+  }
+  // A slot that settled with the task's end: nothing to cancel.
+  if (slot_ != nullptr && slot_->settled()) {
+    absl::StatusOr<v1::Task> end = slot_->Take();
+    if (end.ok() || !slot_->accepted()) return;
+  }
+  // The slot needs its session alive: hold both.
+  RunOnWatcher(
+      [connection = connection_, session = session_, slot = slot_, id = id_] {
+        std::string task_id = id;
+        if (slot != nullptr) {
+          if (!slot->WaitAccepted(absl::Now() + kCancelAnswerTimeout).ok()) {
+            return;
+          }
+          task_id = slot->id();
+        }
+        (void)connection->Cancel(task_id);
+      });
+}
+
+void FutureState::RequestCancel() {
+  const std::string& task_id = id();
+  if (task_id.empty()) return;  // the submit was refused
+  if (IsDone()) return;
+  (void)Update(connection_->Cancel(task_id));
+}
+
+void FutureState::KeepStopCallback(
+    std::unique_ptr<std::stop_callback<std::function<void()>>> callback) {
+  absl::MutexLock lock(&mu_);
+  stop_callbacks_.push_back(std::move(callback));
 }
 
 const std::string& FutureState::id() const {

@@ -2,8 +2,11 @@
 #ifndef REMEX_SDK_SRC_FUTURE_STATE_H_
 #define REMEX_SDK_SRC_FUTURE_STATE_H_
 
+#include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -11,6 +14,7 @@
 #include "absl/time/time.h"
 #include "client/connection.h"
 #include "client/session.h"
+#include "remex/future.h"
 #include "remex/v1/executor.pb.h"
 
 namespace remex::internal {
@@ -30,7 +34,13 @@ class FutureState {
   // end; without one (`session` and `slot` null) unary RPCs follow the task.
   FutureState(std::shared_ptr<client::Connection> connection,
               std::shared_ptr<client::Session> session,
-              std::shared_ptr<client::TaskSlot> slot, v1::Task first);
+              std::shared_ptr<client::TaskSlot> slot, v1::Task first,
+              bool cancel_when_dropped = false);
+  // With cancel_when_dropped, cancels a task not known to be terminal (on
+  // the watcher thread; does not wait).
+  ~FutureState();
+  FutureState(const FutureState&) = delete;
+  FutureState& operator=(const FutureState&) = delete;
 
   // Waits for the submit's answer if needed; empty if it was refused.
   // (Known at once for a watched task.)
@@ -44,6 +54,13 @@ class FutureState {
   // ended CANCELLED.
   absl::StatusOr<bool> Cancel();
   v1::Task Snapshot() const;
+  // Asks the server to cancel the task, without waiting for it to end
+  // (one RPC; waits for the submit's answer first). Errors are ignored:
+  // the future reports the task's end as usual.
+  void RequestCancel();
+  // Keeps `callback` registered on its token as long as this state lives.
+  void KeepStopCallback(
+      std::unique_ptr<std::stop_callback<std::function<void()>>> callback);
 
   // For WaitAny; neither blocks nor makes an RPC. True if WaitUntil would
   // return at once without an RPC: the task is known to be terminal, or its
@@ -63,6 +80,7 @@ class FutureState {
   // Waits on the slot. Sets *unary if the task must be followed by RPCs.
   absl::StatusOr<bool> WaitForSlot(absl::Time deadline, bool* unary);
 
+  const bool cancel_when_dropped_;
   const std::string id_;
   const std::shared_ptr<client::Connection> connection_;
   const std::shared_ptr<client::Session> session_;
@@ -73,6 +91,20 @@ class FutureState {
   // Follow the task with RPCs: it has no slot, or the session broke after
   // acceptance.
   bool unary_ ABSL_GUARDED_BY(mu_);
+  // Last: unregistered first, before the fields their callbacks read.
+  std::vector<std::unique_ptr<std::stop_callback<std::function<void()>>>>
+      stop_callbacks_ ABSL_GUARDED_BY(mu_);
+};
+
+// Lets the SDK's sources make and open Futures.
+struct FutureAccess {
+  static Future Make(std::shared_ptr<FutureState> state) {
+    return Future(std::move(state));
+  }
+  static FutureState& State(const Future& future) { return *future.state_; }
+  static const std::shared_ptr<FutureState>& Shared(const Future& future) {
+    return future.state_;
+  }
 };
 
 }  // namespace remex::internal

@@ -70,4 +70,19 @@ TEST(SdkQuickstartTest, RunsAgainstARealServer) {
   EXPECT_LT(short_sleep, long_sleep) << run->out;
 }
 
+TEST(FanOutFanInTest, BothWaysSumTheSameCounts) {
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+      ServerProcess::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  absl::StatusOr<remex::testing::ProcessResult> run =
+      remex::testing::RunProcess({FAN_OUT_FAN_IN_PATH, (*server)->address()},
+                                 absl::Seconds(60));
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->exit_code, 0) << run->out << run->err;
+  // pi(10000) + pi(20000) + ... + pi(80000).
+  EXPECT_NE(run->out.find("map total: 36901\n"), std::string::npos) << run->out;
+  EXPECT_NE(run->out.find("then total: 36901\n"), std::string::npos)
+      << run->out;
+}
+
 }  // namespace

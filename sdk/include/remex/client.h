@@ -9,15 +9,19 @@
 #include <google/protobuf/message.h>
 #include <google/protobuf/struct.pb.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "remex/future.h"
 #include "remex/v1/executor.pb.h"
 
@@ -85,6 +89,13 @@ struct ClientOptions {
   // name); empty: the address's host.
   std::string tls_server_name;
 
+  // Cancel a task when the last copy of its Future is destroyed before the
+  // task is known to have ended (the cancel goes out on the SDK's watcher
+  // thread; the destructor does not wait). Futures from Attach are
+  // included. A future watched by OnDone, Then, WhenAll, WhenAny or
+  // AsCompleted lives until its task ends, so is never dropped early.
+  bool cancel_when_dropped = false;
+
   // Bearer token for servers with principals (--auth): sent with every
   // call, the Session stream included, as `authorization: Bearer TOKEN`.
   // It travels in clear without TLS: use TLS beyond loopback. Empty: none.
@@ -122,6 +133,20 @@ class Client {
                      const google::protobuf::Value& args = {},
                      const SubmitOptions& options = {});
 
+  // Runs `function` once per element of `inputs` (as its args), with at
+  // most `window` tasks submitted and not yet ended at any time (a window
+  // of 0 counts as 1), and blocks until all have ended. Returns one entry
+  // per input, in input order: the task's result, or its error (a task
+  // that did not succeed gives TaskError's code and message as a status; a
+  // refused submit or a failed RPC gives its status), so one failure does
+  // not stop the others. Once `stop` is stopped, the tasks in flight are
+  // cancelled (Future::CancelOn) and no more are submitted: the inputs not
+  // submitted get CANCELLED statuses. Never throws. Thread-safe.
+  std::vector<absl::StatusOr<TaskResult>> Map(
+      std::string_view function,
+      absl::Span<const google::protobuf::Value> inputs, size_t window,
+      const SubmitOptions& options = {}, std::stop_token stop = {});
+
   // A future for a task that already exists (e.g. submitted by another
   // client). Throws RpcError (NOT_FOUND) if the server does not know `id`.
   Future Attach(std::string_view id);
@@ -143,6 +168,7 @@ class Client {
                        std::string function, std::string pool);
 
   absl::Duration rpc_timeout_;
+  bool cancel_when_dropped_;
   std::shared_ptr<client::Connection> connection_;
   // Null when ClientOptions::use_session is false.
   std::shared_ptr<client::Session> session_;

@@ -7,20 +7,28 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
+#include <type_traits>
+#include <utility>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "remex/continuation.h"
+#include "remex/executor.h"
 #include "remex/task_result.h"
 #include "remex/v1/executor.pb.h"
 
 namespace remex {
 
 class Client;
+class Future;
 
 namespace internal {
 class FutureState;
+struct FutureAccess;
 
 // `timeout` as an absl::Duration, rounded up; huge values become infinite.
 template <class Rep, class Period>
@@ -92,8 +100,51 @@ class Future {
   // The latest snapshot of the task this future has seen (no RPC).
   v1::Task task() const;
 
+  // Runs `callback(*this)` on `executor` once the future is done (the task
+  // is terminal, or following it failed: get() and result() then say how),
+  // and soon if it is done already. The SDK never calls `callback` itself,
+  // so it never runs on gRPC's threads: it hands it to executor.Run, from
+  // this call if the future is known to be done already, else from the
+  // SDK's watcher thread (one per process, which waits on every watched
+  // task together and reads their session's stream). The callback of a
+  // task that ends is handed over within a few milliseconds (up to 20 ms
+  // more for a watch added while the watcher waits; futures without a
+  // session are polled, one RPC each per 20 ms round).
+  // The watch keeps the future's state (and its connection) alive until
+  // the task is done; callbacks still pending when the process exits never
+  // run. An exception escaping `callback` is the executor's to handle.
+  // REQUIRES: `executor` outlives the call to its Run.
+  void OnDone(absl::AnyInvocable<void(const Future&)> callback,
+              CallbackExecutor& executor) const;
+
+  // Runs `f(*this)` on `executor` once the future is done (as OnDone); the
+  // returned continuation gets what f returns, or the exception it throws
+  // (f's get() throws TaskError or RpcError for a task that did not
+  // succeed, so errors flow down a chain of Then unless f catches them).
+  template <class F>
+  auto Then(F f, CallbackExecutor& executor) const
+      -> Continuation<std::invoke_result_t<F&, const Future&>> {
+    using R = std::invoke_result_t<F&, const Future&>;
+    auto next = std::make_shared<internal::ContinuationState<R>>();
+    OnDone(
+        [next, f = std::move(f)](const Future& done) mutable {
+          auto call = [&]() -> R { return f(done); };
+          next->SetFrom(call);
+        },
+        executor);
+    return internal::MakeContinuation(std::move(next));
+  }
+
+  // Asks the server to cancel the task once `token` is stopped (at once if
+  // it is already): request_stop() hands the cancel to the watcher thread
+  // and returns without waiting for it; the future then ends CANCELLED
+  // (unless the task ended first). The link lasts as long as a copy of
+  // this future does. May be called more than once, with several tokens.
+  void CancelOn(std::stop_token token) const;
+
  private:
   friend class Client;
+  friend struct internal::FutureAccess;
   friend std::optional<size_t> WaitAny(absl::Span<const Future> futures,
                                        absl::Time deadline);
   explicit Future(std::shared_ptr<internal::FutureState> state);
@@ -115,6 +166,41 @@ class Future {
 // up to 50 ms between rounds. Never throws. REQUIRES: every future valid().
 std::optional<size_t> WaitAny(absl::Span<const Future> futures,
                               absl::Time deadline = absl::InfiniteFuture());
+
+// Combinators that do not block: each watches `futures` as OnDone does (on
+// the SDK's watcher thread, never making callers wait) and keeps them
+// alive until they are done. A future is done as WaitAny says: its task is
+// terminal, or following it failed; inspect each with get() or result().
+// Thread-safe. REQUIRES: every future valid().
+
+// Set (with no value) once every one of `futures` is done, whether it
+// succeeded or not; at once if `futures` is empty.
+Continuation<void> WhenAll(absl::Span<const Future> futures);
+
+// Set to the index of the first of `futures` seen done (when several are
+// done already, which one is unspecified). Holds std::invalid_argument if
+// `futures` is empty.
+Continuation<size_t> WhenAny(absl::Span<const Future> futures);
+
+// Yields `futures` in the order they become done:
+//   remex::AsCompleted done(futures);
+//   while (std::optional<remex::Future> next = done.Next()) use(next->get());
+// Thread-safe: several threads may call Next on one AsCompleted (each
+// future is yielded once). Movable, not copyable.
+class AsCompleted {
+ public:
+  explicit AsCompleted(absl::Span<const Future> futures);
+
+  // The next future to become done, waiting until `deadline` for it;
+  // nullopt once every future was yielded, or if the deadline passed.
+  std::optional<Future> Next(absl::Time deadline = absl::InfiniteFuture());
+  // How many futures Next has not yielded yet.
+  size_t remaining() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
 
 }  // namespace remex
 
