@@ -59,8 +59,9 @@ class StoreObserver {
 // on the caller's; they must be quick and must not block, and may call the
 // store's methods (which only enqueue: the executor writes a task's next
 // state from the callback of its previous one). Writes of one task are
-// committed in the order they were made. The store outlives every callback it holds: its destructor runs (or
-// fails with UNAVAILABLE) what is still pending before it returns.
+// committed in the order they were made. The store outlives every callback it
+// holds: its destructor runs (or fails with UNAVAILABLE) what is still pending
+// before it returns.
 class Store {
  public:
   virtual ~Store() = default;

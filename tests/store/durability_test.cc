@@ -61,6 +61,11 @@ std::string StateNumber(v1::State state) {
   return absl::StrCat(static_cast<int>(state));
 }
 
+// A row of StoredTasks() for a task in `state` at `attempt`, not cancelled.
+std::vector<std::string> StoredRow(v1::State state, int attempt) {
+  return {StateNumber(state), absl::StrCat(attempt), "f"};
+}
+
 bool IsTerminalState(v1::State state) {
   return state != v1::STATE_UNSPECIFIED && state != v1::QUEUED &&
          state != v1::RUNNING;
@@ -276,14 +281,10 @@ TEST_F(DurabilityTest, KillNineLosesNoTask) {
   // As they stood when the server died (a re-run one that had ended would
   // make the checks below fail for another reason than a bug).
   for (const std::string& id : running) {
-    EXPECT_EQ(stored[id],
-              std::vector<std::string>({StateNumber(v1::RUNNING), "1", "f"}))
-        << id;
+    EXPECT_EQ(stored[id], StoredRow(v1::RUNNING, 1)) << id;
   }
   for (const std::string& id : queued) {
-    EXPECT_EQ(stored[id],
-              std::vector<std::string>({StateNumber(v1::QUEUED), "0", "f"}))
-        << id;
+    EXPECT_EQ(stored[id], StoredRow(v1::QUEUED, 0)) << id;
   }
 
   server = StartDurableServer();
@@ -771,9 +772,7 @@ TEST_F(DurabilityTest, SigtermHandsQueuedTasksBack) {
   }
   for (const std::string& id : queued) {
     ASSERT_TRUE(stored.contains(id)) << id;
-    EXPECT_EQ(stored[id],
-              std::vector<std::string>({StateNumber(v1::QUEUED), "0", "f"}))
-        << id;
+    EXPECT_EQ(stored[id], StoredRow(v1::QUEUED, 0)) << id;
   }
 
   server = StartDurableServer();
@@ -1043,8 +1042,7 @@ TEST_F(DurabilityTest, SigtermDuringAnOutageLosesNothing) {
   ASSERT_TRUE(postgres_->Restart().ok());
   std::map<std::string, std::vector<std::string>> stored = StoredTasks();
   EXPECT_EQ(stored.size(), 2u);
-  EXPECT_EQ(stored[ends_uncommitted],
-            std::vector<std::string>({StateNumber(v1::RUNNING), "1", "f"}));
+  EXPECT_EQ(stored[ends_uncommitted], StoredRow(v1::RUNNING, 1));
   EXPECT_FALSE(
       IsTerminalState(static_cast<v1::State>(std::stoi(stored[queued].at(0)))));
 

@@ -4,9 +4,10 @@
 // often-updated remex_tasks row, the insert-only inputs and the insert-only
 // results. One writer thread owns one connection and commits what is
 // pending in one transaction (group commit: a multi-row statement per kind
-// of write); `readers` threads with a connection each answer Get, List and
-// Erase; a maintenance thread deletes expired tasks and writes this
-// replica's heartbeat.
+// of write); a callback thread answers each committed batch while the
+// writer commits the next; `readers` threads with a connection each answer
+// Get, List and Erase; a maintenance thread deletes expired tasks and
+// writes this replica's heartbeat.
 #ifndef REMEX_SERVER_STORE_POSTGRES_POSTGRES_STORE_H_
 #define REMEX_SERVER_STORE_POSTGRES_POSTGRES_STORE_H_
 
