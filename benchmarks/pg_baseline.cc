@@ -48,7 +48,7 @@ int64_t NowNanos() {
 std::vector<Param> InsertParams(const std::vector<std::string>& ids) {
   ArrayLiteral id, function, pool, owner, state, priority, attempt,
       max_attempts, cancel, created, queue_timeout, run_timeout, ttl, args,
-      input, labels;
+      input, labels, replica;
   const std::string now = absl::StrCat(absl::ToUnixMicros(absl::Now()));
   for (const std::string& task : ids) {
     id.Add(task);
@@ -67,19 +67,22 @@ std::vector<Param> InsertParams(const std::vector<std::string>& ids) {
     args.Add("null");
     input.Add("");
     labels.Add("{}");
+    replica.Add("remex-bench");
   }
-  return {
-      id.Take(),     function.Take(), pool.Take(),          owner.Take(),
-      state.Take(),  priority.Take(), attempt.Take(),       max_attempts.Take(),
-      cancel.Take(), created.Take(),  queue_timeout.Take(), run_timeout.Take(),
-      ttl.Take(),    args.Take(),     input.Take(),         labels.Take()};
+  return {id.Take(),      function.Take(),      pool.Take(),
+          owner.Take(),   state.Take(),         priority.Take(),
+          attempt.Take(), max_attempts.Take(),  cancel.Take(),
+          created.Take(), queue_timeout.Take(), run_timeout.Take(),
+          ttl.Take(),     args.Take(),          input.Take(),
+          labels.Take(),  replica.Take(),       "{}"};
 }
 
 // The parameters of the update statement for the ends of no-op tasks:
-// SUCCEEDED on attempt 1, result null, no output, kept for an hour.
+// SUCCEEDED on attempt 1, result null, no output, kept for an hour; their
+// ids notified, as the store does.
 std::vector<Param> EndParams(const std::vector<std::string>& ids) {
   ArrayLiteral id, state, attempt, cancel, started, finished, expire, code,
-      message, result, output;
+      message, result, output, release, notifications;
   const absl::Time now = absl::Now();
   const std::string now_us = absl::StrCat(absl::ToUnixMicros(now));
   const std::string expire_us =
@@ -96,10 +99,25 @@ std::vector<Param> EndParams(const std::vector<std::string>& ids) {
     message.Add("");
     result.Add("null");
     output.Add("");
+    release.Add("f");
   }
-  return {id.Take(),      state.Take(),    attempt.Take(), cancel.Take(),
-          started.Take(), finished.Take(), expire.Take(),  code.Take(),
-          message.Take(), result.Take(),   output.Take(),  "remex-bench"};
+  for (const std::string& payload : store::internal::EndedPayloads(ids)) {
+    notifications.Add(payload);
+  }
+  return {id.Take(),
+          state.Take(),
+          attempt.Take(),
+          cancel.Take(),
+          started.Take(),
+          finished.Take(),
+          expire.Take(),
+          code.Take(),
+          message.Take(),
+          result.Take(),
+          output.Take(),
+          "remex-bench",
+          notifications.Take(),
+          release.Take()};
 }
 
 // Connects to the database at `url`.
@@ -217,9 +235,10 @@ struct BarePostgres::Impl {
   absl::Status Insert(const std::vector<std::string>& ids) {
     absl::StatusOr<Result> rows = connection->Exec(insert, InsertParams(ids));
     if (!rows.ok()) return rows.status();
-    if (rows->rows() != static_cast<int>(ids.size())) {
+    // One row per task, and one for the notifications.
+    if (rows->rows() != static_cast<int>(ids.size()) + 1) {
       return absl::InternalError(
-          absl::StrCat("inserted ", rows->rows(), " rows of ", ids.size()));
+          absl::StrCat("inserted ", rows->rows() - 1, " rows of ", ids.size()));
     }
     return absl::OkStatus();
   }

@@ -39,7 +39,7 @@ class Metrics {
   Metrics& operator=(const Metrics&) = delete;
 
   executor::TaskObserver& tasks() { return tasks_; }
-  executor::StoreObserver& store() { return store_; }
+  StoreMetrics& store() { return store_; }
   GrpcMetrics& grpc() { return grpc_; }
 
   // Where the scrape-time figures come from; null stops asking (call it

@@ -8,8 +8,9 @@ namespace remex::monitoring {
 namespace {
 
 // What store.h says a store names in OnDatabaseError.
-constexpr absl::string_view kOperations[] = {"commit", "read", "connect",
-                                             "retention"};
+constexpr absl::string_view kOperations[] = {
+    "commit",    "read",  "connect", "retention",
+    "heartbeat", "lease", "claim",   "listen"};
 
 // A durable commit costs at least one fdatasync (about 0.5 ms on a local
 // disk): 100 µs to 1 s.
@@ -42,6 +43,20 @@ prometheus::Histogram& AddHistogram(
       .Help(help)
       .Register(registry)
       .Add({}, buckets);
+}
+
+prometheus::Gauge& AddGauge(prometheus::Registry& registry,
+                            const std::string& name, const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add(
+      {});
+}
+
+// How long a lost replica was silent: about a lease (seconds) and more.
+const prometheus::Histogram::BucketBoundaries& SilenceBuckets() {
+  static const auto* const kBuckets =
+      new prometheus::Histogram::BucketBoundaries{1,  2,  5,   10,  15, 20,
+                                                  30, 60, 120, 300, 600};
+  return *kBuckets;
 }
 
 prometheus::Counter& AddCounter(prometheus::Registry& registry,
@@ -78,7 +93,8 @@ StoreMetrics::StoreMetrics(prometheus::Registry& registry)
       errors_(prometheus::BuildCounter()
                   .Name("remex_store_errors_total")
                   .Help("Failed store statements or connections, by "
-                        "operation (commit, read, connect, retention).")
+                        "operation (commit, read, connect, retention, "
+                        "heartbeat, lease, claim, listen).")
                   .Register(registry)),
       reconnects_(AddCounter(
           registry, "remex_store_reconnects_total",
@@ -89,12 +105,38 @@ StoreMetrics::StoreMetrics(prometheus::Registry& registry)
                             "database is away (submits are refused "
                             "UNAVAILABLE).")
                       .Register(registry)
-                      .Add({})) {
+                      .Add({})),
+      replicas_live_(AddGauge(
+          registry, "remex_store_replicas_live",
+          "Replicas sharing the store whose heartbeat is within the lease, "
+          "this one included.")),
+      replicas_lost_(AddCounter(
+          registry, "remex_store_replicas_lost_total",
+          "Replicas found lost (heartbeat older than the lease) by this "
+          "replica, whose tasks it queued again.")),
+      replica_silence_seconds_(AddHistogram(
+          registry, "remex_store_replica_silence_seconds",
+          "How long a lost replica's heartbeat had been silent when it was "
+          "found lost: the time to detect a lost replica.",
+          SilenceBuckets())),
+      lost_replica_tasks_(AddCounter(
+          registry, "remex_store_lost_replica_tasks_total",
+          "Tasks of lost replicas that ended (WORKER_LOST with their "
+          "attempts spent, or CANCELLED when a cancel was asked) rather than "
+          "run again.")),
+      lease_seconds_(
+          AddGauge(registry, "remex_store_replica_lease_seconds",
+                   "A replica whose heartbeat is older than this is lost "
+                   "(--replica-lease).")),
+      heartbeat_interval_seconds_(
+          AddGauge(registry, "remex_store_heartbeat_interval_seconds",
+                   "How often this replica writes its heartbeat.")) {
   for (size_t i = 0; i < known_errors_.size(); ++i) {
     known_errors_[i] =
         &errors_.Add({{"operation", std::string(kOperations[i])}});
   }
   can_commit_.Set(1);
+  replicas_live_.Set(1);
 }
 
 void StoreMetrics::OnCommit(size_t tasks, absl::Duration latency) {
@@ -125,6 +167,24 @@ void StoreMetrics::OnClaimLag(absl::Duration lag) {
 
 void StoreMetrics::OnCanCommit(bool can_commit) {
   can_commit_.Set(can_commit ? 1 : 0);
+}
+
+void StoreMetrics::OnLiveReplicas(int64_t replicas) {
+  replicas_live_.Set(static_cast<double>(replicas));
+}
+
+void StoreMetrics::OnReplicaLost(absl::Duration silent_for,
+                                 int64_t lost_tasks) {
+  replicas_lost_.Increment();
+  replica_silence_seconds_.Observe(absl::ToDoubleSeconds(silent_for));
+  if (lost_tasks > 0)
+    lost_replica_tasks_.Increment(static_cast<double>(lost_tasks));
+}
+
+void StoreMetrics::SetLease(absl::Duration lease,
+                            absl::Duration heartbeat_interval) {
+  lease_seconds_.Set(absl::ToDoubleSeconds(lease));
+  heartbeat_interval_seconds_.Set(absl::ToDoubleSeconds(heartbeat_interval));
 }
 
 }  // namespace remex::monitoring

@@ -21,7 +21,13 @@ namespace remex::monitoring {
 // Implements the executor's StoreObserver with remex_store_commit_seconds,
 // remex_store_commit_batch_tasks, remex_store_claim_lag_seconds,
 // remex_store_requeued_tasks_total, remex_store_errors_total{operation},
-// remex_store_reconnects_total and remex_store_can_commit.
+// remex_store_reconnects_total, remex_store_can_commit, and for replicas
+// sharing a store remex_store_replicas_live, remex_store_replicas_lost_total,
+// remex_store_replica_silence_seconds (how long a lost replica's heartbeat
+// was silent when it was found: the detection time),
+// remex_store_lost_replica_tasks_total (their tasks that ended rather than
+// run again), remex_store_replica_lease_seconds and
+// remex_store_heartbeat_interval_seconds.
 //
 // remex_store_can_commit starts at 1: the memory store always commits, and
 // a durable store is connected when the server starts (it refuses to start
@@ -41,6 +47,11 @@ class StoreMetrics final : public executor::StoreObserver {
   void OnRequeued(int64_t tasks) override;
   void OnClaimLag(absl::Duration lag) override;
   void OnCanCommit(bool can_commit) override;
+  void OnLiveReplicas(int64_t replicas) override;
+  void OnReplicaLost(absl::Duration silent_for, int64_t lost_tasks) override;
+
+  // The lease and heartbeat period the server's store uses.
+  void SetLease(absl::Duration lease, absl::Duration heartbeat_interval);
 
  private:
   prometheus::Histogram& commit_seconds_;
@@ -50,9 +61,15 @@ class StoreMetrics final : public executor::StoreObserver {
   prometheus::Family<prometheus::Counter>& errors_;
   // The children of errors_ for the operations named in store.h, in the
   // order of kOperations in the .cc.
-  std::array<prometheus::Counter*, 4> known_errors_;
+  std::array<prometheus::Counter*, 8> known_errors_;
   prometheus::Counter& reconnects_;
   prometheus::Gauge& can_commit_;
+  prometheus::Gauge& replicas_live_;
+  prometheus::Counter& replicas_lost_;
+  prometheus::Histogram& replica_silence_seconds_;
+  prometheus::Counter& lost_replica_tasks_;
+  prometheus::Gauge& lease_seconds_;
+  prometheus::Gauge& heartbeat_interval_seconds_;
 };
 
 }  // namespace remex::monitoring

@@ -336,7 +336,7 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
       root, "top level",
       {"pools", "retention", "shutdown_grace", "max_connection_idle", "pollers",
        "plugins", "functions", "tls_cert", "tls_key", "tls_client_ca", "auth",
-       "insecure", "store", "replica_name"}));
+       "insecure", "store", "replica_name", "replica_lease"}));
   if (root["pools"]) REMEX_RETURN_IF_ERROR(ParsePools(root["pools"], config));
   if (root["retention"]) {
     REMEX_RETURN_IF_ERROR(ParseRetention(root["retention"], config));
@@ -345,6 +345,11 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
     REMEX_ASSIGN_OR_RETURN(
         config.shutdown_grace,
         ParseDurationNode(root["shutdown_grace"], "shutdown_grace"));
+  }
+  if (root["replica_lease"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        config.replica_lease,
+        ParseDurationNode(root["replica_lease"], "replica_lease"));
   }
   if (root["max_connection_idle"]) {
     REMEX_ASSIGN_OR_RETURN(
@@ -506,6 +511,15 @@ absl::Status ResolveStoreConfig(const StoreFlags& flags, const char* env_store,
     config.replica_name = *flags.replica_name;
   }
   if (config.replica_name.empty()) config.replica_name = HostName();
+  if (flags.replica_lease.has_value()) {
+    config.replica_lease = *flags.replica_lease;
+  }
+  if (config.replica_lease < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--replica-lease (config replica_lease): must be at "
+                     "least 1s, got ",
+                     absl::FormatDuration(config.replica_lease)));
+  }
   return absl::OkStatus();
 }
 

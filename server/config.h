@@ -51,6 +51,9 @@ struct ServerConfig {
   // This replica's name among those that share a store; empty until
   // ResolveStoreConfig sets it (default: the host name).
   std::string replica_name;
+  // A replica whose heartbeat is older than this is lost, and its tasks are
+  // run again elsewhere; each writes its heartbeat every lease / 5.
+  absl::Duration replica_lease = absl::Seconds(10);
 };
 
 // The embedded defaults: a thread pool "default" and a process pool
@@ -74,6 +77,7 @@ ServerConfig DefaultConfig();
 //   store: memory|URL  (checked by ResolveStoreConfig, once flags and
 //     environment have had their say)
 //   replica_name: NAME
+//   replica_lease: "10s"  (at least 1s)
 //   functions: [{name, description, command: [EXECUTABLE, ARG, ...], pool,
 //                run_timeout, cancel_grace, env: {NAME: VALUE},
 //                working_dir, max_output_bytes}]  (command functions)
@@ -93,8 +97,9 @@ absl::Status CheckTlsConfig(const ServerConfig& config);
 
 // What the command line says about the store (unset: not given).
 struct StoreFlags {
-  std::optional<std::string> store;         // --store
-  std::optional<std::string> replica_name;  // --replica-name
+  std::optional<std::string> store;             // --store
+  std::optional<std::string> replica_name;      // --replica-name
+  std::optional<absl::Duration> replica_lease;  // --replica-lease
 };
 
 // Settles the store settings of `config` (as read from the file) with the
@@ -103,7 +108,8 @@ struct StoreFlags {
 // "memory"; the replica name from --replica-name, else the file, else the
 // host name. INVALID_ARGUMENT, in one line naming the flag, for a store that
 // is neither "memory" nor a connection string libpq accepts (with libpq's
-// reason), or an empty replica name.
+// reason), an empty replica name, or a lease under a second (the lease from
+// --replica-lease, else the file).
 absl::Status ResolveStoreConfig(const StoreFlags& flags, const char* env_store,
                                 ServerConfig& config);
 

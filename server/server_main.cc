@@ -92,6 +92,7 @@ flags:
                                 filled from the task's args, stdin = input)
                               store: memory|URL
                               replica_name: NAME
+                              replica_lease: DURATION
   --store URL               where tasks live: "memory" (the default: in this
                             process; nothing survives a restart) or a
                             PostgreSQL connection URI
@@ -103,6 +104,10 @@ flags:
   --replica-name NAME       this server's name among the replicas sharing a
                             store (default: the host name; overrides config
                             key replica_name)
+  --replica-lease DURATION  a replica whose heartbeat is older than this is
+                            lost: another re-queues its running tasks
+                            (default 10s, at least 1s; heartbeats every
+                            lease/5; overrides config key replica_lease)
   --shutdown-grace DURATION how long running tasks may go on after SIGTERM
                             or SIGINT before they are cancelled (default 10s;
                             overrides the config)
@@ -228,6 +233,10 @@ absl::Status ParseFlag(absl::string_view name,
   } else if (name == "--replica-name") {
     REMEX_ASSIGN_OR_RETURN(flags.store.replica_name,
                            FlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--replica-lease") {
+    REMEX_ASSIGN_OR_RETURN(
+        flags.store.replica_lease,
+        DurationFlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--metrics-listen") {
     REMEX_ASSIGN_OR_RETURN(flags.metrics_listen,
                            FlagValue(name, inline_value, argc, argv, i));
@@ -455,11 +464,14 @@ void ExitIfStopOutlives(absl::Duration limit) {
 absl::StatusOr<std::unique_ptr<store::PostgresStore>> OpenStore(
     const ServerConfig& config, executor::StoreObserver& observer) {
   if (config.store == "memory") return nullptr;
-  REMEX_ASSIGN_OR_RETURN(
-      std::unique_ptr<store::PostgresStore> store,
-      store::PostgresStore::Open({.url = config.store,
-                                  .replica_name = config.replica_name,
-                                  .observer = &observer}));
+  REMEX_ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresStore> store,
+                         store::PostgresStore::Open(
+                             {.url = config.store,
+                              .replica_name = config.replica_name,
+                              .observer = &observer,
+                              .heartbeat_interval = config.replica_lease / 5,
+                              .lease = config.replica_lease,
+                              .default_ttl = config.executor.default_ttl}));
   return store;
 }
 
@@ -517,6 +529,9 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   executor_options.observer = &metrics.tasks();
   executor_options.store = store->get();
   executor_options.store_observer = &metrics.store();
+  if (*store != nullptr) {
+    metrics.store().SetLease(config.replica_lease, config.replica_lease / 5);
+  }
   // Process workers are this binary with the same flags, so that they build
   // the same registry (custom functions and plugins included).
   executor_options.pool_factories[executor::PoolKind::kProcess] =

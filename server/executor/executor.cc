@@ -86,7 +86,10 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(
       new Executor(std::move(options), registry));
   REMEX_RETURN_IF_ERROR(executor->StartPools());
   executor->AddObserverSeries();
-  if (executor->store_ != nullptr) REMEX_RETURN_IF_ERROR(executor->Recover());
+  if (executor->store_ != nullptr) {
+    REMEX_RETURN_IF_ERROR(executor->Recover());
+    executor->store_->Attach(static_cast<StoreRunner*>(executor.get()));
+  }
   executor->ScheduleRetentionSweep();
   return executor;
 }
@@ -129,6 +132,8 @@ void Executor::AddObserverSeries() {
 }
 
 Executor::~Executor() {
+  // No claim or signal reaches this executor once it returns.
+  if (store_ != nullptr) store_->Attach(nullptr);
   {
     // Store callbacks still to come do nothing (and wait for none running).
     absl::MutexLock lock(&lifeline_->mu);
@@ -252,25 +257,41 @@ void Executor::SubmitDurably(TaskSpec spec, const Caller& caller,
   row.id = common::NewTaskId();
   row.spec = std::make_shared<const TaskSpec>(std::move(spec));
   row.created_at = absl::Now();
-  std::string id = row.id;
-  std::shared_ptr<const TaskSpec> row_spec = row.spec;
-  const absl::Time created_at = row.created_at;
+  TaskSnapshot accepted = row;
+  // Kept here when the pool has room, or when no other replica could run
+  // it; else left to whichever replica has room first.
+  const bool run_here = !store_->Shared() || FreeSlotsOf(*admission->pool) > 0;
   store_->Insert(
-      std::move(row),
-      [this, lifeline = lifeline_, id = std::move(id),
-       spec = std::move(row_spec), created_at, admission = *admission, listener,
-       tag, done = std::move(done)](absl::StatusOr<uint64_t> position) mutable {
+      std::move(row), run_here,
+      [this, lifeline = lifeline_, accepted = std::move(accepted), run_here,
+       admission = *admission, listener, tag,
+       done = std::move(done)](absl::StatusOr<uint64_t> position) mutable {
         const absl::Time committed = absl::Now();
         absl::ReaderMutexLock lock(&lifeline->mu);
         if (!lifeline->alive) {
           return done(absl::UnavailableError("the server is shutting down"));
         }
-        if (!position.ok()) {
+        const std::shared_ptr<const TaskSpec>& spec = accepted.spec;
+        if (!position.ok() || !run_here) {
           ReleaseOwnerSlot(spec->owner);
           EndActive();
+        }
+        if (!position.ok()) {
           ReportRejected(admission.pool, position.status());
           return done(position.status());
         }
+        if (!run_here) {
+          accepted.list_position = *position;
+          if (listener != nullptr) {
+            WaitElsewhere(accepted.id,
+                          [listener, tag](const TaskSnapshot& task) {
+                            listener->OnTaskDone(tag, task);
+                          });
+          }
+          return done(std::move(accepted));
+        }
+        std::string id = accepted.id;
+        const absl::Time created_at = accepted.created_at;
         std::shared_ptr<Task> task =
             MakeTask(std::move(id), *position, TaskSpec(*spec), created_at,
                      admission, listener, tag);
@@ -426,7 +447,8 @@ bool Executor::BeginRun(const std::shared_ptr<Task>& task) {
 
 void Executor::RecordState(const Task& task) {
   if (store_ != nullptr) {
-    store_->Update(task.FullSnapshot(), absl::InfiniteFuture(), nullptr);
+    store_->Update(task.FullSnapshot(), absl::InfiniteFuture(),
+                   /*release=*/false, nullptr);
   }
 }
 
@@ -456,6 +478,8 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   if (!completion.has_value()) return false;
   if (completion->previous_state == TaskState::kQueued) {
     pools_.at(task->spec().pool)->RemoveQueued(*task);
+  } else if (store_ != nullptr) {
+    store_->OnSlotFreed(task->spec().pool);
   }
   DisarmTimer(task->run.timer);
   const absl::Duration ttl = task->spec().ttl > absl::ZeroDuration()
@@ -480,7 +504,7 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
     return true;
   }
   // The end itself: callers are shown it (Snapshot) once it is committed.
-  store_->Update(task->FullSnapshot(), now + ttl,
+  store_->Update(task->FullSnapshot(), now + ttl, /*release=*/false,
                  [this, lifeline = lifeline_, task] {
                    absl::ReaderMutexLock lock(&lifeline->mu);
                    if (!lifeline->alive) return;
@@ -628,14 +652,17 @@ std::vector<PoolStats> Executor::PoolStatistics() const {
 
 void Executor::StartDrain() {
   draining_ = true;
+  // Claims in progress end first: what they bring is handed back below.
+  if (store_ != nullptr) store_->Attach(nullptr);
   for (auto& [name, pool] : pools_) {
     for (const std::shared_ptr<Task>& task : pool->TakeAllQueued()) {
       if (store_ == nullptr) {
         CancelTask(task, "the server is shutting down");
         continue;
       }
-      // Handed back: QUEUED in the store, for the next start (or another
-      // replica); this process forgets it.
+      // Handed back: QUEUED in the store, for another replica (or the
+      // next start); this process forgets it.
+      HandBack(*task);
       DisarmTimer(task->run.timer);
       table_.Erase(task->id());
       ReleaseOwnerSlot(task->spec().owner);
@@ -662,14 +689,37 @@ void Executor::CancelAll(const std::string& reason) {
   for (const std::shared_ptr<Task>& task : unfinished) {
     if (store_ == nullptr) {
       CancelTask(task, reason);
-    } else {
-      // Stopped, not ended: the store keeps it RUNNING (or QUEUED), and the
-      // next start re-queues it or ends it WORKER_LOST.
-      FinishTask(task, TaskState::kCancelled,
-                 ErrorOutcome(absl::StatusCode::kCancelled, reason),
-                 std::nullopt, 0, /*persist=*/false);
+      continue;
+    }
+    TaskSnapshot before = task->FullSnapshot();
+    if (before.state == TaskState::kRunning &&
+        before.attempt >= task->spec().max_attempts) {
+      FinishTask(task, TaskState::kWorkerLost,
+                 ErrorOutcome(absl::StatusCode::kAborted,
+                              absl::StrCat("the server stopped while the task "
+                                           "ran (attempt ",
+                                           before.attempt, " of ",
+                                           task->spec().max_attempts, ")")));
+      continue;
+    }
+    // Stopped here, not ended: handed back to the store, QUEUED, for
+    // another replica (its next start is attempt + 1). Only if it did not
+    // end meanwhile.
+    if (FinishTask(task, TaskState::kCancelled,
+                   ErrorOutcome(absl::StatusCode::kCancelled, reason),
+                   std::nullopt, 0, /*persist=*/false)) {
+      before.state = TaskState::kQueued;
+      store_->Update(std::move(before), absl::InfiniteFuture(),
+                     /*release=*/true, nullptr);
     }
   }
+}
+
+void Executor::HandBack(const Task& task) {
+  TaskSnapshot snapshot = task.FullSnapshot();
+  snapshot.state = TaskState::kQueued;
+  store_->Update(std::move(snapshot), absl::InfiniteFuture(),
+                 /*release=*/true, nullptr);
 }
 
 void Executor::ScheduleRetentionSweep() {
@@ -708,8 +758,8 @@ void Executor::CancelAsync(const std::string& id, const Caller& caller,
   if (store_ == nullptr) return done(Cancel(id, caller));
   std::shared_ptr<Task> task = table_.Find(id);
   if (task == nullptr) {
-    // Not in this process: with one replica, it has ended already.
-    return store_->Get(id, Visibility::Of(caller), std::move(done));
+    // Not held here: queued for any replica, held by another, or ended.
+    return store_->RequestCancel(id, Visibility::Of(caller), std::move(done));
   }
   if (!caller.Sees(task->spec())) return done(UnknownTask(id));
   CancelTask(task, "cancelled by request");
@@ -726,8 +776,20 @@ void Executor::DeleteAsync(const std::string& id, const Caller& caller,
     if (!caller.Sees(task->spec())) return done(UnknownTask(id));
     CancelTask(task, "deleted by request");
     table_.Erase(id);
+    return store_->Erase(id, Visibility::Of(caller), std::move(done));
   }
-  store_->Erase(id, Visibility::Of(caller), std::move(done));
+  // Held elsewhere, maybe: stopped there first.
+  store_->RequestCancel(
+      id, Visibility::Of(caller),
+      [this, lifeline = lifeline_, id, visibility = Visibility::Of(caller),
+       done = std::move(done)](absl::StatusOr<TaskSnapshot> task) mutable {
+        absl::ReaderMutexLock lock(&lifeline->mu);
+        if (!lifeline->alive) {
+          return done(absl::UnavailableError("the server is shutting down"));
+        }
+        if (!task.ok()) return done(task.status());
+        store_->Erase(id, std::move(visibility), std::move(done));
+      });
 }
 
 void Executor::ListAsync(ListQuery query, const Caller& caller,
@@ -744,19 +806,113 @@ void Executor::OnDoneAsync(const std::string& id, DoneCallback callback,
     return task->AddDoneCallback(std::move(callback));
   }
   if (store_ == nullptr) return registered(UnknownTask(id));
-  store_->Get(
-      id, Visibility::Of(caller),
-      [callback = std::move(callback), registered = std::move(registered)](
-          absl::StatusOr<TaskSnapshot> task) mutable {
-        if (!task.ok()) return registered(task.status());
-        if (!IsTerminal(task->state)) {
-          // With one replica every unfinished task is in the table.
-          return registered(absl::FailedPreconditionError(absl::StrCat(
-              "task ", common::Quote(task->id), " is not run by this server")));
-        }
-        registered(absl::OkStatus());
-        callback(*task);
-      });
+  store_->Get(id, Visibility::Of(caller),
+              [this, lifeline = lifeline_, callback = std::move(callback),
+               registered = std::move(registered)](
+                  absl::StatusOr<TaskSnapshot> task) mutable {
+                absl::ReaderMutexLock lock(&lifeline->mu);
+                if (!lifeline->alive) {
+                  return registered(
+                      absl::UnavailableError("the server is shutting down"));
+                }
+                if (!task.ok()) return registered(task.status());
+                registered(absl::OkStatus());
+                if (IsTerminal(task->state)) return callback(*task);
+                // Held elsewhere, or by no replica yet: its end is signalled.
+                // Looked up once more after the wait is in place, in case it
+                // ended in between.
+                WaitElsewhere(task->id, std::move(callback));
+                CheckWaitedElsewhere({task->id});
+              });
+}
+
+void Executor::WaitElsewhere(const std::string& id, DoneCallback callback) {
+  absl::MutexLock lock(&elsewhere_mu_);
+  waited_elsewhere_[id].push_back(std::move(callback));
+  waited_elsewhere_count_.store(waited_elsewhere_.size(),
+                                std::memory_order_relaxed);
+}
+
+void Executor::CheckWaitedElsewhere(std::vector<std::string> ids) {
+  for (std::string& id : ids) {
+    store_->Get(
+        std::move(id), Visibility{},
+        [this, lifeline = lifeline_](absl::StatusOr<TaskSnapshot> task) {
+          absl::ReaderMutexLock lock(&lifeline->mu);
+          if (!lifeline->alive) return;
+          if (task.ok() && IsTerminal(task->state)) {
+            ResolveWaitedElsewhere(*task);
+          }
+        });
+  }
+}
+
+void Executor::ResolveWaitedElsewhere(const TaskSnapshot& task) {
+  std::vector<DoneCallback> callbacks;
+  {
+    absl::MutexLock lock(&elsewhere_mu_);
+    auto it = waited_elsewhere_.find(task.id);
+    if (it == waited_elsewhere_.end()) return;
+    callbacks = std::move(it->second);
+    waited_elsewhere_.erase(it);
+    waited_elsewhere_count_.store(waited_elsewhere_.size(),
+                                  std::memory_order_relaxed);
+  }
+  for (DoneCallback& callback : callbacks) callback(task);
+}
+
+void Executor::OnEnded(std::vector<std::string> ids) {
+  if (waited_elsewhere_count_.load(std::memory_order_relaxed) == 0) return;
+  std::vector<std::string> waited;
+  {
+    absl::MutexLock lock(&elsewhere_mu_);
+    if (ids.empty()) {
+      for (const auto& [id, callbacks] : waited_elsewhere_) {
+        waited.push_back(id);
+      }
+    } else {
+      for (std::string& id : ids) {
+        if (waited_elsewhere_.contains(id)) waited.push_back(std::move(id));
+      }
+    }
+  }
+  if (!waited.empty()) CheckWaitedElsewhere(std::move(waited));
+}
+
+void Executor::OnCancelRequested(const std::string& id) {
+  if (std::shared_ptr<Task> task = table_.Find(id); task != nullptr) {
+    CancelTask(task, "cancelled by request");
+  }
+}
+
+int Executor::FreeSlotsOf(const Pool& pool) {
+  const PoolStats stats = pool.Stats();
+  // Room for a task per worker beyond those it runs: one round of work
+  // waits here, the rest in the store for whichever replica is free.
+  const int64_t free = int64_t{2} * pool.config().workers - stats.busy -
+                       static_cast<int64_t>(stats.queued);
+  return static_cast<int>(std::max<int64_t>(0, free));
+}
+
+std::vector<std::pair<std::string, int>> Executor::FreeSlots() {
+  std::vector<std::pair<std::string, int>> slots;
+  if (draining_.load()) return slots;
+  for (const PoolConfig& config : options_.pools) {
+    slots.emplace_back(config.name, FreeSlotsOf(*pools_.at(config.name)));
+  }
+  return slots;
+}
+
+void Executor::RunClaimed(std::vector<TaskSnapshot> tasks) {
+  int64_t requeued = 0;
+  for (TaskSnapshot& task : tasks) {
+    if (draining_.load()) {
+      store_->Update(std::move(task), absl::InfiniteFuture(),
+                     /*release=*/true, nullptr);
+      continue;
+    }
+    RecoverTask(task, requeued);
+  }
 }
 
 absl::Status Executor::Recover() {
@@ -793,6 +949,13 @@ void Executor::RecoverTask(const TaskSnapshot& row, int64_t& requeued) {
                    absl::StrCat("after a restart, ",
                                 function == nullptr ? "its function is unknown"
                                                     : "its pool is gone")));
+    return;
+  }
+  if (row.cancel_requested) {
+    // Asked through another replica while nobody ran it.
+    FinishTask(
+        task, TaskState::kCancelled,
+        ErrorOutcome(absl::StatusCode::kCancelled, "cancelled by request"));
     return;
   }
   if (row.state == TaskState::kRunning) {

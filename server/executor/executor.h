@@ -73,12 +73,19 @@ inline constexpr int32_t kMaxAttempts = 100;
 // destructor stops the pools and timers.
 //
 // With a durable store (ExecutorOptions::store), shutting down loses
-// nothing: StartDrain hands the queued tasks back to the store (they stay
-// QUEUED there, for the next start), and CancelAll stops what still runs
-// without recording an end, so that the next start re-queues it (attempt
-// + 1) or ends it WORKER_LOST when its attempts are spent. Callers waiting
-// on such tasks are not told (the server's calls end with it).
-class Executor : private TaskRunner {
+// nothing: StartDrain stops claiming and hands the queued tasks back to the
+// store (QUEUED there, for any replica), and CancelAll stops what still
+// runs and hands it back too (queued again, attempt + 1 at its next start),
+// or ends it WORKER_LOST when its attempts are spent. Callers waiting on
+// such tasks here are not told (the server's calls end with it).
+//
+// Replicas sharing a store: the executor keeps the tasks it accepts when
+// its pool has room (or no other replica is live), and leaves the others
+// to whichever replica claims them; it runs what it claims
+// (StoreRunner). Calls about a task it does not hold go to the store:
+// Await and Session watches wait for the task's end signal, Cancel asks
+// the store (which signals the replica that holds the task).
+class Executor : private TaskRunner, private StoreRunner {
  public:
   // INVALID_ARGUMENT for a bad pool config. REQUIRES: `registry` is fully
   // registered and outlives the executor.
@@ -214,6 +221,25 @@ class Executor : private TaskRunner {
   absl::StatusOr<TaskSnapshot> Refuse(const std::shared_ptr<Task>& task,
                                       absl::Status status);
 
+  // StoreRunner: called by the store's signal thread.
+  std::vector<std::pair<std::string, int>> FreeSlots() override;
+  void RunClaimed(std::vector<TaskSnapshot> tasks) override;
+  void OnEnded(std::vector<std::string> ids) override;
+  void OnCancelRequested(const std::string& id) override;
+  // Whether `pool` has an idle worker for one more task.
+  static int FreeSlotsOf(const Pool& pool);
+  // Runs `callback` with task `id`'s terminal snapshot once the store
+  // says it ended (the task is held by another replica, or none).
+  void WaitElsewhere(const std::string& id, DoneCallback callback);
+  // Looks the tasks waited for elsewhere up in the store, and tells their
+  // waiters of those that ended.
+  void CheckWaitedElsewhere(std::vector<std::string> ids);
+  // Runs and forgets the waiters of `task` (terminal).
+  void ResolveWaitedElsewhere(const TaskSnapshot& task);
+  // Gives a task this replica holds back to the store, QUEUED, for any
+  // replica.
+  void HandBack(const Task& task);
+
   // TaskRunner: called by the pools.
   void Run(const std::shared_ptr<Task>& task) override;
   bool BeginRun(const std::shared_ptr<Task>& task) override;
@@ -285,6 +311,12 @@ class Executor : private TaskRunner {
   absl::Mutex owners_mu_;
   absl::flat_hash_map<std::string, int64_t> active_by_owner_
       ABSL_GUARDED_BY(owners_mu_);
+  // Callers waiting for tasks held elsewhere, by task id.
+  absl::Mutex elsewhere_mu_;
+  absl::flat_hash_map<std::string, std::vector<DoneCallback>> waited_elsewhere_
+      ABSL_GUARDED_BY(elsewhere_mu_);
+  // waited_elsewhere_.size(), read without the lock.
+  std::atomic<size_t> waited_elsewhere_count_{0};
 };
 
 }  // namespace remex::executor

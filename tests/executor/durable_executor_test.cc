@@ -49,6 +49,8 @@ class CountingStoreObserver final : public StoreObserver {
     claim_lags_.push_back(lag);
   }
   void OnCanCommit(bool) override {}
+  void OnLiveReplicas(int64_t) override {}
+  void OnReplicaLost(absl::Duration, int64_t) override {}
 
   int64_t requeued() const { return requeued_.load(); }
   std::vector<absl::Duration> claim_lags() const {

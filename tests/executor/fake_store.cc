@@ -51,7 +51,7 @@ bool FakeStore::Runnable() const {
   return !held_ && (!urgent_.empty() || (!down_ && !queue_.empty()));
 }
 
-void FakeStore::Insert(TaskSnapshot task, InsertDone done) {
+void FakeStore::Insert(TaskSnapshot task, bool /*run_here*/, InsertDone done) {
   {
     absl::MutexLock lock(&mu_);
     if (down_) {
@@ -76,7 +76,7 @@ void FakeStore::Insert(TaskSnapshot task, InsertDone done) {
 }
 
 void FakeStore::Update(TaskSnapshot task, absl::Time /*expire_at*/,
-                       UpdateDone done) {
+                       bool /*release*/, UpdateDone done) {
   Enqueue([this, task = std::move(task), done = std::move(done)]() mutable {
     {
       absl::MutexLock lock(&mu_);
@@ -152,6 +152,11 @@ void FakeStore::List(ListQuery query, Visibility visibility, ListDone done) {
     }
     done(std::move(page));
   });
+}
+
+void FakeStore::RequestCancel(std::string id, Visibility visibility,
+                              GetDone done) {
+  Get(std::move(id), std::move(visibility), std::move(done));
 }
 
 absl::StatusOr<std::vector<TaskSnapshot>> FakeStore::LoadUnfinished() {

@@ -26,14 +26,23 @@ class FakeStore final : public Store {
   FakeStore();
   ~FakeStore() override;
 
-  void Insert(TaskSnapshot task, InsertDone done) override;
-  void Update(TaskSnapshot task, absl::Time expire_at,
+  // Every task is the executor's to run (one replica).
+  void Insert(TaskSnapshot task, bool run_here, InsertDone done) override;
+  // A released task's row is QUEUED (the store records what it is given).
+  void Update(TaskSnapshot task, absl::Time expire_at, bool release,
               UpdateDone done) override;
+  // As Get: with one replica, the executor holds every unfinished task.
+  void RequestCancel(std::string id, Visibility visibility,
+                     GetDone done) override;
   void Erase(std::string id, Visibility visibility, EraseDone done) override;
   void Get(std::string id, Visibility visibility, GetDone done) override;
   void List(ListQuery query, Visibility visibility, ListDone done) override;
   absl::StatusOr<std::vector<TaskSnapshot>> LoadUnfinished() override;
   bool CanCommit() const override;
+  // One replica: nothing to claim, no signals.
+  void Attach(StoreRunner* /*runner*/) override {}
+  void OnSlotFreed(const std::string& /*pool*/) override {}
+  bool Shared() const override { return false; }
 
   // Holds every operation (none is answered) until Release().
   void Hold();

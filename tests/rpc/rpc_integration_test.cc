@@ -1087,9 +1087,9 @@ void TaskModelTest::ExpectDrainHandsQueuedTasksBack() {
     EXPECT_TRUE(HasCode(call->status, StatusCode::UNAVAILABLE))
         << call->task.ShortDebugString();
   }
-  // In the database the running task is still RUNNING (stopped, not
-  // ended), and the queued ones are as they were accepted.
-  std::vector<std::vector<std::string>> expected = {{running, "2", "1"}};
+  // In the database the running task is QUEUED again (stopped and handed
+  // back, for any replica), and the queued ones are as they were accepted.
+  std::vector<std::vector<std::string>> expected = {{running, "1", "1"}};
   for (const auto& id : queued) expected.push_back({id, "1", "0"});
   EXPECT_EQ(QueryStore("SELECT id, state, attempt FROM remex_tasks"
                        " ORDER BY list_position"),

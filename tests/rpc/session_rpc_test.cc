@@ -162,8 +162,9 @@ TEST_P(SessionRpcTest, WatchAndCancelByIdAndUnknownIds) {
 }
 
 // The memory store ends every task of the stream CANCELLED and reports it;
-// the durable store ends none (queued ones are handed back, running ones
-// stopped, for the next start), so the stream reports no end.
+// the durable store cancels none: queued ones are handed back, running ones
+// on their last attempt (these sleeps) end WORKER_LOST, and the stream
+// reports those ends it gets before it closes.
 TEST_P(SessionRpcTest, ShutdownReportsEndsThenClosesWithUnavailable) {
   v1::SessionRequest request;
   for (uint64_t seq = 1; seq <= 5; ++seq) {
@@ -178,7 +179,9 @@ TEST_P(SessionRpcTest, ShutdownReportsEndsThenClosesWithUnavailable) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << status.error_message();
   if (durable()) {
-    EXPECT_TRUE(answers_.done.empty());
+    for (const auto& [seq, task] : answers_.done) {
+      EXPECT_EQ(task.state(), v1::WORKER_LOST) << seq;
+    }
   } else {
     ASSERT_EQ(answers_.done.size(), 5u);
     for (const auto& [seq, task] : answers_.done) {
@@ -190,14 +193,14 @@ TEST_P(SessionRpcTest, ShutdownReportsEndsThenClosesWithUnavailable) {
   ASSERT_TRUE(exit_code.ok()) << exit_code.status();
   EXPECT_EQ(*exit_code, 0);
   if (durable()) {
-    // None ended in the database either: each is still QUEUED or RUNNING.
+    // Each ended WORKER_LOST, or was handed back QUEUED.
     absl::StatusOr<testing::PostgresServer*> postgres =
         testing::SharedPostgres();
     ASSERT_TRUE(postgres.ok()) << postgres.status();
     absl::StatusOr<std::vector<std::vector<std::string>>> rows =
         (*postgres)->Query(store_url_,
                            "SELECT count(*) FROM remex_tasks WHERE state IN "
-                           "(1, 2)");
+                           "(1, 7)");
     ASSERT_TRUE(rows.ok()) << rows.status();
     EXPECT_EQ(*rows, (std::vector<std::vector<std::string>>{{"5"}}));
   }

@@ -51,6 +51,8 @@ class CountingObserver : public executor::StoreObserver {
   void OnCanCommit(bool can_commit) override {
     (can_commit ? can_commit_true_ : can_commit_false_).fetch_add(1);
   }
+  void OnLiveReplicas(int64_t) override {}
+  void OnReplicaLost(absl::Duration, int64_t) override {}
 
   int64_t commits() const { return commits_.load(); }
   int64_t committed_tasks() const { return committed_tasks_.load(); }
@@ -161,10 +163,11 @@ class PostgresStoreTest : public ::testing::Test {
                                          TaskSnapshot task) {
     absl::Notification done;
     absl::StatusOr<uint64_t> result;
-    store.Insert(std::move(task), [&](absl::StatusOr<uint64_t> position) {
-      result = std::move(position);
-      done.Notify();
-    });
+    store.Insert(std::move(task), /*run_here=*/true,
+                 [&](absl::StatusOr<uint64_t> position) {
+                   result = std::move(position);
+                   done.Notify();
+                 });
     if (!done.WaitForNotificationWithTimeout(testing::kWaitTimeout)) {
       return absl::DeadlineExceededError("insert did not answer");
     }
@@ -173,7 +176,8 @@ class PostgresStoreTest : public ::testing::Test {
   static void Update(executor::Store& store, TaskSnapshot task,
                      absl::Time expire_at = absl::InfiniteFuture()) {
     absl::Notification done;
-    store.Update(std::move(task), expire_at, [&] { done.Notify(); });
+    store.Update(std::move(task), expire_at, /*release=*/false,
+                 [&] { done.Notify(); });
     ASSERT_TRUE(done.WaitForNotificationWithTimeout(testing::kWaitTimeout));
   }
   static absl::StatusOr<TaskSnapshot> Get(executor::Store& store,
@@ -553,7 +557,7 @@ TEST_F(PostgresStoreTest, InsertsFromManyThreadsShareCommits) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        store->Insert(NewTask(absl::StrCat("m", t, "-", i)),
+        store->Insert(NewTask(absl::StrCat("m", t, "-", i)), /*run_here=*/true,
                       [&](absl::StatusOr<uint64_t> position) {
                         if (position.ok()) ok.fetch_add(1);
                         answered.fetch_add(1);
@@ -583,18 +587,20 @@ TEST_F(PostgresStoreTest, SeveralUpdatesOfATaskInOneBatchEndInTheLast) {
   // Insert and updates handed over together: likely one batch; in any case
   // applied in order.
   std::atomic<int> done{0};
-  store->Insert(task, [&](absl::StatusOr<uint64_t> p) { done.fetch_add(1); });
+  store->Insert(task, /*run_here=*/true,
+                [&](absl::StatusOr<uint64_t> p) { done.fetch_add(1); });
   TaskSnapshot running = task;
   running.state = TaskState::kRunning;
   running.attempt = 1;
   running.started_at = Micros(absl::Now());
-  store->Update(running, absl::InfiniteFuture(), [&] { done.fetch_add(1); });
+  store->Update(running, absl::InfiniteFuture(), /*release=*/false,
+                [&] { done.fetch_add(1); });
   TaskSnapshot ended = running;
   ended.state = TaskState::kTimedOut;
   ended.finished_at = Micros(absl::Now());
   ended.outcome =
       executor::ErrorOutcome(absl::StatusCode::kDeadlineExceeded, "late");
-  store->Update(ended, absl::Now() + absl::Hours(1),
+  store->Update(ended, absl::Now() + absl::Hours(1), /*release=*/false,
                 [&] { done.fetch_add(1); });
   ASSERT_TRUE(testing::WaitUntil([&] { return done.load() == 3; }));
   absl::StatusOr<TaskSnapshot> got = Get(*store, "u");
@@ -759,7 +765,7 @@ TEST_F(PostgresStoreTest, SurvivesADatabaseRestart) {
   task.state = TaskState::kSucceeded;
   task.finished_at = Micros(absl::Now());
   task.outcome = std::make_shared<TaskOutcome>();
-  store->Update(task, absl::Now() + absl::Hours(1),
+  store->Update(task, absl::Now() + absl::Hours(1), /*release=*/false,
                 [&] { updated.store(true); });
   EXPECT_FALSE(updated.load());
 
@@ -799,7 +805,7 @@ TEST_F(PostgresStoreTest, TheDestructorCommitsWhatIsPending) {
     std::unique_ptr<PostgresStore> store = Open();
     ASSERT_NE(store, nullptr);
     for (int i = 0; i < 200; ++i) {
-      store->Insert(NewTask(absl::StrCat("d", i)),
+      store->Insert(NewTask(absl::StrCat("d", i)), /*run_here=*/true,
                     [&](absl::StatusOr<uint64_t> position) {
                       if (position.ok()) ok.fetch_add(1);
                     });
@@ -821,7 +827,7 @@ TEST_F(PostgresStoreTest, TheDestructorGivesUpOnAnAbsentDatabaseInTime) {
   task.state = TaskState::kCancelled;
   task.finished_at = Micros(absl::Now());
   task.outcome = std::make_shared<TaskOutcome>();
-  store->Update(task, absl::Now() + absl::Hours(1),
+  store->Update(task, absl::Now() + absl::Hours(1), /*release=*/false,
                 [&] { updated.store(true); });
   ASSERT_TRUE(testing::WaitUntil([&] { return !store->CanCommit(); }));
   const absl::Time start = absl::Now();

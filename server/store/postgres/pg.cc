@@ -1,9 +1,12 @@
 #include "server/store/postgres/pg.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -221,6 +224,32 @@ absl::StatusOr<Result> Connection::Exec(absl::string_view sql,
       raw == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(raw);
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
   return Failure(raw);
+}
+
+absl::StatusOr<std::vector<std::string>> Connection::WaitForNotifications(
+    absl::Duration timeout, int wake_fd) {
+  std::vector<std::string> payloads;
+  auto take = [&] {
+    while (PGnotify* notify = PQnotifies(conn_)) {
+      payloads.emplace_back(notify->extra);
+      PQfreemem(notify);
+    }
+  };
+  take();
+  if (!payloads.empty()) return payloads;
+  pollfd fds[2] = {{PQsocket(conn_), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+  const int waited = poll(fds, wake_fd >= 0 ? 2 : 1,
+                          static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  if (waited < 0 && errno != EINTR) {
+    return absl::UnavailableError(absl::StrCat("poll: ", strerror(errno)));
+  }
+  if (waited > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+    if (PQconsumeInput(conn_) == 0 || Broken()) {
+      return absl::UnavailableError(OneLine(PQerrorMessage(conn_)));
+    }
+    take();
+  }
+  return payloads;
 }
 
 absl::Status Connection::Run(absl::string_view sql,

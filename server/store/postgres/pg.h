@@ -87,6 +87,14 @@ class Connection {
   // True once the connection is lost: it is then of no further use.
   bool Broken() const;
 
+  // The payloads of the NOTIFYs received on channels this connection
+  // LISTENs to (LISTEN is a statement: Run("LISTEN name")), in order:
+  // those already read, else those that arrive within `timeout` or until
+  // `wake_fd` (if >= 0) is readable. UNAVAILABLE when the connection is
+  // lost.
+  absl::StatusOr<std::vector<std::string>> WaitForNotifications(
+      absl::Duration timeout, int wake_fd = -1);
+
  private:
   explicit Connection(pg_conn* conn) : conn_(conn) {}
 

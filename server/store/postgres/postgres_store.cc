@@ -1,7 +1,11 @@
 #include "server/store/postgres/postgres_store.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <optional>
@@ -9,8 +13,10 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "common/quote.h"
 #include "common/status_macros.h"
 #include "server/store/postgres/pg.h"
@@ -194,6 +200,119 @@ constexpr char kHeartbeatStatement[] =
     "INSERT INTO remex_replicas (name, heartbeat_at) VALUES ($1, now())"
     " ON CONFLICT (name) DO UPDATE SET heartbeat_at = now()";
 
+// Replicas whose heartbeat is within the lease ($1, microseconds).
+constexpr char kLiveReplicasStatement[] =
+    "SELECT count(*) FROM remex_replicas"
+    " WHERE heartbeat_at >= now() - $1::int8 * interval '1 microsecond'";
+
+// When a task that sets no ttl ($ttl, microseconds: the server's default)
+// and ends in SQL expires.
+std::string ExpireAt(absl::string_view default_ttl) {
+  return absl::StrCat("now() + (CASE WHEN ttl_us > 0 THEN ttl_us ELSE ",
+                      default_ttl, "::int8 END) * interval '1 microsecond'");
+}
+
+// The replicas whose heartbeat is older than the lease ($1, microseconds),
+// other than this one ($2), are forgotten; their tasks
+//  - with a cancel asked for, end CANCELLED;
+//  - running on their last attempt, end WORKER_LOST;
+//  - else are queued again, for any replica (attempt unchanged: the next
+//    start counts the next attempt).
+// Ends and queued pools are notified. Returns the replicas lost, the
+// longest silence (seconds), the tasks ended, and the running tasks
+// queued again.
+const std::string& RecoverLostStatement() {
+  static const std::string* const kSql = new std::string(absl::StrCat(
+      "WITH lost AS (DELETE FROM remex_replicas WHERE heartbeat_at < now() -"
+      " $1::int8 * interval '1 microsecond' AND name <> $2"
+      " RETURNING name, heartbeat_at),"
+      " ended AS (UPDATE remex_tasks t SET"
+      " state = CASE WHEN t.cancel_requested THEN 5 ELSE 7 END,"
+      " finished_at = now(), expire_at = ",
+      ExpireAt("$3"),
+      ", error_code = CASE WHEN t.cancel_requested THEN 1 ELSE 10 END,"
+      " error_message = CASE WHEN t.cancel_requested THEN"
+      " 'cancelled by request' ELSE 'replica ' || t.replica || ' was lost"
+      " while the task ran (attempt ' || t.attempt || ' of ' ||"
+      " t.max_attempts || ')' END"
+      " FROM lost WHERE t.replica = lost.name AND t.state IN (1, 2) AND"
+      " (t.cancel_requested OR (t.state = 2 AND t.attempt >= t.max_attempts))"
+      " RETURNING t.id),"
+      " requeued AS (UPDATE remex_tasks t SET state = 1, replica = NULL"
+      " FROM lost WHERE t.replica = lost.name AND t.state IN (1, 2) AND"
+      " NOT t.cancel_requested AND NOT (t.state = 2 AND t.attempt >="
+      " t.max_attempts) RETURNING t.id, t.pool),"
+      " notes AS (SELECT 'e ' || string_agg(id, ' ') AS m FROM (SELECT id,"
+      " (row_number() OVER ()) / 300 AS g FROM ended) e GROUP BY g"
+      " UNION ALL SELECT 'q ' || string_agg(DISTINCT pool, ' ') FROM requeued"
+      " HAVING count(*) > 0)"
+      " SELECT (SELECT count(*) FROM lost),"
+      " (SELECT coalesce(max(extract(epoch FROM now() - heartbeat_at)), 0)"
+      " FROM lost)::float8,"
+      " (SELECT count(*) FROM ended),"
+      // Read from the statement's snapshot: the states before it.
+      " (SELECT count(*) FROM remex_tasks t JOIN lost ON t.replica ="
+      " lost.name WHERE t.state = 2 AND NOT t.cancel_requested AND"
+      " t.attempt < t.max_attempts),"
+      " (SELECT count(pg_notify('",
+      internal::kChannel, "', m)) FROM notes)"));
+  return *kSql;
+}
+
+// Claims up to $3 queued tasks of pool $2 that no replica holds for this
+// replica ($1), highest priority first and FIFO within; rows another
+// replica is claiming are skipped. Returns them as tasks.
+const std::string& ClaimStatement() {
+  static const std::string* const kSql = new std::string(absl::StrCat(
+      "WITH c AS (SELECT id FROM remex_tasks WHERE state = 1 AND pool = $2"
+      " AND replica IS NULL ORDER BY priority DESC, list_position"
+      " LIMIT $3::int8 FOR UPDATE SKIP LOCKED),"
+      " t AS (UPDATE remex_tasks SET replica = $1 FROM c"
+      " WHERE remex_tasks.id = c.id RETURNING remex_tasks.*)"
+      " SELECT ",
+      TaskColumns(),
+      " FROM t LEFT JOIN remex_task_inputs i ON i.id = t.id"
+      " LEFT JOIN remex_task_results r ON r.id = t.id"
+      " ORDER BY t.priority DESC, t.list_position"));
+  return *kSql;
+}
+
+// Asks for the end of task $1 if the caller sees it ($2: sees all, $3:
+// owner): one no replica holds ends CANCELLED now (kept for its ttl, or
+// $4 microseconds); the replica that holds one is signalled.
+const std::string& CancelStatement() {
+  static const std::string* const kSql = new std::string(absl::StrCat(
+      "WITH c AS (UPDATE remex_tasks SET cancel_requested = true,"
+      " state = CASE WHEN replica IS NULL THEN 5 ELSE state END,"
+      " finished_at = CASE WHEN replica IS NULL THEN now() ELSE finished_at"
+      " END,"
+      " expire_at = CASE WHEN replica IS NULL THEN ",
+      ExpireAt("$4"),
+      " ELSE expire_at END,"
+      " error_code = CASE WHEN replica IS NULL THEN 1 ELSE error_code END,"
+      " error_message = CASE WHEN replica IS NULL THEN 'cancelled by request'"
+      " ELSE error_message END"
+      " WHERE id = $1 AND ($2::bool OR owner = $3) AND state IN (1, 2)"
+      " RETURNING id, state, replica)"
+      " SELECT count(pg_notify('",
+      internal::kChannel,
+      "', CASE WHEN state = 5 THEN 'e ' || id"
+      " ELSE 'c ' || id || ' ' || replica END)) FROM c"));
+  return *kSql;
+}
+
+// Tasks by id ($1, an array).
+const std::string& GetStatement() {
+  static const std::string* const kSql = new std::string(
+      absl::StrCat("SELECT ", TaskColumns(), " FROM ", kTaskJoins,
+                   " WHERE t.id = ANY($1::text[])"));
+  return *kSql;
+}
+
+std::string MicrosParam(absl::Duration duration) {
+  return absl::StrCat(absl::ToInt64Microseconds(duration));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
@@ -229,12 +348,14 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
 PostgresStore::PostgresStore(PostgresStoreOptions options,
                              std::unique_ptr<Connection> writer)
     : options_(std::move(options)), writer_connection_(std::move(writer)) {
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   callbacks_ = std::thread([this] { CallbackLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
   for (int i = 0; i < options_.readers; ++i) {
     readers_.emplace_back([this, i] { ReaderLoop(i); });
   }
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  signals_ = std::thread([this] { SignalLoop(); });
 }
 
 std::string PostgresStore::Describe() const {
@@ -252,15 +373,35 @@ PostgresStore::~PostgresStore() {
   writer_cv_.SignalAll();
   reader_cv_.SignalAll();
   stop_cv_.SignalAll();
+  WakeSignals();
+  signals_.join();
   writer_.join();
   for (std::thread& reader : readers_) reader.join();
   maintenance_.join();
+  bool all_committed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    all_committed = all_committed_;
+  }
+  // Every task this replica held is committed as given up or ended: it
+  // leaves the replicas at once rather than be found lost after its lease.
+  if (all_committed) {
+    absl::StatusOr<std::unique_ptr<Connection>> connection =
+        Connection::Connect(options_.url, options_.connect_timeout);
+    if (connection.ok()) {
+      (*connection)
+          ->Run("DELETE FROM remex_replicas WHERE name = $1",
+                {options_.replica_name})
+          .IgnoreError();
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     callbacks_stopping_ = true;
   }
   callback_cv_.SignalAll();
   callbacks_.join();
+  if (wake_fd_ >= 0) close(wake_fd_);
 }
 
 void PostgresStore::ReportError(absl::string_view operation) {
@@ -281,7 +422,7 @@ void PostgresStore::Defer(absl::AnyInvocable<void()> callback) {
   callback_cv_.Signal();
 }
 
-void PostgresStore::Insert(TaskSnapshot task, InsertDone done) {
+void PostgresStore::Insert(TaskSnapshot task, bool run_here, InsertDone done) {
   absl::Status refused;
   {
     absl::MutexLock lock(&mu_);
@@ -294,6 +435,7 @@ void PostgresStore::Insert(TaskSnapshot task, InsertDone done) {
       Write write;
       write.task = std::move(task);
       write.insert = true;
+      write.run_here = run_here;
       write.insert_done = std::move(done);
       write.enqueued = absl::Now();
       writes_.push_back(std::move(write));
@@ -307,12 +449,13 @@ void PostgresStore::Insert(TaskSnapshot task, InsertDone done) {
 }
 
 void PostgresStore::Update(TaskSnapshot task, absl::Time expire_at,
-                           UpdateDone done) {
+                           bool release, UpdateDone done) {
   {
     absl::MutexLock lock(&mu_);
     Write write;
     write.task = std::move(task);
     write.expire_at = expire_at;
+    write.release = release;
     write.update_done = std::move(done);
     write.enqueued = absl::Now();
     writes_.push_back(std::move(write));
@@ -353,6 +496,38 @@ void PostgresStore::Get(std::string id, executor::Visibility visibility,
   {
     absl::MutexLock lock(&mu_);
     gets_.push_back({std::move(id), std::move(visibility), std::move(done)});
+  }
+  reader_cv_.Signal();
+}
+
+void PostgresStore::RequestCancel(std::string id,
+                                  executor::Visibility visibility,
+                                  GetDone done) {
+  Read read = [this, id = std::move(id), visibility = std::move(visibility),
+               done = std::move(done)](Connection* connection,
+                                       const absl::Status& status) mutable {
+    if (connection == nullptr) {
+      done(ReadUnavailable(status));
+      return;
+    }
+    absl::Status asked =
+        connection->Run(CancelStatement(),
+                        {id, visibility.sees_all_tasks ? "true" : "false",
+                         visibility.owner, MicrosParam(options_.default_ttl)});
+    if (!asked.ok()) {
+      ReportError("read");
+      done(asked.code() == absl::StatusCode::kUnavailable
+               ? ReadUnavailable(asked)
+               : asked);
+      return;
+    }
+    std::vector<PendingGet> get;
+    get.push_back({std::move(id), std::move(visibility), std::move(done)});
+    RunGets(*connection, get);
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    reads_.push_back(std::move(read));
   }
   reader_cv_.Signal();
 }
@@ -469,13 +644,15 @@ absl::StatusOr<std::vector<TaskSnapshot>> PostgresStore::LoadUnfinished() {
   REMEX_ASSIGN_OR_RETURN(
       std::unique_ptr<Connection> connection,
       Connection::Connect(options_.url, options_.connect_timeout));
-  // TODO(issue 14): with replicas sharing the database, only this
-  // replica's running tasks (and lost replicas' ones) are its to recover.
+  // Tasks no replica holds are claimed as slots free up; those of other
+  // replicas stay theirs (or are recovered when their lease runs out).
   REMEX_ASSIGN_OR_RETURN(
-      Result rows, connection->Exec(absl::StrCat("SELECT ", TaskColumns(),
-                                                 " FROM ", kTaskJoins,
-                                                 " WHERE t.state IN (1, 2)"
-                                                 " ORDER BY t.list_position")));
+      Result rows,
+      connection->Exec(
+          absl::StrCat("SELECT ", TaskColumns(), " FROM ", kTaskJoins,
+                       " WHERE t.state IN (1, 2) AND t.replica = "
+                       "$1 ORDER BY t.list_position"),
+          {options_.replica_name}));
   std::vector<TaskSnapshot> tasks;
   tasks.reserve(rows.rows());
   for (int row = 0; row < rows.rows(); ++row) {
@@ -494,8 +671,19 @@ absl::Status PostgresStore::CommitBatch(std::vector<Write>& batch,
   positions.assign(batch.size(), 0);
   ArrayLiteral ids, functions, pools, owners, states, priorities, attempts,
       max_attempts, cancels, created, queue_timeouts, run_timeouts, ttls, args,
-      inputs, labels;
+      inputs, labels, replicas;
   size_t inserts = 0;
+  const std::string replica = internal::SafeText(options_.replica_name);
+  // Pools given tasks that no replica holds, and tasks that ended: each
+  // kind signalled once per statement.
+  std::vector<std::string> unclaimed_pools;
+  std::vector<std::string> ended;
+  auto note_unclaimed = [&unclaimed_pools](const std::string& pool) {
+    if (std::find(unclaimed_pools.begin(), unclaimed_pools.end(), pool) ==
+        unclaimed_pools.end()) {
+      unclaimed_pools.push_back(pool);
+    }
+  };
   // The last update of each task: it holds everything the earlier ones
   // set (a task's snapshots only move forward).
   absl::flat_hash_map<absl::string_view, size_t> last_update;
@@ -535,21 +723,33 @@ absl::Status PostgresStore::CommitBatch(std::vector<Write>& batch,
       label_object[internal::SafeText(key)] = internal::SafeText(value);
     }
     labels.Add(DumpJson(label_object));
+    if (write.run_here) {
+      replicas.Add(replica);
+    } else {
+      replicas.AddNull();
+      note_unclaimed(internal::SafeText(spec.pool));
+    }
   }
   std::vector<Param> insert_params;
   if (inserts > 0) {
+    ArrayLiteral notifications;
+    for (const std::string& payload :
+         internal::Payloads('q', unclaimed_pools)) {
+      notifications.Add(payload);
+    }
+    unclaimed_pools.clear();
     insert_params = {
         ids.Take(),      functions.Take(),      pools.Take(),
         owners.Take(),   states.Take(),         priorities.Take(),
         attempts.Take(), max_attempts.Take(),   cancels.Take(),
         created.Take(),  queue_timeouts.Take(), run_timeouts.Take(),
         ttls.Take(),     args.Take(),           inputs.Take(),
-        labels.Take()};
+        labels.Take(),   replicas.Take(),       notifications.Take()};
   }
   std::vector<Param> update_params;
   if (!last_update.empty()) {
     ArrayLiteral u_ids, u_states, u_attempts, u_cancels, u_started, u_finished,
-        u_expire, u_codes, u_messages, u_results, u_outputs;
+        u_expire, u_codes, u_messages, u_results, u_outputs, u_releases;
     std::vector<size_t> order;
     order.reserve(last_update.size());
     for (const auto& [id, index] : last_update) order.push_back(index);
@@ -560,6 +760,11 @@ absl::Status PostgresStore::CommitBatch(std::vector<Write>& batch,
       const TaskSnapshot& task = write.task;
       const bool terminal = executor::IsTerminal(task.state);
       u_ids.Add(task.id);
+      u_releases.Add(write.release ? "t" : "f");
+      if (terminal) ended.push_back(task.id);
+      if (write.release && task.spec != nullptr) {
+        note_unclaimed(internal::SafeText(task.spec->pool));
+      }
       u_states.Add(absl::StrCat(static_cast<int>(task.state)));
       u_attempts.Add(absl::StrCat(task.attempt));
       u_cancels.Add(task.cancel_requested ? "t" : "f");
@@ -584,13 +789,19 @@ absl::Status PostgresStore::CommitBatch(std::vector<Write>& batch,
         u_outputs.AddNull();
       }
     }
-    update_params = {
-        u_ids.Take(),      u_states.Take(),
-        u_attempts.Take(), u_cancels.Take(),
-        u_started.Take(),  u_finished.Take(),
-        u_expire.Take(),   u_codes.Take(),
-        u_messages.Take(), u_results.Take(),
-        u_outputs.Take(),  internal::SafeText(options_.replica_name)};
+    ArrayLiteral notifications;
+    for (const std::string& payload : internal::EndedPayloads(ended)) {
+      notifications.Add(payload);
+    }
+    for (const std::string& payload :
+         internal::Payloads('q', unclaimed_pools)) {
+      notifications.Add(payload);
+    }
+    update_params = {u_ids.Take(),         u_states.Take(),  u_attempts.Take(),
+                     u_cancels.Take(),     u_started.Take(), u_finished.Take(),
+                     u_expire.Take(),      u_codes.Take(),   u_messages.Take(),
+                     u_results.Take(),     u_outputs.Take(), replica,
+                     notifications.Take(), u_releases.Take()};
   }
 
   static const std::string* const kInsert =
@@ -683,6 +894,7 @@ void PostgresStore::FillPositions(const Result& rows,
                                   std::vector<uint64_t>& positions) {
   absl::flat_hash_map<absl::string_view, uint64_t> by_id;
   for (int row = 0; row < rows.rows(); ++row) {
+    if (rows.IsNull(row, 0)) continue;  // the insert's notifications
     by_id[rows.Get(row, 0)] = static_cast<uint64_t>(rows.GetInt(row, 1));
   }
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -859,6 +1071,7 @@ void PostgresStore::WriterLoop() {
     absl::MutexLock lock(&mu_);
     left.swap(writes_);
     writer_done_ = true;
+    all_committed_ = left.empty() && can_commit_.load();
   }
   size_t dropped_updates = 0;
   size_t failed_inserts = 0;
@@ -913,12 +1126,9 @@ absl::Status PostgresStore::EnsureReader(
 
 void PostgresStore::RunGets(Connection& connection,
                             std::vector<PendingGet>& gets) {
-  static const std::string* const kSql = new std::string(
-      absl::StrCat("SELECT ", TaskColumns(), " FROM ", kTaskJoins,
-                   " WHERE t.id = ANY($1::text[])"));
   ArrayLiteral ids;
   for (const PendingGet& get : gets) ids.Add(get.id);
-  absl::StatusOr<Result> rows = connection.Exec(*kSql, {ids.Take()});
+  absl::StatusOr<Result> rows = connection.Exec(GetStatement(), {ids.Take()});
   if (!rows.ok()) {
     ReportError("read");
     const absl::Status error =
@@ -1017,6 +1227,62 @@ absl::Status PostgresStore::DeleteExpired(Connection& connection) {
   }
 }
 
+absl::Status PostgresStore::Heartbeat(Connection& connection) {
+  REMEX_RETURN_IF_ERROR(
+      connection.Run(kHeartbeatStatement, {options_.replica_name}));
+  REMEX_ASSIGN_OR_RETURN(
+      Result live,
+      connection.Exec(kLiveReplicasStatement, {MicrosParam(options_.lease)}));
+  live_replicas_.store(std::max<int64_t>(1, live.GetInt(0, 0)),
+                       std::memory_order_relaxed);
+  if (options_.observer != nullptr) {
+    options_.observer->OnLiveReplicas(live_replicas_.load());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PostgresStore::RecoverLostReplicas(Connection& connection) {
+  REMEX_RETURN_IF_ERROR(connection.Run("BEGIN"));
+  auto round = [&]() -> absl::StatusOr<std::optional<Result>> {
+    // One replica at a time: the others skip this round.
+    REMEX_ASSIGN_OR_RETURN(
+        Result locked,
+        connection.Exec("SELECT pg_try_advisory_xact_lock($1::bigint)",
+                        {absl::StrCat(internal::kLeaseLockKey)}));
+    if (!locked.GetBool(0, 0)) return std::nullopt;
+    REMEX_ASSIGN_OR_RETURN(
+        Result recovered,
+        connection.Exec(RecoverLostStatement(),
+                        {MicrosParam(options_.lease), options_.replica_name,
+                         MicrosParam(options_.default_ttl)}));
+    return std::optional<Result>(std::move(recovered));
+  };
+  absl::StatusOr<std::optional<Result>> recovered = round();
+  if (!recovered.ok()) {
+    if (!connection.Broken()) connection.Run("ROLLBACK").IgnoreError();
+    return recovered.status();
+  }
+  REMEX_RETURN_IF_ERROR(connection.Run("COMMIT"));
+  if (!recovered->has_value() || (*recovered)->GetInt(0, 0) == 0) {
+    return absl::OkStatus();
+  }
+  const Result& row = **recovered;
+  double silent_seconds = 0;
+  if (!absl::SimpleAtod(row.Get(0, 1), &silent_seconds)) silent_seconds = 0;
+  const int64_t ended = row.GetInt(0, 2);
+  const int64_t requeued = row.GetInt(0, 3);
+  Log(absl::StrCat(row.GetInt(0, 0), " replica(s) lost (no heartbeat for ",
+                   absl::FormatDuration(absl::Seconds(silent_seconds)),
+                   ", lease ", absl::FormatDuration(options_.lease),
+                   "): ", requeued, " running task(s) queued again, ", ended,
+                   " ended"));
+  if (options_.observer != nullptr) {
+    options_.observer->OnReplicaLost(absl::Seconds(silent_seconds), ended);
+    if (requeued > 0) options_.observer->OnRequeued(requeued);
+  }
+  return absl::OkStatus();
+}
+
 void PostgresStore::MaintenanceLoop() {
   std::unique_ptr<Connection> connection;
   absl::Time last_attempt = absl::InfinitePast();
@@ -1039,18 +1305,193 @@ void PostgresStore::MaintenanceLoop() {
     const absl::Time now = absl::Now();
     if (now >= next_heartbeat) {
       next_heartbeat = now + options_.heartbeat_interval;
-      if (!connection->Run(kHeartbeatStatement, {options_.replica_name}).ok() &&
-          options_.observer != nullptr) {
-        options_.observer->OnDatabaseError("heartbeat");
-      }
+      if (!Heartbeat(*connection).ok()) ReportError("heartbeat");
     }
     if (now >= next_retention) {
       next_retention = now + options_.retention_interval;
-      absl::Status status = DeleteExpired(*connection);
-      if (!status.ok() && options_.observer != nullptr) {
-        options_.observer->OnDatabaseError("retention");
+      if (!RecoverLostReplicas(*connection).ok()) ReportError("lease");
+      if (!DeleteExpired(*connection).ok()) ReportError("retention");
+    }
+  }
+}
+
+// ----------------------------------------------------------------- signals
+
+bool PostgresStore::Shared() const {
+  return live_replicas_.load(std::memory_order_relaxed) > 1;
+}
+
+void PostgresStore::WakeSignals() {
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof(one)) < 0) {
+    // EAGAIN: the counter is full, so the thread is woken anyway.
+  }
+}
+
+void PostgresStore::Attach(executor::StoreRunner* runner) {
+  {
+    absl::MutexLock lock(&runner_mu_);
+    runner_ = runner;
+  }
+  if (runner != nullptr) MarkBacklog();
+}
+
+void PostgresStore::MarkBacklog() {
+  {
+    absl::MutexLock lock(&signal_mu_);
+    backlog_all_ = true;
+    any_backlog_.store(true, std::memory_order_relaxed);
+  }
+  claim_wanted_.store(true);
+  WakeSignals();
+}
+
+void PostgresStore::OnSlotFreed(const std::string& pool) {
+  if (!any_backlog_.load(std::memory_order_relaxed)) return;
+  {
+    absl::MutexLock lock(&signal_mu_);
+    if (!backlog_all_ && !backlog_.contains(pool)) return;
+  }
+  if (!claim_wanted_.exchange(true)) WakeSignals();
+}
+
+void PostgresStore::Claim(Connection& connection) {
+  absl::MutexLock runner_lock(&runner_mu_);
+  if (runner_ == nullptr) return;
+  std::vector<std::pair<std::string, int>> slots = runner_->FreeSlots();
+  for (const auto& [pool, free] : slots) {
+    {
+      absl::MutexLock lock(&signal_mu_);
+      if (!backlog_all_ && !backlog_.contains(pool)) continue;
+      // Until a claim finds fewer than it asked for, the pool may have
+      // more waiting.
+      backlog_.insert(pool);
+    }
+    if (free <= 0) continue;
+    absl::StatusOr<Result> rows = connection.Exec(
+        ClaimStatement(), {internal::SafeText(options_.replica_name),
+                           internal::SafeText(pool), absl::StrCat(free)});
+    if (!rows.ok()) {
+      ReportError("claim");
+      if (connection.Broken()) break;
+      continue;
+    }
+    std::vector<TaskSnapshot> tasks;
+    tasks.reserve(static_cast<size_t>(rows->rows()));
+    for (int row = 0; row < rows->rows(); ++row) {
+      absl::StatusOr<TaskSnapshot> task = RowToTask(*rows, row);
+      if (task.ok()) {
+        tasks.push_back(*std::move(task));
+      } else {
+        Log(absl::StrCat("cannot read a claimed task: ",
+                         task.status().message()));
       }
     }
+    if (rows->rows() < free) {
+      absl::MutexLock lock(&signal_mu_);
+      backlog_.erase(pool);
+    }
+    if (!tasks.empty()) runner_->RunClaimed(std::move(tasks));
+  }
+  absl::MutexLock lock(&signal_mu_);
+  backlog_all_ = false;
+  any_backlog_.store(!backlog_.empty(), std::memory_order_relaxed);
+}
+
+void PostgresStore::HandleSignals(const std::vector<std::string>& payloads) {
+  std::vector<std::string> ended;
+  std::vector<std::string> cancels;
+  bool unclaimed = false;
+  for (const std::string& payload : payloads) {
+    std::vector<std::string> words = absl::StrSplit(
+        absl::string_view(payload).substr(std::min<size_t>(2, payload.size())),
+        ' ', absl::SkipEmpty());
+    switch (payload.empty() ? '\0' : payload[0]) {
+      case 'e':
+        std::move(words.begin(), words.end(), std::back_inserter(ended));
+        break;
+      case 'c': {
+        // "c ID REPLICA": the replica's name may hold spaces.
+        const size_t space = payload.find(' ', 2);
+        if (space != std::string::npos &&
+            payload.substr(space + 1) ==
+                internal::SafeText(options_.replica_name)) {
+          cancels.push_back(payload.substr(2, space - 2));
+        }
+        break;
+      }
+      case 'q': {
+        absl::MutexLock lock(&signal_mu_);
+        for (std::string& pool : words) backlog_.insert(std::move(pool));
+        any_backlog_.store(true, std::memory_order_relaxed);
+        unclaimed = true;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  if (unclaimed) claim_wanted_.store(true);
+  if (ended.empty() && cancels.empty()) return;
+  absl::MutexLock runner_lock(&runner_mu_);
+  if (runner_ == nullptr) return;
+  if (!ended.empty()) runner_->OnEnded(std::move(ended));
+  for (const std::string& id : cancels) runner_->OnCancelRequested(id);
+}
+
+void PostgresStore::SignalLoop() {
+  std::unique_ptr<Connection> connection;
+  absl::Duration backoff = kFirstBackoff;
+  absl::Time next_poll = absl::Now();
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) break;
+    }
+    if (connection == nullptr || connection->Broken()) {
+      connection.reset();
+      absl::StatusOr<std::unique_ptr<Connection>> connected =
+          Connection::Connect(options_.url, options_.connect_timeout);
+      absl::Status listening =
+          connected.ok()
+              ? (*connected)->Run(absl::StrCat("LISTEN ", internal::kChannel))
+              : connected.status();
+      if (!listening.ok()) {
+        ReportError("listen");
+        absl::MutexLock lock(&mu_);
+        const absl::Time deadline = absl::Now() + backoff;
+        while (!stopping_ && absl::Now() < deadline) {
+          stop_cv_.WaitWithDeadline(&mu_, deadline);
+        }
+        backoff = std::min(backoff * 2, kMaxBackoff);
+        continue;
+      }
+      connection = *std::move(connected);
+      backoff = kFirstBackoff;
+      // Signals sent while nobody listened are lost: look at everything.
+      MarkBacklog();
+      absl::MutexLock runner_lock(&runner_mu_);
+      if (runner_ != nullptr) runner_->OnEnded({});
+    }
+    if (absl::Now() >= next_poll) {
+      next_poll = absl::Now() + options_.claim_poll;
+      MarkBacklog();
+    }
+    if (claim_wanted_.exchange(false)) Claim(*connection);
+    if (connection->Broken()) continue;
+    absl::StatusOr<std::vector<std::string>> payloads =
+        connection->WaitForNotifications(
+            std::max(absl::ZeroDuration(), next_poll - absl::Now()), wake_fd_);
+    uint64_t wakes = 0;
+    if (read(wake_fd_, &wakes, sizeof(wakes)) < 0) {
+      // EAGAIN: nobody woke it.
+    }
+    if (!payloads.ok()) {
+      ReportError("listen");
+      connection.reset();
+      continue;
+    }
+    HandleSignals(*payloads);
   }
 }
 

@@ -6,8 +6,17 @@
 // pending in one transaction (group commit: a multi-row statement per kind
 // of write); a callback thread answers each committed batch while the
 // writer commits the next; `readers` threads with a connection each answer
-// Get, List and Erase; a maintenance thread deletes expired tasks and
-// writes this replica's heartbeat.
+// Get, List, Erase and cancels of tasks held elsewhere; a maintenance
+// thread deletes expired tasks, writes this replica's heartbeat and
+// re-queues the tasks of replicas whose lease ran out; a signal thread
+// LISTENs for the other replicas' signals (ends, cancels, unclaimed work)
+// and claims queued tasks for this replica's free slots.
+//
+// Replicas signal each other with NOTIFY on one channel (statements.h),
+// sent by the statement that commits what they announce (so a signal is
+// never heard before its cause is visible), at most once per group commit
+// and kind: a transaction that NOTIFYs takes a database-wide lock at
+// commit, which serializes such commits.
 #ifndef REMEX_SERVER_STORE_POSTGRES_POSTGRES_STORE_H_
 #define REMEX_SERVER_STORE_POSTGRES_POSTGRES_STORE_H_
 
@@ -22,6 +31,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -57,6 +67,15 @@ struct PostgresStoreOptions {
   absl::Duration connect_timeout = absl::Seconds(5);
   // How often this replica's heartbeat is written.
   absl::Duration heartbeat_interval = absl::Seconds(2);
+  // A replica whose heartbeat is older than this is lost: its tasks are
+  // queued again (or end WORKER_LOST when their attempts are spent).
+  absl::Duration lease = absl::Seconds(10);
+  // Retention of tasks ended here in SQL (a cancel, a lost replica) when
+  // the task sets no ttl: the server's default.
+  absl::Duration default_ttl = absl::Minutes(10);
+  // How often the signal thread claims without having heard of work (in
+  // case a signal was missed).
+  absl::Duration claim_poll = absl::Seconds(1);
   // How long the destructor goes on committing what is pending.
   absl::Duration drain_timeout = absl::Seconds(5);
 };
@@ -95,9 +114,12 @@ class PostgresStore final : public executor::Store {
   PostgresStore& operator=(const PostgresStore&) = delete;
   ~PostgresStore() override;
 
-  void Insert(executor::TaskSnapshot task, InsertDone done) override;
-  void Update(executor::TaskSnapshot task, absl::Time expire_at,
+  void Insert(executor::TaskSnapshot task, bool run_here,
+              InsertDone done) override;
+  void Update(executor::TaskSnapshot task, absl::Time expire_at, bool release,
               UpdateDone done) override;
+  void RequestCancel(std::string id, executor::Visibility visibility,
+                     GetDone done) override;
   void Erase(std::string id, executor::Visibility visibility,
              EraseDone done) override;
   void Get(std::string id, executor::Visibility visibility,
@@ -105,6 +127,11 @@ class PostgresStore final : public executor::Store {
   void List(executor::ListQuery query, executor::Visibility visibility,
             ListDone done) override;
   absl::StatusOr<std::vector<executor::TaskSnapshot>> LoadUnfinished() override;
+  void Attach(executor::StoreRunner* runner) override
+      ABSL_LOCKS_EXCLUDED(runner_mu_, signal_mu_);
+  void OnSlotFreed(const std::string& pool) override
+      ABSL_LOCKS_EXCLUDED(signal_mu_);
+  bool Shared() const override;
   bool CanCommit() const override;
 
   // One line for the server's log: the URL without its password, the
@@ -115,6 +142,8 @@ class PostgresStore final : public executor::Store {
   struct Write {
     executor::TaskSnapshot task;
     bool insert = false;
+    bool run_here = true;  // inserts
+    bool release = false;  // updates
     absl::Time expire_at;  // updates
     InsertDone insert_done;
     UpdateDone update_done;
@@ -138,6 +167,7 @@ class PostgresStore final : public executor::Store {
   void ReaderLoop(int index);
   void MaintenanceLoop();
   void CallbackLoop();
+  void SignalLoop();
 
   // The writer's parts. Commits `batch` in one transaction; on success
   // fills `positions` (by index in `batch`, inserts only).
@@ -165,6 +195,21 @@ class PostgresStore final : public executor::Store {
 
   // The maintenance thread's parts.
   absl::Status DeleteExpired(internal::Connection& connection);
+  // Writes the heartbeat and counts the live replicas.
+  absl::Status Heartbeat(internal::Connection& connection);
+  // Re-queues (or ends) the tasks of replicas whose lease ran out.
+  absl::Status RecoverLostReplicas(internal::Connection& connection);
+
+  // The signal thread's parts. Claims queued tasks for the free slots of
+  // the pools that may have some waiting, and runs them.
+  void Claim(internal::Connection& connection) ABSL_LOCKS_EXCLUDED(runner_mu_);
+  // Acts on NOTIFY payloads.
+  void HandleSignals(const std::vector<std::string>& payloads)
+      ABSL_LOCKS_EXCLUDED(runner_mu_, signal_mu_);
+  // Every pool may have queued tasks waiting (after a missed signal).
+  void MarkBacklog() ABSL_LOCKS_EXCLUDED(signal_mu_);
+  // Wakes the signal thread.
+  void WakeSignals();
 
   // Runs the callbacks of a committed `batch`: inserts get their
   // positions (0: ALREADY_EXISTS), updates their done.
@@ -185,6 +230,25 @@ class PostgresStore final : public executor::Store {
   std::unique_ptr<internal::Connection> writer_connection_;
 
   std::atomic<bool> can_commit_{true};
+  // Replicas whose heartbeat is within the lease, this one included.
+  std::atomic<int64_t> live_replicas_{1};
+  // An eventfd that wakes the signal thread.
+  int wake_fd_ = -1;
+
+  // Held while the signal thread calls runner_ (and claims for it), so
+  // that Attach(nullptr) returns only once no call is in progress.
+  absl::Mutex runner_mu_ ABSL_ACQUIRED_BEFORE(signal_mu_);
+  executor::StoreRunner* runner_ ABSL_GUARDED_BY(runner_mu_) = nullptr;
+
+  absl::Mutex signal_mu_;
+  // Pools that may have unclaimed queued tasks; all of them when
+  // backlog_all_.
+  absl::flat_hash_set<std::string> backlog_ ABSL_GUARDED_BY(signal_mu_);
+  bool backlog_all_ ABSL_GUARDED_BY(signal_mu_) = true;
+  // !backlog_.empty() || backlog_all_, read without the lock.
+  std::atomic<bool> any_backlog_{true};
+  // Set to make the signal thread claim.
+  std::atomic<bool> claim_wanted_{true};
 
   mutable absl::Mutex mu_;
   std::deque<Write> writes_ ABSL_GUARDED_BY(mu_);
@@ -199,6 +263,8 @@ class PostgresStore final : public executor::Store {
   // Past it, the writer gives up on what is pending.
   absl::Time drain_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   bool writer_done_ ABSL_GUARDED_BY(mu_) = false;
+  // Set by the writer when it stopped with every write committed.
+  bool all_committed_ ABSL_GUARDED_BY(mu_) = false;
   // Set once the other threads are joined: the callback thread finishes.
   bool callbacks_stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Why the store cannot commit, for the inserts it refuses.
@@ -214,6 +280,7 @@ class PostgresStore final : public executor::Store {
   std::vector<std::thread> readers_;
   std::thread maintenance_;
   std::thread callbacks_;
+  std::thread signals_;
 };
 
 }  // namespace remex::store

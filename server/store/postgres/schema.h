@@ -15,6 +15,7 @@ namespace remex::store::internal {
 // application of the database: these are "remex" + a number).
 inline constexpr int64_t kMigrationLockKey = 0x72656d6578000001;
 inline constexpr int64_t kRetentionLockKey = 0x72656d6578000002;
+inline constexpr int64_t kLeaseLockKey = 0x72656d6578000003;
 
 // The schema version this build knows: the number of its migrations.
 int SchemaVersion();
