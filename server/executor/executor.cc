@@ -108,6 +108,7 @@ absl::Status Executor::StartPools() {
     }
     REMEX_ASSIGN_OR_RETURN(std::unique_ptr<Pool> pool,
                            CreatePool(config, *this, options_.pool_factories));
+    committing_.emplace(pool.get(), std::make_unique<std::atomic<int64_t>>(0));
     pools_.emplace(config.name, std::move(pool));
   }
   default_pool_ = pools_.contains(kDefaultPoolName)
@@ -261,12 +262,15 @@ void Executor::SubmitDurably(TaskSpec spec, const Caller& caller,
   // Kept here when the pool has room, or when no other replica could run
   // it; else left to whichever replica has room first.
   const bool run_here = !store_->Shared() || FreeSlotsOf(*admission->pool) > 0;
+  std::atomic<int64_t>& committing = *committing_.at(admission->pool);
+  if (run_here) committing.fetch_add(1, std::memory_order_relaxed);
   store_->Insert(
       std::move(row), run_here,
       [this, lifeline = lifeline_, accepted = std::move(accepted), run_here,
-       admission = *admission, listener, tag,
+       admission = *admission, listener, tag, &committing,
        done = std::move(done)](absl::StatusOr<uint64_t> position) mutable {
         const absl::Time committed = absl::Now();
+        if (run_here) committing.fetch_sub(1, std::memory_order_relaxed);
         absl::ReaderMutexLock lock(&lifeline->mu);
         if (!lifeline->alive) {
           return done(absl::UnavailableError("the server is shutting down"));
@@ -885,12 +889,13 @@ void Executor::OnCancelRequested(const std::string& id) {
   }
 }
 
-int Executor::FreeSlotsOf(const Pool& pool) {
+int Executor::FreeSlotsOf(const Pool& pool) const {
   const PoolStats stats = pool.Stats();
   // Room for a task per worker beyond those it runs: one round of work
   // waits here, the rest in the store for whichever replica is free.
   const int64_t free = int64_t{2} * pool.config().workers - stats.busy -
-                       static_cast<int64_t>(stats.queued);
+                       static_cast<int64_t>(stats.queued) -
+                       committing_.at(&pool)->load(std::memory_order_relaxed);
   return static_cast<int>(std::max<int64_t>(0, free));
 }
 

@@ -226,8 +226,10 @@ class Executor : private TaskRunner, private StoreRunner {
   void RunClaimed(std::vector<TaskSnapshot> tasks) override;
   void OnEnded(std::vector<std::string> ids) override;
   void OnCancelRequested(const std::string& id) override;
-  // Whether `pool` has an idle worker for one more task.
-  static int FreeSlotsOf(const Pool& pool);
+  // How many more tasks `pool` takes here: a task per worker beyond those
+  // it runs, less those queued and those accepted here whose insert is
+  // being committed.
+  int FreeSlotsOf(const Pool& pool) const;
   // Runs `callback` with task `id`'s terminal snapshot once the store
   // says it ended (the task is held by another replica, or none).
   void WaitElsewhere(const std::string& id, DoneCallback callback);
@@ -292,6 +294,10 @@ class Executor : private TaskRunner, private StoreRunner {
   const std::shared_ptr<Lifeline> lifeline_ = std::make_shared<Lifeline>();
   TaskTable table_;
   absl::flat_hash_map<std::string, std::unique_ptr<Pool>> pools_;
+  // Per pool: tasks accepted to run here whose insert is not committed
+  // yet. Filled by StartPools, then only read (the counts change).
+  absl::flat_hash_map<const Pool*, std::unique_ptr<std::atomic<int64_t>>>
+      committing_;
   std::string default_pool_;
   // Filled by Create, then only read.
   absl::flat_hash_map<std::pair<const Pool*, const FunctionSpec*>,
