@@ -101,6 +101,7 @@ FIXTURES = os.path.join(HERE, "fixtures")
 YAMLLINT_CONFIG = os.path.join(HERE, "yamllint.yaml")
 VALIDATE_JS = os.path.join(HERE, "validate_k8s.js")
 DOCKERFILE = os.path.join(REPO, "Dockerfile")
+CHART_README = os.path.join(CHART, "README.md")
 RUNTIME_PACKAGES = os.path.join(REPO, "scripts", "runtime-packages.txt")
 
 RENDERER = None
@@ -981,6 +982,43 @@ class RenderTest(unittest.TestCase):
         self.assertIn("-cert client.crt -key client.key", notes)
         self.assertIn("-servername remex.default.svc", notes)
 
+    def test_readme_scales_on_real_metrics(self):
+        """The KEDA ScaledObject of the chart README queries metrics that
+        the server exports (monitoring/*.cc names them), summed over all
+        replicas (each reports only its own queue), and targets the
+        chart's Deployment."""
+        exported = set()
+        monitoring = os.path.join(REPO, "monitoring")
+        for name in os.listdir(monitoring):
+            if name.endswith(".cc"):
+                with open(os.path.join(monitoring, name),
+                          encoding="utf-8") as f:
+                    exported |= set(re.findall(r'"(remex_[a-z_]+)"', f.read()))
+        self.assertIn("remex_pool_queue_depth", exported)
+        scaled = [doc for doc in readme_yaml_blocks()
+                  if isinstance(doc, dict) and doc.get("kind") == "ScaledObject"]
+        self.assertEqual(len(scaled), 1)
+        spec = scaled[0]["spec"]
+        self.assertEqual(spec["scaleTargetRef"]["name"], "remex")
+        self.assertGreaterEqual(spec["minReplicaCount"], 1)
+        queries = [t["metadata"]["query"] for t in spec["triggers"]
+                   if t["type"] == "prometheus"]
+        self.assertIn("remex_pool_queue_depth", " ".join(queries))
+        for query in queries:
+            with self.subTest(query):
+                self.assertTrue(query.startswith("sum("), query)
+                for metric in re.findall(r"\bremex_[a-z_]+", query):
+                    self.assertIn(metric, exported)
+        # The CloudNativePG Cluster's app Secret is what the values use.
+        cluster = [doc for doc in readme_yaml_blocks()
+                   if isinstance(doc, dict) and doc.get("kind") == "Cluster"]
+        self.assertEqual(len(cluster), 1)
+        self.assertEqual(cluster[0]["apiVersion"], "postgresql.cnpg.io/v1")
+        stores = [doc["store"] for doc in readme_yaml_blocks()
+                  if isinstance(doc, dict) and "store" in doc]
+        self.assertIn({"existingSecret": cluster[0]["metadata"]["name"] +
+                       "-app", "existingSecretKey": "uri"}, stores)
+
     def test_every_document_names_its_source(self):
         text, _ = Rendered.of(FULL_VALUES)
         sources = split_sources(text)
@@ -990,6 +1028,14 @@ class RenderTest(unittest.TestCase):
             if not name.startswith("_") and name != "NOTES.txt")
         self.assertEqual(sorted(sources), templates,
                          "the full options render every template")
+
+
+def readme_yaml_blocks():
+    """The YAML blocks of the chart README, parsed (one document each)."""
+    with open(CHART_README, encoding="utf-8") as f:
+        text = f.read()
+    return [yaml.safe_load(block)
+            for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
 
 
 def secret_data(secret):
@@ -1073,6 +1119,21 @@ class ValuesSchemaTest(unittest.TestCase):
                 values = self.merged()
                 merge(values, override)
                 self.assertEqual(self.errors(values), [])
+
+    def test_chart_readme_values(self):
+        """Every values example of the chart README (the YAML blocks that
+        are not Kubernetes objects nor a client's pod spec) passes the
+        schema over the defaults."""
+        checked = 0
+        for doc in readme_yaml_blocks():
+            if not isinstance(doc, dict) or "apiVersion" in doc or "env" in doc:
+                continue
+            with self.subTest(doc=doc):
+                values = self.merged()
+                merge(values, doc)
+                self.assertEqual(self.errors(values), [])
+                checked += 1
+        self.assertGreaterEqual(checked, 10)
 
     def test_bad_values(self):
         base = self.merged()
