@@ -5,7 +5,8 @@ The chart is rendered by tests/helm/render (Go text/template + sprig, what
 Helm runs) for the least secure values (tests/helm/values/auth-values.yaml:
 the defaults alone refuse to render an open server), for each way of
 securing it (tokens from values or a Secret, TLS, mTLS, cert-manager), for
-security.mode: insecure, and for every option switched on, and:
+security.mode: insecure, for replicas on a shared store (three, or an
+autoscaler), and for every option switched on, and:
 
   RenderTest            the rendered objects follow the chart's promises
                         (labels, probes, security, grace periods, who may
@@ -981,6 +982,26 @@ class RenderTest(unittest.TestCase):
         self.assertNotIn("-plaintext", notes)
         self.assertIn("-cert client.crt -key client.key", notes)
         self.assertIn("-servername remex.default.svc", notes)
+
+    def test_notes_say_where_tasks_live(self):
+        """The notes name the store and the replicas, or say that with the
+        memory store there is one and how to get more."""
+        notes = render(AUTH_VALUES, notes=True)
+        self.assertIn("One replica, and tasks live in its memory", notes)
+        self.assertIn("set store.existingSecret", notes)
+        notes = render(REPLICAS_VALUES, notes=True)
+        self.assertIn("Tasks live in PostgreSQL (the URL from Secret "
+                      "remex-postgres, key uri)", notes)
+        self.assertIn("Replicas: 3 on this database", notes)
+        self.assertIn("hands its queued tasks back", notes)
+        notes = render(AUTOSCALING_VALUES, notes=True)
+        self.assertIn("Replicas: 2 to 8 (HorizontalPodAutoscaler remex)",
+                      notes)
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {
+                "autoscaling": {"external": True}})
+            notes = render(STORE_VALUES, values, notes=True)
+        self.assertIn("Replicas: as your autoscaler sets them", notes)
 
     def test_readme_scales_on_real_metrics(self):
         """The KEDA ScaledObject of the chart README queries metrics that
