@@ -5,7 +5,8 @@ The chart is rendered by tests/helm/render (Go text/template + sprig, what
 Helm runs) for the least secure values (tests/helm/values/auth-values.yaml:
 the defaults alone refuse to render an open server), for each way of
 securing it (tokens from values or a Secret, TLS, mTLS, cert-manager), for
-security.mode: insecure, and for every option switched on, and:
+security.mode: insecure, for replicas on a shared store (three, or an
+autoscaler), and for every option switched on, and:
 
   RenderTest            the rendered objects follow the chart's promises
                         (labels, probes, security, grace periods, who may
@@ -72,6 +73,9 @@ TLS_VALUES = os.path.join(VALUES_DIR, "tls.yaml")
 MTLS_VALUES = os.path.join(VALUES_DIR, "mtls.yaml")
 CERT_MANAGER_VALUES = os.path.join(VALUES_DIR, "cert-manager.yaml")
 STORE_VALUES = os.path.join(VALUES_DIR, "store.yaml")
+# Several replicas on one database, and an autoscaler over them.
+REPLICAS_VALUES = os.path.join(VALUES_DIR, "replicas.yaml")
+AUTOSCALING_VALUES = os.path.join(VALUES_DIR, "autoscaling.yaml")
 INSECURE_VALUES = os.path.join(VALUES_DIR, "insecure.yaml")
 # Every rendering the schema, Kubernetes and yamllint tests check.
 CASES = {
@@ -81,6 +85,8 @@ CASES = {
     "mtls": (MTLS_VALUES,),
     "cert-manager": (CERT_MANAGER_VALUES,),
     "store": (STORE_VALUES,),
+    "replicas": (REPLICAS_VALUES,),
+    "autoscaling": (AUTOSCALING_VALUES,),
     "insecure": (INSECURE_VALUES,),
     "full": (FULL_VALUES,),
     "server-run": (SERVER_RUN_VALUES,),
@@ -96,6 +102,7 @@ FIXTURES = os.path.join(HERE, "fixtures")
 YAMLLINT_CONFIG = os.path.join(HERE, "yamllint.yaml")
 VALIDATE_JS = os.path.join(HERE, "validate_k8s.js")
 DOCKERFILE = os.path.join(REPO, "Dockerfile")
+CHART_README = os.path.join(CHART, "README.md")
 RUNTIME_PACKAGES = os.path.join(REPO, "scripts", "runtime-packages.txt")
 
 RENDERER = None
@@ -214,7 +221,6 @@ class RenderTest(unittest.TestCase):
         spec = deployment["spec"]
         pod = spec["template"]["spec"]
         selector = spec["selector"]["matchLabels"]
-        self.assertLessEqual(spec["replicas"], 1)
         for key, value in selector.items():
             self.assertEqual(spec["template"]["metadata"]["labels"][key], value)
         self.assertNotIn("app.kubernetes.io/version", selector,
@@ -293,12 +299,59 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(pre_stop[0], "/bin/sleep")
         self.assertGreaterEqual(pod["terminationGracePeriodSeconds"],
                                 int(pre_stop[1]) + grace + 3 + 2)
+        # With a store, after the grace the server hands its running tasks
+        # back; if the database hangs it exits 1 at grace + 20 s. The
+        # kubelet must not kill it before.
+        store = "REMEX_STORE" in [e["name"] for e in container.get("env", [])]
+        if store:
+            self.assertGreaterEqual(pod["terminationGracePeriodSeconds"],
+                                    int(pre_stop[1]) + grace + 20 + 2)
+        # The pod names itself by its host name (the pod name): one name
+        # per replica. A name in the command line or the config would be
+        # shared by every replica.
+        self.assertIsNone(flag_value(args, "--replica-name"))
 
-        # Scaling: nothing may run a second replica.
-        self.assertNotIn("HorizontalPodAutoscaler", by_kind(objects))
-        pdb = one(objects, "PodDisruptionBudget")
-        self.assertEqual(pdb["spec"]["selector"]["matchLabels"], selector)
+        self.check_scaling(objects, deployment, store, selector)
         return deployment, config
+
+    def check_scaling(self, objects, deployment, store, selector):
+        """More than one replica, or an autoscaler, only on a store (with
+        the memory store a task lives in the replica that accepted it); an
+        autoscaled Deployment has no replicas field for helm upgrade to
+        reset; the PodDisruptionBudget lets a drain evict a pod."""
+        spec = deployment["spec"]
+        hpas = by_kind(objects).get("HorizontalPodAutoscaler", [])
+        if not store:
+            self.assertLessEqual(spec["replicas"], 1)
+            self.assertEqual(hpas, [])
+        for hpa in hpas:
+            self.assertEqual(hpa["apiVersion"], "autoscaling/v2")
+            self.assertEqual(hpa["spec"]["scaleTargetRef"], {
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "name": deployment["metadata"]["name"]})
+            self.assertNotIn("replicas", spec, "the HPA sets them")
+            self.assertLessEqual(hpa["spec"]["minReplicas"],
+                                 hpa["spec"]["maxReplicas"])
+        if "replicas" in spec:
+            replicas = [spec["replicas"]]
+        elif hpas:
+            replicas = [hpas[0]["spec"]["minReplicas"],
+                        hpas[0]["spec"]["maxReplicas"]]
+        else:
+            replicas = []  # An autoscaler of the operator's (KEDA).
+        pdbs = [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+        for pdb in pdbs:
+            self.assertEqual(pdb["spec"]["selector"]["matchLabels"], selector)
+            # Voluntary evictions (node drains) are possible with more than
+            # one replica: the budget never asks for all of them.
+            budget = pdb["spec"]
+            if "maxUnavailable" in budget:
+                self.assertNotIn(budget["maxUnavailable"], (0, "0%"))
+            elif isinstance(budget["minAvailable"], int):
+                for count in replicas:
+                    if count > 1:
+                        self.assertLess(budget["minAvailable"], count)
+        return replicas
 
     def check_security(self, objects, container, volumes, selector):
         """Callers authenticate unless the command line says --insecure;
@@ -420,7 +473,8 @@ class RenderTest(unittest.TestCase):
         deployment, config = self.check_common(objects)
         kinds = by_kind(objects)
         self.assertEqual(sorted(kinds), [
-            "Certificate", "ConfigMap", "Deployment", "NetworkPolicy",
+            "Certificate", "ConfigMap", "Deployment",
+            "HorizontalPodAutoscaler", "NetworkPolicy",
             "PodDisruptionBudget", "PrometheusRule", "Secret", "Service",
             "ServiceAccount", "ServiceMonitor"])
         pod = deployment["spec"]["template"]
@@ -438,8 +492,20 @@ class RenderTest(unittest.TestCase):
             "--tls-client-ca=/var/run/secrets/remex/client-ca/ca.crt",
             "--enable-test-functions",
         ])
+        # A store: the margin is storeExtraSeconds (30), not extraSeconds.
         self.assertEqual(pod["spec"]["terminationGracePeriodSeconds"],
-                         10 + 60 + 15)
+                         10 + 60 + 30)
+        self.assertNotIn("replicas", deployment["spec"])
+        self.assertEqual(deployment["spec"]["strategy"], {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}})
+        hpa = one(objects, "HorizontalPodAutoscaler")["spec"]
+        self.assertEqual((hpa["minReplicas"], hpa["maxReplicas"]), (3, 12))
+        self.assertEqual(hpa["metrics"], [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization",
+                                      "averageUtilization": 60}}}])
+        self.assertEqual(hpa["behavior"], {"scaleDown": {
+            "stabilizationWindowSeconds": 900}})
         self.assertTrue(container["image"].endswith("@sha256:" + "0123456789abcdef" * 4))
         annotations = pod["metadata"]["annotations"]
         self.assertEqual(annotations["prometheus.io/scrape"], "true")
@@ -538,12 +604,120 @@ class RenderTest(unittest.TestCase):
             "secretKeyRef": {"name": "remex-postgres", "key": "uri"}})
         self.assertNotIn("--store", container["args"],
                          "the URL holds a password: never in the spec")
-        self.assertEqual(one(objects, "Deployment")["spec"]["strategy"],
-                         {"type": "Recreate"},
-                         "two servers must not share the database yet")
-        _, _, plain, _ = self.pod(AUTH_SECRET_VALUES)
+        # Replicas share the database: no Recreate; the chart's strategy.
+        spec = one(objects, "Deployment")["spec"]
+        self.assertEqual(spec["strategy"], {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+        self.assertEqual(spec["replicas"], 1)
+        # preStop 5 + grace 10 + storeExtraSeconds 25: the hand-back of the
+        # tasks still running, and the server's 20 s bound when the
+        # database hangs; without a store, extraSeconds (10).
+        self.assertEqual(spec["template"]["spec"]
+                         ["terminationGracePeriodSeconds"], 5 + 10 + 25)
+        _, plain_pod, plain, _ = self.pod(AUTH_SECRET_VALUES)
         self.assertNotIn("REMEX_STORE",
                          [e["name"] for e in plain.get("env", [])])
+        self.assertEqual(plain_pod["terminationGracePeriodSeconds"],
+                         5 + 10 + 10)
+
+    def test_replicas_share_a_store(self):
+        """replicas.yaml: three replicas on one database roll one pod at a
+        time, and node drains evict one at a time."""
+        objects, pod, container, _ = self.pod(REPLICAS_VALUES)
+        deployment = one(objects, "Deployment")
+        spec = deployment["spec"]
+        self.assertEqual(spec["replicas"], 3)
+        self.assertEqual(spec["strategy"], {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})
+        self.assertNotIn("HorizontalPodAutoscaler", by_kind(objects))
+        pdb = one(objects, "PodDisruptionBudget")["spec"]
+        self.assertEqual(pdb["maxUnavailable"], 1)
+        self.assertNotIn("minAvailable", pdb)
+        env = {e["name"]: e for e in container["env"]}
+        self.assertEqual(env["REMEX_STORE"]["valueFrom"], {
+            "secretKeyRef": {"name": "remex-postgres", "key": "uri"}})
+        self.assertEqual(pod["terminationGracePeriodSeconds"], 5 + 10 + 25)
+        config = yaml.safe_load(one(objects, "ConfigMap")["data"][
+            "config.yaml"])
+        self.assertEqual(config["replica_lease"], "15s")
+        self.assertNotIn("replica_name", config)
+        # A larger storeExtraSeconds, or a larger extraSeconds, wins.
+        with tempfile.TemporaryDirectory() as tmp:
+            for extra, store_extra, expected in ((10, 40, 40), (50, 25, 50)):
+                values = write_values(tmp, "v.yaml", {"shutdown": {
+                    "extraSeconds": extra, "storeExtraSeconds": store_extra}})
+                objects = load_objects(render(REPLICAS_VALUES, values))
+                self.assertEqual(
+                    one(objects, "Deployment")["spec"]["template"]["spec"][
+                        "terminationGracePeriodSeconds"], 5 + 10 + expected)
+
+    def test_more_replicas_need_a_store(self):
+        """With the memory store a task lives in the replica that accepted
+        it: two replicas (or an autoscaler) fail the render, saying why and
+        what to set."""
+        with tempfile.TemporaryDirectory() as tmp:
+            two = write_values(tmp, "two.yaml", {"replicaCount": 2})
+            with self.assertRaises(RenderError) as failed:
+                render(AUTH_VALUES, two)
+            message = str(failed.exception)
+            for words in ("replicaCount: at most 1 with the memory store",
+                          "NOT_FOUND", "set store.existingSecret"):
+                self.assertIn(words, message)
+            for autoscaling in ({"enabled": True}, {"external": True}):
+                with self.subTest(autoscaling):
+                    path = write_values(tmp, "a.yaml",
+                                        {"autoscaling": autoscaling})
+                    with self.assertRaisesRegex(
+                            RenderError,
+                            "autoscaling needs store.existingSecret"):
+                        render(AUTH_VALUES, path)
+            # 0 (parked) and 1 render without a store.
+            for count in (0, 1):
+                path = write_values(tmp, "n.yaml", {"replicaCount": count})
+                objects = load_objects(render(AUTH_VALUES, path))
+                self.assertEqual(one(objects, "Deployment")["spec"][
+                    "replicas"], count)
+
+    def test_autoscaler(self):
+        """autoscaling.yaml: an HPA on CPU and memory over replicas on one
+        database; the Deployment leaves its replicas to it."""
+        objects, _, _, _ = self.pod(AUTOSCALING_VALUES)
+        spec = one(objects, "Deployment")["spec"]
+        self.assertNotIn("replicas", spec, "helm upgrade would reset them")
+        self.assertEqual(spec["strategy"]["type"], "RollingUpdate")
+        hpa = one(objects, "HorizontalPodAutoscaler")
+        self.assertEqual(hpa["metadata"]["name"], "remex")
+        self.assertEqual(hpa["spec"], {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                               "name": "remex"},
+            "minReplicas": 2,
+            "maxReplicas": 8,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {
+                    "type": "Utilization", "averageUtilization": 75}}},
+                {"type": "Resource", "resource": {"name": "memory", "target": {
+                    "type": "Utilization", "averageUtilization": 85}}},
+            ],
+            "behavior": {"scaleDown": {
+                "stabilizationWindowSeconds": 600,
+                "policies": [{"type": "Pods", "value": 1,
+                              "periodSeconds": 120}]}},
+        })
+        self.assertEqual(one(objects, "PodDisruptionBudget")["spec"][
+            "maxUnavailable"], 1)
+
+    def test_external_autoscaler(self):
+        """autoscaling.external (KEDA): no replicas field, and no HPA of the
+        chart's to fight KEDA's."""
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {
+                "autoscaling": {"external": True}})
+            objects = load_objects(render(STORE_VALUES, values))
+        self.check_common(objects)
+        self.assertNotIn("replicas", one(objects, "Deployment")["spec"])
+        self.assertNotIn("HorizontalPodAutoscaler", by_kind(objects))
 
     def test_tls_from_a_secret(self):
         objects, _, container, volumes = self.pod(TLS_VALUES)
@@ -690,8 +864,32 @@ class RenderTest(unittest.TestCase):
     def test_renderer_refuses_what_the_chart_forbids(self):
         """Without the schema too (e.g. helm --skip-schema-validation)."""
         token = {"name": "a", "token_sha256": "0" * 64}
+        store = {"existingSecret": "pg", "existingSecretKey": "uri"}
         cases = {
             "replicaCount": ({"replicaCount": 2}, "at most 1"),
+            "an autoscaler without a store": (
+                {"autoscaling": {"enabled": True}},
+                "autoscaling needs store.existingSecret"),
+            "KEDA without a store": (
+                {"autoscaling": {"external": True}},
+                "autoscaling needs store.existingSecret"),
+            "two autoscalers": (
+                {"store": store, "autoscaling": {"enabled": True,
+                                                 "external": True}},
+                "keep one"),
+            "maxReplicas below minReplicas": (
+                {"store": store, "autoscaling": {
+                    "enabled": True, "minReplicas": 4, "maxReplicas": 3}},
+                "autoscaling.maxReplicas: at least autoscaling.minReplicas"),
+            "an autoscaler without a target": (
+                {"store": store, "autoscaling": {
+                    "enabled": True, "targetCPUUtilizationPercentage": None}},
+                "targetCPUUtilizationPercentage or "
+                "targetMemoryUtilizationPercentage"),
+            "a CPU target without a CPU request": (
+                {"store": store, "autoscaling": {"enabled": True},
+                 "resources": {"requests": None}},
+                "needs resources.requests.cpu"),
             "plugins": ({"plugins": {"enabled": True, "files": ["a.so"]}},
                         "plugins.volume"),
             "no auth, no mTLS": ({"auth": {"enabled": False}},
@@ -785,6 +983,63 @@ class RenderTest(unittest.TestCase):
         self.assertIn("-cert client.crt -key client.key", notes)
         self.assertIn("-servername remex.default.svc", notes)
 
+    def test_notes_say_where_tasks_live(self):
+        """The notes name the store and the replicas, or say that with the
+        memory store there is one and how to get more."""
+        notes = render(AUTH_VALUES, notes=True)
+        self.assertIn("One replica, and tasks live in its memory", notes)
+        self.assertIn("set store.existingSecret", notes)
+        notes = render(REPLICAS_VALUES, notes=True)
+        self.assertIn("Tasks live in PostgreSQL (the URL from Secret "
+                      "remex-postgres, key uri)", notes)
+        self.assertIn("Replicas: 3 on this database", notes)
+        self.assertIn("hands its queued tasks back", notes)
+        notes = render(AUTOSCALING_VALUES, notes=True)
+        self.assertIn("Replicas: 2 to 8 (HorizontalPodAutoscaler remex)",
+                      notes)
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {
+                "autoscaling": {"external": True}})
+            notes = render(STORE_VALUES, values, notes=True)
+        self.assertIn("Replicas: as your autoscaler sets them", notes)
+
+    def test_readme_scales_on_real_metrics(self):
+        """The KEDA ScaledObject of the chart README queries metrics that
+        the server exports (monitoring/*.cc names them), summed over all
+        replicas (each reports only its own queue), and targets the
+        chart's Deployment."""
+        exported = set()
+        monitoring = os.path.join(REPO, "monitoring")
+        for name in os.listdir(monitoring):
+            if name.endswith(".cc"):
+                with open(os.path.join(monitoring, name),
+                          encoding="utf-8") as f:
+                    exported |= set(re.findall(r'"(remex_[a-z_]+)"', f.read()))
+        self.assertIn("remex_pool_queue_depth", exported)
+        scaled = [doc for doc in readme_yaml_blocks()
+                  if isinstance(doc, dict) and doc.get("kind") == "ScaledObject"]
+        self.assertEqual(len(scaled), 1)
+        spec = scaled[0]["spec"]
+        self.assertEqual(spec["scaleTargetRef"]["name"], "remex")
+        self.assertGreaterEqual(spec["minReplicaCount"], 1)
+        queries = [t["metadata"]["query"] for t in spec["triggers"]
+                   if t["type"] == "prometheus"]
+        self.assertIn("remex_pool_queue_depth", " ".join(queries))
+        for query in queries:
+            with self.subTest(query):
+                self.assertTrue(query.startswith("sum("), query)
+                for metric in re.findall(r"\bremex_[a-z_]+", query):
+                    self.assertIn(metric, exported)
+        # The CloudNativePG Cluster's app Secret is what the values use.
+        cluster = [doc for doc in readme_yaml_blocks()
+                   if isinstance(doc, dict) and doc.get("kind") == "Cluster"]
+        self.assertEqual(len(cluster), 1)
+        self.assertEqual(cluster[0]["apiVersion"], "postgresql.cnpg.io/v1")
+        stores = [doc["store"] for doc in readme_yaml_blocks()
+                  if isinstance(doc, dict) and "store" in doc]
+        self.assertIn({"existingSecret": cluster[0]["metadata"]["name"] +
+                       "-app", "existingSecretKey": "uri"}, stores)
+
     def test_every_document_names_its_source(self):
         text, _ = Rendered.of(FULL_VALUES)
         sources = split_sources(text)
@@ -794,6 +1049,14 @@ class RenderTest(unittest.TestCase):
             if not name.startswith("_") and name != "NOTES.txt")
         self.assertEqual(sorted(sources), templates,
                          "the full options render every template")
+
+
+def readme_yaml_blocks():
+    """The YAML blocks of the chart README, parsed (one document each)."""
+    with open(CHART_README, encoding="utf-8") as f:
+        text = f.read()
+    return [yaml.safe_load(block)
+            for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
 
 
 def secret_data(secret):
@@ -862,14 +1125,69 @@ class ValuesSchemaTest(unittest.TestCase):
         for files in [()] + list(CASES.values()) + [(readme,)]:
             with self.subTest(files=files):
                 self.assertEqual(self.errors(self.merged(*files)), [])
+        # Many replicas, or an autoscaler, on a store; global (a parent
+        # chart's values, when this one is a subchart).
+        store = {"existingSecret": "pg", "existingSecretKey": "uri"}
+        for override in ({"store": store, "replicaCount": 50},
+                         {"store": store, "autoscaling": {"external": True}},
+                         {"store": store, "autoscaling": {
+                             "enabled": True,
+                             "targetCPUUtilizationPercentage": None,
+                             "targetMemoryUtilizationPercentage": 80}},
+                         {"replicaCount": 0},
+                         {"global": {"imageRegistry": "r.example.com"}}):
+            with self.subTest(override=override):
+                values = self.merged()
+                merge(values, override)
+                self.assertEqual(self.errors(values), [])
+
+    def test_chart_readme_values(self):
+        """Every values example of the chart README (the YAML blocks that
+        are not Kubernetes objects nor a client's pod spec) passes the
+        schema over the defaults."""
+        checked = 0
+        for doc in readme_yaml_blocks():
+            if not isinstance(doc, dict) or "apiVersion" in doc or "env" in doc:
+                continue
+            with self.subTest(doc=doc):
+                values = self.merged()
+                merge(values, doc)
+                self.assertEqual(self.errors(values), [])
+                checked += 1
+        self.assertGreaterEqual(checked, 10)
 
     def test_bad_values(self):
         base = self.merged()
         pool = base["config"]["pools"][0]
+        store = {"existingSecret": "pg", "existingSecretKey": "uri"}
         cases = [
             ("typo at the top", {"replicaCont": 1}, ""),
-            ("an autoscaler", {"autoscaling": {"enabled": True}}, ""),
+            ("an autoscaler without a store",
+             {"autoscaling": {"enabled": True}}, "autoscaling/enabled"),
+            ("KEDA without a store", {"autoscaling": {"external": True}},
+             "autoscaling/external"),
+            ("two autoscalers", {"store": store, "autoscaling": {
+                "enabled": True, "external": True}}, "autoscaling/external"),
+            ("an autoscaler without a target", {"store": store, "autoscaling": {
+                "enabled": True, "targetCPUUtilizationPercentage": None}},
+             "autoscaling"),
+            ("a target of 0 %", {"autoscaling": {
+                "targetCPUUtilizationPercentage": 0}},
+             "autoscaling/targetCPUUtilizationPercentage"),
+            ("no replicas at least", {"autoscaling": {"minReplicas": 0}},
+             "autoscaling/minReplicas"),
+            ("typo in autoscaling", {"autoscaling": {"maxReplica": 3}},
+             "autoscaling"),
             ("two replicas", {"replicaCount": 2}, "replicaCount"),
+            ("negative replicas", {"store": store, "replicaCount": -1},
+             "replicaCount"),
+            ("store margin below 5 s",
+             {"shutdown": {"storeExtraSeconds": 1}},
+             "shutdown/storeExtraSeconds"),
+            ("bad lease", {"config": {"replica_lease": "ten seconds"}},
+             "config/replica_lease"),
+            ("one replica name for all", {"config": {"replica_name": "a"}},
+             "config"),
             ("replicas as text", {"replicaCount": "1"}, "replicaCount"),
             ("typo in config", {"config": {"pool": []}}, "config"),
             ("shutdown_grace in config", {"config": {"shutdown_grace": "5s"}},
@@ -1006,6 +1324,9 @@ class KubernetesSchemaTest(unittest.TestCase):
         security["readOnlyRootFileSystem"] = security.pop(
             "readOnlyRootFilesystem")
         broken["field-typo"] = typo
+        hpa = copy.deepcopy(one(objects, "HorizontalPodAutoscaler"))
+        hpa["spec"]["maxReplica"] = hpa["spec"].pop("maxReplicas")
+        broken["hpa-typo"] = hpa
         for name, obj in broken.items():
             obj["metadata"]["name"] = name
         result = self.validate(list(broken.values()))

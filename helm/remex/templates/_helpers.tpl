@@ -85,10 +85,67 @@ knows are allowed (values.schema.json mirrors them).
 {{ toYaml .Values.config }}
 {{- end }}
 
-{{/* The pod's grace: preStop pause + drain grace + margin, in seconds. */}}
+{{/*
+The pod's grace, in seconds: preStop pause + drain grace + margin. With a
+store the margin is at least storeExtraSeconds: after the grace the server
+hands its running tasks back, and gives up on a hung database at grace +
+20 s (values.yaml, shutdown).
+*/}}
 {{- define "remex.terminationGracePeriodSeconds" -}}
 {{- $s := .Values.shutdown }}
-{{- add (int $s.preStopSleepSeconds) (int $s.graceSeconds) (int $s.extraSeconds) }}
+{{- $extra := int $s.extraSeconds }}
+{{- if .Values.store.existingSecret }}
+{{- $extra = max $extra (int $s.storeExtraSeconds) }}
+{{- end }}
+{{- add (int $s.preStopSleepSeconds) (int $s.graceSeconds) $extra }}
+{{- end }}
+
+{{/*
+Whether the Deployment leaves its replicas to an autoscaler: the chart's
+HPA (autoscaling.enabled) or one of yours (autoscaling.external, e.g. KEDA).
+*/}}
+{{- define "remex.autoscaled" -}}
+{{- if or .Values.autoscaling.enabled .Values.autoscaling.external -}}
+true
+{{- end }}
+{{- end }}
+
+{{/*
+More than one replica only on a shared store: with the memory store a task
+lives in the replica that accepted it. Also refuses autoscaler settings
+that contradict each other (this holds without the schema too).
+*/}}
+{{- define "remex.validateScaling" -}}
+{{- $a := .Values.autoscaling }}
+{{- if not .Values.store.existingSecret }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail "replicaCount: at most 1 with the memory store: a task lives in the memory of the replica that accepted it, and another replica would answer NOT_FOUND for it. To run more replicas on one PostgreSQL database, set store.existingSecret (a Secret holding its URL; see the chart README, Scaling out)" }}
+{{- end }}
+{{- if include "remex.autoscaled" . }}
+{{- fail "autoscaling needs store.existingSecret: with the memory store there is one replica at most (a task lives in the replica that accepted it); set store.existingSecret to scale replicas on one PostgreSQL database" }}
+{{- end }}
+{{- end }}
+{{- if and $a.enabled $a.external }}
+{{- fail "autoscaling: enabled (the chart's HPA) and external (KEDA or another autoscaler) both set; two autoscalers on one Deployment fight: keep one" }}
+{{- end }}
+{{- if $a.enabled }}
+{{- if lt (int $a.minReplicas) 1 }}
+{{- fail "autoscaling.minReplicas: at least 1" }}
+{{- end }}
+{{- if lt (int $a.maxReplicas) (int $a.minReplicas) }}
+{{- fail "autoscaling.maxReplicas: at least autoscaling.minReplicas" }}
+{{- end }}
+{{- if not (or $a.targetCPUUtilizationPercentage $a.targetMemoryUtilizationPercentage) }}
+{{- fail "autoscaling.enabled needs autoscaling.targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage" }}
+{{- end }}
+{{- $requests := default dict (default dict .Values.resources).requests }}
+{{- if and $a.targetCPUUtilizationPercentage (not $requests.cpu) }}
+{{- fail "autoscaling.targetCPUUtilizationPercentage needs resources.requests.cpu (the HPA's utilization is relative to it)" }}
+{{- end }}
+{{- if and $a.targetMemoryUtilizationPercentage (not $requests.memory) }}
+{{- fail "autoscaling.targetMemoryUtilizationPercentage needs resources.requests.memory (the HPA's utilization is relative to it)" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* The server's command line, after the binary. */}}
