@@ -22,6 +22,11 @@ namespace {
 
 constexpr char kDefaultPoolName[] = "default";
 
+// With replicas sharing a store: how much work a replica queues beyond
+// what it runs (see FreeSlotsOf), and at most how many tasks.
+constexpr absl::Duration kWorkAhead = absl::Milliseconds(50);
+constexpr int64_t kMaxAhead = 1000;
+
 // Runs `start` with a callback and waits for its answer: the blocking calls
 // on an executor with a durable store.
 template <typename Answer, typename Start>
@@ -108,7 +113,7 @@ absl::Status Executor::StartPools() {
     }
     REMEX_ASSIGN_OR_RETURN(std::unique_ptr<Pool> pool,
                            CreatePool(config, *this, options_.pool_factories));
-    committing_.emplace(pool.get(), std::make_unique<std::atomic<int64_t>>(0));
+    loads_.emplace(pool.get(), std::make_unique<PoolLoad>());
     pools_.emplace(config.name, std::move(pool));
   }
   default_pool_ = pools_.contains(kDefaultPoolName)
@@ -262,8 +267,16 @@ void Executor::SubmitDurably(TaskSpec spec, const Caller& caller,
   // Kept here when the pool has room, or when no other replica could run
   // it; else left to whichever replica has room first.
   const bool run_here = !store_->Shared() || FreeSlotsOf(*admission->pool) > 0;
-  std::atomic<int64_t>& committing = *committing_.at(admission->pool);
+  std::atomic<int64_t>& committing = loads_.at(admission->pool)->committing;
   if (run_here) committing.fetch_add(1, std::memory_order_relaxed);
+  // Another replica may claim, run and end the task as soon as it is
+  // committed, before the callback below runs: its end signal must find
+  // the listener waiting already.
+  if (!run_here && listener != nullptr) {
+    WaitElsewhere(accepted.id, [listener, tag](const TaskSnapshot& task) {
+      listener->OnTaskDone(tag, task);
+    });
+  }
   store_->Insert(
       std::move(row), run_here,
       [this, lifeline = lifeline_, accepted = std::move(accepted), run_here,
@@ -281,17 +294,12 @@ void Executor::SubmitDurably(TaskSpec spec, const Caller& caller,
           EndActive();
         }
         if (!position.ok()) {
+          if (!run_here) ForgetWaitedElsewhere(accepted.id);
           ReportRejected(admission.pool, position.status());
           return done(position.status());
         }
         if (!run_here) {
           accepted.list_position = *position;
-          if (listener != nullptr) {
-            WaitElsewhere(accepted.id,
-                          [listener, tag](const TaskSnapshot& task) {
-                            listener->OnTaskDone(tag, task);
-                          });
-          }
           return done(std::move(accepted));
         }
         std::string id = accepted.id;
@@ -483,7 +491,17 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   if (completion->previous_state == TaskState::kQueued) {
     pools_.at(task->spec().pool)->RemoveQueued(*task);
   } else if (store_ != nullptr) {
-    store_->OnSlotFreed(task->spec().pool);
+    Pool& pool = *pools_.at(task->spec().pool);
+    if (completion->started_at != absl::InfinitePast()) {
+      // Races between ends lose a sample at worst.
+      std::atomic<int64_t>& average = loads_.at(&pool)->run_nanos;
+      const int64_t sample = std::max<int64_t>(
+          1, absl::ToInt64Nanoseconds(now - completion->started_at));
+      const int64_t before = average.load(std::memory_order_relaxed);
+      average.store(before == 0 ? sample : before + (sample - before) / 16,
+                    std::memory_order_relaxed);
+    }
+    store_->OnSlotFreed(pool.config().name);
   }
   DisarmTimer(task->run.timer);
   const absl::Duration ttl = task->spec().ttl > absl::ZeroDuration()
@@ -837,6 +855,13 @@ void Executor::WaitElsewhere(const std::string& id, DoneCallback callback) {
                                 std::memory_order_relaxed);
 }
 
+void Executor::ForgetWaitedElsewhere(const std::string& id) {
+  absl::MutexLock lock(&elsewhere_mu_);
+  waited_elsewhere_.erase(id);
+  waited_elsewhere_count_.store(waited_elsewhere_.size(),
+                                std::memory_order_relaxed);
+}
+
 void Executor::CheckWaitedElsewhere(std::vector<std::string> ids) {
   for (std::string& id : ids) {
     store_->Get(
@@ -891,11 +916,18 @@ void Executor::OnCancelRequested(const std::string& id) {
 
 int Executor::FreeSlotsOf(const Pool& pool) const {
   const PoolStats stats = pool.Stats();
-  // Room for a task per worker beyond those it runs: one round of work
-  // waits here, the rest in the store for whichever replica is free.
-  const int64_t free = int64_t{2} * pool.config().workers - stats.busy -
+  const PoolLoad& load = *loads_.at(&pool);
+  const int64_t workers = pool.config().workers;
+  const int64_t run_nanos = load.run_nanos.load(std::memory_order_relaxed);
+  int64_t ahead = workers;
+  if (run_nanos > 0) {
+    ahead = std::clamp<int64_t>(
+        workers * absl::ToInt64Nanoseconds(kWorkAhead) / run_nanos, workers,
+        kMaxAhead);
+  }
+  const int64_t free = workers + ahead - stats.busy -
                        static_cast<int64_t>(stats.queued) -
-                       committing_.at(&pool)->load(std::memory_order_relaxed);
+                       load.committing.load(std::memory_order_relaxed);
   return static_cast<int>(std::max<int64_t>(0, free));
 }
 

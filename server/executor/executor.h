@@ -226,13 +226,17 @@ class Executor : private TaskRunner, private StoreRunner {
   void RunClaimed(std::vector<TaskSnapshot> tasks) override;
   void OnEnded(std::vector<std::string> ids) override;
   void OnCancelRequested(const std::string& id) override;
-  // How many more tasks `pool` takes here: a task per worker beyond those
-  // it runs, less those queued and those accepted here whose insert is
-  // being committed.
+  // How many more tasks `pool` takes here: its workers, plus as many
+  // queued as it runs in about kWorkAhead (by the runs it has seen; one per
+  // worker at least), less those it runs, those queued and those accepted
+  // here whose insert is being committed. So a replica holds little work
+  // that another could start sooner, and claims tiny tasks by the hundred.
   int FreeSlotsOf(const Pool& pool) const;
   // Runs `callback` with task `id`'s terminal snapshot once the store
   // says it ended (the task is held by another replica, or none).
   void WaitElsewhere(const std::string& id, DoneCallback callback);
+  // Drops the waiters of `id` without running them (its submit failed).
+  void ForgetWaitedElsewhere(const std::string& id);
   // Looks the tasks waited for elsewhere up in the store, and tells their
   // waiters of those that ended.
   void CheckWaitedElsewhere(std::vector<std::string> ids);
@@ -294,10 +298,15 @@ class Executor : private TaskRunner, private StoreRunner {
   const std::shared_ptr<Lifeline> lifeline_ = std::make_shared<Lifeline>();
   TaskTable table_;
   absl::flat_hash_map<std::string, std::unique_ptr<Pool>> pools_;
-  // Per pool: tasks accepted to run here whose insert is not committed
-  // yet. Filled by StartPools, then only read (the counts change).
-  absl::flat_hash_map<const Pool*, std::unique_ptr<std::atomic<int64_t>>>
-      committing_;
+  // What FreeSlotsOf needs of a pool beyond its stats.
+  struct PoolLoad {
+    // Tasks accepted to run here whose insert is not committed yet.
+    std::atomic<int64_t> committing{0};
+    // A moving average of its runs' durations (0: none seen yet).
+    std::atomic<int64_t> run_nanos{0};
+  };
+  // Filled by StartPools, then only read (the counts change).
+  absl::flat_hash_map<const Pool*, std::unique_ptr<PoolLoad>> loads_;
   std::string default_pool_;
   // Filled by Create, then only read.
   absl::flat_hash_map<std::pair<const Pool*, const FunctionSpec*>,

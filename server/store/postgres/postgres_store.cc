@@ -1200,7 +1200,13 @@ void PostgresStore::ReaderLoop(int index) {
 
 absl::Status PostgresStore::DeleteExpired(Connection& connection) {
   const std::string batch = absl::StrCat(options_.retention_batch);
+  // The same thread writes the heartbeat: a backlog of expired tasks is
+  // deleted over several rounds rather than let the lease run out.
+  const absl::Time give_way =
+      absl::Now() +
+      std::min(options_.heartbeat_interval / 2, options_.retention_interval);
   for (;;) {
+    if (absl::Now() >= give_way) return absl::OkStatus();
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return absl::OkStatus();
@@ -1452,9 +1458,15 @@ void PostgresStore::SignalLoop() {
       connection.reset();
       absl::StatusOr<std::unique_ptr<Connection>> connected =
           Connection::Connect(options_.url, options_.connect_timeout);
+      // A claim need not wait for its own flush to disk: the start or end
+      // of a claimed task, committed synchronously by the writer, flushes
+      // it first. (Lost only if the database itself crashes within that
+      // moment: then the task is claimed again, and may run twice.)
       absl::Status listening =
           connected.ok()
-              ? (*connected)->Run(absl::StrCat("LISTEN ", internal::kChannel))
+              ? (*connected)
+                    ->Run(absl::StrCat("SET synchronous_commit = off; LISTEN ",
+                                       internal::kChannel))
               : connected.status();
       if (!listening.ok()) {
         ReportError("listen");
