@@ -177,6 +177,12 @@ class DashboardTest(unittest.TestCase):
                        "remex_store_reconnects_total",
                        "remex_store_requeued_tasks_total",
                        "remex_store_can_commit",
+                       "remex_store_replicas_live",
+                       "remex_store_replicas_lost_total",
+                       "remex_store_lost_replica_tasks_total",
+                       "remex_store_replica_silence_seconds_bucket",
+                       "remex_store_replica_lease_seconds",
+                       "remex_store_heartbeat_interval_seconds",
                        "process_resident_memory_bytes"):
             self.assertIn(metric, exprs)
         for quantile in ("histogram_quantile(0.5,", "histogram_quantile(0.99,"):
@@ -185,6 +191,19 @@ class DashboardTest(unittest.TestCase):
     def test_panel_ids_are_unique(self):
         ids = [p["id"] for p in dashboard_panels(dashboard()["panels"])]
         self.assertEqual(len(ids), len(set(ids)))
+
+    def test_panels_fit_the_grid_without_overlapping(self):
+        taken = {}
+        for panel in dashboard_panels(dashboard()["panels"]):
+            grid = panel["gridPos"]
+            with self.subTest(panel=panel["title"]):
+                self.assertGreaterEqual(grid["x"], 0)
+                self.assertLessEqual(grid["x"] + grid["w"], 24)
+                for x in range(grid["x"], grid["x"] + grid["w"]):
+                    for y in range(grid["y"], grid["y"] + grid["h"]):
+                        self.assertIsNone(taken.get((x, y)),
+                                          f"{panel['title']} overlaps it")
+                        taken[(x, y)] = panel["title"]
 
     def test_every_expression_passes_promtool_as_a_recording_rule(self):
         rules = [{"record": f"remex:dashboard_{i}", "expr": expr}
