@@ -15,7 +15,8 @@ inline constexpr size_t kMaxQuotedBytes = 64;
 
 // `text` in single quotes; longer than kMaxQuotedBytes, its first bytes (cut
 // at a UTF-8 character boundary) then "…' (N bytes)". The result is valid
-// UTF-8 if `text` is.
+// UTF-8 whatever `text` holds: bytes that are not UTF-8 are shown as U+FFFD
+// (a client that reads the message as UTF-8 must not fail on it).
 std::string Quote(absl::string_view text);
 
 }  // namespace remex::common

@@ -26,8 +26,9 @@ readonly TEST_PACKAGES=(
   clang-format
   # tests/auth and remex-bench --tls make certificates with the openssl tool.
   openssl
-  # scripts/check-thread-safety.sh: clang's -Wthread-safety.
-  clang
+  # scripts/check-thread-safety.sh: clang's -Wthread-safety; scripts/fuzz.sh:
+  # libFuzzer and the sanitizer runtimes.
+  clang libclang-rt-14-dev
   python3 python3-grpcio python3-grpc-tools python3-protobuf
   python3-pkg-resources
   # clients/python: its venv install (pip, venv, setuptools, wheel) and pytest.

@@ -34,6 +34,10 @@ absl::Status CheckKeys(const YAML::Node& node, absl::string_view where,
                        std::initializer_list<absl::string_view> allowed) {
   if (!node.IsMap()) return Invalid(where, "must be a mapping");
   for (const auto& entry : node) {
+    // A list or mapping as a key (YAML allows it) names no setting.
+    if (!entry.first.IsScalar()) {
+      return Invalid(where, "keys must be plain names");
+    }
     const std::string key = entry.first.as<std::string>();
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
       return Invalid(where, absl::StrCat("unknown key '", key, "'"));
@@ -457,7 +461,15 @@ absl::StatusOr<ServerConfig> ParseConfig(absl::string_view text,
     return absl::InvalidArgumentError(
         absl::StrCat("config: not valid JSON or YAML: ", e.what()));
   }
-  REMEX_RETURN_IF_ERROR(ParseRoot(root, config_dir, base));
+  // Every value is read through Scalar(), which turns yaml-cpp's exceptions
+  // into errors; this catches what a shape nobody thought of still throws,
+  // so that a bad file is an error, never a crash of the server.
+  try {
+    REMEX_RETURN_IF_ERROR(ParseRoot(root, config_dir, base));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: cannot read it: ", e.what()));
+  }
   return base;
 }
 

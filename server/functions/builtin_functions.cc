@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <new>
@@ -47,11 +48,12 @@ absl::StatusOr<int64_t> IntegerField(absl::string_view function,
                      " is required (an integer from ", min, " to ", max, ")"));
   }
   const Json& value = args[field];
+  // Whole and in range before any cast: a double outside int64's range (or
+  // NaN, which a google.protobuf.Value may hold) has no integer to cast to.
   const bool integral =
       value.is_number_integer() ||
-      (value.is_number_float() &&
-       value.get<double>() ==
-           static_cast<double>(static_cast<int64_t>(value.get<double>())));
+      (value.is_number_float() && std::isfinite(value.get<double>()) &&
+       std::trunc(value.get<double>()) == value.get<double>());
   if (!integral || value.get<double>() < static_cast<double>(min) ||
       value.get<double>() > static_cast<double>(max)) {
     return absl::InvalidArgumentError(

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/status/statusor.h"
@@ -84,12 +85,21 @@ absl::Status ReadMessage(int fd, google::protobuf::MessageLite& message) {
   if (size > kMaxFrameBytes) {
     return absl::DataLossError("worker channel frame too large");
   }
-  std::string body(size, '\0');
-  if (absl::Status status = ReadFully(fd, body.data(), size); !status.ok()) {
-    return absl::IsNotFound(status) ? absl::DataLossError(
-                                          "the worker channel closed in the "
-                                          "middle of a message")
-                                    : status;
+  // Grown as the bytes arrive, not to the length the header claims: a cut
+  // or corrupt header must not cost up to kMaxFrameBytes at once.
+  constexpr size_t kFirstChunk = size_t{1} << 20;
+  std::string body;
+  while (body.size() < size) {
+    const size_t at = body.size();
+    const size_t chunk = std::min<size_t>(size - at, std::max(kFirstChunk, at));
+    body.resize(at + chunk);
+    if (absl::Status status = ReadFully(fd, body.data() + at, chunk);
+        !status.ok()) {
+      return absl::IsNotFound(status) ? absl::DataLossError(
+                                            "the worker channel closed in the "
+                                            "middle of a message")
+                                      : status;
+    }
   }
   if (!message.ParseFromString(body)) {
     return absl::DataLossError("unparsable message on the worker channel");

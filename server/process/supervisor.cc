@@ -28,6 +28,24 @@ constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
 
 }  // namespace
 
+RunEnd RunEndFromResult(const wire::Result& result) {
+  if (result.code() != 0) {
+    return {TaskState::kFailed,
+            executor::ErrorOutcome(common::CodeFromNumber(result.code()),
+                                   result.message())};
+  }
+  auto produced = std::make_shared<executor::TaskOutcome>();
+  produced->result = executor::Json::parse(result.result_json(), nullptr,
+                                           /*allow_exceptions=*/false);
+  produced->output = result.output();
+  if (produced->result.is_discarded()) {
+    return {TaskState::kFailed,
+            executor::ErrorOutcome(absl::StatusCode::kInternal,
+                                   "the worker sent an unparsable result")};
+  }
+  return {TaskState::kSucceeded, std::move(produced)};
+}
+
 Wakeup::Wakeup() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 Wakeup::~Wakeup() { close(fd_); }
@@ -174,28 +192,11 @@ void Supervisor::OnResult(Worker& worker, const wire::Result& result) {
   worker.cancel_sent = false;
   worker.kill_at = absl::InfiniteFuture();
   ++worker.tasks_run;
-  TaskState state = TaskState::kSucceeded;
-  std::shared_ptr<const executor::TaskOutcome> outcome;
-  if (result.code() != 0) {
-    state = TaskState::kFailed;
-    outcome = executor::ErrorOutcome(common::CodeFromNumber(result.code()),
-                                     result.message());
-  } else {
-    auto produced = std::make_shared<executor::TaskOutcome>();
-    produced->result = executor::Json::parse(result.result_json(), nullptr,
-                                             /*allow_exceptions=*/false);
-    produced->output = result.output();
-    if (produced->result.is_discarded()) {
-      state = TaskState::kFailed;
-      outcome = executor::ErrorOutcome(absl::StatusCode::kInternal,
-                                       "the worker sent an unparsable result");
-    } else {
-      outcome = std::move(produced);
-    }
-  }
+  RunEnd end = RunEndFromResult(result);
   Publish();  // Stats are current when the task's callbacks run.
   // Discarded by the executor if the task was cancelled or timed out.
-  pool_.runner_.CompleteRun(task, worker.attempt, state, std::move(outcome));
+  pool_.runner_.CompleteRun(task, worker.attempt, end.state,
+                            std::move(end.outcome));
   if (config_.max_tasks_per_worker > 0 &&
       worker.tasks_run >= config_.max_tasks_per_worker) {
     End(worker, Ending::kRecycled);

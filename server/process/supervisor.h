@@ -45,6 +45,17 @@ class Wakeup {
   const int fd_;
 };
 
+// What a worker's Result says of its task: SUCCEEDED with the parsed
+// result, or FAILED with the worker's code and message (a result_json that
+// does not parse: FAILED, INTERNAL). The worker is the server binary, but
+// the bytes come from a separate process running task code: nothing in
+// them may crash the supervisor.
+struct RunEnd {
+  executor::TaskState state = executor::TaskState::kSucceeded;
+  std::shared_ptr<const executor::TaskOutcome> outcome;
+};
+RunEnd RunEndFromResult(const remex::worker::v1::Result& result);
+
 // One worker process, as the supervisor sees it.
 struct Worker {
   pid_t pid = -1;

@@ -166,6 +166,10 @@ void ReadLoop(int fd, Mailbox& mailbox) {
   }
 }
 
+}  // namespace
+
+namespace internal {
+
 wire::FromWorker RunOne(const wire::Run& run,
                         const executor::FunctionRegistry& registry,
                         const executor::CancellationToken& token) {
@@ -199,7 +203,7 @@ wire::FromWorker RunOne(const wire::Run& run,
   return answer;
 }
 
-}  // namespace
+}  // namespace internal
 
 std::optional<pid_t> TakeWorkerFlag(int& argc, char** argv) {
   const std::string prefix = absl::StrCat(kWorkerFlag, "=");
@@ -252,7 +256,7 @@ int RunWorker(int fd, const executor::FunctionRegistry& registry) {
     executor::CancellationToken token;
     const wire::Run run = mailbox.Take(token);
     ArmCpuLimit(setup.cpu_limit_seconds());
-    const wire::FromWorker answer = RunOne(run, registry, token);
+    const wire::FromWorker answer = internal::RunOne(run, registry, token);
     mailbox.Done();
     // The supervisor is gone; the reader thread still uses `mailbox`.
     if (!WriteMessage(fd, answer).ok()) _exit(0);

@@ -12,6 +12,8 @@
 
 #include <optional>
 
+#include "remex/worker/v1/worker.pb.h"
+#include "server/executor/cancellation.h"
 #include "server/executor/function_registry.h"
 
 namespace remex::process {
@@ -39,6 +41,17 @@ void PrepareWorkerProcess(pid_t parent);
 // the process exit code. REQUIRES: PrepareWorkerProcess() was called.
 int RunWorker(int fd, const executor::FunctionRegistry& registry);
 
+namespace internal {
+
+// Runs one task the supervisor sent with `registry`'s functions on this
+// thread and returns the answer to send back: the function's outcome, or
+// INTERNAL for a function the registry lacks or args_json that does not
+// parse. Whatever `run` holds, it does not crash the worker.
+remex::worker::v1::FromWorker RunOne(const remex::worker::v1::Run& run,
+                                     const executor::FunctionRegistry& registry,
+                                     const executor::CancellationToken& token);
+
+}  // namespace internal
 }  // namespace remex::process
 
 #endif  // REMEX_SERVER_PROCESS_WORKER_H_

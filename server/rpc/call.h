@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/grpc_status.h"
@@ -41,11 +42,45 @@ struct FrontEndStats {
 
 class SessionRegistry;
 
-// The service the calls are requested from. Session is raw (bytes): a
-// request that does not parse then ends its stream with INVALID_ARGUMENT,
-// where gRPC's typed read would report it as a half-close.
+// The service the calls are requested from. Every method is raw (bytes in,
+// bytes out) and each call parses its request itself (ParseRequest): a
+// request that does not parse (not protobuf, nested past protobuf's
+// recursion limit, a string field that is not UTF-8) is INVALID_ARGUMENT,
+// where gRPC's typed read answers INTERNAL "Unable to parse request" (and
+// a Session's reports a half-close).
 using ExecutorService =
-    v1::Executor::WithRawMethod_Session<v1::Executor::AsyncService>;
+    v1::Executor::WithRawMethod_Submit<v1::Executor::WithRawMethod_Await<
+        v1::Executor::WithRawMethod_Get<v1::Executor::WithRawMethod_Cancel<
+            v1::Executor::WithRawMethod_List<v1::Executor::WithRawMethod_Delete<
+                v1::Executor::WithRawMethod_ListFunctions<
+                    v1::Executor::WithRawMethod_Session<
+                        v1::Executor::AsyncService>>>>>>>>;
+
+// Parses the bytes of a request into `message` (consuming them), or
+// INVALID_ARGUMENT naming the message type.
+template <typename Message>
+absl::Status ParseRequest(grpc::ByteBuffer& bytes, Message& message) {
+  if (grpc::SerializationTraits<Message>::Deserialize(&bytes, &message).ok()) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the request is not a valid ", Message::descriptor()->full_name(),
+      " (not protobuf, nested too deeply, or a string field that is not "
+      "valid UTF-8)"));
+}
+
+// Serializes an answer for a raw method; INTERNAL if it cannot be (over
+// protobuf's 2 GiB limit).
+template <typename Message>
+absl::Status SerializeResponse(const Message& message,
+                               grpc::ByteBuffer& bytes) {
+  bool own_buffer = false;
+  const grpc::Status status = grpc::SerializationTraits<Message>::Serialize(
+      message, &bytes, &own_buffer);
+  if (status.ok()) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat("cannot serialize the answer: ", status.error_message()));
+}
 
 // Shared by every call requested on one completion queue. Not owned.
 struct CallEnv {
@@ -119,7 +154,7 @@ class UnaryCall {
   // env.cq. Ownership passes to the completion queue.
   static void Spawn(const CallEnv& env) {
     UnaryCall* call = new Derived(env);
-    (env.service->*Derived::kRequest)(&call->context_, &call->request_,
+    (env.service->*Derived::kRequest)(&call->context_, &call->raw_request_,
                                       &call->responder_, env.cq, env.cq,
                                       &call->request_tag_);
   }
@@ -131,9 +166,14 @@ class UnaryCall {
   // client. Either is the last use of the call by the thread that calls it
   // (the count of unfinished calls goes down once the finish is queued).
   void Reply(const Response& response) {
+    grpc::ByteBuffer bytes;
+    if (absl::Status serialized = SerializeResponse(response, bytes);
+        !serialized.ok()) {
+      return ReplyError(serialized);
+    }
     RecordCall(env_, Derived::kMethod, absl::StatusCode::kOk, started_);
     std::atomic<int64_t>* const unfinished = env_.unfinished_calls;
-    responder_.Finish(response, grpc::Status::OK, &finish_tag_);
+    responder_.Finish(bytes, grpc::Status::OK, &finish_tag_);
     unfinished->fetch_sub(1, std::memory_order_release);
   }
   void ReplyError(const absl::Status& status) {
@@ -161,6 +201,10 @@ class UnaryCall {
         Authorize(env_.auth, context_, Derived::kRole);
     if (!identity.ok()) return ReplyError(identity.status());
     identity_ = *std::move(identity);
+    if (absl::Status parsed = ParseRequest(raw_request_, request_);
+        !parsed.ok()) {
+      return ReplyError(parsed);
+    }
     static_cast<Derived*>(this)->Handle();
   }
   void OnFinished(bool /*ok*/) { delete static_cast<Derived*>(this); }
@@ -169,8 +213,9 @@ class UnaryCall {
   absl::Time started_;
   grpc::ServerContext context_;
   CallerIdentity identity_;
+  grpc::ByteBuffer raw_request_;
   Request request_;
-  grpc::ServerAsyncResponseWriter<Response> responder_{&context_};
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_{&context_};
   MemberTag<UnaryCall> request_tag_{this, &UnaryCall::OnRequest};
   MemberTag<UnaryCall> finish_tag_{this, &UnaryCall::OnFinished};
 };

@@ -160,7 +160,7 @@ std::optional<absl::StatusOr<executor::TaskSnapshot>> AwaitWaker::TakeEnd() {
 }
 
 void AwaitCall::RequestCall(Tag* tag) {
-  env().service->RequestAwait(&context(), &request_, &responder_, env().cq,
+  env().service->RequestAwait(&context(), &raw_request_, &responder_, env().cq,
                               env().cq, tag);
 }
 
@@ -175,6 +175,10 @@ void AwaitCall::Start() {
       Authorize(env().auth, context(), auth::kRead);
   if (!identity.ok()) return ReplyWithTask(identity.status());
   identity_ = *std::move(identity);
+  if (absl::Status parsed = ParseRequest(raw_request_, request_);
+      !parsed.ok()) {
+    return ReplyWithTask(parsed);
+  }
   const absl::StatusOr<absl::Duration> timeout = AwaitTimeout(request_);
   if (!timeout.ok()) return ReplyWithTask(timeout.status());
   may_wait_ = *timeout > absl::ZeroDuration();
@@ -276,7 +280,13 @@ void AwaitCall::ReplyWithTask(
   }
   v1::Task response;
   TaskToProto(*task, &response);
-  responder_.Finish(response, grpc::Status::OK, &finish_tag_);
+  grpc::ByteBuffer bytes;
+  if (absl::Status serialized = SerializeResponse(response, bytes);
+      !serialized.ok()) {
+    responder_.FinishWithError(common::ToGrpcStatus(serialized), &finish_tag_);
+    return;
+  }
+  responder_.Finish(bytes, grpc::Status::OK, &finish_tag_);
 }
 
 void SpawnCalls(const CallEnv& env, int count) {

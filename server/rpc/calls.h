@@ -14,7 +14,8 @@
 
 namespace remex::rpc {
 
-using AsyncService = v1::Executor::AsyncService;
+// The raw methods (see ExecutorService in call.h).
+using AsyncService = ExecutorService;
 
 // A unary call that answers with one Task.
 template <typename Derived, typename Request>
@@ -163,8 +164,9 @@ class AwaitCall final : public LongLivedCall<AwaitCall> {
   void ReplyWithTask(const absl::StatusOr<executor::TaskSnapshot>& task);
 
   CallerIdentity identity_;
+  grpc::ByteBuffer raw_request_;
   v1::AwaitRequest request_;
-  grpc::ServerAsyncResponseWriter<v1::Task> responder_{&context()};
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_{&context()};
   grpc::Alarm alarm_;
   Stage stage_ = Stage::kGetting;
   // The timeout is above zero: a task that has not ended is waited for.

@@ -1,5 +1,8 @@
 #include "common/utf8.h"
 
+#include <string>
+
+#include "common/quote.h"
 #include "gtest/gtest.h"
 
 namespace remex::common {
@@ -32,6 +35,18 @@ TEST(Utf8Test, ToValidUtf8ReplacesOnlyTheBadBytes) {
             "b");
   EXPECT_EQ(ToValidUtf8("\xC3"), "\xEF\xBF\xBD");
   EXPECT_TRUE(IsValidUtf8(ToValidUtf8("\xED\xA0\x80 and \xF4\x90")));
+}
+
+// Quote (common/quote.h) puts client strings in error messages: whatever
+// the bytes, the message stays valid UTF-8 and bounded.
+TEST(QuoteTest, IsValidUtf8AndBoundedWhateverTheBytes) {
+  EXPECT_EQ(Quote("caf\xC3\xA9"), "'caf\xC3\xA9'");
+  EXPECT_EQ(Quote("p\xFA"), "'p\xEF\xBF\xBD'");
+  const std::string long_bad(1000, '\xFA');
+  const std::string quoted = Quote(long_bad);
+  EXPECT_TRUE(IsValidUtf8(quoted));
+  EXPECT_LT(quoted.size(), 4 * kMaxQuotedBytes);
+  EXPECT_NE(quoted.find("(1000 bytes)"), std::string::npos);
 }
 
 }  // namespace
