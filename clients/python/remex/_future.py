@@ -7,13 +7,17 @@ import threading
 from typing import TYPE_CHECKING, Optional
 
 from remex._convert import JSON, from_value
-from remex._errors import State, task_outcome
+from remex._errors import State, TaskError
 from remex.v1 import executor_pb2
 
 if TYPE_CHECKING:
     from remex._session import Session
 
 __all__ = ["Future"]
+
+_SUCCEEDED = int(State.SUCCEEDED)
+# Guards the making of a future's `_id_event` (rare: only `id` waits).
+_ID_EVENT_LOCK = threading.Lock()
 
 
 class Future(concurrent.futures.Future):
@@ -40,19 +44,24 @@ class Future(concurrent.futures.Future):
     Thread-safe: any thread may wait on, cancel or inspect it.
     """
 
+    # Set under the session's lock; class defaults, so that a future costs
+    # only the attributes that change (tens of thousands are made a second).
+    _seq: Optional[int] = None
+    _stream: Optional[object] = None  # The stream it was sent on.
+    _accepted = False
+    _dropped = False  # Cancelled before it was sent: never sent.
+    _cancel_wanted = False  # Cancel once the id comes.
+    _id: Optional[str] = None
+    _task: Optional[executor_pb2.Task] = None  # The terminal task.
+    # Accepted, refused or dropped; `_id_event` is made only when a thread
+    # waits for that in `id` (most futures never are).
+    _answered = False
+    _id_event: Optional[threading.Event] = None
+
     def __init__(self, session: "Session", function: str) -> None:
         super().__init__()
         self._session = session
         self._function = function
-        # Set under the session's lock.
-        self._seq: Optional[int] = None
-        self._stream: Optional[object] = None  # The stream it was sent on.
-        self._accepted = False
-        self._dropped = False  # Cancelled before it was sent: never sent.
-        self._cancel_wanted = False  # Cancel once the id comes.
-        self._id: Optional[str] = None
-        self._id_known = threading.Event()  # Accepted, refused or dropped.
-        self._task: Optional[executor_pb2.Task] = None  # The terminal task.
 
     @property
     def function(self) -> str:
@@ -67,7 +76,15 @@ class Future(concurrent.futures.Future):
         concurrent.futures.CancelledError if it was cancelled before it was
         sent (then no task was created).
         """
-        self._id_known.wait()
+        if not self._answered:
+            with _ID_EVENT_LOCK:
+                if self._id_event is None:
+                    self._id_event = threading.Event()
+            # _mark_answered sets _answered before it reads _id_event, and
+            # this reads _answered after _id_event is set: one of the two
+            # sees the other, so no wakeup is missed.
+            if not self._answered:
+                self._id_event.wait()
         if self._id is None:
             if self._dropped:
                 raise concurrent.futures.CancelledError()
@@ -118,27 +135,31 @@ class Future(concurrent.futures.Future):
         self._session.cancel_future(self)
         return super().cancel()
 
-    # SessionBook's hooks, under the session's lock.
-    def _on_accepted(self) -> None:
-        self._id_known.set()
+    def _mark_answered(self) -> None:
+        self._answered = True
+        event = self._id_event
+        if event is not None:
+            event.set()
 
-    def _on_dropped(self) -> None:
-        self._id_known.set()
+    # SessionBook's hooks, under the session's lock.
+    _on_accepted = _mark_answered
+    _on_dropped = _mark_answered
 
     # Called by the session, never under its lock.
     def _resolve_task(self, task: executor_pb2.Task) -> None:
         self._task = task
-        error = task_outcome(task)
+        if not self._answered:
+            self._mark_answered()  # An end always follows its acceptance.
         try:
-            if error is None:
+            if task.state == _SUCCEEDED:
                 self.set_result(from_value(task.result))
             else:
-                self.set_exception(error)
+                self.set_exception(TaskError(task))
         except concurrent.futures.InvalidStateError:
             pass  # Cancelled here meanwhile; `task` shows the end.
 
     def _fail(self, error: BaseException) -> None:
-        self._id_known.set()
+        self._mark_answered()
         try:
             self.set_exception(error)
         except concurrent.futures.InvalidStateError:

@@ -10,6 +10,7 @@ import pytest
 
 import remex
 from conftest import wait_for
+from remex.v1 import executor_pb2  # pylint: disable=wrong-import-order
 
 ARGS = {
     "text": "héllo ✓", "int": 42, "negative": -7, "float": 2.5,
@@ -224,9 +225,10 @@ def test_many_threads_share_one_stream(client: remex.Client,
     take_batch = _book.SessionBook.take_batch
 
     def counting(self, stream):
-        request = take_batch(self, stream)
+        request = take_batch(self, stream)  # A serialized SessionRequest.
         if request is not None:
-            batches.append(len(request.submits))
+            batches.append(len(
+                executor_pb2.SessionRequest.FromString(request).submits))
         return request
 
     monkeypatch.setattr(_book.SessionBook, "take_batch", counting)
