@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+from concurrent.futures import _base
 import threading
 from typing import Any, Iterable, Iterator, List, Optional, Set
 
@@ -16,6 +17,10 @@ __all__ = ["Executor"]
 
 _OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(SubmitOptions))
 _PRUNE_MIN = 4096
+# concurrent.futures.Future's ended states: read without the future's lock
+# (done() takes it), as a hint for pruning; shutdown waits with wait().
+_ENDED = frozenset((_base.FINISHED, _base.CANCELLED,
+                    _base.CANCELLED_AND_NOTIFIED))
 
 
 class Executor(concurrent.futures.Executor):
@@ -110,12 +115,12 @@ class Executor(concurrent.futures.Executor):
         futures = self._futures
         futures.add(future)
         if len(futures) >= self._prune_at:
-            futures = {f for f in futures if not f.done()}
+            futures = {f for f in futures if f._state not in _ENDED}
             self._futures = futures
             self._prune_at = max(_PRUNE_MIN, 2 * len(futures))
 
     def _pending_locked(self) -> List[Future]:
-        self._futures = {f for f in self._futures if not f.done()}
+        self._futures = {f for f in self._futures if f._state not in _ENDED}
         return list(self._futures)
 
     def _one_done(self, future: concurrent.futures.Future) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from typing import TYPE_CHECKING, Optional
+from concurrent.futures import _base
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from remex._convert import JSON, from_value
 from remex._errors import State, TaskError
@@ -18,6 +19,13 @@ __all__ = ["Future"]
 _SUCCEEDED = int(State.SUCCEEDED)
 # Guards the making of a future's `_id_event` (rare: only `id` waits).
 _ID_EVENT_LOCK = threading.Lock()
+# Guards the making of a future's Condition, and the ends resolve_ended
+# writes into futures that have none (see Future._condition).
+_CONDITION_LOCK = threading.Lock()
+_PENDING = _base.PENDING
+_FINISHED = _base.FINISHED
+_ENDED = frozenset((_base.FINISHED, _base.CANCELLED,
+                    _base.CANCELLED_AND_NOTIFIED))
 
 
 class Future(concurrent.futures.Future):
@@ -42,6 +50,18 @@ class Future(concurrent.futures.Future):
     or running there: the stream does not report the start; `task` does).
 
     Thread-safe: any thread may wait on, cancel or inspect it.
+
+    Why it differs inside from a plain concurrent.futures.Future: tens of
+    thousands are made and resolved a second, and a Condition per future
+    (with its lock, deque and bound methods, all for the garbage collector
+    to scan) cost more than the rest of a submit. So the Condition is made
+    on first use, under one lock shared by all futures: by a thread that
+    waits, adds a callback, cancels, or passes the future to `wait` or
+    `as_completed`. A future that nobody has touched that way is resolved
+    by `resolve_ended` under that same lock, by writing its state, result
+    or exception as concurrent.futures would, with nobody to notify: the
+    first thread to make its Condition afterwards sees it done. `done()`
+    and `result()` of a done future read its state without a lock.
     """
 
     # Set under the session's lock; class defaults, so that a future costs
@@ -57,11 +77,33 @@ class Future(concurrent.futures.Future):
     # waits for that in `id` (most futures never are).
     _answered = False
     _id_event: Optional[threading.Event] = None
+    _cond: Optional[threading.Condition] = None  # See _condition.
 
     def __init__(self, session: "Session", function: str) -> None:
-        super().__init__()
+        # concurrent.futures.Future.__init__, less its Condition.
+        # pylint: disable=super-init-not-called
+        self._state = _PENDING
+        self._result: Any = None
+        self._exception: Optional[BaseException] = None
+        self._waiters: List[Any] = []
+        self._done_callbacks: List[Any] = []
         self._session = session
         self._function = function
+
+    @property  # type: ignore[override]
+    def _condition(self) -> threading.Condition:
+        """concurrent.futures.Future's Condition, made on first use."""
+        cond = self._cond
+        if cond is None:
+            with _CONDITION_LOCK:
+                cond = self._cond
+                if cond is None:
+                    cond = threading.Condition()
+                    self._cond = cond
+        return cond
+
+    def done(self) -> bool:
+        return self._state in _ENDED
 
     @property
     def function(self) -> str:
@@ -116,6 +158,8 @@ class Future(concurrent.futures.Future):
         not ended within `timeout` seconds (the task goes on), TaskError if it
         did not succeed, RpcError if its end cannot be known, CancelledError
         if this future was cancelled."""
+        if self._state is _FINISHED and self._exception is None:
+            return self._result  # Done: no lock (see the class).
         return super().result(timeout)
 
     def cancel(self) -> bool:
@@ -173,3 +217,27 @@ class Future(concurrent.futures.Future):
             extra = " " + State(self._task.state).name
         return (f"<remex.Future {self._function} id={self._id} "
                 f"{state}{extra}>")
+
+
+def resolve_ended(ended: List[Tuple[Future, executor_pb2.Task]]) -> None:
+    """Resolves each future with its terminal task. Those without a
+    Condition (nobody waits on them, nor has callbacks) are written under
+    _CONDITION_LOCK in one pass; the others go through set_result and
+    set_exception, which notify their waiters and run their callbacks.
+    Call it with no lock held."""
+    slow = []
+    with _CONDITION_LOCK:
+        for future, task in ended:
+            future._task = task
+            if (future._cond is not None or future._state is not _PENDING or
+                    future._id_event is not None):
+                slow.append((future, task))
+                continue
+            future._answered = True  # An end always follows its acceptance.
+            if task.state == _SUCCEEDED:
+                future._result = from_value(task.result)
+            else:
+                future._exception = TaskError(task)
+            future._state = _FINISHED
+    for future, task in slow:
+        future._resolve_task(task)

@@ -11,11 +11,12 @@ import grpc
 from remex._book import SUBMIT, WATCH, SessionBook, Stream
 from remex._channel import Metadata
 from remex._errors import RpcError
+from remex._future import resolve_ended
 from remex.v1 import executor_pb2
 
 if TYPE_CHECKING:
     from remex._client import Client
-    from remex._future import Future
+    from remex._future import Future  # pylint: disable=ungrouped-imports
 
 # Marks the reader threads, where futures resolve and done-callbacks run:
 # nothing there may wait for the stream's answers.
@@ -174,8 +175,7 @@ class Session:
                     cond.notify_all()
                 for future, rpc_error in failed:
                     future._fail(rpc_error)
-                for future, task in ended:
-                    future._resolve_task(task)
+                resolve_ended(ended)
         except Exception as e:  # pylint: disable=broad-except
             error = e  # grpc.RpcError, or a bug: fail the futures, not hang.
         with cond:
