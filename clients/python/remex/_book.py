@@ -26,8 +26,8 @@ MAX_SUBMIT_BYTES = MAX_MESSAGE_BYTES - MESSAGE_MARGIN
 def _item_frame(key: bytes, seq: int, payload: bytes) -> bytes:
     """One SessionSubmit/Watch/Cancel (seq = 1, request or id = 2) as the
     field `key` of a SessionRequest."""
-    item = b"\x08" + varint(seq) + b"\x12" + varint(len(payload)) + payload
-    return key + varint(len(item)) + item
+    head = b"\x08" + varint(seq) + b"\x12" + varint(len(payload))
+    return key + varint(len(head) + len(payload)) + head + payload
 
 
 def _watch_frame(seq: int, task_id: str) -> bytes:

@@ -23,6 +23,7 @@ _ID_EVENT_LOCK = threading.Lock()
 # writes into futures that have none (see Future._condition).
 _CONDITION_LOCK = threading.Lock()
 _PENDING = _base.PENDING
+_UNSET = object()
 _FINISHED = _base.FINISHED
 _ENDED = frozenset((_base.FINISHED, _base.CANCELLED,
                     _base.CANCELLED_AND_NOTIFIED))
@@ -78,15 +79,18 @@ class Future(concurrent.futures.Future):
     _answered = False
     _id_event: Optional[threading.Event] = None
     _cond: Optional[threading.Condition] = None  # See _condition.
+    # concurrent.futures.Future's fields, as its __init__ sets them, but as
+    # class defaults; the lists come with the Condition (concurrent.futures
+    # touches them only under it), so that a future nobody waits on is two
+    # attributes. The tuples make a use without the Condition fail loudly.
+    _state = _PENDING
+    _value: Any = _UNSET  # See _result.
+    _exception: Optional[BaseException] = None
+    _waiters: Any = ()
+    _done_callbacks: Any = ()
 
     def __init__(self, session: "Session", function: str) -> None:
-        # concurrent.futures.Future.__init__, less its Condition.
         # pylint: disable=super-init-not-called
-        self._state = _PENDING
-        self._result: Any = None
-        self._exception: Optional[BaseException] = None
-        self._waiters: List[Any] = []
-        self._done_callbacks: List[Any] = []
         self._session = session
         self._function = function
 
@@ -99,8 +103,26 @@ class Future(concurrent.futures.Future):
                 cond = self._cond
                 if cond is None:
                     cond = threading.Condition()
+                    self._waiters = []
+                    self._done_callbacks = []
                     self._cond = cond
         return cond
+
+    @property  # type: ignore[override]
+    def _result(self) -> Any:
+        """concurrent.futures.Future's result field. resolve_ended leaves
+        it unset: it is made from the terminal task when first read (by
+        result(), on the caller's thread, not the session's reader)."""
+        value = self._value
+        if value is _UNSET:
+            task = self._task
+            value = None if task is None else from_value(task.result)
+            self._value = value
+        return value
+
+    @_result.setter
+    def _result(self, value: Any) -> None:
+        self._value = value
 
     def done(self) -> bool:
         return self._state in _ENDED
@@ -234,10 +256,8 @@ def resolve_ended(ended: List[Tuple[Future, executor_pb2.Task]]) -> None:
                 slow.append((future, task))
                 continue
             future._answered = True  # An end always follows its acceptance.
-            if task.state == _SUCCEEDED:
-                future._result = from_value(task.result)
-            else:
+            if task.state != _SUCCEEDED:
                 future._exception = TaskError(task)
-            future._state = _FINISHED
+            future._state = _FINISHED  # _result: from _task when read.
     for future, task in slow:
         future._resolve_task(task)

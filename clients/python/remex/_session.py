@@ -62,7 +62,10 @@ class Session:
             response_deserializer=executor_pb2.SessionResponse.FromString)
         self._metadata = metadata
         self._max_in_flight = max_in_flight
-        self._cond = threading.Condition(threading.Lock())
+        # `with self._lock` where no wait follows: a Condition's __enter__
+        # is Python code, the lock's is not.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._book = SessionBook(max_batch_items, max_batch_bytes)
         self._writers_waiting = 0  # Guarded by _cond.
 
@@ -77,7 +80,7 @@ class Session:
 
     def _enqueue(self, future: "Future", kind: int, seq: int, frame: bytes,
                  task_id: Optional[str]) -> None:
-        with self._cond:
+        with self._lock:
             book = self._book
             limit = self._max_in_flight
             if limit and len(book.futures) >= limit and not _on_reader():
@@ -166,7 +169,7 @@ class Session:
         try:
             for response in stream.call:
                 stream.got_response = True
-                with cond:
+                with self._lock:
                     failed, ended = book.apply(response)
                     if book.pending:
                         self._ensure_stream_locked()
