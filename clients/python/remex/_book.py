@@ -17,7 +17,6 @@ from remex._convert import varint
 from remex._errors import RpcError, status_code
 from remex.v1 import executor_pb2
 
-SUBMIT, WATCH, CANCEL = range(3)
 # Room for the SessionRequest's own framing around the items.
 MESSAGE_MARGIN = 64 << 10
 MAX_SUBMIT_BYTES = MAX_MESSAGE_BYTES - MESSAGE_MARGIN
@@ -34,6 +33,16 @@ def _watch_frame(seq: int, task_id: str) -> bytes:
     return _item_frame(b"\x12", seq, task_id.encode())  # watches = 2
 
 
+class _Cancel:
+    """A SessionCancel waiting in SessionBook.pending."""
+
+    __slots__ = ("_seq", "_frame")
+
+    def __init__(self, seq: int, task_id: str) -> None:
+        self._seq = seq
+        self._frame = _item_frame(b"\x1a", seq, task_id.encode())  # cancels
+
+
 class Stream:
     """One Session call. `closing` tells its writer to stop."""
 
@@ -47,27 +56,28 @@ class Stream:
 class SessionBook:
     """What a session has sent and what it waits for.
 
-    A future here has the attributes `_seq`, `_stream` (the Stream it was
-    sent on, None while queued), `_accepted`, `_dropped`, `_cancel_wanted`
-    and `_id`, and the hooks `_on_accepted()` and `_on_dropped()`, which
-    must not call back into the session.
+    A future here has the attributes `_seq`, `_frame` (its bytes in a
+    SessionRequest, until sent), `_stream` (the Stream it was sent on, None
+    while queued), `_accepted`, `_dropped`, `_cancel_wanted` and `_id`, and
+    the hooks `_on_accepted()` and `_on_dropped()`, which must not call back
+    into the session.
 
     Seqs come from one counter for submits, watches and cancels, so an
-    answer names one item whatever its kind. Items wait in `pending` as the
-    bytes they take in a SessionRequest (frames), made by `submit_frame`
-    and `watch_frame` before the caller takes its lock, so that
-    `take_batch` only joins them: the stream sends SessionRequests as bytes
-    (no message is built, copied or serialized per submit).
+    answer names one item whatever its kind. Items wait in `pending` with
+    the bytes they take in a SessionRequest (frames), made by
+    `prepare_submit` and `prepare_watch` before the caller takes its lock,
+    so that `take_batch` only joins them: the stream sends SessionRequests
+    as bytes (no message is built, copied or serialized per submit).
 
     Not thread-safe: callers hold their lock around every method but
-    `submit_frame` and `watch_frame` (which only draw a seq).
+    `prepare_submit` and `prepare_watch` (which only draw a seq).
     """
 
     def __init__(self, max_items: int, max_bytes: int) -> None:
         self.max_items = max_items
         self.max_bytes = min(max_bytes, MAX_SUBMIT_BYTES)
-        # (kind, seq, frame, future or None for a cancel), in send order.
-        self.pending: Deque[Tuple[int, int, bytes, Any]] = collections.deque()
+        # Futures and _Cancels with their frames, in send order.
+        self.pending: Deque[Any] = collections.deque()
         self.futures: Dict[int, Any] = {}  # Submits and watches not ended.
         self.cancels: Dict[int, Stream] = {}  # Cancels not yet answered.
         # itertools.count's next is atomic under the GIL: no lock needed.
@@ -75,38 +85,35 @@ class SessionBook:
         self.stream: Optional[Stream] = None
         self.closed = False
 
-    def submit_frame(self, request: bytes) -> Tuple[int, bytes]:
-        """A new seq and the frame of a submit of `request` (a serialized
-        SubmitRequest)."""
+    def prepare_submit(self, future: Any, request: bytes) -> None:
+        """Gives `future` a seq and the frame of a submit of `request` (a
+        serialized SubmitRequest). No lock needed."""
         if len(request) > MAX_SUBMIT_BYTES:
             raise ValueError(f"remex: a submit of {len(request)} bytes is "
                              f"over the {MAX_MESSAGE_BYTES}-byte message "
                              "limit")
         seq = self.next_seq()
-        return seq, _item_frame(b"\x0a", seq, request)  # submits = 1
+        future._seq = seq
+        future._frame = _item_frame(b"\x0a", seq, request)  # submits = 1
 
-    def watch_frame(self, task_id: str) -> Tuple[int, bytes]:
+    def prepare_watch(self, future: Any, task_id: str) -> None:
+        """As prepare_submit, for a watch of `task_id`."""
         seq = self.next_seq()
-        return seq, _watch_frame(seq, task_id)
+        future._seq = seq
+        future._id = task_id
+        future._frame = _watch_frame(seq, task_id)
 
-    def enqueue(self, future: Any, kind: int, seq: int, frame: bytes,
-                task_id: Optional[str] = None) -> None:
-        """Queues a frame from submit_frame (kind SUBMIT) or watch_frame
-        (WATCH, with its `task_id`) for `future`."""
+    def enqueue(self, future: Any) -> None:
+        """Queues a future made ready by prepare_submit or prepare_watch."""
         if self.closed:
             raise RuntimeError("remex: the client is closed")
-        future._seq = seq
-        if kind == WATCH:
-            future._id = task_id
-        self.futures[seq] = future
-        self.pending.append((kind, seq, frame, future))
+        self.futures[future._seq] = future
+        self.pending.append(future)
 
     def enqueue_cancel(self, task_id: str) -> None:
         if self.closed:
             return
-        seq = self.next_seq()
-        self.pending.append(
-            (CANCEL, seq, _item_frame(b"\x1a", seq, task_id.encode()), None))
+        self.pending.append(_Cancel(self.next_seq(), task_id))
 
     def cancel(self, future: Any) -> None:
         """Queues a cancel of `future`'s task (once its id has come), or
@@ -130,18 +137,19 @@ class SessionBook:
         pending = self.pending
         max_items = self.max_items
         max_bytes = self.max_bytes
-        cancels = self.cancels
         while pending and len(parts) < max_items:
-            kind, seq, frame, future = pending[0]
+            item = pending[0]
+            frame = item._frame
             if parts and size + len(frame) > max_bytes:
                 break
             pending.popleft()
-            if future is None:
-                cancels[seq] = stream
+            if item.__class__ is _Cancel:
+                self.cancels[item._seq] = stream
             else:
-                if future._dropped:
+                if item._dropped:
                     continue
-                future._stream = stream
+                item._stream = stream
+                item._frame = None  # Sent: its input need not be kept.
             parts.append(frame)
             size += len(frame)
         return b"".join(parts) if parts else None
@@ -227,9 +235,8 @@ class SessionBook:
         if give_up:
             self.pending.clear()
         for future in reversed(rewatch):
-            self.pending.appendleft((WATCH, future._seq,
-                                     _watch_frame(future._seq, future._id),
-                                     future))
+            future._frame = _watch_frame(future._seq, future._id)
+            self.pending.appendleft(future)
         return failed, rpc_error
 
     def close(self) -> List[Any]:

@@ -68,6 +68,7 @@ class Future(concurrent.futures.Future):
     # Set under the session's lock; class defaults, so that a future costs
     # only the attributes that change (tens of thousands are made a second).
     _seq: Optional[int] = None
+    _frame: Optional[bytes] = None  # Its bytes in a SessionRequest.
     _stream: Optional[object] = None  # The stream it was sent on.
     _accepted = False
     _dropped = False  # Cancelled before it was sent: never sent.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import grpc
 
-from remex._book import SUBMIT, WATCH, SessionBook, Stream
+from remex._book import SessionBook, Stream
 from remex._channel import Metadata
 from remex._errors import RpcError
 from remex._future import resolve_ended
@@ -71,15 +71,14 @@ class Session:
 
     def submit(self, future: "Future", request: bytes) -> None:
         """Queues `request`, a serialized SubmitRequest, for `future`."""
-        seq, frame = self._book.submit_frame(request)
-        self._enqueue(future, SUBMIT, seq, frame, None)
+        self._book.prepare_submit(future, request)
+        self._enqueue(future)
 
     def watch(self, future: "Future", task_id: str) -> None:
-        seq, frame = self._book.watch_frame(task_id)
-        self._enqueue(future, WATCH, seq, frame, task_id)
+        self._book.prepare_watch(future, task_id)
+        self._enqueue(future)
 
-    def _enqueue(self, future: "Future", kind: int, seq: int, frame: bytes,
-                 task_id: Optional[str]) -> None:
+    def _enqueue(self, future: "Future") -> None:
         with self._lock:
             book = self._book
             limit = self._max_in_flight
@@ -88,7 +87,7 @@ class Session:
                 # submits), which would wait for itself.
                 while len(book.futures) >= limit and not book.closed:
                     self._cond.wait()
-            book.enqueue(future, kind, seq, frame, task_id)
+            book.enqueue(future)
             if book.stream is None:
                 self._ensure_stream_locked()
             if self._writers_waiting:

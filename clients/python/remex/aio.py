@@ -34,7 +34,7 @@ from typing import Any, AsyncIterator, Deque, Mapping, Optional
 import grpc
 import grpc.aio
 
-from remex._book import SUBMIT, WATCH, SessionBook, Stream
+from remex._book import SessionBook, Stream
 from remex._channel import TLSOption, make_aio_channel, metadata
 from remex._convert import (DEFAULT_OPTIONS, JSON, Duration, SubmitOptions,
                             encode_submit, from_value)
@@ -70,8 +70,8 @@ class Future(asyncio.Future):
         self._dropped = False
         self._cancel_wanted = False
         self._id: Optional[str] = None
-        # Held back by max_in_flight: (kind, seq, frame, task id) to queue.
-        self._held: Optional[tuple] = None
+        self._frame: Optional[bytes] = None  # See SessionBook.
+        self._held = False  # Held back by max_in_flight, not yet queued.
         self._answered: asyncio.Future = self.get_loop().create_future()
         self._task: Optional[executor_pb2.Task] = None
 
@@ -216,16 +216,16 @@ class Client:
                     options: SubmitOptions) -> Future:
         """submit() with its options as one SubmitOptions."""
         request = encode_submit(function, args, options)
-        seq, frame = self._book.submit_frame(request)
         future = Future(self, function)
-        self._enqueue(future, SUBMIT, seq, frame, None)
+        self._book.prepare_submit(future, request)
+        self._enqueue(future)
         return future
 
     def watch(self, task_id: str) -> Future:
         """A Future for a task submitted elsewhere."""
-        seq, frame = self._book.watch_frame(task_id)
         future = Future(self, "")
-        self._enqueue(future, WATCH, seq, frame, task_id)
+        self._book.prepare_watch(future, task_id)
+        self._enqueue(future)
         return future
 
     def in_flight(self) -> int:
@@ -244,17 +244,16 @@ class Client:
             self._room.clear()
             await self._room.wait()
 
-    def _enqueue(self, future: Future, kind: int, seq: int, frame: bytes,
-                 task_id: Optional[str]) -> None:
+    def _enqueue(self, future: Future) -> None:
         book = self._book
         if book.closed:
             raise RuntimeError("remex: the client is closed")
         limit = self._max_in_flight
         if limit is not None and (self._held or len(book.futures) >= limit):
-            future._held = (kind, seq, frame, task_id)
+            future._held = True
             self._held.append(future)
             return
-        book.enqueue(future, kind, seq, frame, task_id)
+        book.enqueue(future)
         self._kick()
 
     def _admit_held(self) -> None:
@@ -265,11 +264,10 @@ class Client:
         admitted = False
         while held and (limit is None or len(book.futures) < limit):
             future = held.popleft()
-            if future._held is None:
+            if not future._held:
                 continue  # Cancelled while held.
-            kind, seq, frame, task_id = future._held
-            future._held = None
-            book.enqueue(future, kind, seq, frame, task_id)
+            future._held = False
+            book.enqueue(future)
             admitted = True
         if admitted:
             self._kick()
@@ -277,8 +275,8 @@ class Client:
             self._room.set()
 
     def _cancel_future(self, future: Future) -> None:
-        if future._held is not None:
-            future._held = None  # Never sent: _admit_held skips it.
+        if future._held:
+            future._held = False  # Never sent: _admit_held skips it.
             future._dropped = True
             future._on_dropped()
             return
@@ -421,8 +419,8 @@ class Client:
         unsent = book.close()
         while self._held:
             future = self._held.popleft()
-            if future._held is not None:
-                future._held = None
+            if future._held:
+                future._held = False
                 unsent.append(future)
         self._room.set()  # wait_for_room raises.
         error = RpcError(grpc.StatusCode.CANCELLED, "the client was closed")
