@@ -240,12 +240,20 @@ def encode_submit(function: str, args: JSON,
     """The serialized SubmitRequest for `function(args)` with `options`:
     the bytes of build_submit_request(...).SerializeToString(), up to the
     order of fields (which protobuf parsers accept in any order)."""
-    head = _function_field(function)
+    head = (_FUNCTION_FIELDS.get(function)
+            if type(function) is str else None)  # pylint: disable=unidiomatic-typecheck
+    if head is None:
+        head = _function_field(function)
+    tail = b"" if options is DEFAULT_OPTIONS else _options_fields(options)
     if args is None:
-        return head + _options_fields(options)
+        return head + tail
+    if type(args) is int:  # pylint: disable=unidiomatic-typecheck
+        try:  # args = 2: a Value of 9 bytes, its number_value.
+            return head + b"\x12\x09\x11" + _pack_double(args) + tail
+        except OverflowError:
+            pass  # encode_value leaves it to to_value.
     value = encode_value(args)
-    return (head + b"\x12" + varint(len(value)) + value +
-            _options_fields(options))
+    return head + b"\x12" + varint(len(value)) + value + tail
 
 
 def build_submit_request(function: str, args: JSON,

@@ -91,33 +91,40 @@ class Executor(concurrent.futures.Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._submitting += 1
         # Not under _lock: submit may wait for room (max_in_flight).
-        future = None
         try:
             future = self._client.submit_with(function, args, merged)
-        finally:
-            with self._lock:
+        except BaseException:
+            self._submitted(None)
+            raise
+        with self._lock:
+            if not self._shutdown:
                 self._submitting -= 1
-                if future is not None:
-                    self._track_locked(future)
-                if self._shutdown:
-                    self._all_submitted.notify_all()
-                watch = future is not None and self._close_after is not None
-                if watch:
-                    self._close_after += 1  # type: ignore[operator]
-            if watch:
-                future.add_done_callback(  # type: ignore[union-attr]
-                    self._one_done)
-            elif self._shutdown:
-                self._close_if_all_done()
-        return future  # type: ignore[return-value]
+                futures = self._futures
+                futures.add(future)
+                if len(futures) >= self._prune_at:
+                    futures = {f for f in futures if f._state not in _ENDED}
+                    self._futures = futures
+                    self._prune_at = max(_PRUNE_MIN, 2 * len(futures))
+                return future
+        self._submitted(future)
+        return future
 
-    def _track_locked(self, future: Future) -> None:
-        futures = self._futures
-        futures.add(future)
-        if len(futures) >= self._prune_at:
-            futures = {f for f in futures if f._state not in _ENDED}
-            self._futures = futures
-            self._prune_at = max(_PRUNE_MIN, 2 * len(futures))
+    def _submitted(self, future: Optional[Future]) -> None:
+        """The end of a submit that failed or met a shutdown."""
+        with self._lock:
+            self._submitting -= 1
+            if future is not None:
+                self._futures.add(future)
+            if self._shutdown:
+                self._all_submitted.notify_all()
+            watch = future is not None and self._close_after is not None
+            if watch:
+                self._close_after += 1  # type: ignore[operator]
+        if watch:
+            future.add_done_callback(  # type: ignore[union-attr]
+                self._one_done)
+        elif self._shutdown:
+            self._close_if_all_done()
 
     def _pending_locked(self) -> List[Future]:
         self._futures = {f for f in self._futures if f._state not in _ENDED}

@@ -87,7 +87,11 @@ class Session:
                 # submits), which would wait for itself.
                 while len(book.futures) >= limit and not book.closed:
                     self._cond.wait()
-            book.enqueue(future)
+            # book.enqueue(future), inlined.
+            if book.closed:
+                raise RuntimeError("remex: the client is closed")
+            book.futures[future._seq] = future
+            book.pending.append(future)
             if book.stream is None:
                 self._ensure_stream_locked()
             if self._writers_waiting:
