@@ -19,7 +19,10 @@ Rows:
   started here; `noop.delay(i)` then `.get()`.
 - the C++ SDK's round trip: remex-bench's rtt scenario against the same
   server (its `SDK submit->result p50`), when build/benchmarks/remex-bench
-  exists.
+  exists;
+- a bare grpc-python Session stream's round trip (no remex code; the
+  calling thread reads the answers itself): the floor of Python's sync
+  gRPC stack for the exchange remex.Client makes.
 
 Each row is measured --repeat times, the executors taking turns, and the
 table shows medians, then the ratios the targets name (issue 18): remex
@@ -49,6 +52,9 @@ import tempfile
 import time
 
 import remex
+
+
+BARE = "bare grpc-python stream"
 
 
 def noop(x):
@@ -136,6 +142,9 @@ app = Celery("remex_bench", broker=os.environ["REMEX_BENCH_REDIS"],
 app.conf.worker_hijack_root_logger = False
 
 @app.task
+BARE = "bare grpc-python stream"
+
+
 def noop(x):
     return x
 '''
@@ -227,6 +236,48 @@ class _CeleryFuture:
         return self._result.get(timeout=120)
 
 
+def bare_stream_rtt(address, samples):
+    """p50 and p99 (us) of the same round trip with no remex code: a bare
+    grpc-python Session stream, the calling thread reading the answers
+    itself (one thread fewer than remex.Client), its request generator fed
+    from a queue. The floor of the sync gRPC stack for this exchange."""
+    import queue  # pylint: disable=import-outside-toplevel
+    import grpc  # pylint: disable=import-outside-toplevel
+    from remex.v1 import executor_pb2  # pylint: disable=import-outside-toplevel
+    channel = grpc.insecure_channel(address)
+    session = channel.stream_stream(
+        "/remex.v1.Executor/Session", request_serializer=None,
+        response_deserializer=executor_pb2.SessionResponse.FromString)
+    requests = queue.SimpleQueue()
+    stop_marker = object()
+
+    def generate():
+        while True:
+            item = requests.get()
+            if item is stop_marker:
+                return
+            yield item
+
+    responses = session(generate())
+    times = []
+    for seq in range(1, samples + 51):
+        message = executor_pb2.SessionRequest()
+        message.submits.add(seq=seq).request.function = "echo"
+        data = message.SerializeToString()
+        start = time.perf_counter()
+        requests.put(data)
+        while not next(responses).done:
+            pass
+        if seq > 50:  # Warm-up.
+            times.append(time.perf_counter() - start)
+    requests.put(stop_marker)
+    responses.cancel()
+    channel.close()
+    times.sort()
+    return (statistics.median(times) * 1e6,
+            times[min(len(times) - 1, int(len(times) * 0.99))] * 1e6)
+
+
 def cpp_rtt(remex_bench, address, server_pid, samples):
     """remex-bench's `SDK submit->result p50` against the same server."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -311,6 +362,10 @@ def main():
                 print(f"run {run + 1}/{args.repeat}: {row.name}: "
                       f"{result[0]:.0f} tasks/s, p50 {result[1]:.0f} us",
                       file=sys.stderr)
+            bare = bare_stream_rtt(address, args.round_trips)
+            runs.setdefault(BARE, []).append((None, bare[0], bare[1]))
+            print(f"run {run + 1}/{args.repeat}: bare grpc-python stream "
+                  f"rtt p50 {bare[0]:.0f} us", file=sys.stderr)
             if use_cpp:
                 p50 = cpp_rtt(args.remex_bench, address, server_pid,
                               args.round_trips)
@@ -323,6 +378,7 @@ def main():
             celery_row.close()
         stop(process)
 
+    order.append(BARE)
     if use_cpp:
         order.append("C++ SDK (remex-bench rtt)")
 
@@ -355,7 +411,9 @@ def main():
             ratios.append((label, None, target, "not measured"))
             return
         value = numerator / denominator
-        ratios.append((label, value, target, "met" if ok(value) else "MISSED"))
+        ratios.append((label, value, target,
+                       "-" if target == "-" else
+                       "met" if ok(value) else "MISSED"))
 
     ratio("remex / ThreadPoolExecutor tasks/s", remex_rate,
           median("ThreadPoolExecutor", 0), ">= 1", lambda v: v >= 1)
@@ -363,6 +421,8 @@ def main():
           ">= 50", lambda v: v >= 50)
     ratio("remex Python rtt p50 / C++ SDK rtt p50", median(Remex.name, 1),
           median("C++ SDK (remex-bench rtt)", 1), "<= 2", lambda v: v <= 2)
+    ratio("bare grpc-python stream / C++ SDK rtt p50", median(BARE, 1),
+          median("C++ SDK (remex-bench rtt)", 1), "-", lambda v: True)
     print()
     print(f"| {'ratio (medians)':<40} | {'value':>7} | {'target':>6} | result |")
     print(f"|{'-' * 42}|{'-' * 9}|{'-' * 8}|--------|")
