@@ -142,9 +142,6 @@ app = Celery("remex_bench", broker=os.environ["REMEX_BENCH_REDIS"],
 app.conf.worker_hijack_root_logger = False
 
 @app.task
-BARE = "bare grpc-python stream"
-
-
 def noop(x):
     return x
 '''
@@ -173,6 +170,13 @@ class Celery:
         self.redis = None
         self.worker = None
         self.dir = tempfile.mkdtemp(prefix="remex-celery-bench-")
+        try:
+            self._start(workers)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, workers):
         port = free_port()
         self.redis = subprocess.Popen(
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
