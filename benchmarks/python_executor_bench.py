@@ -39,6 +39,7 @@ Needs the remex package (README, "The Python client"):
 import argparse
 import concurrent.futures
 import gc
+import importlib
 import json
 import os
 import re
@@ -135,10 +136,8 @@ class Local:
 
 
 _CELERY_APP = '''
-import os
 from celery import Celery
-app = Celery("remex_bench", broker=os.environ["REMEX_BENCH_REDIS"],
-             backend=os.environ["REMEX_BENCH_REDIS"])
+app = Celery("remex_bench", broker=REDIS_URL, backend=REDIS_URL)
 app.conf.worker_hijack_root_logger = False
 
 @app.task
@@ -152,6 +151,7 @@ class Celery:
     this process. Its futures are AsyncResults (`.get()`)."""
 
     name = "Celery + Redis"
+    instances = 0
 
     @staticmethod
     def missing():
@@ -169,6 +169,7 @@ class Celery:
     def __init__(self, workers):
         self.redis = None
         self.worker = None
+        self.task = None
         self.dir = tempfile.mkdtemp(prefix="remex-celery-bench-")
         try:
             self._start(workers)
@@ -183,23 +184,27 @@ class Celery:
              "--save", "", "--appendonly", "no", "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"redis://127.0.0.1:{port}/0"
-        with open(os.path.join(self.dir, "remex_bench_celery.py"), "w",
+        # A module of its own per instance: the worker imports it by name,
+        # and this process must not reuse an app bound to an older Redis.
+        Celery.instances += 1
+        module = f"remex_bench_celery_{os.getpid()}_{Celery.instances}"
+        with open(os.path.join(self.dir, module + ".py"), "w",
                   encoding="utf-8") as app:
-            app.write(_CELERY_APP)
-        env = dict(os.environ, REMEX_BENCH_REDIS=url,
-                   PYTHONPATH=self.dir)
-        os.environ["REMEX_BENCH_REDIS"] = url
-        sys.path.insert(0, self.dir)
+            app.write(_CELERY_APP.replace("REDIS_URL", repr(url)))
         self._wait_for_redis(port)
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "remex_bench_celery",
-             "worker", "--pool", "prefork", "--concurrency", str(workers),
+            [sys.executable, "-m", "celery", "-A", module, "worker",
+             "--pool", "prefork", "--concurrency", str(workers),
              "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
-            cwd=self.dir, env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
-        import remex_bench_celery  # pylint: disable=import-outside-toplevel,import-error
-        self.task = remex_bench_celery.noop
+            cwd=self.dir, env=dict(os.environ, PYTHONPATH=self.dir),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        sys.path.insert(0, self.dir)
+        try:
+            self.task = importlib.import_module(module).noop
+        finally:
+            sys.path.remove(self.dir)
         self.task.delay(0).get(timeout=60)  # The worker is up.
 
     @staticmethod
@@ -221,6 +226,8 @@ class Celery:
         # AsyncResults left for the collector unsubscribe from Redis when
         # freed: before it stops, not after.
         gc.collect()
+        if self.task is not None:
+            self.task.app.close()
         if self.worker is not None and self.worker.poll() is None:
             os.killpg(self.worker.pid, signal.SIGTERM)  # Its own group.
             try:
@@ -327,7 +334,6 @@ def main():
     process = None
     address = args.address
     server_pid = None
-    celery_row = None
     if address is None:
         process, address = start_server(args.server)
         server_pid = process.pid
@@ -348,8 +354,10 @@ def main():
              args.process_tasks, args.round_trips),
         ]
         if celery_missing is None:
-            celery_row = Celery(args.workers)
-            rows.append((lambda: celery_row, args.celery_tasks,
+            # Started for its own row and stopped after it, as the
+            # executors are: an idle worker and redis-server take CPU from
+            # the other rows (remex.Executor lost a fifth to them here).
+            rows.append((lambda: Celery(args.workers), args.celery_tasks,
                          args.celery_round_trips))
         for run in range(args.repeat):
             for make, tasks, trips in rows:
@@ -357,8 +365,7 @@ def main():
                 try:
                     result = measure(row, tasks, trips)
                 finally:
-                    if row is not celery_row:
-                        row.close()
+                    row.close()
                 if row.name not in runs:
                     runs[row.name] = []
                     order.append(row.name)
@@ -378,8 +385,6 @@ def main():
                 print(f"run {run + 1}/{args.repeat}: C++ SDK rtt p50 "
                       f"{p50:.0f} us", file=sys.stderr)
     finally:
-        if celery_row is not None:
-            celery_row.close()
         stop(process)
 
     order.append(BARE)
