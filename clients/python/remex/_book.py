@@ -29,6 +29,20 @@ def _item_frame(key: bytes, seq: int, payload: bytes) -> bytes:
     return key + varint(len(head) + len(payload)) + head + payload
 
 
+def submit_frame(seq: int, request: bytes) -> bytes:
+    """A SessionSubmit of `request` (a serialized SubmitRequest) as the
+    field `submits` (1) of a SessionRequest: _item_frame, inlined, as it
+    runs once per submit."""
+    head = b"\x08" + varint(seq) + b"\x12" + varint(len(request))
+    return b"\x0a" + varint(len(head) + len(request)) + head + request
+
+
+def check_submit_size(request: bytes) -> None:
+    if len(request) > MAX_SUBMIT_BYTES:
+        raise ValueError(f"remex: a submit of {len(request)} bytes is over "
+                         f"the {MAX_MESSAGE_BYTES}-byte message limit")
+
+
 def _watch_frame(seq: int, task_id: str) -> bytes:
     return _item_frame(b"\x12", seq, task_id.encode())  # watches = 2
 
@@ -88,16 +102,10 @@ class SessionBook:
     def prepare_submit(self, future: Any, request: bytes) -> None:
         """Gives `future` a seq and the frame of a submit of `request` (a
         serialized SubmitRequest). No lock needed."""
-        if len(request) > MAX_SUBMIT_BYTES:
-            raise ValueError(f"remex: a submit of {len(request)} bytes is "
-                             f"over the {MAX_MESSAGE_BYTES}-byte message "
-                             "limit")
+        check_submit_size(request)
         seq = self.next_seq()
         future._seq = seq
-        # _item_frame(b"\x0a", seq, request), inlined: submits = 1.
-        head = b"\x08" + varint(seq) + b"\x12" + varint(len(request))
-        future._frame = (b"\x0a" + varint(len(head) + len(request)) + head +
-                         request)
+        future._frame = submit_frame(seq, request)
 
     def prepare_watch(self, future: Any, task_id: str) -> None:
         """As prepare_submit, for a watch of `task_id`."""

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import grpc
 
-from remex._book import SessionBook, Stream
+from remex._book import (MAX_SUBMIT_BYTES, SessionBook, Stream,
+                         check_submit_size, submit_frame)
 from remex._channel import Metadata
 from remex._errors import RpcError
 from remex._future import resolve_ended
@@ -71,31 +72,47 @@ class Session:
 
     def submit(self, future: "Future", request: bytes) -> None:
         """Queues `request`, a serialized SubmitRequest, for `future`."""
-        self._book.prepare_submit(future, request)
-        self._enqueue(future)
-
-    def watch(self, future: "Future", task_id: str) -> None:
-        self._book.prepare_watch(future, task_id)
-        self._enqueue(future)
-
-    def _enqueue(self, future: "Future") -> None:
+        # book.prepare_submit and _enqueue, inlined: this runs per submit.
+        if len(request) > MAX_SUBMIT_BYTES:
+            check_submit_size(request)  # Raises.
+        book = self._book
+        seq = book.next_seq()
+        future._seq = seq
+        future._frame = submit_frame(seq, request)
         with self._lock:
-            book = self._book
+            futures = book.futures
             limit = self._max_in_flight
-            if limit and len(book.futures) >= limit and not _on_reader():
-                # Back-pressure, except on a reader (a done-callback that
-                # submits), which would wait for itself.
-                while len(book.futures) >= limit and not book.closed:
-                    self._cond.wait()
-            # book.enqueue(future), inlined.
+            if limit and len(futures) >= limit:
+                self._wait_for_room_locked(limit)
             if book.closed:
                 raise RuntimeError("remex: the client is closed")
-            book.futures[future._seq] = future
+            futures[seq] = future
             book.pending.append(future)
             if book.stream is None:
                 self._ensure_stream_locked()
             if self._writers_waiting:
                 self._cond.notify_all()
+
+    def watch(self, future: "Future", task_id: str) -> None:
+        book = self._book
+        book.prepare_watch(future, task_id)
+        with self._lock:
+            if self._max_in_flight:
+                self._wait_for_room_locked(self._max_in_flight)
+            book.enqueue(future)
+            if book.stream is None:
+                self._ensure_stream_locked()
+            if self._writers_waiting:
+                self._cond.notify_all()
+
+    def _wait_for_room_locked(self, limit: int) -> None:
+        # Back-pressure, except on a reader (a done-callback that submits),
+        # which would wait for itself.
+        if _on_reader():
+            return
+        book = self._book
+        while len(book.futures) >= limit and not book.closed:
+            self._cond.wait()
 
     def cancel_future(self, future: "Future") -> None:
         with self._cond:
