@@ -16,7 +16,9 @@ Rows:
 - Celery with Redis, when python3-celery, python3-redis and redis-server
   are installed (else the row says why it is skipped): a redis-server on a
   free 127.0.0.1 port and a Celery worker (prefork, --workers processes)
-  started here; `noop.delay(i)` then `.get()`.
+  started for the row and stopped after it; `noop.delay(i)` then `.get()`
+  from a child process (so that Celery's modules do not weigh on this
+  process's garbage collector during the other rows).
 - the C++ SDK's round trip: remex-bench's rtt scenario against the same
   server (its `SDK submit->result p50`), when build/benchmarks/remex-bench
   exists;
@@ -40,6 +42,7 @@ import argparse
 import concurrent.futures
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -148,20 +151,19 @@ def noop(x):
 
 class Celery:
     """A redis-server and a Celery worker of our own; the client app in
-    this process. Its futures are AsyncResults (`.get()`)."""
+    this process (the child of CeleryRow). Its futures are AsyncResults
+    (`.get()`)."""
 
     name = "Celery + Redis"
     instances = 0
 
     @staticmethod
     def missing():
-        """Why Celery cannot run here, or None."""
-        try:
-            import celery  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
-            import redis  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
-        except ImportError as e:
-            return (f"skipped: {e.name} is not installed (apt-get install "
-                    "python3-celery python3-redis redis-server)")
+        """Why Celery cannot run here, or None (without importing it)."""
+        for module in ("celery", "redis"):
+            if importlib.util.find_spec(module) is None:
+                return (f"skipped: {module} is not installed (apt-get "
+                        "install python3-celery python3-redis redis-server)")
         if shutil.which("redis-server") is None:
             return "skipped: redis-server is not installed"
         return None
@@ -289,6 +291,30 @@ def bare_stream_rtt(address, samples):
             times[min(len(times) - 1, int(len(times) * 0.99))] * 1e6)
 
 
+class CeleryRow:
+    """Measures Celery in a child process (this script with --celery-child):
+    importing Celery and kombu leaves tens of thousands of objects in the
+    heap, and every later full garbage collection of this process scans
+    them (ThreadPoolExecutor, whose futures make the collector run often,
+    lost up to half its rate to that here)."""
+
+    name = Celery.name
+
+    def __init__(self, workers):
+        self.workers = workers
+
+    def measure(self, tasks, trips):
+        child = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--celery-child",
+             "--workers", str(self.workers), "--celery-tasks", str(tasks),
+             "--celery-round-trips", str(trips)],
+            check=True, stdout=subprocess.PIPE, text=True)
+        return tuple(json.loads(child.stdout.strip().splitlines()[-1]))
+
+    def close(self):
+        pass
+
+
 def cpp_rtt(remex_bench, address, server_pid, samples):
     """remex-bench's `SDK submit->result p50` against the same server."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -306,6 +332,8 @@ def cpp_rtt(remex_bench, address, server_pid, samples):
 
 
 def measure(row, tasks, trips):
+    if isinstance(row, CeleryRow):
+        return row.measure(tasks, trips)
     row.submit(0).result()  # Warm-up: connections, workers, pools.
     throughput(row.submit, max(1, tasks // 10))
     rate = throughput(row.submit, tasks)
@@ -329,7 +357,17 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-celery", action="store_true")
     parser.add_argument("--json", help="also write the medians and runs here")
+    parser.add_argument("--celery-child", action="store_true",
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.celery_child:
+        row = Celery(args.workers)
+        try:
+            print(json.dumps(measure(row, args.celery_tasks,
+                                     args.celery_round_trips)))
+        finally:
+            row.close()
+        return
 
     process = None
     address = args.address
@@ -357,7 +395,7 @@ def main():
             # Started for its own row and stopped after it, as the
             # executors are: an idle worker and redis-server take CPU from
             # the other rows (remex.Executor lost a fifth to them here).
-            rows.append((lambda: Celery(args.workers), args.celery_tasks,
+            rows.append((lambda: CeleryRow(args.workers), args.celery_tasks,
                          args.celery_round_trips))
         for run in range(args.repeat):
             for make, tasks, trips in rows:
