@@ -7,18 +7,54 @@ session calls it under its lock, the asyncio one on its event loop.
 from __future__ import annotations
 
 import collections
+import itertools
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import grpc
 
 from remex._channel import MAX_MESSAGE_BYTES
+from remex._convert import varint
 from remex._errors import RpcError, status_code
 from remex.v1 import executor_pb2
 
-SUBMIT, WATCH, CANCEL = range(3)
 # Room for the SessionRequest's own framing around the items.
 MESSAGE_MARGIN = 64 << 10
 MAX_SUBMIT_BYTES = MAX_MESSAGE_BYTES - MESSAGE_MARGIN
+
+
+def _item_frame(key: bytes, seq: int, payload: bytes) -> bytes:
+    """One SessionSubmit/Watch/Cancel (seq = 1, request or id = 2) as the
+    field `key` of a SessionRequest."""
+    head = b"\x08" + varint(seq) + b"\x12" + varint(len(payload))
+    return key + varint(len(head) + len(payload)) + head + payload
+
+
+def submit_frame(seq: int, request: bytes) -> bytes:
+    """A SessionSubmit of `request` (a serialized SubmitRequest) as the
+    field `submits` (1) of a SessionRequest: _item_frame, inlined, as it
+    runs once per submit."""
+    head = b"\x08" + varint(seq) + b"\x12" + varint(len(request))
+    return b"\x0a" + varint(len(head) + len(request)) + head + request
+
+
+def check_submit_size(request: bytes) -> None:
+    if len(request) > MAX_SUBMIT_BYTES:
+        raise ValueError(f"remex: a submit of {len(request)} bytes is over "
+                         f"the {MAX_MESSAGE_BYTES}-byte message limit")
+
+
+def _watch_frame(seq: int, task_id: str) -> bytes:
+    return _item_frame(b"\x12", seq, task_id.encode())  # watches = 2
+
+
+class _Cancel:
+    """A SessionCancel waiting in SessionBook.pending."""
+
+    __slots__ = ("_seq", "_frame")
+
+    def __init__(self, seq: int, task_id: str) -> None:
+        self._seq = seq
+        self._frame = _item_frame(b"\x1a", seq, task_id.encode())  # cancels
 
 
 class Stream:
@@ -34,46 +70,61 @@ class Stream:
 class SessionBook:
     """What a session has sent and what it waits for.
 
-    A future here has the attributes `_seq`, `_stream` (the Stream it was
-    sent on, None while queued), `_accepted`, `_dropped`, `_cancel_wanted`
-    and `_id`, and the hooks `_on_accepted()` and `_on_dropped()`, which
-    must not call back into the session.
+    A future here has the attributes `_seq`, `_frame` (its bytes in a
+    SessionRequest, until sent), `_stream` (the Stream it was sent on, None
+    while queued), `_accepted`, `_dropped`, `_cancel_wanted` and `_id`, and
+    the hooks `_on_accepted()` and `_on_dropped()`, which must not call back
+    into the session.
 
     Seqs come from one counter for submits, watches and cancels, so an
-    answer names one item whatever its kind.
+    answer names one item whatever its kind. Items wait in `pending` with
+    the bytes they take in a SessionRequest (frames), made by
+    `prepare_submit` and `prepare_watch` before the caller takes its lock,
+    so that `take_batch` only joins them: the stream sends SessionRequests
+    as bytes (no message is built, copied or serialized per submit).
+
+    Not thread-safe: callers hold their lock around every method but
+    `prepare_submit` and `prepare_watch` (which only draw a seq).
     """
 
     def __init__(self, max_items: int, max_bytes: int) -> None:
         self.max_items = max_items
         self.max_bytes = min(max_bytes, MAX_SUBMIT_BYTES)
-        self.pending: Deque[Tuple[int, int, Any, int]] = collections.deque()
+        # Futures and _Cancels with their frames, in send order.
+        self.pending: Deque[Any] = collections.deque()
         self.futures: Dict[int, Any] = {}  # Submits and watches not ended.
         self.cancels: Dict[int, Stream] = {}  # Cancels not yet answered.
-        self.next_seq = 1
+        # itertools.count's next is atomic under the GIL: no lock needed.
+        self.next_seq = itertools.count(1).__next__
         self.stream: Optional[Stream] = None
         self.closed = False
 
-    def enqueue(self, future: Any, kind: int, payload: Any,
-                size: int) -> None:
+    def prepare_submit(self, future: Any, request: bytes) -> None:
+        """Gives `future` a seq and the frame of a submit of `request` (a
+        serialized SubmitRequest). No lock needed."""
+        check_submit_size(request)
+        seq = self.next_seq()
+        future._seq = seq
+        future._frame = submit_frame(seq, request)
+
+    def prepare_watch(self, future: Any, task_id: str) -> None:
+        """As prepare_submit, for a watch of `task_id`."""
+        seq = self.next_seq()
+        future._seq = seq
+        future._id = task_id
+        future._frame = _watch_frame(seq, task_id)
+
+    def enqueue(self, future: Any) -> None:
+        """Queues a future made ready by prepare_submit or prepare_watch."""
         if self.closed:
             raise RuntimeError("remex: the client is closed")
-        if size > MAX_SUBMIT_BYTES:
-            raise ValueError(f"remex: a submit of {size} bytes is over the "
-                             f"{MAX_MESSAGE_BYTES}-byte message limit")
-        seq = self.next_seq
-        self.next_seq += 1
-        future._seq = seq
-        if kind == WATCH:
-            future._id = payload
-        self.futures[seq] = future
-        self.pending.append((kind, seq, payload, size))
+        self.futures[future._seq] = future
+        self.pending.append(future)
 
     def enqueue_cancel(self, task_id: str) -> None:
         if self.closed:
             return
-        seq = self.next_seq
-        self.next_seq += 1
-        self.pending.append((CANCEL, seq, task_id, len(task_id) + 8))
+        self.pending.append(_Cancel(self.next_seq(), task_id))
 
     def cancel(self, future: Any) -> None:
         """Queues a cancel of `future`'s task (once its id has come), or
@@ -89,33 +140,30 @@ class SessionBook:
         else:
             future._cancel_wanted = True
 
-    def take_batch(self, stream: Stream
-                   ) -> Optional[executor_pb2.SessionRequest]:
-        """The next SessionRequest of queued items, or None if none."""
-        request = executor_pb2.SessionRequest()
-        items = 0
+    def take_batch(self, stream: Stream) -> Optional[bytes]:
+        """The next SessionRequest of queued items, serialized, or None if
+        none."""
+        parts = []
         size = 0
         pending = self.pending
-        while pending and items < self.max_items:
-            kind, seq, payload, item_size = pending[0]
-            if items and size + item_size > self.max_bytes:
+        max_items = self.max_items
+        max_bytes = self.max_bytes
+        while pending and len(parts) < max_items:
+            item = pending[0]
+            frame = item._frame
+            if parts and size + len(frame) > max_bytes:
                 break
             pending.popleft()
-            if kind == CANCEL:
-                request.cancels.add(seq=seq, id=payload)
-                self.cancels[seq] = stream
+            if item.__class__ is _Cancel:
+                self.cancels[item._seq] = stream
             else:
-                future = self.futures.get(seq)
-                if future is None or future._dropped:
+                if item._dropped:
                     continue
-                future._stream = stream
-                if kind == SUBMIT:
-                    request.submits.add(seq=seq, request=payload)
-                else:
-                    request.watches.add(seq=seq, id=payload)
-            items += 1
-            size += item_size
-        return request if items else None
+                item._stream = stream
+                item._frame = None  # Sent: its input need not be kept.
+            parts.append(frame)
+            size += len(frame)
+        return b"".join(parts) if parts else None
 
     def apply(self, response: executor_pb2.SessionResponse
               ) -> Tuple[List[Tuple[Any, RpcError]],
@@ -126,10 +174,12 @@ class SessionBook:
         failed = []
         ended = []
         futures = self.futures
+        cancels = self.cancels
         for accepted in response.accepted:
-            if self.cancels.pop(accepted.seq, None) is not None:
+            seq = accepted.seq
+            if cancels and cancels.pop(seq, None) is not None:
                 continue
-            future = futures.get(accepted.seq)
+            future = futures.get(seq)
             if future is None:
                 continue
             future._id = accepted.id
@@ -137,16 +187,17 @@ class SessionBook:
             future._on_accepted()
             if future._cancel_wanted:
                 future._cancel_wanted = False
-                self.enqueue_cancel(accepted.id)
+                self.enqueue_cancel(future._id)
         for fail in response.failed:
-            if self.cancels.pop(fail.seq, None) is not None:
+            if cancels and cancels.pop(fail.seq, None) is not None:
                 continue  # The task ended meanwhile, or is gone.
             future = futures.pop(fail.seq, None)
             if future is not None:
                 failed.append((future, RpcError(
                     status_code(fail.error.code), fail.error.message)))
+        pop = futures.pop
         for done in response.done:
-            future = futures.pop(done.seq, None)
+            future = pop(done.seq, None)
             if future is not None:
                 ended.append((future, done.task))
         return failed, ended
@@ -195,8 +246,8 @@ class SessionBook:
         if give_up:
             self.pending.clear()
         for future in reversed(rewatch):
-            self.pending.appendleft(
-                (WATCH, future._seq, future._id, len(future._id) + 8))
+            future._frame = _watch_frame(future._seq, future._id)
+            self.pending.appendleft(future)
         return failed, rpc_error
 
     def close(self) -> List[Any]:

@@ -7,8 +7,8 @@ from typing import Any, Iterator, Mapping, Optional
 import grpc
 
 from remex._channel import TLSOption, make_channel, metadata
-from remex._convert import (JSON, Duration, SubmitOptions,
-                            build_submit_request)
+from remex._convert import (DEFAULT_OPTIONS, JSON, Duration, SubmitOptions,
+                            encode_submit)
 from remex._errors import RpcError, State
 from remex._future import Future
 from remex._session import Session
@@ -58,7 +58,7 @@ class Client:
         self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
         self._metadata = metadata(token)
         self._rpc_timeout = rpc_timeout
-        self._session = Session(self, self._stub, self._metadata,
+        self._session = Session(self, self._channel, self._metadata,
                                 max_batch_items, max_batch_bytes,
                                 max_in_flight)
         self._closed = False
@@ -92,15 +92,22 @@ class Client:
         The server's refusal (unknown function: NOT_FOUND, bad args, full
         queue) does not raise here: it comes as RpcError from the future.
         """
-        return self.submit_with(function, args, SubmitOptions(
-            input=input, pool=pool, priority=priority, labels=labels, ttl=ttl,
-            queue_timeout=queue_timeout, run_timeout=run_timeout,
-            max_attempts=max_attempts))
+        if (input is None and pool is None and not priority and
+                labels is None and ttl is None and queue_timeout is None and
+                run_timeout is None and max_attempts is None):
+            options = DEFAULT_OPTIONS  # Encoded once (no fields at all).
+        else:
+            options = SubmitOptions(
+                input=input, pool=pool, priority=priority, labels=labels,
+                ttl=ttl, queue_timeout=queue_timeout, run_timeout=run_timeout,
+                max_attempts=max_attempts)
+        return self.submit_with(function, args, options)
 
     def submit_with(self, function: str, args: JSON,
                     options: SubmitOptions) -> Future:
-        """submit() with its options as one SubmitOptions."""
-        request = build_submit_request(function, args, options)
+        """submit() with its options as one SubmitOptions (frozen: its
+        fields are encoded on its first use and kept)."""
+        request = encode_submit(function, args, options)
         future = Future(self._session, function)
         self._session.submit(future, request)
         return future

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from typing import TYPE_CHECKING, Optional
+from concurrent.futures import _base
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from remex._convert import JSON, from_value
-from remex._errors import State, task_outcome
+from remex._errors import State, TaskError
 from remex.v1 import executor_pb2
 
 if TYPE_CHECKING:
     from remex._session import Session
 
 __all__ = ["Future"]
+
+_SUCCEEDED = int(State.SUCCEEDED)
+# Guards the making of a future's `_id_event` (rare: only `id` waits).
+_ID_EVENT_LOCK = threading.Lock()
+# Guards the making of a future's Condition, and the ends resolve_ended
+# writes into futures that have none (see Future._condition).
+_CONDITION_LOCK = threading.Lock()
+_PENDING = _base.PENDING
+_UNSET = object()
+_FINISHED = _base.FINISHED
+_ENDED = frozenset((_base.FINISHED, _base.CANCELLED,
+                    _base.CANCELLED_AND_NOTIFIED))
 
 
 class Future(concurrent.futures.Future):
@@ -38,21 +51,82 @@ class Future(concurrent.futures.Future):
     or running there: the stream does not report the start; `task` does).
 
     Thread-safe: any thread may wait on, cancel or inspect it.
+
+    Why it differs inside from a plain concurrent.futures.Future: tens of
+    thousands are made and resolved a second, and a Condition per future
+    (with its lock, deque and bound methods, all for the garbage collector
+    to scan) cost more than the rest of a submit. So the Condition is made
+    on first use, under one lock shared by all futures: by a thread that
+    waits, adds a callback, cancels, or passes the future to `wait` or
+    `as_completed`. A future that nobody has touched that way is resolved
+    by `resolve_ended` under that same lock, by writing its state, result
+    or exception as concurrent.futures would, with nobody to notify: the
+    first thread to make its Condition afterwards sees it done. `done()`
+    and `result()` of a done future read its state without a lock.
     """
 
+    # Set under the session's lock; class defaults, so that a future costs
+    # only the attributes that change (tens of thousands are made a second).
+    _seq: Optional[int] = None
+    _frame: Optional[bytes] = None  # Its bytes in a SessionRequest.
+    _stream: Optional[object] = None  # The stream it was sent on.
+    _accepted = False
+    _dropped = False  # Cancelled before it was sent: never sent.
+    _cancel_wanted = False  # Cancel once the id comes.
+    _id: Optional[str] = None
+    _task: Optional[executor_pb2.Task] = None  # The terminal task.
+    # Accepted, refused or dropped; `_id_event` is made only when a thread
+    # waits for that in `id` (most futures never are).
+    _answered = False
+    _id_event: Optional[threading.Event] = None
+    _cond: Optional[threading.Condition] = None  # See _condition.
+    # concurrent.futures.Future's fields, as its __init__ sets them, but as
+    # class defaults; the lists come with the Condition (concurrent.futures
+    # touches them only under it), so that a future nobody waits on is two
+    # attributes. The tuples make a use without the Condition fail loudly.
+    _state = _PENDING
+    _value: Any = _UNSET  # See _result.
+    _exception: Optional[BaseException] = None
+    _waiters: Any = ()
+    _done_callbacks: Any = ()
+
     def __init__(self, session: "Session", function: str) -> None:
-        super().__init__()
+        # pylint: disable=super-init-not-called
         self._session = session
         self._function = function
-        # Set under the session's lock.
-        self._seq: Optional[int] = None
-        self._stream: Optional[object] = None  # The stream it was sent on.
-        self._accepted = False
-        self._dropped = False  # Cancelled before it was sent: never sent.
-        self._cancel_wanted = False  # Cancel once the id comes.
-        self._id: Optional[str] = None
-        self._id_known = threading.Event()  # Accepted, refused or dropped.
-        self._task: Optional[executor_pb2.Task] = None  # The terminal task.
+
+    @property  # type: ignore[override]
+    def _condition(self) -> threading.Condition:
+        """concurrent.futures.Future's Condition, made on first use."""
+        cond = self._cond
+        if cond is None:
+            with _CONDITION_LOCK:
+                cond = self._cond
+                if cond is None:
+                    cond = threading.Condition()
+                    self._waiters = []
+                    self._done_callbacks = []
+                    self._cond = cond
+        return cond
+
+    @property  # type: ignore[override]
+    def _result(self) -> Any:
+        """concurrent.futures.Future's result field. resolve_ended leaves
+        it unset: it is made from the terminal task when first read (by
+        result(), on the caller's thread, not the session's reader)."""
+        value = self._value
+        if value is _UNSET:
+            task = self._task
+            value = None if task is None else from_value(task.result)
+            self._value = value
+        return value
+
+    @_result.setter
+    def _result(self, value: Any) -> None:
+        self._value = value
+
+    def done(self) -> bool:
+        return self._state in _ENDED
 
     @property
     def function(self) -> str:
@@ -67,7 +141,15 @@ class Future(concurrent.futures.Future):
         concurrent.futures.CancelledError if it was cancelled before it was
         sent (then no task was created).
         """
-        self._id_known.wait()
+        if not self._answered:
+            with _ID_EVENT_LOCK:
+                if self._id_event is None:
+                    self._id_event = threading.Event()
+            # _mark_answered sets _answered before it reads _id_event, and
+            # this reads _answered after _id_event is set: one of the two
+            # sees the other, so no wakeup is missed.
+            if not self._answered:
+                self._id_event.wait()
         if self._id is None:
             if self._dropped:
                 raise concurrent.futures.CancelledError()
@@ -99,6 +181,8 @@ class Future(concurrent.futures.Future):
         not ended within `timeout` seconds (the task goes on), TaskError if it
         did not succeed, RpcError if its end cannot be known, CancelledError
         if this future was cancelled."""
+        if self._state is _FINISHED and self._exception is None:
+            return self._result  # Done: no lock (see the class).
         return super().result(timeout)
 
     def cancel(self) -> bool:
@@ -118,27 +202,31 @@ class Future(concurrent.futures.Future):
         self._session.cancel_future(self)
         return super().cancel()
 
-    # SessionBook's hooks, under the session's lock.
-    def _on_accepted(self) -> None:
-        self._id_known.set()
+    def _mark_answered(self) -> None:
+        self._answered = True
+        event = self._id_event
+        if event is not None:
+            event.set()
 
-    def _on_dropped(self) -> None:
-        self._id_known.set()
+    # SessionBook's hooks, under the session's lock.
+    _on_accepted = _mark_answered
+    _on_dropped = _mark_answered
 
     # Called by the session, never under its lock.
     def _resolve_task(self, task: executor_pb2.Task) -> None:
         self._task = task
-        error = task_outcome(task)
+        if not self._answered:
+            self._mark_answered()  # An end always follows its acceptance.
         try:
-            if error is None:
+            if task.state == _SUCCEEDED:
                 self.set_result(from_value(task.result))
             else:
-                self.set_exception(error)
+                self.set_exception(TaskError(task))
         except concurrent.futures.InvalidStateError:
             pass  # Cancelled here meanwhile; `task` shows the end.
 
     def _fail(self, error: BaseException) -> None:
-        self._id_known.set()
+        self._mark_answered()
         try:
             self.set_exception(error)
         except concurrent.futures.InvalidStateError:
@@ -152,3 +240,25 @@ class Future(concurrent.futures.Future):
             extra = " " + State(self._task.state).name
         return (f"<remex.Future {self._function} id={self._id} "
                 f"{state}{extra}>")
+
+
+def resolve_ended(ended: List[Tuple[Future, executor_pb2.Task]]) -> None:
+    """Resolves each future with its terminal task. Those without a
+    Condition (nobody waits on them, nor has callbacks) are written under
+    _CONDITION_LOCK in one pass; the others go through set_result and
+    set_exception, which notify their waiters and run their callbacks.
+    Call it with no lock held."""
+    slow = []
+    with _CONDITION_LOCK:
+        for future, task in ended:
+            future._task = task
+            if (future._cond is not None or future._state is not _PENDING or
+                    future._id_event is not None):
+                slow.append((future, task))
+                continue
+            future._answered = True  # An end always follows its acceptance.
+            if task.state != _SUCCEEDED:
+                future._exception = TaskError(task)
+            future._state = _FINISHED  # _result: from _task when read.
+    for future, task in slow:
+        future._resolve_task(task)

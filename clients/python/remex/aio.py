@@ -12,22 +12,35 @@ As remex.Client: one Session stream carries every submit, watch and cancel
 (batched: whatever was queued while a message was written goes in the
 next), and the futures resolve from it. Create and use a client on one event
 loop; it is not thread-safe.
+
+At most `max_in_flight` submits and watches are out at once (sent or
+queued, not yet ended); `submit` never blocks, so the ones past the bound
+wait in the client, unsent, until tasks end. A producer that must not run
+ahead awaits `wait_for_room()` before each submit:
+
+    async with remex.aio.Client(address, max_in_flight=1000) as client:
+        futures = []
+        for item in items:
+            await client.wait_for_room()
+            futures.append(client.submit("work", item))
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Mapping, Optional
+import collections
+from typing import Any, AsyncIterator, Deque, Mapping, Optional
 
 import grpc
 import grpc.aio
 
-from remex._book import SUBMIT, WATCH, SessionBook, Stream
+from remex._book import SessionBook, Stream
 from remex._channel import TLSOption, make_aio_channel, metadata
-from remex._convert import (JSON, Duration, SubmitOptions,
-                            build_submit_request, from_value)
+from remex._convert import (DEFAULT_OPTIONS, JSON, Duration, SubmitOptions,
+                            encode_submit, from_value)
 from remex._errors import RpcError, State, TaskError, task_outcome  # noqa: F401
 from remex.v1 import executor_pb2
+from remex._session import SESSION_METHOD
 from remex.v1 import executor_pb2_grpc
 
 __all__ = ["Client", "Future", "RpcError", "TaskError"]
@@ -57,6 +70,8 @@ class Future(asyncio.Future):
         self._dropped = False
         self._cancel_wanted = False
         self._id: Optional[str] = None
+        self._frame: Optional[bytes] = None  # See SessionBook.
+        self._held = False  # Held back by max_in_flight, not yet queued.
         self._answered: asyncio.Future = self.get_loop().create_future()
         self._task: Optional[executor_pb2.Task] = None
 
@@ -140,6 +155,12 @@ class Client:
     Use it as `async with remex.aio.Client(...)`, or call `await close()`:
     futures still waiting then fail with RpcError CANCELLED (the tasks go
     on on the server).
+
+    Args: as remex.Client's. `max_in_flight` bounds the submits and watches
+    out at once (None: no bound); past it, `submit` still returns at once
+    and the item waits in the client until a task ends (see
+    `wait_for_room`). The default stays under the server's session window
+    (100000), past which it would refuse submits with RESOURCE_EXHAUSTED.
     """
 
     def __init__(self, address: str, token: Optional[str] = None,
@@ -147,13 +168,24 @@ class Client:
                  rpc_timeout: Optional[float] = 30.0,
                  max_batch_items: int = 4096,
                  max_batch_bytes: int = 4 << 20,
+                 max_in_flight: Optional[int] = 50000,
                  channel_options: Any = ()) -> None:
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError("remex.aio: max_in_flight must be >= 1 or None")
         self.address = address
         self._channel = make_aio_channel(address, tls, channel_options)
         self._stub = executor_pb2_grpc.ExecutorStub(self._channel)
+        # SessionRequests go out as the bytes SessionBook joins.
+        self._open = self._channel.stream_stream(
+            SESSION_METHOD, request_serializer=None,
+            response_deserializer=executor_pb2.SessionResponse.FromString)
         self._metadata = metadata(token)
         self._rpc_timeout = rpc_timeout
         self._book = SessionBook(max_batch_items, max_batch_bytes)
+        self._max_in_flight = max_in_flight
+        # Futures held back by max_in_flight, in submit order.
+        self._held: Deque[Future] = collections.deque()
+        self._room = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._flushed = asyncio.Event()
 
@@ -169,27 +201,85 @@ class Client:
                max_attempts: Optional[int] = None) -> Future:
         """Queues `function(args)` and returns its Future; the options are
         remex.Client.submit's. Call it from the client's event loop."""
-        return self.submit_with(function, args, SubmitOptions(
-            input=input, pool=pool, priority=priority, labels=labels, ttl=ttl,
-            queue_timeout=queue_timeout, run_timeout=run_timeout,
-            max_attempts=max_attempts))
+        if (input is None and pool is None and not priority and
+                labels is None and ttl is None and queue_timeout is None and
+                run_timeout is None and max_attempts is None):
+            options = DEFAULT_OPTIONS
+        else:
+            options = SubmitOptions(
+                input=input, pool=pool, priority=priority, labels=labels,
+                ttl=ttl, queue_timeout=queue_timeout, run_timeout=run_timeout,
+                max_attempts=max_attempts)
+        return self.submit_with(function, args, options)
 
     def submit_with(self, function: str, args: JSON,
                     options: SubmitOptions) -> Future:
-        request = build_submit_request(function, args, options)
+        """submit() with its options as one SubmitOptions."""
+        request = encode_submit(function, args, options)
         future = Future(self, function)
-        self._book.enqueue(future, SUBMIT, request, request.ByteSize())
-        self._kick()
+        self._book.prepare_submit(future, request)
+        self._enqueue(future)
         return future
 
     def watch(self, task_id: str) -> Future:
         """A Future for a task submitted elsewhere."""
         future = Future(self, "")
-        self._book.enqueue(future, WATCH, task_id, len(task_id) + 8)
-        self._kick()
+        self._book.prepare_watch(future, task_id)
+        self._enqueue(future)
         return future
 
+    def in_flight(self) -> int:
+        """The submits and watches out (queued or sent) and not yet ended,
+        plus those held back by max_in_flight."""
+        return len(self._book.futures) + len(self._held)
+
+    async def wait_for_room(self) -> None:
+        """Returns once fewer than max_in_flight submits and watches are
+        out (at once if there is no bound): back-pressure for a producer
+        that submits in a loop."""
+        limit = self._max_in_flight
+        while limit is not None and self.in_flight() >= limit:
+            if self._book.closed:
+                raise RuntimeError("remex: the client is closed")
+            self._room.clear()
+            await self._room.wait()
+
+    def _enqueue(self, future: Future) -> None:
+        book = self._book
+        if book.closed:
+            raise RuntimeError("remex: the client is closed")
+        limit = self._max_in_flight
+        if limit is not None and (self._held or len(book.futures) >= limit):
+            future._held = True
+            self._held.append(future)
+            return
+        book.enqueue(future)
+        self._kick()
+
+    def _admit_held(self) -> None:
+        """Queues held-back futures while there is room."""
+        book = self._book
+        held = self._held
+        limit = self._max_in_flight
+        admitted = False
+        while held and (limit is None or len(book.futures) < limit):
+            future = held.popleft()
+            if not future._held:
+                continue  # Cancelled while held.
+            future._held = False
+            book.enqueue(future)
+            admitted = True
+        if admitted:
+            self._kick()
+        if limit is None or self.in_flight() < limit:
+            self._room.set()
+
     def _cancel_future(self, future: Future) -> None:
+        if future._held:
+            future._held = False  # Never sent: _admit_held skips it.
+            future._dropped = True
+            future._on_dropped()
+            return
         self._book.cancel(future)
         if self._book.pending:
             self._kick()
@@ -201,7 +291,7 @@ class Client:
         if book.stream is None and not book.closed:
             stream = Stream()
             book.stream = stream
-            stream.call = self._stub.Session(metadata=self._metadata)
+            stream.call = self._open(metadata=self._metadata)
             stream.worker = (asyncio.ensure_future(self._write(stream)),
                              asyncio.ensure_future(self._read(stream)))
         self._wakeup.set()
@@ -236,6 +326,8 @@ class Client:
                     future._fail(rpc_error)
                 for future, task in ended:
                     future._resolve_task(task)
+                if self._held or self._max_in_flight is not None:
+                    self._admit_held()
                 if book.pending:
                     self._wakeup.set()
                 if not book.pending and not book.cancels:
@@ -251,6 +343,7 @@ class Client:
         self._wakeup.set()  # Stops this stream's writer.
         for future in failed:
             future._fail(rpc_error)
+        self._admit_held()
         if book.pending:
             self._kick()
 
@@ -324,6 +417,12 @@ class Client:
                 pass
         stream = book.stream
         unsent = book.close()
+        while self._held:
+            future = self._held.popleft()
+            if future._held:
+                future._held = False
+                unsent.append(future)
+        self._room.set()  # wait_for_room raises.
         error = RpcError(grpc.StatusCode.CANCELLED, "the client was closed")
         for future in unsent:
             future._fail(error)

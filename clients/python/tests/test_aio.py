@@ -138,3 +138,69 @@ def test_token_over_aio(start_server, tmp_path) -> None:
                 await anonymous.submit("echo", 1)
             assert caught.value.code is grpc.StatusCode.UNAUTHENTICATED
     run(main())
+
+
+def test_max_in_flight_holds_the_rest_back(address: str) -> None:
+    async def main() -> None:
+        async with remex.aio.Client(address, max_in_flight=5) as client:
+            futures = [client.submit("sleep", {"ms": 20}) for _ in range(40)]
+            book = client._book  # pylint: disable=protected-access
+            assert client.in_flight() == 40
+            assert len(book.futures) == 5  # The rest wait unsent.
+            for next_done in asyncio.as_completed(futures):
+                assert await next_done == {"slept_ms": 20}
+                assert len(book.futures) <= 5
+            assert client.in_flight() == 0
+            # No bound: everything goes out at once.
+        async with remex.aio.Client(address, max_in_flight=None) as client:
+            futures = [client.submit("echo", i) for i in range(300)]
+            assert len(client._book.futures) == 300  # pylint: disable=protected-access
+            assert await asyncio.gather(*futures) == list(range(300))
+        with pytest.raises(ValueError):
+            remex.aio.Client(address, max_in_flight=0)
+    run(main())
+
+
+def test_wait_for_room_is_back_pressure(address: str) -> None:
+    async def main() -> None:
+        async with remex.aio.Client(address, max_in_flight=3) as client:
+            futures = []
+            for i in range(30):
+                await client.wait_for_room()
+                assert client.in_flight() < 3
+                futures.append(client.submit("sleep", {"ms": 5 + i % 3}))
+            assert [r["slept_ms"] for r in await asyncio.gather(*futures)] == [
+                5 + i % 3 for i in range(30)]
+    run(main())
+
+
+def test_held_futures_cancel_and_close(address: str) -> None:
+    async def main() -> None:
+        async with remex.aio.Client(address, max_in_flight=1) as client:
+            first = client.submit("sleep", {"ms": 60000})
+            held = client.submit("echo", 1)
+            assert held.cancel()  # Never sent: no task is made.
+            with pytest.raises(asyncio.CancelledError):
+                await held.accepted()
+            assert held.id is None
+            later = client.submit("echo", 2)
+            await first.accepted()
+            assert not later.running() and later.id is None
+            assert first.cancel()  # Its end makes room for `later`.
+            assert await later == 2
+        client = remex.aio.Client(address, max_in_flight=1)
+        blocker = client.submit("sleep", {"ms": 60000})
+        blocker_id = await blocker.accepted()
+        waiting = client.submit("echo", 3)
+        room = asyncio.ensure_future(client.wait_for_room())
+        await client.close()
+        with pytest.raises(remex.RpcError) as caught:
+            await waiting
+        assert caught.value.code is grpc.StatusCode.CANCELLED
+        with pytest.raises(RuntimeError):
+            await room
+        with pytest.raises(remex.RpcError):
+            await blocker  # The task goes on; this client is gone.
+        async with remex.aio.Client(address) as other:
+            await other.cancel(blocker_id)
+    run(main())

@@ -10,6 +10,7 @@ import pytest
 
 import remex
 from conftest import wait_for
+from remex.v1 import executor_pb2  # pylint: disable=wrong-import-order
 
 ARGS = {
     "text": "héllo ✓", "int": 42, "negative": -7, "float": 2.5,
@@ -224,9 +225,10 @@ def test_many_threads_share_one_stream(client: remex.Client,
     take_batch = _book.SessionBook.take_batch
 
     def counting(self, stream):
-        request = take_batch(self, stream)
+        request = take_batch(self, stream)  # A serialized SessionRequest.
         if request is not None:
-            batches.append(len(request.submits))
+            batches.append(len(
+                executor_pb2.SessionRequest.FromString(request).submits))
         return request
 
     monkeypatch.setattr(_book.SessionBook, "take_batch", counting)
@@ -332,3 +334,66 @@ def test_done_callback_may_submit(address: str) -> None:
 
         client.submit("echo", 1).add_done_callback(then)
         assert chained.result(timeout=10) == 2
+
+
+def test_futures_nobody_waited_on_resolve_like_any(address: str) -> None:
+    # Futures nobody touches until their tasks end are resolved without a
+    # Condition (see remex.Future); everything concurrent.futures offers
+    # must still work on them afterwards.
+    with remex.Client(address) as client:
+        good = [client.submit("echo", {"i": i}) for i in range(300)]
+        bad = client.submit("fail", {"message": "untouched"})
+        book = client._session._book  # pylint: disable=protected-access
+        wait_for(lambda: not book.futures, what="every task to end")
+        assert all(f._cond is None for f in good + [bad])  # pylint: disable=protected-access
+        assert all(f.done() and not f.running() for f in good + [bad])
+        assert [f.result(timeout=0) for f in good] == [
+            {"i": i} for i in range(300)]
+        assert good[0].result() is good[0].result()
+        assert good[5].exception(timeout=0) is None
+        assert isinstance(bad.exception(timeout=0), remex.TaskError)
+        with pytest.raises(remex.TaskError) as caught:
+            bad.result(timeout=0)
+        assert caught.value.message == "untouched"
+        assert not bad.cancel() and not good[1].cancel()
+        seen = []
+        good[2].add_done_callback(seen.append)  # Runs at once: done.
+        assert seen == [good[2]]
+        done, not_done = concurrent.futures.wait(good + [bad], timeout=0)
+        assert len(done) == 301 and not not_done
+        assert len(list(concurrent.futures.as_completed(good, timeout=0))) == 300
+        assert good[3].id == good[3].task.id and good[3].task.function == "echo"
+
+
+def test_waiters_made_while_the_reader_resolves(address: str) -> None:
+    # Threads wait on (and add callbacks to) futures while the reader
+    # resolves others in the same responses: no wakeup is lost.
+    with remex.Client(address) as client:
+        for _ in range(5):
+            futures = [client.submit("echo", i) for i in range(2000)]
+            results = [None] * len(futures)
+            called = []
+
+            def wait_some(start: int) -> None:
+                for k in range(start, len(futures), 4):
+                    results[k] = futures[k].result(timeout=60)
+
+            for future in futures[::7]:
+                future.add_done_callback(called.append)
+            threads = [threading.Thread(target=wait_some, args=(s,))
+                       for s in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert results == list(range(2000))
+            assert len(called) == len(futures[::7])
+
+
+def test_id_waits_for_the_answer(client: remex.Client) -> None:
+    futures = [client.submit("echo", i) for i in range(200)]
+    ids = [f.id for f in futures]  # Made to wait in turn as answers come.
+    assert len(set(ids)) == 200 and all(len(i) == 21 for i in ids)
+    refused = client.submit("no-such-function")
+    with pytest.raises(remex.RpcError):
+        refused.id  # pylint: disable=pointless-statement

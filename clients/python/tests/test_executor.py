@@ -7,6 +7,7 @@ import concurrent.futures
 import pytest
 
 import remex
+from conftest import wait_for
 
 
 def run_squares(executor: concurrent.futures.Executor, function,
@@ -117,3 +118,25 @@ def test_shares_a_client(address: str) -> None:
             assert executor.submit("echo", "shared").result(10) == "shared"
         # The executor does not close a client it was given.
         assert client.submit("echo", "still open").result(10) == "still open"
+
+
+def test_shutdown_without_wait_closes_the_client_after_the_last(
+        address: str) -> None:
+    executor = remex.Executor(address)
+    futures = [executor.submit("sleep", {"ms": 50}) for _ in range(3)]
+    executor.shutdown(wait=False)
+    assert not executor.client._closed  # pylint: disable=protected-access
+    assert [f.result(timeout=10) for f in futures] == [{"slept_ms": 50}] * 3
+    wait_for(lambda: executor.client._closed,  # pylint: disable=protected-access
+             what="the client to close")
+
+
+def test_many_futures_are_tracked_and_waited_for(address: str) -> None:
+    # Past the size at which the executor prunes its done futures.
+    executor = remex.Executor(address)
+    futures = [executor.submit("echo", i) for i in range(10000)]
+    slow = executor.submit("sleep", {"ms": 300})
+    executor.shutdown(wait=True)
+    assert slow.done() and slow.result() == {"slept_ms": 300}
+    assert [f.result(timeout=0) for f in futures] == list(range(10000))
+    assert executor.client._closed  # pylint: disable=protected-access
