@@ -100,6 +100,10 @@ class ReplicasTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_NE(postgres_, nullptr);
+    // A test that stopped the database must not leave it down for the next.
+    if (postgres_->pid() < 0) {
+      ASSERT_TRUE(postgres_->Restart().ok());
+    }
     absl::StatusOr<std::string> url = postgres_->CreateDatabase();
     ASSERT_TRUE(url.ok()) << url.status();
     url_ = *url;
@@ -505,6 +509,37 @@ TEST_F(ReplicasTest, DrainsAndARollingUpdateLoseNothing) {
     EXPECT_EQ(row[0], StateNumber(v1::SUCCEEDED))
         << id << " " << row[3] << " (a drain must cancel nothing)";
   }
+}
+
+// An outage of the database longer than the lease makes every heartbeat
+// old: when it is back, no replica takes the others for lost (each waits a
+// lease of its own heartbeats first), so nothing runs twice.
+TEST_F(ReplicasTest, AnOutageLongerThanTheLeaseLosesNoReplica) {
+  StartReplica("a");
+  StartReplica("b");
+  const absl::StatusOr<Future> running = client("a").TrySubmit(
+      "sleep", Json(R"({"ms": 5000})"), InPool("process", 2));
+  ASSERT_TRUE(running.ok()) << running.status();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Query(absl::StrCat("SELECT state FROM remex_tasks WHERE id = '",
+                                  running->id(), "'")) == Rows{{"2"}};
+      },
+      absl::Seconds(10)));
+  ASSERT_TRUE(postgres_->Stop().ok());
+  absl::SleepFor(absl::Seconds(4));  // twice the lease
+  ASSERT_TRUE(postgres_->Restart().ok());
+  const v1::Task ended = AwaitTask(client("b"), running->id());
+  EXPECT_EQ(ended.state(), v1::SUCCEEDED) << ended.ShortDebugString();
+  EXPECT_EQ(ended.attempt(), 1)
+      << "run again: a live replica was taken for lost";
+  absl::SleepFor(absl::Seconds(3));  // past a lease of heartbeats
+  for (const char* name : {"a", "b"}) {
+    EXPECT_FALSE(absl::StrContains(replica(name).ServerOutput(), "lost ("))
+        << replica(name).ServerOutput();
+  }
+  EXPECT_EQ(Query("SELECT name FROM remex_replicas ORDER BY name"),
+            (Rows{{"a"}, {"b"}}));
 }
 
 }  // namespace

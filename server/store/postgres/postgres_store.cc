@@ -1295,6 +1295,12 @@ void PostgresStore::MaintenanceLoop() {
   absl::Time last_used = absl::Now();
   absl::Time next_retention = absl::Now();
   absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
+  // Since when this replica's heartbeats have gone through without a gap
+  // (Open wrote the first). Others are found lost only after a lease of
+  // that: after an outage of the database (or of this replica's link to
+  // it) every heartbeat is old, and the others need a lease to write theirs
+  // again before their tasks are taken from them.
+  absl::Time heartbeating_since = absl::Now();
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
@@ -1305,17 +1311,27 @@ void PostgresStore::MaintenanceLoop() {
       if (stopping_) break;
     }
     if (!EnsureReader(connection, last_attempt, last_used).ok()) {
+      ReportError("heartbeat");
+      heartbeating_since = absl::InfiniteFuture();
       next_retention = next_heartbeat = absl::Now() + kReaderRetry;
       continue;
     }
     const absl::Time now = absl::Now();
-    if (now >= next_heartbeat) {
+    if (now >= next_heartbeat || heartbeating_since == absl::InfiniteFuture()) {
       next_heartbeat = now + options_.heartbeat_interval;
-      if (!Heartbeat(*connection).ok()) ReportError("heartbeat");
+      if (Heartbeat(*connection).ok()) {
+        heartbeating_since = std::min(heartbeating_since, now);
+      } else {
+        ReportError("heartbeat");
+        heartbeating_since = absl::InfiniteFuture();
+      }
     }
     if (now >= next_retention) {
       next_retention = now + options_.retention_interval;
-      if (!RecoverLostReplicas(*connection).ok()) ReportError("lease");
+      if (now - heartbeating_since >= options_.lease &&
+          !RecoverLostReplicas(*connection).ok()) {
+        ReportError("lease");
+      }
       if (!DeleteExpired(*connection).ok()) ReportError("retention");
     }
   }
