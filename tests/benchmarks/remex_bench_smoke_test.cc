@@ -127,9 +127,9 @@ TEST(RemexBenchSmokeTest, DurableRowsAndSteadyTableWithAStartedPostgres) {
   }
   // rtt: p50 and p99 against one insert per commit, p50 against two
   // commits and against the memory store; throughput: against the store's
-  // batches, inserts only and the memory store; and the bare inserts,
-  // multi-row against pipelined.
-  EXPECT_EQ(durable.size(), 8u) << run->out;
+  // batches, inserts only and the memory store, and 2 and 3 replicas
+  // against one; and the bare inserts, multi-row against pipelined.
+  EXPECT_EQ(durable.size(), 10u) << run->out;
   EXPECT_EQ(steady_rows.size(), 3u) << run->out;
   // --smoke: 6 s sampled every 2 s (t = 0, 2, 4, 6).
   ASSERT_EQ(samples.size(), 4u) << run->out;
