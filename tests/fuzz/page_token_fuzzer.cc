@@ -5,7 +5,6 @@
 //
 // Input: a FuzzedDataProvider stream (position, page size, state, token).
 #include <fuzzer/FuzzedDataProvider.h>
-#include <google/protobuf/stubs/logging.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -39,13 +38,6 @@ void FillOnce() {
 
 }  // namespace
 }  // namespace remex::fuzz
-
-// protobuf logs every string field that is not UTF-8 it refuses to parse:
-// noise at thousands of inputs a second.
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using ::remex::executor::ListPageToken;

@@ -121,13 +121,6 @@ void Await(const std::string& bytes) {
 }  // namespace
 }  // namespace remex::fuzz
 
-// protobuf logs every string field that is not UTF-8 it refuses to parse:
-// noise at thousands of inputs a second.
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const uint8_t method = data[0];

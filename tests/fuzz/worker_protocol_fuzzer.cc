@@ -9,7 +9,6 @@
 // on the supervisor's side.
 //
 // Input: the bytes on the channel.
-#include <google/protobuf/stubs/logging.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -124,13 +123,6 @@ void Work(const uint8_t* data, size_t size) {
 
 }  // namespace
 }  // namespace remex::fuzz
-
-// protobuf logs every string field that is not UTF-8 it refuses to parse:
-// noise at thousands of inputs a second.
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   remex::fuzz::Supervise(data, size);

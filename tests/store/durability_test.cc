@@ -43,6 +43,7 @@
 #include "tests/monitoring/http_get.h"
 #include "tests/testing/free_port.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/testing/postgres_test.h"
 #include "tests/testing/proc.h"
 #include "tests/testing/sdk_util.h"
 #include "tests/testing/server_process.h"
@@ -53,8 +54,6 @@
 
 namespace remex::testing {
 namespace {
-
-using Rows = std::vector<std::vector<std::string>>;
 
 // remex.v1.State as the store keeps it (remex_tasks.state).
 std::string StateNumber(v1::State state) {
@@ -102,28 +101,10 @@ std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipWhitespace());
 }
 
-class DurabilityTest : public ::testing::Test {
+class DurabilityTest : public PostgresTest {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<PostgresServer>> postgres =
-        PostgresServer::Start();
-    ASSERT_TRUE(postgres.ok()) << postgres.status();
-    postgres_ = postgres->release();
-  }
-  static void TearDownTestSuite() {
-    delete postgres_;
-    postgres_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(postgres_, nullptr);
-    // A test that stopped the database must not leave it down for the next.
-    if (postgres_->pid() < 0) {
-      ASSERT_TRUE(postgres_->Restart().ok());
-    }
-    absl::StatusOr<std::string> url = postgres_->CreateDatabase();
-    ASSERT_TRUE(url.ok()) << url.status();
-    url_ = *url;
+    ASSERT_NO_FATAL_FAILURE(PostgresTest::SetUp());
     config_ = temp_dir_.Write("config.json", kPoolsConfig);
   }
 
@@ -141,14 +122,6 @@ class DurabilityTest : public ::testing::Test {
     if (!metrics) args.insert(args.end(), {"--metrics-listen", "none"});
     args.insert(args.end(), extra.begin(), extra.end());
     return StartServer(std::move(args));
-  }
-
-  // The rows of `sql` on this test's database (a failed test and none if
-  // it fails).
-  Rows Query(const std::string& sql) const {
-    absl::StatusOr<Rows> rows = postgres_->Query(url_, sql);
-    EXPECT_TRUE(rows.ok()) << rows.status() << "\n" << sql;
-    return rows.ok() ? *rows : Rows();
   }
 
   // id -> {state, attempt, cancel_requested} of every stored task.
@@ -180,9 +153,7 @@ class DurabilityTest : public ::testing::Test {
         absl::Seconds(10));
   }
 
-  static inline PostgresServer* postgres_ = nullptr;
   TempDir temp_dir_;
-  std::string url_;
   std::string config_;
 };
 

@@ -26,7 +26,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "remex/remex.h"
-#include "tests/testing/postgres_server.h"
+#include "tests/testing/postgres_test.h"
 #include "tests/testing/sdk_util.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/server_test.h"
@@ -35,8 +35,6 @@
 
 namespace remex::testing {
 namespace {
-
-using Rows = std::vector<std::vector<std::string>>;
 
 // Small pools, so that a few tasks fill a replica and the rest wait in the
 // database for whichever replica has room.
@@ -85,28 +83,10 @@ class Accepted {
   std::map<std::string, int32_t> ids_ ABSL_GUARDED_BY(mu_);
 };
 
-class ReplicasTest : public ::testing::Test {
+class ReplicasTest : public PostgresTest {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<PostgresServer>> postgres =
-        PostgresServer::Start();
-    ASSERT_TRUE(postgres.ok()) << postgres.status();
-    postgres_ = postgres->release();
-  }
-  static void TearDownTestSuite() {
-    delete postgres_;
-    postgres_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(postgres_, nullptr);
-    // A test that stopped the database must not leave it down for the next.
-    if (postgres_->pid() < 0) {
-      ASSERT_TRUE(postgres_->Restart().ok());
-    }
-    absl::StatusOr<std::string> url = postgres_->CreateDatabase();
-    ASSERT_TRUE(url.ok()) << url.status();
-    url_ = *url;
+    ASSERT_NO_FATAL_FAILURE(PostgresTest::SetUp());
     config_ = temp_dir_.Write("config.json", kPoolsConfig);
   }
 
@@ -145,12 +125,6 @@ class ReplicasTest : public ::testing::Test {
   void Forget(const std::string& name) {
     clients_.erase(name);
     replicas_.erase(name);
-  }
-
-  Rows Query(const std::string& sql) const {
-    absl::StatusOr<Rows> rows = postgres_->Query(url_, sql);
-    EXPECT_TRUE(rows.ok()) << rows.status() << "\n" << sql;
-    return rows.ok() ? *rows : Rows();
   }
 
   // id -> {state, attempt, replica, error_message} of every stored task.
@@ -194,9 +168,7 @@ class ReplicasTest : public ::testing::Test {
     }
   }
 
-  static inline PostgresServer* postgres_ = nullptr;
   TempDir temp_dir_;
-  std::string url_;
   std::string config_;
   std::map<std::string, std::unique_ptr<ServerProcess>> replicas_;
   std::map<std::string, std::unique_ptr<Client>> clients_;
