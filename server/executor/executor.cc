@@ -851,15 +851,23 @@ void Executor::OnDoneAsync(const std::string& id, DoneCallback callback,
 void Executor::WaitElsewhere(const std::string& id, DoneCallback callback) {
   absl::MutexLock lock(&elsewhere_mu_);
   waited_elsewhere_[id].push_back(std::move(callback));
-  waited_elsewhere_count_.store(waited_elsewhere_.size(),
-                                std::memory_order_relaxed);
+  CountWaitedElsewhere();
+}
+
+void Executor::CountWaitedElsewhere() {
+  const size_t waited = waited_elsewhere_.size();
+  if (waited_elsewhere_count_.exchange(waited, std::memory_order_relaxed) ==
+      0) {
+    if (waited > 0) store_->ListenForEnds(true);
+  } else if (waited == 0) {
+    store_->ListenForEnds(false);
+  }
 }
 
 void Executor::ForgetWaitedElsewhere(const std::string& id) {
   absl::MutexLock lock(&elsewhere_mu_);
   waited_elsewhere_.erase(id);
-  waited_elsewhere_count_.store(waited_elsewhere_.size(),
-                                std::memory_order_relaxed);
+  CountWaitedElsewhere();
 }
 
 void Executor::CheckWaitedElsewhere(std::vector<std::string> ids) {
@@ -884,8 +892,7 @@ void Executor::ResolveWaitedElsewhere(const TaskSnapshot& task) {
     if (it == waited_elsewhere_.end()) return;
     callbacks = std::move(it->second);
     waited_elsewhere_.erase(it);
-    waited_elsewhere_count_.store(waited_elsewhere_.size(),
-                                  std::memory_order_relaxed);
+    CountWaitedElsewhere();
   }
   for (DoneCallback& callback : callbacks) callback(task);
 }

@@ -235,6 +235,9 @@ class Executor : private TaskRunner, private StoreRunner {
   // Runs `callback` with task `id`'s terminal snapshot once the store
   // says it ended (the task is held by another replica, or none).
   void WaitElsewhere(const std::string& id, DoneCallback callback);
+  // Publishes the number of tasks waited for elsewhere, and tells the
+  // store whether to listen to ends.
+  void CountWaitedElsewhere() ABSL_EXCLUSIVE_LOCKS_REQUIRED(elsewhere_mu_);
   // Drops the waiters of `id` without running them (its submit failed).
   void ForgetWaitedElsewhere(const std::string& id);
   // Looks the tasks waited for elsewhere up in the store, and tells their

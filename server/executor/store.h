@@ -161,6 +161,12 @@ class Store {
   // Whether other replicas share the store now (their heartbeat is within
   // the lease): a replica alone keeps every task it accepts.
   virtual bool Shared() const = 0;
+  // Whether the runner has callers waiting for tasks it does not hold: only
+  // then is it told of the ends committed elsewhere (StoreRunner::OnEnded),
+  // as hearing them costs the database. Turned on, the store first tells
+  // it OnEnded({}) once it listens (so an end committed before is not
+  // missed). Cheap, never blocks: may be called under the runner's locks.
+  virtual void ListenForEnds(bool on) = 0;
 
   // False while the store cannot commit (its database is away): Insert
   // then fails at once.

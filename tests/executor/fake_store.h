@@ -43,6 +43,7 @@ class FakeStore final : public Store {
   void Attach(StoreRunner* /*runner*/) override {}
   void OnSlotFreed(const std::string& /*pool*/) override {}
   bool Shared() const override { return false; }
+  void ListenForEnds(bool /*on*/) override {}
 
   // Holds every operation (none is answered) until Release().
   void Hold();

@@ -47,6 +47,9 @@ constexpr absl::Duration kIdleCheck = absl::Seconds(1);
 // them): PostgreSQL refuses a parameter over 1 GB, and a huge transaction
 // delays the small ones behind it.
 constexpr size_t kMaxBatchBytes = size_t{64} << 20;
+// How long the signal thread goes on listening to the ends once nobody
+// here waits for one.
+constexpr absl::Duration kEndsLinger = absl::Seconds(10);
 // Gets answered by one statement, at most.
 constexpr size_t kMaxGetBatch = 1000;
 // Rows List looks at for one page, at least: a filter that matches few
@@ -254,8 +257,8 @@ const std::string& RecoverLostStatement() {
       " (SELECT count(*) FROM remex_tasks t JOIN lost ON t.replica ="
       " lost.name WHERE t.state = 2 AND NOT t.cancel_requested AND"
       " t.attempt < t.max_attempts),"
-      " (SELECT count(pg_notify('",
-      internal::kChannel, "', m)) FROM notes)"));
+      " (SELECT count(",
+      internal::Notify("m"), ") FROM notes)"));
   return *kSql;
 }
 
@@ -294,10 +297,10 @@ const std::string& CancelStatement() {
       " ELSE error_message END"
       " WHERE id = $1 AND ($2::bool OR owner = $3) AND state IN (1, 2)"
       " RETURNING id, state, replica)"
-      " SELECT count(pg_notify('",
-      internal::kChannel,
-      "', CASE WHEN state = 5 THEN 'e ' || id"
-      " ELSE 'c ' || id || ' ' || replica END)) FROM c"));
+      " SELECT count(",
+      internal::Notify("CASE WHEN state = 5 THEN 'e ' || id"
+                       " ELSE 'c ' || id || ' ' || replica END"),
+      ") FROM c"));
   return *kSql;
 }
 
@@ -1465,12 +1468,17 @@ void PostgresStore::SignalLoop() {
   std::unique_ptr<Connection> connection;
   absl::Duration backoff = kFirstBackoff;
   absl::Time next_poll = absl::Now();
+  // Whether this connection LISTENs to the ends, and since when nobody here
+  // has waited for one (it stops listening after a while of that).
+  bool listening_to_ends = false;
+  absl::Time ends_unwanted_since = absl::InfiniteFuture();
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) break;
     }
     if (connection == nullptr || connection->Broken()) {
+      listening_to_ends = false;
       connection.reset();
       absl::StatusOr<std::unique_ptr<Connection>> connected =
           Connection::Connect(options_.url, options_.connect_timeout);
@@ -1505,6 +1513,9 @@ void PostgresStore::SignalLoop() {
       next_poll = absl::Now() + options_.claim_poll;
       MarkBacklog();
     }
+    if (ends_wanted_.load() != listening_to_ends) {
+      ListenToEnds(*connection, listening_to_ends, ends_unwanted_since);
+    }
     if (claim_wanted_.exchange(false)) Claim(*connection);
     if (connection->Broken()) continue;
     absl::StatusOr<std::vector<std::string>> payloads =
@@ -1521,6 +1532,39 @@ void PostgresStore::SignalLoop() {
     }
     HandleSignals(*payloads);
   }
+}
+
+void PostgresStore::ListenForEnds(bool on) {
+  if (!on) {
+    ends_wanted_.store(false);
+  } else if (!ends_wanted_.exchange(true)) {
+    WakeSignals();
+  }
+}
+
+void PostgresStore::ListenToEnds(Connection& connection, bool& listening,
+                                 absl::Time& unwanted_since) {
+  if (listening) {
+    // Waiters come and go: not listening only after a quiet while.
+    const absl::Time now = absl::Now();
+    if (unwanted_since == absl::InfiniteFuture()) unwanted_since = now;
+    if (now - unwanted_since < kEndsLinger) return;
+    if (connection.Run(absl::StrCat("UNLISTEN ", internal::kEndedChannel))
+            .ok()) {
+      listening = false;
+    }
+    return;
+  }
+  unwanted_since = absl::InfiniteFuture();
+  if (!connection.Run(absl::StrCat("LISTEN ", internal::kEndedChannel)).ok()) {
+    ReportError("listen");
+    return;
+  }
+  listening = true;
+  // Ends committed before the LISTEN took effect were not heard: look the
+  // waited tasks up once.
+  absl::MutexLock runner_lock(&runner_mu_);
+  if (runner_ != nullptr) runner_->OnEnded({});
 }
 
 void PostgresStore::CallbackLoop() {

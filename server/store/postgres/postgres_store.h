@@ -132,6 +132,7 @@ class PostgresStore final : public executor::Store {
   void OnSlotFreed(const std::string& pool) override
       ABSL_LOCKS_EXCLUDED(signal_mu_);
   bool Shared() const override;
+  void ListenForEnds(bool on) override;
   bool CanCommit() const override;
 
   // One line for the server's log: the URL without its password, the
@@ -206,6 +207,10 @@ class PostgresStore final : public executor::Store {
   // Acts on NOTIFY payloads.
   void HandleSignals(const std::vector<std::string>& payloads)
       ABSL_LOCKS_EXCLUDED(runner_mu_, signal_mu_);
+  // LISTENs to the ends (or stops, a while after they are no longer
+  // wanted).
+  void ListenToEnds(internal::Connection& connection, bool& listening,
+                    absl::Time& unwanted_since) ABSL_LOCKS_EXCLUDED(runner_mu_);
   // Every pool may have queued tasks waiting (after a missed signal).
   void MarkBacklog() ABSL_LOCKS_EXCLUDED(signal_mu_);
   // Wakes the signal thread.
@@ -249,6 +254,8 @@ class PostgresStore final : public executor::Store {
   std::atomic<bool> any_backlog_{true};
   // Set to make the signal thread claim.
   std::atomic<bool> claim_wanted_{true};
+  // Whether the executor waits for tasks held elsewhere (ListenForEnds).
+  std::atomic<bool> ends_wanted_{false};
 
   mutable absl::Mutex mu_;
   std::deque<Write> writes_ ABSL_GUARDED_BY(mu_);

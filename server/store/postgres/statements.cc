@@ -38,8 +38,8 @@ std::string InsertStatement() {
       " WHERE u.args <> 'null' OR u.input <> '' OR u.labels <> '{}')"
       // UNION ALL runs both sides: the notifications go out with the rows.
       " SELECT id, list_position FROM t UNION ALL"
-      " SELECT NULL, count(pg_notify('",
-      kChannel, "', m)) FROM unnest($18::text[]) m");
+      " SELECT NULL, count(",
+      Notify("m"), ") FROM unnest($18::text[]) m");
 }
 
 std::string UpdateStatement() {
@@ -63,8 +63,14 @@ std::string UpdateStatement() {
       " JOIN t ON t.id = u.id"
       " WHERE u.result IS NOT NULL AND (u.result <> 'null' OR u.output <> '')"
       " ON CONFLICT (id) DO NOTHING)"
-      " SELECT count(pg_notify('",
-      kChannel, "', m)) FROM unnest($13::text[]) m");
+      " SELECT count(",
+      Notify("m"), ") FROM unnest($13::text[]) m");
+}
+
+std::string Notify(absl::string_view payload) {
+  return absl::StrCat("pg_notify(CASE WHEN left(", payload, ", 1) = 'e' THEN '",
+                      kEndedChannel, "' ELSE '", kChannel, "' END, ", payload,
+                      ")");
 }
 
 std::vector<std::string> Payloads(char kind,

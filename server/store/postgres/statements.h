@@ -37,11 +37,20 @@ std::string InsertStatement();
 // leaves nothing behind), once. Returns the notifications sent.
 std::string UpdateStatement();
 
-// The channel of the replicas' signals. A payload is one of
-//   "e ID ID ...": these tasks ended (committed);
+// The channels of the replicas' signals. On kChannel, which every replica
+// LISTENs to, a payload is one of
 //   "c ID REPLICA": REPLICA is asked to cancel task ID, which it holds;
 //   "q POOL POOL ...": these pools have tasks that no replica holds.
+// On kEndedChannel, which only a replica with callers waiting for tasks
+// held elsewhere LISTENs to (a NOTIFY nobody listens to costs little; one
+// that a backend must pass on costs as much as a third of a busy store's
+// throughput on a small machine):
+//   "e ID ID ...": these tasks ended (committed).
 inline constexpr char kChannel[] = "remex";
+inline constexpr char kEndedChannel[] = "remex_ended";
+
+// The SQL that NOTIFYs payload `payload` (an expression) on its channel.
+std::string Notify(absl::string_view payload);
 // A payload stays under PostgreSQL's limit of 8000 bytes.
 inline constexpr size_t kMaxPayload = 7900;
 
