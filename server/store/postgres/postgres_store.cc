@@ -203,10 +203,18 @@ constexpr char kHeartbeatStatement[] =
     "INSERT INTO remex_replicas (name, heartbeat_at) VALUES ($1, now())"
     " ON CONFLICT (name) DO UPDATE SET heartbeat_at = now()";
 
-// Replicas whose heartbeat is within the lease ($1, microseconds).
+// Replicas whose heartbeat is within the lease ($1, microseconds), and
+// sessions that LISTEN to the ends (they hold kEndsListenerLockKey, $2,
+// shared: a bigint advisory key shows in pg_locks as its high and low 32
+// bits, objsubid 1).
 constexpr char kLiveReplicasStatement[] =
-    "SELECT count(*) FROM remex_replicas"
-    " WHERE heartbeat_at >= now() - $1::int8 * interval '1 microsecond'";
+    "SELECT (SELECT count(*) FROM remex_replicas"
+    " WHERE heartbeat_at >= now() - $1::int8 * interval '1 microsecond'),"
+    " (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+    " AND database = (SELECT oid FROM pg_database"
+    " WHERE datname = current_database())"
+    " AND classid::int8 = $2::int8 >> 32"
+    " AND objid::int8 = $2::int8 & 4294967295 AND objsubid = 1)";
 
 // When a task that sets no ttl ($ttl, microseconds: the server's default)
 // and ends in SQL expires.
@@ -793,8 +801,12 @@ absl::Status PostgresStore::CommitBatch(std::vector<Write>& batch,
       }
     }
     ArrayLiteral notifications;
-    for (const std::string& payload : internal::EndedPayloads(ended)) {
-      notifications.Add(payload);
+    // A NOTIFY takes a database-wide lock at commit, which serializes the
+    // commits of every writer: ends are sent only while a replica listens.
+    if (ends_heard_.load(std::memory_order_relaxed)) {
+      for (const std::string& payload : internal::EndedPayloads(ended)) {
+        notifications.Add(payload);
+      }
     }
     for (const std::string& payload :
          internal::Payloads('q', unclaimed_pools)) {
@@ -1241,9 +1253,12 @@ absl::Status PostgresStore::Heartbeat(Connection& connection) {
       connection.Run(kHeartbeatStatement, {options_.replica_name}));
   REMEX_ASSIGN_OR_RETURN(
       Result live,
-      connection.Exec(kLiveReplicasStatement, {MicrosParam(options_.lease)}));
+      connection.Exec(kLiveReplicasStatement,
+                      {MicrosParam(options_.lease),
+                       absl::StrCat(internal::kEndsListenerLockKey)}));
   live_replicas_.store(std::max<int64_t>(1, live.GetInt(0, 0)),
                        std::memory_order_relaxed);
+  ends_heard_.store(live.GetInt(0, 1) > 0, std::memory_order_relaxed);
   if (options_.observer != nullptr) {
     options_.observer->OnLiveReplicas(live_replicas_.load());
   }
@@ -1516,6 +1531,11 @@ void PostgresStore::SignalLoop() {
     if (ends_wanted_.load() != listening_to_ends) {
       ListenToEnds(*connection, listening_to_ends, ends_unwanted_since);
     }
+    if (absl::Now() >= recheck_ends_at_) {
+      recheck_ends_at_ = absl::InfiniteFuture();
+      absl::MutexLock runner_lock(&runner_mu_);
+      if (runner_ != nullptr) runner_->OnEnded({});
+    }
     if (claim_wanted_.exchange(false)) Claim(*connection);
     if (connection->Broken()) continue;
     absl::StatusOr<std::vector<std::string>> payloads =
@@ -1549,18 +1569,29 @@ void PostgresStore::ListenToEnds(Connection& connection, bool& listening,
     const absl::Time now = absl::Now();
     if (unwanted_since == absl::InfiniteFuture()) unwanted_since = now;
     if (now - unwanted_since < kEndsLinger) return;
-    if (connection.Run(absl::StrCat("UNLISTEN ", internal::kEndedChannel))
+    if (connection
+            .Run(absl::StrCat("UNLISTEN ", internal::kEndedChannel,
+                              "; SELECT pg_advisory_unlock_shared(",
+                              internal::kEndsListenerLockKey, ")"))
             .ok()) {
       listening = false;
     }
     return;
   }
   unwanted_since = absl::InfiniteFuture();
-  if (!connection.Run(absl::StrCat("LISTEN ", internal::kEndedChannel)).ok()) {
+  if (!connection
+           .Run(absl::StrCat("LISTEN ", internal::kEndedChannel,
+                             "; SELECT pg_advisory_lock_shared(",
+                             internal::kEndsListenerLockKey, ")"))
+           .ok()) {
     ReportError("listen");
     return;
   }
   listening = true;
+  // The other replicas see the lock at their next heartbeat: until then
+  // they may not signal ends. The waited tasks are looked up again after
+  // that (and once now, for the ends committed before the LISTEN).
+  recheck_ends_at_ = absl::Now() + 2 * options_.heartbeat_interval;
   // Ends committed before the LISTEN took effect were not heard: look the
   // waited tasks up once.
   absl::MutexLock runner_lock(&runner_mu_);

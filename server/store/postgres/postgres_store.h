@@ -256,6 +256,11 @@ class PostgresStore final : public executor::Store {
   std::atomic<bool> claim_wanted_{true};
   // Whether the executor waits for tasks held elsewhere (ListenForEnds).
   std::atomic<bool> ends_wanted_{false};
+  // Whether any replica listens to the ends (read at each heartbeat).
+  std::atomic<bool> ends_heard_{false};
+  // Only the signal thread uses it: when to look the waited tasks up once
+  // more after it began to listen to ends.
+  absl::Time recheck_ends_at_ = absl::InfiniteFuture();
 
   mutable absl::Mutex mu_;
   std::deque<Write> writes_ ABSL_GUARDED_BY(mu_);

@@ -16,6 +16,9 @@ namespace remex::store::internal {
 inline constexpr int64_t kMigrationLockKey = 0x72656d6578000001;
 inline constexpr int64_t kRetentionLockKey = 0x72656d6578000002;
 inline constexpr int64_t kLeaseLockKey = 0x72656d6578000003;
+// Held (shared, for the session) by every replica that LISTENs to the ends:
+// the others NOTIFY ends only while someone holds it.
+inline constexpr int64_t kEndsListenerLockKey = 0x72656d6578000004;
 
 // The schema version this build knows: the number of its migrations.
 int SchemaVersion();
