@@ -283,11 +283,12 @@ void Executor::SubmitDurably(TaskSpec spec, const Caller& caller,
        admission = *admission, listener, tag, &committing,
        done = std::move(done)](absl::StatusOr<uint64_t> position) mutable {
         const absl::Time committed = absl::Now();
-        if (run_here) committing.fetch_sub(1, std::memory_order_relaxed);
         absl::ReaderMutexLock lock(&lifeline->mu);
         if (!lifeline->alive) {
           return done(absl::UnavailableError("the server is shutting down"));
         }
+        // After the check: `committing` lives in the executor.
+        if (run_here) committing.fetch_sub(1, std::memory_order_relaxed);
         const std::shared_ptr<const TaskSpec>& spec = accepted.spec;
         if (!position.ok() || !run_here) {
           ReleaseOwnerSlot(spec->owner);
