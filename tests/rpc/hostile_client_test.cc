@@ -41,6 +41,7 @@
 #include "gtest/gtest.h"
 #include "remex/v1/executor.grpc.pb.h"
 #include "tests/testing/executor_calls.h"
+#include "tests/testing/free_port.h"
 #include "tests/testing/server_test.h"
 #include "tests/testing/wait.h"
 
@@ -625,24 +626,6 @@ TEST_F(HostileClientTest, ExtremeDurationsAreRefusedOrHonoured) {
   }
 }
 
-// Connects to `address` (127.0.0.1:PORT); -1 on failure.
-int Connect(const std::string& address) {
-  const std::vector<std::string> parts = absl::StrSplit(address, ':');
-  int port = 0;
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &port)) return -1;
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // The soft open files limit of `pid`, 0 if unknown.
 uint64_t OpenFilesLimit(pid_t pid) {
   std::ifstream limits(absl::StrCat("/proc/", pid, "/limits"));
@@ -681,7 +664,7 @@ TEST_F(HostileClientTest, TwoThousandIdleConnections) {
       "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
   std::vector<int> fds;
   for (int i = 0; i < kConnections; ++i) {
-    const int fd = Connect(server().address());
+    const int fd = testing::ConnectLoopback(server().address());
     ASSERT_GE(fd, 0) << "connection " << i;
     fds.push_back(fd);
     if (i % 2 == 0) {

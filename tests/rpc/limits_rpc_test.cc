@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "remex/v1/executor.grpc.pb.h"
+#include "tests/testing/free_port.h"
 #include "tests/testing/server_test.h"
 #include "tests/testing/subprocess.h"
 
@@ -157,23 +158,6 @@ TEST_F(LimitsTest, RaisesItsOpenFilesLimitToTheHardLimit) {
   EXPECT_EQ(SoftOpenFilesLimit(server_pid()), ours.rlim_max);
 }
 
-// Connects to `address` (127.0.0.1:PORT); -1 on failure.
-int Connect(const std::string& address) {
-  const std::vector<std::string> parts = absl::StrSplit(address, ':');
-  int port = 0;
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &port)) return -1;
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Reads (and drops) what the server sends until it closes the connection;
 // false if it is still open at `deadline`.
 bool ClosedByPeerBefore(int fd, absl::Time deadline) {
@@ -198,7 +182,7 @@ constexpr char kHello[] =
 // Connects to `address`, says hello, then nothing: expects the server to
 // close the connection (bounded).
 void ExpectIdleConnectionClosed(const std::string& address) {
-  const int fd = Connect(address);
+  const int fd = testing::ConnectLoopback(address);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, kHello, sizeof(kHello) - 1),
             static_cast<ssize_t>(sizeof(kHello) - 1));

@@ -19,6 +19,7 @@
 #include "server/executor/task_query.h"
 #include "server/store/postgres/pg.h"
 #include "tests/testing/postgres_server.h"
+#include "tests/testing/postgres_test.h"
 #include "tests/testing/wait.h"
 
 namespace remex::store {
@@ -108,30 +109,8 @@ std::shared_ptr<TaskOutcome> ResultOutcome() {
   return outcome;
 }
 
-class PostgresStoreTest : public ::testing::Test {
+class PostgresStoreTest : public testing::PostgresTest {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<testing::PostgresServer>> server =
-        testing::PostgresServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    // A test that stopped the server must not leave it down for the next.
-    if (server_->pid() < 0) {
-      ASSERT_TRUE(server_->Restart().ok());
-    }
-    absl::StatusOr<std::string> url = server_->CreateDatabase();
-    ASSERT_TRUE(url.ok()) << url.status();
-    url_ = *url;
-  }
-
   PostgresStoreOptions Options() {
     PostgresStoreOptions options;
     options.url = url_;
@@ -148,12 +127,6 @@ class PostgresStoreTest : public ::testing::Test {
   }
   std::unique_ptr<PostgresStore> Open() { return Open(Options()); }
 
-  std::vector<std::vector<std::string>> Query(const std::string& sql) {
-    absl::StatusOr<std::vector<std::vector<std::string>>> rows =
-        server_->Query(url_, sql);
-    EXPECT_TRUE(rows.ok()) << rows.status();
-    return rows.ok() ? *rows : std::vector<std::vector<std::string>>{};
-  }
   int64_t Count(const std::string& table) {
     auto rows = Query(absl::StrCat("SELECT count(*) FROM ", table));
     return rows.empty() ? -1 : std::stoll(rows[0][0]);
@@ -229,12 +202,8 @@ class PostgresStoreTest : public ::testing::Test {
     return ids;
   }
 
-  static testing::PostgresServer* server_;
-  std::string url_;
   CountingObserver observer_;
 };
-
-testing::PostgresServer* PostgresStoreTest::server_ = nullptr;
 
 void ExpectSameSpec(const TaskSpec& got, const TaskSpec& want) {
   EXPECT_EQ(got.function, want.function);
@@ -675,8 +644,8 @@ TEST_F(PostgresStoreTest, OpenFailsFastAndClearlyOnAnUnreachableDatabase) {
   PostgresStoreOptions options = Options();
   // A port nothing listens on (the fixture's port + 1 is as good as any: a
   // closed port is refused at once).
-  options.url = absl::StrCat(
-      "postgresql://postgres:s3cret@127.0.0.1:", server_->port() + 1, "/remex");
+  options.url = absl::StrCat("postgresql://postgres:s3cret@127.0.0.1:",
+                             postgres_->port() + 1, "/remex");
   const absl::Time start = absl::Now();
   absl::StatusOr<std::unique_ptr<PostgresStore>> store =
       PostgresStore::Open(options);
@@ -689,7 +658,7 @@ TEST_F(PostgresStoreTest, OpenFailsFastAndClearlyOnAnUnreachableDatabase) {
   EXPECT_THAT(store.status().message(), Not(HasSubstr("s3cret")));
   EXPECT_THAT(std::string(store.status().message()), Not(HasSubstr("\n")));
 
-  options.url = absl::StrCat("host=127.0.0.1 port=", server_->port() + 1,
+  options.url = absl::StrCat("host=127.0.0.1 port=", postgres_->port() + 1,
                              " password='s3cret' user=postgres");
   store = PostgresStore::Open(options);
   ASSERT_FALSE(store.ok());
@@ -699,7 +668,7 @@ TEST_F(PostgresStoreTest, OpenFailsFastAndClearlyOnAnUnreachableDatabase) {
 TEST_F(PostgresStoreTest, OpensAKeyValueConnectionString) {
   PostgresStoreOptions options = Options();
   options.url =
-      absl::StrCat("host=127.0.0.1 port=", server_->port(),
+      absl::StrCat("host=127.0.0.1 port=", postgres_->port(),
                    " user=postgres dbname=", url_.substr(url_.rfind('/') + 1));
   std::unique_ptr<PostgresStore> store = Open(options);
   ASSERT_NE(store, nullptr);
@@ -746,7 +715,7 @@ TEST_F(PostgresStoreTest, SurvivesADatabaseRestart) {
   ASSERT_TRUE(Insert(*store, task).ok());
   ASSERT_TRUE(store->CanCommit());
 
-  ASSERT_TRUE(server_->Stop().ok());
+  ASSERT_TRUE(postgres_->Stop().ok());
   // The first insert finds the database gone; it and those after it fail
   // at once while it is away.
   absl::StatusOr<uint64_t> refused = Insert(*store, NewTask("during"));
@@ -769,7 +738,7 @@ TEST_F(PostgresStoreTest, SurvivesADatabaseRestart) {
                 [&] { updated.store(true); });
   EXPECT_FALSE(updated.load());
 
-  ASSERT_TRUE(server_->Restart().ok());
+  ASSERT_TRUE(postgres_->Restart().ok());
   EXPECT_TRUE(testing::WaitUntil([&] { return store->CanCommit(); }));
   EXPECT_TRUE(testing::WaitUntil([&] { return updated.load(); }));
   EXPECT_GE(observer_.reconnects(), 1);
@@ -792,8 +761,8 @@ TEST_F(PostgresStoreTest, AnIdleConnectionLostToARestartCostsNoSubmit) {
   std::unique_ptr<PostgresStore> store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(Insert(*store, NewTask("one")).ok());
-  ASSERT_TRUE(server_->Stop().ok());
-  ASSERT_TRUE(server_->Restart().ok());
+  ASSERT_TRUE(postgres_->Stop().ok());
+  ASSERT_TRUE(postgres_->Restart().ok());
   // The writer's connection died meanwhile: it reconnects and commits.
   EXPECT_TRUE(Insert(*store, NewTask("two")).ok());
   EXPECT_TRUE(Get(*store, "two").ok());
@@ -822,7 +791,7 @@ TEST_F(PostgresStoreTest, TheDestructorGivesUpOnAnAbsentDatabaseInTime) {
   ASSERT_NE(store, nullptr);
   TaskSnapshot task = NewTask("stuck");
   ASSERT_TRUE(Insert(*store, task).ok());
-  ASSERT_TRUE(server_->Stop().ok());
+  ASSERT_TRUE(postgres_->Stop().ok());
   std::atomic<bool> updated{false};
   task.state = TaskState::kCancelled;
   task.finished_at = Micros(absl::Now());
@@ -834,7 +803,7 @@ TEST_F(PostgresStoreTest, TheDestructorGivesUpOnAnAbsentDatabaseInTime) {
   store.reset();
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
   EXPECT_FALSE(updated.load());
-  ASSERT_TRUE(server_->Restart().ok());
+  ASSERT_TRUE(postgres_->Restart().ok());
   EXPECT_EQ(Query("SELECT state FROM remex_tasks")[0][0], "1");
 }
 
