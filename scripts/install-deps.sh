@@ -20,6 +20,9 @@ readonly BUILD_PACKAGES=(
   libabsl-dev
   libyaml-cpp-dev nlohmann-json3-dev prometheus-cpp-dev
   libpq-dev
+  # Logging (spdlog, with fmt), the CLI's parser (CLI11, header-only), and
+  # grpc/reflection/v1/reflection.proto (Debian's gRPC serves only v1alpha).
+  libspdlog-dev libcli11-dev grpc-proto
 )
 readonly TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
