@@ -90,10 +90,34 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
       "closes it (--max-connection-idle); 0: forever.",
       MetricType::Gauge);
   AddGauge(idle, {}, absl::ToDoubleSeconds(stats.max_connection_idle));
+  MetricFamily budget =
+      Family("remex_memory_budget_bytes",
+             "Bytes the tasks held here may take, queued, running and "
+             "finished (--memory-budget).",
+             MetricType::Gauge);
+  AddGauge(budget, {}, static_cast<double>(stats.memory.budget));
+  MetricFamily used = Family(
+      "remex_memory_used_bytes",
+      "Bytes held against the memory budget, by part: queued and running "
+      "tasks (their args, input and labels) and retained finished ones "
+      "(with their results).",
+      MetricType::Gauge);
+  AddGauge(used, {{"part", "queued"}}, static_cast<double>(stats.memory.queued));
+  AddGauge(used, {{"part", "running"}},
+           static_cast<double>(stats.memory.running));
+  AddGauge(used, {{"part", "retained"}},
+           static_cast<double>(stats.memory.retained));
+  MetricFamily rejected = Family(
+      "remex_memory_rejected_total",
+      "Submits refused RESOURCE_EXHAUSTED because the task did not fit the "
+      "memory budget.",
+      MetricType::Counter);
+  AddCounter(rejected, {}, static_cast<double>(stats.memory.rejected));
 
   std::vector<MetricFamily> families;
-  for (MetricFamily* family : {&depth, &capacity, &running, &workers, &restarts,
-                               &retained, &awaiters, &idle}) {
+  for (MetricFamily* family :
+       {&depth, &capacity, &running, &workers, &restarts, &retained, &awaiters,
+        &idle, &budget, &used, &rejected}) {
     // A family with no sample (no process pool) is left out.
     if (!family->metric.empty()) families.push_back(std::move(*family));
   }

@@ -25,6 +25,16 @@ struct ServerStats {
   // How long an idle client connection is kept (--max-connection-idle);
   // zero: forever.
   absl::Duration max_connection_idle = absl::ZeroDuration();
+  // The memory budget (--memory-budget) and the bytes held against it.
+  struct Memory {
+    size_t budget = 0;
+    size_t queued = 0;
+    size_t running = 0;
+    size_t retained = 0;
+    // Submits refused because they did not fit.
+    int64_t rejected = 0;
+  };
+  Memory memory;
 };
 
 // Reads the server's figures; called on the exposer's threads, so it must
@@ -35,7 +45,8 @@ using StatsSource = std::function<ServerStats()>;
 // that nothing is pushed from the hot path: remex_pool_queue_depth,
 // remex_pool_queue_capacity, remex_pool_running, remex_pool_workers,
 // remex_worker_restarts_total, remex_tasks_retained, remex_awaiters,
-// remex_max_connection_idle_seconds. (The open files and their limit are
+// remex_max_connection_idle_seconds, remex_memory_budget_bytes,
+// remex_memory_used_bytes, remex_memory_rejected_total. (The open files and their limit are
 // process_open_fds and process_max_fds, see ProcessCollector.)
 //
 // Thread-safe.

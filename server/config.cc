@@ -11,11 +11,13 @@
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -340,7 +342,7 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
       root, "top level",
       {"pools", "retention", "shutdown_grace", "max_connection_idle", "pollers",
        "plugins", "functions", "tls_cert", "tls_key", "tls_client_ca", "auth",
-       "insecure", "store", "replica_name", "replica_lease"}));
+       "insecure", "store", "replica_name", "replica_lease", "memory_budget"}));
   if (root["pools"]) REMEX_RETURN_IF_ERROR(ParsePools(root["pools"], config));
   if (root["retention"]) {
     REMEX_RETURN_IF_ERROR(ParseRetention(root["retention"], config));
@@ -354,6 +356,14 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
     REMEX_ASSIGN_OR_RETURN(
         config.replica_lease,
         ParseDurationNode(root["replica_lease"], "replica_lease"));
+  }
+  if (root["memory_budget"]) {
+    REMEX_ASSIGN_OR_RETURN(const std::string text,
+                           Scalar<std::string>(root["memory_budget"],
+                                               "memory_budget"));
+    absl::StatusOr<size_t> bytes = ParseByteSize(text);
+    if (!bytes.ok()) return Invalid("memory_budget", bytes.status().message());
+    config.executor.memory_budget = *bytes;
   }
   if (root["max_connection_idle"]) {
     REMEX_ASSIGN_OR_RETURN(
@@ -448,7 +458,84 @@ ServerConfig DefaultConfig() {
                            .kind = executor::PoolKind::kProcess,
                            .workers = cores,
                            .max_queue = 100000});
+  config.executor.memory_budget = DefaultMemoryBudget(AvailableMemoryBytes());
   return config;
+}
+
+namespace {
+
+// The first whole number in the file at `path`; nullopt if there is none
+// (missing file, or "max": no limit).
+std::optional<uint64_t> ReadNumber(const std::string& path) {
+  std::ifstream file(path);
+  uint64_t number = 0;
+  if (!(file >> number)) return std::nullopt;
+  return number;
+}
+
+// MemTotal of a /proc/meminfo, in bytes.
+std::optional<uint64_t> ReadMemTotal(const std::string& path) {
+  std::ifstream file(path);
+  std::string key;
+  uint64_t kib = 0;
+  while (file >> key >> kib) {
+    if (key == "MemTotal:") return kib * 1024;
+    file.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+size_t AvailableMemoryBytes(const std::string& root) {
+  const std::filesystem::path base(root);
+  const std::optional<uint64_t> machine =
+      ReadMemTotal(base / "proc/meminfo");
+  // v1 reports "no limit" as a huge number: taken only below the machine's.
+  std::optional<uint64_t> cgroup =
+      ReadNumber(base / "sys/fs/cgroup/memory.max");
+  if (!cgroup.has_value()) {
+    cgroup = ReadNumber(base / "sys/fs/cgroup/memory/memory.limit_in_bytes");
+  }
+  if (cgroup.has_value() && *cgroup > 0 &&
+      (!machine.has_value() || *cgroup < *machine)) {
+    return *cgroup;
+  }
+  return machine.value_or(0);
+}
+
+size_t DefaultMemoryBudget(size_t available_bytes) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  if (available_bytes == 0) return 1024 * kMiB;
+  return std::max(64 * kMiB, available_bytes / 2);
+}
+
+absl::StatusOr<size_t> ParseByteSize(absl::string_view text) {
+  const absl::string_view original = text;
+  text = absl::StripAsciiWhitespace(text);
+  size_t digits = 0;
+  while (digits < text.size() &&
+         (absl::ascii_isdigit(text[digits]) || text[digits] == '.')) {
+    ++digits;
+  }
+  double number = 0;
+  const absl::string_view unit = absl::StripAsciiWhitespace(text.substr(digits));
+  static const auto* const kUnits = new std::map<std::string, double, std::less<>>{
+      {"", 1},          {"B", 1},
+      {"KiB", 0x1p10},  {"Ki", 0x1p10},
+      {"MiB", 0x1p20},  {"Mi", 0x1p20},
+      {"GiB", 0x1p30},  {"Gi", 0x1p30},
+      {"TiB", 0x1p40},  {"Ti", 0x1p40}};
+  const auto scale = kUnits->find(unit);
+  if (digits == 0 || !absl::SimpleAtod(text.substr(0, digits), &number) ||
+      scale == kUnits->end() || number * scale->second < 1 ||
+      number * scale->second >= 0x1p63) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad size '", original,
+        "': use a number of bytes, or one with KiB, MiB, GiB or TiB (e.g. "
+        "512MiB, 2GiB)"));
+  }
+  return static_cast<size_t>(number * scale->second);
 }
 
 absl::StatusOr<ServerConfig> ParseConfig(absl::string_view text,

@@ -57,8 +57,25 @@ struct ServerConfig {
 };
 
 // The embedded defaults: a thread pool "default" and a process pool
-// "process" (one worker per core), sized to the machine.
+// "process" (one worker per core), and a memory budget of half the memory
+// the process may use (DefaultMemoryBudget), sized to the machine.
 ServerConfig DefaultConfig();
+
+// The memory this process may use: its cgroup's limit (v2 memory.max, v1
+// memory.limit_in_bytes) when one is set below the machine's memory, else
+// the machine's (MemTotal of /proc/meminfo); 0 if neither can be read.
+// `root` is where / is (tests pass a directory of such files).
+size_t AvailableMemoryBytes(const std::string& root = "/");
+
+// The default memory budget: half of AvailableMemoryBytes() (the other
+// half is for gRPC's buffers, the copies a request makes while it is
+// parsed and mapped, and the process itself), at least 64 MiB; 1 GiB if
+// the memory cannot be read.
+size_t DefaultMemoryBudget(size_t available_bytes);
+
+// "1073741824", "512MiB", "2GiB", "1.5GiB", "512Mi" (Kubernetes style), or
+// with KiB/Ki, TiB/Ti; INVALID_ARGUMENT for anything else or zero.
+absl::StatusOr<size_t> ParseByteSize(absl::string_view text);
 
 // Reads a config file (JSON or YAML; JSON is read as YAML) over `base`:
 //   pools: [{name, kind: thread|process, workers, max_queue}]  (replaces all)
@@ -66,6 +83,7 @@ ServerConfig DefaultConfig();
 //     cpu_limit_seconds (per task), max_open_files, max_tasks_per_worker
 //     (each refused on a thread pool)
 //   retention: {ttl: "10m", max_tasks: N, max_bytes: N}
+//   memory_budget: "2GiB"  (or bytes; see ParseByteSize)
 //   shutdown_grace: "10s"
 //   max_connection_idle: "5m"  (0: never)
 //   pollers: N

@@ -78,6 +78,7 @@ flags:
                                 memory_limit_bytes, cpu_limit_seconds (per
                                 task), max_open_files, max_tasks_per_worker
                               retention: {ttl: "10m", max_tasks, max_bytes}
+                              memory_budget: "2GiB"
                               shutdown_grace: "10s"
                               max_connection_idle: "5m"
                               pollers: N
@@ -117,6 +118,14 @@ flags:
                             closes a client connection that has had no call
                             for this long (default 5m; 0: never;
                             overrides the config)
+  --memory-budget SIZE      bytes the tasks held here may take: queued,
+                            running and finished ones (512MiB, 2GiB, or a
+                            number of bytes). A submit that would pass it
+                            fails RESOURCE_EXHAUSTED; finished tasks are
+                            forgotten, oldest first, to make room for new
+                            ones (default: half the memory of the machine or
+                            of the container's cgroup limit; overrides config
+                            key memory_budget)
   --plugin PATH.so          loads functions from a shared library built
                             against remex/plugin.h (repeatable; after the
                             config's plugins; PATH relative to the working
@@ -160,6 +169,7 @@ struct Flags {
   std::optional<absl::Duration> shutdown_grace;
   std::optional<int> pollers;
   std::optional<absl::Duration> max_connection_idle;
+  std::optional<size_t> memory_budget;
   std::vector<std::string> plugins;
   std::optional<std::string> auth_file;
   bool insecure = false;
@@ -252,6 +262,15 @@ absl::Status ParseFlag(absl::string_view name,
     REMEX_ASSIGN_OR_RETURN(
         flags.max_connection_idle,
         DurationFlagValue(name, inline_value, argc, argv, i));
+  } else if (name == "--memory-budget") {
+    REMEX_ASSIGN_OR_RETURN(const std::string text,
+                           FlagValue(name, inline_value, argc, argv, i));
+    absl::StatusOr<size_t> bytes = ParseByteSize(text);
+    if (!bytes.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": ", bytes.status().message()));
+    }
+    flags.memory_budget = *bytes;
   } else if (name == "--pollers") {
     REMEX_ASSIGN_OR_RETURN(const std::string text,
                            FlagValue(name, inline_value, argc, argv, i));
@@ -306,6 +325,9 @@ absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
   if (flags.pollers.has_value()) config.pollers = *flags.pollers;
   if (flags.max_connection_idle.has_value()) {
     config.max_connection_idle = *flags.max_connection_idle;
+  }
+  if (flags.memory_budget.has_value()) {
+    config.executor.memory_budget = *flags.memory_budget;
   }
   if (flags.tls_cert.has_value()) config.tls_cert = *flags.tls_cert;
   if (flags.tls_key.has_value()) config.tls_key = *flags.tls_key;
@@ -573,11 +595,17 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   }
   metrics.SetStatsSource([executor = executor->get(), server = server->get(),
                           idle = config.max_connection_idle] {
+    const executor::Executor::MemoryUse memory = executor->memory_use();
     return monitoring::ServerStats{
         .pools = executor->PoolStatistics(),
         .retained_tasks = executor->retained_tasks(),
         .awaiters = server->stats().parked_awaits.load(),
-        .max_connection_idle = idle};
+        .max_connection_idle = idle,
+        .memory = {.budget = memory.limit,
+                   .queued = memory.queued,
+                   .running = memory.running,
+                   .retained = memory.retained,
+                   .rejected = memory.rejected}};
   });
   // The gRPC line first: scripts take the first "listening on" line.
   std::printf("remex-server %s listening on %s\n", REMEX_VERSION,

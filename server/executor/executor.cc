@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
@@ -103,6 +104,7 @@ Executor::Executor(ExecutorOptions options, const FunctionRegistry& registry)
     : options_(std::move(options)),
       registry_(registry),
       store_(options_.store),
+      memory_(options_.memory_budget),
       table_(options_.retention) {}
 
 absl::Status Executor::StartPools() {
@@ -214,10 +216,51 @@ absl::StatusOr<Executor::Admission> Executor::Admit(
   if (spec.run_timeout == absl::InfiniteDuration()) {
     spec.run_timeout = function->run_timeout;
   }
-  // Last, so that no refusal above leaves a slot taken.
-  REMEX_RETURN_IF_ERROR(TakeOwnerSlot(caller));
   spec.owner = std::string(caller.name);
-  return Admission{pool, function};
+  // Last, so that no refusal above leaves bytes or a slot taken.
+  const size_t bytes = Task::HeldBytes(spec);
+  REMEX_RETURN_IF_ERROR(AdmitBytes(bytes));
+  if (absl::Status status = TakeOwnerSlot(caller); !status.ok()) {
+    memory_.Release(bytes, /*running=*/false);
+    return status;
+  }
+  return Admission{pool, function, bytes};
+}
+
+absl::Status Executor::AdmitBytes(size_t bytes) {
+  if (memory_.TryAdmit(bytes, table_.retained_bytes())) {
+    return absl::OkStatus();
+  }
+  // Finished tasks give way to new work.
+  table_.EvictWhile([&] {
+    return memory_.live() + table_.retained_bytes() + bytes > memory_.limit();
+  });
+  if (memory_.TryAdmit(bytes, table_.retained_bytes())) {
+    return absl::OkStatus();
+  }
+  memory_.CountRejected();
+  constexpr double kMiB = 1 << 20;
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "the server's memory budget is full: %.1f MiB of %.1f MiB are held by "
+      "queued and running tasks, and this task needs %.1f MiB; retry later, "
+      "or submit less at once",
+      static_cast<double>(memory_.live()) / kMiB,
+      static_cast<double>(memory_.limit()) / kMiB,
+      static_cast<double>(bytes) / kMiB));
+}
+
+void Executor::EvictOverBudget() {
+  table_.EvictWhile([&] {
+    return memory_.live() + table_.retained_bytes() > memory_.limit();
+  });
+}
+
+Executor::MemoryUse Executor::memory_use() const {
+  return MemoryUse{.limit = memory_.limit(),
+                   .queued = memory_.queued(),
+                   .running = memory_.running(),
+                   .retained = table_.retained_bytes(),
+                   .rejected = memory_.rejected()};
 }
 
 std::shared_ptr<Task> Executor::MakeTask(std::string id, uint64_t list_position,
@@ -291,6 +334,7 @@ void Executor::SubmitDurably(TaskSpec spec, const Caller& caller,
         if (run_here) committing.fetch_sub(1, std::memory_order_relaxed);
         const std::shared_ptr<const TaskSpec>& spec = accepted.spec;
         if (!position.ok() || !run_here) {
+          memory_.Release(admission.bytes, /*running=*/false);
           ReleaseOwnerSlot(spec->owner);
           EndActive();
         }
@@ -339,6 +383,7 @@ absl::StatusOr<TaskSnapshot> Executor::Refuse(const std::shared_ptr<Task>& task,
   if (store_ != nullptr) {
     store_->Erase(task->id(), Visibility{}, [](absl::Status) {});
   }
+  memory_.Release(Task::HeldBytes(task->spec()), /*running=*/false);
   EndActive();
   ReleaseOwnerSlot(task->spec().owner);
   refused->listener = nullptr;  // the submitter learns it from `status`
@@ -449,6 +494,7 @@ void Executor::Run(const std::shared_ptr<Task>& task) {
 bool Executor::BeginRun(const std::shared_ptr<Task>& task) {
   const absl::Time started = absl::Now();
   if (!task->MarkRunning(started)) return false;  // ended while queued
+  memory_.MoveToRunning(Task::HeldBytes(task->spec()));
   if (task->run.series != nullptr && task->attempt() == 1) {
     task->run.series->OnStarted(started - task->created_at());
   }
@@ -474,6 +520,7 @@ void Executor::CompleteRun(const std::shared_ptr<Task>& task, int32_t attempt,
 bool Executor::RetryRun(const std::shared_ptr<Task>& task, int32_t attempt) {
   if (attempt >= task->spec().max_attempts) return false;
   if (!task->Requeue(attempt)) return false;
+  memory_.MoveToQueued(Task::HeldBytes(task->spec()));
   // A timer that escapes this finds the task QUEUED and does nothing.
   DisarmTimer(task->run.timer);
   RecordState(*task);
@@ -489,6 +536,8 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
       task->Finish(state, outcome, now, only_from, only_attempt,
                    /*publish=*/store_ == nullptr);
   if (!completion.has_value()) return false;
+  const size_t held = Task::HeldBytes(task->spec());
+  memory_.Release(held, completion->previous_state == TaskState::kRunning);
   if (completion->previous_state == TaskState::kQueued) {
     pools_.at(task->spec().pool)->RemoveQueued(*task);
   } else if (store_ != nullptr) {
@@ -508,10 +557,8 @@ bool Executor::FinishTask(const std::shared_ptr<Task>& task, TaskState state,
   const absl::Duration ttl = task->spec().ttl > absl::ZeroDuration()
                                  ? task->spec().ttl
                                  : options_.default_ttl;
-  table_.Retain(task, now + ttl,
-                sizeof(Task) - sizeof(TaskSpec) +
-                    task->spec().ApproximateBytes() +
-                    outcome->ApproximateBytes());
+  table_.Retain(task, now + ttl, held + outcome->ApproximateBytes());
+  EvictOverBudget();
   ReleaseOwnerSlot(task->spec().owner);
   // Before the callbacks, so that whoever awaits the task finds it counted.
   if (task->run.series != nullptr) {
@@ -688,6 +735,7 @@ void Executor::StartDrain() {
       HandBack(*task);
       DisarmTimer(task->run.timer);
       table_.Erase(task->id());
+      memory_.Release(Task::HeldBytes(task->spec()), /*running=*/false);
       ReleaseOwnerSlot(task->spec().owner);
       EndActive();
     }
@@ -941,7 +989,7 @@ int Executor::FreeSlotsOf(const Pool& pool) const {
 
 std::vector<std::pair<std::string, int>> Executor::FreeSlots() {
   std::vector<std::pair<std::string, int>> slots;
-  if (draining_.load()) return slots;
+  if (draining_.load() || memory_.live() >= memory_.limit()) return slots;
   for (const PoolConfig& config : options_.pools) {
     slots.emplace_back(config.name, FreeSlotsOf(*pools_.at(config.name)));
   }
@@ -981,6 +1029,9 @@ void Executor::RecoverTask(const TaskSnapshot& row, int64_t& requeued) {
       MakeTask(row.id, row.list_position, TaskSpec(spec), row.created_at,
                admission, nullptr, 0);
   task->Restore(row.attempt, row.cancel_requested);
+  // Accepted before: counted whatever the budget (FreeSlotsOf claims none
+  // while it is full).
+  memory_.Add(Task::HeldBytes(task->spec()));
   active_tasks_.fetch_add(1, std::memory_order_relaxed);
   if (!spec.owner.empty()) {
     absl::MutexLock lock(&owners_mu_);

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/executor/function_registry.h"
+#include "server/executor/memory_budget.h"
 #include "server/executor/pool.h"
 #include "server/executor/store.h"
 #include "server/executor/task.h"
@@ -51,6 +53,11 @@ struct ExecutorOptions {
   Store* store = nullptr;
   // Told how many tasks were re-queued at start; null: nobody. Not owned.
   StoreObserver* store_observer = nullptr;
+  // Bytes the tasks held here may take, queued, running and finished (see
+  // MemoryBudget): a submit that would pass it is refused
+  // RESOURCE_EXHAUSTED, and finished tasks are forgotten, oldest first,
+  // to make room for new ones.
+  size_t memory_budget = std::numeric_limits<size_t>::max();
 };
 
 // Runs `function` for task `task_id` on the calling thread and returns what
@@ -96,8 +103,9 @@ class Executor : private TaskRunner, private StoreRunner {
   // Accepts a task: NOT_FOUND for an unknown function, INVALID_ARGUMENT for
   // bad args, an unknown pool or a bad option (max_attempts outside
   // [1, kMaxAttempts], a negative limit), RESOURCE_EXHAUSTED when the
-  // pool's queue is full or the caller has max_active_tasks active tasks,
-  // UNAVAILABLE while draining. The task's owner is the caller. If the task is
+  // pool's queue is full, the caller has max_active_tasks active tasks, or
+  // the task would not fit the memory budget with every finished task
+  // forgotten, UNAVAILABLE while draining. The task's owner is the caller. If the task is
   // accepted, `listener` (if set) is told of its end under `tag`: it is set
   // before the task can start, so it needs no lookup and cannot miss the
   // end. If it is refused, `listener` is not told.
@@ -157,6 +165,16 @@ class Executor : private TaskRunner, private StoreRunner {
   const std::string& DefaultPoolOf(const FunctionSpec& function) const;
   std::vector<PoolStats> PoolStatistics() const;
   size_t retained_tasks() const { return table_.retained_tasks(); }
+  // The memory budget and its use (ExecutorOptions::memory_budget).
+  struct MemoryUse {
+    size_t limit = 0;
+    size_t queued = 0;
+    size_t running = 0;
+    size_t retained = 0;
+    // Submits refused because they did not fit.
+    int64_t rejected = 0;
+  };
+  MemoryUse memory_use() const;
   // Tasks accepted and not yet terminal.
   int64_t active_tasks() const { return active_tasks_.load(); }
 
@@ -175,6 +193,8 @@ class Executor : private TaskRunner, private StoreRunner {
   struct Admission {
     Pool* pool = nullptr;
     const FunctionSpec* function = nullptr;
+    // What the task was charged in the memory budget (Task::HeldBytes).
+    size_t bytes = 0;
   };
   // Lets store callbacks that outlive the executor find out: a callback
   // holds it shared and runs only under a reader lock while `alive`; the
@@ -204,6 +224,12 @@ class Executor : private TaskRunner, private StoreRunner {
   absl::StatusOr<Admission> Admit(TaskSpec& spec, const Caller& caller,
                                   const Pool*& pool);
   void ReportRejected(const Pool* pool, const absl::Status& status);
+  // Charges a new task's `bytes` to the memory budget, forgetting finished
+  // tasks (oldest first) until it fits; RESOURCE_EXHAUSTED if it does not
+  // fit with none left.
+  absl::Status AdmitBytes(size_t bytes);
+  // Forgets finished tasks, oldest first, while the budget is passed.
+  void EvictOverBudget();
   std::shared_ptr<Task> MakeTask(std::string id, uint64_t list_position,
                                  TaskSpec spec, absl::Time created_at,
                                  const Admission& admission,
@@ -299,6 +325,7 @@ class Executor : private TaskRunner, private StoreRunner {
   // options_.store; null: the memory store.
   Store* const store_;
   const std::shared_ptr<Lifeline> lifeline_ = std::make_shared<Lifeline>();
+  MemoryBudget memory_;
   TaskTable table_;
   absl::flat_hash_map<std::string, std::unique_ptr<Pool>> pools_;
   // What FreeSlotsOf needs of a pool beyond its stats.

@@ -1,7 +1,9 @@
 #include "server/executor/task.h"
 
+#include <algorithm>
 #include <utility>
 
+#include "common/ids.h"
 #include "common/utf8.h"
 
 namespace remex::executor {
@@ -35,18 +37,53 @@ absl::string_view TaskStateName(TaskState state) {
   return "STATE_UNSPECIFIED";
 }
 
+namespace {
+
+// What glibc's malloc takes for a request of `bytes`: an 8-byte header,
+// rounded up to 16, at least 32.
+constexpr size_t HeapChunk(size_t bytes) {
+  return bytes == 0 ? 0 : std::max<size_t>(32, (bytes + 8 + 15) & ~size_t{15});
+}
+
+// The heap chunk of a string's characters; none while they fit inline
+// (libstdc++ keeps up to 15 in the string).
+size_t StringHeapBytes(const std::string& text) {
+  return text.size() < 16 ? 0 : HeapChunk(text.size() + 1);
+}
+
+// A std::map node: its links and color (32 bytes), then the value.
+template <typename Value>
+constexpr size_t kMapNodeBytes = HeapChunk(32 + sizeof(Value));
+
+}  // namespace
+
 size_t ApproximateJsonBytes(const Json& json) {
-  size_t bytes = sizeof(Json);
-  if (json.is_string()) {
-    bytes += json.get_ref<const std::string&>().capacity();
-  } else if (json.is_object()) {
-    for (const auto& [key, value] : json.items()) {
-      bytes += key.capacity() + ApproximateJsonBytes(value);
+  switch (json.type()) {
+    case Json::value_t::string:
+      return HeapChunk(sizeof(std::string)) +
+             StringHeapBytes(json.get_ref<const std::string&>());
+    case Json::value_t::object: {
+      const auto& object = json.get_ref<const Json::object_t&>();
+      size_t bytes = HeapChunk(sizeof(Json::object_t));
+      for (const auto& [key, value] : object) {
+        bytes += kMapNodeBytes<Json::object_t::value_type> +
+                 StringHeapBytes(key) + ApproximateJsonBytes(value);
+      }
+      return bytes;
     }
-  } else if (json.is_array()) {
-    for (const Json& value : json) bytes += ApproximateJsonBytes(value);
+    case Json::value_t::array: {
+      const auto& array = json.get_ref<const Json::array_t&>();
+      size_t bytes = HeapChunk(sizeof(Json::array_t)) +
+                     HeapChunk(array.size() * sizeof(Json));
+      for (const Json& value : array) bytes += ApproximateJsonBytes(value);
+      return bytes;
+    }
+    case Json::value_t::binary:
+      return HeapChunk(sizeof(Json::binary_t)) +
+             HeapChunk(json.get_binary().size());
+    default:
+      return 0;
   }
-  return bytes;
 }
 
 bool JsonIsValidUtf8(const Json& json) {
@@ -66,18 +103,28 @@ bool JsonIsValidUtf8(const Json& json) {
 }
 
 size_t TaskSpec::ApproximateBytes() const {
-  size_t bytes = sizeof(TaskSpec) + function.capacity() + input.capacity() +
-                 pool.capacity() + owner.capacity() +
-                 ApproximateJsonBytes(args);
+  size_t bytes = sizeof(TaskSpec) + StringHeapBytes(function) +
+                 StringHeapBytes(input) + StringHeapBytes(pool) +
+                 StringHeapBytes(owner) + ApproximateJsonBytes(args);
   for (const auto& [key, value] : labels) {
-    bytes += key.capacity() + value.capacity();
+    bytes += kMapNodeBytes<std::pair<const std::string, std::string>> +
+             StringHeapBytes(key) + StringHeapBytes(value);
   }
   return bytes;
 }
 
 size_t TaskOutcome::ApproximateBytes() const {
-  return sizeof(TaskOutcome) + output.capacity() + error.message.capacity() +
-         ApproximateJsonBytes(result);
+  // make_shared's control block (16 bytes) shares the outcome's chunk.
+  return HeapChunk(16 + sizeof(TaskOutcome)) + StringHeapBytes(output) +
+         StringHeapBytes(error.message) + ApproximateJsonBytes(result);
+}
+
+size_t Task::HeldBytes(const TaskSpec& spec) {
+  // The Task's chunk holds the spec's struct; the table's indexes take
+  // about 30 bytes a task (see TaskTable).
+  constexpr size_t kFixed = HeapChunk(16 + sizeof(Task)) - sizeof(TaskSpec) +
+                            HeapChunk(common::kTaskIdSize + 1) + 32;
+  return kFixed + spec.ApproximateBytes();
 }
 
 Task::Task(std::string id, uint64_t list_position, TaskSpec spec,

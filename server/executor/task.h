@@ -47,7 +47,10 @@ inline bool IsTerminal(TaskState state) {
 // "QUEUED", "RUNNING", ... as in the proto enum.
 absl::string_view TaskStateName(TaskState state);
 
-// Bytes a JSON value holds, estimated without serializing it.
+// Heap bytes a JSON value holds beyond its own 16 bytes, estimated without
+// serializing it: every node, key and string as the allocator holds it
+// (chunk headers and rounding included), by size rather than capacity, so
+// that a copy counts as much as its original.
 size_t ApproximateJsonBytes(const Json& json);
 
 // True if every string and key in `json` is valid UTF-8 (as JSON, and the
@@ -76,8 +79,9 @@ struct TaskSpec {
   // authentication. Set by Executor::Submit from its Caller.
   std::string owner;
 
-  // Bytes held (args, input, labels), for the retention budget: a finished
-  // task keeps its spec.
+  // Bytes held: the struct and what it points to on the heap (args, input,
+  // labels, names), as ApproximateJsonBytes counts them. For the memory
+  // budget: every task keeps its spec until it is forgotten.
   size_t ApproximateBytes() const;
 };
 
@@ -94,7 +98,8 @@ struct TaskOutcome {
   std::string output;
   TaskError error;
 
-  // Bytes held, for the retention budget (an estimate for `result`).
+  // Bytes held, as TaskSpec::ApproximateBytes counts them, with the
+  // outcome's own chunk.
   size_t ApproximateBytes() const;
 };
 
@@ -151,6 +156,12 @@ class Task : public std::enable_shared_from_this<Task> {
       : Task(std::move(id), list_position, TaskSpec(*spec), now) {}
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
+
+  // Bytes a task with `spec` holds in the server before it ends: its chunk
+  // (the Task and make_shared's control block), its id, its entries in the
+  // task table, and its spec's heap. What the memory budget charges a
+  // queued or running task; a finished one adds its outcome.
+  static size_t HeldBytes(const TaskSpec& spec);
 
   const std::string& id() const { return id_; }
   // The task's place in the order List shows tasks in (oldest first): the

@@ -106,6 +106,13 @@ void TaskTable::EvictExpired(absl::Time now) {
   }
 }
 
+void TaskTable::EvictWhile(absl::FunctionRef<bool()> over_budget) {
+  while (retained_tasks_.load(std::memory_order_relaxed) > 0 &&
+         over_budget()) {
+    if (EvictFirst() == nullptr) break;  // destroyed here, unlocked
+  }
+}
+
 std::shared_ptr<Task> TaskTable::EvictFirst() {
   // The shard whose first entry expires first. Racy by design: another
   // thread may change the heads meanwhile, and then a task a moment younger

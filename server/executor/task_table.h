@@ -17,6 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -28,8 +29,10 @@ namespace remex::executor {
 struct RetentionLimits {
   // Finished tasks kept at most; the ones closest to expiry go first.
   size_t max_tasks = 1'000'000;
-  // Approximate bytes kept at most: args, input, results, outputs, errors.
-  size_t max_bytes = size_t{1} << 30;
+  // Bytes kept at most (the tasks, as Task::HeldBytes and
+  // TaskOutcome::ApproximateBytes count them). By default no bound of its
+  // own: the executor's memory budget bounds finished tasks with the rest.
+  size_t max_bytes = std::numeric_limits<size_t>::max();
 };
 
 // A sharded map from task id to task, plus the bookkeeping that forgets
@@ -77,6 +80,10 @@ class TaskTable {
               size_t bytes);
   // Forgets the finished tasks whose ttl has passed by `now`.
   void EvictExpired(absl::Time now);
+  // Forgets finished tasks, the one closest to expiry first, while
+  // `over_budget` holds and any are left (the executor's memory budget).
+  // `over_budget` runs with no lock held.
+  void EvictWhile(absl::FunctionRef<bool()> over_budget);
 
   // Calls `visit` for every task, one shard at a time, with that shard's
   // lock held: `visit` must be quick and must not call back into the table.

@@ -603,6 +603,87 @@ TEST_F(ExecutorTest, RetentionByteBudgetCountsInputsAndOutputs) {
   EXPECT_TRUE(executor_->Get(ids[2]).ok());
 }
 
+// --- Memory budget -----------------------------------------------------------
+
+// Queued tasks fill the budget; one that does not fit is refused with a
+// clear error, and fits again once another leaves.
+TEST_F(ExecutorTest, MemoryBudgetRefusesTasksThatDoNotFit) {
+  constexpr size_t kInput = 1 << 20;
+  ExecutorOptions options;
+  options.pools = {ThreadPoolConfig("default", 1)};
+  options.memory_budget = 3 * kInput + kInput / 2;
+  Start(std::move(options));
+  OccupyWorker();
+  TaskSpec big = MakeSpec("echo");
+  big.input = std::string(kInput, 'x');
+  std::vector<std::string> queued;
+  for (int i = 0; i < 3; ++i) queued.push_back(Submit(big));
+  const Executor::MemoryUse full = executor_->memory_use();
+  EXPECT_GE(full.queued, 3 * kInput);
+  EXPECT_LE(full.queued + full.running, full.limit);
+
+  absl::StatusOr<TaskSnapshot> refused = executor_->Submit(big);
+  EXPECT_THAT(refused.status(), StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("memory budget is full"));
+  EXPECT_EQ(executor_->memory_use().rejected, 1);
+  EXPECT_EQ(executor_->active_tasks(), 4);  // the gate and three
+
+  ASSERT_TRUE(executor_->Cancel(queued[0]).ok());
+  queued.push_back(Submit(big));
+  ReleaseGate();
+  // Every byte charged was given back, whichever way each task ended
+  // (finished ones are forgotten as soon as they end: each keeps its input
+  // and an output as large).
+  EXPECT_TRUE(WaitUntil([&] { return executor_->active_tasks() == 0; }));
+  const Executor::MemoryUse after = executor_->memory_use();
+  EXPECT_EQ(after.queued, 0u);
+  EXPECT_EQ(after.running, 0u);
+  EXPECT_LE(after.retained, after.limit);
+}
+
+// Finished tasks are kept only while new work does not need their room.
+TEST_F(ExecutorTest, FinishedTasksGiveWayToNewWork) {
+  constexpr size_t kInput = 1 << 20;
+  ExecutorOptions options;
+  options.pools = {ThreadPoolConfig("default", 1)};
+  options.memory_budget = 5 * kInput;
+  Start(std::move(options));
+  // echo keeps its input and returns it as output: two inputs a task.
+  TaskSpec big = MakeSpec("echo");
+  big.input = std::string(kInput, 'x');
+  const std::string first = Submit(big);
+  ASSERT_EQ(Await(first).state, TaskState::kSucceeded);
+  const std::string second = Submit(big);
+  ASSERT_EQ(Await(second).state, TaskState::kSucceeded);
+  EXPECT_TRUE(executor_->Get(first).ok());
+  EXPECT_GE(executor_->memory_use().retained, 4 * kInput);
+
+  OccupyWorker();
+  const std::string third = Submit(big);  // needs the first one's room
+  EXPECT_FALSE(executor_->Get(first).ok());
+  EXPECT_TRUE(executor_->Get(second).ok());
+  const Executor::MemoryUse use = executor_->memory_use();
+  EXPECT_LE(use.queued + use.running + use.retained, use.limit);
+  ReleaseGate();
+  EXPECT_EQ(Await(third).state, TaskState::kSucceeded);
+}
+
+// A task that alone is larger than the budget is refused, however empty
+// the server is.
+TEST_F(ExecutorTest, TaskLargerThanTheBudgetIsRefused) {
+  ExecutorOptions options;
+  options.pools = {ThreadPoolConfig("default", 1)};
+  options.memory_budget = 1 << 20;
+  Start(std::move(options));
+  TaskSpec huge = MakeSpec("echo");
+  huge.labels["big"] = std::string(2 << 20, 'l');
+  EXPECT_THAT(executor_->Submit(huge).status(),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(executor_->active_tasks(), 0);
+  EXPECT_EQ(executor_->memory_use().queued, 0u);
+}
+
 // --- Admission errors --------------------------------------------------------
 
 TEST_F(ExecutorTest, FullQueueIsResourceExhausted) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -167,6 +168,74 @@ TEST(ConfigTest, DurationsMayBeNumbersOfSeconds) {
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->executor.default_ttl, absl::Seconds(30));
   EXPECT_EQ(config->shutdown_grace, absl::Milliseconds(2500));
+}
+
+TEST(MemoryBudgetConfigTest, SizesTakeBinaryUnits) {
+  EXPECT_EQ(ParseByteSize("1048576").value(), 1048576u);
+  EXPECT_EQ(ParseByteSize("512MiB").value(), size_t{512} << 20);
+  EXPECT_EQ(ParseByteSize("512Mi").value(), size_t{512} << 20);
+  EXPECT_EQ(ParseByteSize("1.5GiB").value(), size_t{3} << 29);
+  EXPECT_EQ(ParseByteSize(" 2 GiB ").value(), size_t{2} << 30);
+  for (const char* bad : {"", "0", "GiB", "12XB", "-1GiB", "1e3", "99999999TiB"}) {
+    EXPECT_THAT(ParseByteSize(bad).status().message(), HasSubstr("bad size"))
+        << bad;
+  }
+}
+
+TEST(MemoryBudgetConfigTest, ConfigKeyAndDefault) {
+  absl::StatusOr<ServerConfig> config =
+      ParseConfig(R"({"memory_budget": "256MiB"})", DefaultConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->executor.memory_budget, size_t{256} << 20);
+  EXPECT_THAT(ParseError(R"({"memory_budget": "lots"})"),
+              HasSubstr("memory_budget: bad size 'lots'"));
+  EXPECT_EQ(DefaultConfig().executor.memory_budget,
+            DefaultMemoryBudget(AvailableMemoryBytes()));
+  EXPECT_EQ(DefaultMemoryBudget(size_t{8} << 30), size_t{4} << 30);
+  EXPECT_EQ(DefaultMemoryBudget(size_t{100} << 20), size_t{64} << 20);
+  EXPECT_EQ(DefaultMemoryBudget(0), size_t{1} << 30);
+}
+
+// A fake root with /proc/meminfo and a cgroup file.
+class FakeRoot {
+ public:
+  FakeRoot() {
+    char dir[] = "/tmp/remex_root_XXXXXX";
+    path_ = mkdtemp(dir);
+    std::filesystem::create_directories(path_ + "/proc");
+    Write("proc/meminfo", "MemTotal:       16384000 kB\nMemFree: 1 kB\n");
+  }
+  ~FakeRoot() { std::filesystem::remove_all(path_); }
+  void Write(const std::string& name, const std::string& text) {
+    const std::filesystem::path file = std::filesystem::path(path_) / name;
+    std::filesystem::create_directories(file.parent_path());
+    std::ofstream(file) << text;
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(MemoryBudgetConfigTest, AvailableMemoryIsTheCgroupLimitOrTheMachines) {
+  constexpr size_t kMachine = size_t{16384000} * 1024;
+  {
+    FakeRoot root;
+    EXPECT_EQ(AvailableMemoryBytes(root.path()), kMachine);
+    root.Write("sys/fs/cgroup/memory.max", "max\n");
+    EXPECT_EQ(AvailableMemoryBytes(root.path()), kMachine);
+    root.Write("sys/fs/cgroup/memory.max", "536870912\n");
+    EXPECT_EQ(AvailableMemoryBytes(root.path()), size_t{512} << 20);
+  }
+  {
+    FakeRoot root;  // cgroup v1: "no limit" is a huge number
+    root.Write("sys/fs/cgroup/memory/memory.limit_in_bytes",
+               "9223372036854771712\n");
+    EXPECT_EQ(AvailableMemoryBytes(root.path()), kMachine);
+    root.Write("sys/fs/cgroup/memory/memory.limit_in_bytes", "1073741824\n");
+    EXPECT_EQ(AvailableMemoryBytes(root.path()), size_t{1} << 30);
+  }
+  EXPECT_EQ(AvailableMemoryBytes("/nonexistent"), 0u);
 }
 
 TEST(ConfigTest, EmptyTextKeepsTheBase) {
@@ -471,8 +540,10 @@ TEST(StoreConfigTest, HelpDocumentsTheStoreFlags) {
   const testing::ProcessResult help =
       testing::RunServerExpectingExit({"--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* text : {"--store URL", "$REMEX_STORE", "store: memory|URL",
-                           "--replica-name NAME", "replica_name: NAME"}) {
+  for (const char* text :
+       {"--store URL", "$REMEX_STORE", "store: memory|URL",
+        "--replica-name NAME", "replica_name: NAME", "--memory-budget SIZE",
+        "memory_budget: \"2GiB\""}) {
     EXPECT_THAT(help.out, HasSubstr(text));
   }
 }
