@@ -102,7 +102,8 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
       "tasks (their args, input and labels) and retained finished ones "
       "(with their results).",
       MetricType::Gauge);
-  AddGauge(used, {{"part", "queued"}}, static_cast<double>(stats.memory.queued));
+  AddGauge(used, {{"part", "queued"}},
+           static_cast<double>(stats.memory.queued));
   AddGauge(used, {{"part", "running"}},
            static_cast<double>(stats.memory.running));
   AddGauge(used, {{"part", "retained"}},

@@ -46,8 +46,8 @@ using StatsSource = std::function<ServerStats()>;
 // remex_pool_queue_capacity, remex_pool_running, remex_pool_workers,
 // remex_worker_restarts_total, remex_tasks_retained, remex_awaiters,
 // remex_max_connection_idle_seconds, remex_memory_budget_bytes,
-// remex_memory_used_bytes, remex_memory_rejected_total. (The open files and their limit are
-// process_open_fds and process_max_fds, see ProcessCollector.)
+// remex_memory_used_bytes, remex_memory_rejected_total. (The open files and
+// their limit are process_open_fds and process_max_fds, see ProcessCollector.)
 //
 // Thread-safe.
 class StatsCollector final : public prometheus::Collectable {

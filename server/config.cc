@@ -358,9 +358,9 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
         ParseDurationNode(root["replica_lease"], "replica_lease"));
   }
   if (root["memory_budget"]) {
-    REMEX_ASSIGN_OR_RETURN(const std::string text,
-                           Scalar<std::string>(root["memory_budget"],
-                                               "memory_budget"));
+    REMEX_ASSIGN_OR_RETURN(
+        const std::string text,
+        Scalar<std::string>(root["memory_budget"], "memory_budget"));
     absl::StatusOr<size_t> bytes = ParseByteSize(text);
     if (!bytes.ok()) return Invalid("memory_budget", bytes.status().message());
     config.executor.memory_budget = *bytes;
@@ -489,8 +489,7 @@ std::optional<uint64_t> ReadMemTotal(const std::string& path) {
 
 size_t AvailableMemoryBytes(const std::string& root) {
   const std::filesystem::path base(root);
-  const std::optional<uint64_t> machine =
-      ReadMemTotal(base / "proc/meminfo");
+  const std::optional<uint64_t> machine = ReadMemTotal(base / "proc/meminfo");
   // v1 reports "no limit" as a huge number: taken only below the machine's.
   std::optional<uint64_t> cgroup =
       ReadNumber(base / "sys/fs/cgroup/memory.max");
@@ -519,13 +518,13 @@ absl::StatusOr<size_t> ParseByteSize(absl::string_view text) {
     ++digits;
   }
   double number = 0;
-  const absl::string_view unit = absl::StripAsciiWhitespace(text.substr(digits));
-  static const auto* const kUnits = new std::map<std::string, double, std::less<>>{
-      {"", 1},          {"B", 1},
-      {"KiB", 0x1p10},  {"Ki", 0x1p10},
-      {"MiB", 0x1p20},  {"Mi", 0x1p20},
-      {"GiB", 0x1p30},  {"Gi", 0x1p30},
-      {"TiB", 0x1p40},  {"Ti", 0x1p40}};
+  const absl::string_view unit =
+      absl::StripAsciiWhitespace(text.substr(digits));
+  static const auto* const kUnits =
+      new std::map<std::string, double, std::less<>>{
+          {"", 1},         {"B", 1},       {"KiB", 0x1p10}, {"Ki", 0x1p10},
+          {"MiB", 0x1p20}, {"Mi", 0x1p20}, {"GiB", 0x1p30}, {"Gi", 0x1p30},
+          {"TiB", 0x1p40}, {"Ti", 0x1p40}};
   const auto scale = kUnits->find(unit);
   if (digits == 0 || !absl::SimpleAtod(text.substr(0, digits), &number) ||
       scale == kUnits->end() || number * scale->second < 1 ||

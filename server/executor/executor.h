@@ -105,10 +105,10 @@ class Executor : private TaskRunner, private StoreRunner {
   // [1, kMaxAttempts], a negative limit), RESOURCE_EXHAUSTED when the
   // pool's queue is full, the caller has max_active_tasks active tasks, or
   // the task would not fit the memory budget with every finished task
-  // forgotten, UNAVAILABLE while draining. The task's owner is the caller. If the task is
-  // accepted, `listener` (if set) is told of its end under `tag`: it is set
-  // before the task can start, so it needs no lookup and cannot miss the
-  // end. If it is refused, `listener` is not told.
+  // forgotten, UNAVAILABLE while draining. The task's owner is the caller. If
+  // the task is accepted, `listener` (if set) is told of its end under `tag`:
+  // it is set before the task can start, so it needs no lookup and cannot miss
+  // the end. If it is refused, `listener` is not told.
   absl::StatusOr<TaskSnapshot> Submit(TaskSpec spec, const Caller& caller = {},
                                       DoneListener* listener = nullptr,
                                       uint64_t tag = 0);

@@ -107,8 +107,7 @@ void TaskTable::EvictExpired(absl::Time now) {
 }
 
 void TaskTable::EvictWhile(absl::FunctionRef<bool()> over_budget) {
-  while (retained_tasks_.load(std::memory_order_relaxed) > 0 &&
-         over_budget()) {
+  while (retained_tasks_.load(std::memory_order_relaxed) > 0 && over_budget()) {
     if (EvictFirst() == nullptr) break;  // destroyed here, unlocked
   }
 }

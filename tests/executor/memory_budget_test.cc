@@ -77,9 +77,9 @@ void ExpectHeldBytesWithin(int count, TaskSpec (*make_spec)(int),
   for (int i = 0; i < count; ++i) {
     estimated += Task::HeldBytes(specs[i]) - 32;
     // A copy, as the durable path makes: counted the same as the original.
-    tasks.push_back(std::make_shared<Task>(
-        absl::StrCat("id-of-twenty-one-", 1000 + i), i + 1,
-        TaskSpec(specs[i]), absl::Now()));
+    tasks.push_back(
+        std::make_shared<Task>(absl::StrCat("id-of-twenty-one-", 1000 + i),
+                               i + 1, TaskSpec(specs[i]), absl::Now()));
   }
   const double grown = static_cast<double>(HeapInUse() - before);
   EXPECT_NEAR(grown / static_cast<double>(estimated), 1.0, tolerance)

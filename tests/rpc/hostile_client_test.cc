@@ -51,9 +51,10 @@ namespace {
 using RawStream = grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
 
 // The server's resident memory must stay below this whatever the abuse:
-// the tests send at most ~100 MiB of payload in total, and a server that
-// copies each byte a few times stays well within it.
-constexpr int64_t kRssBound = int64_t{768} << 20;
+// the memory budget (96 MiB, below), plus the copies a request makes while
+// it is parsed and mapped (each call's, freed when it is answered; the
+// largest message is 64 MiB), plus the process itself.
+constexpr int64_t kRssBound = int64_t{384} << 20;
 // A well-behaved client's Submit and Get, each, answer within this during
 // the abuse (generous: the machine is shared and has 2 cores; an idle
 // server answers in about a millisecond).
@@ -63,10 +64,14 @@ constexpr absl::Duration kDeadline = absl::Seconds(30);
 // The pools: the abuse goes to `default` (a small queue, so that a flood
 // passes it); the well-behaved client has `good` to itself.
 constexpr int kMaxQueue = 64;
+// The server's memory budget (--memory-budget): the queued-bytes flood
+// below passes it long before its queue is full.
+constexpr int64_t kMemoryBudget = int64_t{96} << 20;
 constexpr char kConfig[] = R"(pools:
   - {name: default, kind: thread, workers: 2, max_queue: 64}
   - {name: good, kind: thread, workers: 2, max_queue: 1000}
 retention: {ttl: 30s}
+memory_budget: 96MiB
 )";
 
 // The request paths of every method of remex.v1.Executor but Session.
@@ -772,6 +777,42 @@ TEST_F(HostileClientTest, FloodPastTheQueueIsResourceExhausted) {
   EXPECT_GE(accepted.load(), kMaxQueue);
   EXPECT_EQ(accepted + exhausted, kSubmits);
   // Clean up: the sleeps would outlive the test.
+  for (const std::string& id : ids) {
+    grpc::ClientContext context;
+    SetDeadline(context, kDeadline);
+    v1::CancelRequest cancel;
+    cancel.set_id(id);
+    v1::Task task;
+    EXPECT_TRUE(stub_->Cancel(&context, cancel, &task).ok());
+  }
+}
+
+// Tasks that wait with 2 MiB inputs each: the queue would take 64 of them
+// (128 MiB), the budget about 48. Past it, RESOURCE_EXHAUSTED naming the
+// budget, and the server's RSS grows by about the budget, no more.
+TEST_F(HostileClientTest, QueuedBytesStopAtTheMemoryBudget) {
+  constexpr int64_t kInput = int64_t{2} << 20;
+  std::vector<std::string> ids;
+  v1::SubmitRequest sleep;
+  sleep.set_function("sleep");
+  (*sleep.mutable_args()->mutable_struct_value()->mutable_fields())["ms"]
+      .set_number_value(10000);
+  sleep.set_input(std::string(kInput, 'q'));
+  grpc::Status refused;
+  for (int i = 0; i < kMaxQueue + 2 && refused.ok(); ++i) {
+    v1::Task task;
+    refused = Submit(sleep, &task);
+    if (refused.ok()) ids.push_back(task.id());
+  }
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.error_message().find("memory budget"), std::string::npos)
+      << refused.error_message();
+  EXPECT_GE(static_cast<int64_t>(ids.size()), kMemoryBudget / kInput - 8);
+  EXPECT_LE(static_cast<int64_t>(ids.size()), kMemoryBudget / kInput);
+  const int64_t grown = ResidentBytes(server_pid()) - rss_at_start_;
+  std::cout << "queued " << ids.size() << " tasks of 2 MiB; RSS grew "
+            << (grown >> 20) << " MiB\n";
+  EXPECT_LT(grown, kMemoryBudget + (int64_t{64} << 20));
   for (const std::string& id : ids) {
     grpc::ClientContext context;
     SetDeadline(context, kDeadline);

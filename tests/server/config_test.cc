@@ -176,7 +176,8 @@ TEST(MemoryBudgetConfigTest, SizesTakeBinaryUnits) {
   EXPECT_EQ(ParseByteSize("512Mi").value(), size_t{512} << 20);
   EXPECT_EQ(ParseByteSize("1.5GiB").value(), size_t{3} << 29);
   EXPECT_EQ(ParseByteSize(" 2 GiB ").value(), size_t{2} << 30);
-  for (const char* bad : {"", "0", "GiB", "12XB", "-1GiB", "1e3", "99999999TiB"}) {
+  for (const char* bad :
+       {"", "0", "GiB", "12XB", "-1GiB", "1e3", "99999999TiB"}) {
     EXPECT_THAT(ParseByteSize(bad).status().message(), HasSubstr("bad size"))
         << bad;
   }
@@ -540,10 +541,9 @@ TEST(StoreConfigTest, HelpDocumentsTheStoreFlags) {
   const testing::ProcessResult help =
       testing::RunServerExpectingExit({"--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* text :
-       {"--store URL", "$REMEX_STORE", "store: memory|URL",
-        "--replica-name NAME", "replica_name: NAME", "--memory-budget SIZE",
-        "memory_budget: \"2GiB\""}) {
+  for (const char* text : {"--store URL", "$REMEX_STORE", "store: memory|URL",
+                           "--replica-name NAME", "replica_name: NAME",
+                           "--memory-budget SIZE", "memory_budget: \"2GiB\""}) {
     EXPECT_THAT(help.out, HasSubstr(text));
   }
 }
