@@ -115,10 +115,38 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
       MetricType::Counter);
   AddCounter(rejected, {}, static_cast<double>(stats.memory.rejected));
 
+  const ServerStats::Connections& connections = stats.connections;
+  MetricFamily open = Family(
+      "remex_connections_open", "Client connections established now.",
+      MetricType::Gauge);
+  if (connections.open >= 0) {
+    AddGauge(open, {}, static_cast<double>(connections.open));
+  }
+  MetricFamily limit = Family(
+      "remex_connections_limit",
+      "Client connections hold file descriptors below this number (the soft "
+      "limit of open files less the reserve); past it they are refused.",
+      MetricType::Gauge);
+  MetricFamily reserve = Family(
+      "remex_fd_reserve",
+      "File descriptors kept free of client connections, for pool workers, "
+      "commands and the store.",
+      MetricType::Gauge);
+  MetricFamily refused = Family(
+      "remex_connections_refused_total",
+      "Client connections closed as soon as accepted: past the limit, or "
+      "when the process had no file descriptor left.",
+      MetricType::Counter);
+  if (connections.limit > 0) {
+    AddGauge(limit, {}, static_cast<double>(connections.limit));
+    AddGauge(reserve, {}, static_cast<double>(connections.fd_reserve));
+    AddCounter(refused, {}, static_cast<double>(connections.refused));
+  }
+
   std::vector<MetricFamily> families;
   for (MetricFamily* family :
        {&depth, &capacity, &running, &workers, &restarts, &retained, &awaiters,
-        &idle, &budget, &used, &rejected}) {
+        &idle, &budget, &used, &rejected, &open, &limit, &reserve, &refused}) {
     // A family with no sample (no process pool) is left out.
     if (!family->metric.empty()) families.push_back(std::move(*family));
   }

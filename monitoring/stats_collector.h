@@ -35,6 +35,18 @@ struct ServerStats {
     int64_t rejected = 0;
   };
   Memory memory;
+  // Client connections (see server/connection_guard.h).
+  struct Connections {
+    // Established now; -1: unknown.
+    int64_t open = -1;
+    // Connections keep below this fd (0: no guard), keeping `fd_reserve`
+    // fds for pools and commands.
+    int64_t limit = 0;
+    int64_t fd_reserve = 0;
+    // Refused at the limit, or for want of fds.
+    int64_t refused = 0;
+  };
+  Connections connections;
 };
 
 // Reads the server's figures; called on the exposer's threads, so it must
@@ -46,7 +58,9 @@ using StatsSource = std::function<ServerStats()>;
 // remex_pool_queue_capacity, remex_pool_running, remex_pool_workers,
 // remex_worker_restarts_total, remex_tasks_retained, remex_awaiters,
 // remex_max_connection_idle_seconds, remex_memory_budget_bytes,
-// remex_memory_used_bytes, remex_memory_rejected_total. (The open files and
+// remex_memory_used_bytes, remex_memory_rejected_total,
+// remex_connections_open, remex_connections_limit,
+// remex_connections_refused_total, remex_fd_reserve. (The open files and
 // their limit are process_open_fds and process_max_fds, see ProcessCollector.)
 //
 // Thread-safe.

@@ -28,6 +28,7 @@
 #include "server/auth/principals.h"
 #include "server/auth/tls.h"
 #include "server/config.h"
+#include "server/connection_guard.h"
 #include "server/executor/executor.h"
 #include "server/executor/store.h"
 #include "server/process/janitor.h"
@@ -426,10 +427,6 @@ void StopExecutor(std::unique_ptr<executor::Executor> executor) {
   std::_Exit(0);
 }
 
-// Raises the soft limit of open files to the hard one, so that client
-// connections, command pipes and worker channels do not run out at the
-// usual 1024 (then new clients time out and pools cannot respawn workers),
-// and says so in one line.
 // The soft limit of open files before and after RaiseOpenFilesLimit.
 struct OpenFilesLimit {
   rlim_t before = 0;
@@ -448,6 +445,24 @@ OpenFilesLimit RaiseOpenFilesLimit() {
     limit.rlim_cur = before;
   }
   return {.before = before, .now = limit.rlim_cur};
+}
+
+// What the metrics say of client connections (see connection_guard.h).
+monitoring::ServerStats::Connections ConnectionsNow(int port) {
+  const ConnectionGuardStats guard = GetConnectionGuardStats();
+  return {.open = CountEstablishedConnections(port),
+          .limit = guard.ceiling,
+          .fd_reserve = guard.reserve,
+          .refused = guard.refused};
+}
+
+// Pool workers in all: what the fd reserve is sized by.
+int64_t TotalWorkers(const ServerConfig& config) {
+  int64_t workers = 0;
+  for (const executor::PoolConfig& pool : config.executor.pools) {
+    workers += pool.workers;
+  }
+  return workers;
 }
 
 // The server's TLS material, or null when it serves plaintext.
@@ -519,6 +534,7 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
     return 1;
   }
   const OpenFilesLimit open_files = RaiseOpenFilesLimit();
+  InstallConnectionGuard(DefaultFdReserve(TotalWorkers(config)));
   // Not dumpable: /proc/<pid>/environ, mem and fd/ are root's, so a command
   // running as the server's uid (not root) cannot read the server's
   // environment or memory (no core dumps either). Children are dumpable
@@ -605,7 +621,8 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
                    .queued = memory.queued,
                    .running = memory.running,
                    .retained = memory.retained,
-                   .rejected = memory.rejected}};
+                   .rejected = memory.rejected},
+        .connections = ConnectionsNow(server->port())};
   });
   // The gRPC line first: scripts take the first "listening on" line.
   std::printf("remex-server %s listening on %s\n", REMEX_VERSION,

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -22,9 +23,11 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "remex/v1/executor.grpc.pb.h"
+#include "tests/monitoring/http_get.h"
 #include "tests/testing/free_port.h"
 #include "tests/testing/server_test.h"
 #include "tests/testing/subprocess.h"
+#include "tests/testing/wait.h"
 
 namespace remex {
 namespace {
@@ -199,6 +202,130 @@ TEST_F(LimitsTest, ConfigSetsTheIdleTime) {
   StartServer(
       {"--config", WriteFile("idle.yaml", "max_connection_idle: 500ms\n")});
   ExpectIdleConnectionClosed(server().address());
+}
+
+// Open file descriptors of `pid`.
+int OpenFds(pid_t pid) {
+  int count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(
+           absl::StrCat("/proc/", pid, "/fd"))) {
+    ++count;
+  }
+  return count;
+}
+
+// The value of the sample named `name` in a /metrics text; -1 if absent.
+double Sample(const std::string& metrics, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
+    if (!absl::StartsWith(line, name + " ")) continue;
+    double value = 0;
+    if (absl::SimpleAtod(line.substr(name.size() + 1), &value)) return value;
+  }
+  return -1;
+}
+
+// Connections past the fd ceiling are refused at once; pools keep their
+// reserve (a crashed process worker is replaced); the listener outlives
+// the flood (with gRPC 1.51 alone, one EMFILE on accept stopped it for
+// good).
+TEST_F(LimitsTest, ConnectionsStopShortOfTheFdReserveAndTheListenerLives) {
+  constexpr rlim_t kLimit = 400;
+  StartServer(
+      {"--enable-test-functions", "--config", WriteFile("fds.yaml", R"(pools:
+  - {name: default, kind: thread, workers: 2}
+  - {name: process, kind: process, workers: 1}
+)")});
+  // Lowered from outside, as an operator would with prlimit(1): the guard
+  // reads the limit as it is.
+  const rlimit low{.rlim_cur = kLimit, .rlim_max = kLimit};
+  ASSERT_EQ(prlimit(server_pid(), RLIMIT_NOFILE, &low, nullptr), 0)
+      << strerror(errno);
+  // 64 + 8 per worker.
+  constexpr int kCeiling = kLimit - (64 + 8 * 3);
+  // Connected before the flood, and kept.
+  std::unique_ptr<Executor::Stub> stub = Stub(kDefaultClientLimit);
+  {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    v1::ListFunctionsResponse functions;
+    ASSERT_TRUE(
+        stub->ListFunctions(&context, v1::ListFunctionsRequest(), &functions)
+            .ok());
+  }
+  const absl::StatusOr<std::string> metrics_address = server().MetricsAddress();
+  ASSERT_TRUE(metrics_address.ok()) << metrics_address.status();
+
+  std::vector<int> flood;
+  for (int i = 0; i < static_cast<int>(kLimit) + 100; ++i) {
+    const int fd = testing::ConnectLoopback(server().address());
+    ASSERT_GE(fd, 0);
+    flood.push_back(fd);
+    // Written blindly: a refused connection may be reset already.
+    (void)send(fd, kHello, sizeof(kHello) - 1, MSG_NOSIGNAL);
+  }
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    const absl::StatusOr<testing::HttpResponse> page =
+        testing::HttpGet(*metrics_address, "/metrics");
+    return page.ok() &&
+           Sample(page->body, "remex_connections_refused_total") >= 100;
+  })) << "the flood was not refused";
+  EXPECT_LE(OpenFds(server_pid()), kCeiling + 8);
+  const absl::StatusOr<testing::HttpResponse> page =
+      testing::HttpGet(*metrics_address, "/metrics");
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(Sample(page->body, "remex_connections_limit"), kCeiling);
+  EXPECT_EQ(Sample(page->body, "remex_fd_reserve"), kLimit - kCeiling);
+  EXPECT_GE(Sample(page->body, "remex_connections_open"), 100);
+
+  // Again, while the process pool's worker crashes and is replaced: its
+  // channel and pidfd come out of the reserve.
+  for (const int fd : flood) close(fd);
+  flood.clear();
+  std::vector<int> second_flood;
+  v1::SubmitRequest crash;
+  crash.set_function("crash");
+  crash.set_pool("process");
+  (*crash.mutable_args()->mutable_struct_value()->mutable_fields())["how"]
+      .set_string_value("exit");
+  v1::Task task;
+  grpc::ClientContext crash_context;
+  SetDeadline(&crash_context);
+  ASSERT_TRUE(stub->Submit(&crash_context, crash, &task).ok());
+  for (int i = 0; i < static_cast<int>(kLimit) + 100; ++i) {
+    const int fd = testing::ConnectLoopback(server().address());
+    ASSERT_GE(fd, 0);
+    second_flood.push_back(fd);
+    (void)send(fd, kHello, sizeof(kHello) - 1, MSG_NOSIGNAL);
+  }
+  v1::SubmitRequest echo;
+  echo.set_function("echo");
+  echo.set_pool("process");
+  echo.set_input("after the crash");
+  grpc::ClientContext echo_context;
+  SetDeadline(&echo_context);
+  grpc::Status status = stub->Submit(&echo_context, echo, &task);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  v1::AwaitRequest await;
+  await.set_id(task.id());
+  grpc::ClientContext await_context;
+  SetDeadline(&await_context);
+  v1::Task done;
+  status = stub->Await(&await_context, await, &done);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(done.state(), v1::SUCCEEDED) << done.error().message();
+  EXPECT_EQ(done.output(), "after the crash");
+  for (const int fd : second_flood) close(fd);
+
+  // A new client is served once the flood is gone.
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    v1::ListFunctionsRequest request;
+    v1::ListFunctionsResponse response;
+    return Stub(kDefaultClientLimit)
+        ->ListFunctions(&context, request, &response)
+        .ok();
+  }));
 }
 
 TEST_F(LimitsTest, HelpDocumentsTheLimitFlags) {
