@@ -1165,6 +1165,7 @@ class RenderTest(unittest.TestCase):
         self.assertIn("port-forward svc/remex 50051:50051", notes)
         self.assertIn("remex.v1.Executor/Submit", notes)
         self.assertNotIn("INSECURE", notes)
+        self.assertIn("helm test remex -n default", notes)
         notes = render(MTLS_VALUES, notes=True)
         self.assertNotIn("-plaintext", notes)
         self.assertIn("-cert client.crt -key client.key", notes)
