@@ -100,9 +100,6 @@ TOKENS = {"alice": "remex-test-token-alice", "bob": "remex-test-token-bob"}
 # What a render of the bare defaults must say (secure by default).
 OPEN_SERVER_MESSAGE = "nothing authenticates its callers"
 SECRETS_DIR = "/var/run/secrets/remex"
-# Files of monitoring/ that other parts of the repository provide; the
-# renderer falls back to these fixtures while they are missing.
-FIXTURES = os.path.join(HERE, "fixtures")
 YAMLLINT_CONFIG = os.path.join(HERE, "yamllint.yaml")
 VALIDATE_JS = os.path.join(HERE, "validate_k8s.js")
 DOCKERFILE = os.path.join(REPO, "Dockerfile")
@@ -125,7 +122,7 @@ class RenderError(Exception):
 
 def render(*value_files, notes=False, values_json=None):
     """Renders the chart; returns the objects (or NOTES.txt) as text."""
-    command = [RENDERER, "-chart", CHART, "-files-fallback", FIXTURES]
+    command = [RENDERER, "-chart", CHART]
     for path in value_files:
         command += ["-f", path]
     if notes:
@@ -1084,20 +1081,24 @@ class RenderTest(unittest.TestCase):
                         render(AUTH_VALUES, path)
 
     def test_monitoring_files_are_required_when_switched_on(self):
-        """.Files.Get of a missing file fails the render with its name."""
-        global FIXTURES
-        saved = FIXTURES
+        """.Files.Get of a missing file fails the render with its name (a
+        chart copied without its monitoring/ files)."""
         with tempfile.TemporaryDirectory() as tmp:
-            FIXTURES = tmp
-            try:
-                path = write_values(tmp, "v.yaml", {"monitoring": {
-                    "prometheusRule": {"enabled": True}}})
-                if files_get("monitoring/alerts/remex.rules.yml", fallback=tmp):
-                    self.skipTest("the repository has the rules file")
-                with self.assertRaisesRegex(RenderError, "remex.rules.yml"):
-                    render(path)
-            finally:
-                FIXTURES = saved
+            chart = os.path.join(tmp, "remex")
+            shutil.copytree(CHART, chart)
+            shutil.rmtree(os.path.join(chart, "monitoring"))
+            for key, name in (("prometheusRule", "remex.rules.yml"),
+                              ("grafanaDashboard", "remex.json")):
+                with self.subTest(key):
+                    values = write_values(tmp, "v.yaml", {"monitoring": {
+                        key: {"enabled": True}}})
+                    result = subprocess.run(
+                        [RENDERER, "-chart", chart, "-f", AUTH_VALUES,
+                         "-f", values],
+                        capture_output=True, text=True, timeout=60,
+                        check=False)
+                    self.assertNotEqual(result.returncode, 0)
+                    self.assertIn(name, result.stderr)
 
     def test_chart_is_self_contained(self):
         """No symlinks (a copy of helm/remex alone, a packaged chart or a
@@ -1256,13 +1257,12 @@ def secret_data(secret):
     return data
 
 
-def files_get(name, fallback=None):
-    """.Files.Get as the renderer does it: the chart, else the fixtures."""
-    for directory in (CHART, fallback or FIXTURES):
-        path = os.path.join(directory, name)
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                return f.read()
+def files_get(name):
+    """.Files.Get as the renderer does it: the chart's file, or ""."""
+    path = os.path.join(CHART, name)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return f.read()
     return ""
 
 
