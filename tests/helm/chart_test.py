@@ -10,7 +10,10 @@ autoscaler), and for every option switched on, and:
 
   RenderTest            the rendered objects follow the chart's promises
                         (labels, probes, security, grace periods, who may
-                        connect, ...);
+                        connect, the helm test hook, ...); the chart is
+                        self-contained (its monitoring/ files are copies,
+                        byte for byte) and renders as a subchart of a
+                        parent chart that sets global values;
   ValuesSchemaTest      values.schema.json takes good values (also the
                         README's example) and refuses typos and
                         out-of-range values;
@@ -30,8 +33,9 @@ autoscaler), and for every option switched on, and:
                         openssl), answers health SERVING as the probes ask,
                         refuses callers without a token or certificate, runs
                         a task and drains on SIGTERM as the pod's grace
-                        expects. Its secure cases need a remex-server with
-                        --auth, --tls-* and --insecure.
+                        expects, and the helm test hook's health check
+                        passes against it. Its secure cases need a
+                        remex-server with --auth, --tls-* and --insecure.
 
 Usage (ctest runs it; see tests/helm/CMakeLists.txt):
   chart_test.py --renderer RENDER --server REMEX_SERVER
@@ -96,9 +100,6 @@ TOKENS = {"alice": "remex-test-token-alice", "bob": "remex-test-token-bob"}
 # What a render of the bare defaults must say (secure by default).
 OPEN_SERVER_MESSAGE = "nothing authenticates its callers"
 SECRETS_DIR = "/var/run/secrets/remex"
-# Files of monitoring/ that other parts of the repository provide; the
-# renderer falls back to these fixtures while they are missing.
-FIXTURES = os.path.join(HERE, "fixtures")
 YAMLLINT_CONFIG = os.path.join(HERE, "yamllint.yaml")
 VALIDATE_JS = os.path.join(HERE, "validate_k8s.js")
 DOCKERFILE = os.path.join(REPO, "Dockerfile")
@@ -121,7 +122,7 @@ class RenderError(Exception):
 
 def render(*value_files, notes=False, values_json=None):
     """Renders the chart; returns the objects (or NOTES.txt) as text."""
-    command = [RENDERER, "-chart", CHART, "-files-fallback", FIXTURES]
+    command = [RENDERER, "-chart", CHART]
     for path in value_files:
         command += ["-f", path]
     if notes:
@@ -252,7 +253,7 @@ class RenderTest(unittest.TestCase):
         # Probes on the served port: native gRPC without TLS; with TLS a
         # tcpSocket probe (the kubelet's gRPC probe cannot speak TLS).
         tls = flag_value(args, "--tls-cert") is not None
-        for probe in ("livenessProbe", "readinessProbe"):
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             action = "tcpSocket" if tls else "grpc"
             self.assertEqual(
                 sorted(set(container[probe]) & {"grpc", "tcpSocket", "exec",
@@ -312,7 +313,47 @@ class RenderTest(unittest.TestCase):
         self.assertIsNone(flag_value(args, "--replica-name"))
 
         self.check_scaling(objects, deployment, store, selector)
+        self.check_helm_test(objects, deployment, services[0], tls)
         return deployment, config
+
+    def check_helm_test(self, objects, deployment, service, tls):
+        """The helm test hook: a Pod of the server's image that asks the
+        Service for health (only for a TCP connection with TLS), is no
+        endpoint of it, and runs as restricted as the server."""
+        pods = [o for o in objects if o["kind"] == "Pod"]
+        self.assertEqual(len(pods), 1)
+        test = pods[0]
+        annotations = test["metadata"]["annotations"]
+        self.assertEqual(annotations["helm.sh/hook"], "test")
+        self.assertIn("before-hook-creation",
+                      annotations["helm.sh/hook-delete-policy"])
+        labels = test["metadata"]["labels"]
+        self.assertFalse(all(labels.get(k) == v for k, v in
+                             service["spec"]["selector"].items()),
+                         "the Service would send clients to the test Pod")
+        pod = deployment["spec"]["template"]["spec"]
+        server = pod["containers"][0]
+        self.assertEqual(test["spec"]["restartPolicy"], "Never")
+        self.assertEqual(test["spec"]["securityContext"],
+                         pod["securityContext"])
+        self.assertFalse(test["spec"]["automountServiceAccountToken"])
+        container = test["spec"]["containers"][0]
+        self.assertEqual(container["image"], server["image"])
+        self.assertEqual(container["securityContext"],
+                         server["securityContext"])
+        command = container["command"]
+        self.assertEqual(command[:2], ["/bin/bash", "-c"])
+        host, port, health_service = command[4:7]
+        self.assertEqual(host, "%s.%s.svc" % (
+            service["metadata"]["name"], service["metadata"]["namespace"]))
+        grpc_port = [p for p in service["spec"]["ports"]
+                     if p["name"] == "grpc"][0]["port"]
+        self.assertEqual(int(port), grpc_port)
+        if tls:
+            self.assertEqual(health_service, "--tcp")
+        else:
+            probe = server["readinessProbe"]["grpc"]
+            self.assertEqual(health_service, probe.get("service", ""))
 
     def check_scaling(self, objects, deployment, store, selector):
         """More than one replica, or an autoscaler, only on a store (with
@@ -410,8 +451,8 @@ class RenderTest(unittest.TestCase):
         deployment, config = self.check_common(objects)
         kinds = sorted(by_kind(objects))
         self.assertEqual(kinds, ["ConfigMap", "Deployment", "NetworkPolicy",
-                                 "PodDisruptionBudget", "Secret", "Service",
-                                 "ServiceAccount"])
+                                 "Pod", "PodDisruptionBudget", "Secret",
+                                 "Service", "ServiceAccount"])
         spec = deployment["spec"]
         self.assertEqual(spec["replicas"], 1)
         container = spec["template"]["spec"]["containers"][0]
@@ -474,7 +515,7 @@ class RenderTest(unittest.TestCase):
         kinds = by_kind(objects)
         self.assertEqual(sorted(kinds), [
             "Certificate", "ConfigMap", "Deployment",
-            "HorizontalPodAutoscaler", "NetworkPolicy",
+            "HorizontalPodAutoscaler", "NetworkPolicy", "Pod",
             "PodDisruptionBudget", "PrometheusRule", "Secret", "Service",
             "ServiceAccount", "ServiceMonitor"])
         pod = deployment["spec"]["template"]
@@ -540,8 +581,10 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(service["spec"]["ports"][0]["port"], 9100)
         for key, value in monitor["spec"]["selector"]["matchLabels"].items():
             self.assertEqual(service["metadata"]["labels"][key], value)
+        # The job is the chart name (the alert rules and the dashboard work
+        # with any job name; a stable one keeps the history together).
         job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
-        self.assertEqual(job, "remex", "the alert rules select job=\"remex\"")
+        self.assertEqual(job, "remex")
 
         rule = one(objects, "PrometheusRule")
         rules_file = yaml.safe_load(files_get("monitoring/alerts/remex.rules.yml"))
@@ -570,9 +613,110 @@ class RenderTest(unittest.TestCase):
             objects = load_objects(render(AUTH_VALUES, values))
         container = one(objects, "Deployment")["spec"]["template"]["spec"][
             "containers"][0]
-        for probe in ("livenessProbe", "readinessProbe"):
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             self.assertEqual(container[probe]["grpc"],
                              {"port": 50051, "service": "remex.v1.Executor"})
+        test = one(objects, "Pod")["spec"]["containers"][0]
+        self.assertEqual(test["command"][6], "remex.v1.Executor")
+
+    def test_startup_probe_gives_a_slow_start_time(self):
+        """The startup probe holds liveness back for its whole budget (2
+        minutes by default), then a hung server is restarted as quickly as
+        before; null leaves it out."""
+        _, objects = Rendered.of(AUTH_VALUES)
+        container = one(objects, "Deployment")["spec"]["template"]["spec"][
+            "containers"][0]
+        startup = container["startupProbe"]
+        self.assertGreaterEqual(
+            startup["periodSeconds"] * startup["failureThreshold"], 120)
+        self.assertEqual(container["livenessProbe"]["initialDelaySeconds"], 0)
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"probes": {"startup": None}})
+            objects = load_objects(render(AUTH_VALUES, values))
+        container = one(objects, "Deployment")["spec"]["template"]["spec"][
+            "containers"][0]
+        self.assertNotIn("startupProbe", container)
+        self.assertIn("livenessProbe", container)
+
+    def test_helm_test_hook_can_be_switched_off(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"tests": {"enabled": False}})
+            objects = load_objects(render(AUTH_VALUES, values))
+        self.assertEqual([o for o in objects if o["kind"] == "Pod"], [])
+
+    def test_renders_as_a_subchart_with_global_values(self):
+        """A parent chart with remex in charts/ (as `helm dependency build`
+        leaves it) and global values: Helm hands the subchart its values
+        with the parent's global merged in and checks them against
+        values.schema.json, which must accept global; the objects are the
+        release's, from the subchart's templates and files."""
+        import jsonschema  # pylint: disable=import-outside-toplevel
+        with open(os.path.join(CHART, "values.schema.json"),
+                  encoding="utf-8") as f:
+            schema = json.load(f)
+        with open(AUTH_VALUES, encoding="utf-8") as f:
+            remex_values = yaml.safe_load(f)
+        remex_values["monitoring"] = {"prometheusRule": {"enabled": True},
+                                      "grafanaDashboard": {"enabled": True}}
+        with tempfile.TemporaryDirectory() as tmp:
+            parent = os.path.join(tmp, "shop")
+            os.makedirs(os.path.join(parent, "templates"))
+            shutil.copytree(CHART, os.path.join(parent, "charts", "remex"),
+                            symlinks=True)
+            with open(os.path.join(parent, "Chart.yaml"), "w",
+                      encoding="utf-8") as f:
+                yaml.safe_dump({
+                    "apiVersion": "v2", "name": "shop", "version": "1.0.0",
+                    "dependencies": [{"name": "remex", "version": "0.1.0",
+                                      "repository": "file://../remex"}]}, f)
+            write_values(parent, "values.yaml", {
+                "global": {"imageRegistry": "registry.example.com",
+                           "imagePullSecrets": [{"name": "pull"}],
+                           "storageClass": "fast"},
+                "remex": remex_values})
+            with open(os.path.join(parent, "templates", "cm.yaml"), "w",
+                      encoding="utf-8") as f:
+                f.write("apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                        "  name: {{ .Release.Name }}-shop\ndata:\n"
+                        "  remex: {{ .Values.remex.service.port | quote }}\n")
+            values_json = os.path.join(tmp, "values.json")
+            result = subprocess.run(
+                [RENDERER, "-chart", parent, "-name", "shop", "-namespace",
+                 "prod", "-values-json", values_json],
+                capture_output=True, text=True, timeout=60, check=False)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            with open(os.path.join(tmp, "values.remex.json"),
+                      encoding="utf-8") as f:
+                subchart_values = json.load(f)
+
+        self.assertEqual(subchart_values["global"]["imageRegistry"],
+                         "registry.example.com")
+        validator = jsonschema.Draft7Validator(schema)
+        self.assertEqual([e.message for e in
+                          validator.iter_errors(subchart_values)], [])
+        # A schema that forbade global would refuse these values.
+        closed = copy.deepcopy(schema)
+        del closed["properties"]["global"]
+        self.assertTrue(list(jsonschema.Draft7Validator(closed).iter_errors(
+            subchart_values)))
+
+        sources = split_sources(result.stdout)
+        self.assertIn("shop/templates/cm.yaml", sources)
+        self.assertIn("shop/charts/remex/templates/deployment.yaml", sources)
+        parent_map = load_objects(sources.pop("shop/templates/cm.yaml")[0])
+        self.assertEqual(parent_map[0]["data"]["remex"], "50051")
+        objects = load_objects("---\n".join(d for docs in sources.values()
+                                       for d in docs))
+        deployment = one(objects, "Deployment")
+        self.assertEqual(deployment["metadata"]["name"], "shop-remex")
+        self.assertEqual(deployment["metadata"]["namespace"], "prod")
+        self.check_common(objects)
+        # The monitoring files come from the subchart itself.
+        rule = one(objects, "PrometheusRule")
+        with open(os.path.join(REPO, "monitoring", "alerts",
+                               "remex.rules.yml"), encoding="utf-8") as f:
+            self.assertEqual(rule["spec"]["groups"],
+                             yaml.safe_load(f)["groups"])
 
     def pod(self, *value_files):
         _, objects = Rendered.of(*value_files)
@@ -937,39 +1081,83 @@ class RenderTest(unittest.TestCase):
                         render(AUTH_VALUES, path)
 
     def test_monitoring_files_are_required_when_switched_on(self):
-        """.Files.Get of a missing file fails the render with its name."""
-        global FIXTURES
-        saved = FIXTURES
+        """.Files.Get of a missing file fails the render with its name (a
+        chart copied without its monitoring/ files)."""
         with tempfile.TemporaryDirectory() as tmp:
-            FIXTURES = tmp
-            try:
-                path = write_values(tmp, "v.yaml", {"monitoring": {
-                    "prometheusRule": {"enabled": True}}})
-                if files_get("monitoring/alerts/remex.rules.yml", fallback=tmp):
-                    self.skipTest("the repository has the rules file")
-                with self.assertRaisesRegex(RenderError, "remex.rules.yml"):
-                    render(path)
-            finally:
-                FIXTURES = saved
+            chart = os.path.join(tmp, "remex")
+            shutil.copytree(CHART, chart)
+            shutil.rmtree(os.path.join(chart, "monitoring"))
+            for key, name in (("prometheusRule", "remex.rules.yml"),
+                              ("grafanaDashboard", "remex.json")):
+                with self.subTest(key):
+                    values = write_values(tmp, "v.yaml", {"monitoring": {
+                        key: {"enabled": True}}})
+                    result = subprocess.run(
+                        [RENDERER, "-chart", chart, "-f", AUTH_VALUES,
+                         "-f", values],
+                        capture_output=True, text=True, timeout=60,
+                        check=False)
+                    self.assertNotEqual(result.returncode, 0)
+                    self.assertIn(name, result.stderr)
 
-    def test_chart_symlinks_resolve(self):
-        """Helm refuses to load a chart with a dangling symlink: the links
-        to monitoring/ must resolve once the repository has monitoring/."""
-        links = []
-        for directory, _, names in os.walk(CHART):
-            links += [os.path.join(directory, n) for n in names
-                      if os.path.islink(os.path.join(directory, n))]
-        links += [os.path.join(CHART, "monitoring", n)
-                  for n in ("alerts", "dashboards")]
-        if not os.path.isdir(os.path.join(REPO, "monitoring")):
-            self.skipTest("the repository has no monitoring/ yet")
-        for link in links:
-            with self.subTest(link):
-                self.assertTrue(os.path.exists(link), "dangling: " + link)
+    def test_chart_is_self_contained(self):
+        """No symlinks (a copy of helm/remex alone, a packaged chart or a
+        parent's charts/ has everything); the monitoring files are copies
+        of monitoring/, byte for byte (scripts/sync-chart-monitoring.sh
+        makes them), and a copy of the chart alone renders them."""
+        for directory, dirs, names in os.walk(CHART):
+            for name in dirs + names:
+                path = os.path.join(directory, name)
+                self.assertFalse(os.path.islink(path), "symlink: " + path)
         for name in ("alerts/remex.rules.yml", "dashboards/remex.json"):
             with self.subTest(name):
-                self.assertTrue(os.path.isfile(
-                    os.path.join(CHART, "monitoring", name)))
+                with open(os.path.join(CHART, "monitoring", name), "rb") as f:
+                    copy_bytes = f.read()
+                with open(os.path.join(REPO, "monitoring", name), "rb") as f:
+                    self.assertEqual(copy_bytes, f.read(),
+                                     "run scripts/sync-chart-monitoring.sh")
+        sync = os.path.join(REPO, "scripts", "sync-chart-monitoring.sh")
+        result = subprocess.run([sync, "--check"], capture_output=True,
+                                text=True, timeout=60, check=False)
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            alone = os.path.join(tmp, "remex")
+            shutil.copytree(CHART, alone)
+            values = write_values(tmp, "v.yaml", {"monitoring": {
+                "prometheusRule": {"enabled": True},
+                "grafanaDashboard": {"enabled": True}}})
+            empty = os.path.join(tmp, "no-fallback")
+            os.makedirs(empty)
+            result = subprocess.run(
+                [RENDERER, "-chart", alone, "-files-fallback", empty,
+                 "-f", AUTH_VALUES, "-f", values],
+                capture_output=True, text=True, timeout=60, check=False)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            # --check notices a stale copy.
+            stale = os.path.join(tmp, "repo")
+            os.makedirs(os.path.join(stale, "scripts"))
+            shutil.copy(sync, os.path.join(stale, "scripts"))
+            shutil.copytree(os.path.join(REPO, "monitoring"),
+                            os.path.join(stale, "monitoring"))
+            shutil.copytree(CHART, os.path.join(stale, "helm", "remex"))
+            with open(os.path.join(stale, "monitoring", "alerts",
+                                   "remex.rules.yml"), "a",
+                      encoding="utf-8") as f:
+                f.write("# edited\n")
+            script = os.path.join(stale, "scripts", "sync-chart-monitoring.sh")
+            self.assertNotEqual(subprocess.run(
+                [script, "--check"], capture_output=True, timeout=60,
+                check=False).returncode, 0)
+            subprocess.run([script], capture_output=True, timeout=60,
+                           check=True)
+            self.assertEqual(subprocess.run(
+                [script, "--check"], capture_output=True, timeout=60,
+                check=False).returncode, 0)
+        objects = load_objects(result.stdout)
+        rule = one(objects, "PrometheusRule")
+        self.assertEqual(rule["spec"]["groups"], yaml.safe_load(
+            files_get("monitoring/alerts/remex.rules.yml"))["groups"])
 
     def test_notes_show_grpcurl(self):
         notes = render(AUTH_VALUES, notes=True)
@@ -978,6 +1166,7 @@ class RenderTest(unittest.TestCase):
         self.assertIn("port-forward svc/remex 50051:50051", notes)
         self.assertIn("remex.v1.Executor/Submit", notes)
         self.assertNotIn("INSECURE", notes)
+        self.assertIn("helm test remex -n default", notes)
         notes = render(MTLS_VALUES, notes=True)
         self.assertNotIn("-plaintext", notes)
         self.assertIn("-cert client.crt -key client.key", notes)
@@ -1043,9 +1232,10 @@ class RenderTest(unittest.TestCase):
     def test_every_document_names_its_source(self):
         text, _ = Rendered.of(FULL_VALUES)
         sources = split_sources(text)
+        base = os.path.join(CHART, "templates")
         templates = sorted(
-            "remex/templates/" + name
-            for name in os.listdir(os.path.join(CHART, "templates"))
+            "remex/templates/" + os.path.relpath(os.path.join(d, name), base)
+            for d, _, names in os.walk(base) for name in names
             if not name.startswith("_") and name != "NOTES.txt")
         self.assertEqual(sorted(sources), templates,
                          "the full options render every template")
@@ -1067,13 +1257,12 @@ def secret_data(secret):
     return data
 
 
-def files_get(name, fallback=None):
-    """.Files.Get as the renderer does it: the chart, else the fixtures."""
-    for directory in (CHART, fallback or FIXTURES):
-        path = os.path.join(directory, name)
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                return f.read()
+def files_get(name):
+    """.Files.Get as the renderer does it: the chart's file, or ""."""
+    path = os.path.join(CHART, name)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            return f.read()
     return ""
 
 
@@ -1596,10 +1785,23 @@ class ServerRunTest(unittest.TestCase):
                 c.submit("echo", {"x": 1})
         self.assertEqual(refused.exception.code().name, code, channel)
 
+    def run_helm_test(self, objects, address):
+        """The helm test hook's command, run here against ADDRESS instead
+        of the Service (the image's bash is Debian's, as here)."""
+        command = one(objects, "Pod")["spec"]["containers"][0]["command"]
+        host, port = address.rsplit(":", 1)
+        command = command[:4] + [host, port] + command[6:]
+        return subprocess.run(command, capture_output=True, text=True,
+                              timeout=60, check=False)
+
     def test_tokens_from_values(self):
         _, objects = Rendered.of(AUTH_VALUES)
         server, container, pod = self.start(objects)
         self.check_serves(server, container, token=TOKENS["alice"])
+        # helm test: health is answered without a token.
+        result = self.run_helm_test(objects, server.address)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("SERVING", result.stdout)
         # No token, or one whose hash is not in the Secret: refused.
         self.assert_refused(server, "UNAUTHENTICATED")
         self.assert_refused(server, "UNAUTHENTICATED", token="not-a-token")
@@ -1611,7 +1813,24 @@ class ServerRunTest(unittest.TestCase):
         _, objects = Rendered.of(INSECURE_VALUES)
         server, container, pod = self.start(objects)
         self.check_serves(server, container)
+        result = self.run_helm_test(objects, server.address)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("SERVING", result.stdout)
         self.assert_stops(server, pod, container)
+        # Once the server is gone, helm test fails.
+        result = self.run_helm_test(objects, server.address)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("FAIL", result.stdout)
+
+    def test_helm_test_fails_on_a_health_service_the_server_lacks(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            values = write_values(tmp, "v.yaml", {"probes": {
+                "grpcService": "no.such.Service"}})
+            objects = load_objects(render(INSECURE_VALUES, values))
+        server, _, _ = self.start(objects)
+        result = self.run_helm_test(objects, server.address)
+        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertIn("health of no.such.Service", result.stdout)
 
     def test_tls_and_tokens(self):
         _, objects = Rendered.of(TLS_VALUES)
@@ -1621,6 +1840,11 @@ class ServerRunTest(unittest.TestCase):
                           tls=self.client_tls())
         self.assert_refused(server, "UNAVAILABLE", token=TOKENS["alice"])
         self.assert_refused(server, "UNAUTHENTICATED", tls=self.client_tls())
+        # helm test with TLS: the image has no TLS client, only the TCP
+        # connection is checked.
+        result = self.run_helm_test(objects, server.address)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("accepts connections", result.stdout)
         self.assert_stops(server, pod, container)
 
     def test_mtls(self):

@@ -368,3 +368,78 @@ done
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The helm test's health check, run by the image's bash (it has no gRPC
+client): grpc.health.v1.Health/Check over HTTP/2 without TLS, frames
+written by hand (HPACK literals, no Huffman), the answer's DATA frames read
+back; exit 0 only on SERVING. Arguments: HOST PORT SERVICE TIMEOUT, or
+HOST PORT --tcp TIMEOUT to check only that the port accepts connections
+(TLS). tests/helm runs it against a real remex-server.
+*/}}
+{{- define "remex.healthCheckScript" -}}
+set -uo pipefail
+host=$1 port=$2 service=$3 timeout=$4
+if ! timeout "$timeout" bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port"; then
+  echo "FAIL: cannot connect to $host:$port"
+  exit 1
+fi
+if [[ $service == --tcp ]]; then
+  echo "OK: $host:$port accepts connections (TLS: health not asked)"
+  exit 0
+fi
+# An HPACK integer with a 7-bit prefix (string lengths), or a protobuf
+# varint, as printf escapes.
+hpack_length() {
+  local n=$1
+  if (( n < 127 )); then printf '\\x%02x' "$n"; return; fi
+  printf '\\x7f'; n=$(( n - 127 ))
+  while (( n >= 128 )); do printf '\\x%02x' $(( n % 128 + 128 )); n=$(( n / 128 )); done
+  printf '\\x%02x' "$n"
+}
+varint() {
+  local n=$1
+  while (( n >= 128 )); do printf '\\x%02x' $(( n % 128 + 128 )); n=$(( n / 128 )); done
+  printf '\\x%02x' "$n"
+}
+literal() { hpack_length "${#1}"; printf '%s' "$1"; }
+frame_header() {  # LENGTH TYPE FLAGS, stream 1 (0 for SETTINGS)
+  printf '\\x%02x\\x%02x\\x%02x\\x%02x\\x%02x\\x00\\x00\\x00\\x%02x' \
+    $(( $1 >> 16 & 255 )) $(( $1 >> 8 & 255 )) $(( $1 & 255 )) "$2" "$3" "$4"
+}
+# :method POST, :scheme http, :path, :authority, content-type, te.
+headers="\\x83\\x86\\x04$(literal /grpc.health.v1.Health/Check)"
+headers+="\\x01$(literal "$host:$port")\\x0f\\x10$(literal application/grpc)"
+headers+="\\x00$(literal te)$(literal trailers)"
+request=""
+if [[ -n $service ]]; then request="\\x0a$(varint "${#service}")$service"; fi
+request_length=$(printf "$request" | wc -c)
+message="\\x00$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' 0 0 0 "$request_length")$request"
+exec 3<>"/dev/tcp/$host/$port"
+{
+  printf 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
+  printf "$(frame_header 0 4 0 0)"
+  printf "$(frame_header "$(printf "$headers" | wc -c)" 1 4 1)$headers"
+  printf "$(frame_header $(( request_length + 5 )) 0 1 1)$message"
+} >&3
+reply=$(timeout "$timeout" cat <&3 | od -An -v -tx1 | tr -d ' \n')
+# The DATA frames (type 0) of stream 1: a gRPC message whose field 1 is the
+# status (1 SERVING, 2 NOT_SERVING, 3 SERVICE_UNKNOWN).
+data="" i=0
+while (( i + 18 <= ${#reply} )); do
+  length=$(( 16#${reply:i:6} ))
+  if [[ ${reply:i+6:2} == 00 && ${reply:i+10:8} == 00000001 ]]; then
+    data+=${reply:i+18:length*2}
+  fi
+  i=$(( i + 18 + length * 2 ))
+done
+case ${data:10} in
+  0801) echo "OK: $host:$port health${service:+ of $service}: SERVING"; exit 0 ;;
+  0802) status=NOT_SERVING ;;
+  0803) status=SERVICE_UNKNOWN ;;
+  "") status="no answer (an error status: unknown service, or not gRPC)" ;;
+  *) status="unexpected answer $data" ;;
+esac
+echo "FAIL: $host:$port health${service:+ of $service}: $status"
+exit 1
+{{- end }}

@@ -15,11 +15,21 @@
 //     Helm), and Helm's include, tpl, required, toYaml, fromYaml, toJson,
 //     fromJson. lookup fails: there is no cluster.
 //
+// Subcharts: each directory under charts/ holding a Chart.yaml (what `helm
+// dependency build` unpacks; no .tgz, alias or condition), recursively. As
+// in Helm, a subchart's values are its values.yaml, then the parent's
+// values under the subchart's name, with the parent's global merged over
+// the subchart's global (the parent wins); the parent's .Values.NAME then
+// holds them. All charts' templates share one set of named templates; each
+// template runs with its own chart's .Values, .Chart and .Files, and is
+// named PARENT/charts/NAME/templates/FILE. NOTES.txt is the parent's only.
+//
 // Templates named _* are partials; NOTES.txt is rendered only with -notes.
 // The output is what `helm template` prints: documents separated by ---, each
 // with a "# Source: CHART/templates/FILE" line. -values-json FILE writes the
 // merged values, so a test can validate them against values.schema.json as
-// Helm does before it renders.
+// Helm does before it renders; each subchart's values go to FILE with
+// .json replaced by .NAME.json (e.g. values.remex.json), for its schema.
 //
 // Build (Debian 12 packages golang-go, golang-github-masterminds-sprig-dev,
 // golang-gopkg-yaml.v2-dev; no network):
@@ -320,6 +330,101 @@ func hasContent(doc string) bool {
 	return false
 }
 
+// loadedChart is one chart of the render: the top one or a subchart.
+type loadedChart struct {
+	dir, name string
+	meta      chartMetadata
+	values    map[string]interface{}
+	parent    *loadedChart
+}
+
+// prefix is "PARENT/charts/" for a subchart ("" for the top chart), as in
+// Helm's template names.
+func (c *loadedChart) prefix() string {
+	if c.parent == nil {
+		return ""
+	}
+	return c.parent.prefix() + c.parent.name + "/charts/"
+}
+
+// deepCopy copies JSON-like values, so that merging into a copy leaves the
+// original as it was.
+func deepCopy(v interface{}) interface{} {
+	switch v := v.(type) {
+	case map[string]interface{}:
+		m := make(map[string]interface{}, len(v))
+		for key, value := range v {
+			m[key] = deepCopy(value)
+		}
+		return m
+	case []interface{}:
+		l := make([]interface{}, len(v))
+		for i := range v {
+			l[i] = deepCopy(v[i])
+		}
+		return l
+	}
+	return v
+}
+
+// loadSubcharts appends the subcharts under parent's charts/ directory (and
+// theirs) to charts, with their values coalesced as Helm does.
+func loadSubcharts(parent *loadedChart, charts *[]*loadedChart) error {
+	entries, err := os.ReadDir(filepath.Join(parent.dir, "charts"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, entry := range entries {
+		dir := filepath.Join(parent.dir, "charts", entry.Name())
+		chartData, err := os.ReadFile(filepath.Join(dir, "Chart.yaml"))
+		if !entry.IsDir() || errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		chartMap, err := readYAML(chartData)
+		if err != nil {
+			return fmt.Errorf("%s/Chart.yaml: %v", dir, err)
+		}
+		var meta chartMetadata
+		if err := json.Unmarshal([]byte(toJSON(chartMap)), &meta); err != nil {
+			return fmt.Errorf("%s/Chart.yaml: %v", dir, err)
+		}
+		values := map[string]interface{}{}
+		data, err := os.ReadFile(filepath.Join(dir, "values.yaml"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err == nil {
+			if values, err = readYAML(data); err != nil {
+				return fmt.Errorf("%s/values.yaml: %v", dir, err)
+			}
+		}
+		if section, ok := parent.values[meta.Name].(map[string]interface{}); ok {
+			merge(values, deepCopy(section).(map[string]interface{}))
+		}
+		globals, _ := values["global"].(map[string]interface{})
+		if globals == nil {
+			globals = map[string]interface{}{}
+		}
+		if parentGlobals, ok := parent.values["global"].(map[string]interface{}); ok {
+			merge(globals, deepCopy(parentGlobals).(map[string]interface{}))
+		}
+		values["global"] = globals
+		parent.values[meta.Name] = values
+		child := &loadedChart{dir: dir, name: meta.Name, meta: meta, values: values, parent: parent}
+		*charts = append(*charts, child)
+		if err := loadSubcharts(child, charts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 type options struct {
 	chartDir, name, namespace, fallback, valuesJSON, kubeVersion string
 	valueFiles, apiVersions                                      listFlag
@@ -358,10 +463,34 @@ func run(o options) (string, error) {
 		}
 	}
 
-	contents, names, err := templateFiles(o.chartDir, chart.Name)
-	if err != nil {
+	charts := []*loadedChart{{dir: o.chartDir, name: chart.Name, meta: chart, values: values}}
+	if err := loadSubcharts(charts[0], &charts); err != nil {
 		return "", err
 	}
+	if o.valuesJSON != "" {
+		for _, c := range charts[1:] {
+			path := strings.TrimSuffix(o.valuesJSON, ".json") + "." + c.name + ".json"
+			if err := os.WriteFile(path, []byte(toJSON(c.values)), 0o644); err != nil {
+				return "", err
+			}
+		}
+	}
+
+	contents := map[string]string{}
+	var names []string
+	owner := map[string]*loadedChart{}
+	for _, c := range charts {
+		chartContents, chartNames, err := templateFiles(c.dir, c.prefix()+c.name)
+		if err != nil {
+			return "", err
+		}
+		for _, name := range chartNames {
+			contents[name] = chartContents[name]
+			owner[name] = c
+		}
+		names = append(names, chartNames...)
+	}
+	sort.Strings(names)
 	r := &renderer{}
 	r.root = template.New(chart.Name).Funcs(r.funcs()).Option("missingkey=zero")
 	for _, name := range names {
@@ -374,31 +503,31 @@ func run(o options) (string, error) {
 	if len(minor) < 2 {
 		return "", fmt.Errorf("bad -kube-version %q", o.kubeVersion)
 	}
-	data := map[string]interface{}{
-		"Values": values,
-		"Release": release{
-			Name: o.name, Namespace: o.namespace, Service: "Helm",
-			IsInstall: true, Revision: 1,
-		},
-		"Chart": chart,
-		"Capabilities": capabilities{
-			KubeVersion: kubeVersion{
-				Version: o.kubeVersion, GitVersion: o.kubeVersion,
-				Major: minor[0], Minor: minor[1],
-			},
-			APIVersions: apiVersions(o.apiVersions),
-		},
-		"Files": files{chartDir: o.chartDir, fallback: o.fallback},
-	}
-
 	var out strings.Builder
 	for _, name := range names {
+		c := owner[name]
 		base := filepath.Base(name)
 		isNotes := base == "NOTES.txt"
-		if strings.HasPrefix(base, "_") || isNotes != o.notes {
+		if strings.HasPrefix(base, "_") || isNotes != o.notes || (isNotes && c != charts[0]) {
 			continue
 		}
-		data["Template"] = templateInfo{Name: name, BasePath: chart.Name + "/templates"}
+		data := map[string]interface{}{
+			"Values": c.values,
+			"Release": release{
+				Name: o.name, Namespace: o.namespace, Service: "Helm",
+				IsInstall: true, Revision: 1,
+			},
+			"Chart": c.meta,
+			"Capabilities": capabilities{
+				KubeVersion: kubeVersion{
+					Version: o.kubeVersion, GitVersion: o.kubeVersion,
+					Major: minor[0], Minor: minor[1],
+				},
+				APIVersions: apiVersions(o.apiVersions),
+			},
+			"Files":    files{chartDir: c.dir, fallback: o.fallback},
+			"Template": templateInfo{Name: name, BasePath: c.prefix() + c.name + "/templates"},
+		}
 		var buf bytes.Buffer
 		if err := r.root.ExecuteTemplate(&buf, name, data); err != nil {
 			return "", err

@@ -125,3 +125,57 @@ version: {{ .Chart.AppVersion }}`)
 		t.Errorf("run with fail = %v, want the fail message", err)
 	}
 }
+
+// A parent chart with a subchart under charts/: the subchart's values are
+// its values.yaml under the parent's section for it, with the parent's
+// global merged over its own; each template sees its own chart; NOTES.txt
+// is the parent's only; -values-json writes each subchart's values too.
+func TestSubchart(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Chart.yaml", "apiVersion: v2\nname: shop\nversion: 1.0.0\n")
+	write("values.yaml", "global: {registry: r.example.com, shared: parent}\nsub: {port: 81}\n")
+	write("templates/p.yaml", "kind: P\nsubPort: {{ .Values.sub.port }}\nsubKeep: {{ .Values.sub.keep }}")
+	write("templates/NOTES.txt", "parent notes")
+	write("charts/sub/Chart.yaml", "apiVersion: v2\nname: sub\nversion: 2.0.0\n")
+	write("charts/sub/values.yaml", "port: 80\nkeep: yes\nglobal: {shared: child, own: 1}\n")
+	write("charts/sub/files/f.txt", "sub file")
+	write("charts/sub/templates/_h.tpl", `{{- define "sub.name" -}}{{ .Chart.Name }}-{{ .Chart.Version }}{{- end }}`)
+	write("charts/sub/templates/s.yaml", "kind: S\nname: {{ include \"sub.name\" . }}\n"+
+		"port: {{ .Values.port }}\nglobal: {{ toJson .Values.global }}\n"+
+		"file: {{ .Files.Get \"files/f.txt\" }}\ntemplate: {{ .Template.Name }}")
+	write("charts/sub/templates/NOTES.txt", "sub notes")
+
+	valuesJSON := filepath.Join(dir, "values.json")
+	o := options{chartDir: dir, name: "rel", namespace: "ns", kubeVersion: "v1.29.0", valuesJSON: valuesJSON}
+	out, err := run(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "---\n# Source: shop/charts/sub/templates/s.yaml\nkind: S\nname: sub-2.0.0\nport: 81\n" +
+		`global: {"own":1,"registry":"r.example.com","shared":"parent"}` + "\n" +
+		"file: sub file\ntemplate: shop/charts/sub/templates/s.yaml\n" +
+		"---\n# Source: shop/templates/p.yaml\nkind: P\nsubPort: 81\nsubKeep: true\n"
+	if out != want {
+		t.Errorf("run =\n%s\nwant\n%s", out, want)
+	}
+	sub, err := os.ReadFile(filepath.Join(dir, "values.sub.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fromJSON(string(sub)); got["port"] != 81.0 || got["global"] == nil {
+		t.Errorf("values.sub.json = %s", sub)
+	}
+	o.notes = true
+	if out, err := run(o); err != nil || out != "parent notes" {
+		t.Errorf("notes = %q, %v", out, err)
+	}
+}
