@@ -44,6 +44,11 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
   MetricFamily depth =
       Family("remex_pool_queue_depth", "Tasks waiting in the pool's queue.",
              MetricType::Gauge);
+  MetricFamily oldest = Family(
+      "remex_pool_oldest_queued_seconds",
+      "How long the pool's longest-waiting queued task has waited since it "
+      "was submitted; 0 when none waits.",
+      MetricType::Gauge);
   MetricFamily capacity = Family(
       "remex_pool_queue_capacity",
       "Tasks the pool's queue holds before submits are refused (max_queue).",
@@ -62,6 +67,11 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
     const ClientMetric::Label pool_label{"pool", pool.name};
     AddGauge(depth, {pool_label}, static_cast<double>(pool.queued));
     AddGauge(capacity, {pool_label}, static_cast<double>(pool.max_queue));
+    AddGauge(
+        oldest, {pool_label},
+        pool.oldest_queued_created_at >= stats.now
+            ? 0.0
+            : absl::ToDoubleSeconds(stats.now - pool.oldest_queued_created_at));
     AddGauge(running, {pool_label}, pool.busy);
     AddGauge(workers, {pool_label, {"state", "busy"}}, pool.busy);
     AddGauge(workers, {pool_label, {"state", "idle"}},
@@ -84,6 +94,9 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
       Family("remex_awaiters", "Await calls parked until their task ends.",
              MetricType::Gauge);
   AddGauge(awaiters, {}, static_cast<double>(stats.awaiters));
+  MetricFamily sessions = Family(
+      "remex_sessions_open", "Session streams open now.", MetricType::Gauge);
+  AddGauge(sessions, {}, static_cast<double>(stats.open_sessions));
   MetricFamily idle = Family(
       "remex_max_connection_idle_seconds",
       "How long a client connection with no call is kept before the server "
@@ -116,9 +129,9 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
   AddCounter(rejected, {}, static_cast<double>(stats.memory.rejected));
 
   const ServerStats::Connections& connections = stats.connections;
-  MetricFamily open = Family(
-      "remex_connections_open", "Client connections established now.",
-      MetricType::Gauge);
+  MetricFamily open =
+      Family("remex_connections_open", "Client connections established now.",
+             MetricType::Gauge);
   if (connections.open >= 0) {
     AddGauge(open, {}, static_cast<double>(connections.open));
   }
@@ -145,8 +158,9 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
 
   std::vector<MetricFamily> families;
   for (MetricFamily* family :
-       {&depth, &capacity, &running, &workers, &restarts, &retained, &awaiters,
-        &idle, &budget, &used, &rejected, &open, &limit, &reserve, &refused}) {
+       {&depth, &oldest, &capacity, &running, &workers, &restarts, &retained,
+        &awaiters, &sessions, &idle, &budget, &used, &rejected, &open, &limit,
+        &reserve, &refused}) {
     // A family with no sample (no process pool) is left out.
     if (!family->metric.empty()) families.push_back(std::move(*family));
   }

@@ -22,6 +22,9 @@ struct ServerStats {
   std::vector<executor::PoolStats> pools;
   size_t retained_tasks = 0;
   int64_t awaiters = 0;
+  int64_t open_sessions = 0;
+  // When these figures were read (for the age of the oldest queued task).
+  absl::Time now = absl::InfinitePast();
   // How long an idle client connection is kept (--max-connection-idle);
   // zero: forever.
   absl::Duration max_connection_idle = absl::ZeroDuration();

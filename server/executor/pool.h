@@ -54,6 +54,9 @@ struct PoolStats {
   // its task was cancelled or timed out).
   int busy = 0;
   size_t queued = 0;
+  // When the longest-waiting queued task was submitted (InfiniteFuture():
+  // none queued).
+  absl::Time oldest_queued_created_at = absl::InfiniteFuture();
   size_t max_queue = 0;
   // Process pools: workers replaced so far, by reason ("crash", "cancel",
   // "timeout", "recycle"). Empty for thread pools.

@@ -1,5 +1,8 @@
 #include "server/executor/task_queue.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 
 namespace remex::executor {
@@ -37,6 +40,17 @@ std::vector<std::shared_ptr<Task>> TaskQueue::TakeAll() {
   for (auto& [key, task] : queue_) tasks.push_back(std::move(task));
   queue_.clear();
   return tasks;
+}
+
+absl::Time TaskQueue::OldestCreatedAt() const {
+  absl::Time oldest = absl::InfiniteFuture();
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    oldest = std::min(oldest, it->second->created_at());
+    // The head of the next priority.
+    it = queue_.lower_bound(
+        QueueKey{it->first.first + 1, std::numeric_limits<uint64_t>::min()});
+  }
+  return oldest;
 }
 
 }  // namespace remex::executor

@@ -33,6 +33,11 @@ class TaskQueue {
   // Everything queued, in queue order; leaves the queue empty.
   std::vector<std::shared_ptr<Task>> TakeAll();
 
+  // When the longest-waiting queued task was submitted; InfiniteFuture()
+  // when the queue is empty. Looks at the head of each priority (FIFO
+  // within one): O(priorities * log n).
+  absl::Time OldestCreatedAt() const;
+
   bool empty() const { return queue_.empty(); }
   size_t size() const { return queue_.size(); }
 

@@ -40,6 +40,7 @@ PoolStats ThreadPool::Stats() const {
                    .workers = config_.workers,
                    .busy = busy_,
                    .queued = queue_.size(),
+                   .oldest_queued_created_at = queue_.OldestCreatedAt(),
                    .max_queue = config_.max_queue};
 }
 

@@ -69,13 +69,15 @@ std::vector<std::shared_ptr<executor::Task>> ProcessPool::TakeAllQueued() {
 
 executor::PoolStats ProcessPool::Stats() const {
   absl::MutexLock lock(&mu_);
-  return executor::PoolStats{.name = config_.name,
-                             .kind = config_.kind,
-                             .workers = static_cast<int>(pids_.size()),
-                             .busy = busy_,
-                             .queued = queue_.size(),
-                             .max_queue = config_.max_queue,
-                             .worker_restarts = restarts_};
+  return executor::PoolStats{
+      .name = config_.name,
+      .kind = config_.kind,
+      .workers = static_cast<int>(pids_.size()),
+      .busy = busy_,
+      .queued = queue_.size(),
+      .oldest_queued_created_at = queue_.OldestCreatedAt(),
+      .max_queue = config_.max_queue,
+      .worker_restarts = restarts_};
 }
 
 std::vector<pid_t> ProcessPool::WorkerPids() const {

@@ -66,6 +66,8 @@ class RpcServer {
   // The listen host with the real port, e.g. "127.0.0.1:40123".
   const std::string& address() const { return address_; }
   const FrontEndStats& stats() const { return stats_; }
+  // Session streams open now.
+  int64_t open_sessions() const { return sessions_.open_sessions(); }
 
   // Graceful stop: health NOT_SERVING and new submits refused; queued tasks
   // are cancelled; running tasks get `grace` to end, then are cancelled (so

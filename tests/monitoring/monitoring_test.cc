@@ -342,22 +342,35 @@ TEST(StatsCollectorTest, ReportsPoolsAtScrapeTimeAndRestartsOfProcessPools) {
   int scrapes = 0;
   metrics.SetStatsSource([&scrapes] {
     ++scrapes;
-    executor::PoolStats threads{.name = "default",
-                                .kind = executor::PoolKind::kThread,
-                                .workers = 4,
-                                .busy = 3,
-                                .queued = 7,
-                                .max_queue = 100};
+    const absl::Time now = absl::FromUnixSeconds(1000);
+    executor::PoolStats threads{
+        .name = "default",
+        .kind = executor::PoolKind::kThread,
+        .workers = 4,
+        .busy = 3,
+        .queued = 7,
+        .oldest_queued_created_at = now - absl::Seconds(42),
+        .max_queue = 100};
     executor::PoolStats processes{
         .name = "process",
         .kind = executor::PoolKind::kProcess,
         .workers = 2,
         .busy = 0,
         .worker_restarts = {{"crash", 5}, {"oom", 1}}};
-    return ServerStats{.pools = {threads, processes},
-                       .retained_tasks = 11,
-                       .awaiters = 2,
-                       .max_connection_idle = absl::Minutes(5)};
+    return ServerStats{
+        .pools = {threads, processes},
+        .retained_tasks = 11,
+        .awaiters = 2,
+        .open_sessions = 3,
+        .now = now,
+        .max_connection_idle = absl::Minutes(5),
+        .memory = {.budget = 1000,
+                   .queued = 10,
+                   .running = 20,
+                   .retained = 30,
+                   .rejected = 4},
+        .connections = {
+            .open = 5, .limit = 900, .fd_reserve = 100, .refused = 6}};
   });
   const std::map<std::string, double> samples = ParseSamples(metrics.Scrape());
   EXPECT_EQ(scrapes, 1);
@@ -385,6 +398,20 @@ TEST(StatsCollectorTest, ReportsPoolsAtScrapeTimeAndRestartsOfProcessPools) {
   EXPECT_EQ(samples.at("remex_tasks_retained"), 11);
   EXPECT_EQ(samples.at("remex_awaiters"), 2);
   EXPECT_EQ(samples.at("remex_max_connection_idle_seconds"), 300);
+  EXPECT_EQ(samples.at("remex_pool_oldest_queued_seconds{pool=\"default\"}"),
+            42);
+  EXPECT_EQ(samples.at("remex_pool_oldest_queued_seconds{pool=\"process\"}"),
+            0);
+  EXPECT_EQ(samples.at("remex_sessions_open"), 3);
+  EXPECT_EQ(samples.at("remex_memory_budget_bytes"), 1000);
+  EXPECT_EQ(samples.at("remex_memory_used_bytes{part=\"queued\"}"), 10);
+  EXPECT_EQ(samples.at("remex_memory_used_bytes{part=\"running\"}"), 20);
+  EXPECT_EQ(samples.at("remex_memory_used_bytes{part=\"retained\"}"), 30);
+  EXPECT_EQ(samples.at("remex_memory_rejected_total"), 4);
+  EXPECT_EQ(samples.at("remex_connections_open"), 5);
+  EXPECT_EQ(samples.at("remex_connections_limit"), 900);
+  EXPECT_EQ(samples.at("remex_fd_reserve"), 100);
+  EXPECT_EQ(samples.at("remex_connections_refused_total"), 6);
 
   metrics.SetStatsSource(nullptr);
   EXPECT_THAT(metrics.Scrape(), Not(HasSubstr("remex_pool_queue_depth")));
