@@ -147,7 +147,7 @@ int RunAwait(Client& client, const std::vector<std::string>& ids, bool list,
   return Worse(rpc_exit_code, exit_code);
 }
 
-int RunDelete(Client& client, const std::vector<std::string>& ids,
+int RunDelete(Client& client, const std::vector<std::string>& ids, bool list,
               OutputFormat format) {
   int exit_code = kExitOk;
   std::vector<std::string> deleted;
@@ -159,6 +159,7 @@ int RunDelete(Client& client, const std::vector<std::string>& ids,
     }
     deleted.push_back(id);
   }
+  if (!list && deleted.empty()) return exit_code;
   if (format == OutputFormat::kJson) {
     std::string json = "{\n  \"deleted\": [";
     for (size_t i = 0; i < deleted.size(); ++i) {

@@ -62,8 +62,9 @@ int RunGet(Client& client, const std::vector<std::string>& ids, bool list,
            OutputFormat format);
 int RunCancel(Client& client, const std::vector<std::string>& ids, bool list,
               OutputFormat format);
-// Prints {"deleted": [ids deleted]} (json), or the ids (id, table).
-int RunDelete(Client& client, const std::vector<std::string>& ids,
+// Prints {"deleted": [ids deleted]} (json), or the ids (id, table);
+// nothing if one id was given (not `list`) and it failed.
+int RunDelete(Client& client, const std::vector<std::string>& ids, bool list,
               OutputFormat format);
 // Waits for every task of `ids` until `timeout` passes (one deadline for
 // all) and prints them as they stand then.

@@ -402,8 +402,10 @@ int RunCommand(CLI::App& app, const Flags& flags) {
   const CLI::App& command = *app.get_subcommands().front();
   const std::string& name = command.get_name();
   if (name == "help") {
+    // Not app.help(): that would be the help of the command "help".
     if (flags.help_command.empty()) {
-      std::cout << app.help();
+      std::cout << app.get_formatter()->make_help(&app, "remex",
+                                                  CLI::AppFormatMode::Normal);
       return kExitOk;
     }
     const CLI::App* target = nullptr;
@@ -413,7 +415,9 @@ int RunCommand(CLI::App& app, const Flags& flags) {
       return UsageError(
           absl::StrCat("unknown command '", flags.help_command, "'"));
     }
-    std::cout << target->help();
+    std::cout << target->get_formatter()->make_help(
+        target, absl::StrCat("remex ", target->get_name()),
+        CLI::AppFormatMode::Normal);
     return kExitOk;
   }
   if (name == "completion") {
@@ -450,7 +454,7 @@ int RunCommand(CLI::App& app, const Flags& flags) {
   if (name == "submit") return RunSubmit(client, *submit, format);
   if (name == "get") return RunGet(client, *ids, list, format);
   if (name == "cancel") return RunCancel(client, *ids, list, format);
-  if (name == "delete") return RunDelete(client, *ids, format);
+  if (name == "delete") return RunDelete(client, *ids, list, format);
   if (name == "await") {
     return RunAwait(client, *ids, list,
                     ToDuration(flags.timeout, absl::InfiniteDuration()),
