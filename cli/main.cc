@@ -5,7 +5,6 @@
 // cli/watch.h) then talk to the server through the SDK.
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <iterator>

@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -66,6 +68,59 @@ std::vector<std::string> Lines(const std::string& text) {
 std::string ShellQuote(const std::string& text) {
   return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "'\\''"}}), "'");
 }
+
+// A process read while it runs: the test waits for some output, acts, then
+// collects the rest. Not thread-safe.
+class RunningProcess {
+ public:
+  explicit RunningProcess(const std::vector<std::string>& argv) {
+    absl::StatusOr<testing::SpawnedProcess> process = testing::Spawn(argv);
+    EXPECT_TRUE(process.ok()) << process.status();
+    if (process.ok()) process_ = *process;
+  }
+  ~RunningProcess() {
+    if (process_.pid > 0) (void)Finish();
+  }
+
+  // Reads until `condition(out, err)` holds or kCommandTimeout passes;
+  // returns whether it held.
+  bool ReadUntil(absl::FunctionRef<bool(const std::string&, const std::string&)>
+                     condition) {
+    const absl::Time deadline = absl::Now() + kCommandTimeout;
+    testing::PumpPipes({process_.stdout_fd, process_.stderr_fd}, Sink(), [&] {
+      return condition(out_, err_) || absl::Now() >= deadline;
+    });
+    return condition(out_, err_);
+  }
+
+  // Reads to the end and returns the exit code (-1 if it did not end in
+  // time: it is killed).
+  int Finish() {
+    const absl::Time deadline = absl::Now() + kCommandTimeout;
+    testing::PumpPipes({process_.stdout_fd, process_.stderr_fd}, Sink(),
+                       [&] { return absl::Now() >= deadline; });
+    close(process_.stdout_fd);
+    close(process_.stderr_fd);
+    const absl::StatusOr<int> exit_code = testing::WaitForExit(
+        process_.pid, std::max(deadline - absl::Now(), absl::Seconds(1)));
+    process_.pid = -1;
+    return exit_code.value_or(-1);
+  }
+
+  const std::string& out() const { return out_; }
+  const std::string& err() const { return err_; }
+
+ private:
+  std::function<void(size_t, const char*, size_t)> Sink() {
+    return [this](size_t index, const char* data, size_t size) {
+      (index == 0 ? out_ : err_).append(data, size);
+    };
+  }
+
+  testing::SpawnedProcess process_;
+  std::string out_;
+  std::string err_;
+};
 
 class CliTest : public testing::SharedServerTest {
  protected:
@@ -212,6 +267,7 @@ TEST_F(CliTest, ExitCodesTellOutcomesApart) {
   // Several ids: a failed RPC beats a task that failed, which beats one
   // still running.
   const std::string failed = Submit("fail");
+  ASSERT_EQ(Remex({"await", failed}).exit_code, kNotSucceeded);
   EXPECT_EQ(
       Remex({"await", failed, running.id(), "--timeout", "100ms"}).exit_code,
       kNotSucceeded);
@@ -222,34 +278,25 @@ TEST_F(CliTest, ExitCodesTellOutcomesApart) {
 }
 
 TEST_F(CliTest, SubmitWaitPrintsIdOnStderrAtOnce) {
-  absl::StatusOr<testing::SpawnedProcess> process = testing::Spawn(
-      {REMEX_CLI_PATH, "submit", "sleep", "--args", R"({"ms": 60000})",
-       "--wait", "--server", server_->address()});
-  ASSERT_TRUE(process.ok()) << process.status();
-  std::string out, err;
-  const auto sink = [&](size_t index, const char* data, size_t size) {
-    (index == 0 ? out : err).append(data, size);
-  };
-  testing::PumpPipes({process->stdout_fd, process->stderr_fd}, sink,
-                     [&] { return absl::StrContains(err, "\n"); });
+  RunningProcess wait({REMEX_CLI_PATH, "submit", "sleep", "--args",
+                       R"({"ms": 60000})", "--wait", "--server",
+                       server_->address()});
+  ASSERT_TRUE(wait.ReadUntil([](const std::string&, const std::string& err) {
+    return absl::StrContains(err, "\n");
+  })) << wait.err();
   // The task sleeps for a minute: the id came while it runs.
-  EXPECT_EQ(out, "");
+  EXPECT_EQ(wait.out(), "");
   std::string id;
-  for (absl::string_view word : absl::StrSplit(err, absl::ByAnyChar(" ,\n"))) {
+  for (absl::string_view word :
+       absl::StrSplit(wait.err(), absl::ByAnyChar(" ,\n"))) {
     if (word.size() >= 16) id = std::string(word);
   }
-  ASSERT_FALSE(id.empty()) << err;
+  ASSERT_FALSE(id.empty()) << wait.err();
   EXPECT_EQ(RemexTask({"get", id}).function(), "sleep");
 
   EXPECT_EQ(Remex({"cancel", id}).exit_code, kOk);
-  testing::PumpPipes({process->stdout_fd, process->stderr_fd}, sink,
-                     [] { return false; });
-  close(process->stdout_fd);
-  close(process->stderr_fd);
-  const absl::StatusOr<int> exit_code =
-      testing::WaitForExit(process->pid, kCommandTimeout);
-  EXPECT_EQ(exit_code.value_or(-1), kNotSucceeded) << err;
-  EXPECT_EQ(Parse<v1::Task>(out).state(), v1::CANCELLED);
+  EXPECT_EQ(wait.Finish(), kNotSucceeded) << wait.err();
+  EXPECT_EQ(Parse<v1::Task>(wait.out()).state(), v1::CANCELLED);
 }
 
 TEST_F(CliTest, OutputFormats) {
@@ -520,22 +567,32 @@ TEST_F(CliTest, BashCompletion) {
 }
 
 TEST_F(CliTest, WatchIdsPrintsJsonLinesUntilTheTasksEnd) {
-  const std::string slow = Submit("sleep", R"({"ms": 300})");
+  const std::string slow = Submit("sleep", R"({"ms": 60000})");
   const std::string quick = Submit("echo");
-  const testing::ProcessResult result =
-      Remex({"watch", slow, quick, "--interval", "50ms"});
-  EXPECT_EQ(result.exit_code, kOk) << result.err;
+  RunningProcess watch({REMEX_CLI_PATH, "watch", slow, quick, "--interval",
+                        "50ms", "--server", server_->address()});
+  // Both seen, the slow one not ended.
+  ASSERT_TRUE(watch.ReadUntil([&](const std::string& out, const std::string&) {
+    return absl::StrContains(out, slow) && absl::StrContains(out, quick);
+  })) << watch.out()
+      << watch.err();
+  EXPECT_EQ(Remex({"cancel", slow}).exit_code, kOk);
+  EXPECT_EQ(watch.Finish(), kNotSucceeded) << watch.err();
+
   std::map<std::string, std::vector<v1::State>> states;
-  for (const std::string& line : Lines(result.out)) {
+  for (const std::string& line : Lines(watch.out())) {
     const v1::Task task = Parse<v1::Task>(line);  // one object per line
     states[task.id()].push_back(task.state());
   }
-  ASSERT_EQ(states.size(), 2) << result.out;
-  EXPECT_EQ(states[slow].back(), v1::SUCCEEDED) << result.out;
-  EXPECT_EQ(states[quick].back(), v1::SUCCEEDED) << result.out;
-  // The slow task was seen before it ended, and each change once.
-  EXPECT_GE(states[slow].size(), 2) << result.out;
-  EXPECT_EQ(states[quick].size(), 1) << result.out;
+  ASSERT_EQ(states.size(), 2) << watch.out();
+  // Each change once: the slow task before and after its end.
+  EXPECT_EQ(states[quick].back(), v1::SUCCEEDED) << watch.out();
+  ASSERT_GE(states[slow].size(), 2) << watch.out();
+  EXPECT_FALSE(IsTerminal(states[slow].front())) << watch.out();
+  EXPECT_EQ(states[slow].back(), v1::CANCELLED) << watch.out();
+  for (size_t i = 1; i < states[slow].size(); ++i) {
+    EXPECT_NE(states[slow][i], states[slow][i - 1]) << watch.out();
+  }
 }
 
 TEST_F(CliTest, WatchExitCodes) {
@@ -580,26 +637,35 @@ TEST_F(CliTest, WatchFiltersFollowsMatchingTasksUntilTimeout) {
 // On a terminal (a pseudo-terminal made by script(1)), watch draws a live
 // table with a progress line, redrawn in place, instead of JSON lines.
 TEST_F(CliTest, WatchOnTerminalDrawsLiveTable) {
-  const std::string id = Submit("sleep", R"({"ms": 400})");
-  const absl::StatusOr<testing::ProcessResult> result = testing::RunProcess(
+  const std::string id = Submit("sleep", R"({"ms": 60000})");
+  RunningProcess watch(
       {"/usr/bin/script", "-qec",
        absl::StrCat(ShellQuote(REMEX_CLI_PATH), " watch ", id,
                     " --interval 50ms --server ", server_->address()),
-       "/dev/null"},
-      kCommandTimeout);
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(result->exit_code, kOk) << result->out << result->err;
-  const std::string& out = result->out;
+       "/dev/null"});
+  // Two frames of the task not ended: the second drawn over the first.
+  ASSERT_TRUE(watch.ReadUntil([](const std::string& out, const std::string&) {
+    return absl::StrContains(out, "\x1b[3A");
+  })) << watch.out()
+      << watch.err();
+  EXPECT_TRUE(
+      absl::StrContains(watch.out(), "[....................] 0/1 ended"))
+      << watch.out();
+  EXPECT_EQ(Remex({"cancel", id}).exit_code, kOk);
+  EXPECT_EQ(watch.Finish(), kNotSucceeded) << watch.out() << watch.err();
+
+  const std::string& out = watch.out();
   EXPECT_FALSE(absl::StrContains(out, "{\"id\"")) << out;
-  EXPECT_TRUE(absl::StrContains(out, "\x1b[J")) << out;   // clears, redraws
-  EXPECT_TRUE(absl::StrContains(out, "\x1b[3A")) << out;  // 3 lines up
-  EXPECT_TRUE(absl::StrContains(out, "0/1 ended: 1 running")) << out;
-  EXPECT_TRUE(absl::StrContains(out, "[####################] 1/1 ended"))
-      << out;
-  EXPECT_TRUE(absl::StrContains(out, "ID ")) << out;
   const size_t last_frame = out.rfind("\x1b[J");
-  EXPECT_TRUE(absl::StrContains(out.substr(last_frame), id));
-  EXPECT_TRUE(absl::StrContains(out.substr(last_frame), "SUCCEEDED"));
+  ASSERT_NE(last_frame, std::string::npos) << out;
+  const std::vector<std::string> frame = Lines(out.substr(last_frame + 3));
+  ASSERT_EQ(frame.size(), 3) << out;
+  EXPECT_TRUE(absl::StartsWith(frame[0],
+                               "[####################] 1/1 ended: 1 cancelled"))
+      << frame[0];
+  EXPECT_TRUE(absl::StartsWith(frame[1], "ID ")) << frame[1];
+  EXPECT_TRUE(absl::StrContains(frame[2], id)) << frame[2];
+  EXPECT_TRUE(absl::StrContains(frame[2], "CANCELLED")) << frame[2];
 }
 
 }  // namespace
