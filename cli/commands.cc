@@ -1,5 +1,7 @@
 #include "cli/commands.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <iostream>
 #include <string>
@@ -67,6 +69,31 @@ int ForEachId(const std::vector<std::string>& ids, bool list,
   return exit_code;
 }
 
+// Client::Await, but showing on stderr (a terminal) the state of the task
+// and how long it has been waited for, in one line updated each second and
+// erased at the end.
+absl::StatusOr<v1::Task> AwaitShowingProgress(Client& client,
+                                              const std::string& id,
+                                              absl::Duration timeout) {
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + timeout;
+  absl::StatusOr<v1::Task> task;
+  for (;;) {
+    const absl::Duration remaining =
+        std::max(deadline - absl::Now(), absl::ZeroDuration());
+    task = client.Await(id, std::min(remaining, absl::Seconds(1)));
+    if (!task.ok() || IsTerminal(task->state()) || absl::Now() >= deadline) {
+      break;
+    }
+    std::cerr << "\r\x1b[K"
+              << "remex: " << id << " " << v1::State_Name(task->state())
+              << " (attempt " << task->attempt() << "), waited "
+              << ShortDuration(absl::Now() - start) << std::flush;
+  }
+  std::cerr << "\r\x1b[K" << std::flush;
+  return task;
+}
+
 }  // namespace
 
 int ReportRpcError(const absl::Status& status) {
@@ -115,7 +142,9 @@ int RunSubmit(Client& client, const SubmitCommand& command,
   std::cerr << "remex: submitted " << future->id() << ", waiting for it to end"
             << std::endl;
   const absl::StatusOr<v1::Task> task =
-      client.Await(future->id(), command.timeout);
+      isatty(STDERR_FILENO)
+          ? AwaitShowingProgress(client, future->id(), command.timeout)
+          : client.Await(future->id(), command.timeout);
   if (!task.ok()) return ReportRpcError(task.status());
   PrintTasks({*task}, /*list=*/false, format);
   return WaitedExitCode(*task);

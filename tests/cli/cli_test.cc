@@ -668,5 +668,27 @@ TEST_F(CliTest, WatchOnTerminalDrawsLiveTable) {
   EXPECT_TRUE(absl::StrContains(frame[2], "CANCELLED")) << frame[2];
 }
 
+// submit --wait with stderr on a terminal shows the task's state while it
+// waits, in one line that it erases at the end.
+TEST_F(CliTest, SubmitWaitOnTerminalShowsProgress) {
+  const absl::StatusOr<testing::ProcessResult> result = testing::RunProcess(
+      {"/usr/bin/script", "-qec",
+       absl::StrCat(ShellQuote(REMEX_CLI_PATH),
+                    " submit sleep --args '{\"ms\": 2500}' --wait -o id",
+                    " --server ", server_->address()),
+       "/dev/null"},
+      kCommandTimeout);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, kOk) << result->out;
+  EXPECT_TRUE(absl::StrContains(result->out, " RUNNING (attempt 1), waited "))
+      << result->out;
+  // The progress line erased, then the id alone on stdout.
+  const size_t erased = result->out.rfind("\r\x1b[K");
+  ASSERT_NE(erased, std::string::npos) << result->out;
+  const std::string id(
+      absl::StripAsciiWhitespace(result->out.substr(erased + 4)));
+  EXPECT_EQ(RemexTask({"get", id}).state(), v1::SUCCEEDED) << result->out;
+}
+
 }  // namespace
 }  // namespace remex
