@@ -16,9 +16,7 @@ namespace remex::cli {
 
 enum class OutputFormat { kJson, kTable, kId };
 
-// "json", "table", "id".
-inline constexpr absl::string_view kOutputFormatNames[] = {"json", "table",
-                                                           "id"};
+// "table", "id"; anything else (the parser allows only "json" then) is JSON.
 OutputFormat OutputFormatFromName(absl::string_view name);
 
 // `message` as JSON: protobuf's JSON mapping (lowerCamelCase names, fields
