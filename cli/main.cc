@@ -222,16 +222,13 @@ void Define(CLI::App& app, Flags& flags) {
   app.add_flag("--tls", flags.tls, "TLS, trusting the system's CAs");
   app.add_option("--tls-ca", flags.tls_ca, "TLS, trusting the PEM CAs in FILE")
       ->type_name("FILE");
-  CLI::Option* cert =
-      app.add_option("--tls-cert", flags.tls_cert,
-                     "present this PEM client certificate (servers with "
-                     "--tls-client-ca); implies TLS")
-          ->type_name("FILE");
-  CLI::Option* key = app.add_option("--tls-key", flags.tls_key,
-                                    "the PEM private key of --tls-cert")
-                         ->type_name("FILE");
-  cert->needs(key);
-  key->needs(cert);
+  app.add_option("--tls-cert", flags.tls_cert,
+                 "with --tls-key: present this PEM client certificate "
+                 "(servers with --tls-client-ca); implies TLS")
+      ->type_name("FILE");
+  app.add_option("--tls-key", flags.tls_key,
+                 "the PEM private key of --tls-cert")
+      ->type_name("FILE");
   app.add_option("--token", flags.token,
                  "bearer token sent with every call; without TLS it "
                  "travels in clear")
@@ -345,6 +342,9 @@ void Define(CLI::App& app, Flags& flags) {
 }
 
 absl::StatusOr<ClientOptions> ConnectionOptions(const Flags& flags) {
+  if (flags.tls_cert.empty() != flags.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
   ClientOptions options;
   options.tls = flags.tls || !flags.tls_ca.empty() || !flags.tls_cert.empty();
   for (const auto& [path, pem] :
