@@ -29,12 +29,21 @@ void CollectFlags(const CLI::App& app, std::set<std::string>* flags,
   }
 }
 
+// Whether the arguments of `command` are task ids (named "ID").
+bool TakesIds(const CLI::App& command) {
+  const std::vector<const CLI::Option*> positionals = command.get_options(
+      [](const CLI::Option* option) { return option->get_positional(); });
+  return positionals.size() == 1 && positionals.front()->get_name() == "ID";
+}
+
 // A bash `compgen` call for `words` (see BashCompletion's `values`).
 std::string Compgen(const std::string& program, const std::string& words) {
   if (words == "@file") return "COMPREPLY=($(compgen -f -- \"$cur\"))";
-  if (words == "@functions") {
-    return absl::StrCat("COMPREPLY=($(compgen -W \"$(", program,
-                        "_functions)\" -- \"$cur\"))");
+  if (words == "@functions" || words == "@tasks") {
+    return absl::StrCat("COMPREPLY=($(compgen -W \"$(", program, "_ask ",
+                        words == "@functions" ? "functions -o id"
+                                              : "list -o id --page-size 1000",
+                        ")\" -- \"$cur\"))");
   }
   return absl::StrCat("COMPREPLY=($(compgen -W \"", words, "\" -- \"$cur\"))");
 }
@@ -59,6 +68,8 @@ std::string BashCompletion(const CLI::App& app,
     std::string positional = "COMPREPLY=()";
     if (command->get_name() == "submit") {
       positional = Compgen(function, "@functions");
+    } else if (TakesIds(*command)) {
+      positional = Compgen(function, "@tasks");
     } else if (command->get_name() == "help") {
       positional = "COMPREPLY=($(compgen -W \"$commands\" -- \"$cur\"))";
     } else if (command->get_name() == "completion") {
@@ -84,14 +95,17 @@ std::string BashCompletion(const CLI::App& app,
       "# or install it: ",
       program, " completion bash > /etc/bash_completion.d/", program, "\n",
       function,
-      "_functions() {\n"
-      "  local words=(\"${COMP_WORDS[@]:1}\") i server=()\n"
+      "_ask() {  # runs the tool with the line's connection flags\n"
+      "  local words=(\"${COMP_WORDS[@]:1}\") i connection=()\n"
       "  for ((i = 0; i < ${#words[@]}; i++)); do\n"
-      "    if [[ ${words[i]} == --server ]]; then\n"
-      "      server=(--server \"${words[i+1]}\")\n"
-      "    fi\n"
+      "    case \"${words[i]}\" in\n"
+      "      --server|--token|--tls-ca|--tls-cert|--tls-key)\n"
+      "        connection+=(\"${words[i]}\" \"${words[i+1]}\") ;;\n"
+      "      --tls|--server=*|--token=*|--tls-ca=*|--tls-cert=*|--tls-key=*)\n"
+      "        connection+=(\"${words[i]}\") ;;\n"
+      "    esac\n"
       "  done\n"
-      "  timeout 2 \"${COMP_WORDS[0]}\" functions -o id \"${server[@]}\" "
+      "  timeout 2 \"${COMP_WORDS[0]}\" \"$@\" \"${connection[@]}\" "
       "2>/dev/null\n"
       "  return 0\n"
       "}\n",

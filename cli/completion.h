@@ -14,8 +14,10 @@ namespace remex::cli {
 // completes commands, the flags of the command on the line (and the global
 // flags), and flag values: `values` maps a flag ("--state") to its words
 // ("QUEUED RUNNING ..."), or to "@file" for file names, or to "@functions"
-// for the functions of the server (asked with `PROGRAM functions -o id`).
-// Positional arguments of the command "submit" complete as "@functions".
+// for the functions of the server (asked with `PROGRAM functions -o id` and
+// the connection flags of the line). The argument of "submit" completes as
+// "@functions"; arguments named ID as the ids of the server's tasks (the
+// first 1000 that `PROGRAM list -o id` prints).
 std::string BashCompletion(const CLI::App& app,
                            const std::map<std::string, std::string>& values);
 

@@ -529,6 +529,7 @@ TEST_F(CliTest, Version) {
 // as bash would on TAB (COMP_WORDS, COMP_CWORD, then the function that
 // `complete -p remex` names).
 TEST_F(CliTest, BashCompletion) {
+  const std::string id = Submit("echo");
   const testing::ProcessResult script = Remex({"completion", "bash"});
   ASSERT_EQ(script.exit_code, kOk) << script.err;
   const std::string complete = R"(
@@ -549,10 +550,12 @@ TEST_F(CliTest, BashCompletion) {
           "complete_line remex list --state ''\n"
           "complete_line remex --server \"$REMEX_SERVER\" get -o ''\n"
           "complete_line \"$REMEX\" --server \"$REMEX_SERVER\" submit ec\n"
-          "complete_line remex completion ''\n"))));
+          "complete_line remex completion ''\n"
+          "complete_line \"$REMEX\" --server \"$REMEX_SERVER\" get ",
+          id.substr(0, 3), "\n"))));
   ASSERT_EQ(result.exit_code, kOk) << result.out << result.err;
   const std::vector<std::string> lines = Lines(result.out);
-  ASSERT_EQ(lines.size(), 8) << result.out << result.err;
+  ASSERT_EQ(lines.size(), 9) << result.out << result.err;
   EXPECT_TRUE(absl::StrContains(lines[0], "complete -F")) << lines[0];
   EXPECT_EQ(lines[1], "submit");
   EXPECT_EQ(lines[2],
@@ -564,6 +567,7 @@ TEST_F(CliTest, BashCompletion) {
   EXPECT_EQ(lines[5], "json table id");
   EXPECT_EQ(lines[6], "echo");  // asked of the server
   EXPECT_EQ(lines[7], "bash");
+  EXPECT_TRUE(absl::StrContains(lines[8], id)) << lines[8];  // asked too
 }
 
 TEST_F(CliTest, WatchIdsPrintsJsonLinesUntilTheTasksEnd) {
