@@ -20,7 +20,6 @@
 #define REMEX_COMMON_LOG_H_
 
 #include <cstdint>
-#include <initializer_list>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -31,6 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 namespace spdlog::sinks {
 class sink;
@@ -87,7 +87,8 @@ class Field {
       value_;
 };
 
-using Fields = std::initializer_list<Field>;
+// A braced list ({{"pid", 1}, {"pool", name}}) or a vector of Fields.
+using Fields = absl::Span<const Field>;
 
 struct Options {
   Format format = Format::kText;
