@@ -706,7 +706,9 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
       *metrics_server != nullptr ? (*metrics_server)->address() : "off";
   log::Info("listening",
             absl::StrCat("serving gRPC at ", (*server)->address(),
-                         ", metrics at ", metrics_address),
+                         *metrics_server != nullptr
+                             ? absl::StrCat(", metrics at ", metrics_address)
+                             : ", no metrics"),
             {{"address", (*server)->address()},
              {"metrics_address", metrics_address}});
   if (const std::string warning =
