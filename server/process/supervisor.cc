@@ -126,16 +126,19 @@ absl::Status Supervisor::Spawn(SpawnReason reason) {
   // The first workers are in the server's `start` line, and replacements of
   // recycled ones in the rate-limited `worker_recycled` lines: only the
   // replacement of a worker that died or was killed is news.
-  log::Write(reason == SpawnReason::kReplacement ? log::Level::kInfo
-                                                 : log::Level::kDebug,
-             "worker_started",
-             absl::StrCat("pool '", config_.name, "': worker ", child->pid,
-                          " started"),
-             {{"pool", config_.name},
-              {"pid", child->pid},
-              {"reason", reason == SpawnReason::kStart     ? "start"
-                         : reason == SpawnReason::kRecycle ? "recycle"
-                                                           : "replacement"}});
+  const log::Level level = reason == SpawnReason::kReplacement
+                               ? log::Level::kInfo
+                               : log::Level::kDebug;
+  if (log::Enabled(level)) {
+    log::Write(level, "worker_started",
+               absl::StrCat("pool '", config_.name, "': worker ", child->pid,
+                            " started"),
+               {{"pool", config_.name},
+                {"pid", child->pid},
+                {"reason", reason == SpawnReason::kStart     ? "start"
+                           : reason == SpawnReason::kRecycle ? "recycle"
+                                                             : "replacement"}});
+  }
   auto worker = std::make_unique<Worker>();
   worker->pid = child->pid;
   worker->fd = child->channel;

@@ -207,6 +207,37 @@ TEST_F(LogsTest, FlagsOverrideTheConfigFile) {
   }
 }
 
+TEST_F(LogsTest, RecycledWorkersAreNotALinePerTask) {
+  // Every task recycles its worker: one line for the first, the others
+  // counted in the next line (at most one per 10 s), and no line for their
+  // replacements at info.
+  StartServer({"--log-format", "json", "--config", WriteFile("remex.yaml", R"(
+pools:
+  - {name: default, kind: thread, workers: 2}
+  - {name: process, kind: process, workers: 1, max_tasks_per_worker: 1}
+)")});
+  Client client(server().address());
+  SubmitOptions options;
+  options.pool = "process";
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(testing::RunTask(client, "echo", "{}", options).state(),
+              v1::SUCCEEDED);
+  }
+  // The fourth replacement has started once a fifth task runs.
+  EXPECT_EQ(testing::RunTask(client, "echo", "{}", options).state(),
+            v1::SUCCEEDED);
+  std::vector<nlohmann::json> recycled;
+  for (const nlohmann::json& line : JsonLines()) {
+    if (line["event"] == "worker_recycled") recycled.push_back(line);
+    EXPECT_NE(line["event"], "worker_started") << line.dump();
+    EXPECT_NE(line["event"], "worker_died") << line.dump();
+  }
+  ASSERT_EQ(recycled.size(), 1u) << server().ServerOutput();
+  EXPECT_EQ(recycled[0]["tasks_run"], 1);
+  EXPECT_EQ(recycled[0]["suppressed"], 0);
+  EXPECT_EQ(recycled[0]["pool"], "process");
+}
+
 TEST(LogSettingsTest, BadValuesAreUsageErrors) {
   testing::ProcessResult format =
       testing::RunServerExpectingExit({"--log-format", "xml"});
