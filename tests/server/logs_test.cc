@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "remex/client.h"
+#include "server/auth/principals.h"
 #include "tests/testing/sdk_util.h"
 #include "tests/testing/server_test.h"
 #include "tests/testing/wait.h"
@@ -236,6 +237,39 @@ pools:
   EXPECT_EQ(recycled[0]["tasks_run"], 1);
   EXPECT_EQ(recycled[0]["suppressed"], 0);
   EXPECT_EQ(recycled[0]["pool"], "process");
+}
+
+TEST_F(LogsTest, AuthFailuresAndReloadsAreEvents) {
+  const std::string auth = WriteFile(
+      "auth.yaml",
+      absl::StrCat("principals:\n  - name: alice\n"
+                   "    token_sha256: ",
+                   auth::TokenSha256Hex("alice-token-0123456789"), "\n"));
+  StartServer({"--log-format", "json", "--auth", auth});
+  Client anonymous(server().address());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(anonymous.ListFunctions().status().code(),
+              absl::StatusCode::kUnauthenticated);
+  }
+  ASSERT_EQ(server().Signal(SIGHUP), 0);
+  std::vector<nlohmann::json> failures;
+  std::optional<nlohmann::json> reloaded;
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    failures.clear();
+    for (const nlohmann::json& line : JsonLines()) {
+      if (line["event"] == "auth_failures") failures.push_back(line);
+      if (line["event"] == "config_reloaded") reloaded = line;
+    }
+    return !failures.empty() && reloaded.has_value();
+  })) << server().ServerOutput();
+  // The first failure at once; the next two wait for the next period.
+  ASSERT_EQ(failures.size(), 1u) << server().ServerOutput();
+  EXPECT_EQ(failures[0]["level"], "warn");
+  EXPECT_EQ(failures[0]["count"], 1);
+  EXPECT_EQ(failures[0]["reason"], "missing_credentials");
+  EXPECT_THAT(failures[0]["peer"].get<std::string>(), HasSubstr("127.0.0.1"));
+  EXPECT_EQ((*reloaded)["what"], "auth");
+  EXPECT_EQ((*reloaded)["principals"], 1);
 }
 
 TEST(LogSettingsTest, BadValuesAreUsageErrors) {
