@@ -239,6 +239,29 @@ pools:
   EXPECT_EQ(recycled[0]["pool"], "process");
 }
 
+TEST_F(LogsTest, AWorkerKilledAfterACancelSaysWhichTask) {
+  StartServer({"--log-format", "json", "--enable-test-functions", "--config",
+               WriteFile("remex.yaml", R"(
+pools:
+  - {name: default, kind: thread, workers: 2}
+  - {name: process, kind: process, workers: 1, cancel_grace: 100ms}
+)")});
+  Client client(server().address());
+  SubmitOptions options;
+  options.pool = "process";
+  absl::StatusOr<Future> stuck =
+      client.TrySubmit("ignore_cancel", Json(R"({"ms": 20000})"), options);
+  ASSERT_TRUE(stuck.ok()) << stuck.status();
+  ASSERT_TRUE(testing::WaitUntilRunning(client, stuck->id()));
+  ASSERT_TRUE(client.Cancel(stuck->id()).ok());
+  const std::optional<nlohmann::json> killed =
+      AwaitEvent("worker_killed", stuck->id());
+  ASSERT_TRUE(killed.has_value()) << server().ServerOutput();
+  EXPECT_EQ((*killed)["reason"], "cancel");
+  EXPECT_EQ((*killed)["pool"], "process");
+  EXPECT_EQ((*killed)["cancel_grace"], "100ms");
+}
+
 TEST_F(LogsTest, AuthFailuresAndReloadsAreEvents) {
   const std::string auth = WriteFile(
       "auth.yaml",
