@@ -129,9 +129,21 @@ TEST_F(LogsTest, JsonNamesTheSignalOrExitCodeAndTaskOfEachDeadWorker) {
   // Each death is a new worker.
   EXPECT_NE((*by_segv)["pid"], (*by_exit)["pid"]);
 
-  // The replacements are logged too, and the drain, step by step.
+  // Each dead worker's replacement is logged too (once it is spawned)...
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    int started = 0;
+    for (const std::string& line : server().output()) {
+      started += absl::StrContains(line, R"("event":"worker_started")");
+    }
+    return started == 3;
+  })) << server().ServerOutput();
+  // ... and the drain, step by step.
   ASSERT_EQ(server().Signal(SIGTERM), 0);
   ExpectExitsZero(absl::Seconds(15));
+  // Its last lines may still be in the pipe.
+  EXPECT_TRUE(testing::WaitUntil([&] {
+    return absl::StrContains(server().ServerOutput(), R"("event":"stopped")");
+  })) << server().ServerOutput();
   std::vector<std::string> events;
   for (const nlohmann::json& line : JsonLines()) {
     EXPECT_TRUE(line.contains("ts") && line.contains("level") &&
@@ -151,8 +163,12 @@ TEST_F(LogsTest, JsonNamesTheSignalOrExitCodeAndTaskOfEachDeadWorker) {
 
 TEST_F(LogsTest, StartAndListeningLinesSayWhatTheServerIs) {
   Start({"--log-format", "json"});
-  const std::vector<nlohmann::json> lines = JsonLines();
-  ASSERT_GE(lines.size(), 2u) << server().ServerOutput();
+  // stdout says "listening on" first; the log lines follow on stderr.
+  std::vector<nlohmann::json> lines;
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    lines = JsonLines();
+    return lines.size() >= 2;
+  })) << server().ServerOutput();
   EXPECT_EQ(lines[0]["event"], "start");
   EXPECT_EQ(lines[0]["store"], "memory");
   EXPECT_EQ(lines[0]["auth"], "none");
@@ -228,8 +244,14 @@ pools:
   EXPECT_EQ(testing::RunTask(client, "echo", "{}", options).state(),
             v1::SUCCEEDED);
   std::vector<nlohmann::json> recycled;
+  ASSERT_TRUE(testing::WaitUntil([&] {
+    recycled.clear();
+    for (const nlohmann::json& line : JsonLines()) {
+      if (line["event"] == "worker_recycled") recycled.push_back(line);
+    }
+    return !recycled.empty();
+  })) << server().ServerOutput();
   for (const nlohmann::json& line : JsonLines()) {
-    if (line["event"] == "worker_recycled") recycled.push_back(line);
     EXPECT_NE(line["event"], "worker_started") << line.dump();
     EXPECT_NE(line["event"], "worker_died") << line.dump();
   }
