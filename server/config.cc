@@ -338,11 +338,12 @@ absl::Status ParseCommandFunctions(const YAML::Node& node,
 absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
                        ServerConfig& config) {
   if (root.IsNull()) return absl::OkStatus();
-  REMEX_RETURN_IF_ERROR(CheckKeys(
-      root, "top level",
-      {"pools", "retention", "shutdown_grace", "max_connection_idle", "pollers",
-       "plugins", "functions", "tls_cert", "tls_key", "tls_client_ca", "auth",
-       "insecure", "store", "replica_name", "replica_lease", "memory_budget"}));
+  REMEX_RETURN_IF_ERROR(
+      CheckKeys(root, "top level",
+                {"pools", "retention", "shutdown_grace", "max_connection_idle",
+                 "pollers", "plugins", "functions", "tls_cert", "tls_key",
+                 "tls_client_ca", "auth", "insecure", "store", "replica_name",
+                 "replica_lease", "memory_budget", "log_format", "log_level"}));
   if (root["pools"]) REMEX_RETURN_IF_ERROR(ParsePools(root["pools"], config));
   if (root["retention"]) {
     REMEX_RETURN_IF_ERROR(ParseRetention(root["retention"], config));
@@ -395,6 +396,21 @@ absl::Status ParseRoot(const YAML::Node& root, absl::string_view config_dir,
       REMEX_ASSIGN_OR_RETURN(*value, Scalar<std::string>(root[key], key));
       if (value->empty()) return Invalid(key, "must not be empty");
     }
+  }
+  if (root["log_format"]) {
+    REMEX_ASSIGN_OR_RETURN(
+        const std::string format,
+        Scalar<std::string>(root["log_format"], "log_format"));
+    absl::StatusOr<log::Format> parsed = log::ParseFormat(format);
+    if (!parsed.ok()) return Invalid("log_format", parsed.status().message());
+    config.log_format = *parsed;
+  }
+  if (root["log_level"]) {
+    REMEX_ASSIGN_OR_RETURN(const std::string level,
+                           Scalar<std::string>(root["log_level"], "log_level"));
+    absl::StatusOr<log::Level> parsed = log::ParseLevel(level);
+    if (!parsed.ok()) return Invalid("log_level", parsed.status().message());
+    config.log_level = *parsed;
   }
   for (auto [key, path] : {std::pair{"tls_cert", &config.tls_cert},
                            std::pair{"tls_key", &config.tls_key},

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "server/executor/executor.h"
 #include "server/functions/command_function.h"
 
@@ -54,6 +55,10 @@ struct ServerConfig {
   // A replica whose heartbeat is older than this is lost, and its tasks are
   // run again elsewhere; each writes its heartbeat every lease / 5.
   absl::Duration replica_lease = absl::Seconds(10);
+  // The event log on stderr (common/log.h): text or JSON lines, and the
+  // least level written.
+  log::Format log_format = log::Format::kText;
+  log::Level log_level = log::Level::kInfo;
 };
 
 // The embedded defaults: a thread pool "default" and a process pool
@@ -96,6 +101,8 @@ absl::StatusOr<size_t> ParseByteSize(absl::string_view text);
 //     environment have had their say)
 //   replica_name: NAME
 //   replica_lease: "10s"  (at least 1s)
+//   log_format: text|json
+//   log_level: debug|info|warn|error
 //   functions: [{name, description, command: [EXECUTABLE, ARG, ...], pool,
 //                run_timeout, cancel_grace, env: {NAME: VALUE},
 //                working_dir, max_output_bytes}]  (command functions)

@@ -18,11 +18,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "monitoring/metrics.h"
 #include "server/auth/principals.h"
@@ -31,6 +33,7 @@
 #include "server/connection_guard.h"
 #include "server/executor/executor.h"
 #include "server/executor/store.h"
+#include "server/logging.h"
 #include "server/process/janitor.h"
 #include "server/process/process_pool.h"
 #include "server/process/worker.h"
@@ -95,6 +98,8 @@ flags:
                               store: memory|URL
                               replica_name: NAME
                               replica_lease: DURATION
+                              log_format: text|json
+                              log_level: debug|info|warn|error
   --store URL               where tasks live: "memory" (the default: in this
                             process; nothing survives a restart) or a
                             PostgreSQL connection URI
@@ -143,6 +148,18 @@ flags:
                             config tls_client_ca). A file that is missing,
                             unreadable, not PEM, or a key that does not
                             match the certificate stops the server (exit 1)
+  --log-format text|json    how the log on stderr is written: one line per
+                            event (start, listening, worker started, died
+                            or recycled, drain steps, store reconnects,
+                            failed authentications, reloads), as text
+                            (timestamp, level, event, key=value fields,
+                            msg="...") or as one JSON object a line
+                            (default text; overrides config key
+                            log_format). stdout carries only the two
+                            "listening on" lines, in either format
+  --log-level debug|info|warn|error
+                            the least level logged (default info;
+                            overrides config key log_level)
   --enable-test-functions   registers `crash`, which kills the process
                             running it, and `ignore_cancel`, which keeps its
                             worker busy after a cancel (for tests only)
@@ -178,6 +195,8 @@ struct Flags {
   std::optional<std::string> tls_key;
   std::optional<std::string> tls_client_ca;
   StoreFlags store;
+  std::optional<log::Format> log_format;
+  std::optional<log::Level> log_level;
   bool enable_test_functions = false;
   bool help = false;
   bool version = false;
@@ -272,6 +291,24 @@ absl::Status ParseFlag(absl::string_view name,
           absl::StrCat(name, ": ", bytes.status().message()));
     }
     flags.memory_budget = *bytes;
+  } else if (name == "--log-format") {
+    REMEX_ASSIGN_OR_RETURN(const std::string text,
+                           FlagValue(name, inline_value, argc, argv, i));
+    absl::StatusOr<log::Format> format = log::ParseFormat(text);
+    if (!format.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": ", format.status().message()));
+    }
+    flags.log_format = *format;
+  } else if (name == "--log-level") {
+    REMEX_ASSIGN_OR_RETURN(const std::string text,
+                           FlagValue(name, inline_value, argc, argv, i));
+    absl::StatusOr<log::Level> level = log::ParseLevel(text);
+    if (!level.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": ", level.status().message()));
+    }
+    flags.log_level = *level;
   } else if (name == "--pollers") {
     REMEX_ASSIGN_OR_RETURN(const std::string text,
                            FlagValue(name, inline_value, argc, argv, i));
@@ -336,6 +373,8 @@ absl::StatusOr<ServerConfig> BuildConfig(const Flags& flags) {
     config.tls_client_ca = *flags.tls_client_ca;
   }
   REMEX_RETURN_IF_ERROR(CheckTlsConfig(config));
+  if (flags.log_format.has_value()) config.log_format = *flags.log_format;
+  if (flags.log_level.has_value()) config.log_level = *flags.log_level;
   config.enable_test_functions = flags.enable_test_functions;
   config.plugins.insert(config.plugins.end(), flags.plugins.begin(),
                         flags.plugins.end());
@@ -376,23 +415,33 @@ void ReloadCredentials(const ServerConfig& config,
                        auth::ServerTls* tls) {
   if (!config.auth_file.empty()) {
     if (absl::Status status = authenticator.Reload(); !status.ok()) {
-      std::fprintf(stderr,
-                   "remex-server: SIGHUP: kept the previous principals: %s\n",
-                   std::string(status.message()).c_str());
+      log::Error("config_reload_failed",
+                 absl::StrCat("SIGHUP: kept the previous principals: ",
+                              status.message()),
+                 {{"what", "auth"}, {"file", config.auth_file}});
     } else {
-      std::fprintf(stderr,
-                   "remex-server: SIGHUP: reloaded %s (%zu principals)\n",
-                   config.auth_file.c_str(), authenticator.principal_count());
+      log::Info("config_reloaded",
+                absl::StrCat("SIGHUP: reloaded ", config.auth_file, " (",
+                             authenticator.principal_count(), " principals)"),
+                {{"what", "auth"},
+                 {"file", config.auth_file},
+                 {"principals", authenticator.principal_count()}});
     }
   }
   if (tls != nullptr) {
     if (absl::Status status = tls->Reload(); !status.ok()) {
-      std::fprintf(stderr,
-                   "remex-server: SIGHUP: kept the previous TLS files: %s\n",
-                   std::string(status.message()).c_str());
+      log::Error("config_reload_failed",
+                 absl::StrCat("SIGHUP: kept the previous TLS files: ",
+                              status.message()),
+                 {{"what", "tls"}});
     } else {
-      std::fprintf(stderr, "remex-server: SIGHUP: reloaded the TLS files\n");
+      log::Info("config_reloaded", "SIGHUP: reloaded the TLS files",
+                {{"what", "tls"}});
     }
+  }
+  if (config.auth_file.empty() && tls == nullptr) {
+    log::Info("config_reload_skipped",
+              "SIGHUP: nothing to reload (no auth file, no TLS)");
   }
 }
 
@@ -419,10 +468,12 @@ void StopExecutor(std::unique_ptr<executor::Executor> executor) {
     stopper.join();
     return;
   }
-  std::fprintf(stderr,
-               "remex-server: workers still busy in functions that ignore "
-               "cancellation after %s; exiting without them\n",
-               absl::FormatDuration(kWorkerStopTimeout).c_str());
+  log::Warn("drain_abandoned",
+            absl::StrCat("workers still busy in functions that ignore "
+                         "cancellation after ",
+                         absl::FormatDuration(kWorkerStopTimeout),
+                         "; exiting without them"),
+            {{"waited", kWorkerStopTimeout}, {"exit_code", 0}});
   std::fflush(stderr);
   std::_Exit(0);
 }
@@ -486,11 +537,12 @@ constexpr absl::Duration kStoreStopMargin = absl::Seconds(20);
 void ExitIfStopOutlives(absl::Duration limit) {
   std::thread([limit] {
     absl::SleepFor(limit);
-    std::fprintf(stderr,
-                 "remex-server: still stopping %s after the signal (the "
-                 "store's database does not answer): exiting; its tasks are "
-                 "recovered at the next start\n",
-                 absl::FormatDuration(limit).c_str());
+    log::Error("drain_timeout",
+               absl::StrCat("still stopping ", absl::FormatDuration(limit),
+                            " after the signal (the store's database does "
+                            "not answer): exiting; its tasks are recovered "
+                            "at the next start"),
+               {{"waited", limit}, {"exit_code", 1}});
     std::fflush(stderr);
     _exit(1);
   }).detach();
@@ -519,18 +571,82 @@ absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> StartMetricsServer(
   return monitoring::MetricsServer::Start(config.metrics_listen, metrics);
 }
 
+// "tokens", "client_certificates", both joined by "+", or "none".
+std::string AuthMode(const ServerConfig& config) {
+  std::vector<std::string> modes;
+  if (!config.auth_file.empty()) modes.push_back("tokens");
+  if (!config.tls_client_ca.empty()) modes.push_back("client_certificates");
+  return modes.empty() ? "none" : absl::StrJoin(modes, "+");
+}
+
+// "default(thread,6),process(process,2)".
+std::string PoolsSummary(const ServerConfig& config) {
+  std::vector<std::string> pools;
+  for (const executor::PoolConfig& pool : config.executor.pools) {
+    pools.push_back(absl::StrCat(pool.name, "(",
+                                 executor::PoolKindName(pool.kind), ",",
+                                 pool.workers, ")"));
+  }
+  return absl::StrJoin(pools, ",");
+}
+
+// The `start` event: what this server is and how it was set up, in one
+// line (no secrets: the store's URL has its password redacted).
+void LogStart(const ServerConfig& config,
+              const executor::FunctionRegistry& registry,
+              const store::PostgresStore* store, const auth::ServerTls* tls,
+              const OpenFilesLimit& open_files) {
+  const std::string store_description =
+      store != nullptr ? store->Describe() : "memory";
+  const char* tls_mode = "off";
+  if (tls != nullptr) {
+    tls_mode = tls->requires_client_certificate() ? "mtls" : "on";
+  }
+  const std::string auth_mode = AuthMode(config);
+  // Named: the fields view them until the line is written.
+  const std::string pools = PoolsSummary(config);
+  std::vector<log::Field> fields = {{"version", REMEX_VERSION},
+                                    {"revision", REMEX_REVISION},
+                                    {"pid", getpid()},
+                                    {"pools", pools},
+                                    {"functions", registry.List().size()},
+                                    {"plugins", config.plugins.size()},
+                                    {"store", store_description}};
+  if (store != nullptr) fields.emplace_back("replica", config.replica_name);
+  fields.insert(fields.end(),
+                {{"auth", auth_mode},
+                 {"tls", tls_mode},
+                 {"insecure", config.insecure},
+                 {"shutdown_grace", config.shutdown_grace},
+                 {"max_connection_idle", config.max_connection_idle},
+                 {"retention_ttl", config.executor.default_ttl},
+                 {"memory_budget", config.executor.memory_budget},
+                 {"open_files", open_files.now},
+                 {"open_files_was", open_files.before},
+                 {"fd_reserve", GetConnectionGuardStats().reserve},
+                 {"log_level", log::LevelName(config.log_level)}});
+  log::Info(
+      "start",
+      absl::StrCat("remex-server ", REMEX_VERSION, " started: store ",
+                   store_description, "; auth ", auth_mode, "; TLS ", tls_mode,
+                   "; memory budget ", config.executor.memory_budget >> 20,
+                   " MiB; open files limit ", open_files.now, " (was ",
+                   open_files.before, ")"),
+      fields);
+}
+
 int Serve(const ServerConfig& config, const RegisterFunctions& extra,
           const sigset_t& signals, int argc, char** argv) {
   if (absl::Status protected_mode = CheckProtectedMode(
           config.listen, Authenticates(config), config.insecure);
       !protected_mode.ok()) {
-    std::cerr << "remex-server: " << protected_mode.message() << "\n";
+    ReportStartFailure(protected_mode.message());
     return 1;
   }
   absl::StatusOr<std::unique_ptr<auth::Authenticator>> authenticator =
       MakeAuthenticator(config);
   if (!authenticator.ok()) {
-    std::cerr << "remex-server: " << authenticator.status().message() << "\n";
+    ReportStartFailure(authenticator.status().message());
     return 1;
   }
   const OpenFilesLimit open_files = RaiseOpenFilesLimit();
@@ -544,13 +660,13 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   // kill -9.
   if (absl::Status janitor = process::StartJanitor("/proc/self/exe", argv[0]);
       !janitor.ok()) {
-    std::cerr << "remex-server: " << janitor.message() << "\n";
+    ReportStartFailure(janitor.message());
     return 1;
   }
   executor::FunctionRegistry registry;
   if (absl::Status registered = BuildFunctionRegistry(config, extra, registry);
       !registered.ok()) {
-    std::cerr << "remex-server: " << registered.message() << "\n";
+    ReportStartFailure(registered.message());
     return 1;
   }
   // Declared before what reports to it, so that it is destroyed after.
@@ -560,7 +676,7 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   absl::StatusOr<std::unique_ptr<store::PostgresStore>> store =
       OpenStore(config, metrics.store());
   if (!store.ok()) {
-    std::cerr << "remex-server: " << store.status().message() << "\n";
+    ReportStartFailure(store.status().message());
     return 1;
   }
   executor::ExecutorOptions executor_options = config.executor;
@@ -578,21 +694,21 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   absl::StatusOr<std::unique_ptr<executor::Executor>> executor =
       executor::Executor::Create(std::move(executor_options), registry);
   if (!executor.ok()) {
-    std::cerr << "remex-server: " << executor.status() << "\n";
+    ReportStartFailure(executor.status().ToString());
     // A store that cannot be read back is not a bad flag.
     return *store != nullptr ? 1 : 2;
   }
   // Checked before anything is bound, so that a bad file says one line.
   absl::StatusOr<std::unique_ptr<auth::ServerTls>> tls = LoadServerTls(config);
   if (!tls.ok()) {
-    std::cerr << "remex-server: " << tls.status().message() << "\n";
+    ReportStartFailure(tls.status().message());
     return 1;
   }
   // Bound before gRPC, so that a refusal leaves nothing half served.
   absl::StatusOr<std::unique_ptr<monitoring::MetricsServer>> metrics_server =
       StartMetricsServer(config, metrics);
   if (!metrics_server.ok()) {
-    std::cerr << "remex-server: " << metrics_server.status() << "\n";
+    ReportStartFailure(metrics_server.status().ToString());
     return 1;
   }
   absl::StatusOr<std::unique_ptr<rpc::RpcServer>> server =
@@ -606,7 +722,7 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
                *tls != nullptr ? (*tls)->MakeCredentials() : nullptr},
           **executor);
   if (!server.ok()) {
-    std::cerr << "remex-server: " << server.status() << "\n";
+    ReportStartFailure(server.status().ToString());
     return 1;
   }
   metrics.SetStatsSource([executor = executor->get(), server = server->get(),
@@ -626,7 +742,8 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
                    .rejected = memory.rejected},
         .connections = ConnectionsNow(server->port())};
   });
-  // The gRPC line first: scripts take the first "listening on" line.
+  // The gRPC line first: scripts take the first "listening on" line. These
+  // two lines go to stdout, the same in both log formats; the log is stderr.
   std::printf("remex-server %s listening on %s\n", REMEX_VERSION,
               (*server)->address().c_str());
   if (*metrics_server != nullptr) {
@@ -635,29 +752,31 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   }
   std::fflush(stdout);
   // Once started, so that a server that cannot start says one line only.
-  std::fprintf(stderr, "remex-server: open files limit %llu (was %llu)\n",
-               static_cast<unsigned long long>(open_files.now),
-               static_cast<unsigned long long>(open_files.before));
-  if (*store != nullptr) {
-    std::fprintf(stderr, "remex-server: store %s\n",
-                 (*store)->Describe().c_str());
-  }
-  if (*tls != nullptr) {
-    std::fprintf(stderr, "remex-server: serving TLS (%s)\n",
-                 (*tls)->requires_client_certificate()
-                     ? "client certificates required"
-                     : "no client certificates asked");
-  }
+  LogStart(config, registry, store->get(), tls->get(), open_files);
+  const std::string metrics_address =
+      *metrics_server != nullptr ? (*metrics_server)->address() : "off";
+  log::Info("listening",
+            absl::StrCat("serving gRPC at ", (*server)->address(),
+                         *metrics_server != nullptr
+                             ? absl::StrCat(", metrics at ", metrics_address)
+                             : ", no metrics"),
+            {{"address", (*server)->address()},
+             {"metrics_address", metrics_address}});
   if (const std::string warning =
           InsecureWarning((*server)->address(), Authenticates(config));
       !warning.empty()) {
-    std::fprintf(stderr, "remex-server: %s\n", warning.c_str());
+    log::Warn("insecure", warning, {{"address", (*server)->address()}});
   }
   const int signal = WaitForStopSignal(
       signals, [&] { ReloadCredentials(config, **authenticator, tls->get()); });
-  std::fprintf(stderr, "remex-server: got %s, draining (grace %s)\n",
-               signal == SIGTERM ? "SIGTERM" : "SIGINT",
-               absl::FormatDuration(config.shutdown_grace).c_str());
+  const absl::Time drain_start = absl::Now();
+  const char* const signal_name = signal == SIGTERM ? "SIGTERM" : "SIGINT";
+  log::Info("drain_started",
+            absl::StrCat("got ", signal_name, ", draining (grace ",
+                         absl::FormatDuration(config.shutdown_grace), ")"),
+            {{"signal", signal_name},
+             {"grace", config.shutdown_grace},
+             {"active_tasks", (*executor)->active_tasks()}});
   if (*store != nullptr)
     ExitIfStopOutlives(config.shutdown_grace + kStoreStopMargin);
   (*server)->Shutdown(config.shutdown_grace);
@@ -666,7 +785,8 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   metrics.SetStatsSource(nullptr);
   server->reset();
   StopExecutor(std::move(*executor));
-  std::fprintf(stderr, "remex-server: stopped\n");
+  log::Info("stopped", "stopped: pools and store closed",
+            {{"took", absl::Now() - drain_start}, {"exit_code", 0}});
   return 0;
 }
 
@@ -681,10 +801,12 @@ int RunWorkerMode(pid_t parent, int argc, char** argv,
   executor::FunctionRegistry registry;
   absl::Status status = config.status();
   if (status.ok()) {
+    // Its lines (and the failures of its setup) match the server's.
+    ConfigureLogging(config->log_format, config->log_level);
     status = BuildFunctionRegistry(*config, register_functions, registry);
   }
   if (!status.ok()) {
-    std::cerr << "remex-server worker: " << status << "\n";
+    log::Error("worker_start_failed", status.ToString(), {{"pid", getpid()}});
     return 2;
   }
   return process::RunWorker(process::kWorkerChannelFd, registry);
@@ -721,17 +843,22 @@ int RunServer(int argc, char** argv,
               << ")\n";
     return 0;
   }
+  // The flags' settings first, so that a bad config file is reported in
+  // the format asked for; then the file's, under the flags.
+  ConfigureLogging(flags->log_format.value_or(log::Format::kText),
+                   flags->log_level.value_or(log::Level::kInfo));
   absl::StatusOr<ServerConfig> config = BuildConfig(*flags);
   if (!config.ok()) {
-    std::cerr << "remex-server: " << config.status().message() << "\n";
+    ReportStartFailure(config.status().message());
     return 2;
   }
+  ConfigureLogging(config->log_format, config->log_level);
   // Not in BuildConfig: process workers (which build their config from the
   // same flags) have no store.
   if (absl::Status store =
           ResolveStoreConfig(flags->store, std::getenv("REMEX_STORE"), *config);
       !store.ok()) {
-    std::cerr << "remex-server: " << store.message() << "\n";
+    ReportStartFailure(store.message());
     return 1;
   }
   return Serve(*std::move(config), register_functions, signals, argc, argv);

@@ -24,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace remex::auth {
@@ -172,9 +173,9 @@ class ReloadingCredentials final : public grpc::ServerCredentials {
   // would be worse than stopping.
   void SetAuthMetadataProcessor(
       const std::shared_ptr<grpc::AuthMetadataProcessor>&) override {
-    std::fprintf(stderr,
-                 "remex: AuthMetadataProcessor is not supported on "
-                 "reloadable TLS credentials\n");
+    log::Error("internal_error",
+               "AuthMetadataProcessor is not supported on reloadable TLS "
+               "credentials");
     std::abort();
   }
 

@@ -2,14 +2,17 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
+#include <cstring>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/status_code.h"
 #include "server/process/process_pool.h"
 #include "server/process/worker_process.h"
@@ -25,6 +28,17 @@ using executor::TaskState;
 // binary or plugin), so that they do not spin.
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
+// Recycling is routine (max_tasks_per_worker): at most one line a period
+// for each pool, with the count of the others.
+constexpr absl::Duration kRecycleLogPeriod = absl::Seconds(10);
+
+// "SIGSEGV" for a wait status that a signal ended, else "".
+std::string TermSignalName(int status) {
+  if (!WIFSIGNALED(status)) return "";
+  const char* abbrev = sigabbrev_np(WTERMSIG(status));
+  return abbrev != nullptr ? absl::StrCat("SIG", abbrev)
+                           : absl::StrCat(WTERMSIG(status));
+}
 
 }  // namespace
 
@@ -64,7 +78,8 @@ Supervisor::Supervisor(ProcessPool& pool)
     : pool_(pool),
       config_(pool.config_),
       wakeup_(std::make_shared<Wakeup>()),
-      environment_(ScrubbedEnvironment()) {}
+      environment_(ScrubbedEnvironment()),
+      recycle_log_(kRecycleLogPeriod) {}
 
 absl::Status Supervisor::AwaitStartup(absl::Time deadline) {
   if (!startup_done_.WaitForNotificationWithDeadline(deadline)) {
@@ -82,7 +97,7 @@ bool Supervisor::Stopping() const {
 
 void Supervisor::Loop() {
   for (int i = 0; i < config_.workers; ++i) {
-    if (absl::Status status = Spawn(); !status.ok()) {
+    if (absl::Status status = Spawn(SpawnReason::kStart); !status.ok()) {
       FailStartup(status);
       break;
     }
@@ -104,10 +119,26 @@ void Supervisor::Loop() {
   Publish();
 }
 
-absl::Status Supervisor::Spawn() {
+absl::Status Supervisor::Spawn(SpawnReason reason) {
   absl::StatusOr<WorkerChild> child =
       StartWorker(pool_.command_, environment_, config_.name);
   if (!child.ok()) return child.status();
+  // The first workers are in the server's `start` line, and replacements of
+  // recycled ones in the rate-limited `worker_recycled` lines: only the
+  // replacement of a worker that died or was killed is news.
+  const log::Level level = reason == SpawnReason::kReplacement
+                               ? log::Level::kInfo
+                               : log::Level::kDebug;
+  if (log::Enabled(level)) {
+    log::Write(level, "worker_started",
+               absl::StrCat("pool '", config_.name, "': worker ", child->pid,
+                            " started"),
+               {{"pool", config_.name},
+                {"pid", child->pid},
+                {"reason", reason == SpawnReason::kStart     ? "start"
+                           : reason == SpawnReason::kRecycle ? "recycle"
+                                                             : "replacement"}});
+  }
   auto worker = std::make_unique<Worker>();
   worker->pid = child->pid;
   worker->fd = child->channel;
@@ -289,15 +320,14 @@ void Supervisor::End(Worker& worker, Ending ending, std::string why) {
         worker.task->state() == TaskState::kTimedOut ? "timeout" : "cancel";
   }
   ++restarts_[reason];
+  if (ending == Ending::kRecycled) ++recycled_unreplaced_;
   if (!worker.ready) {
     // Died before it could take a task: a broken binary, plugin or limit.
     backoff_ = std::clamp(backoff_ * 2, kMinBackoff, kMaxBackoff);
     respawn_at_ = absl::Now() + backoff_;
-    std::fprintf(stderr,
-                 "remex-server: pool '%s': worker %d %s before it was ready; "
-                 "next start in %s\n",
-                 config_.name.c_str(), static_cast<int>(worker.pid),
-                 why.c_str(), absl::FormatDuration(backoff_).c_str());
+  }
+  LogEnd(worker, ending, status, why, reason);
+  if (!worker.ready) {
     if (!startup_done_.HasBeenNotified()) {
       FailStartup(absl::UnavailableError(
           absl::StrCat("pool '", config_.name, "': ", why,
@@ -306,6 +336,67 @@ void Supervisor::End(Worker& worker, Ending ending, std::string why) {
   }
   Publish();  // Stats are current when the task's callbacks run.
   if (worker.task != nullptr) SettleLostTask(worker, why);
+}
+
+void Supervisor::LogEnd(const Worker& worker, Ending ending, int status,
+                        const std::string& why, const std::string& reason) {
+  const std::string task_id = worker.task != nullptr ? worker.task->id() : "";
+  const std::string prefix =
+      absl::StrCat("pool '", config_.name, "': worker ", worker.pid, " ");
+  if (ending == Ending::kRecycled) {
+    int64_t suppressed = 0;
+    if (!recycle_log_.Allow(suppressed)) return;
+    log::Info("worker_recycled",
+              absl::StrCat(prefix, "recycled after ", worker.tasks_run,
+                           " tasks (max_tasks_per_worker)"),
+              {{"pool", config_.name},
+               {"pid", worker.pid},
+               {"tasks_run", worker.tasks_run},
+               {"suppressed", suppressed}});
+    return;
+  }
+  if (ending == Ending::kKilledAfterCancel) {
+    log::Info("worker_killed",
+              absl::StrCat(prefix, "killed: its task ", task_id,
+                           " did not stop within the cancel grace (",
+                           absl::FormatDuration(config_.cancel_grace),
+                           ") after its ", reason),
+              {{"pool", config_.name},
+               {"pid", worker.pid},
+               {"task", task_id},
+               {"attempt", worker.attempt},
+               {"reason", reason},
+               {"cancel_grace", config_.cancel_grace}});
+    return;
+  }
+  // Died on its own (or sent garbage and was killed): the runbook of
+  // RemexWorkersCrashLooping sends operators here for the signal or code.
+  std::vector<log::Field> fields = {{"pool", config_.name},
+                                    {"pid", worker.pid}};
+  const std::string signal = TermSignalName(status);
+  if (!signal.empty()) {
+    fields.emplace_back("signal", signal);
+  } else if (WIFEXITED(status)) {
+    fields.emplace_back("exit_code", WEXITSTATUS(status));
+  }
+  if (!task_id.empty()) {
+    fields.emplace_back("task", task_id);
+    fields.emplace_back("attempt", worker.attempt);
+  }
+  fields.emplace_back("ready", worker.ready);
+  fields.emplace_back("tasks_run", worker.tasks_run);
+  std::string message = absl::StrCat("pool '", config_.name, "': ", why,
+                                     " (pid ", worker.pid, ")");
+  if (!task_id.empty()) {
+    absl::StrAppend(&message, " while running task ", task_id, " (attempt ",
+                    worker.attempt, ")");
+  }
+  if (!worker.ready) {
+    fields.emplace_back("next_start_in", backoff_);
+    absl::StrAppend(&message, " before it was ready; next start in ",
+                    absl::FormatDuration(backoff_));
+  }
+  log::Warn("worker_died", message, fields);
 }
 
 void Supervisor::SettleLostTask(Worker& worker, const std::string& cause) {
@@ -330,13 +421,17 @@ void Supervisor::SettleLostTask(Worker& worker, const std::string& cause) {
 void Supervisor::RespawnMissing(absl::Time now) {
   if (now < respawn_at_) return;
   while (static_cast<int>(workers_.size()) < config_.workers) {
-    if (absl::Status status = Spawn(); !status.ok()) {
-      std::fprintf(stderr, "remex-server: %s\n",
-                   std::string(status.message()).c_str());
+    const SpawnReason reason = recycled_unreplaced_ > 0
+                                   ? SpawnReason::kRecycle
+                                   : SpawnReason::kReplacement;
+    if (absl::Status status = Spawn(reason); !status.ok()) {
       backoff_ = std::clamp(backoff_ * 2, kMinBackoff, kMaxBackoff);
       respawn_at_ = now + backoff_;
+      log::Error("worker_start_failed", status.message(),
+                 {{"pool", config_.name}, {"next_start_in", backoff_}});
       return;
     }
+    if (recycled_unreplaced_ > 0) --recycled_unreplaced_;
   }
 }
 

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "remex/worker/v1/worker.pb.h"
 #include "server/executor/pool.h"
 #include "server/executor/task.h"
@@ -97,8 +98,11 @@ class Supervisor {
  private:
   // Why the supervisor ends a worker.
   enum class Ending { kDied, kKilledAfterCancel, kRecycled, kShutdown };
+  // Why it starts one: the pool's first workers, the replacement of a
+  // recycled one, or of one that died or was killed.
+  enum class SpawnReason { kStart, kRecycle, kReplacement };
 
-  absl::Status Spawn();
+  absl::Status Spawn(SpawnReason reason);
   void FailStartup(absl::Status status);
   void Poll(absl::Time now);
   void ReadFrom(Worker& worker);
@@ -108,6 +112,10 @@ class Supervisor {
   void Dispatch();
   bool StartTask(Worker& worker, std::shared_ptr<executor::Task> task);
   void End(Worker& worker, Ending ending, std::string why = "");
+  // The log line of a worker's end (`status`: its wait status; `reason`:
+  // as counted in restarts_).
+  void LogEnd(const Worker& worker, Ending ending, int status,
+              const std::string& why, const std::string& reason);
   void SettleLostTask(Worker& worker, const std::string& cause);
   void RespawnMissing(absl::Time now);
   void EraseRetired();
@@ -123,6 +131,9 @@ class Supervisor {
   absl::Duration backoff_ = absl::ZeroDuration();
   absl::Time respawn_at_ = absl::InfinitePast();
   std::map<std::string, int64_t> restarts_;
+  // Recycled workers not replaced yet (their replacements log at debug).
+  int recycled_unreplaced_ = 0;
+  log::RateLimit recycle_log_;
 
   int ready_once_ = 0;
   absl::Notification startup_done_;

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "common/log.h"
 #include "remex/worker/v1/worker.pb.h"
 #include "server/executor/executor.h"
 #include "server/process/channel.h"
@@ -235,13 +236,16 @@ void PrepareWorkerProcess(pid_t parent) {
 int RunWorker(int fd, const executor::FunctionRegistry& registry) {
   wire::ToWorker first;
   if (!ReadMessage(fd, first).ok() || !first.has_setup()) {
-    std::fprintf(stderr, "remex worker: no setup from the supervisor\n");
+    log::Error("worker_setup_failed", "no setup from the supervisor",
+               {{"pid", getpid()}});
     return 2;
   }
   const wire::Setup setup = first.setup();
   if (absl::Status status = ApplyLimits(setup); !status.ok()) {
-    std::fprintf(stderr, "remex worker for pool '%s': %s\n",
-                 setup.pool().c_str(), std::string(status.message()).c_str());
+    log::Error("worker_setup_failed",
+               absl::StrCat("worker for pool '", setup.pool(),
+                            "': ", status.message()),
+               {{"pool", setup.pool()}, {"pid", getpid()}});
     return 2;
   }
   std::set_new_handler(OnOutOfMemory);

@@ -1,12 +1,12 @@
 #include "server/rpc/authorize.h"
 
-#include <cstdio>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "common/log.h"
 #include "common/quote.h"
 #include "server/auth/tls.h"
 
@@ -67,12 +67,16 @@ void AuthFailureLog::Record(auth::AuthFailure failure,
     count = std::exchange(unlogged_, 0);
   }
   // One line per period at most, whatever the rate of failures.
-  std::fprintf(stderr,
-               "remex-server: %lld failed authentication(s) since the last "
-               "report; latest: %s from %s\n",
-               static_cast<long long>(count),
-               std::string(auth::AuthFailureName(failure)).c_str(),
-               common::Quote(peer).c_str());
+  const absl::string_view reason = auth::AuthFailureName(failure);
+  log::Warn("auth_failures",
+            absl::StrCat(count,
+                         " failed authentication(s) since the last report; "
+                         "latest: ",
+                         reason, " from ", common::Quote(peer)),
+            {{"count", count},
+             {"reason", reason},
+             {"peer", peer},
+             {"period", period_}});
 }
 
 absl::StatusOr<CallerIdentity> Authorize(const AuthEnv& env,

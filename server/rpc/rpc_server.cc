@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "server/rpc/calls.h"
 
 namespace remex::rpc {
@@ -111,11 +112,27 @@ void RpcServer::Poll(grpc::ServerCompletionQueue* cq) {
 void RpcServer::Shutdown(absl::Duration grace) {
   if (stopped_ || server_ == nullptr) return;  // never started
   stopped_ = true;
+  const absl::Time start = absl::Now();
   server_->GetHealthCheckService()->SetServingStatus(false);
   executor_.StartDrain();
-  executor_.WaitUntilIdle(absl::Now() + grace);
+  log::Info("drain_refusing",
+            "drain: health NOT_SERVING, new tasks refused, queued ones "
+            "cancelled (or handed back to the store); running ones go on",
+            {{"active_tasks", executor_.active_tasks()}, {"grace", grace}});
+  if (executor_.WaitUntilIdle(start + grace)) {
+    log::Info("drain_idle", "drain: every task ended within the grace",
+              {{"took", absl::Now() - start}});
+  } else {
+    log::Warn("drain_grace_over",
+              absl::StrCat("drain: grace over: cancelling ",
+                           executor_.active_tasks(), " task(s) still running"),
+              {{"active_tasks", executor_.active_tasks()}, {"grace", grace}});
+  }
   executor_.CancelAll("the server shut down before the task finished");
   StopServing();
+  log::Info("drain_calls_answered",
+            "drain: every call answered, gRPC stopped; stopping the pools",
+            {{"took", absl::Now() - start}});
 }
 
 void RpcServer::StopServing() {

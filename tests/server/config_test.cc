@@ -537,6 +537,35 @@ TEST(StoreConfigTest, ConfigFileRefusesEmptyStoreAndReplicaName) {
   EXPECT_THAT(ParseError("store: [memory]"), HasSubstr("store"));
 }
 
+TEST(ConfigTest, LogFormatAndLevelKeys) {
+  const ServerConfig defaults = DefaultConfig();
+  EXPECT_EQ(defaults.log_format, log::Format::kText);
+  EXPECT_EQ(defaults.log_level, log::Level::kInfo);
+  absl::StatusOr<ServerConfig> config =
+      ParseConfig("log_format: json\nlog_level: warn\n", DefaultConfig());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->log_format, log::Format::kJson);
+  EXPECT_EQ(config->log_level, log::Level::kWarn);
+  EXPECT_THAT(
+      ParseError("log_format: xml"),
+      HasSubstr("config: log_format: expected text or json, got 'xml'"));
+  EXPECT_THAT(ParseError("log_level: loud"),
+              HasSubstr("config: log_level: expected debug, info, warn or "
+                        "error, got 'loud'"));
+  EXPECT_THAT(ParseError("log_level: [info]"), HasSubstr("log_level"));
+}
+
+TEST(ConfigTest, HelpDocumentsTheLogFlags) {
+  const testing::ProcessResult help =
+      testing::RunServerExpectingExit({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* text :
+       {"--log-format text|json", "--log-level debug|info|warn|error",
+        "log_format: text|json", "log_level: debug|info|warn|error"}) {
+    EXPECT_THAT(help.out, HasSubstr(text));
+  }
+}
+
 TEST(StoreConfigTest, HelpDocumentsTheStoreFlags) {
   const testing::ProcessResult help =
       testing::RunServerExpectingExit({"--help"});

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <iterator>
 #include <limits>
 #include <map>
@@ -17,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "common/log.h"
 #include "common/quote.h"
 #include "common/status_macros.h"
 #include "server/store/postgres/pg.h"
@@ -55,10 +55,6 @@ constexpr size_t kMaxGetBatch = 1000;
 // Rows List looks at for one page, at least: a filter that matches few
 // tasks gives a short page (and a token) rather than a walk of the table.
 constexpr int kListScan = 5000;
-
-void Log(const std::string& line) {
-  std::fprintf(stderr, "remex-server: store: %s\n", line.c_str());
-}
 
 // timestamptz as Unix microseconds (numeric: exact).
 std::string Micros(absl::string_view column) {
@@ -942,8 +938,10 @@ void PostgresStore::LoseDatabase(const absl::Status& error) {
     if (was_up) options_.observer->OnCanCommit(false);
   }
   if (was_up) {
-    Log(absl::StrCat("cannot commit (", error.message(),
-                     "): submits fail until the database is back"));
+    log::Error("store_connection_lost",
+               absl::StrCat("store: cannot commit (", error.message(),
+                            "): submits fail until the database is back"),
+               {{"connection", "writer"}, {"error", error.message()}});
   }
   const absl::Status unavailable = absl::UnavailableError(
       absl::StrCat("the store cannot commit: ", error.message()));
@@ -995,13 +993,16 @@ void PostgresStore::Reconnect() {
         continue;
       }
       if (deleted->GetInt(0, 0) > 0) {
-        Log(absl::StrCat("deleted ", deleted->GetInt(0, 0),
-                         " task(s) whose commit was in doubt and whose "
-                         "submits were refused"));
+        log::Warn("store_in_doubt_deleted",
+                  absl::StrCat("store: deleted ", deleted->GetInt(0, 0),
+                               " task(s) whose commit was in doubt and whose "
+                               "submits were refused"),
+                  {{"tasks", deleted->GetInt(0, 0)}});
       }
     }
     can_commit_.store(true, std::memory_order_release);
-    Log("connected again: committing");
+    log::Info("store_reconnected", "store: connected again: committing",
+              {{"connection", "writer"}});
     if (options_.observer != nullptr) {
       options_.observer->OnReconnect();
       options_.observer->OnCanCommit(true);
@@ -1101,8 +1102,12 @@ void PostgresStore::WriterLoop() {
     }
   }
   if (!left.empty()) {
-    Log(absl::StrCat("closed with ", failed_inserts, " submit(s) refused and ",
-                     dropped_updates, " task update(s) not committed"));
+    log::Warn("store_closed_with_losses",
+              absl::StrCat("store: closed with ", failed_inserts,
+                           " submit(s) refused and ", dropped_updates,
+                           " task update(s) not committed"),
+              {{"refused_submits", failed_inserts},
+               {"dropped_updates", dropped_updates}});
   }
   writer_connection_.reset();
 }
@@ -1295,11 +1300,18 @@ absl::Status PostgresStore::RecoverLostReplicas(Connection& connection) {
   if (!absl::SimpleAtod(row.Get(0, 1), &silent_seconds)) silent_seconds = 0;
   const int64_t ended = row.GetInt(0, 2);
   const int64_t requeued = row.GetInt(0, 3);
-  Log(absl::StrCat(row.GetInt(0, 0), " replica(s) lost (no heartbeat for ",
-                   absl::FormatDuration(absl::Seconds(silent_seconds)),
-                   ", lease ", absl::FormatDuration(options_.lease),
-                   "): ", requeued, " running task(s) queued again, ", ended,
-                   " ended"));
+  log::Warn("replicas_lost",
+            absl::StrCat("store: ", row.GetInt(0, 0),
+                         " replica(s) lost (no heartbeat for ",
+                         absl::FormatDuration(absl::Seconds(silent_seconds)),
+                         ", lease ", absl::FormatDuration(options_.lease),
+                         "): ", requeued, " running task(s) queued again, ",
+                         ended, " ended"),
+            {{"replicas", row.GetInt(0, 0)},
+             {"silent_for", absl::Seconds(silent_seconds)},
+             {"lease", options_.lease},
+             {"requeued", requeued},
+             {"ended", ended}});
   if (options_.observer != nullptr) {
     options_.observer->OnReplicaLost(absl::Seconds(silent_seconds), ended);
     if (requeued > 0) options_.observer->OnRequeued(requeued);
@@ -1423,8 +1435,9 @@ void PostgresStore::Claim(Connection& connection) {
       if (task.ok()) {
         tasks.push_back(*std::move(task));
       } else {
-        Log(absl::StrCat("cannot read a claimed task: ",
-                         task.status().message()));
+        log::Error("store_bad_row",
+                   absl::StrCat("store: cannot read a claimed task: ",
+                                task.status().message()));
       }
     }
     if (rows->rows() < free) {
@@ -1487,6 +1500,8 @@ void PostgresStore::SignalLoop() {
   // has waited for one (it stops listening after a while of that).
   bool listening_to_ends = false;
   absl::Time ends_unwanted_since = absl::InfiniteFuture();
+  // Whether the last connect failed (a line when it fails, one when back).
+  bool listener_lost = false;
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
@@ -1509,6 +1524,14 @@ void PostgresStore::SignalLoop() {
               : connected.status();
       if (!listening.ok()) {
         ReportError("listen");
+        if (!listener_lost) {
+          listener_lost = true;
+          log::Warn(
+              "store_connection_lost",
+              absl::StrCat("store: cannot listen (", listening.message(),
+                           "): claims and ends wait for the database"),
+              {{"connection", "listener"}, {"error", listening.message()}});
+        }
         absl::MutexLock lock(&mu_);
         const absl::Time deadline = absl::Now() + backoff;
         while (!stopping_ && absl::Now() < deadline) {
@@ -1516,6 +1539,11 @@ void PostgresStore::SignalLoop() {
         }
         backoff = std::min(backoff * 2, kMaxBackoff);
         continue;
+      }
+      if (listener_lost) {
+        listener_lost = false;
+        log::Info("store_reconnected", "store: listening again",
+                  {{"connection", "listener"}});
       }
       connection = *std::move(connected);
       backoff = kFirstBackoff;
