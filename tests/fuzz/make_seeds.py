@@ -196,13 +196,21 @@ def request_seeds():
     }
     for name, body in submits.items():
         write(t, name, b"\x00" + body)
+    # Method byte % 5: 0 Submit, 1 List, 2 Get/Cancel/Delete (by byte / 5),
+    # 3 Await, 4 Session.
+    session = (field_bytes(1, field_varint(1, 1) + field_bytes(2, submits["submit_echo"]))
+               + field_bytes(1, field_varint(1, 1) + field_bytes(2, submits["submit_fail"]))
+               + field_bytes(1, field_varint(1, 2) + field_bytes(2, submits["submit_unknown"]))
+               + field_bytes(2, field_varint(1, 3) + field_bytes(2, "0123456789abcdefghijk"))
+               + field_bytes(3, field_varint(1, 1) + field_bytes(2, "x")))
+    write(t, "session_batch", b"\x04" + session)
     write(t, "list_all", b"\x01")
     write(t, "list_filter", b"\x01" + field_varint(1, 3) + field_bytes(2, "echo")
           + field_varint(4, 5) + field_bytes(5, "p1"))
     write(t, "list_bad_token", b"\x01" + field_bytes(5, "p0x"))
     write(t, "get", b"\x02" + field_bytes(1, "0123456789abcdefghijk"))
-    write(t, "cancel", b"\x06" + field_bytes(1, "x"))
-    write(t, "delete", b"\x0a" + field_bytes(1, "y"))
+    write(t, "cancel", b"\x07" + field_bytes(1, "x"))
+    write(t, "delete", b"\x0c" + field_bytes(1, "y"))
     write(t, "await", b"\x03" + field_bytes(1, "z") + field_bytes(2, duration(30)))
 
 

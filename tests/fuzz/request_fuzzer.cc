@@ -5,7 +5,8 @@
 // INTERNAL or UNKNOWN), a short valid-UTF-8 message, and an answer that a
 // client can parse back.
 //
-// Input: one byte picking the method, then the request message's bytes.
+// Input: one byte picking the method (Submit, List, Get/Cancel/Delete,
+// Await, Session), then the request message's bytes.
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/stubs/logging.h>
 
@@ -48,9 +49,7 @@ void CheckTask(const absl::StatusOr<executor::TaskSnapshot>& task) {
   CheckParsesBack(proto);
 }
 
-void Submit(const std::string& bytes) {
-  v1::SubmitRequest request;
-  if (!request.ParseFromString(bytes)) return;
+void SubmitOne(const v1::SubmitRequest& request) {
   // The args as functions see them, and back (Task.result of echo).
   google::protobuf::Value round_trip;
   rpc::JsonToValue(rpc::JsonFromValue(request.args()), &round_trip);
@@ -62,6 +61,29 @@ void Submit(const std::string& bytes) {
     return CheckErrorMessage(spec.status());
   }
   CheckTask(FuzzExecutor().Submit(*std::move(spec)));
+}
+
+void Submit(const std::string& bytes) {
+  v1::SubmitRequest request;
+  if (!request.ParseFromString(bytes)) return;
+  SubmitOne(request);
+}
+
+// A Session's batch, item by item as SessionCall::HandleBatch maps them:
+// each submit as Submit, each watch as a lookup, each cancel as Cancel.
+void Session(const std::string& bytes) {
+  v1::SessionRequest request;
+  if (!request.ParseFromString(bytes)) return;
+  executor::Executor& executor = FuzzExecutor();
+  for (const v1::SessionSubmit& submit : request.submits()) {
+    SubmitOne(submit.request());
+  }
+  for (const v1::SessionWatch& watch : request.watches()) {
+    CheckTask(executor.Get(watch.id()));
+  }
+  for (const v1::SessionCancel& cancel : request.cancels()) {
+    CheckTask(executor.Cancel(cancel.id()));
+  }
 }
 
 void List(const std::string& bytes) {
@@ -125,7 +147,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const uint8_t method = data[0];
   const std::string bytes(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (method % 4) {
+  switch (method % 5) {
     case 0:
       remex::fuzz::Submit(bytes);
       break;
@@ -133,10 +155,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       remex::fuzz::List(bytes);
       break;
     case 2:
-      remex::fuzz::ById(method / 4, bytes);
+      remex::fuzz::ById(method / 5, bytes);
+      break;
+    case 3:
+      remex::fuzz::Await(bytes);
       break;
     default:
-      remex::fuzz::Await(bytes);
+      remex::fuzz::Session(bytes);
       break;
   }
   return 0;
