@@ -108,7 +108,7 @@ std::vector<MetricFamily> StatsFamilies(const ServerStats& stats) {
              "Bytes the tasks held here may take, queued, running and "
              "finished (--memory-budget).",
              MetricType::Gauge);
-  AddGauge(budget, {}, static_cast<double>(stats.memory.budget));
+  AddGauge(budget, {}, static_cast<double>(stats.memory.limit));
   MetricFamily used = Family(
       "remex_memory_used_bytes",
       "Bytes held against the memory budget, by part: queued and running "

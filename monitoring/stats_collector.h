@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
+#include "server/executor/memory_budget.h"
 #include "server/executor/pool.h"
 
 namespace remex::monitoring {
@@ -29,15 +30,7 @@ struct ServerStats {
   // zero: forever.
   absl::Duration max_connection_idle = absl::ZeroDuration();
   // The memory budget (--memory-budget) and the bytes held against it.
-  struct Memory {
-    size_t budget = 0;
-    size_t queued = 0;
-    size_t running = 0;
-    size_t retained = 0;
-    // Submits refused because they did not fit.
-    int64_t rejected = 0;
-  };
-  Memory memory;
+  executor::MemoryUse memory;
   // Client connections (see server/connection_guard.h).
   struct Connections {
     // Established now; -1: unknown.

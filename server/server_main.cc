@@ -228,6 +228,22 @@ absl::StatusOr<absl::Duration> DurationFlagValue(
   return duration;
 }
 
+// A flag's value as `parse` reads it; its error names the flag.
+template <typename T>
+absl::StatusOr<T> ParsedFlagValue(
+    absl::string_view name, std::optional<absl::string_view> inline_value,
+    int argc, char** argv, int& i,
+    absl::StatusOr<T> (*parse)(absl::string_view)) {
+  REMEX_ASSIGN_OR_RETURN(const std::string text,
+                         FlagValue(name, inline_value, argc, argv, i));
+  absl::StatusOr<T> value = parse(text);
+  if (!value.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": ", value.status().message()));
+  }
+  return value;
+}
+
 absl::Status ParseFlag(absl::string_view name,
                        std::optional<absl::string_view> inline_value, int argc,
                        char** argv, int& i, Flags& flags) {
@@ -283,32 +299,17 @@ absl::Status ParseFlag(absl::string_view name,
         flags.max_connection_idle,
         DurationFlagValue(name, inline_value, argc, argv, i));
   } else if (name == "--memory-budget") {
-    REMEX_ASSIGN_OR_RETURN(const std::string text,
-                           FlagValue(name, inline_value, argc, argv, i));
-    absl::StatusOr<size_t> bytes = ParseByteSize(text);
-    if (!bytes.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, ": ", bytes.status().message()));
-    }
-    flags.memory_budget = *bytes;
+    REMEX_ASSIGN_OR_RETURN(
+        flags.memory_budget,
+        ParsedFlagValue(name, inline_value, argc, argv, i, ParseByteSize));
   } else if (name == "--log-format") {
-    REMEX_ASSIGN_OR_RETURN(const std::string text,
-                           FlagValue(name, inline_value, argc, argv, i));
-    absl::StatusOr<log::Format> format = log::ParseFormat(text);
-    if (!format.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, ": ", format.status().message()));
-    }
-    flags.log_format = *format;
+    REMEX_ASSIGN_OR_RETURN(
+        flags.log_format,
+        ParsedFlagValue(name, inline_value, argc, argv, i, log::ParseFormat));
   } else if (name == "--log-level") {
-    REMEX_ASSIGN_OR_RETURN(const std::string text,
-                           FlagValue(name, inline_value, argc, argv, i));
-    absl::StatusOr<log::Level> level = log::ParseLevel(text);
-    if (!level.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(name, ": ", level.status().message()));
-    }
-    flags.log_level = *level;
+    REMEX_ASSIGN_OR_RETURN(
+        flags.log_level,
+        ParsedFlagValue(name, inline_value, argc, argv, i, log::ParseLevel));
   } else if (name == "--pollers") {
     REMEX_ASSIGN_OR_RETURN(const std::string text,
                            FlagValue(name, inline_value, argc, argv, i));
@@ -727,7 +728,6 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
   }
   metrics.SetStatsSource([executor = executor->get(), server = server->get(),
                           idle = config.max_connection_idle] {
-    const executor::Executor::MemoryUse memory = executor->memory_use();
     return monitoring::ServerStats{
         .pools = executor->PoolStatistics(),
         .retained_tasks = executor->retained_tasks(),
@@ -735,11 +735,7 @@ int Serve(const ServerConfig& config, const RegisterFunctions& extra,
         .open_sessions = server->open_sessions(),
         .now = absl::Now(),
         .max_connection_idle = idle,
-        .memory = {.budget = memory.limit,
-                   .queued = memory.queued,
-                   .running = memory.running,
-                   .retained = memory.retained,
-                   .rejected = memory.rejected},
+        .memory = executor->memory_use(),
         .connections = ConnectionsNow(server->port())};
   });
   // The gRPC line first: scripts take the first "listening on" line. These

@@ -255,7 +255,7 @@ void Executor::EvictOverBudget() {
   });
 }
 
-Executor::MemoryUse Executor::memory_use() const {
+MemoryUse Executor::memory_use() const {
   return MemoryUse{.limit = memory_.limit(),
                    .queued = memory_.queued(),
                    .running = memory_.running(),

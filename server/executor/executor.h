@@ -166,14 +166,6 @@ class Executor : private TaskRunner, private StoreRunner {
   std::vector<PoolStats> PoolStatistics() const;
   size_t retained_tasks() const { return table_.retained_tasks(); }
   // The memory budget and its use (ExecutorOptions::memory_budget).
-  struct MemoryUse {
-    size_t limit = 0;
-    size_t queued = 0;
-    size_t running = 0;
-    size_t retained = 0;
-    // Submits refused because they did not fit.
-    int64_t rejected = 0;
-  };
   MemoryUse memory_use() const;
   // Tasks accepted and not yet terminal.
   int64_t active_tasks() const { return active_tasks_.load(); }

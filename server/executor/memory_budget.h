@@ -8,6 +8,17 @@
 
 namespace remex::executor {
 
+// The budget and its use at one moment.
+struct MemoryUse {
+  size_t limit = 0;
+  size_t queued = 0;
+  size_t running = 0;
+  // Finished tasks kept (the task table's count).
+  size_t retained = 0;
+  // Submits refused because they did not fit.
+  int64_t rejected = 0;
+};
+
 // Counts the bytes of the tasks the executor holds before they end, queued
 // and running (Task::HeldBytes), against one limit that they share with the
 // finished tasks kept for their ttl (the task table's retained bytes, which

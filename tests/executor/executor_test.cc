@@ -618,7 +618,7 @@ TEST_F(ExecutorTest, MemoryBudgetRefusesTasksThatDoNotFit) {
   big.input = std::string(kInput, 'x');
   std::vector<std::string> queued;
   for (int i = 0; i < 3; ++i) queued.push_back(Submit(big));
-  const Executor::MemoryUse full = executor_->memory_use();
+  const MemoryUse full = executor_->memory_use();
   EXPECT_GE(full.queued, 3 * kInput);
   EXPECT_LE(full.queued + full.running, full.limit);
 
@@ -636,7 +636,7 @@ TEST_F(ExecutorTest, MemoryBudgetRefusesTasksThatDoNotFit) {
   // (finished ones are forgotten as soon as they end: each keeps its input
   // and an output as large).
   EXPECT_TRUE(WaitUntil([&] { return executor_->active_tasks() == 0; }));
-  const Executor::MemoryUse after = executor_->memory_use();
+  const MemoryUse after = executor_->memory_use();
   EXPECT_EQ(after.queued, 0u);
   EXPECT_EQ(after.running, 0u);
   EXPECT_LE(after.retained, after.limit);
@@ -663,7 +663,7 @@ TEST_F(ExecutorTest, FinishedTasksGiveWayToNewWork) {
   const std::string third = Submit(big);  // needs the first one's room
   EXPECT_FALSE(executor_->Get(first).ok());
   EXPECT_TRUE(executor_->Get(second).ok());
-  const Executor::MemoryUse use = executor_->memory_use();
+  const MemoryUse use = executor_->memory_use();
   EXPECT_LE(use.queued + use.running + use.retained, use.limit);
   ReleaseGate();
   EXPECT_EQ(Await(third).state, TaskState::kSucceeded);

@@ -364,7 +364,7 @@ TEST(StatsCollectorTest, ReportsPoolsAtScrapeTimeAndRestartsOfProcessPools) {
         .open_sessions = 3,
         .now = now,
         .max_connection_idle = absl::Minutes(5),
-        .memory = {.budget = 1000,
+        .memory = {.limit = 1000,
                    .queued = 10,
                    .running = 20,
                    .retained = 30,

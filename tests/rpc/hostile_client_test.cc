@@ -270,6 +270,18 @@ class HostileClientTest : public testing::ServerTest {
     ServerTest::TearDown();
   }
 
+  // Cancels each of `ids` (sleeps that would outlive the test).
+  void CancelEach(const std::vector<std::string>& ids) {
+    for (const std::string& id : ids) {
+      grpc::ClientContext context;
+      SetDeadline(context, kDeadline);
+      v1::CancelRequest cancel;
+      cancel.set_id(id);
+      v1::Task task;
+      EXPECT_TRUE(stub_->Cancel(&context, cancel, &task).ok());
+    }
+  }
+
   // A fresh client's Get of an unknown id answers NOT_FOUND.
   void ExpectServing() {
     auto stub = v1::Executor::NewStub(grpc::CreateChannel(
@@ -777,14 +789,7 @@ TEST_F(HostileClientTest, FloodPastTheQueueIsResourceExhausted) {
   EXPECT_GE(accepted.load(), kMaxQueue);
   EXPECT_EQ(accepted + exhausted, kSubmits);
   // Clean up: the sleeps would outlive the test.
-  for (const std::string& id : ids) {
-    grpc::ClientContext context;
-    SetDeadline(context, kDeadline);
-    v1::CancelRequest cancel;
-    cancel.set_id(id);
-    v1::Task task;
-    EXPECT_TRUE(stub_->Cancel(&context, cancel, &task).ok());
-  }
+  CancelEach(ids);
 }
 
 // Tasks that wait with 2 MiB inputs each: the queue would take 64 of them
@@ -813,14 +818,7 @@ TEST_F(HostileClientTest, QueuedBytesStopAtTheMemoryBudget) {
   std::cout << "queued " << ids.size() << " tasks of 2 MiB; RSS grew "
             << (grown >> 20) << " MiB\n";
   EXPECT_LT(grown, kMemoryBudget + (int64_t{64} << 20));
-  for (const std::string& id : ids) {
-    grpc::ClientContext context;
-    SetDeadline(context, kDeadline);
-    v1::CancelRequest cancel;
-    cancel.set_id(id);
-    v1::Task task;
-    EXPECT_TRUE(stub_->Cancel(&context, cancel, &task).ok());
-  }
+  CancelEach(ids);
 }
 
 }  // namespace
