@@ -463,6 +463,8 @@ class RenderTest(unittest.TestCase):
             "--config=/etc/remex/config.yaml",
             "--shutdown-grace=10s",
             "--metrics-listen=0.0.0.0:9464",
+            "--log-format=json",
+            "--log-level=info",
             "--auth=/var/run/secrets/remex/auth/auth.yaml",
         ])
         self.assertEqual(spec["template"]["spec"]
@@ -525,6 +527,9 @@ class RenderTest(unittest.TestCase):
             "--config=/etc/remex/config.yaml",
             "--shutdown-grace=60s",
             "--metrics-listen=0.0.0.0:9100",
+            "--log-format=text",
+            "--log-level=debug",
+            "--memory-budget=3GiB",
             "--plugin=/opt/remex/plugins/libfirst.so",
             "--plugin=/opt/remex/plugins/libsecond.so.1",
             "--auth=/var/run/secrets/remex/auth/auth.yaml",
@@ -796,6 +801,35 @@ class RenderTest(unittest.TestCase):
                 self.assertEqual(
                     one(objects, "Deployment")["spec"]["template"]["spec"][
                         "terminationGracePeriodSeconds"], 5 + 10 + expected)
+
+    def test_log_and_memory_budget_values_are_checked(self):
+        """A log format, log level or memory budget the server would refuse
+        is refused by values.schema.json (as Helm checks it), before any pod
+        crash-loops on it; a good one reaches the command line."""
+        import jsonschema  # pylint: disable=import-outside-toplevel
+        with open(os.path.join(CHART, "values.schema.json"),
+                  encoding="utf-8") as f:
+            schema = json.load(f)
+        with open(os.path.join(CHART, "values.yaml"), encoding="utf-8") as f:
+            defaults = yaml.safe_load(f)
+        validator = jsonschema.Draft7Validator(schema)
+        self.assertEqual(list(validator.iter_errors(defaults)), [])
+        for override in ({"log": {"format": "xml", "level": "info"}},
+                         {"log": {"format": "json", "level": "verbose"}},
+                         {"memoryBudget": "lots"}, {"memoryBudget": "2 GB"}):
+            with self.subTest(override):
+                self.assertNotEqual(
+                    list(validator.iter_errors({**defaults, **override})), [])
+        for good in ("", "512Mi", "1.5GiB", "1073741824"):
+            self.assertEqual(list(validator.iter_errors(
+                {**defaults, "memoryBudget": good})), [], good)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_values(tmp, "ok.yaml", {"memoryBudget": "1.5Gi"})
+            args = one(load_objects(render(AUTH_VALUES, path)),
+                       "Deployment")["spec"]["template"]["spec"][
+                           "containers"][0]["args"]
+        self.assertIn("--memory-budget=1.5Gi", args)
+        self.assertIn("--log-format=json", args)
 
     def test_more_replicas_need_a_store(self):
         """With the memory store a task lives in the replica that accepted

@@ -158,6 +158,11 @@ that contradict each other (this holds without the schema too).
 {{- else }}
 - --metrics-listen=none
 {{- end }}
+- --log-format={{ .Values.log.format }}
+- --log-level={{ .Values.log.level }}
+{{- with .Values.memoryBudget }}
+- --memory-budget={{ . }}
+{{- end }}
 {{- if .Values.plugins.enabled }}
 {{- range .Values.plugins.files }}
 - --plugin={{ $.Values.plugins.mountPath }}/{{ . }}
