@@ -109,19 +109,20 @@ class InstallTest : public ::testing::Test {
 };
 
 TEST_F(InstallTest, InstallsHeadersLibrariesAndAPackage) {
-  for (const char* file :
-       {"bin/remex-server", "bin/remex", "include/remex/remex.h",
-        "include/remex/plugin.h", "include/remex/v1/executor.pb.h",
-        "lib/libremex_sdk.a", "lib/cmake/remex/remexConfig.cmake",
-        "lib/cmake/remex/remexConfigVersion.cmake",
-        "share/remex/proto/remex/v1/executor.proto"}) {
-    EXPECT_TRUE(fs::exists(prefix() / file)) << file;
+  const fs::path lib = prefix() / REMEX_INSTALL_LIBDIR;
+  for (const fs::path& file :
+       {prefix() / "bin/remex-server", prefix() / "bin/remex",
+        prefix() / "include/remex/remex.h", prefix() / "include/remex/plugin.h",
+        prefix() / "include/remex/v1/executor.pb.h",
+        prefix() / "share/remex/proto/remex/v1/executor.proto",
+        lib / "libremex_sdk.a", lib / "cmake/remex/remexConfig.cmake",
+        lib / "cmake/remex/remexConfigVersion.cmake"}) {
+    EXPECT_TRUE(fs::exists(file)) << file;
   }
   // The SDK's internal headers are not part of it.
   EXPECT_FALSE(fs::exists(prefix() / "include" / "client"));
   // Nothing in the package points back into the tree it was built from.
-  const std::string targets =
-      ReadFile(prefix() / "lib/cmake/remex/remexTargets.cmake");
+  const std::string targets = ReadFile(lib / "cmake/remex/remexTargets.cmake");
   ASSERT_NE(targets.find("remex::sdk"), std::string::npos);
   ASSERT_NE(targets.find("remex::plugin"), std::string::npos);
   EXPECT_EQ(targets.find(REMEX_SOURCE_DIR), std::string::npos);
