@@ -15,8 +15,7 @@ WORKDIR /src
 COPY scripts/install-deps.sh scripts/runtime-packages.txt scripts/
 RUN ./scripts/install-deps.sh --build-only
 COPY . .
-RUN REMEX_BUILD_DIR=/build ./scripts/build.sh \
-      -DREMEX_BUILD_TESTS=OFF -DREMEX_BUILD_BENCHMARKS=OFF \
+RUN REMEX_BUILD_DIR=/build ./scripts/build.sh --server-only \
  && /build/server/remex-server --version
 
 # ---- runtime: shared libraries only, a fixed non-root user --------------

@@ -3,14 +3,14 @@
 // Then (nothing blocks until the total is asked for).
 //
 //   remex-server &
-//   fan_out_fan_in [localhost:50051]
+//   fan_out_fan_in [127.0.0.1:50051]
 #include <iostream>
 #include <vector>
 
 #include "remex/remex.h"
 
 int main(int argc, char** argv) {
-  remex::Client client(argc > 1 ? argv[1] : "localhost:50051");
+  remex::Client client(argc > 1 ? argv[1] : "127.0.0.1:50051");
   std::vector<google::protobuf::Value> inputs;
   for (int n = 10000; n <= 80000; n += 10000) {
     inputs.push_back(remex::Json("{\"n\": " + std::to_string(n) + "}"));

@@ -1,7 +1,7 @@
 // sdk_quickstart — a tour of the remex C++ SDK.
 //
 //   remex-server &
-//   sdk_quickstart [localhost:50051]
+//   sdk_quickstart [127.0.0.1:50051]
 #include <chrono>
 #include <cstddef>
 #include <future>
@@ -64,7 +64,7 @@ void InTheOrderTheyEnd(remex::Client& client) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* address = argc > 1 ? argv[1] : "localhost:50051";
+  const char* address = argc > 1 ? argv[1] : "127.0.0.1:50051";
   remex::Client client(address);
   try {
     CountPrimes(client);

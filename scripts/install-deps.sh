@@ -4,10 +4,10 @@
 # CI re-runs are fast. Run as root (or with sudo available).
 #
 #   install-deps.sh               build and test (the README's commands)
-#   install-deps.sh --build-only  only what ./scripts/build.sh needs with
-#                                 -DREMEX_BUILD_TESTS=OFF
-#                                 -DREMEX_BUILD_BENCHMARKS=OFF (the image's
-#                                 build stage)
+#   install-deps.sh --build-only  only what `./scripts/build.sh --server-only`
+#                                 needs (tests and benchmarks off): the
+#                                 README's first command and the image's
+#                                 build stage
 #   install-deps.sh --runtime     only what remex-server needs to run:
 #                                 scripts/runtime-packages.txt (the image's
 #                                 runtime stage; tests/helm ImageTest checks it

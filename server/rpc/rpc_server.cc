@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "server/rpc/calls.h"
+#include "server/rpc/reflection_v1.h"
 
 namespace remex::rpc {
 namespace {
@@ -47,6 +48,8 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
   builder.AddListeningPort(options.listen, server->credentials_,
                            &server->port_);
   builder.RegisterService(&server->service_);
+  // v1alpha comes from gRPC's plugin (above); v1 is ours.
+  AddReflectionV1(builder);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   // Without this, a second server on a port in use would bind it too
@@ -78,7 +81,12 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(
         absl::StrCat("cannot listen on ", options.listen));
   }
   server->address_ = absl::StrCat(HostOf(options.listen), ":", server->port_);
-  server->server_->GetHealthCheckService()->SetServingStatus(true);
+  // Health answers for the server ("") and for its service by name;
+  // Shutdown turns both to NOT_SERVING.
+  grpc::HealthCheckServiceInterface* health =
+      server->server_->GetHealthCheckService();
+  health->SetServingStatus(remex::v1::Executor::service_full_name(), true);
+  health->SetServingStatus(true);
 
   for (auto& queue : server->queues_) {
     server->counters_.push_back(std::make_unique<QueueCounters>());

@@ -7,10 +7,12 @@
 
 #include <atomic>
 #include <cstddef>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -43,7 +45,11 @@ std::unique_ptr<ServerProcess> StartServer(int workers, int max_queue,
       R"({"pools":[{"name":"default","kind":"thread","workers":)", workers,
       R"(,"max_queue":)", max_queue, "}]}");
   args.insert(args.end(), {"--config", path});
-  return testing::StartServer(std::move(args));
+  std::unique_ptr<ServerProcess> server = testing::StartServer(std::move(args));
+  // The server reads its config once, at start.
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);
+  return server;
 }
 
 google::protobuf::Value Number(double number) {

@@ -3,10 +3,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "gtest/gtest.h"
 #include "tests/testing/subprocess.h"
 
 #ifndef REMEX_SERVER_PATH
@@ -51,10 +55,21 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartBinary(
                            "--metrics-listen", "127.0.0.1:0"});
   argv.insert(argv.end(), std::make_move_iterator(extra_args.begin()),
               std::make_move_iterator(extra_args.end()));
-  absl::StatusOr<SpawnedProcess> spawned = Spawn(argv);
-  if (!spawned.ok()) return spawned.status();
+  std::string tmp_dir =
+      absl::StrCat(::testing::TempDir(), "remex_server_tmp_XXXXXX");
+  if (mkdtemp(tmp_dir.data()) == nullptr) {
+    return absl::InternalError(absl::StrCat("mkdtemp ", tmp_dir));
+  }
+  absl::StatusOr<SpawnedProcess> spawned =
+      Spawn(argv, {absl::StrCat("TMPDIR=", tmp_dir)});
+  if (!spawned.ok()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(tmp_dir, ignored);
+    return spawned.status();
+  }
   std::unique_ptr<ServerProcess> server(
-      new ServerProcess(spawned->pid, spawned->stdout_fd, spawned->stderr_fd));
+      new ServerProcess(spawned->pid, spawned->stdout_fd, spawned->stderr_fd,
+                        std::move(tmp_dir)));
   const absl::Status status = server->AwaitAddress(absl::Now() + kStartTimeout);
   if (!status.ok()) {
     return absl::Status(status.code(),
@@ -64,8 +79,12 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartBinary(
   return server;
 }
 
-ServerProcess::ServerProcess(pid_t pid, int stdout_fd, int stderr_fd)
-    : pid_(pid), stdout_fd_(stdout_fd), stderr_fd_(stderr_fd) {
+ServerProcess::ServerProcess(pid_t pid, int stdout_fd, int stderr_fd,
+                             std::string tmp_dir)
+    : pid_(pid),
+      stdout_fd_(stdout_fd),
+      stderr_fd_(stderr_fd),
+      tmp_dir_(std::move(tmp_dir)) {
   reader_ = std::thread([this] { ReadOutput(); });
 }
 
@@ -81,6 +100,8 @@ ServerProcess::~ServerProcess() {
   reader_.join();
   close(stdout_fd_);
   close(stderr_fd_);
+  std::error_code ignored;
+  std::filesystem::remove_all(tmp_dir_, ignored);
 }
 
 int ServerProcess::Signal(int sig) { return kill(pid_, sig); }

@@ -22,8 +22,10 @@ namespace remex::testing {
 // stdout and stderr. The destructor stops the server (SIGTERM, then SIGKILL
 // after 5 s) if Wait() has not reaped it; if the test dies first, the server
 // gets SIGKILL when the thread that started it ends (setpriv --pdeathsig), so
-// start it on the test's own thread. Thread-safe, except that Wait() and the
-// destructor must not race.
+// start it on the test's own thread. The server gets a TMPDIR of its own
+// (where command functions make their directories), removed by the
+// destructor: a server or worker killed mid-command leaves nothing in /tmp.
+// Thread-safe, except that Wait() and the destructor must not race.
 class ServerProcess {
  public:
   // Starts the server with `extra_args` and waits (at most 20 s) until it
@@ -61,7 +63,7 @@ class ServerProcess {
   std::string ServerOutput() const;
 
  private:
-  ServerProcess(pid_t pid, int stdout_fd, int stderr_fd);
+  ServerProcess(pid_t pid, int stdout_fd, int stderr_fd, std::string tmp_dir);
 
   // Reads both pipes until EOF or stop_; runs on reader_.
   void ReadOutput();
@@ -73,8 +75,9 @@ class ServerProcess {
   const pid_t pid_;
   const int stdout_fd_;
   const int stderr_fd_;
-  std::string address_;  // Set once by Start() before it returns.
-  bool reaped_ = false;  // Touched by Wait() and the destructor only.
+  const std::string tmp_dir_;  // The server's TMPDIR.
+  std::string address_;        // Set once by Start() before it returns.
+  bool reaped_ = false;        // Touched by Wait() and the destructor only.
 
   mutable absl::Mutex mu_;
   std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "tests/testing/wait.h"
 
 extern char** environ;
@@ -34,9 +35,21 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   return pointers;
 }
 
+// The current environment with `extra` ("NAME=VALUE") added; a name in
+// `extra` replaces the variable of that name.
 std::vector<std::string> Environment(const std::vector<std::string>& extra) {
+  auto name_of = [](absl::string_view var) {
+    return var.substr(0, var.find('='));
+  };
   std::vector<std::string> env;
-  for (char** var = environ; *var != nullptr; ++var) env.emplace_back(*var);
+  for (char** var = environ; *var != nullptr; ++var) {
+    const absl::string_view name = name_of(*var);
+    if (std::none_of(extra.begin(), extra.end(), [&](const std::string& e) {
+          return name_of(e) == name;
+        })) {
+      env.emplace_back(*var);
+    }
+  }
   env.insert(env.end(), extra.begin(), extra.end());
   return env;
 }

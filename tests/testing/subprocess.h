@@ -23,7 +23,8 @@ struct SpawnedProcess {
 };
 
 // Starts argv[0] (a path) with `argv`, the current environment plus
-// `extra_env` ("NAME=VALUE"), stdin from /dev/null.
+// `extra_env` ("NAME=VALUE", replacing a variable of the same name), stdin
+// from /dev/null.
 absl::StatusOr<SpawnedProcess> Spawn(
     const std::vector<std::string>& argv,
     const std::vector<std::string>& extra_env = {});
