@@ -51,16 +51,27 @@ bool RefuseWithSpare(int sockfd) {
   return fd >= 0;
 }
 
-// The fd number connections stay below: the soft limit of open files now
-// (read each time: an operator may change it with prlimit) less the
-// reserve, which takes at most half of it. 0 when not installed.
-int64_t Ceiling() {
-  const int64_t reserve = g_reserve.load(std::memory_order_relaxed);
+// The soft limit of open files now (read each time: an operator may
+// change it with prlimit); 0 if it cannot be read.
+int64_t SoftLimit() {
   rlimit limit{};
-  if (reserve == 0 || getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
-  const int64_t soft =
-      static_cast<int64_t>(std::min<rlim_t>(limit.rlim_cur, int64_t{1} << 30));
-  return soft - std::min(reserve, soft / 2);
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  return static_cast<int64_t>(
+      std::min<rlim_t>(limit.rlim_cur, rlim_t{1} << 30));
+}
+
+// The reserve in force under `soft`: at most half of it. 0 when not
+// installed.
+int64_t ReserveUnder(int64_t soft) {
+  return std::min(g_reserve.load(std::memory_order_relaxed), soft / 2);
+}
+
+// The fd number connections stay below: the soft limit less the reserve.
+// 0 when not installed.
+int64_t Ceiling() {
+  const int64_t soft = SoftLimit();
+  const int64_t reserve = ReserveUnder(soft);
+  return reserve == 0 ? 0 : soft - reserve;
 }
 
 }  // namespace
@@ -71,17 +82,12 @@ void InstallConnectionGuard(int64_t reserve) {
 }
 
 ConnectionGuardStats GetConnectionGuardStats() {
-  const int64_t ceiling = Ceiling();
-  rlimit limit{};
-  getrlimit(RLIMIT_NOFILE, &limit);
-  return ConnectionGuardStats{
-      .reserve = ceiling == 0 ? 0
-                              : static_cast<int64_t>(std::min<rlim_t>(
-                                    limit.rlim_cur, int64_t{1} << 30)) -
-                                    ceiling,
-      .ceiling = ceiling,
-      .accepted = g_accepted.load(),
-      .refused = g_refused.load()};
+  const int64_t soft = SoftLimit();
+  const int64_t reserve = ReserveUnder(soft);
+  return ConnectionGuardStats{.reserve = reserve,
+                              .ceiling = reserve == 0 ? 0 : soft - reserve,
+                              .accepted = g_accepted.load(),
+                              .refused = g_refused.load()};
 }
 
 int64_t DefaultFdReserve(int64_t workers) { return 64 + 8 * workers; }
