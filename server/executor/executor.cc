@@ -1029,7 +1029,7 @@ void Executor::RecoverTask(const TaskSnapshot& row, int64_t& requeued) {
       MakeTask(row.id, row.list_position, TaskSpec(spec), row.created_at,
                admission, nullptr, 0);
   task->Restore(row.attempt, row.cancel_requested);
-  // Accepted before: counted whatever the budget (FreeSlotsOf claims none
+  // Accepted before: counted whatever the budget (FreeSlots claims none
   // while it is full).
   memory_.Add(Task::HeldBytes(task->spec()));
   active_tasks_.fetch_add(1, std::memory_order_relaxed);
