@@ -108,6 +108,14 @@ const CLI::Validator& DurationValidator() {
   return *validator;
 }
 
+// Adds option `name` of `command`, a duration kept as text in `target`.
+CLI::Option* AddDurationOption(CLI::App* command, const std::string& name,
+                               std::string& target, const std::string& help) {
+  return command->add_option(name, target, help)
+      ->check(DurationValidator())
+      ->type_name("DUR");
+}
+
 const CLI::Validator& JsonValidator() {
   static const auto* const validator = new CLI::Validator(
       [](std::string& text) -> std::string {
@@ -254,43 +262,29 @@ void Define(CLI::App& app, Flags& flags) {
   submit->add_option("--pool", flags.pool, "pool (default: the function's)");
   submit->add_option("--priority", flags.priority,
                      "higher runs first (default 0)");
-  submit
-      ->add_option("--queue-timeout", flags.queue_timeout,
-                   "longest wait before the task starts")
-      ->check(DurationValidator())
-      ->type_name("DUR");
-  submit->add_option("--run-timeout", flags.run_timeout, "longest run")
-      ->check(DurationValidator())
-      ->type_name("DUR");
+  AddDurationOption(submit, "--queue-timeout", flags.queue_timeout,
+                    "longest wait before the task starts");
+  AddDurationOption(submit, "--run-timeout", flags.run_timeout, "longest run");
   submit->add_option("--max-attempts", flags.max_attempts,
                      "runs allowed when a worker dies");
   submit->add_option("--label", flags.labels, "a label; repeat for more")
       ->check(LabelValidator())
       ->type_name("K=V")
       ->allow_extra_args(false);
-  submit
-      ->add_option("--ttl", flags.ttl,
-                   "how long the server keeps the finished task")
-      ->check(DurationValidator())
-      ->type_name("DUR");
+  AddDurationOption(submit, "--ttl", flags.ttl,
+                    "how long the server keeps the finished task");
   CLI::Option* wait = submit->add_flag(
       "--wait", flags.wait,
       "print the task id on stderr, wait until the task ends, print it");
-  submit
-      ->add_option("--timeout", flags.timeout,
-                   "with --wait: stop waiting after DUR (exit 4)")
-      ->check(DurationValidator())
-      ->type_name("DUR")
+  AddDurationOption(submit, "--timeout", flags.timeout,
+                    "with --wait: stop waiting after DUR (exit 4)")
       ->needs(wait);
 
   CLI::App* await = AddIdsCommand(
       app, flags, "await",
       "Waits until the tasks end, or --timeout passes, and prints them");
-  await
-      ->add_option("--timeout", flags.timeout,
-                   "longest wait, for all the tasks together (then exit 4)")
-      ->check(DurationValidator())
-      ->type_name("DUR");
+  AddDurationOption(await, "--timeout", flags.timeout,
+                    "longest wait, for all the tasks together (then exit 4)");
   AddIdsCommand(app, flags, "get", "Prints the tasks");
   AddIdsCommand(
       app, flags, "cancel",
@@ -319,14 +313,9 @@ void Define(CLI::App& app, Flags& flags) {
                     "task ids ('-': from stdin); none: the tasks that the "
                     "filters list, until interrupted or --timeout");
   AddFilterFlags(watch, flags);
-  watch
-      ->add_option("--interval", flags.interval,
-                   "how often to ask the server (default 1s)")
-      ->check(DurationValidator())
-      ->type_name("DUR");
-  watch->add_option("--timeout", flags.timeout, "stop after DUR")
-      ->check(DurationValidator())
-      ->type_name("DUR");
+  AddDurationOption(watch, "--interval", flags.interval,
+                    "how often to ask the server (default 1s)");
+  AddDurationOption(watch, "--timeout", flags.timeout, "stop after DUR");
 
   CLI::App* completion = app.add_subcommand(
       "completion",

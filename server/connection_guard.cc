@@ -22,7 +22,6 @@ using Accept4 = int (*)(int, sockaddr*, socklen_t*, int);
 
 // 0: not installed; every accept4 passes through.
 std::atomic<int64_t> g_reserve{0};
-std::atomic<int64_t> g_accepted{0};
 std::atomic<int64_t> g_refused{0};
 // A descriptor of /dev/null held to be freed when accept4 finds none: -1
 // when there is none.
@@ -86,7 +85,6 @@ ConnectionGuardStats GetConnectionGuardStats() {
   const int64_t reserve = ReserveUnder(soft);
   return ConnectionGuardStats{.reserve = reserve,
                               .ceiling = reserve == 0 ? 0 : soft - reserve,
-                              .accepted = g_accepted.load(),
                               .refused = g_refused.load()};
 }
 
@@ -124,7 +122,6 @@ int64_t CountEstablishedConnections(int port) {
 // gRPC accepts with accept4; nothing else here does.
 extern "C" int accept4(int sockfd, sockaddr* addr, socklen_t* addrlen,
                        int flags) {
-  using remex::server::g_accepted;
   using remex::server::g_refused;
   const int64_t ceiling = remex::server::Ceiling();
   while (true) {
@@ -139,10 +136,7 @@ extern "C" int accept4(int sockfd, sockaddr* addr, socklen_t* addrlen,
       errno = EAGAIN;  // gRPC waits for the next connection, alive
       return -1;
     }
-    if (fd < ceiling) {
-      g_accepted.fetch_add(1, std::memory_order_relaxed);
-      return fd;
-    }
+    if (fd < ceiling) return fd;
     close(fd);
     g_refused.fetch_add(1, std::memory_order_relaxed);
   }

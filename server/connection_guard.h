@@ -34,8 +34,7 @@ struct ConnectionGuardStats {
   // before Install).
   int64_t reserve = 0;
   int64_t ceiling = 0;
-  // Connections accepted and refused since Install.
-  int64_t accepted = 0;
+  // Connections refused since Install.
   int64_t refused = 0;
 };
 

@@ -104,6 +104,16 @@ def dashboard_expressions(raw=False):
                    expr if raw else substitute(expr))
 
 
+def promtool_test_rules(tests):
+    """Runs `promtool test rules` on the unit tests `tests` (a dict, as
+    tests.yml holds them); returns its exit code and output."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "dashboard_test.yml"), "w",
+                  encoding="utf-8") as f:
+            yaml.safe_dump(tests, f, sort_keys=False)
+        return promtool("test", "rules", "dashboard_test.yml", cwd=tmp)
+
+
 def dashboard_expression(title, ref_id, variables=None):
     for panel_title, panel_ref, expr in dashboard_expressions(raw=True):
         if (panel_title, panel_ref) == (title, ref_id):
@@ -374,24 +384,14 @@ class DashboardTest(unittest.TestCase):
                     for (title, ref_id), exp in expected.items()],
             }],
         }
-        with tempfile.TemporaryDirectory() as tmp:
-            with open(os.path.join(tmp, "dashboard_test.yml"), "w",
-                      encoding="utf-8") as f:
-                yaml.safe_dump(tests, f, sort_keys=False)
-            code, output = promtool("test", "rules", "dashboard_test.yml",
-                                    cwd=tmp)
+        code, output = promtool_test_rules(tests)
         self.assertEqual(code, 0, output)
         # The old "Servers up", sum(up{instance=~".*"}), counts the
         # exporters and the other pod too: the fixture would catch it.
         tests["tests"][0]["promql_expr_test"] = [{
             "expr": "sum(up)", "eval_time": "10m",
             "exp_samples": expected[("Servers up", "A")]}]
-        with tempfile.TemporaryDirectory() as tmp:
-            with open(os.path.join(tmp, "dashboard_test.yml"), "w",
-                      encoding="utf-8") as f:
-                yaml.safe_dump(tests, f, sort_keys=False)
-            code, output = promtool("test", "rules", "dashboard_test.yml",
-                                    cwd=tmp)
+        code, output = promtool_test_rules(tests)
         self.assertNotEqual(code, 0, output)
 
     def test_panel_ids_are_unique(self):
