@@ -30,6 +30,10 @@ constexpr size_t kTaskOverheadBytes = 128;
 constexpr size_t kAnswerOverheadBytes = 32;
 // Bytes a label adds to a task besides its key and value.
 constexpr size_t kLabelOverheadBytes = 8;
+// How long acceptances may wait for their tasks' ends, to go with them: well
+// above the 20-200 us a no-op task takes from submit to end here, and short
+// against what a longer task makes its caller wait anyway.
+constexpr int64_t kAnswerHoldMicros = 1000;
 
 size_t ApproximateBytes(const executor::TaskSnapshot& task) {
   const executor::TaskSpec& spec = *task.spec;
@@ -50,6 +54,7 @@ void SessionCall::RequestCall(Tag* tag) {
 
 void SessionCall::CloseLocked() {
   closed_ = true;
+  StopHoldAlarmLocked();
   if (!alarm_stopped_) {
     alarm_stopped_ = true;
     alarm_.Cancel();
@@ -132,6 +137,7 @@ void SessionCall::HandleBatch() {
                  request_->cancels_size();
   batch_calls_ = 0;
   batch_inline_answers_ = 0;
+  batch_urgent_ = false;
   {
     absl::MutexLock lock(&link_->mu);
     handling_batch_ = true;
@@ -179,7 +185,9 @@ void SessionCall::HandleBatch() {
     late_seqs_.clear();
     for (End& end : batch_ends_) SortEndLocked(std::move(end));
     batch_ends_.clear();
-    write = TakeWriteLocked();
+    // A hold in progress keeps these answers too, if they may wait.
+    const bool held = holding_ && !batch_urgent_ && ends_.empty();
+    write = !held && TakeWriteLocked() && !MaybeHoldLocked();
   }
   link_->Unref(settled);  // the call holds its own: never the last
   if (write) Flush();
@@ -212,6 +220,28 @@ void SessionCall::OnAlarm(bool /*ok*/) {
   Release();
 }
 
+void SessionCall::OnHoldAlarm(bool /*ok*/) {
+  bool flush = false;
+  bool give_back = false;
+  {
+    absl::MutexLock lock(&link_->mu);
+    hold_alarm_set_ = false;
+    if (std::exchange(holding_, false)) {
+      // The write is this thread's now.
+      if (broken_) {
+        writing_ = false;
+        give_back = true;
+      } else {
+        flush = true;
+      }
+    }
+  }
+  if (flush) Flush();
+  Advance();
+  if (give_back) Release();  // the write
+  Release();                 // the alarm
+}
+
 void SessionCall::OnCallDone() {
   // Finished by us, or cancelled: the client went away, its deadline
   // passed, or the server cut the call.
@@ -219,6 +249,7 @@ void SessionCall::OnCallDone() {
   if (context().IsCancelled()) {
     absl::MutexLock lock(&link_->mu);
     broken_ = true;
+    StopHoldAlarmLocked();
   }
   Advance();
 }
@@ -367,6 +398,7 @@ void SessionCall::Deliver(SessionLink* link, Item item, uint64_t seq,
 void SessionCall::AnswerInline(Item item, uint64_t seq, std::string id,
                                absl::Status status) {
   ++batch_inline_answers_;
+  if (item == Item::kCancel) batch_urgent_ = true;
   if (!status.ok() && item != Item::kCancel) {
     // Refused: no end will come. The call holds the link: never the last.
     open_tasks_.fetch_sub(1, std::memory_order_relaxed);
@@ -414,6 +446,7 @@ bool SessionCall::AnswerLateLocked(Item item, uint64_t seq, std::string id,
 }
 
 void SessionCall::Answer(uint64_t seq, std::string id, absl::Status status) {
+  if (!status.ok()) batch_urgent_ = true;
   batch_answers_.push_back({seq, std::move(id), std::move(status)});
 }
 
@@ -457,10 +490,35 @@ void SessionCall::SortEndLocked(End end) {
 }
 
 bool SessionCall::TakeWriteLocked() {
+  if (holding_ && !broken_) {
+    // What comes now goes at once, with what the hold kept.
+    holding_ = false;
+    StopHoldAlarmLocked();
+    return true;
+  }
   if (writing_ || finishing_ || broken_ || !HasOutputLocked()) return false;
   writing_ = true;
   HoldLocked();  // the write
   return true;
+}
+
+bool SessionCall::MaybeHoldLocked() {
+  if (batch_urgent_ || !ends_.empty() || hold_alarm_set_ || closed_) {
+    return false;
+  }
+  holding_ = true;
+  hold_alarm_set_ = true;
+  HoldLocked();  // the alarm
+  hold_alarm_.Set(
+      env().cq,
+      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                   gpr_time_from_micros(kAnswerHoldMicros, GPR_TIMESPAN)),
+      &hold_tag_);
+  return true;
+}
+
+void SessionCall::StopHoldAlarmLocked() {
+  if (hold_alarm_set_) hold_alarm_.Cancel();
 }
 
 bool SessionCall::HasOutputLocked() const {

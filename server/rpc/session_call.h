@@ -44,6 +44,14 @@ namespace remex::rpc {
 // not come holds a reference to the link and counts in unanswered_: the
 // stream does not end before it has come and been sent.
 //
+// A batch whose answers are all acceptances (submits and watches taken) is
+// held back for up to kAnswerHold, or until anything else is to be sent (an
+// end, a late answer, a refusal, a cancel's answer, a close): a task that
+// ends meanwhile is then answered and ended in one response, which saves a
+// client a read (a message costs a Python client about 100 us). The hold
+// keeps the write, so nothing overtakes it; a task that runs longer learns
+// its id at most kAnswerHold later.
+//
 // The answer to an item is always sent with or before the item's end: the
 // ends that come while a batch is handled are sorted when it ends, after
 // its inline answers; an end whose answer has not come waits for it
@@ -145,6 +153,9 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   void HandleBatch() ABSL_LOCKS_EXCLUDED(link_->mu);
   void OnWrite(bool ok);
   void OnAlarm(bool ok);
+  // The hold's alarm: sends what the hold kept, unless the write was taken
+  // meanwhile.
+  void OnHoldAlarm(bool ok);
   void OnFinished(bool ok);
 
   // Claims the seqs of the batch's submits and watches, noting those still
@@ -187,8 +198,13 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   bool AddEndLocked(uint64_t seq, const executor::TaskSnapshot& task)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
   // Makes the caller the writer if no write is in flight and there is
-  // something to send.
+  // something to send, or if a hold keeps the write (which it ends).
   bool TakeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
+  // With the write just taken for a batch's answers: keeps it for up to
+  // kAnswerHold instead, if they may wait. Returns whether it did.
+  bool MaybeHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
+  // Ends a hold early: its alarm comes back at once.
+  void StopHoldAlarmLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
   bool HasOutputLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
 
   // The writer: sends what waits, or gives the write back.
@@ -210,7 +226,8 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> stream_{
       &context()};
   SessionLink* const link_ = new SessionLink;  // one reference, ours
-  grpc::Alarm alarm_;  // cancelled to tell the poller that the call closed
+  grpc::Alarm alarm_;       // cancelled to tell the poller that the call closed
+  grpc::Alarm hold_alarm_;  // ends a hold (see MaybeHoldLocked)
   // Submitted or watched, end not yet reported.
   std::atomic<int64_t> open_tasks_{0};
 
@@ -229,6 +246,8 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   int64_t batch_items_ = 0;
   int64_t batch_calls_ = 0;
   int64_t batch_inline_answers_ = 0;
+  // Whether an answer of the batch must not wait: a refusal, or a cancel's.
+  bool batch_urgent_ = false;
   std::vector<uint64_t> late_seqs_;
   // Indexes (as RefuseDuplicate's) of the batch's items whose seq was open,
   // ascending, and how many of them the batch has passed.
@@ -260,6 +279,12 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   // The server asked the session to end.
   bool closed_ ABSL_GUARDED_BY(link_->mu) = false;
   bool alarm_stopped_ ABSL_GUARDED_BY(link_->mu) = false;
+  // A hold keeps the write (writing_ is set) until hold_alarm_ fires or
+  // something else is to be sent.
+  bool holding_ ABSL_GUARDED_BY(link_->mu) = false;
+  // hold_alarm_ is set and its tag has not come back (it cannot be set
+  // again before).
+  bool hold_alarm_set_ ABSL_GUARDED_BY(link_->mu) = false;
 
   // The writer's (whoever holds the write).
   std::vector<Reply> flush_answers_;
@@ -270,6 +295,7 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   MemberTag<SessionCall> read_tag_{this, &SessionCall::OnRead};
   MemberTag<SessionCall> write_tag_{this, &SessionCall::OnWrite};
   MemberTag<SessionCall> alarm_tag_{this, &SessionCall::OnAlarm};
+  MemberTag<SessionCall> hold_tag_{this, &SessionCall::OnHoldAlarm};
   MemberTag<SessionCall> finish_tag_{this, &SessionCall::OnFinished};
 };
 
