@@ -22,6 +22,8 @@ Rows:
 - the C++ SDK's round trip: remex-bench's rtt scenario against the same
   server (its `SDK submit->result p50`), when build/benchmarks/remex-bench
   exists;
+- remex.Client's round trip, `client.submit("echo").result()`: the Python
+  twin of the C++ SDK's call that remex-bench times;
 - a bare grpc-python Session stream's round trip (no remex code; the
   calling thread reads the answers itself): the floor of Python's sync
   gRPC stack for the exchange remex.Client makes.
@@ -29,7 +31,8 @@ Rows:
 Each row is measured --repeat times, the executors taking turns, and the
 table shows medians, then the ratios the targets name (issue 18): remex
 tasks/s over ThreadPoolExecutor's (>= 1) and over Celery's (>= 50), and
-the Python round trip p50 over the C++ SDK's (<= 2). Figures depend on the
+the Python round trips' p50 (remex.Client's and remex.Executor's) over the
+C++ SDK's (<= 2). Figures depend on the
 machine and its load: compare rows of one run (BENCHMARKS.md, "Python
 client").
 
@@ -59,6 +62,8 @@ import remex
 
 
 BARE = "bare grpc-python stream"
+CLIENT = "remex.Client (echo)"
+CPP = "C++ SDK (remex-bench rtt)"
 
 
 def noop(x):
@@ -291,6 +296,19 @@ def bare_stream_rtt(address, samples):
             times[min(len(times) - 1, int(len(times) * 0.99))] * 1e6)
 
 
+def client_rtt(address, samples):
+    """p50 and p99 (us) of `remex.Client.submit("echo").result()`, the
+    Python twin of the C++ SDK's `Client::Submit("echo").result()` that
+    remex-bench times: no Executor bookkeeping, a fresh client."""
+    client = remex.Client(address)
+    try:
+        for _ in range(50):  # Warm-up: the stream, the server's pool.
+            client.submit("echo").result()
+        return round_trips(lambda _: client.submit("echo"), samples)
+    finally:
+        client.close()
+
+
 class CeleryRow:
     """Measures Celery in a child process (this script with --celery-child):
     importing Celery and kombu leaves tens of thousands of objects in the
@@ -411,23 +429,24 @@ def main():
                 print(f"run {run + 1}/{args.repeat}: {row.name}: "
                       f"{result[0]:.0f} tasks/s, p50 {result[1]:.0f} us",
                       file=sys.stderr)
-            bare = bare_stream_rtt(address, args.round_trips)
-            runs.setdefault(BARE, []).append((None, bare[0], bare[1]))
-            print(f"run {run + 1}/{args.repeat}: bare grpc-python stream "
-                  f"rtt p50 {bare[0]:.0f} us", file=sys.stderr)
+            for name, rtt in ((CLIENT, client_rtt), (BARE, bare_stream_rtt)):
+                p50, p99 = rtt(address, args.round_trips)
+                runs.setdefault(name, []).append((None, p50, p99))
+                print(f"run {run + 1}/{args.repeat}: {name} rtt p50 "
+                      f"{p50:.0f} us", file=sys.stderr)
             if use_cpp:
                 p50 = cpp_rtt(args.remex_bench, address, server_pid,
                               args.round_trips)
-                runs.setdefault("C++ SDK (remex-bench rtt)", []).append(
+                runs.setdefault(CPP, []).append(
                     (None, p50, None))
                 print(f"run {run + 1}/{args.repeat}: C++ SDK rtt p50 "
                       f"{p50:.0f} us", file=sys.stderr)
     finally:
         stop(process)
 
-    order.append(BARE)
+    order += [CLIENT, BARE]
     if use_cpp:
-        order.append("C++ SDK (remex-bench rtt)")
+        order.append(CPP)
 
     def median(name, index):
         values = [r[index] for r in runs.get(name, []) if r[index] is not None]
@@ -466,10 +485,12 @@ def main():
           median("ThreadPoolExecutor", 0), ">= 1", lambda v: v >= 1)
     ratio("remex / Celery tasks/s", remex_rate, median(Celery.name, 0),
           ">= 50", lambda v: v >= 50)
-    ratio("remex Python rtt p50 / C++ SDK rtt p50", median(Remex.name, 1),
-          median("C++ SDK (remex-bench rtt)", 1), "<= 2", lambda v: v <= 2)
+    ratio("remex.Client rtt p50 / C++ SDK rtt p50", median(CLIENT, 1),
+          median(CPP, 1), "<= 2", lambda v: v <= 2)
+    ratio("remex.Executor rtt p50 / C++ SDK rtt p50", median(Remex.name, 1),
+          median(CPP, 1), "<= 2", lambda v: v <= 2)
     ratio("bare grpc-python stream / C++ SDK rtt p50", median(BARE, 1),
-          median("C++ SDK (remex-bench rtt)", 1), "-", lambda v: True)
+          median(CPP, 1), "-", lambda v: True)
     print()
     print(f"| {'ratio (medians)':<40} | {'value':>7} | {'target':>6} | result |")
     print(f"|{'-' * 42}|{'-' * 9}|{'-' * 8}|--------|")
