@@ -232,21 +232,27 @@ class Session:
     def _read(self, stream: _SyncStream) -> None:
         _reader.active = True
         book = self._book
+        apply = book.apply
         lock = self._lock
         error: Optional[BaseException] = None
         try:
+            # Everything here runs between an answer's arrival and its
+            # waiter's wakeup (which needs this thread to block again for
+            # the GIL), so it does no more than it must.
             for response in stream.call:
                 stream.got_response = True
                 with lock:
-                    failed, ended = book.apply(response)
+                    failed, ended = apply(response)
                     if book.pending:
                         self._send_locked()  # Cancels apply queued.
                     if self._cond_waiters:
                         # max_in_flight's waiters, close().
                         self._cond.notify_all()
-                for future, rpc_error in failed:
-                    future._fail(rpc_error)
-                resolve_ended(ended)
+                if failed:
+                    for future, rpc_error in failed:
+                        future._fail(rpc_error)
+                if ended:
+                    resolve_ended(ended)
         except Exception as e:  # pylint: disable=broad-except
             error = e  # grpc.RpcError, or a bug: fail the futures, not hang.
         with lock:
