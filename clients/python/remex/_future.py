@@ -19,7 +19,7 @@ __all__ = ["Future"]
 _SUCCEEDED = int(State.SUCCEEDED)
 # Guards the making of a future's `_id_event` (rare: only `id` waits).
 _ID_EVENT_LOCK = threading.Lock()
-# Guards the making of a future's Condition, and the ends resolve_ended
+# Guards the making of a future's Condition, and the ends end_quietly
 # writes into futures that have none (see Future._condition).
 _CONDITION_LOCK = threading.Lock()
 _PENDING = _base.PENDING
@@ -59,7 +59,7 @@ class Future(concurrent.futures.Future):
     on first use, under one lock shared by all futures: by a thread that
     waits, adds a callback, cancels, or passes the future to `wait` or
     `as_completed`. A future that nobody has touched that way is resolved
-    by `resolve_ended` under that same lock, by writing its state, result
+    by `end_quietly` under that same lock, by writing its state, result
     or exception as concurrent.futures would, with nobody to notify: the
     first thread to make its Condition afterwards sees it done. `done()`
     and `result()` of a done future read its state without a lock.
@@ -120,7 +120,7 @@ class Future(concurrent.futures.Future):
 
     @property  # type: ignore[override]
     def _result(self) -> Any:
-        """concurrent.futures.Future's result field. resolve_ended leaves
+        """concurrent.futures.Future's result field. end_quietly leaves
         it unset: it is made from the terminal task when first read (by
         result(), on the caller's thread, not the session's reader)."""
         value = self._value
@@ -304,13 +304,16 @@ class Future(concurrent.futures.Future):
                 f"{state}{extra}>")
 
 
-def resolve_ended(ended: List[Tuple[Future, executor_pb2.Task]]) -> None:
-    """Resolves each future with its terminal task. Those without a
-    Condition (nobody waits on them, nor has callbacks) are written under
-    _CONDITION_LOCK in one pass; the others go through set_result and
-    set_exception, which notify their waiters and run their callbacks;
-    a thread sleeping in result() (see Future) is woken either way.
-    Call it with no lock held."""
+def end_quietly(ended: List[Tuple[Future, executor_pb2.Task]]
+                ) -> List[Tuple[Future, executor_pb2.Task]]:
+    """Ends the futures of `ended` that need no code of anyone's: writes the
+    end of each future without a Condition (nobody waits on it, nor has
+    callbacks) under _CONDITION_LOCK, in one pass, and wakes the thread
+    sleeping in its result() (see Future). Returns the other futures with
+    their tasks, to be resolved by `_resolve_task` (set_result or
+    set_exception, which notify their waiters and run their callbacks) with
+    no lock held. May be called under the session's lock (nothing takes
+    that lock under this one), so that a waiter wakes as early as can be."""
     slow = []
     sleepers = []
     with _CONDITION_LOCK:
@@ -330,5 +333,4 @@ def resolve_ended(ended: List[Tuple[Future, executor_pb2.Task]]) -> None:
                 sleepers.append(sleeper)
     for sleeper in sleepers:
         sleeper.release()
-    for future, task in slow:
-        future._resolve_task(task)
+    return slow

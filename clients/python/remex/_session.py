@@ -12,7 +12,7 @@ from remex._book import (MAX_SUBMIT_BYTES, SessionBook, Stream,
                          check_submit_size, submit_frame)
 from remex._channel import Metadata
 from remex._errors import RpcError
-from remex._future import resolve_ended
+from remex._future import end_quietly
 from remex.v1 import executor_pb2
 
 if TYPE_CHECKING:
@@ -71,7 +71,9 @@ class Session:
     happens when one breaks.
 
     Thread-safe: all state is in the SessionBook, guarded by `_lock`, which
-    is never held while a future resolves (its callbacks may call back in).
+    is never held while a future's callbacks run (they may call back in):
+    under it, the reader only writes the ends that run no code of anyone's
+    (see end_quietly) and wakes result()'s sleepers.
     Threads that wait for room (max_in_flight) or for close()'s flush wait
     on `_cond` (over `_lock`), notified only while some wait; the writer
     sleeps on its own signal (see _SyncStream). So an answer wakes no thread
@@ -236,13 +238,18 @@ class Session:
         lock = self._lock
         error: Optional[BaseException] = None
         try:
-            # Everything here runs between an answer's arrival and its
-            # waiter's wakeup (which needs this thread to block again for
-            # the GIL), so it does no more than it must.
+            # What runs here between an answer's arrival and the release of
+            # the thread waiting for it is all latency; so is what follows,
+            # until this thread blocks in the next read and leaves the GIL,
+            # but that overlaps with the waiter's own wakeup (tens of us).
+            # So the waiters are woken as soon as their futures are written
+            # (end_quietly, under the lock), and the rest comes after.
             for response in stream.call:
                 stream.got_response = True
                 with lock:
                     failed, ended = apply(response)
+                    if ended:
+                        ended = end_quietly(ended)  # The others: below.
                     if book.pending:
                         self._send_locked()  # Cancels apply queued.
                     if self._cond_waiters:
@@ -251,8 +258,8 @@ class Session:
                 if failed:
                     for future, rpc_error in failed:
                         future._fail(rpc_error)
-                if ended:
-                    resolve_ended(ended)
+                for future, task in ended:
+                    future._resolve_task(task)
         except Exception as e:  # pylint: disable=broad-except
             error = e  # grpc.RpcError, or a bug: fail the futures, not hang.
         with lock:
