@@ -227,7 +227,8 @@ class Session:
                 if stream.closing:
                     return  # Half-closes the stream.
                 request = book.take_batch(stream)
-                self._notify_locked()  # close() waits for the queue.
+                if self._cond_waiters:
+                    self._cond.notify_all()  # close() waits for the queue.
             if request is not None:
                 yield request
 
