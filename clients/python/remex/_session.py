@@ -31,7 +31,6 @@ def _on_reader() -> bool:
 SESSION_METHOD = "/remex.v1.Executor/Session"
 
 
-
 class _SyncStream(Stream):
     """A Stream whose writer (the request generator) sleeps on `wake`, a
     lock used as a signal: a caller wakes it with one release, in C, with
@@ -73,12 +72,12 @@ class Session:
     Thread-safe: all state is in the SessionBook, guarded by `_lock`, which
     is never held while a future's callbacks run (they may call back in):
     under it, the reader only writes the ends that run no code of anyone's
-    (see end_quietly) and wakes result()'s sleepers.
-    Threads that wait for room (max_in_flight) or for close()'s flush wait
-    on `_cond` (over `_lock`), notified only while some wait; the writer
-    sleeps on its own signal (see _SyncStream). So an answer wakes no thread
-    but the ones waiting for it: on a 2-core machine every needless wakeup
-    competes with the caller for the GIL.
+    (see end_quietly) and wakes result()'s sleepers. Threads that wait for
+    room (max_in_flight) or for close()'s flush wait on `_cond` (over
+    `_lock`), notified only while some wait; the writer sleeps on its own
+    signal (see _SyncStream). So an answer wakes no thread but the ones
+    waiting for it: on a 2-core machine every needless wakeup competes with
+    the caller for the GIL.
     """
 
     def __init__(self, client: "Client", channel: grpc.Channel,
@@ -242,9 +241,10 @@ class Session:
             # What runs here between an answer's arrival and the release of
             # the thread waiting for it is all latency; so is what follows,
             # until this thread blocks in the next read and leaves the GIL,
-            # but that overlaps with the waiter's own wakeup (tens of us).
-            # So the waiters are woken as soon as their futures are written
-            # (end_quietly, under the lock), and the rest comes after.
+            # but that overlaps with the waiter's own wakeup (tens of
+            # microseconds). So the waiters are woken as soon as their
+            # futures are written (end_quietly, under the lock), and the
+            # rest comes after.
             for response in stream.call:
                 stream.got_response = True
                 with lock:

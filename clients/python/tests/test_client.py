@@ -98,8 +98,8 @@ def _sleeping_in_result(future: remex.Future) -> threading.Thread:
     thread = threading.Thread(target=wait)
     thread.outcome = None
     thread.start()
-    wait_for(lambda: future._sleeper is not None,  # pylint: disable=protected-access
-             what="result() to sleep")
+    # pylint: disable-next=protected-access
+    wait_for(lambda: future._sleeper is not None, what="result() to sleep")
     return thread
 
 
@@ -117,26 +117,31 @@ def test_result_sleeping_wakes_on_cancel(client: remex.Client) -> None:
 
 def test_result_sleeping_beside_wait_and_callbacks(
         client: remex.Client) -> None:
-    # One thread sleeps in result(); then wait(), as_completed() and a
-    # callback make the future's Condition: the end wakes all of them.
+    # One thread sleeps in result(); then a second result(), wait(),
+    # as_completed() and a callback use the future's Condition: the end
+    # wakes all of them.
     future = client.submit("sleep", {"ms": 300})
     sleeping = _sleeping_in_result(future)
     others = []
+    second = threading.Thread(target=lambda: others.append(
+        future.result(timeout=30)))
     waiter = threading.Thread(target=lambda: others.append(
         concurrent.futures.wait([future], timeout=30)))
     completer = threading.Thread(target=lambda: others.append(
         list(concurrent.futures.as_completed([future], timeout=30))))
     called = threading.Event()
     future.add_done_callback(lambda f: called.set())
-    waiter.start()
-    completer.start()
-    for thread in (sleeping, waiter, completer):
+    for thread in (second, waiter, completer):
+        thread.start()
+    for thread in (sleeping, second, waiter, completer):
         thread.join(30)
         assert not thread.is_alive()
     assert sleeping.outcome == ("result", {"slept_ms": 300})
     assert called.is_set()
-    done_not_done, completed = sorted(others, key=lambda o: isinstance(o, list))
-    assert done_not_done.done == {future} and completed == [future]
+    assert {"slept_ms": 300} in others
+    waited = [o for o in others if isinstance(o, tuple)]
+    assert [w.done for w in waited] == [{future}]
+    assert [future] in others  # as_completed's.
     assert future._sleeper is None  # pylint: disable=protected-access
 
 
