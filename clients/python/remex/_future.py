@@ -19,7 +19,7 @@ __all__ = ["Future"]
 _SUCCEEDED = int(State.SUCCEEDED)
 # Guards the making of a future's `_id_event` (rare: only `id` waits).
 _ID_EVENT_LOCK = threading.Lock()
-# Guards the making of a future's Condition, and the ends resolve_ended
+# Guards the making of a future's Condition, and the ends end_quietly
 # writes into futures that have none (see Future._condition).
 _CONDITION_LOCK = threading.Lock()
 _PENDING = _base.PENDING
@@ -59,10 +59,18 @@ class Future(concurrent.futures.Future):
     on first use, under one lock shared by all futures: by a thread that
     waits, adds a callback, cancels, or passes the future to `wait` or
     `as_completed`. A future that nobody has touched that way is resolved
-    by `resolve_ended` under that same lock, by writing its state, result
+    by `end_quietly` under that same lock, by writing its state, result
     or exception as concurrent.futures would, with nobody to notify: the
     first thread to make its Condition afterwards sees it done. `done()`
     and `result()` of a done future read its state without a lock.
+
+    Likewise the first thread to wait in `result()` on a future that has no
+    Condition yet sleeps on a lock of its own (`_sleeper`, registered under
+    that same lock), which whatever ends the future releases: a wait and a
+    wakeup in C, none of a Condition's Python code on either side of a round
+    trip. Any other waiter, callback, cancel, `wait` or `as_completed`
+    makes the Condition as before; the sleeper is then still woken by
+    set_result, set_exception and cancel.
     """
 
     # Set under the session's lock; class defaults, so that a future costs
@@ -80,6 +88,7 @@ class Future(concurrent.futures.Future):
     _answered = False
     _id_event: Optional[threading.Event] = None
     _cond: Optional[threading.Condition] = None  # See _condition.
+    _sleeper: Any = None  # A held lock; see result(). Under _CONDITION_LOCK.
     # concurrent.futures.Future's fields, as its __init__ sets them, but as
     # class defaults; the lists come with the Condition (concurrent.futures
     # touches them only under it), so that a future nobody waits on is two
@@ -111,7 +120,7 @@ class Future(concurrent.futures.Future):
 
     @property  # type: ignore[override]
     def _result(self) -> Any:
-        """concurrent.futures.Future's result field. resolve_ended leaves
+        """concurrent.futures.Future's result field. end_quietly leaves
         it unset: it is made from the terminal task when first read (by
         result(), on the caller's thread, not the session's reader)."""
         value = self._value
@@ -183,7 +192,57 @@ class Future(concurrent.futures.Future):
         if this future was cancelled."""
         if self._state is _FINISHED and self._exception is None:
             return self._result  # Done: no lock (see the class).
+        if self._cond is None and self._state is _PENDING:
+            if self._sleep(timeout):
+                if self._state is _PENDING:
+                    raise concurrent.futures.TimeoutError()
+                timeout = 0  # It ended as the wait timed out.
+            if self._state is _FINISHED and self._exception is None:
+                return self._result
         return super().result(timeout)
+
+    def _sleep(self, timeout: Optional[float]) -> bool:
+        """Waits on a `_sleeper` (see the class) until the future ends or
+        `timeout` passes; returns True if it timed out. Returns at once if
+        the future has a Condition or a sleeper already (then the caller
+        waits on the Condition)."""
+        with _CONDITION_LOCK:
+            if (self._cond is not None or self._state is not _PENDING or
+                    self._sleeper is not None):
+                return False
+            sleeper = threading.Lock()
+            sleeper.acquire()
+            self._sleeper = sleeper
+        # As threading.Condition.wait treats timeouts.
+        if timeout is None:
+            woken = sleeper.acquire()
+        elif timeout > 0:
+            woken = sleeper.acquire(True, timeout)
+        else:
+            woken = sleeper.acquire(False)
+        if woken:
+            return False
+        with _CONDITION_LOCK:
+            if self._sleeper is sleeper:
+                self._sleeper = None  # Else it is being woken: no matter.
+        return True
+
+    def _wake_sleeper(self) -> None:
+        with _CONDITION_LOCK:
+            sleeper = self._sleeper
+            self._sleeper = None
+        if sleeper is not None:
+            sleeper.release()
+
+    def set_result(self, result: Any) -> None:
+        super().set_result(result)
+        if self._sleeper is not None:
+            self._wake_sleeper()
+
+    def set_exception(self, exception: Optional[BaseException]) -> None:
+        super().set_exception(exception)
+        if self._sleeper is not None:
+            self._wake_sleeper()
 
     def cancel(self) -> bool:
         """Cancels the task on the server and this future at once.
@@ -200,7 +259,10 @@ class Future(concurrent.futures.Future):
         if self.done():
             return False
         self._session.cancel_future(self)
-        return super().cancel()
+        cancelled = super().cancel()
+        if self._sleeper is not None:
+            self._wake_sleeper()
+        return cancelled
 
     def _mark_answered(self) -> None:
         self._answered = True
@@ -242,13 +304,18 @@ class Future(concurrent.futures.Future):
                 f"{state}{extra}>")
 
 
-def resolve_ended(ended: List[Tuple[Future, executor_pb2.Task]]) -> None:
-    """Resolves each future with its terminal task. Those without a
-    Condition (nobody waits on them, nor has callbacks) are written under
-    _CONDITION_LOCK in one pass; the others go through set_result and
-    set_exception, which notify their waiters and run their callbacks.
-    Call it with no lock held."""
+def end_quietly(ended: List[Tuple[Future, executor_pb2.Task]]
+                ) -> List[Tuple[Future, executor_pb2.Task]]:
+    """Ends the futures of `ended` that need no code of anyone's: writes the
+    end of each future without a Condition (nobody waits on it, nor has
+    callbacks) under _CONDITION_LOCK, in one pass, and wakes the thread
+    sleeping in its result() (see Future). Returns the other futures with
+    their tasks, to be resolved by `_resolve_task` (set_result or
+    set_exception, which notify their waiters and run their callbacks) with
+    no lock held. May be called under the session's lock (nothing takes
+    that lock under this one), so that a waiter wakes as early as can be."""
     slow = []
+    sleepers = []
     with _CONDITION_LOCK:
         for future, task in ended:
             future._task = task
@@ -260,5 +327,10 @@ def resolve_ended(ended: List[Tuple[Future, executor_pb2.Task]]) -> None:
             if task.state != _SUCCEEDED:
                 future._exception = TaskError(task)
             future._state = _FINISHED  # _result: from _task when read.
-    for future, task in slow:
-        future._resolve_task(task)
+            sleeper = future._sleeper
+            if sleeper is not None:
+                future._sleeper = None
+                sleepers.append(sleeper)
+    for sleeper in sleepers:
+        sleeper.release()
+    return slow

@@ -12,7 +12,7 @@ from remex._book import (MAX_SUBMIT_BYTES, SessionBook, Stream,
                          check_submit_size, submit_frame)
 from remex._channel import Metadata
 from remex._errors import RpcError
-from remex._future import resolve_ended
+from remex._future import end_quietly
 from remex.v1 import executor_pb2
 
 if TYPE_CHECKING:
@@ -31,6 +31,28 @@ def _on_reader() -> bool:
 SESSION_METHOD = "/remex.v1.Executor/Session"
 
 
+class _SyncStream(Stream):
+    """A Stream whose writer (the request generator) sleeps on `wake`, a
+    lock used as a signal: a caller wakes it with one release, in C, with
+    none of a Condition's Python bookkeeping and no other thread woken.
+
+    `idle` (guarded by the session's lock) is True while the writer sleeps
+    or is about to; whoever clears it releases `wake` once, and the writer
+    takes it back as it wakes, so `wake` is held whenever `idle` is False.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.idle = False
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+    def wake_writer_locked(self) -> None:
+        if self.idle:
+            self.idle = False
+            self.wake.release()
+
+
 class Session:
     """Sends a client's submits, watches and cancels over one Session stream
     and resolves their futures from its answers.
@@ -40,16 +62,22 @@ class Session:
     next message only once the previous one is written) joins whatever has
     queued meanwhile into one SessionRequest, up to `max_batch_items` and
     `max_batch_bytes`: one thread or many, a busy client sends few, large
-    messages. A caller wakes that thread only when it waits (once per
+    messages. A caller wakes that thread only when it sleeps (once per
     batch, not per submit). A reader thread applies each SessionResponse
     (accepted and failed before done, as the server orders them) and
     resolves its futures in one pass. The stream is opened on first use,
     and again when items wait and none is open; see SessionBook for what
     happens when one breaks.
 
-    Thread-safe: all state is in the SessionBook, guarded by `_cond`'s lock,
-    which is never held while a future resolves (its callbacks may call
-    back in).
+    Thread-safe: all state is in the SessionBook, guarded by `_lock`, which
+    is never held while a future's callbacks run (they may call back in):
+    under it, the reader only writes the ends that run no code of anyone's
+    (see end_quietly) and wakes result()'s sleepers. Threads that wait for
+    room (max_in_flight) or for close()'s flush wait on `_cond` (over
+    `_lock`), notified only while some wait; the writer sleeps on its own
+    signal (see _SyncStream). So an answer wakes no thread but the ones
+    waiting for it: on a 2-core machine every needless wakeup competes with
+    the caller for the GIL.
     """
 
     def __init__(self, client: "Client", channel: grpc.Channel,
@@ -67,12 +95,13 @@ class Session:
         # is Python code, the lock's is not.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._cond_waiters = 0  # Threads in _cond.wait. Guarded by _lock.
         self._book = SessionBook(max_batch_items, max_batch_bytes)
-        self._writers_waiting = 0  # Guarded by _cond.
 
     def submit(self, future: "Future", request: bytes) -> None:
         """Queues `request`, a serialized SubmitRequest, for `future`."""
-        # book.prepare_submit and _enqueue, inlined: this runs per submit.
+        # book.prepare_submit, book.enqueue and _send_locked, inlined: this
+        # runs per submit.
         if len(request) > MAX_SUBMIT_BYTES:
             check_submit_size(request)  # Raises.
         book = self._book
@@ -88,10 +117,11 @@ class Session:
                 raise RuntimeError("remex: the client is closed")
             futures[seq] = future
             book.pending.append(future)
-            if book.stream is None:
+            stream = book.stream
+            if stream is None:
                 self._ensure_stream_locked()
-            if self._writers_waiting:
-                self._cond.notify_all()
+            elif stream.idle:  # type: ignore[attr-defined]
+                stream.wake_writer_locked()  # type: ignore[attr-defined]
 
     def watch(self, future: "Future", task_id: str) -> None:
         book = self._book
@@ -100,10 +130,7 @@ class Session:
             if self._max_in_flight:
                 self._wait_for_room_locked(self._max_in_flight)
             book.enqueue(future)
-            if book.stream is None:
-                self._ensure_stream_locked()
-            if self._writers_waiting:
-                self._cond.notify_all()
+            self._send_locked()
 
     def _wait_for_room_locked(self, limit: int) -> None:
         # Back-pressure, except on a reader (a done-callback that submits),
@@ -112,14 +139,33 @@ class Session:
             return
         book = self._book
         while len(book.futures) >= limit and not book.closed:
-            self._cond.wait()
+            self._wait_locked(None)
+
+    def _wait_locked(self, timeout: Optional[float]) -> None:
+        self._cond_waiters += 1
+        try:
+            self._cond.wait(timeout)
+        finally:
+            self._cond_waiters -= 1
+
+    def _notify_locked(self) -> None:
+        """Wakes max_in_flight's and close()'s waiters, if any."""
+        if self._cond_waiters:
+            self._cond.notify_all()
+
+    def _send_locked(self) -> None:
+        """Gets what is pending sent: opens a stream, or wakes its writer."""
+        stream = self._book.stream
+        if stream is None:
+            self._ensure_stream_locked()
+        else:
+            stream.wake_writer_locked()  # type: ignore[attr-defined]
 
     def cancel_future(self, future: "Future") -> None:
-        with self._cond:
+        with self._lock:
             self._book.cancel(future)
             if self._book.pending:
-                self._ensure_stream_locked()
-                self._cond.notify_all()
+                self._send_locked()
 
     def close(self, flush_timeout: float = 5.0) -> None:
         """Sends what is queued (within `flush_timeout` seconds) and waits
@@ -128,7 +174,7 @@ class Session:
         """
         book = self._book
         deadline = time.monotonic() + flush_timeout
-        with self._cond:
+        with self._lock:
             if book.closed:
                 return
             while (book.stream is not None and (book.pending or book.cancels)
@@ -136,12 +182,13 @@ class Session:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                self._cond.wait(left)
+                self._wait_locked(left)
             unsent = book.close()
             stream = book.stream
             if stream is not None:
                 stream.closing = True
-            self._cond.notify_all()
+                stream.wake_writer_locked()  # type: ignore[attr-defined]
+            self._notify_locked()
         error = RpcError(grpc.StatusCode.CANCELLED, "the client was closed")
         for future in unsent:
             future._fail(error)
@@ -154,7 +201,7 @@ class Session:
         book = self._book
         if book.stream is not None or book.closed:
             return
-        stream = Stream()
+        stream = _SyncStream()
         book.stream = stream
         stream.call = self._open(self._requests(stream),
                                  metadata=self._metadata)
@@ -163,48 +210,64 @@ class Session:
             daemon=True)
         stream.worker.start()
 
-    def _requests(self, stream: Stream) -> Iterator[bytes]:
-        cond = self._cond
+    def _requests(self, stream: _SyncStream) -> Iterator[bytes]:
+        lock = self._lock
         book = self._book
+        wake = stream.wake
         while True:
-            with cond:
+            with lock:
                 while not book.pending and not stream.closing:
-                    self._writers_waiting += 1
+                    stream.idle = True
+                    lock.release()
                     try:
-                        cond.wait()
+                        wake.acquire()  # Released by wake_writer_locked.
                     finally:
-                        self._writers_waiting -= 1
+                        lock.acquire()
                 if stream.closing:
                     return  # Half-closes the stream.
                 request = book.take_batch(stream)
-                cond.notify_all()  # close() waits for the queue.
+                if self._cond_waiters:
+                    self._cond.notify_all()  # close() waits for the queue.
             if request is not None:
                 yield request
 
-    def _read(self, stream: Stream) -> None:
+    def _read(self, stream: _SyncStream) -> None:
         _reader.active = True
-        cond = self._cond
         book = self._book
+        apply = book.apply
+        lock = self._lock
         error: Optional[BaseException] = None
         try:
+            # What runs here between an answer's arrival and the release of
+            # the thread waiting for it is all latency; so is what follows,
+            # until this thread blocks in the next read and leaves the GIL,
+            # but that overlaps with the waiter's own wakeup (tens of
+            # microseconds). So the waiters are woken as soon as their
+            # futures are written (end_quietly, under the lock), and the
+            # rest comes after.
             for response in stream.call:
                 stream.got_response = True
-                with self._lock:
-                    failed, ended = book.apply(response)
+                with lock:
+                    failed, ended = apply(response)
+                    if ended:
+                        ended = end_quietly(ended)  # The others: below.
                     if book.pending:
-                        self._ensure_stream_locked()
-                    # The writer (cancels apply queued), max_in_flight's
-                    # waiters, close().
-                    cond.notify_all()
-                for future, rpc_error in failed:
-                    future._fail(rpc_error)
-                resolve_ended(ended)
+                        self._send_locked()  # Cancels apply queued.
+                    if self._cond_waiters:
+                        # max_in_flight's waiters, close().
+                        self._cond.notify_all()
+                if failed:
+                    for future, rpc_error in failed:
+                        future._fail(rpc_error)
+                for future, task in ended:
+                    future._resolve_task(task)
         except Exception as e:  # pylint: disable=broad-except
             error = e  # grpc.RpcError, or a bug: fail the futures, not hang.
-        with cond:
+        with lock:
             failed, rpc_error = book.stream_ended(stream, error)
+            stream.wake_writer_locked()  # It sees `closing` and returns.
             if book.pending:
                 self._ensure_stream_locked()
-            cond.notify_all()
+            self._notify_locked()
         for future in failed:
             future._fail(rpc_error)

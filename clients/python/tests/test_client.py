@@ -86,6 +86,75 @@ def test_result_timeout_raises_timeout_error(client: remex.Client) -> None:
         future.result(timeout=10)
 
 
+def _sleeping_in_result(future: remex.Future) -> threading.Thread:
+    """A thread waiting in future.result(), once it sleeps on the future's
+    own lock (see remex.Future); its outcome lands in `thread.outcome`."""
+    def wait() -> None:
+        try:
+            thread.outcome = ("result", future.result(timeout=30))
+        except BaseException as e:  # pylint: disable=broad-except
+            thread.outcome = ("raised", e)
+
+    thread = threading.Thread(target=wait)
+    thread.outcome = None
+    thread.start()
+    # pylint: disable-next=protected-access
+    wait_for(lambda: future._sleeper is not None, what="result() to sleep")
+    return thread
+
+
+def test_result_sleeping_wakes_on_cancel(client: remex.Client) -> None:
+    future = client.submit("sleep", {"ms": 60000})
+    future.id  # pylint: disable=pointless-statement
+    sleeping = _sleeping_in_result(future)
+    assert future.cancel()
+    sleeping.join(10)
+    assert not sleeping.is_alive()
+    kind, error = sleeping.outcome
+    assert kind == "raised"
+    assert isinstance(error, concurrent.futures.CancelledError)
+
+
+def test_result_sleeping_beside_wait_and_callbacks(
+        client: remex.Client) -> None:
+    # One thread sleeps in result(); then a second result(), wait(),
+    # as_completed() and a callback use the future's Condition: the end
+    # wakes all of them.
+    future = client.submit("sleep", {"ms": 300})
+    sleeping = _sleeping_in_result(future)
+    others = []
+    second = threading.Thread(target=lambda: others.append(
+        future.result(timeout=30)))
+    waiter = threading.Thread(target=lambda: others.append(
+        concurrent.futures.wait([future], timeout=30)))
+    completer = threading.Thread(target=lambda: others.append(
+        list(concurrent.futures.as_completed([future], timeout=30))))
+    called = threading.Event()
+    future.add_done_callback(lambda f: called.set())
+    for thread in (second, waiter, completer):
+        thread.start()
+    for thread in (sleeping, second, waiter, completer):
+        thread.join(30)
+        assert not thread.is_alive()
+    assert sleeping.outcome == ("result", {"slept_ms": 300})
+    assert called.is_set()
+    assert {"slept_ms": 300} in others
+    waited = [o for o in others if isinstance(o, tuple)]
+    assert [w.done for w in waited] == [{future}]
+    assert [future] in others  # as_completed's.
+    assert future._sleeper is None  # pylint: disable=protected-access
+
+
+def test_result_times_out_then_sleeps_again(client: remex.Client) -> None:
+    future = client.submit("sleep", {"ms": 500})
+    with pytest.raises(concurrent.futures.TimeoutError):
+        future.result(timeout=0.05)
+    with pytest.raises(concurrent.futures.TimeoutError):
+        future.result(timeout=0)
+    assert future._cond is None  # pylint: disable=protected-access
+    assert future.result(timeout=30) == {"slept_ms": 500}
+
+
 def test_cancel_by_id_ends_the_future_cancelled(client: remex.Client) -> None:
     future = client.submit("sleep", {"ms": 60000})
     task = client.cancel(future.id)

@@ -157,3 +157,34 @@ def test_book_batches_stop_at_the_item_and_byte_limits() -> None:
     while (data := book.take_batch(stream)) is not None:
         counts.append(len(executor_pb2.SessionRequest.FromString(data).submits))
     assert counts == [1, 1, 1]  # Two would pass max_bytes.
+
+
+def test_book_sends_a_lone_item_as_a_batch_of_one() -> None:
+    # take_batch's one-item path: a submit, a cancel, a dropped submit.
+    book = _book.SessionBook(max_items=10, max_bytes=1 << 20)
+    stream = _book.Stream()
+    item = _Item()
+    book.prepare_submit(item, encode_submit("echo", 7))
+    book.enqueue(item)
+    message = executor_pb2.SessionRequest.FromString(book.take_batch(stream))
+    assert [s.seq for s in message.submits] == [item._seq]
+    assert message.submits[0].request.function == "echo"
+    assert item._stream is stream and item._frame is None
+    assert book.take_batch(stream) is None
+    book.enqueue_cancel("C" * 21)
+    message = executor_pb2.SessionRequest.FromString(book.take_batch(stream))
+    assert [c.id for c in message.cancels] == ["C" * 21]
+    assert list(book.cancels.values()) == [stream]
+    class _Future(_Item):
+        _accepted = False
+        _answered = False
+
+        def _on_dropped(self) -> None:
+            self._answered = True
+
+    dropped = _Future()
+    book.prepare_submit(dropped, encode_submit("echo", 8))
+    book.enqueue(dropped)
+    book.cancel(dropped)  # Not sent yet: dropped, not cancelled.
+    assert dropped._dropped and dropped._answered
+    assert book.take_batch(stream) is None and not book.pending
