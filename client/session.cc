@@ -69,9 +69,13 @@ void TaskSlot::SetFailedLocked(absl::Status status) {
 }
 
 void TaskSlot::FireLocked() {
-  if (on_settled_ == nullptr) return;
-  session_->fired_.push_back(std::exchange(on_settled_, nullptr));
-  --session_->hooked_;
+  if (on_settled_.empty()) return;
+  session_->hooked_ -= static_cast<int>(on_settled_.size());
+  for (absl::AnyInvocable<void()>& hook : on_settled_) {
+    session_->fired_.push_back(std::move(hook));
+  }
+  on_settled_.clear();
+  on_settled_.shrink_to_fit();
 }
 
 // One completion-queue operation of a stream, or the destructor's wake-up.
@@ -231,8 +235,7 @@ bool Session::NotifyWhenSettled(TaskSlot* slot,
   absl::MutexLock lock(&mu_);
   slot->HeldBy(*this);
   if (slot->settled_) return false;
-  assert(slot->on_settled_ == nullptr);
-  slot->on_settled_ = std::move(hook);
+  slot->on_settled_.push_back(std::move(hook));
   ++hooked_;
   return true;
 }

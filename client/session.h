@@ -72,7 +72,7 @@ class Session {
   // session's lock; until then the session's queue is polled even if
   // nobody waits. `hook` must be short and must not block: it runs on the
   // stream's critical path. Returns false, and drops `hook` uncalled, if
-  // `slot` is settled already. At most one hook per slot. REQUIRES:
+  // `slot` is settled already. A slot may have several hooks. REQUIRES:
   // `slot` was made by this session.
   bool NotifyWhenSettled(TaskSlot* slot, absl::AnyInvocable<void()> hook);
 
@@ -134,7 +134,7 @@ class Session {
   bool leader_ ABSL_GUARDED_BY(mu_) = false;  // a thread polls the queue
   // A stream whose next read is left for the next thread to poll.
   Stream* unread_ ABSL_GUARDED_BY(mu_) = nullptr;
-  // Slots with a settle hook, not yet settled.
+  // Settle hooks of slots not yet settled.
   int hooked_ ABSL_GUARDED_BY(mu_) = 0;
   // The hooks of slots settled, for the settling thread to call unlocked.
   std::vector<absl::AnyInvocable<void()>> fired_ ABSL_GUARDED_BY(mu_);
@@ -185,7 +185,7 @@ class TaskSlot {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu_);
   void SetFailedLocked(absl::Status status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu_);
-  // Hands the settle hook, if any, to the session's fired_.
+  // Hands the settle hooks, if any, to the session's fired_.
   void FireLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu_);
 
   Session* const session_;
@@ -197,7 +197,8 @@ class TaskSlot {
   std::string id_;
   absl::Status status_ ABSL_GUARDED_BY(session_->mu_);
   v1::Task task_ ABSL_GUARDED_BY(session_->mu_);
-  absl::AnyInvocable<void()> on_settled_ ABSL_GUARDED_BY(session_->mu_);
+  std::vector<absl::AnyInvocable<void()>> on_settled_
+      ABSL_GUARDED_BY(session_->mu_);
 };
 
 }  // namespace remex::client

@@ -337,6 +337,47 @@ TEST_F(ComposeTest, ManyPendingCallbacksOnTwoClientsFireOnceEach) {
   }
 }
 
+// Several watches of one running future (callbacks, Then, the
+// combinators) each fire once when it ends.
+TEST_F(ComposeTest, SeveralWatchesOfOneRunningFutureEachFireOnce) {
+  ThreadExecutor executor;
+  const Future future = Sleep(10000);
+  ASSERT_TRUE(WaitUntilRunning(*client_, future.id()));
+  // Shared with the callbacks, which outlive a failed test.
+  struct Runs {
+    std::atomic<int> count[3] = {};
+  };
+  const auto runs = std::make_shared<Runs>();
+  future.OnDone([runs](const Future&) { ++runs->count[0]; }, executor);
+  future.OnDone([runs](const Future&) { ++runs->count[1]; }, executor);
+  const Continuation<int> then = future.Then(
+      [runs](const Future& done) {
+        ++runs->count[2];
+        return static_cast<int>(done.task().state());
+      },
+      executor);
+  const Continuation<void> all = WhenAll({future, future});
+  const Continuation<size_t> any = WhenAny({future});
+  AsCompleted completed({future, future});
+  EXPECT_FALSE(all.ready());
+  ASSERT_TRUE(client_->Cancel(future.id()).ok());
+  ASSERT_EQ(then.wait_for(kLongWait), std::future_status::ready);
+  EXPECT_EQ(then.get(), static_cast<int>(v1::CANCELLED));
+  ASSERT_EQ(all.wait_for(kLongWait), std::future_status::ready);
+  EXPECT_EQ(any.get(), 0u);
+  for (int i = 0; i < 2; ++i) {
+    const std::optional<Future> next = completed.Next(absl::Now() + kLongWait);
+    ASSERT_TRUE(next.has_value()) << i;
+    EXPECT_EQ(next->id(), future.id());
+  }
+  EXPECT_EQ(completed.Next(absl::Now()), std::nullopt);
+  // One more callback, queued behind any late duplicate.
+  std::promise<void> last;
+  future.OnDone([&last](const Future&) { last.set_value(); }, executor);
+  last.get_future().wait();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(runs->count[i].load(), 1) << i;
+}
+
 // A callback added while its task runs fires once when the task ends,
 // whether it ends by itself or is cancelled by another client, and other
 // callbacks do not wait for it.
