@@ -108,9 +108,10 @@ class Future {
   // SDK's watcher thread (one per process). The thread that reads the
   // task's end off the session's stream (a caller waiting on that session,
   // or the session's own thread when nobody does) only tells the watcher,
-  // which hands the callback over at once: its cost does not grow with the
-  // number of callbacks pending, on any number of Clients. Futures without
-  // a session (or whose session broke) are polled, one RPC each per 20 ms.
+  // which hands the callback over at once, after those ahead of it: the
+  // cost of a task's end does not grow with the number of callbacks
+  // pending, on any number of Clients. Futures without a session (or
+  // whose session broke) are polled, one RPC each per 20 ms.
   // The watch keeps the future's state (and its connection) alive until
   // the task is done; callbacks still pending when the process exits never
   // run. An exception escaping `callback` is the executor's to handle.
