@@ -57,6 +57,7 @@ void TaskSlot::SetDoneLocked(v1::Task* task) {
   if (settled_) return;
   task_.Swap(task);
   settled_ = true;
+  FireLocked();
 }
 
 void TaskSlot::SetFailedLocked(absl::Status status) {
@@ -64,6 +65,17 @@ void TaskSlot::SetFailedLocked(absl::Status status) {
   status_ = std::move(status);
   answered_ = true;
   settled_ = true;
+  FireLocked();
+}
+
+void TaskSlot::FireLocked() {
+  if (on_settled_.empty()) return;
+  session_->hooked_ -= static_cast<int>(on_settled_.size());
+  for (absl::AnyInvocable<void()>& hook : on_settled_) {
+    session_->fired_.push_back(std::move(hook));
+  }
+  on_settled_.clear();
+  on_settled_.shrink_to_fit();
 }
 
 // One completion-queue operation of a stream, or the destructor's wake-up.
@@ -216,6 +228,16 @@ bool Session::WaitAnySettled(absl::Span<TaskSlot* const> slots,
         return false;
       },
       deadline);
+}
+
+bool Session::NotifyWhenSettled(TaskSlot* slot,
+                                absl::AnyInvocable<void()> hook) {
+  absl::MutexLock lock(&mu_);
+  slot->HeldBy(*this);
+  if (slot->settled_) return false;
+  slot->on_settled_.push_back(std::move(hook));
+  ++hooked_;
+  return true;
 }
 
 std::shared_ptr<TaskSlot> Session::Send(Kind kind, v1::SubmitRequest* request,
@@ -371,6 +393,9 @@ bool Session::TakeBatchLocked(Stream* stream) {
 }
 
 bool Session::NeedsBackgroundPollLocked() const {
+  // A hooked slot is open on some stream: its end (or the stream's) comes
+  // in through the queue.
+  if (hooked_ > 0) return true;
   if (current_ == nullptr) return false;
   current_->HeldBy(*this);
   return current_->writing &&
@@ -404,6 +429,7 @@ void Session::OnOp(Op* op, bool ok) {
     case Op::kRead:
       if (ok) {
         OnRead(stream);  // the next read is started later (see unread_)
+        RunSettleHooks();
       } else {
         stream->rw->Finish(&stream->status, &stream->finish);
       }
@@ -415,9 +441,20 @@ void Session::OnOp(Op* op, bool ok) {
       Break(stream, stream->status.ok()
                         ? absl::UnavailableError("the server ended the session")
                         : common::FromGrpcStatus(stream->status));
+      RunSettleHooks();
       break;
   }
   Release(stream);
+}
+
+void Session::RunSettleHooks() {
+  std::vector<absl::AnyInvocable<void()>> fired;
+  {
+    absl::MutexLock lock(&mu_);
+    if (fired_.empty()) return;
+    fired.swap(fired_);
+  }
+  for (absl::AnyInvocable<void()>& hook : fired) hook();
 }
 
 void Session::OnRead(Stream* stream) {

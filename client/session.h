@@ -13,8 +13,10 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -39,7 +41,9 @@ class TaskSlot;
 // the answer it waits for wakes it straight from the socket, not through
 // another thread. Other waiters sleep until their slot settles or the
 // leader leaves. A background thread polls only when nobody waits and a
-// batch is held back behind a write, so that calls are never left unsent.
+// batch is held back behind a write, so that calls are never left unsent,
+// or a slot has a settle hook (NotifyWhenSettled), so that the hook fires
+// as the task's end arrives although nobody waits for it.
 //
 // Thread-safe. Owns its thread; the destructor cancels the stream (tasks
 // run on, on the server) and settles every open slot with CANCELLED.
@@ -63,6 +67,14 @@ class Session {
   // Blocks until one of `slots` is settled or `deadline` passes; returns
   // whether one is. REQUIRES: every slot was made by this session.
   bool WaitAnySettled(absl::Span<TaskSlot* const> slots, absl::Time deadline);
+  // Has `hook` called once `slot` settles, by the thread that settles it
+  // (one polling the queue, or the destructor), after it released the
+  // session's lock; until then the session's queue is polled even if
+  // nobody waits. `hook` must be short and must not block: it runs on the
+  // stream's critical path. Returns false, and drops `hook` uncalled, if
+  // `slot` is settled already. A slot may have several hooks. REQUIRES:
+  // `slot` was made by this session.
+  bool NotifyWhenSettled(TaskSlot* slot, absl::AnyInvocable<void()> hook);
 
  private:
   friend class TaskSlot;
@@ -92,8 +104,11 @@ class Session {
   // Moves the oldest unwritten batch into stream->sending; false if there
   // is none.
   bool TakeBatchLocked(Stream* stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // True while a batch waits behind a write that nobody would complete.
+  // True while a batch waits behind a write that nobody would complete, or
+  // a settle hook waits for its slot.
   bool NeedsBackgroundPollLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls the hooks of the slots settled since the last call; locks mu_.
+  void RunSettleHooks();
   // The background thread.
   void PollInBackground();
   void OnOp(Op* op, bool ok);
@@ -119,6 +134,10 @@ class Session {
   bool leader_ ABSL_GUARDED_BY(mu_) = false;  // a thread polls the queue
   // A stream whose next read is left for the next thread to poll.
   Stream* unread_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Settle hooks of slots not yet settled.
+  int hooked_ ABSL_GUARDED_BY(mu_) = 0;
+  // The hooks of slots settled, for the settling thread to call unlocked.
+  std::vector<absl::AnyInvocable<void()>> fired_ ABSL_GUARDED_BY(mu_);
 };
 
 // What a session learns about one submit, watch or cancel: first its answer
@@ -166,6 +185,8 @@ class TaskSlot {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu_);
   void SetFailedLocked(absl::Status status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu_);
+  // Hands the settle hooks, if any, to the session's fired_.
+  void FireLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(session_->mu_);
 
   Session* const session_;
   bool answered_ ABSL_GUARDED_BY(session_->mu_) = false;
@@ -176,6 +197,8 @@ class TaskSlot {
   std::string id_;
   absl::Status status_ ABSL_GUARDED_BY(session_->mu_);
   v1::Task task_ ABSL_GUARDED_BY(session_->mu_);
+  std::vector<absl::AnyInvocable<void()>> on_settled_
+      ABSL_GUARDED_BY(session_->mu_);
 };
 
 }  // namespace remex::client

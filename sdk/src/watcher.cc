@@ -1,24 +1,25 @@
 #include "sdk/src/watcher.h"
 
-#include <algorithm>
 #include <cstdint>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "remex/future.h"
+#include "absl/time/clock.h"
+#include "client/session.h"
 
 namespace remex::internal {
 namespace {
 
-// How long one wait of the watcher lasts before it takes in the watches
-// added meanwhile: the longest a watch of a running task waits to join.
-constexpr absl::Duration kRound = absl::Milliseconds(20);
+// How often a task followed by unary RPCs (no session slot) is polled.
+constexpr absl::Duration kPollRound = absl::Milliseconds(20);
 
-// True if `state` is done, without blocking (one RPC for a task followed
-// by RPCs). An error counts as done: get() and result() report it.
+// True if `state` is done. Never blocks on a settled slot; makes one RPC
+// for a task followed by RPCs. An error counts as done: get() and result()
+// report it.
 bool PollDone(FutureState& state) {
   const absl::StatusOr<bool> terminal = state.WaitUntil(absl::InfinitePast());
   return !terminal.ok() || *terminal;
@@ -26,17 +27,43 @@ bool PollDone(FutureState& state) {
 
 // Lives for the whole process (never destroyed: its detached thread may
 // still wait when the process exits; actions pending then never run).
+//
+// A watch of a task followed by a session slot waits in `waiting_` under
+// an id, and the slot's settle hook moves the id to `ready_`; the thread
+// takes ready ids out of `waiting_` one by one (a hash lookup each), so
+// nothing scans the watches. Watches of tasks followed by RPCs wait in
+// `polled_`, polled together once per kPollRound. Lock order: a session's
+// lock is never held while mu_ is taken (hooks run after the session
+// released it), and the watcher holds mu_ while calling nothing else.
 class Watcher {
  public:
   Watcher() {
     std::thread([this] { Loop(); }).detach();
   }
 
+  // `state` was not done when last polled.
   void Add(std::shared_ptr<FutureState> state,
            absl::AnyInvocable<void()> action) {
-    absl::MutexLock lock(&mu_);
-    watches_.push_back({next_id_++, std::move(state), std::move(action)});
+    client::TaskSlot* const slot = state->PendingSlot();
+    if (slot == nullptr) {
+      AddPolled({std::move(state), std::move(action)});
+      return;
+    }
+    client::Session* const session = state->session();
+    uint64_t id = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      id = next_id_++;
+      waiting_.emplace(id, Watch{std::move(state), std::move(action)});
+    }
+    // The watch holds the state, so the slot and its session outlive the
+    // hook. A slot that settled meanwhile (or whose task went to RPCs)
+    // is looked at by the thread at once.
+    if (!session->NotifyWhenSettled(slot, [this, id] { Ready(id); })) {
+      Ready(id);
+    }
   }
+
   void AddChore(absl::AnyInvocable<void()> chore) {
     absl::MutexLock lock(&mu_);
     chores_.push_back(std::move(chore));
@@ -44,71 +71,93 @@ class Watcher {
 
  private:
   struct Watch {
-    uint64_t id;
     std::shared_ptr<FutureState> state;
     absl::AnyInvocable<void()> action;
   };
 
+  // The settle hook of watch `id`: called once, by the session's polling
+  // thread. Short: it only queues the id.
+  void Ready(uint64_t id) {
+    absl::MutexLock lock(&mu_);
+    ready_.push_back(id);
+  }
+
+  void AddPolled(Watch watch) {
+    absl::MutexLock lock(&mu_);
+    fresh_.push_back(std::move(watch));
+  }
+
   bool HasWorkLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !watches_.empty() || !chores_.empty();
+    return !ready_.empty() || !chores_.empty() || !fresh_.empty();
   }
 
   void Loop() {
     std::vector<absl::AnyInvocable<void()>> chores;
-    std::vector<uint64_t> ids;
-    std::vector<Future> futures;
+    std::vector<Watch> ready;
+    std::vector<Watch> polled;
+    std::vector<Watch> to_poll;
     for (;;) {
       {
         absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(this, &Watcher::HasWorkLocked));
+        // Wake for a ready watch, a chore, or the next round of polls.
+        mu_.AwaitWithDeadline(
+            absl::Condition(this, &Watcher::HasWorkLocked),
+            polled_.empty() ? absl::InfiniteFuture() : next_poll_);
         chores.swap(chores_);
-        ids.clear();
-        futures.clear();
-        for (const Watch& watch : watches_) {
-          ids.push_back(watch.id);
-          futures.push_back(FutureAccess::Make(watch.state));
+        for (const uint64_t id : ready_) {
+          auto it = waiting_.find(id);
+          ready.push_back(std::move(it->second));
+          waiting_.erase(it);
         }
+        ready_.clear();
+        if (!polled_.empty() && absl::Now() >= next_poll_) {
+          polled.swap(polled_);
+          next_poll_ = absl::Now() + kPollRound;
+        }
+        for (Watch& watch : fresh_) polled.push_back(std::move(watch));
+        fresh_.clear();
       }
       for (absl::AnyInvocable<void()>& chore : chores) chore();
       chores.clear();
-      if (futures.empty()) continue;
-      const std::optional<size_t> first =
-          WaitAny(futures, absl::Now() + kRound);
-      if (!first.has_value()) continue;
-      // The first one done, and every other one known to be done without
-      // waiting.
-      std::vector<uint64_t> done = {ids[*first]};
-      for (size_t i = 0; i < futures.size(); ++i) {
-        FutureState& state = FutureAccess::State(futures[i]);
-        if (i != *first && state.Settled() && PollDone(state)) {
-          done.push_back(ids[i]);
+      // A ready watch is done unless its stream broke after acceptance
+      // and the task runs on: then RPCs follow it. A fresh one is polled
+      // once at once, then with the others.
+      for (Watch& watch : ready) {
+        if (PollDone(*watch.state)) {
+          watch.action();
+        } else {
+          to_poll.push_back(std::move(watch));
         }
       }
-      std::vector<Watch> finished;
-      {
+      ready.clear();
+      for (Watch& watch : polled) {
+        if (PollDone(*watch.state)) {
+          watch.action();
+        } else {
+          to_poll.push_back(std::move(watch));
+        }
+      }
+      polled.clear();
+      if (!to_poll.empty()) {
         absl::MutexLock lock(&mu_);
-        std::vector<Watch> kept;
-        kept.reserve(watches_.size());
-        size_t next = 0;  // ids are increasing, and so is `done`, sorted
-        std::sort(done.begin(), done.end());
-        for (Watch& watch : watches_) {
-          while (next < done.size() && done[next] < watch.id) ++next;
-          if (next < done.size() && done[next] == watch.id) {
-            finished.push_back(std::move(watch));
-          } else {
-            kept.push_back(std::move(watch));
-          }
-        }
-        watches_.swap(kept);
+        if (polled_.empty()) next_poll_ = absl::Now() + kPollRound;
+        for (Watch& watch : to_poll) polled_.push_back(std::move(watch));
       }
-      for (Watch& watch : finished) watch.action();
+      to_poll.clear();
     }
   }
 
   absl::Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
-  // In the order added, so with increasing ids.
-  std::vector<Watch> watches_ ABSL_GUARDED_BY(mu_);
+  // Watches of tasks followed by a session slot, by id, until ready.
+  absl::flat_hash_map<uint64_t, Watch> waiting_ ABSL_GUARDED_BY(mu_);
+  // Ids of `waiting_` whose slot settled.
+  std::vector<uint64_t> ready_ ABSL_GUARDED_BY(mu_);
+  // Watches of tasks followed by unary RPCs, and when to poll them next.
+  std::vector<Watch> polled_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_poll_ ABSL_GUARDED_BY(mu_);
+  // Watches added by AddPolled, not yet polled by the thread.
+  std::vector<Watch> fresh_ ABSL_GUARDED_BY(mu_);
   std::vector<absl::AnyInvocable<void()>> chores_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -255,6 +255,187 @@ TEST_F(ComposeTest, WithoutSessionCallbacksAndDropCancelWork) {
       WaitUntil([&] { return ServerState(id) == v1::CANCELLED; }, kLongWait));
 }
 
+// An executor that runs each callback at once, on the thread that hands it
+// over (the watcher's, or the caller's when the future is done already).
+class InlineExecutor : public CallbackExecutor {
+ public:
+  void Run(absl::AnyInvocable<void()> callback) override { callback(); }
+};
+
+// Many callbacks pending at once on the futures of two Clients (two
+// sessions): each fires exactly once, with its own future.
+TEST_F(ComposeTest, ManyPendingCallbacksOnTwoClientsFireOnceEach) {
+  constexpr int kTasks = 20000;
+  Client second(server_->address());
+  Client* const clients[] = {client_.get(), &second};
+  InlineExecutor executor;
+  // runs[i]: how many times a callback for task i ran; wrong[i]: whether
+  // one saw another task's future or an unfinished one. Shared with the
+  // callbacks, which outlive a failed test.
+  struct Tally {
+    explicit Tally(int tasks) : runs(tasks), wrong(tasks) {}
+    std::vector<std::atomic<int>> runs;
+    std::vector<std::atomic<bool>> wrong;
+    std::atomic<int> total = 0;
+  };
+  const auto tally = std::make_shared<Tally>(kTasks);
+  std::vector<std::atomic<int>>& runs = tally->runs;
+  std::vector<std::atomic<bool>>& wrong = tally->wrong;
+  std::atomic<int>& total = tally->total;
+  std::vector<Future> futures;
+  std::vector<Continuation<int>> thens;
+  futures.reserve(kTasks);
+  for (int i = 0; i < kTasks; ++i) {
+    futures.push_back(clients[i % 2]->SubmitAsync(
+        "echo", Json(absl::StrCat(R"({"i": )", i, "}"))));
+    // Returns which task it saw (-1: not a done echo).
+    auto seen = [](const Future& done) {
+      absl::StatusOr<TaskResult> result = done.result();
+      if (!result.ok()) return -1;
+      return static_cast<int>(
+          result->value().struct_value().fields().at("i").number_value());
+    };
+    auto count = [tally, i](int seen_index) {
+      if (seen_index != i) tally->wrong[i] = true;
+      ++tally->runs[i];
+      ++tally->total;
+    };
+    // Half with OnDone, half with Then (whose continuation gets the index).
+    if (i % 4 < 2) {
+      futures.back().OnDone(
+          [seen, count](const Future& done) { count(seen(done)); }, executor);
+    } else {
+      thens.push_back(futures.back().Then(
+          [seen, count](const Future& done) {
+            const int seen_index = seen(done);
+            count(seen_index);
+            return seen_index;
+          },
+          executor));
+    }
+  }
+  ASSERT_TRUE(
+      WaitUntil([&] { return total.load() >= kTasks; }, absl::Seconds(60)))
+      << total.load() << " of " << kTasks << " callbacks ran";
+  // One more watched future, handed over after any late duplicate.
+  std::atomic<bool> last = false;
+  client_->Submit("echo").OnDone([&](const Future&) { last = true; }, executor);
+  ASSERT_TRUE(WaitUntil([&] { return last.load(); }, kLongWait));
+  EXPECT_EQ(total.load(), kTasks);
+  int not_once = 0;
+  int mismatched = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    if (runs[i] != 1) ++not_once;
+    if (wrong[i]) ++mismatched;
+  }
+  EXPECT_EQ(not_once, 0);
+  EXPECT_EQ(mismatched, 0);
+  for (size_t k = 0; k < thens.size(); ++k) {
+    ASSERT_TRUE(thens[k].ready()) << k;
+    const int i = static_cast<int>(4 * (k / 2) + 2 + k % 2);
+    EXPECT_EQ(thens[k].get(), i);
+  }
+}
+
+// Several watches of one running future (callbacks, Then, the
+// combinators) each fire once when it ends.
+TEST_F(ComposeTest, SeveralWatchesOfOneRunningFutureEachFireOnce) {
+  ThreadExecutor executor;
+  const Future future = Sleep(10000);
+  ASSERT_TRUE(WaitUntilRunning(*client_, future.id()));
+  // Shared with the callbacks, which outlive a failed test.
+  struct Runs {
+    std::atomic<int> count[3] = {};
+  };
+  const auto runs = std::make_shared<Runs>();
+  future.OnDone([runs](const Future&) { ++runs->count[0]; }, executor);
+  future.OnDone([runs](const Future&) { ++runs->count[1]; }, executor);
+  const Continuation<int> then = future.Then(
+      [runs](const Future& done) {
+        ++runs->count[2];
+        return static_cast<int>(done.task().state());
+      },
+      executor);
+  const Continuation<void> all = WhenAll({future, future});
+  const Continuation<size_t> any = WhenAny({future});
+  AsCompleted completed({future, future});
+  EXPECT_FALSE(all.ready());
+  ASSERT_TRUE(client_->Cancel(future.id()).ok());
+  ASSERT_EQ(then.wait_for(kLongWait), std::future_status::ready);
+  EXPECT_EQ(then.get(), static_cast<int>(v1::CANCELLED));
+  ASSERT_EQ(all.wait_for(kLongWait), std::future_status::ready);
+  EXPECT_EQ(any.get(), 0u);
+  for (int i = 0; i < 2; ++i) {
+    const std::optional<Future> next = completed.Next(absl::Now() + kLongWait);
+    ASSERT_TRUE(next.has_value()) << i;
+    EXPECT_EQ(next->id(), future.id());
+  }
+  EXPECT_EQ(completed.Next(absl::Now()), std::nullopt);
+  // One more callback, queued behind any late duplicate.
+  std::promise<void> last;
+  future.OnDone([&last](const Future&) { last.set_value(); }, executor);
+  last.get_future().wait();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(runs->count[i].load(), 1) << i;
+}
+
+// A callback added while its task runs fires once when the task ends,
+// whether it ends by itself or is cancelled by another client, and other
+// callbacks do not wait for it.
+TEST_F(ComposeTest, CallbackOnARunningTaskFiresOnceWhenItEnds) {
+  HeldExecutor executor;
+  const Future long_task = Sleep(30000);
+  const Future short_task = Sleep(300);
+  ASSERT_TRUE(WaitUntilRunning(*client_, long_task.id()));
+  ASSERT_TRUE(WaitUntilRunning(*client_, short_task.id()));
+  std::atomic<int> long_runs = 0;
+  std::atomic<int> short_runs = 0;
+  std::atomic<v1::State> long_state = v1::STATE_UNSPECIFIED;
+  std::atomic<v1::State> short_state = v1::STATE_UNSPECIFIED;
+  long_task.OnDone(
+      [&](const Future& done) {
+        long_state = done.task().state();
+        ++long_runs;
+      },
+      executor);
+  short_task.OnDone(
+      [&](const Future& done) {
+        short_state = done.task().state();
+        ++short_runs;
+      },
+      executor);
+  // The short task ends by itself while the long one is still watched.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        executor.RunAll();
+        return short_runs.load() == 1;
+      },
+      kLongWait));
+  EXPECT_EQ(short_state.load(), v1::SUCCEEDED);
+  EXPECT_EQ(long_runs.load(), 0);
+  // Another client cancels the long task: its end reaches the watch.
+  Client other(server_->address());
+  ASSERT_TRUE(other.Cancel(long_task.id()).ok());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        executor.RunAll();
+        return long_runs.load() == 1;
+      },
+      kLongWait));
+  EXPECT_EQ(long_state.load(), v1::CANCELLED);
+  // Neither fires again.
+  const Future last = client_->Submit("echo");
+  std::atomic<bool> last_ran = false;
+  last.OnDone([&](const Future&) { last_ran = true; }, executor);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        executor.RunAll();
+        return last_ran.load();
+      },
+      kLongWait));
+  EXPECT_EQ(long_runs.load(), 1);
+  EXPECT_EQ(short_runs.load(), 1);
+}
+
 // How many tasks labelled map=`label` the server has not ended, from one
 // List call (two, one per state, could count a task twice as it moves on).
 int InFlight(Client& client, const std::string& label) {

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -479,6 +480,48 @@ TEST(SessionShutdownTest, FuturesInFlightFailClearlyWhenTheServerDies) {
         << result.status();
   }
   EXPECT_LT(absl::Now() - start, absl::Seconds(15));
+}
+
+// SIGKILL with done-callbacks pending and nobody waiting: the session's
+// own thread sees the stream break, and each callback fires once, on the
+// executor, with a future that reports the failure.
+TEST(SessionShutdownTest, PendingCallbacksFireOnceWhenTheServerDies) {
+  std::unique_ptr<ServerProcess> server = StartServer(2, 1000);
+  ASSERT_NE(server, nullptr);
+  ClientOptions options;
+  options.rpc_timeout = absl::Seconds(2);
+  Client client(server->address(), options);
+  ThreadExecutor executor;
+  constexpr int kFutures = 20;
+  // Shared with the callbacks, which outlive a failed test.
+  struct Tally {
+    std::atomic<int> runs[kFutures] = {};
+    std::atomic<int> failed = 0;
+    std::atomic<int> off_executor = 0;
+  };
+  auto tally = std::make_shared<Tally>();
+  std::vector<Future> futures;
+  for (int i = 0; i < kFutures; ++i) {
+    futures.push_back(client.Submit("sleep", Json(R"({"ms": 60000})")));
+    futures.back().OnDone(
+        [tally, i, thread = executor.thread_id()](const Future& done) {
+          if (std::this_thread::get_id() != thread) ++tally->off_executor;
+          if (!done.result().ok()) ++tally->failed;
+          ++tally->runs[i];
+        },
+        executor);
+  }
+  ASSERT_EQ(server->Signal(SIGKILL), 0);
+  ASSERT_TRUE(server->Wait(kBound).ok());
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return tally->failed.load() == kFutures; }, kBound))
+      << tally->failed.load();
+  // One more callback, on a future done already, runs after any late one.
+  std::promise<void> last;
+  futures[0].OnDone([&last](const Future&) { last.set_value(); }, executor);
+  last.get_future().wait();
+  for (int i = 0; i < kFutures; ++i) EXPECT_EQ(tally->runs[i].load(), 1) << i;
+  EXPECT_EQ(tally->off_executor.load(), 0);
 }
 
 }  // namespace

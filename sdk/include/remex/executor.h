@@ -20,8 +20,8 @@ namespace remex {
 // SDK's watcher thread, from the thread that adds a callback to something
 // already done, and from any thread that completes a Continuation. Run must
 // not throw and should return soon: queue the callback rather than run it
-// inline (inline, it would run on the SDK's watcher thread, which reads
-// gRPC streams, and hold up every other callback). Whoever hands an
+// inline (inline, it would run on the SDK's watcher thread and hold up
+// every other callback, and the cancels of dropped futures). Whoever hands an
 // executor to the SDK keeps it alive until every callback given to it has
 // been run.
 class CallbackExecutor {

@@ -105,11 +105,13 @@ class Future {
   // and soon if it is done already. The SDK never calls `callback` itself,
   // so it never runs on gRPC's threads: it hands it to executor.Run, from
   // this call if the future is known to be done already, else from the
-  // SDK's watcher thread (one per process, which waits on every watched
-  // task together and reads their session's stream). The callback of a
-  // task that ends is handed over within a few milliseconds (up to 20 ms
-  // more for a watch added while the watcher waits; futures without a
-  // session are polled, one RPC each per 20 ms round).
+  // SDK's watcher thread (one per process). The thread that reads the
+  // task's end off the session's stream (a caller waiting on that session,
+  // or the session's own thread when nobody does) only tells the watcher,
+  // which hands the callback over at once, after those ahead of it: the
+  // cost of a task's end does not grow with the number of callbacks
+  // pending, on any number of Clients. Futures without a session (or
+  // whose session broke) are polled, one RPC each per 20 ms.
   // The watch keeps the future's state (and its connection) alive until
   // the task is done; callbacks still pending when the process exits never
   // run. An exception escaping `callback` is the executor's to handle.
