@@ -469,34 +469,42 @@ def main():
     if celery_missing is not None:
         print(f"| {'Celery + Redis':<28} | {celery_missing}")
 
-    remex_rate = median(Remex.name, 0)
     ratios = []
 
-    def ratio(label, numerator, denominator, target, ok):
-        if numerator is None or denominator is None:
-            ratios.append((label, None, target, "not measured"))
+    def ratio(label, numerator, denominator, index, target, ok):
+        """The ratio of the two rows' medians, and each run's own ratio
+        (the rows of one run are minutes apart at most: the machine's load
+        moves less within a run than across runs)."""
+        top, bottom = median(numerator, index), median(denominator, index)
+        if top is None or bottom is None:
+            ratios.append((label, None, target, "not measured", []))
             return
-        value = numerator / denominator
+        value = top / bottom
+        pairs = zip(runs.get(numerator, []), runs.get(denominator, []))
+        per_run = [a[index] / b[index] for a, b in pairs
+                   if a[index] is not None and b[index]]
         ratios.append((label, value, target,
                        "-" if target == "-" else
-                       "met" if ok(value) else "MISSED"))
+                       "met" if ok(value) else "MISSED", per_run))
 
-    ratio("remex / ThreadPoolExecutor tasks/s", remex_rate,
-          median("ThreadPoolExecutor", 0), ">= 1", lambda v: v >= 1)
-    ratio("remex / Celery tasks/s", remex_rate, median(Celery.name, 0),
-          ">= 50", lambda v: v >= 50)
-    ratio("remex.Client rtt p50 / C++ SDK rtt p50", median(CLIENT, 1),
-          median(CPP, 1), "<= 2", lambda v: v <= 2)
-    ratio("remex.Executor rtt p50 / C++ SDK rtt p50", median(Remex.name, 1),
-          median(CPP, 1), "<= 2", lambda v: v <= 2)
-    ratio("bare grpc-python stream / C++ SDK rtt p50", median(BARE, 1),
-          median(CPP, 1), "-", lambda v: True)
+    ratio("remex / ThreadPoolExecutor tasks/s", Remex.name,
+          "ThreadPoolExecutor", 0, ">= 1", lambda v: v >= 1)
+    ratio("remex / Celery tasks/s", Remex.name, Celery.name, 0, ">= 50",
+          lambda v: v >= 50)
+    ratio("remex.Client rtt p50 / C++ SDK rtt p50", CLIENT, CPP, 1, "<= 2",
+          lambda v: v <= 2)
+    ratio("remex.Executor rtt p50 / C++ SDK rtt p50", Remex.name, CPP, 1,
+          "<= 2", lambda v: v <= 2)
+    ratio("bare grpc-python stream / C++ SDK rtt p50", BARE, CPP, 1, "-",
+          lambda v: True)
     print()
-    print(f"| {'ratio (medians)':<40} | {'value':>7} | {'target':>6} | result |")
-    print(f"|{'-' * 42}|{'-' * 9}|{'-' * 8}|--------|")
-    for label, value, target, result in ratios:
+    print(f"| {'ratio (medians)':<41} | {'value':>7} | {'target':>6} | "
+          "result | each run")
+    print(f"|{'-' * 43}|{'-' * 9}|{'-' * 8}|--------|---------")
+    for label, value, target, result, per_run in ratios:
         shown = "-" if value is None else f"{value:.2f}"
-        print(f"| {label:<40} | {shown:>7} | {target:>6} | {result} |")
+        each = ", ".join(f"{r:.2f}" for r in per_run)
+        print(f"| {label:<41} | {shown:>7} | {target:>6} | {result} | {each}")
 
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
@@ -506,8 +514,9 @@ def main():
                 "medians": {name: [median(name, i) for i in range(3)]
                             for name in order},
                 "ratios": [{"label": label, "value": value, "target": target,
-                            "result": result}
-                           for label, value, target, result in ratios],
+                            "result": result, "runs": per_run}
+                           for label, value, target, result, per_run
+                           in ratios],
                 "celery": celery_missing or "measured",
             }, out, indent=1)
 
