@@ -93,7 +93,6 @@ class Watcher {
 
   void Loop() {
     std::vector<absl::AnyInvocable<void()>> chores;
-    std::vector<Watch> ready;
     std::vector<Watch> polled;
     std::vector<Watch> to_poll;
     for (;;) {
@@ -104,16 +103,16 @@ class Watcher {
             absl::Condition(this, &Watcher::HasWorkLocked),
             polled_.empty() ? absl::InfiniteFuture() : next_poll_);
         chores.swap(chores_);
-        for (const uint64_t id : ready_) {
-          auto it = waiting_.find(id);
-          ready.push_back(std::move(it->second));
-          waiting_.erase(it);
-        }
-        ready_.clear();
         if (!polled_.empty() && absl::Now() >= next_poll_) {
           polled.swap(polled_);
           next_poll_ = absl::Now() + kPollRound;
         }
+        for (const uint64_t id : ready_) {
+          auto it = waiting_.find(id);
+          polled.push_back(std::move(it->second));
+          waiting_.erase(it);
+        }
+        ready_.clear();
         for (Watch& watch : fresh_) polled.push_back(std::move(watch));
         fresh_.clear();
       }
@@ -122,14 +121,6 @@ class Watcher {
       // A ready watch is done unless its stream broke after acceptance
       // and the task runs on: then RPCs follow it. A fresh one is polled
       // once at once, then with the others.
-      for (Watch& watch : ready) {
-        if (PollDone(*watch.state)) {
-          watch.action();
-        } else {
-          to_poll.push_back(std::move(watch));
-        }
-      }
-      ready.clear();
       for (Watch& watch : polled) {
         if (PollDone(*watch.state)) {
           watch.action();
