@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "client/channel.h"
 #include "client/connection.h"
 #include "client/session.h"
@@ -12,6 +16,7 @@
 #include "remex/errors.h"
 #include "sdk/src/future_state.h"
 #include "sdk/src/value_or_throw.h"
+#include "sdk/src/watcher.h"
 
 namespace remex {
 namespace {
@@ -123,38 +128,65 @@ Future Client::SessionFuture(std::shared_ptr<client::TaskSlot> slot,
       cancel_when_dropped_));
 }
 
+namespace {
+
+// The inputs whose task ended, as the watcher reports them to Map. Shared
+// with the watcher's actions, which may still be returning when Map does.
+struct MapInbox {
+  absl::Mutex mu;
+  std::vector<size_t> ended ABSL_GUARDED_BY(mu);
+};
+
+bool HasEnded(std::vector<size_t>* ended) { return !ended->empty(); }
+
+}  // namespace
+
 std::vector<absl::StatusOr<TaskResult>> Client::Map(
     std::string_view function, absl::Span<const google::protobuf::Value> inputs,
     size_t window, const SubmitOptions& options, std::stop_token stop) {
   window = std::max<size_t>(window, 1);
   std::vector<absl::StatusOr<TaskResult>> results(
       inputs.size(), absl::UnknownError("not run"));
-  // The tasks in flight, and the input index of each.
-  std::vector<Future> running;
-  std::vector<size_t> indexes;
+  // The tasks in flight, by input index. Each one's end reaches `inbox`
+  // through the watcher (a settle hook, nothing scanned), so a task end
+  // costs the same whatever the window.
+  absl::flat_hash_map<size_t, Future> running;
+  auto inbox = std::make_shared<MapInbox>();
+  std::vector<size_t> ended;
   size_t next = 0;
   while (next < inputs.size() || !running.empty()) {
     while (next < inputs.size() && running.size() < window) {
+      const size_t index = next++;
       if (stop.stop_requested()) {
-        results[next++] = absl::CancelledError("Map stopped before submitting");
+        results[index] = absl::CancelledError("Map stopped before submitting");
         continue;
       }
       // SubmitAsync never throws with a session: a refusal is the result.
       try {
-        running.push_back(SubmitAsync(function, inputs[next], options));
-        if (stop.stop_possible()) running.back().CancelOn(stop);
-        indexes.push_back(next);
+        Future future = SubmitAsync(function, inputs[index], options);
+        if (stop.stop_possible()) future.CancelOn(stop);
+        internal::WhenDone(internal::FutureAccess::Shared(future),
+                           [inbox, index] {
+                             absl::MutexLock lock(&inbox->mu);
+                             inbox->ended.push_back(index);
+                           });
+        running.emplace(index, std::move(future));
       } catch (const RpcError& error) {
-        results[next] = error.status();
+        results[index] = error.status();
       }
-      ++next;
     }
     if (running.empty()) continue;
-    const std::optional<size_t> done = WaitAny(running);
-    if (!done.has_value()) continue;  // never: no deadline
-    results[indexes[*done]] = running[*done].result();
-    running.erase(running.begin() + static_cast<ptrdiff_t>(*done));
-    indexes.erase(indexes.begin() + static_cast<ptrdiff_t>(*done));
+    {
+      absl::MutexLock lock(&inbox->mu);
+      inbox->mu.Await(absl::Condition(&HasEnded, &inbox->ended));
+      ended.swap(inbox->ended);
+    }
+    for (const size_t index : ended) {
+      auto it = running.find(index);
+      results[index] = it->second.result();
+      running.erase(it);
+    }
+    ended.clear();
   }
   return results;
 }

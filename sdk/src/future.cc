@@ -87,17 +87,6 @@ void Future::CancelOn(std::stop_token token) const {
           }));
 }
 
-namespace {
-
-// Polls once; true if the future is done. An error (a refused submit, a
-// failed RPC) counts as done: get() and result() report it.
-bool PollDone(internal::FutureState& state) {
-  const absl::StatusOr<bool> terminal = state.WaitUntil(absl::InfinitePast());
-  return !terminal.ok() || *terminal;
-}
-
-}  // namespace
-
 std::optional<size_t> WaitAny(absl::Span<const Future> futures,
                               absl::Time deadline) {
   constexpr absl::Duration kLongestPause = absl::Milliseconds(50);
@@ -108,7 +97,7 @@ std::optional<size_t> WaitAny(absl::Span<const Future> futures,
     // after acceptance): PollDone then follows the task by RPCs.
     for (size_t i = 0; i < futures.size(); ++i) {
       internal::FutureState& state = *futures[i].state_;
-      if (state.Settled() && PollDone(state)) return i;
+      if (state.Settled() && state.PollDone()) return i;
     }
     if (futures.empty()) return std::nullopt;
     // All followed by one session: wait on it, without RPCs.
@@ -129,7 +118,7 @@ std::optional<size_t> WaitAny(absl::Span<const Future> futures,
       continue;
     }
     for (size_t i = 0; i < futures.size(); ++i) {
-      if (PollDone(*futures[i].state_)) return i;
+      if (futures[i].state_->PollDone()) return i;
     }
     const absl::Time now = absl::Now();
     if (now >= deadline) return std::nullopt;

@@ -145,6 +145,11 @@ v1::Task FutureState::Snapshot() const {
   return task;
 }
 
+bool FutureState::PollDone() {
+  const absl::StatusOr<bool> terminal = WaitUntil(absl::InfinitePast());
+  return !terminal.ok() || *terminal;
+}
+
 bool FutureState::Settled() const {
   {
     absl::MutexLock lock(&mu_);

@@ -50,6 +50,10 @@ class FutureState {
   // it is terminal. A deadline in the past polls once. A refused submit is
   // its error.
   absl::StatusOr<bool> WaitUntil(absl::Time deadline);
+  // Polls once; true if the task is done. Never blocks on a settled slot;
+  // one RPC for a task followed by RPCs. An error (a refused submit, a
+  // failed RPC) counts as done: get() and result() report it.
+  bool PollDone();
   // Cancels the task and waits until it is terminal; returns whether it
   // ended CANCELLED.
   absl::StatusOr<bool> Cancel();

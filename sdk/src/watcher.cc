@@ -17,14 +17,6 @@ namespace {
 // How often a task followed by unary RPCs (no session slot) is polled.
 constexpr absl::Duration kPollRound = absl::Milliseconds(20);
 
-// True if `state` is done. Never blocks on a settled slot; makes one RPC
-// for a task followed by RPCs. An error counts as done: get() and result()
-// report it.
-bool PollDone(FutureState& state) {
-  const absl::StatusOr<bool> terminal = state.WaitUntil(absl::InfinitePast());
-  return !terminal.ok() || *terminal;
-}
-
 // Lives for the whole process (never destroyed: its detached thread may
 // still wait when the process exits; actions pending then never run).
 //
@@ -122,7 +114,7 @@ class Watcher {
       // and the task runs on: then RPCs follow it. A fresh one is polled
       // once at once, then with the others.
       for (Watch& watch : polled) {
-        if (PollDone(*watch.state)) {
+        if (watch.state->PollDone()) {
           watch.action();
         } else {
           to_poll.push_back(std::move(watch));
@@ -161,7 +153,7 @@ Watcher& TheWatcher() {
 
 void WhenDone(std::shared_ptr<FutureState> state,
               absl::AnyInvocable<void()> action) {
-  if (state->Settled() && PollDone(*state)) {
+  if (state->Settled() && state->PollDone()) {
     action();
     return;
   }

@@ -494,6 +494,24 @@ TEST_F(ComposeTest, MapKeepsAtMostWindowInFlightAndInputOrder) {
       << results[8].status();
 }
 
+// Tasks that end together are taken together; each result still lands at
+// its input's index.
+TEST_F(ComposeTest, MapOfManyShortTasksKeepsInputOrder) {
+  constexpr int kInputs = 3000;
+  std::vector<google::protobuf::Value> inputs;
+  for (int i = 0; i < kInputs; ++i) {
+    inputs.push_back(Json(absl::StrCat(R"({"i": )", i, "}")));
+  }
+  const std::vector<absl::StatusOr<TaskResult>> results =
+      client_->Map("echo", inputs, /*window=*/256);
+  ASSERT_EQ(results.size(), inputs.size());
+  for (int i = 0; i < kInputs; ++i) {
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    ASSERT_EQ(
+        results[i]->value().struct_value().fields().at("i").number_value(), i);
+  }
+}
+
 TEST_F(ComposeTest, MapStopsOnStopToken) {
   std::stop_source stop;
   const std::vector<google::protobuf::Value> inputs(5,
