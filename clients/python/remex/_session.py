@@ -226,8 +226,7 @@ class Session:
                 if stream.closing:
                     return  # Half-closes the stream.
                 request = book.take_batch(stream)
-                if self._cond_waiters:
-                    self._cond.notify_all()  # close() waits for the queue.
+                self._notify_locked()  # close() waits for the queue.
             if request is not None:
                 yield request
 

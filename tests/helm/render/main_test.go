@@ -61,11 +61,10 @@ func TestRequired(t *testing.T) {
 	}
 }
 
-// A tiny chart: partials are not output, include/tpl/Files.Get work, empty
-// documents are dropped, NOTES.txt only with notes, fail stops the render.
-func TestRun(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, text string) {
+// fileWriter returns a function that writes a file of a test chart under
+// dir (name with slashes), making its directories.
+func fileWriter(t *testing.T, dir string) func(name, text string) {
+	return func(name, text string) {
 		path := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -74,6 +73,13 @@ func TestRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A tiny chart: partials are not output, include/tpl/Files.Get work, empty
+// documents are dropped, NOTES.txt only with notes, fail stops the render.
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	write := fileWriter(t, dir)
 	write("Chart.yaml", "apiVersion: v2\nname: demo\nversion: 1.0.0\nappVersion: \"2\"\n")
 	write("values.yaml", "port: 80\ngreeting: hi {{ .Release.Name }}\nfailNow: false\n")
 	write("files/data.txt", "from a file")
@@ -132,15 +138,7 @@ version: {{ .Chart.AppVersion }}`)
 // is the parent's only; -values-json writes each subchart's values too.
 func TestSubchart(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, text string) {
-		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := fileWriter(t, dir)
 	write("Chart.yaml", "apiVersion: v2\nname: shop\nversion: 1.0.0\n")
 	write("values.yaml", "global: {registry: r.example.com, shared: parent}\nsub: {port: 81}\n")
 	write("templates/p.yaml", "kind: P\nsubPort: {{ .Values.sub.port }}\nsubKeep: {{ .Values.sub.keep }}")
