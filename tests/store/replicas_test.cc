@@ -138,15 +138,18 @@ class ReplicasTest : public PostgresTest {
     return tasks;
   }
 
-  // Waits until every task of `accepted` is terminal in the database.
+  // Waits until every task of `accepted` is stored and every stored task
+  // is terminal.
   bool WaitUntilAllEnded(const std::map<std::string, int32_t>& accepted,
                          absl::Duration timeout) {
     return WaitUntil(
         [&] {
           std::map<std::string, std::vector<std::string>> stored = Stored();
           for (const auto& [id, attempts] : accepted) {
-            auto it = stored.find(id);
-            if (it == stored.end() || !IsTerminal(it->second[0])) return false;
+            if (!stored.contains(id)) return false;
+          }
+          for (const auto& [id, row] : stored) {
+            if (!IsTerminal(row[0])) return false;
           }
           return true;
         },
@@ -154,10 +157,15 @@ class ReplicasTest : public PostgresTest {
   }
 
   // Every accepted task has one row, terminal, that ran no more often than
-  // its attempts allow; and no task is stored that was not accepted.
-  void ExpectEachEndedOnce(const std::map<std::string, int32_t>& accepted) {
+  // its attempts allow; and no task is stored that was not accepted, but
+  // for up to `unanswered` submits whose answer was lost (a replica killed
+  // after storing the task, before answering: the caller saw an error and
+  // cannot know; those rows ended too, see WaitUntilAllEnded).
+  void ExpectEachEndedOnce(const std::map<std::string, int32_t>& accepted,
+                           int unanswered = 0) {
     std::map<std::string, std::vector<std::string>> stored = Stored();
-    EXPECT_EQ(stored.size(), accepted.size());
+    EXPECT_GE(stored.size(), accepted.size());
+    EXPECT_LE(stored.size(), accepted.size() + static_cast<size_t>(unanswered));
     for (const auto& [id, max_attempts] : accepted) {
       auto it = stored.find(id);
       ASSERT_NE(it, stored.end()) << id << " was accepted and is not stored";
@@ -337,7 +345,8 @@ TEST_F(ReplicasTest, KillNineOneOfThreeLosesNoTask) {
       if (future.ok()) {
         accepted.Add(future->id(), attempts);
       } else {
-        // A submit to "b" as it dies may fail: then it was not accepted.
+        // A submit to "b" as it dies may fail: then it was not accepted,
+        // though "b" may have stored it before it died.
         ++refused;
       }
       absl::SleepFor(absl::Milliseconds(20));
@@ -366,7 +375,7 @@ TEST_F(ReplicasTest, KillNineOneOfThreeLosesNoTask) {
   const std::map<std::string, int32_t> ids = accepted.ids();
   ASSERT_GT(ids.size(), 50u);
   ASSERT_TRUE(WaitUntilAllEnded(ids, absl::Seconds(60)));
-  ExpectEachEndedOnce(ids);
+  ExpectEachEndedOnce(ids, refused.load());
   // The kill mattered: "b"'s running tasks were found lost.
   int lost = 0;
   int retried = 0;
