@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Iterator, Optional
 
 import grpc
@@ -29,6 +31,20 @@ def _on_reader() -> bool:
 
 
 SESSION_METHOD = "/remex.v1.Executor/Session"
+
+# Sessions not yet closed, closed at interpreter exit (as concurrent.futures
+# joins its workers) while gRPC's threads still run: left to the interpreter's
+# teardown, a live call's __del__ can block for ever on a lock held by a
+# gRPC thread that exit has already stopped.
+_open_sessions: "weakref.WeakSet[Session]" = weakref.WeakSet()
+
+
+def _close_open_sessions() -> None:
+    for session in list(_open_sessions):
+        session.close()
+
+
+atexit.register(_close_open_sessions)
 
 
 class _SyncStream(Stream):
@@ -97,6 +113,7 @@ class Session:
         self._cond = threading.Condition(self._lock)
         self._cond_waiters = 0  # Threads in _cond.wait. Guarded by _lock.
         self._book = SessionBook(max_batch_items, max_batch_bytes)
+        _open_sessions.add(self)
 
     def submit(self, future: "Future", request: bytes) -> None:
         """Queues `request`, a serialized SubmitRequest, for `future`."""
@@ -185,15 +202,18 @@ class Session:
                 self._wait_locked(left)
             unsent = book.close()
             stream = book.stream
+            call = None
             if stream is not None:
                 stream.closing = True
                 stream.wake_writer_locked()  # type: ignore[attr-defined]
+                call = stream.call
             self._notify_locked()
+        _open_sessions.discard(self)
         error = RpcError(grpc.StatusCode.CANCELLED, "the client was closed")
         for future in unsent:
             future._fail(error)
-        if stream is not None:
-            stream.call.cancel()
+        if call is not None:
+            call.cancel()
             if stream.worker is not threading.current_thread():
                 stream.worker.join()
 
@@ -261,10 +281,21 @@ class Session:
                 for future, task in ended:
                     future._resolve_task(task)
         except Exception as e:  # pylint: disable=broad-except
-            error = e  # grpc.RpcError, or a bug: fail the futures, not hang.
+            # grpc.RpcError, or a bug: fail the futures, not hang. grpc's
+            # error is the call itself, and its traceback holds frames that
+            # hold the call: dropped, so that the call is freed when the
+            # stream is, not left in a cycle. A cycle may wait for the
+            # collector at interpreter exit, and there the call's __del__
+            # can block for ever on a lock held by a grpc thread that exit
+            # has stopped.
+            error = e.with_traceback(None)
         with lock:
             failed, rpc_error = book.stream_ended(stream, error)
             stream.wake_writer_locked()  # It sees `closing` and returns.
+            # Freed here, with gRPC's threads running, not when the last
+            # future that names this stream goes (maybe at exit: see
+            # _open_sessions).
+            stream.call = None
             if book.pending:
                 self._ensure_stream_locked()
             self._notify_locked()

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures
+import gc
+import subprocess
+import sys
+import textwrap
 import threading
+import weakref
 
 import grpc
 import pytest
@@ -333,6 +338,46 @@ def test_close_fails_waiting_futures_but_tasks_go_on(address: str) -> None:
         assert remex.State(other.get(task_id).state) in (
             remex.State.QUEUED, remex.State.RUNNING)
         other.cancel(task_id)
+
+
+def test_close_frees_the_call_without_the_collector(address: str) -> None:
+    # A call left to the cyclic collector may be freed at interpreter exit,
+    # where its __del__ can hang (see _open_sessions): close() must free it.
+    gc.disable()
+    try:
+        client = remex.Client(address)
+        future = client.submit("sleep", {"ms": 60000})
+        assert future.cancel()
+        call = weakref.ref(client._session._book.stream.call)  # pylint: disable=protected-access
+        client.close()
+        assert call() is None
+    finally:
+        gc.enable()
+
+
+def test_a_client_left_open_is_closed_at_exit(address: str) -> None:
+    # The script's own exit hook, registered before remex's, runs after it.
+    script = textwrap.dedent("""
+        import atexit, sys
+
+        def report():
+            error = future.exception(timeout=10)
+            print(type(error).__name__, error.code.name, flush=True)
+            open_ = remex.Client(sys.argv[1])  # Ends the 60 s task.
+            open_.cancel(task_id)
+            open_.close()
+
+        atexit.register(report)
+        import remex
+        client = remex.Client(sys.argv[1])
+        future = client.submit("sleep", {"ms": 60000})
+        task_id = future.id
+    """)
+    completed = subprocess.run([sys.executable, "-c", script, address],
+                               capture_output=True, text=True, timeout=60,
+                               check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "RpcError CANCELLED", completed.stderr
 
 
 def test_server_killed_fails_futures_with_rpc_error(start_server) -> None:
