@@ -1,6 +1,7 @@
 #include "server/process/janitor.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -17,8 +18,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "server/process/spawn.h"
-
-extern char** environ;
 
 namespace remex::process {
 namespace {
@@ -37,22 +36,23 @@ std::atomic<int> janitor_fd{-1};
 // The second stage's flag value: "<server pid>" + this.
 constexpr absl::string_view kDetached = ":detached";
 
-std::vector<std::string> Environment() {
-  std::vector<std::string> env;
-  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    env.emplace_back(*entry);
-  }
-  return env;
-}
+// How long StartJanitor waits for the janitor to say it runs: its exec and
+// the load of the server's libraries take milliseconds, more on a loaded
+// machine.
+constexpr int kReadyTimeoutMillis = 30'000;
+
+// What the janitor sends, once, when it runs.
+constexpr char kReady = 'r';
 
 // Serves the janitor's stream on `fd` until its end, then kills what is
 // still watched.
 int RunJanitor(int fd) {
   // Tells the janitor from the server in ps and top.
   prctl(PR_SET_NAME, "remex-janitor");
-  // It holds the server's whole environment: as the server
-  // (server_main.cc), commands running as its uid cannot read it.
+  // As the server (server_main.cc): commands running as its uid cannot
+  // read its memory or /proc files.
   prctl(PR_SET_DUMPABLE, 0);
+  if (send(fd, &kReady, 1, MSG_NOSIGNAL) != 1) return 1;
   std::set<pid_t> groups;
   std::set<pid_t> sessions;
   for (;;) {
@@ -86,12 +86,31 @@ int DetachJanitor(absl::string_view server_pid, const char* argv0) {
   absl::StatusOr<pid_t> janitor = SpawnChild(
       {.executable = "/proc/self/exe",
        .argv = {argv0, absl::StrCat(kJanitorFlag, "=", server_pid, kDetached)},
-       .env = Environment(),
+       .env = ScrubbedEnvironment(),
        .fds = {STDIN_FILENO, -1, -1},
        // Pins no mount of the server's.
        .working_dir = "/",
        .group = ChildGroup::kNewSession});
   return janitor.ok() ? 0 : 1;
+}
+
+// Waits for the janitor's kReady on `fd`: until then it is not known to run
+// (it would miss no record, which the socket keeps, but it might not be
+// there to act on them), and its /proc files are not yet closed to the
+// commands the server will run.
+absl::Status AwaitReady(int fd) {
+  pollfd ready = {.fd = fd, .events = POLLIN, .revents = 0};
+  int polled;
+  do {
+    polled = poll(&ready, 1, kReadyTimeoutMillis);
+  } while (polled < 0 && errno == EINTR);
+  char byte = 0;
+  if (polled == 1 && recv(fd, &byte, 1, MSG_DONTWAIT) == 1 && byte == kReady) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "cannot start the janitor: it did not report running within ",
+      kReadyTimeoutMillis / 1000, " s"));
 }
 
 }  // namespace
@@ -106,7 +125,7 @@ absl::Status StartJanitor(const std::string& executable,
   absl::StatusOr<pid_t> first_stage =
       SpawnChild({.executable = executable,
                   .argv = {argv0, absl::StrCat(kJanitorFlag, "=", getpid())},
-                  .env = Environment(),
+                  .env = ScrubbedEnvironment(),
                   .fds = {ends[0], -1, -1}});
   close(ends[0]);
   const std::optional<int> status =
@@ -117,6 +136,10 @@ absl::Status StartJanitor(const std::string& executable,
         "cannot start the janitor",
         first_stage.ok() ? ""
                          : absl::StrCat(": ", first_stage.status().message())));
+  }
+  if (absl::Status ready = AwaitReady(ends[1]); !ready.ok()) {
+    close(ends[1]);
+    return ready;
   }
   janitor_fd.store(ends[1], std::memory_order_release);
   return absl::OkStatus();

@@ -45,11 +45,13 @@ namespace remex::process {
 // pid of the server it serves.
 inline constexpr char kJanitorFlag[] = "--remex-janitor";
 
-// Starts the janitor of this process (`executable`, named `argv0`) and
-// connects to it: from now on, every child SpawnChild starts is killed if
-// this process dies before it reaps the child. Call once, before starting
-// children; the binary must call RunJanitorIfAsked() first thing in main.
-// FAILED_PRECONDITION if the janitor cannot be started.
+// Starts the janitor of this process (`executable`, named `argv0`), with
+// ScrubbedEnvironment() (spawn.h), connects to it and returns once it runs
+// and its /proc files are closed to other processes of its uid: from now
+// on, every child SpawnChild starts is killed if this process dies before
+// it reaps the child. Call once, before starting children; the binary must
+// call RunJanitorIfAsked() first thing in main. FAILED_PRECONDITION if the
+// janitor cannot be started or does not report running within 30 s.
 absl::Status StartJanitor(const std::string& executable,
                           const std::string& argv0);
 

@@ -16,12 +16,21 @@
 #include <cstdlib>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/process/janitor.h"
 
+extern char** environ;
+
 namespace remex::process {
 namespace {
+
+constexpr const char* kKeptEnvironment[] = {
+    "PATH=",         "HOME=",          "USER=",
+    "LANG=",         "LC_ALL=",        "LC_CTYPE=",
+    "TZ=",           "TMPDIR=",        "LD_LIBRARY_PATH=",
+    "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
 
 // How often AwaitExit looks when it has no pidfd to poll.
 constexpr absl::Duration kExitPollInterval = absl::Microseconds(200);
@@ -140,6 +149,16 @@ std::vector<std::string> SetprivArgv(const ChildSpec& spec) {
 }
 
 }  // namespace
+
+std::vector<std::string> ScrubbedEnvironment() {
+  std::vector<std::string> kept;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    for (const char* prefix : kKeptEnvironment) {
+      if (absl::StartsWith(*entry, prefix)) kept.emplace_back(*entry);
+    }
+  }
+  return kept;
+}
 
 absl::StatusOr<pid_t> SpawnChild(const ChildSpec& spec) {
   if (spec.run_as.has_value() &&

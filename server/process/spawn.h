@@ -70,6 +70,13 @@ struct ChildSpec {
   std::optional<Credentials> run_as;
 };
 
+// What a child of the server's own binary (a process worker, the janitor)
+// gets of this process's environment: the few variables a program needs to
+// load and run (PATH, HOME, USER, locale, TZ, TMPDIR, LD_LIBRARY_PATH, the
+// sanitizers' options). The rest, where secrets live (tokens, database
+// passwords), stays with the server.
+std::vector<std::string> ScrubbedEnvironment();
+
 // Starts `spec` with posix_spawn (never fork(): the caller may be
 // multi-threaded), with default signal dispositions and an empty signal
 // mask. When this process is connected to a janitor, the child's group or

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/status_code.h"
 #include "server/process/process_pool.h"
+#include "server/process/spawn.h"
 #include "server/process/worker_process.h"
 
 namespace remex::process::internal {

@@ -9,23 +9,14 @@
 
 #include <optional>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/process/spawn.h"
 #include "server/process/worker.h"
-
-extern char** environ;
 
 namespace remex::process::internal {
 namespace {
 
 // What workers inherit of the server's environment.
-constexpr const char* kKeptEnvironment[] = {
-    "PATH=",         "HOME=",          "USER=",
-    "LANG=",         "LC_ALL=",        "LC_CTYPE=",
-    "TZ=",           "TMPDIR=",        "LD_LIBRARY_PATH=",
-    "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
-
 // How long a worker whose channel closed gets to finish exiting before it is
 // killed (it normally takes microseconds; a worker whose function closed the
 // channel's fd would otherwise never be reaped).
@@ -42,16 +33,6 @@ std::string SignalName(int signal) {
 }
 
 }  // namespace
-
-std::vector<std::string> ScrubbedEnvironment() {
-  std::vector<std::string> kept;
-  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    for (const char* prefix : kKeptEnvironment) {
-      if (absl::StartsWith(*entry, prefix)) kept.emplace_back(*entry);
-    }
-  }
-  return kept;
-}
 
 absl::StatusOr<WorkerChild> StartWorker(
     const WorkerCommand& command, const std::vector<std::string>& environment,

@@ -35,9 +35,6 @@ struct WorkerChild {
   int channel = -1;
 };
 
-// What workers inherit of the server's environment; the rest is scrubbed.
-std::vector<std::string> ScrubbedEnvironment();
-
 // Starts a worker of pool `pool`: `command` plus kWorkerFlag=<this pid>, in
 // a session of its own (no Ctrl-C on the server's terminal reaches it; the
 // server stops its workers itself), stdin /dev/null, stdout to the server's
