@@ -45,12 +45,12 @@ namespace remex::rpc {
 // stream does not end before it has come and been sent.
 //
 // A batch whose answers are all acceptances (submits and watches taken) is
-// held back for up to kAnswerHold, or until anything else is to be sent (an
-// end, a late answer, a refusal, a cancel's answer, a close): a task that
-// ends meanwhile is then answered and ended in one response, which saves a
-// client a read (a message costs a Python client about 100 us). The hold
-// keeps the write, so nothing overtakes it; a task that runs longer learns
-// its id at most kAnswerHold later.
+// held back for up to kAnswerHoldMicros (1 ms), or until anything else is
+// to be sent (an end, a late answer, a refusal, a cancel's answer, a
+// close): a task that ends meanwhile is then answered and ended in one
+// response, which saves a client a read (a message costs a Python client
+// about 100 us). The hold keeps the write, so nothing overtakes it; a task
+// that runs longer learns its id at most 1 ms later.
 //
 // The answer to an item is always sent with or before the item's end: the
 // ends that come while a batch is handled are sorted when it ends, after
@@ -201,7 +201,7 @@ class SessionCall final : public LongLivedCall<SessionCall> {
   // something to send, or if a hold keeps the write (which it ends).
   bool TakeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
   // With the write just taken for a batch's answers: keeps it for up to
-  // kAnswerHold instead, if they may wait. Returns whether it did.
+  // kAnswerHoldMicros instead, if they may wait. Returns whether it did.
   bool MaybeHoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);
   // Ends a hold early: its alarm comes back at once.
   void StopHoldAlarmLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_->mu);

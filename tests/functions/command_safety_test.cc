@@ -230,7 +230,7 @@ TEST_F(CommandSafetyTest, ACommandAsTheServersUidCannotReadItsProcFiles) {
       absl::StrCat("--remex-janitor=", server_->pid(), ":detached"));
   ASSERT_EQ(janitor.size(), 1u);
   // (The server waits for the janitor to close its files before it serves:
-  // a janitor still loading was readable, under load, 4 times in ~270.)
+  // a janitor still loading was readable, under load, 4 times in ~120.)
   ExpectCannotRead("read_file", absl::StrCat("/proc/", janitor[0], "/environ"));
   // The process pool still works, and its commands are held back the same.
   ExpectCannotRead("read_file",

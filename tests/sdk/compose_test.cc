@@ -403,35 +403,29 @@ TEST_F(ComposeTest, CallbackOnARunningTaskFiresOnceWhenItEnds) {
         ++short_runs;
       },
       executor);
+  // Runs what the watcher hands over until `done`.
+  const auto run_until = [&executor](auto done) {
+    return WaitUntil(
+        [&] {
+          executor.RunAll();
+          return done();
+        },
+        kLongWait);
+  };
   // The short task ends by itself while the long one is still watched.
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        executor.RunAll();
-        return short_runs.load() == 1;
-      },
-      kLongWait));
+  ASSERT_TRUE(run_until([&] { return short_runs.load() == 1; }));
   EXPECT_EQ(short_state.load(), v1::SUCCEEDED);
   EXPECT_EQ(long_runs.load(), 0);
   // Another client cancels the long task: its end reaches the watch.
   Client other(server_->address());
   ASSERT_TRUE(other.Cancel(long_task.id()).ok());
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        executor.RunAll();
-        return long_runs.load() == 1;
-      },
-      kLongWait));
+  ASSERT_TRUE(run_until([&] { return long_runs.load() == 1; }));
   EXPECT_EQ(long_state.load(), v1::CANCELLED);
   // Neither fires again.
   const Future last = client_->Submit("echo");
   std::atomic<bool> last_ran = false;
   last.OnDone([&](const Future&) { last_ran = true; }, executor);
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        executor.RunAll();
-        return last_ran.load();
-      },
-      kLongWait));
+  ASSERT_TRUE(run_until([&] { return last_ran.load(); }));
   EXPECT_EQ(long_runs.load(), 1);
   EXPECT_EQ(short_runs.load(), 1);
 }

@@ -143,22 +143,9 @@ class SessionBook:
     def take_batch(self, stream: Stream) -> Optional[bytes]:
         """The next SessionRequest of queued items, serialized, or None if
         none."""
-        pending = self.pending
-        if len(pending) == 1:
-            # One item (a sequential caller's): the loop below, unrolled,
-            # as it runs between a submit and its sending.
-            item = pending.popleft()
-            if item.__class__ is _Cancel:
-                self.cancels[item._seq] = stream
-                return item._frame
-            if item._dropped:
-                return None
-            frame = item._frame
-            item._stream = stream
-            item._frame = None
-            return frame
         parts = []
         size = 0
+        pending = self.pending
         max_items = self.max_items
         max_bytes = self.max_bytes
         while pending and len(parts) < max_items:

@@ -228,6 +228,8 @@ class Future(concurrent.futures.Future):
         return True
 
     def _wake_sleeper(self) -> None:
+        if self._sleeper is None:
+            return  # The common case, without the lock.
         with _CONDITION_LOCK:
             sleeper = self._sleeper
             self._sleeper = None
@@ -236,13 +238,11 @@ class Future(concurrent.futures.Future):
 
     def set_result(self, result: Any) -> None:
         super().set_result(result)
-        if self._sleeper is not None:
-            self._wake_sleeper()
+        self._wake_sleeper()
 
     def set_exception(self, exception: Optional[BaseException]) -> None:
         super().set_exception(exception)
-        if self._sleeper is not None:
-            self._wake_sleeper()
+        self._wake_sleeper()
 
     def cancel(self) -> bool:
         """Cancels the task on the server and this future at once.
@@ -260,8 +260,7 @@ class Future(concurrent.futures.Future):
             return False
         self._session.cancel_future(self)
         cancelled = super().cancel()
-        if self._sleeper is not None:
-            self._wake_sleeper()
+        self._wake_sleeper()
         return cancelled
 
     def _mark_answered(self) -> None:
